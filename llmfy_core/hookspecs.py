@@ -1,0 +1,97 @@
+"""Hook specifications: the contract between the llmfy core and its plugins.
+
+A plugin is a module or object with functions marked `@llmfy_core.hookimpl`,
+registered through the entry-point group `llmfy`. An implementation may accept
+any subset of a hook's arguments, by name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from llmfy_core.model import CallContext, Price, RequestRecord, Unpriced, Usage
+    from llmfy_core.pricing import PriceTable
+
+PROJECT_NAME = "llmfy"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec(firstresult=True)
+def usage_extract(response: Any, context: CallContext) -> Usage | None:
+    """Normalize the token usage of one provider response.
+
+    `response` is what the provider returned: an SDK object, a parsed JSON
+    dict, or the final event of a stream. `context` carries what the caller
+    knows besides the response (provider, operation, requested model id,
+    region, service tier, HTTP response headers).
+
+    Return the request's `Usage`, following the inclusion rules of
+    `llmfy_core.model`, or None when the response is not this plugin's. A
+    response that is this plugin's but carries no usage should return a `Usage`
+    with `input_tokens` and `output_tokens` of None, so that the request is
+    still counted. The first non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def price_lookup(
+    provider: str,
+    model: str,
+    region: str | None,
+    service_tier: str | None,
+    batch: bool,
+    requested_at: dt.datetime | None,
+) -> Price | Unpriced | None:
+    """Return the price of one model, or None when this plugin has none.
+
+    `model` is a model id as the provider names it (a dated snapshot, a
+    Bedrock inference profile or ARN, ...); resolve it the way the provider
+    bills it. `service_tier` is the tier the response reported (`flex`,
+    `priority`, ...) or None for the default; `batch` is true for Batch API
+    requests. `requested_at` is when the request was sent, for price lists with
+    effective dates.
+
+    Return `Unpriced` to state why a known model has no per-token price.
+    Implementations are asked in the order of the rank their plugin declares
+    with a `llmfy_price_rank` attribute (see `llmfy_core.PriceRank`); the first
+    `Price` wins, and the first final `Unpriced` stops the lookup.
+    """
+
+
+@hookspec(firstresult=True)
+def pricing_table_parse(provider: str, table: Mapping[str, Any]) -> PriceTable | None:
+    """Turn a user's override table for `provider` into a `PriceTable`.
+
+    `table` is the value given as `<provider>_pricing=` to
+    `llmfy_usage_tracker`. Return None unless `provider` is this plugin's.
+    Validate every entry and raise `llmfy_core.PricingTableError` naming the
+    provider, model, region and field at fault, with the expected shape.
+    """
+
+
+@hookspec
+def provider_instrument() -> str | None:
+    """Install this plugin's SDK instrumentation, and return the provider name.
+
+    Called once per process, when the first tracker starts. The instrumentation
+    must not import the provider SDK before the application does; it may
+    instead patch the SDK when the application imports it. Plugins that only
+    price requests return None.
+    """
+
+
+@hookspec
+def request_recorded(record: RequestRecord) -> None:
+    """Receive one finished request, once, however many trackers counted it.
+
+    For exporters, loggers and budget watchers. `record` is priced as the
+    innermost tracker that counted it priced it. An exception raised here is
+    logged and counted, and never reaches the application.
+    """

@@ -1,0 +1,209 @@
+"""The data model: the usage of one request, its price, its cost and its record.
+
+Which counts include which, stated once for the whole project:
+
+- `input_tokens` is every input token of the request. It includes the cached
+  input tokens (`cache_read_tokens`), the cache write tokens
+  (`cache_write_tokens`) and input audio or image tokens.
+- `output_tokens` is every output token. It includes `reasoning_tokens` and
+  output audio tokens.
+- `other_tokens` breaks out subsets that have a price of their own, such as
+  `input_audio` or `cache_write_1h`. A token in a subset is still counted in
+  `input_tokens` or `output_tokens`, and the cost charges it once, at the
+  subset's rate.
+
+Providers report these differently (Bedrock's `inputTokens` excludes cached
+tokens, OpenAI's `prompt_tokens` includes them): each provider plugin
+normalizes to the rules above.
+
+A count of `None` means the provider did not report it, which is not the same
+as zero.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from decimal import Decimal
+from enum import IntEnum
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+MILLION = 1_000_000
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if not value:
+        return _EMPTY
+    if isinstance(value, MappingProxyType):
+        return value
+    return MappingProxyType(dict(value))
+
+
+# Token kinds that `other_tokens` may carry, with the count they are part of.
+INPUT_SUBSET_KINDS = frozenset({"input_audio", "input_image", "cache_write_1h"})
+OUTPUT_SUBSET_KINDS = frozenset({"output_audio", "output_image"})
+
+
+@attrs.frozen(slots=True)
+class CallContext:
+    """What the caller knows about a request besides its response.
+
+    `model` is the model id as the caller requested it; `headers` are the HTTP
+    response headers with lower-case names.
+    """
+
+    provider: str
+    operation: str | None = None
+    model: str | None = None
+    region: str | None = None
+    service_tier: str | None = None
+    headers: Mapping[str, str] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
+    batch: bool = False
+
+
+@attrs.frozen(slots=True)
+class Usage:
+    """The normalized token usage of one request.
+
+    `model` is the model id as requested and `served_model` the id the provider
+    reports having served, where it reports one. Token counts follow the
+    inclusion rules in this module's docstring; `None` means unknown.
+    `tool_calls` counts calls of built-in tools billed per call, by tool name.
+    """
+
+    provider: str
+    model: str
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    other_tokens: Mapping[str, int] = attrs.field(
+        default=_EMPTY, converter=_frozen_mapping
+    )
+    tool_calls: Mapping[str, int] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
+    served_model: str | None = None
+    region: str | None = None
+    service_tier: str | None = None
+    operation: str | None = None
+    request_id: str | None = None
+    batch: bool = False
+
+    @property
+    def known(self) -> bool:
+        """Whether both input and output token counts were reported."""
+        return self.input_tokens is not None and self.output_tokens is not None
+
+    @property
+    def total_tokens(self) -> int | None:
+        """Input plus output tokens, or None when either is unknown."""
+        if self.input_tokens is None or self.output_tokens is None:
+            return None
+        return self.input_tokens + self.output_tokens
+
+
+@attrs.frozen(slots=True)
+class LongContextTier:
+    """A price that replaces the base price for a whole request.
+
+    It applies when the request's input tokens exceed `above_input_tokens`.
+    """
+
+    above_input_tokens: int
+    price: Price
+
+
+@attrs.frozen(slots=True)
+class Price:
+    """The price of a model in USD per `price_per_tokens` tokens.
+
+    `cache_read` and `cache_write` of `None` mean those tokens are charged at the
+    `input` rate. `other` prices a token subset (see the module docstring) at its
+    own rate. `per_call` is USD per call of a built-in tool. `source` and
+    `checked` say where the price was published and when it was last compared
+    with that page.
+    """
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    other: Mapping[str, Decimal] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
+    per_call: Mapping[str, Decimal] = attrs.field(
+        default=_EMPTY, converter=_frozen_mapping
+    )
+    price_per_tokens: int = MILLION
+    long_context: tuple[LongContextTier, ...] = ()
+    source: str = ""
+    checked: dt.date | None = None
+
+    def for_input_tokens(self, input_tokens: int | None) -> Price:
+        """Return the price that applies to a request with that many input tokens."""
+        if not self.long_context or input_tokens is None:
+            return self
+        chosen = self
+        for tier in self.long_context:
+            if input_tokens > tier.above_input_tokens:
+                chosen = tier.price
+        return chosen
+
+
+@attrs.frozen(slots=True)
+class Unpriced:
+    """A price lookup's answer that a model has no per-token price.
+
+    `reason` tells the user why and how to add a price. When `final` is true,
+    no lower-ranked price source is asked (provisioned throughput, for example,
+    is billed by the hour and never per token).
+    """
+
+    reason: str
+    final: bool = False
+
+
+@attrs.frozen(slots=True)
+class Cost:
+    """The cost of one request in USD, with its parts by token kind or tool."""
+
+    total: Decimal
+    parts: Mapping[str, Decimal] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
+
+
+@attrs.frozen(slots=True)
+class RequestRecord:
+    """One counted request: its usage, the price used, and its cost.
+
+    `cost` is `None` when the request could not be priced (then
+    `unpriced_reason` says why) or when its usage is unknown. `sent_at` is the
+    time the request was sent, in UTC.
+    """
+
+    usage: Usage
+    price: Price | None
+    cost: Cost | None
+    sent_at: dt.datetime
+    tags: Mapping[str, str] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
+    unpriced_reason: str | None = None
+    price_origin: str | None = None
+    fault: str | None = None
+
+
+class PriceRank(IntEnum):
+    """Where a price source sits in the lookup order; higher ranks are asked first.
+
+    Prices passed to a tracker always come before every rank.
+    """
+
+    ORGANIZATION = 200
+    """An organisation's own price list, above the provider plugins' tables."""
+
+    PROVIDER = 100
+    """A provider plugin's bundled price table."""
+
+    FALLBACK = 0
+    """A broad public database, asked only when the provider table has no price."""

@@ -1,0 +1,356 @@
+"""Plugin discovery and the process-wide plugin manager.
+
+The manager is created on first use, never at import time. Entry points of the
+group `llmfy` load one by one, sorted by entry-point name, so that a plugin
+that fails to import or to validate is unregistered and reported without
+stopping the others.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+import pluggy
+
+from llmfy_core import hookspecs
+from llmfy_core.errors import PluginLoadError, PluginWarning
+from llmfy_core.model import PriceRank
+
+logger = logging.getLogger("llmfy.plugins")
+
+ENTRY_POINT_GROUP = "llmfy"
+
+_TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
+
+
+@attrs.frozen(slots=True)
+class PluginInfo:
+    """An llmfy plugin as discovered: where it came from and what it implements.
+
+    `error` is set, and `hooks` empty, when the plugin failed to load.
+    """
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+    price_rank: int | None
+    error: str | None = None
+
+
+@attrs.frozen(slots=True)
+class LoadOptions:
+    """How plugins are discovered; `None` fields fall back to the environment.
+
+    `autoload=False` skips entry points entirely; `allow` keeps only the named
+    entry points and `block` drops the named ones. `strict=True` raises
+    `PluginLoadError` for a plugin that fails to load, instead of warning.
+    """
+
+    autoload: bool | None = None
+    allow: frozenset[str] | None = None
+    block: frozenset[str] | None = None
+    strict: bool | None = None
+
+    def resolved(self) -> LoadOptions:
+        """Fill the unset options from the `LLMFY_*` environment variables."""
+        autoload = self.autoload
+        if autoload is None:
+            disabled = os.environ.get("LLMFY_DISABLE_PLUGIN_AUTOLOAD", "")
+            autoload = disabled.strip().lower() not in _TRUE_VALUES
+        allow = self.allow
+        if allow is None and os.environ.get("LLMFY_PLUGINS", "").strip():
+            allow = _split_names(os.environ["LLMFY_PLUGINS"])
+        block = self.block
+        if block is None:
+            block = _split_names(os.environ.get("LLMFY_DISABLED_PLUGINS", ""))
+        strict = self.strict
+        if strict is None:
+            strict = os.environ.get("LLMFY_STRICT_PLUGINS", "").lower() in _TRUE_VALUES
+        return LoadOptions(autoload=autoload, allow=allow, block=block, strict=strict)
+
+
+def _split_names(value: str) -> frozenset[str]:
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
+
+
+class PluginRegistry:
+    """The plugin manager plus what llmfy knows about each loaded plugin.
+
+    `generation` increases whenever plugins are registered or unregistered, so
+    that caches built from the hooks know when to rebuild.
+    """
+
+    def __init__(self, options: LoadOptions) -> None:
+        self.options = options.resolved()
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.manager.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self.generation = 0
+        self._lock = threading.RLock()
+
+    def load_entry_points(self) -> None:
+        """Load every allowed entry point of the group `llmfy`, one at a time."""
+        options = self.options
+        if not options.autoload:
+            logger.debug("plugin autoload is disabled")
+            return
+        seen: dict[str, str] = {}
+        for entry_point in _sorted_entry_points():
+            name = entry_point.name
+            dist_name, version = _distribution_of(entry_point)
+            if options.allow is not None and name not in options.allow:
+                logger.debug("skipping plugin %s: not in the allow-list", name)
+                continue
+            if options.block and name in options.block:
+                logger.debug("skipping plugin %s: in the block-list", name)
+                continue
+            if name in seen:
+                self._fail(
+                    name,
+                    dist_name,
+                    version,
+                    f"the entry-point name {name!r} is already registered by "
+                    f"distribution {seen[name]!r}; rename one of them",
+                )
+                continue
+            seen[name] = dist_name or "?"
+            self._load_one(entry_point, dist_name, version)
+
+    def _load_one(
+        self,
+        entry_point: importlib.metadata.EntryPoint,
+        dist_name: str | None,
+        version: str | None,
+    ) -> None:
+        name = entry_point.name
+        logger.debug("loading plugin %s from %s %s", name, dist_name, version)
+        try:
+            plugin = entry_point.load()
+        except Exception as error:  # noqa: BLE001 - any import failure is reported
+            self._fail(name, dist_name, version, f"import failed: {error!r}")
+            return
+        try:
+            self.register(plugin, name, distribution=dist_name, version=version)
+        except Exception as error:  # noqa: BLE001 - any registration failure too
+            self._fail(name, dist_name, version, f"registration failed: {error}")
+
+    def register(
+        self,
+        plugin: object,
+        name: str,
+        *,
+        distribution: str | None = None,
+        version: str | None = None,
+    ) -> None:
+        """Register and validate one plugin, undoing any partial registration.
+
+        Raises `pluggy.PluginValidationError` or `ValueError` when the plugin
+        implements an unknown hook, has a bad signature, or reuses a name.
+        """
+        with self._lock:
+            manager = self.manager
+            try:
+                manager.register(plugin, name=name)
+                unknown = [
+                    caller.name
+                    for caller in manager.get_hookcallers(plugin) or ()
+                    if caller.spec is None and not _is_optional(caller, plugin)
+                ]
+                if unknown:
+                    raise pluggy.PluginValidationError(
+                        plugin,
+                        f"plugin {name!r} implements unknown hook(s) "
+                        f"{', '.join(sorted(unknown))}; the known hooks are "
+                        f"{', '.join(_spec_names())}",
+                    )
+            except Exception:
+                if manager.is_registered(plugin):
+                    manager.unregister(plugin)
+                elif manager.get_plugin(name) is plugin:
+                    manager.unregister(name=name)
+                raise
+            hooks = tuple(
+                sorted(caller.name for caller in manager.get_hookcallers(plugin) or ())
+            )
+            self.infos[name] = PluginInfo(
+                name=name,
+                distribution=distribution,
+                version=version,
+                hooks=hooks,
+                price_rank=price_rank_of(plugin) if "price_lookup" in hooks else None,
+            )
+            self.generation += 1
+        logger.debug("registered plugin %s with hooks %s", name, ", ".join(hooks))
+
+    def unregister(self, name: str) -> object | None:
+        """Unregister the plugin registered under `name`; return it, or None."""
+        with self._lock:
+            plugin = self.manager.unregister(name=name)
+            self.infos.pop(name, None)
+            self.generation += 1
+        return plugin
+
+    def _fail(
+        self, name: str, dist_name: str | None, version: str | None, reason: str
+    ) -> None:
+        dist = f"{dist_name} {version}" if dist_name else "an unknown distribution"
+        message = (
+            f"llmfy plugin {name!r} (from {dist}) was not loaded: {reason}. "
+            "Other plugins keep working. Fix or uninstall the distribution, or "
+            f"skip it with LLMFY_DISABLED_PLUGINS={name}."
+        )
+        self.infos[name] = PluginInfo(
+            name=name,
+            distribution=dist_name,
+            version=version,
+            hooks=(),
+            price_rank=None,
+            error=reason,
+        )
+        if self.options.strict:
+            raise PluginLoadError(name, dist_name or "", message)
+        logger.warning("%s", message)
+        warnings.warn(PluginWarning(message), stacklevel=4)
+
+    def hook_order(self, hook_name: str) -> list[str]:
+        """Return the names of the plugins implementing `hook_name`, in call order."""
+        caller = getattr(self.manager.hook, hook_name, None)
+        if caller is None:
+            raise ValueError(
+                f"unknown hook {hook_name!r}; the hooks are {', '.join(_spec_names())}"
+            )
+        if hook_name == "price_lookup":
+            return [name for name, _ in self.ranked_price_lookups()]
+        names = []
+        for impl in reversed(caller.get_hookimpls()):
+            names.append(self.manager.get_name(impl.plugin) or impl.plugin_name)
+        return names
+
+    def ranked_price_lookups(self) -> list[tuple[str, Any]]:
+        """Return `(plugin name, hook implementation)` pairs in price-lookup order.
+
+        Higher declared ranks come first. Within a rank, the pluggy call order
+        applies, which follows registration order (entry-point names, sorted).
+        """
+        impls = list(reversed(self.manager.hook.price_lookup.get_hookimpls()))
+        ranked = sorted(
+            enumerate(impls), key=lambda pair: (-price_rank_of(pair[1].plugin), pair[0])
+        )
+        return [
+            (self.manager.get_name(impl.plugin) or impl.plugin_name, impl)
+            for _, impl in ranked
+        ]
+
+
+def _is_optional(caller: pluggy.HookCaller, plugin: object) -> bool:
+    return all(
+        impl.optionalhook for impl in caller.get_hookimpls() if impl.plugin is plugin
+    )
+
+
+def _spec_names() -> list[str]:
+    return sorted(
+        name
+        for name in dir(hookspecs)
+        if hasattr(getattr(hookspecs, name), hookspecs.PROJECT_NAME + "_spec")
+    )
+
+
+def price_rank_of(plugin: object) -> int:
+    """Return the price rank a plugin declares with `llmfy_price_rank`."""
+    rank = getattr(plugin, "llmfy_price_rank", PriceRank.PROVIDER)
+    if isinstance(rank, bool) or not isinstance(rank, int):
+        return int(PriceRank.PROVIDER)
+    return int(rank)
+
+
+def _sorted_entry_points() -> Sequence[importlib.metadata.EntryPoint]:
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return sorted(found, key=lambda ep: (ep.name, _distribution_of(ep)[0] or ""))
+
+
+def _distribution_of(
+    entry_point: importlib.metadata.EntryPoint,
+) -> tuple[str | None, str | None]:
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+_registry: PluginRegistry | None = None
+_registry_lock = threading.Lock()
+
+
+def get_registry() -> PluginRegistry:
+    """Return the process-wide plugin registry, loading plugins on first use."""
+    registry = _registry
+    if registry is not None:
+        return registry
+    return load_plugins()
+
+
+def load_plugins(
+    *,
+    autoload: bool | None = None,
+    allow: Iterable[str] | None = None,
+    block: Iterable[str] | None = None,
+    strict: bool | None = None,
+) -> PluginRegistry:
+    """(Re)create the process-wide plugin registry with these options.
+
+    Arguments left as None fall back to `LLMFY_DISABLE_PLUGIN_AUTOLOAD`,
+    `LLMFY_PLUGINS` (an allow-list of entry-point names), `LLMFY_DISABLED_PLUGINS`
+    (a block-list) and `LLMFY_STRICT_PLUGINS`. With `strict`, the first plugin
+    that fails to load raises `PluginLoadError`.
+    """
+    global _registry
+    options = LoadOptions(
+        autoload=autoload,
+        allow=None if allow is None else frozenset(allow),
+        block=None if block is None else frozenset(block),
+        strict=strict,
+    )
+    with _registry_lock:
+        previous = _registry
+        registry = PluginRegistry(options)
+        if previous is not None:
+            registry.generation = previous.generation + 1
+        registry.load_entry_points()
+        _registry = registry
+    return registry
+
+
+def register_plugin(plugin: object, name: str | None = None) -> str:
+    """Register a plugin object by hand (for applications and tests).
+
+    Returns the name it was registered under, which `unregister_plugin` takes.
+    """
+    registry = get_registry()
+    plugin_name = name or getattr(plugin, "__name__", None) or repr(plugin)
+    registry.register(plugin, plugin_name)
+    return plugin_name
+
+
+def unregister_plugin(name: str) -> None:
+    """Unregister a plugin registered under `name`."""
+    get_registry().unregister(name)
+
+
+def list_plugins() -> list[PluginInfo]:
+    """Return every discovered plugin, those that failed to load included."""
+    registry = get_registry()
+    return sorted(registry.infos.values(), key=lambda info: info.name)
+
+
+def hook_order(hook_name: str) -> list[str]:
+    """Return the plugins implementing `hook_name` in the order they are called."""
+    return get_registry().hook_order(hook_name)

@@ -1,0 +1,344 @@
+"""Price tables, validation of user prices, and exact cost arithmetic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Context, Decimal, InvalidOperation
+from typing import Any, Protocol
+
+import attrs
+
+from llmfy_core.errors import PricingTableError, PricingWarning
+from llmfy_core.model import (
+    INPUT_SUBSET_KINDS,
+    MILLION,
+    OUTPUT_SUBSET_KINDS,
+    Cost,
+    Price,
+    Unpriced,
+    Usage,
+)
+
+# Exact for any realistic token count times any price: 60 significant digits.
+DECIMAL_CONTEXT = Context(prec=60)
+
+# A price above this many USD per million tokens is almost surely a unit mistake.
+PLAUSIBLE_MAX_PER_MILLION = Decimal(1000)
+
+_ZERO = Decimal(0)
+
+
+class PriceTable(Protocol):
+    """A source of prices for one provider, such as a user's override table."""
+
+    def lookup(
+        self, model: str, region: str | None, service_tier: str | None, batch: bool
+    ) -> Price | Unpriced | None:
+        """Return the price of `model`, or None when the table has no entry."""
+        ...
+
+
+@attrs.frozen(slots=True)
+class PriceKey:
+    """The key of one entry in a `StaticPriceTable`.
+
+    A `region` or `service_tier` of None matches every region or tier that has
+    no entry of its own.
+    """
+
+    model: str
+    region: str | None = None
+    service_tier: str | None = None
+    batch: bool = False
+
+
+ModelCandidates = Callable[[str], Iterable[str]]
+
+
+def _exact_id(model: str) -> Iterable[str]:
+    return (model,)
+
+
+class StaticPriceTable:
+    """A price table held in memory, keyed by model, region, tier and batch.
+
+    `candidates` turns a model id into the ids to try, in order, so that a
+    provider can resolve dated snapshots or inference-profile prefixes the way
+    it bills them.
+    """
+
+    def __init__(
+        self,
+        entries: Mapping[PriceKey, Price | Unpriced],
+        candidates: ModelCandidates = _exact_id,
+    ) -> None:
+        self._entries = dict(entries)
+        self._candidates = candidates
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, model: object) -> bool:
+        return any(key.model == model for key in self._entries)
+
+    def entries(self) -> Mapping[PriceKey, Price | Unpriced]:
+        """Return every entry of the table."""
+        return dict(self._entries)
+
+    def lookup(
+        self, model: str, region: str | None, service_tier: str | None, batch: bool
+    ) -> Price | Unpriced | None:
+        """Return the most specific entry for the first candidate id that has one."""
+        entries = self._entries
+        for candidate in self._candidates(model):
+            for key in _specificity_order(candidate, region, service_tier, batch):
+                found = entries.get(key)
+                if found is not None:
+                    return found
+        return None
+
+
+def _specificity_order(
+    model: str, region: str | None, service_tier: str | None, batch: bool
+) -> Iterable[PriceKey]:
+    regions = (region, None) if region is not None else (None,)
+    tiers = (service_tier, None) if service_tier is not None else (None,)
+    for each_region in regions:
+        for tier in tiers:
+            yield PriceKey(model, each_region, tier, batch)
+
+
+def parse_price_value(
+    value: object,
+    *,
+    provider: str,
+    model: str,
+    field: str,
+    region: str | None = None,
+    price_per_tokens: int = MILLION,
+    expected_shape: str = "",
+) -> Decimal:
+    """Convert one price given by a user or a file to an exact `Decimal`.
+
+    Accepts int, float, Decimal and numeric strings. A float is converted
+    through its shortest repr, so `0.15` becomes exactly `Decimal("0.15")`.
+    Raises `PricingTableError` for booleans, non-numeric values, NaN,
+    infinities and negative prices; warns with `PricingWarning` when the price
+    is implausibly large for its unit.
+    """
+    where = describe_entry(provider, model, region, field)
+    shape = f" Expected shape: {expected_shape}" if expected_shape else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise PricingTableError(
+            f"Invalid price for {where}: {value!r} is a {type(value).__name__}, "
+            f"not a number. Give USD per {price_per_tokens:,} tokens as a number."
+            f"{shape}"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PricingTableError(
+            f"Invalid price for {where}: {value!r} is not a finite number.{shape}"
+        )
+    try:
+        price = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise PricingTableError(
+            f"Invalid price for {where}: {value!r} is not a number. "
+            f"Give USD per {price_per_tokens:,} tokens, such as 0.15.{shape}"
+        ) from None
+    if not price.is_finite():
+        raise PricingTableError(
+            f"Invalid price for {where}: {value!r} is not a finite number.{shape}"
+        )
+    if price < 0:
+        raise PricingTableError(
+            f"Invalid price for {where}: {value!r} is negative. "
+            f"Prices are USD per {price_per_tokens:,} tokens and at least 0.{shape}"
+        )
+    per_million = price * MILLION / price_per_tokens
+    if per_million > PLAUSIBLE_MAX_PER_MILLION:
+        warnings.warn(
+            PricingWarning(
+                f"The price for {where} is {price} USD per {price_per_tokens:,} "
+                f"tokens, which is {per_million} USD per million tokens. Check the "
+                f"unit: this table is in USD per {price_per_tokens:,} tokens."
+            ),
+            stacklevel=3,
+        )
+    return price
+
+
+def parse_price_per_tokens(
+    value: object, *, provider: str, model: str, region: str | None = None
+) -> int:
+    """Validate a `price_per_tokens` unit: a whole number of tokens, at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        where = describe_entry(provider, model, region, "price_per_tokens")
+        raise PricingTableError(
+            f"Invalid unit for {where}: {value!r}. `price_per_tokens` is the number "
+            "of tokens the prices are for, a whole number such as 1000 or 1000000."
+        )
+    return value
+
+
+def describe_entry(
+    provider: str, model: str, region: str | None, field: str | None
+) -> str:
+    """Describe a price-table entry for an error message."""
+    parts = [f"provider {provider!r}", f"model {model!r}"]
+    if region is not None:
+        parts.append(f"region {region!r}")
+    if field is not None:
+        parts.append(f"field {field!r}")
+    return ", ".join(parts)
+
+
+def compute_cost(usage: Usage, price: Price) -> Cost:
+    """Compute the exact cost of `usage` at `price`.
+
+    Every token is charged once: a token in a priced subset (`input_audio`,
+    `cache_write_1h`, ...) at the subset's rate, a cached input token at the
+    cache-read rate, a cache write token at the cache-write rate, and every
+    other input or output token at the input or output rate. A long-context
+    tier reprices the whole request. Tool calls are charged per call; tools
+    the price does not list are named in `Cost.parts` under `unpriced:<tool>`
+    with a zero amount, so that callers can tell the total is a lower bound.
+    """
+    price = price.for_input_tokens(usage.input_tokens)
+    ctx = DECIMAL_CONTEXT
+    input_tokens = usage.input_tokens or 0
+    output_tokens = usage.output_tokens or 0
+    other = usage.other_tokens
+    cache_read = usage.cache_read_tokens
+    cache_write = usage.cache_write_tokens
+    parts: dict[str, Decimal] = {}
+
+    plain_input = input_tokens - cache_read - cache_write
+    plain_output = output_tokens
+    for kind, tokens in other.items():
+        rate = price.other.get(kind)
+        if rate is None or not tokens:
+            continue
+        parts[kind] = ctx.multiply(rate, tokens)
+        if kind == "cache_write_1h":
+            cache_write -= tokens
+        elif kind in INPUT_SUBSET_KINDS:
+            plain_input -= tokens
+        elif kind in OUTPUT_SUBSET_KINDS:
+            plain_output -= tokens
+
+    _add_part(parts, "input", price.input, max(plain_input, 0))
+    cache_read_rate = price.input if price.cache_read is None else price.cache_read
+    _add_part(parts, "cache_read", cache_read_rate, cache_read)
+    cache_write_rate = price.input if price.cache_write is None else price.cache_write
+    _add_part(parts, "cache_write", cache_write_rate, max(cache_write, 0))
+    _add_part(parts, "output", price.output, max(plain_output, 0))
+
+    unit = price.price_per_tokens
+    for kind, amount in parts.items():
+        parts[kind] = ctx.divide(amount, unit)
+
+    for tool, calls in usage.tool_calls.items():
+        if not calls:
+            continue
+        rate = price.per_call.get(tool)
+        if rate is None:
+            parts[f"unpriced:{tool}"] = _ZERO
+        else:
+            parts[f"tool:{tool}"] = ctx.multiply(rate, calls)
+
+    total = _ZERO
+    for amount in parts.values():
+        total = ctx.add(total, amount)
+    return Cost(total=total, parts=parts)
+
+
+def _add_part(parts: dict[str, Decimal], kind: str, rate: Decimal, tokens: int) -> None:
+    if tokens:
+        parts[kind] = DECIMAL_CONTEXT.multiply(rate, tokens)
+
+
+def price_with_source(price: Price, source: str, checked: dt.date | None) -> Price:
+    """Return `price` with its source and check date set."""
+    return attrs.evolve(price, source=source, checked=checked)
+
+
+def format_decimal(value: Decimal) -> str:
+    """Format a Decimal in plain notation without trailing zeros (`0.0000108`)."""
+    if value == 0:
+        return "0"
+    return format(value.normalize(DECIMAL_CONTEXT), "f")
+
+
+def price_from_mapping(
+    entry: Mapping[str, Any],
+    *,
+    provider: str,
+    model: str,
+    region: str | None,
+    default_unit: int,
+    expected_shape: str,
+    source: str,
+    allowed_extra: frozenset[str] = frozenset(),
+) -> Price:
+    """Build a `Price` from one entry of a user's override table.
+
+    `entry` has `input` and `output`, and optionally `cache_read`,
+    `cache_write` and `price_per_tokens` (the unit, `default_unit` when absent).
+    Keys in `allowed_extra` are left to the caller; any other key is an error.
+    """
+    if not isinstance(entry, Mapping):
+        where = describe_entry(provider, model, region, None)
+        raise PricingTableError(
+            f"Invalid price entry for {where}: expected a mapping of prices, got "
+            f"{type(entry).__name__} {entry!r}. Expected shape: {expected_shape}"
+        )
+    known = {"input", "output", "cache_read", "cache_write", "price_per_tokens"}
+    unknown = sorted(set(entry) - known - allowed_extra)
+    if unknown:
+        where = describe_entry(provider, model, region, unknown[0])
+        raise PricingTableError(
+            f"Unknown field in the price entry for {where}. Allowed fields: "
+            f"{', '.join(sorted(known | allowed_extra))}. "
+            f"Expected shape: {expected_shape}"
+        )
+    for required in ("input", "output"):
+        if required not in entry:
+            where = describe_entry(provider, model, region, required)
+            raise PricingTableError(
+                f"Missing price for {where}: every entry needs `input` and "
+                f"`output`. Expected shape: {expected_shape}"
+            )
+
+    unit = default_unit
+    if "price_per_tokens" in entry:
+        unit = parse_price_per_tokens(
+            entry["price_per_tokens"], provider=provider, model=model, region=region
+        )
+
+    def value(field: str) -> Decimal | None:
+        if field not in entry or (entry[field] is None and field.startswith("cache")):
+            return None
+        return parse_price_value(
+            entry[field],
+            provider=provider,
+            model=model,
+            region=region,
+            field=field,
+            price_per_tokens=unit,
+            expected_shape=expected_shape,
+        )
+
+    input_price = value("input")
+    output_price = value("output")
+    assert input_price is not None and output_price is not None
+    return Price(
+        input=input_price,
+        output=output_price,
+        cache_read=value("cache_read"),
+        cache_write=value("cache_write"),
+        price_per_tokens=unit,
+        source=source,
+    )

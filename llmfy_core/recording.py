@@ -1,0 +1,210 @@
+"""The recording path that provider plugins call from their instrumentation.
+
+Nothing here raises into the application: a fault in a plugin or in llmfy is
+logged on the `llmfy.tracker` logger with provider and model, counted on the
+record, and the request is still recorded with what could be read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from llmfy_core.errors import PluginWarning
+from llmfy_core.model import CallContext, RequestRecord, Usage
+from llmfy_core.plugins import get_registry
+from llmfy_core.tracker import UsageTracker, active_trackers
+
+logger = logging.getLogger("llmfy.tracker")
+
+__all__ = [
+    "active_trackers",
+    "ensure_instrumented",
+    "extract_usage",
+    "notify_recorded",
+    "record_response",
+    "record_usage",
+    "unknown_usage",
+]
+
+_state_lock = threading.Lock()
+_instrumented: dict[int, str | None] = {}
+_instrumented_stamp: tuple[int, int] | None = None
+_warned_no_provider = False
+
+# (registry id, generation) -> {(provider, response type): implementation}
+_extract_cache: dict[tuple[Any, type], Any] = {}
+_extract_stamp: tuple[int, int] | None = None
+_recorded_stamp: tuple[int, int] | None = None
+_recorded_impls: list[Any] = []
+
+
+def ensure_instrumented() -> None:
+    """Let every provider plugin install its instrumentation, once per plugin."""
+    global _instrumented_stamp, _warned_no_provider
+    registry = get_registry()
+    stamp = (id(registry), registry.generation)
+    if stamp == _instrumented_stamp:
+        return
+    with _state_lock:
+        providers = []
+        for impl in reversed(registry.manager.hook.provider_instrument.get_hookimpls()):
+            key = id(impl.plugin)
+            if key not in _instrumented:
+                try:
+                    _instrumented[key] = impl.function()
+                except Exception as error:  # noqa: BLE001 - isolate a broken plugin
+                    _instrumented[key] = None
+                    name = registry.manager.get_name(impl.plugin)
+                    logger.warning("plugin %s failed to instrument: %r", name, error)
+            providers.append(_instrumented[key])
+        _instrumented_stamp = stamp
+        if any(providers) or _warned_no_provider:
+            return
+        _warned_no_provider = True
+    message = (
+        "No llmfy provider plugin is loaded, so no LLM call will be counted. "
+        "Install one, such as `pip install llmfy-openai llmfy-bedrock`, and check "
+        "LLMFY_PLUGINS, LLMFY_DISABLED_PLUGINS and LLMFY_DISABLE_PLUGIN_AUTOLOAD."
+    )
+    logger.warning("%s", message)
+    warnings.warn(PluginWarning(message), stacklevel=3)
+
+
+def unknown_usage(context: CallContext, **fields: Any) -> Usage:
+    """Return a `Usage` for a request whose token counts are unknown."""
+    return Usage(
+        provider=context.provider,
+        model=context.model or "unknown",
+        input_tokens=None,
+        output_tokens=None,
+        region=context.region,
+        service_tier=context.service_tier,
+        operation=context.operation,
+        batch=context.batch,
+        **fields,
+    )
+
+
+def extract_usage(response: Any, context: CallContext) -> Usage | None:
+    """Run `usage_extract` for one response, remembering which plugin answers.
+
+    The implementation that answered for a provider and response type is asked
+    first next time, so a request normally costs one function call instead of a
+    dispatch through every plugin.
+    """
+    global _extract_stamp
+    registry = get_registry()
+    stamp = (id(registry), registry.generation)
+    if stamp != _extract_stamp:
+        _extract_cache.clear()
+        _extract_stamp = stamp
+    key = (context.provider, type(response))
+    cached = _extract_cache.get(key)
+    if cached is not None:
+        usage = _call_extract(cached, response, context)
+        if usage is not None:
+            return usage
+    for impl in reversed(registry.manager.hook.usage_extract.get_hookimpls()):
+        usage = _call_extract(impl, response, context)
+        if usage is not None:
+            _extract_cache[key] = impl
+            return usage
+    return None
+
+
+def _call_extract(impl: Any, response: Any, context: CallContext) -> Usage | None:
+    arguments = {"response": response, "context": context}
+    result = impl.function(*[arguments[name] for name in impl.argnames])
+    if result is None or isinstance(result, Usage):
+        return result
+    raise TypeError(
+        f"plugin {impl.plugin_name} returned {type(result).__name__} from "
+        "usage_extract; expected a Usage or None"
+    )
+
+
+def record_response(
+    response: Any,
+    context: CallContext,
+    trackers: Sequence[UsageTracker],
+    sent_at: dt.datetime | None = None,
+) -> None:
+    """Extract the usage of `response` and record it into `trackers`.
+
+    Never raises. A response that no plugin reads, or whose reading fails, is
+    recorded with unknown usage and the fault named.
+    """
+    if not trackers:
+        return
+    fault = None
+    try:
+        usage = extract_usage(response, context)
+        if usage is None:
+            fault = f"no plugin read the {context.provider} response"
+            usage = unknown_usage(context)
+    except Exception as error:  # noqa: BLE001 - a plugin fault never reaches the caller
+        fault = f"usage extraction failed: {error!r}"
+        usage = unknown_usage(context)
+    if fault is not None:
+        logger.warning(
+            "%s; %s model %s counted with unknown usage",
+            fault,
+            context.provider,
+            context.model,
+        )
+    record_usage(usage, trackers, sent_at, fault)
+
+
+def record_usage(
+    usage: Usage,
+    trackers: Sequence[UsageTracker],
+    sent_at: dt.datetime | None = None,
+    fault: str | None = None,
+) -> None:
+    """Record one request's usage into every tracker in `trackers`. Never raises."""
+    record = None
+    for tracker in trackers:
+        try:
+            record = tracker.add_usage(usage, sent_at, fault)
+        except Exception as error:  # noqa: BLE001 - never break the caller's request
+            logger.warning(
+                "recording failed for %s model %s: %r", usage.provider, usage.model, error
+            )
+            try:
+                record = tracker.add_usage(
+                    unknown_usage(CallContext(usage.provider, model=usage.model)),
+                    sent_at,
+                    f"recording failed: {error!r}",
+                )
+            except Exception:  # noqa: BLE001
+                logger.exception("recording the fault failed too")
+    if record is not None:
+        notify_recorded(record)
+
+
+def notify_recorded(record: RequestRecord) -> None:
+    """Call every `request_recorded` implementation once for `record`. Never raises."""
+    global _recorded_stamp, _recorded_impls
+    registry = get_registry()
+    stamp = (id(registry), registry.generation)
+    if stamp != _recorded_stamp:
+        _recorded_impls = list(
+            reversed(registry.manager.hook.request_recorded.get_hookimpls())
+        )
+        _recorded_stamp = stamp
+    for impl in _recorded_impls:
+        try:
+            impl.function(*[record for _ in impl.argnames])
+        except Exception as error:  # noqa: BLE001 - exporters never break the caller
+            logger.warning(
+                "plugin %s raised in request_recorded for %s model %s: %r",
+                impl.plugin_name,
+                record.usage.provider,
+                record.usage.model,
+                error,
+            )

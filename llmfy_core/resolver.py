@@ -1,0 +1,146 @@
+"""Price resolution: tracker overrides first, then plugins by declared rank.
+
+Each tracker owns one `PriceResolver`. Answers are cached per model, region,
+tier and batch flag, and the cache is dropped whenever plugins change or a
+plugin calls `invalidate_price_cache`, so that a request normally costs one
+dictionary lookup instead of a hook call per plugin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from llmfy_core.model import Price, Unpriced, Usage
+from llmfy_core.plugins import PluginRegistry, get_registry
+from llmfy_core.pricing import PriceTable
+
+logger = logging.getLogger("llmfy.tracker")
+
+_price_epoch = 0
+_epoch_lock = threading.Lock()
+
+
+def invalidate_price_cache() -> None:
+    """Make every tracker look its prices up again (after a price file changed)."""
+    global _price_epoch
+    with _epoch_lock:
+        _price_epoch += 1
+
+
+@attrs.frozen(slots=True)
+class Resolution:
+    """The outcome of a price lookup for one request.
+
+    `origin` names where the price came from (`override` or a plugin name);
+    `reason` says why there is no price when `price` is None.
+    """
+
+    price: Price | None
+    origin: str | None
+    reason: str | None
+    fault: str | None = None
+
+
+class PriceResolver:
+    """Look up prices for one tracker, overrides first, with a cache."""
+
+    def __init__(self, overrides: Mapping[str, PriceTable]) -> None:
+        self._overrides = dict(overrides)
+        self._cache: dict[tuple[Any, ...], Resolution] = {}
+        self._stamp: tuple[int, int, int] | None = None
+        self._dated = False
+        self._lookups: list[tuple[str, Any]] = []
+
+    def resolve(self, usage: Usage, sent_at: dt.datetime | None) -> Resolution:
+        """Return the price for `usage`, served model id first, then requested."""
+        registry = get_registry()
+        stamp = (id(registry), registry.generation, _price_epoch)
+        if stamp != self._stamp:
+            self._refresh(registry, stamp)
+        key: tuple[Any, ...] = (
+            usage.provider,
+            usage.served_model,
+            usage.model,
+            usage.region,
+            usage.service_tier,
+            usage.batch,
+        )
+        if self._dated and sent_at is not None:
+            key = (*key, sent_at.date())
+        found = self._cache.get(key)
+        if found is None:
+            found = self._lookup(usage, sent_at)
+            if found.fault is None:
+                self._cache[key] = found
+        return found
+
+    def _refresh(self, registry: PluginRegistry, stamp: tuple[int, int, int]) -> None:
+        self._cache = {}
+        self._lookups = registry.ranked_price_lookups()
+        self._dated = any(
+            getattr(impl.plugin, "llmfy_price_dated", False) for _, impl in self._lookups
+        )
+        self._stamp = stamp
+
+    def _lookup(self, usage: Usage, sent_at: dt.datetime | None) -> Resolution:
+        models = [usage.model]
+        if usage.served_model and usage.served_model != usage.model:
+            models.insert(0, usage.served_model)
+        reason: str | None = None
+
+        table = self._overrides.get(usage.provider)
+        if table is not None:
+            for model in models:
+                found = table.lookup(model, usage.region, usage.service_tier, usage.batch)
+                if isinstance(found, Price):
+                    return Resolution(found, "override", None)
+                if isinstance(found, Unpriced):
+                    if found.final:
+                        return Resolution(None, "override", found.reason)
+                    reason = reason or found.reason
+
+        arguments = {
+            "provider": usage.provider,
+            "region": usage.region,
+            "service_tier": usage.service_tier,
+            "batch": usage.batch,
+            "requested_at": sent_at,
+        }
+        fault: str | None = None
+        for name, impl in self._lookups:
+            for model in models:
+                arguments["model"] = model
+                try:
+                    found = impl.function(*[arguments[arg] for arg in impl.argnames])
+                except Exception as error:  # noqa: BLE001 - a plugin fault is isolated
+                    fault = f"plugin {name} failed in price_lookup: {error!r}"
+                    logger.warning(
+                        "plugin %s raised in price_lookup for %s model %s: %r",
+                        name,
+                        usage.provider,
+                        model,
+                        error,
+                    )
+                    break
+                if isinstance(found, Price):
+                    return Resolution(found, name, None, fault)
+                if isinstance(found, Unpriced):
+                    if found.final:
+                        return Resolution(None, name, found.reason, fault)
+                    reason = reason or found.reason
+                elif found is not None:
+                    logger.warning(
+                        "plugin %s returned %s from price_lookup for %s model %s; "
+                        "expected a Price, Unpriced or None",
+                        name,
+                        type(found).__name__,
+                        usage.provider,
+                        model,
+                    )
+        return Resolution(None, None, reason, fault)

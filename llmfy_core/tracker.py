@@ -1,0 +1,507 @@
+"""The usage tracker: `with llmfy_usage_tracker() as usage:`.
+
+A request belongs to the trackers that were active in its context when it was
+sent. Instrumentation captures `active_trackers()` at send time and records
+into exactly those trackers when the response (or the end of a stream)
+arrives, even if a block has ended by then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import inspect
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, cast
+
+import attrs
+
+from llmfy_core.errors import PricingTableError, PricingWarning, UnknownProviderError
+from llmfy_core.model import (
+    RequestRecord,
+    Usage,
+)
+from llmfy_core.plugins import get_registry
+from llmfy_core.pricing import DECIMAL_CONTEXT, PriceTable, compute_cost
+from llmfy_core.resolver import PriceResolver
+
+logger = logging.getLogger("llmfy.tracker")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_ACTIVE: ContextVar[tuple[UsageTracker, ...]] = ContextVar(
+    "llmfy_active_trackers", default=()
+)
+_process_trackers: tuple[UsageTracker, ...] = ()
+_ZERO = Decimal(0)
+_PRICING_SUFFIX = "_pricing"
+
+
+def active_trackers() -> tuple[UsageTracker, ...]:
+    """Return the trackers that count a request sent now, outermost first."""
+    stack = _ACTIVE.get()
+    for tracker in stack:
+        if not tracker._depth:
+            stack = tuple(each for each in stack if each._depth)
+            break
+    if _process_trackers:
+        return _process_trackers + stack
+    return stack
+
+
+def bind_trackers(function: Callable[P, R]) -> Callable[P, R]:
+    """Wrap `function` so that it records into the trackers active now.
+
+    Threads do not inherit context variables, so a request made in a worker
+    thread is not counted by the caller's tracker. Submit the wrapped function
+    instead: `executor.submit(bind_trackers(call_llm), prompt)`.
+    """
+    captured = _ACTIVE.get()
+
+    @functools.wraps(function)
+    def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _ACTIVE.set(captured)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _ACTIVE.reset(token)
+
+    return bound
+
+
+@attrs.define(slots=True)
+class ModelTotals:
+    """Running totals for a group of requests (a tracker, or one model in it).
+
+    Token totals cover only requests whose usage is known; `unknown_usage`
+    counts the others. `cost` covers only priced requests; `unpriced` counts
+    the requests with known usage but no price.
+    """
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    other_tokens: dict[str, int] = attrs.Factory(dict)
+    tool_calls: dict[str, int] = attrs.Factory(dict)
+    cost: Decimal = _ZERO
+    unpriced: int = 0
+    unknown_usage: int = 0
+    faults: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens of the requests with known usage."""
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def cost_complete(self) -> bool:
+        """Whether `cost` covers every request."""
+        return not self.unpriced and not self.unknown_usage
+
+    def add(self, record: RequestRecord) -> None:
+        """Add one request to the totals."""
+        usage = record.usage
+        self.requests += 1
+        if record.fault is not None:
+            self.faults += 1
+        if usage.input_tokens is None or usage.output_tokens is None:
+            self.unknown_usage += 1
+        else:
+            self.input_tokens += usage.input_tokens
+            self.output_tokens += usage.output_tokens
+            self.cache_read_tokens += usage.cache_read_tokens
+            self.cache_write_tokens += usage.cache_write_tokens
+            self.reasoning_tokens += usage.reasoning_tokens
+            for kind, tokens in usage.other_tokens.items():
+                self.other_tokens[kind] = self.other_tokens.get(kind, 0) + tokens
+        for tool, calls in usage.tool_calls.items():
+            self.tool_calls[tool] = self.tool_calls.get(tool, 0) + calls
+        if record.cost is not None:
+            self.cost = DECIMAL_CONTEXT.add(self.cost, record.cost.total)
+        elif usage.known:
+            self.unpriced += 1
+
+    def copy(self) -> ModelTotals:
+        """Return an independent copy."""
+        return attrs.evolve(
+            self, other_tokens=dict(self.other_tokens), tool_calls=dict(self.tool_calls)
+        )
+
+
+class UsageTracker:
+    """Counts the requests sent while it is active, and reports their usage and cost.
+
+    Use it as a context manager (`with`, `async with`) or as a decorator on a
+    sync or async function; each call of a decorated function is one more
+    active period of the same tracker. Totals are exact when many threads and
+    asyncio tasks record at once.
+    """
+
+    def __init__(
+        self,
+        overrides: Mapping[str, PriceTable],
+        *,
+        tags: Mapping[str, str] | None = None,
+        keep_requests: bool = True,
+    ) -> None:
+        self.tags: Mapping[str, str] = dict(tags or {})
+        self.keep_requests = keep_requests
+        self._resolver = PriceResolver(overrides)
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+        self._totals = ModelTotals()
+        self._by_model: dict[tuple[str, str, str | None], ModelTotals] = {}
+        self._warned: set[tuple[str, str, str | None]] = set()
+        self._depth = 0
+
+    # Activation
+
+    def __enter__(self) -> UsageTracker:
+        from llmfy_core.recording import ensure_instrumented
+
+        ensure_instrumented()
+        with self._lock:
+            self._depth += 1
+        _ACTIVE.set((*_ACTIVE.get(), self))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        stack = _ACTIVE.get()
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index] is self:
+                _ACTIVE.set(stack[:index] + stack[index + 1 :])
+                break
+        with self._lock:
+            self._depth = max(self._depth - 1, 0)
+
+    async def __aenter__(self) -> UsageTracker:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, traceback)
+
+    @property
+    def active(self) -> bool:
+        """Whether the tracker is inside at least one active block."""
+        return self._depth > 0
+
+    def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
+        """Decorate a sync or async function so that each call is tracked."""
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def tracked_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                with self:
+                    return await function(*args, **kwargs)
+
+            return cast(Callable[P, R], tracked_async)
+
+        @functools.wraps(function)
+        def tracked(*args: P.args, **kwargs: P.kwargs) -> R:
+            with self:
+                return function(*args, **kwargs)
+
+        return tracked
+
+    # Recording
+
+    def add_usage(
+        self,
+        usage: Usage,
+        sent_at: dt.datetime | None = None,
+        fault: str | None = None,
+    ) -> RequestRecord:
+        """Price and record one request's usage; return its record.
+
+        Instrumentation calls this through `llmfy_core.recording`; applications
+        use `record` instead.
+        """
+        sent = sent_at or dt.datetime.now(dt.UTC)
+        resolution = self._resolver.resolve(usage, sent)
+        price = resolution.price
+        fault = fault or resolution.fault
+        cost = None
+        if price is not None and usage.known:
+            cost = compute_cost(usage, price)
+        record = RequestRecord(
+            usage=usage,
+            price=price,
+            cost=cost,
+            sent_at=sent,
+            tags=self.tags,
+            unpriced_reason=resolution.reason if price is None else None,
+            price_origin=resolution.origin,
+            fault=fault,
+        )
+        key = (usage.provider, usage.model, usage.region)
+        with self._lock:
+            self._totals.add(record)
+            if self.keep_requests:
+                self._records.append(record)
+            else:
+                group = self._by_model.get(key)
+                if group is None:
+                    group = self._by_model[key] = ModelTotals()
+                group.add(record)
+            warn = price is None and usage.known and key not in self._warned
+            if warn:
+                self._warned.add(key)
+        if warn:
+            self._warn_unpriced(usage, resolution.reason)
+        return record
+
+    def _warn_unpriced(self, usage: Usage, reason: str | None) -> None:
+        region = f" in region {usage.region!r}" if usage.region else ""
+        message = (
+            f"No price for {usage.provider} model {usage.model!r}{region}; its "
+            "requests are counted with an unknown cost. "
+            + (reason or _how_to_add_price(usage.provider, usage.model))
+        )
+        logger.warning("%s", message)
+        try:
+            warnings.warn(PricingWarning(message), stacklevel=2)
+        except Exception:  # noqa: BLE001 - warnings turned into errors must not break the call
+            logger.debug("the unpriced-model warning was raised as an error", exc_info=True)
+
+    def record(
+        self,
+        provider: str,
+        model: str,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        *,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        other_tokens: Mapping[str, int] | None = None,
+        tool_calls: Mapping[str, int] | None = None,
+        region: str | None = None,
+        service_tier: str | None = None,
+        served_model: str | None = None,
+        request_id: str | None = None,
+        sent_at: dt.datetime | None = None,
+    ) -> RequestRecord:
+        """Record a request by hand, for providers that no plugin instruments.
+
+        Counts follow the inclusion rules of `llmfy_core.model`: `input_tokens`
+        includes cached and cache write tokens, `output_tokens` includes
+        reasoning tokens. Raises ValueError for negative or non-integer counts.
+        """
+        counts = {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_read_tokens": cache_read_tokens,
+            "cache_write_tokens": cache_write_tokens,
+            "reasoning_tokens": reasoning_tokens,
+            **{f"other_tokens[{k!r}]": v for k, v in (other_tokens or {}).items()},
+            **{f"tool_calls[{k!r}]": v for k, v in (tool_calls or {}).items()},
+        }
+        for field, value in counts.items():
+            if value is None and field in ("input_tokens", "output_tokens"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"Invalid {field} for {provider} model {model!r}: {value!r}. "
+                    "Token counts are whole numbers of at least 0."
+                )
+        usage = Usage(
+            provider=provider,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            reasoning_tokens=reasoning_tokens,
+            other_tokens=other_tokens or {},
+            tool_calls=tool_calls or {},
+            region=region,
+            service_tier=service_tier,
+            served_model=served_model,
+            request_id=request_id,
+        )
+        from llmfy_core.recording import notify_recorded
+
+        record = self.add_usage(usage, sent_at)
+        notify_recorded(record)
+        return record
+
+    # Reading
+
+    @property
+    def records(self) -> list[RequestRecord]:
+        """Every recorded request in the order recorded (empty in totals-only mode)."""
+        with self._lock:
+            return list(self._records)
+
+    @property
+    def totals(self) -> ModelTotals:
+        """A snapshot of the totals over every request."""
+        with self._lock:
+            return self._totals.copy()
+
+    def totals_by_model(self) -> dict[tuple[str, str, str | None], ModelTotals]:
+        """Return totals per (provider, model, region), as requested."""
+        with self._lock:
+            if self.keep_requests:
+                groups: dict[tuple[str, str, str | None], ModelTotals] = {}
+                for record in self._records:
+                    usage = record.usage
+                    key = (usage.provider, usage.model, usage.region)
+                    groups.setdefault(key, ModelTotals()).add(record)
+                return groups
+            return {key: group.copy() for key, group in self._by_model.items()}
+
+    @property
+    def input_tokens(self) -> int:
+        """Input tokens of all requests with known usage, cached ones included."""
+        return self._totals.input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        """Output tokens of all requests with known usage, reasoning included."""
+        return self._totals.output_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens of all requests with known usage."""
+        return self._totals.total_tokens
+
+    @property
+    def cache_read_tokens(self) -> int:
+        """Cached input tokens of all requests."""
+        return self._totals.cache_read_tokens
+
+    @property
+    def cache_write_tokens(self) -> int:
+        """Cache write tokens of all requests."""
+        return self._totals.cache_write_tokens
+
+    @property
+    def reasoning_tokens(self) -> int:
+        """Reasoning tokens of all requests."""
+        return self._totals.reasoning_tokens
+
+    @property
+    def request_count(self) -> int:
+        """How many requests were recorded."""
+        return self._totals.requests
+
+    @property
+    def total_cost(self) -> Decimal:
+        """Cost in USD of the priced requests; see `cost_complete`."""
+        return self._totals.cost
+
+    @property
+    def cost_complete(self) -> bool:
+        """Whether every request was priced and had known usage."""
+        return self._totals.cost_complete
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as JSON-serializable data; money as decimal strings."""
+        from llmfy_core.report import report_dict
+
+        return report_dict(self)
+
+    def __str__(self) -> str:
+        from llmfy_core.report import format_report
+
+        return format_report(self)
+
+    def __repr__(self) -> str:
+        totals = self._totals
+        return (
+            f"<UsageTracker requests={totals.requests} tokens={totals.total_tokens} "
+            f"cost_usd={totals.cost}>"
+        )
+
+
+def _how_to_add_price(provider: str, model: str) -> str:
+    return (
+        f"Add it with llmfy_usage_tracker({provider}_pricing={{{model!r}: "
+        "{'input': ..., 'output': ...}}), or install a pricing plugin."
+    )
+
+
+def llmfy_usage_tracker(
+    openai_pricing: Mapping[str, Any] | None = None,
+    bedrock_pricing: Mapping[str, Any] | None = None,
+    *,
+    tags: Mapping[str, str] | None = None,
+    keep_requests: bool = True,
+    **other_provider_pricing: Mapping[str, Any] | None,
+) -> UsageTracker:
+    """Create a usage tracker, with optional price overrides per provider.
+
+    `openai_pricing`, `bedrock_pricing` and any `<provider>_pricing` table
+    replace the bundled prices of the models they list; every other model keeps
+    its bundled price. Each table is validated here, before any request, and an
+    invalid one raises `PricingTableError` (a ValueError). `tags` are kept on
+    every record. With `keep_requests=False` the tracker keeps totals per model
+    only, so memory stays flat in long-running services.
+    """
+    tables: dict[str, Mapping[str, Any]] = {}
+    if openai_pricing is not None:
+        tables["openai"] = openai_pricing
+    if bedrock_pricing is not None:
+        tables["bedrock"] = bedrock_pricing
+    for keyword, table in other_provider_pricing.items():
+        if not keyword.endswith(_PRICING_SUFFIX) or keyword == _PRICING_SUFFIX:
+            raise TypeError(
+                f"llmfy_usage_tracker() got an unexpected keyword argument {keyword!r}; "
+                "price overrides are given as <provider>_pricing=..."
+            )
+        if table is not None:
+            tables[keyword.removesuffix(_PRICING_SUFFIX)] = table
+    overrides = {
+        provider: parse_override_table(provider, table)
+        for provider, table in tables.items()
+    }
+    if tags is not None:
+        for key, value in tags.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(f"tags must map str to str; got {key!r}: {value!r}")
+    return UsageTracker(overrides, tags=tags, keep_requests=keep_requests)
+
+
+def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
+    """Validate a user's `<provider>_pricing` table through the provider's plugin."""
+    if not isinstance(table, Mapping):
+        raise PricingTableError(
+            f"Invalid {provider}_pricing: expected a mapping of model id to prices, "
+            f"got {type(table).__name__}."
+        )
+    registry = get_registry()
+    parsed = registry.manager.hook.pricing_table_parse(provider=provider, table=table)
+    if parsed is None:
+        known = sorted(
+            name
+            for name, info in registry.infos.items()
+            if "pricing_table_parse" in info.hooks
+        )
+        raise UnknownProviderError(
+            f"Unknown provider {provider!r} in {provider}_pricing: no installed llmfy "
+            f"plugin reads its price tables (plugins that do: {', '.join(known) or 'none'}). "
+            f"Install the provider's plugin, for example `pip install llmfy-{provider}`, "
+            "or check the spelling."
+        )
+    return cast(PriceTable, parsed)

@@ -1,0 +1,1 @@
+"""llmfy plugin for AWS Bedrock Runtime through boto3."""

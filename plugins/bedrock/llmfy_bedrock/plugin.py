@@ -1,0 +1,7 @@
+"""Hook implementations of the llmfy-bedrock plugin."""
+
+from __future__ import annotations
+
+from llmfy_core import PriceRank
+
+llmfy_price_rank = PriceRank.PROVIDER

@@ -1,0 +1,1 @@
+"""llmfy plugin for the official OpenAI Python SDK."""
