@@ -49,6 +49,8 @@ from llmfy_core.tracker import (
     active_trackers,
     bind_trackers,
     llmfy_usage_tracker,
+    start_process_tracker,
+    stop_process_tracker,
 )
 
 __version__ = "0.1.0"
@@ -91,5 +93,7 @@ __all__ = [
     "llmfy_usage_tracker",
     "load_plugins",
     "register_plugin",
+    "start_process_tracker",
+    "stop_process_tracker",
     "unregister_plugin",
 ]

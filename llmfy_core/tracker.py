@@ -435,6 +435,36 @@ class UsageTracker:
         )
 
 
+def start_process_tracker(
+    *,
+    tags: Mapping[str, str] | None = None,
+    **provider_pricing: Mapping[str, Any] | None,
+) -> UsageTracker:
+    """Start a tracker that counts every request in the process, without a block.
+
+    For long-running services and exporters: it keeps totals per model only, so
+    memory stays flat. A request also counted by a `with` block is still
+    passed to `request_recorded` once. Stop it with `stop_process_tracker`.
+    """
+    global _process_trackers
+    tracker = llmfy_usage_tracker(tags=tags, keep_requests=False, **provider_pricing)
+    from llmfy_core.recording import ensure_instrumented
+
+    ensure_instrumented()
+    with tracker._lock:
+        tracker._depth += 1
+    _process_trackers = (*_process_trackers, tracker)
+    return tracker
+
+
+def stop_process_tracker(tracker: UsageTracker) -> None:
+    """Stop a tracker started by `start_process_tracker`; its report stays readable."""
+    global _process_trackers
+    _process_trackers = tuple(each for each in _process_trackers if each is not tracker)
+    with tracker._lock:
+        tracker._depth = 0
+
+
 def _how_to_add_price(provider: str, model: str) -> str:
     return (
         f"Add it with llmfy_usage_tracker({provider}_pricing={{{model!r}: "

@@ -1,0 +1,128 @@
+"""The printed report and `to_dict()`."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from llmfy_core import llmfy_usage_tracker
+
+GOLDEN = """
+------------------
+USAGE: 
+
+Total Tokens: 173
+\tInput Tokens: 167
+\tOutput Tokens: 6
+Total Requests: 2
+Total Cost (USD): $2.865e-05
+Total Cost (USD formatted): $0.00002865
+
+Request Details:
+1. gpt-4o-mini 
+\tprovider: OPENAI 
+\tinput_tokens: 60 
+\toutput_tokens: 3 
+\ttotal_tokens: 63 
+\tinput_price: 0.15 
+\toutput_price: 0.6 
+\tprice_per_tokens: 1000000 
+\ttotal_cost (USD): 1.08e-05 
+\ttotal_cost (USD formatted): 0.0000108
+
+2. gpt-4o-mini 
+\tprovider: OPENAI 
+\tinput_tokens: 107 
+\toutput_tokens: 3 
+\ttotal_tokens: 110 
+\tinput_price: 0.15 
+\toutput_price: 0.6 
+\tprice_per_tokens: 1000000 
+\ttotal_cost (USD): 1.785e-05 
+\ttotal_cost (USD formatted): 0.00001785
+
+------------------
+"""  # noqa: W291 - the report's lines end with a space
+
+
+def test_report_matches_documented_example(provider: object) -> None:
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o-mini", 60, 3)
+        usage.record("openai", "gpt-4o-mini", 107, 3)
+
+    assert str(usage) == GOLDEN
+
+
+def test_to_dict_matches_report(provider: object) -> None:
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o-mini", 60, 3)
+        usage.record("openai", "gpt-4o-mini", 107, 3)
+
+    data = json.loads(json.dumps(usage.to_dict()))
+
+    assert data["schema"] == "llmfy.usage/1"
+    assert data["totals"]["total_tokens"] == 173
+    assert data["totals"]["requests"] == 2
+    # 60 * 0.15 + 3 * 0.60 = 10.8 and 107 * 0.15 + 3 * 0.60 = 17.85, per million.
+    assert data["requests"][0]["cost_usd"] == "0.0000108"
+    assert Decimal(data["requests"][1]["cost_usd"]) == Decimal("0.00001785")
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00002865")
+    assert data["totals"]["cost_complete"] is True
+    assert data["requests"][0]["price"]["input"] == "0.15"
+
+
+def test_report_shows_cache_and_reasoning_lines(provider: object) -> None:
+    with llmfy_usage_tracker() as usage:
+        usage.record(
+            "openai",
+            "gpt-4o-mini",
+            1370,
+            155,
+            cache_read_tokens=1280,
+            reasoning_tokens=64,
+        )
+
+    report = str(usage)
+
+    assert "\t\tCached Input Tokens: 1280\n" in report
+    assert "\t\tReasoning Tokens: 64\n" in report
+    assert "\tcache_read_tokens: 1280 \n" in report
+    assert "\tcache_read_price: 0.075 \n" in report
+    # 90 uncached * 0.15 + 1280 * 0.075 + 155 * 0.60 = 13.5 + 96 + 93 = 202.5
+    assert "\ttotal_cost (USD formatted): 0.0002025" in report
+
+
+def test_report_never_shows_zero_for_unknown_usage(provider: object) -> None:
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o-mini", None, None)
+
+    report = str(usage)
+
+    assert "Total Tokens: unknown\n" in report
+    assert "Total Cost (USD): unknown\n" in report
+    assert "Requests With Unknown Usage: 1\n" in report
+    assert "\tinput_tokens: unknown \n" in report
+
+
+def test_report_marks_partial_totals_incomplete(provider: object) -> None:
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o-mini", 60, 3)
+        usage.record("openai", "gpt-4o-mini", None, None)
+
+    report = str(usage)
+
+    assert "Total Tokens: 63 (incomplete: 1 request with unknown usage)\n" in report
+    assert "Total Cost (USD formatted): $0.0000108 (incomplete)\n" in report
+
+
+def test_report_totals_only_mode(provider: object) -> None:
+    with llmfy_usage_tracker(keep_requests=False) as usage:
+        usage.record("openai", "gpt-4o-mini", 60, 3)
+        usage.record("openai", "gpt-4o-mini", 107, 3)
+
+    report = str(usage)
+
+    assert "Totals by Model:\n1. gpt-4o-mini \n" in report
+    assert "\trequests: 2 \n" in report
+    assert "\ttotal_cost (USD formatted): 0.00002865\n" in report
+    assert usage.records == []
