@@ -43,8 +43,8 @@ from llmfy_core.pricing import (
     format_decimal,
 )
 from llmfy_core.resolver import invalidate_price_cache
+from llmfy_core.totals import ModelTotals
 from llmfy_core.tracker import (
-    ModelTotals,
     UsageTracker,
     active_trackers,
     bind_trackers,

@@ -6,6 +6,9 @@ so that an application can catch or filter all of them at once.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 
 class LlmfyError(Exception):
     """Base class of every exception that llmfy raises."""
@@ -62,3 +65,14 @@ class PricingWarning(LlmfyWarning):
 
 class UsageWarning(LlmfyWarning):
     """A response carried no usage, or usage that could only be read in part."""
+
+
+def emit_warning(warning: LlmfyWarning, stacklevel: int = 2) -> None:
+    """Issue `warning` without ever raising into the application.
+
+    An application that turns warnings into errors (`-W error`) must still get
+    its LLM call's result, so a warning raised as an exception is swallowed
+    here; the caller has already logged the same message.
+    """
+    with contextlib.suppress(Warning):
+        warnings.warn(warning, stacklevel=stacklevel + 1)

@@ -86,7 +86,9 @@ class Usage:
     other_tokens: Mapping[str, int] = attrs.field(
         default=_EMPTY, converter=_frozen_mapping
     )
-    tool_calls: Mapping[str, int] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
+    tool_calls: Mapping[str, int] = attrs.field(
+        default=_EMPTY, converter=_frozen_mapping
+    )
     served_model: str | None = None
     region: str | None = None
     service_tier: str | None = None
@@ -133,7 +135,9 @@ class Price:
     output: Decimal
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
-    other: Mapping[str, Decimal] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
+    other: Mapping[str, Decimal] = attrs.field(
+        default=_EMPTY, converter=_frozen_mapping
+    )
     per_call: Mapping[str, Decimal] = attrs.field(
         default=_EMPTY, converter=_frozen_mapping
     )
@@ -171,7 +175,9 @@ class Cost:
     """The cost of one request in USD, with its parts by token kind or tool."""
 
     total: Decimal
-    parts: Mapping[str, Decimal] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
+    parts: Mapping[str, Decimal] = attrs.field(
+        default=_EMPTY, converter=_frozen_mapping
+    )
 
 
 @attrs.frozen(slots=True)

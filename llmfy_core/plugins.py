@@ -12,7 +12,6 @@ import importlib.metadata
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ import attrs
 import pluggy
 
 from llmfy_core import hookspecs
-from llmfy_core.errors import PluginLoadError, PluginWarning
+from llmfy_core.errors import PluginLoadError, PluginWarning, emit_warning
 from llmfy_core.model import PriceRank
 
 logger = logging.getLogger("llmfy.plugins")
@@ -134,12 +133,12 @@ class PluginRegistry:
         logger.debug("loading plugin %s from %s %s", name, dist_name, version)
         try:
             plugin = entry_point.load()
-        except Exception as error:  # noqa: BLE001 - any import failure is reported
+        except Exception as error:
             self._fail(name, dist_name, version, f"import failed: {error!r}")
             return
         try:
             self.register(plugin, name, distribution=dist_name, version=version)
-        except Exception as error:  # noqa: BLE001 - any registration failure too
+        except Exception as error:
             self._fail(name, dist_name, version, f"registration failed: {error}")
 
     def register(
@@ -218,7 +217,7 @@ class PluginRegistry:
         if self.options.strict:
             raise PluginLoadError(name, dist_name or "", message)
         logger.warning("%s", message)
-        warnings.warn(PluginWarning(message), stacklevel=4)
+        emit_warning(PluginWarning(message), stacklevel=4)
 
     def hook_order(self, hook_name: str) -> list[str]:
         """Return the names of the plugins implementing `hook_name`, in call order."""

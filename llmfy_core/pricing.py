@@ -7,7 +7,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Context, Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Protocol
 
 import attrs
 
@@ -273,7 +273,7 @@ def format_decimal(value: Decimal) -> str:
 
 
 def price_from_mapping(
-    entry: Mapping[str, Any],
+    entry: object,
     *,
     provider: str,
     model: str,

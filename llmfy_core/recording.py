@@ -10,11 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from llmfy_core.errors import PluginWarning
+from llmfy_core.errors import PluginWarning, emit_warning
 from llmfy_core.model import CallContext, RequestRecord, Usage
 from llmfy_core.plugins import get_registry
 from llmfy_core.tracker import UsageTracker, active_trackers
@@ -56,8 +55,9 @@ def ensure_instrumented() -> None:
             key = id(impl.plugin)
             if key not in _instrumented:
                 try:
-                    _instrumented[key] = impl.function()
-                except Exception as error:  # noqa: BLE001 - isolate a broken plugin
+                    provider = impl.function()
+                    _instrumented[key] = provider if isinstance(provider, str) else None
+                except Exception as error:
                     _instrumented[key] = None
                     name = registry.manager.get_name(impl.plugin)
                     logger.warning("plugin %s failed to instrument: %r", name, error)
@@ -72,7 +72,7 @@ def ensure_instrumented() -> None:
         "LLMFY_PLUGINS, LLMFY_DISABLED_PLUGINS and LLMFY_DISABLE_PLUGIN_AUTOLOAD."
     )
     logger.warning("%s", message)
-    warnings.warn(PluginWarning(message), stacklevel=3)
+    emit_warning(PluginWarning(message), stacklevel=3)
 
 
 def unknown_usage(context: CallContext, **fields: Any) -> Usage:
@@ -147,7 +147,7 @@ def record_response(
         if usage is None:
             fault = f"no plugin read the {context.provider} response"
             usage = unknown_usage(context)
-    except Exception as error:  # noqa: BLE001 - a plugin fault never reaches the caller
+    except Exception as error:
         fault = f"usage extraction failed: {error!r}"
         usage = unknown_usage(context)
     if fault is not None:
@@ -171,9 +171,12 @@ def record_usage(
     for tracker in trackers:
         try:
             record = tracker.add_usage(usage, sent_at, fault)
-        except Exception as error:  # noqa: BLE001 - never break the caller's request
+        except Exception as error:
             logger.warning(
-                "recording failed for %s model %s: %r", usage.provider, usage.model, error
+                "recording failed for %s model %s: %r",
+                usage.provider,
+                usage.model,
+                error,
             )
             try:
                 record = tracker.add_usage(
@@ -181,7 +184,7 @@ def record_usage(
                     sent_at,
                     f"recording failed: {error!r}",
                 )
-            except Exception:  # noqa: BLE001
+            except Exception:
                 logger.exception("recording the fault failed too")
     if record is not None:
         notify_recorded(record)
@@ -200,7 +203,7 @@ def notify_recorded(record: RequestRecord) -> None:
     for impl in _recorded_impls:
         try:
             impl.function(*[record for _ in impl.argnames])
-        except Exception as error:  # noqa: BLE001 - exporters never break the caller
+        except Exception as error:
             logger.warning(
                 "plugin %s raised in request_recorded for %s model %s: %r",
                 impl.plugin_name,

@@ -9,7 +9,8 @@ from llmfy_core.model import Price, RequestRecord
 from llmfy_core.pricing import format_decimal
 
 if TYPE_CHECKING:
-    from llmfy_core.tracker import ModelTotals, UsageTracker
+    from llmfy_core.totals import ModelTotals
+    from llmfy_core.tracker import UsageTracker
 
 SCHEMA = "llmfy.usage/1"
 RULE = "------------------"
@@ -39,7 +40,9 @@ def format_report(tracker: UsageTracker) -> str:
 def _total_lines(totals: ModelTotals) -> list[str]:
     incomplete_usage = ""
     if totals.unknown_usage:
-        incomplete_usage = f" (incomplete: {_requests(totals.unknown_usage)} with unknown usage)"
+        incomplete_usage = (
+            f" (incomplete: {_requests(totals.unknown_usage)} with unknown usage)"
+        )
     lines = []
     if totals.unknown_usage == totals.requests and totals.requests:
         lines.append("Total Tokens: unknown")
@@ -124,7 +127,10 @@ def _price_lines(record: RequestRecord) -> list[str]:
         reason = record.unpriced_reason or "no price found for this model"
         lines = [f"price: unknown ({reason})"]
         if record.usage.known:
-            lines += ["total_cost (USD): unknown", "total_cost (USD formatted): unknown"]
+            lines += [
+                "total_cost (USD): unknown",
+                "total_cost (USD formatted): unknown",
+            ]
         else:
             lines += ["total_cost (USD): unknown"]
         return lines
@@ -141,7 +147,9 @@ def _price_lines(record: RequestRecord) -> list[str]:
     if record.cost is None:
         lines += ["total_cost (USD): unknown (usage unknown)"]
         return lines
-    unpriced_tools = [part for part in record.cost.parts if part.startswith("unpriced:")]
+    unpriced_tools = [
+        part for part in record.cost.parts if part.startswith("unpriced:")
+    ]
     suffix = ""
     if unpriced_tools:
         names = ", ".join(part.removeprefix("unpriced:") for part in unpriced_tools)
@@ -184,7 +192,12 @@ def report_dict(tracker: UsageTracker) -> dict[str, Any]:
         "tags": dict(tracker.tags),
         "totals": totals_dict(tracker.totals),
         "by_model": [
-            {"provider": provider, "model": model, "region": region, **totals_dict(group)}
+            {
+                "provider": provider,
+                "model": model,
+                "region": region,
+                **totals_dict(group),
+            }
             for (provider, model, region), group in tracker.totals_by_model().items()
         ],
         "requests": [record_dict(record) for record in tracker.records],
@@ -259,7 +272,10 @@ def price_dict(price: Price | None) -> dict[str, Any] | None:
         "per_call": {tool: str(rate) for tool, rate in price.per_call.items()},
         "price_per_tokens": price.price_per_tokens,
         "long_context": [
-            {"above_input_tokens": tier.above_input_tokens, "price": price_dict(tier.price)}
+            {
+                "above_input_tokens": tier.above_input_tokens,
+                "price": price_dict(tier.price),
+            }
             for tier in price.long_context
         ],
         "source": price.source,

@@ -84,7 +84,8 @@ class PriceResolver:
         self._cache = {}
         self._lookups = registry.ranked_price_lookups()
         self._dated = any(
-            getattr(impl.plugin, "llmfy_price_dated", False) for _, impl in self._lookups
+            getattr(impl.plugin, "llmfy_price_dated", False)
+            for _, impl in self._lookups
         )
         self._stamp = stamp
 
@@ -97,7 +98,9 @@ class PriceResolver:
         table = self._overrides.get(usage.provider)
         if table is not None:
             for model in models:
-                found = table.lookup(model, usage.region, usage.service_tier, usage.batch)
+                found = table.lookup(
+                    model, usage.region, usage.service_tier, usage.batch
+                )
                 if isinstance(found, Price):
                     return Resolution(found, "override", None)
                 if isinstance(found, Unpriced):
@@ -118,7 +121,7 @@ class PriceResolver:
                 arguments["model"] = model
                 try:
                     found = impl.function(*[arguments[arg] for arg in impl.argnames])
-                except Exception as error:  # noqa: BLE001 - a plugin fault is isolated
+                except Exception as error:
                     fault = f"plugin {name} failed in price_lookup: {error!r}"
                     logger.warning(
                         "plugin %s raised in price_lookup for %s model %s: %r",

@@ -13,23 +13,26 @@ import functools
 import inspect
 import logging
 import threading
-import warnings
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
-import attrs
-
-from llmfy_core.errors import PricingTableError, PricingWarning, UnknownProviderError
+from llmfy_core.errors import (
+    PricingTableError,
+    PricingWarning,
+    UnknownProviderError,
+    emit_warning,
+)
 from llmfy_core.model import (
     RequestRecord,
     Usage,
 )
 from llmfy_core.plugins import get_registry
-from llmfy_core.pricing import DECIMAL_CONTEXT, PriceTable, compute_cost
+from llmfy_core.pricing import PriceTable, compute_cost
 from llmfy_core.resolver import PriceResolver
+from llmfy_core.totals import ModelTotals
 
 logger = logging.getLogger("llmfy.tracker")
 
@@ -74,68 +77,6 @@ def bind_trackers(function: Callable[P, R]) -> Callable[P, R]:
             _ACTIVE.reset(token)
 
     return bound
-
-
-@attrs.define(slots=True)
-class ModelTotals:
-    """Running totals for a group of requests (a tracker, or one model in it).
-
-    Token totals cover only requests whose usage is known; `unknown_usage`
-    counts the others. `cost` covers only priced requests; `unpriced` counts
-    the requests with known usage but no price.
-    """
-
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    other_tokens: dict[str, int] = attrs.Factory(dict)
-    tool_calls: dict[str, int] = attrs.Factory(dict)
-    cost: Decimal = _ZERO
-    unpriced: int = 0
-    unknown_usage: int = 0
-    faults: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        """Input plus output tokens of the requests with known usage."""
-        return self.input_tokens + self.output_tokens
-
-    @property
-    def cost_complete(self) -> bool:
-        """Whether `cost` covers every request."""
-        return not self.unpriced and not self.unknown_usage
-
-    def add(self, record: RequestRecord) -> None:
-        """Add one request to the totals."""
-        usage = record.usage
-        self.requests += 1
-        if record.fault is not None:
-            self.faults += 1
-        if usage.input_tokens is None or usage.output_tokens is None:
-            self.unknown_usage += 1
-        else:
-            self.input_tokens += usage.input_tokens
-            self.output_tokens += usage.output_tokens
-            self.cache_read_tokens += usage.cache_read_tokens
-            self.cache_write_tokens += usage.cache_write_tokens
-            self.reasoning_tokens += usage.reasoning_tokens
-            for kind, tokens in usage.other_tokens.items():
-                self.other_tokens[kind] = self.other_tokens.get(kind, 0) + tokens
-        for tool, calls in usage.tool_calls.items():
-            self.tool_calls[tool] = self.tool_calls.get(tool, 0) + calls
-        if record.cost is not None:
-            self.cost = DECIMAL_CONTEXT.add(self.cost, record.cost.total)
-        elif usage.known:
-            self.unpriced += 1
-
-    def copy(self) -> ModelTotals:
-        """Return an independent copy."""
-        return attrs.evolve(
-            self, other_tokens=dict(self.other_tokens), tool_calls=dict(self.tool_calls)
-        )
 
 
 class UsageTracker:
@@ -278,10 +219,7 @@ class UsageTracker:
             + (reason or _how_to_add_price(usage.provider, usage.model))
         )
         logger.warning("%s", message)
-        try:
-            warnings.warn(PricingWarning(message), stacklevel=2)
-        except Exception:  # noqa: BLE001 - warnings turned into errors must not break the call
-            logger.debug("the unpriced-model warning was raised as an error", exc_info=True)
+        emit_warning(PricingWarning(message), stacklevel=3)
 
     def record(
         self,
@@ -497,8 +435,8 @@ def llmfy_usage_tracker(
     for keyword, table in other_provider_pricing.items():
         if not keyword.endswith(_PRICING_SUFFIX) or keyword == _PRICING_SUFFIX:
             raise TypeError(
-                f"llmfy_usage_tracker() got an unexpected keyword argument {keyword!r}; "
-                "price overrides are given as <provider>_pricing=..."
+                "llmfy_usage_tracker() got an unexpected keyword argument "
+                f"{keyword!r}; price overrides are given as <provider>_pricing=..."
             )
         if table is not None:
             tables[keyword.removesuffix(_PRICING_SUFFIX)] = table
@@ -528,10 +466,11 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
             for name, info in registry.infos.items()
             if "pricing_table_parse" in info.hooks
         )
+        readers = ", ".join(known) or "none"
         raise UnknownProviderError(
-            f"Unknown provider {provider!r} in {provider}_pricing: no installed llmfy "
-            f"plugin reads its price tables (plugins that do: {', '.join(known) or 'none'}). "
-            f"Install the provider's plugin, for example `pip install llmfy-{provider}`, "
-            "or check the spelling."
+            f"Unknown provider {provider!r} in {provider}_pricing: no installed "
+            f"llmfy plugin reads its price tables (plugins that do: {readers}). "
+            "Install the provider's plugin, for example "
+            f"`pip install llmfy-{provider}`, or check the spelling."
         )
     return cast(PriceTable, parsed)

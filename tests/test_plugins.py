@@ -1,0 +1,336 @@
+"""Plugin discovery from real installed distributions, and plugin isolation."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import llmfy_core
+from llmfy_core import (
+    PluginLoadError,
+    PluginWarning,
+    RequestRecord,
+    hookimpl,
+    llmfy_usage_tracker,
+)
+
+from .conftest import ProviderPlugin
+from .distributions import install_distribution
+
+COMPANY_PRICES = """
+from decimal import Decimal
+
+from llmfy_core import Price, PriceRank, hookimpl
+
+llmfy_price_rank = PriceRank.ORGANIZATION
+
+
+@hookimpl
+def price_lookup(provider, model):
+    if provider == "openai" and model == "gpt-4o-mini":
+        return Price(Decimal("0.10"), Decimal("0.40"), source="company price list")
+    return None
+"""
+
+BROKEN_IMPORT = """
+raise ImportError("this plugin needs a package that is not installed")
+"""
+
+UNKNOWN_HOOK = """
+from llmfy_core import hookimpl
+
+
+@hookimpl
+def usage_extract(response):
+    return None
+
+
+@hookimpl
+def price_lookup_typo(provider):
+    return None
+"""
+
+BAD_SIGNATURE = """
+from llmfy_core import hookimpl
+
+
+@hookimpl
+def price_lookup(provider, currency):
+    return None
+"""
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Build each test distribution once for the module."""
+    root = tmp_path_factory.mktemp("distributions")
+    built = {
+        "company": install_distribution(
+            root / "company",
+            "llmfy-company-prices",
+            {"company_prices.py": COMPANY_PRICES},
+            {"company-prices": "company_prices"},
+        ),
+        "broken": install_distribution(
+            root / "broken",
+            "llmfy-broken",
+            {"broken_plugin.py": BROKEN_IMPORT},
+            {"broken": "broken_plugin"},
+            version="0.3.1",
+        ),
+        "unknown-hook": install_distribution(
+            root / "unknown",
+            "llmfy-typo",
+            {"typo_plugin.py": UNKNOWN_HOOK},
+            {"typo": "typo_plugin"},
+        ),
+        "bad-signature": install_distribution(
+            root / "signature",
+            "llmfy-signature",
+            {"signature_plugin.py": BAD_SIGNATURE},
+            {"signature": "signature_plugin"},
+        ),
+        "duplicate": install_distribution(
+            root / "duplicate",
+            "llmfy-other-openai",
+            {"other_openai.py": "from llmfy_core import hookimpl\n"},
+            {"openai": "other_openai"},
+        ),
+    }
+    return built
+
+
+@pytest.fixture
+def installed(sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Put one built distribution on sys.path; discovery then finds it."""
+
+    def install(name: str) -> None:
+        monkeypatch.syspath_prepend(str(sites[name]))
+        importlib.invalidate_caches()
+
+    yield install
+    for module in (
+        "company_prices",
+        "broken_plugin",
+        "typo_plugin",
+        "signature_plugin",
+    ):
+        sys.modules.pop(module, None)
+
+
+def test_pricing_plugin_discovered_from_distribution(installed: Any) -> None:
+    installed("company")
+
+    registry = llmfy_core.load_plugins()
+    infos = {info.name: info for info in llmfy_core.list_plugins()}
+
+    assert "company-prices" in infos
+    assert infos["company-prices"].distribution == "llmfy-company-prices"
+    assert infos["company-prices"].version == "1.0.0"
+    assert infos["company-prices"].hooks == ("price_lookup",)
+    assert registry.hook_order("price_lookup")[0] == "company-prices"
+
+
+def test_pricing_plugin_beats_bundled_and_override_beats_it(installed: Any) -> None:
+    installed("company")
+    llmfy_core.load_plugins()
+
+    with llmfy_usage_tracker() as plugin_priced:
+        plugin_priced.record("openai", "gpt-4o-mini", 1000, 1000)
+    override = {"gpt-4o-mini": {"input": 1, "output": 2}}
+    with llmfy_usage_tracker(openai_pricing=override) as override_priced:
+        override_priced.record("openai", "gpt-4o-mini", 1000, 1000)
+
+    # Company list: 1000 * 0.10 + 1000 * 0.40 = 500 per million tokens.
+    assert plugin_priced.total_cost == Decimal("0.0005")
+    assert plugin_priced.records[0].price_origin == "company-prices"
+    # Override: 1000 * 1 + 1000 * 2 = 3000 per million tokens.
+    assert override_priced.total_cost == Decimal("0.003")
+
+
+def test_bundled_price_used_without_pricing_plugin() -> None:
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o-mini", 1000, 1000)
+
+    # Bundled OpenAI table: 1000 * 0.15 + 1000 * 0.60 = 750 per million tokens.
+    assert usage.total_cost == Decimal("0.00075")
+    assert usage.records[0].price_origin == "openai"
+
+
+def test_plugin_failing_import_warns_and_others_work(installed: Any) -> None:
+    installed("broken")
+    installed("company")
+
+    with pytest.warns(PluginWarning) as warned:
+        llmfy_core.load_plugins()
+    infos = {info.name: info for info in llmfy_core.list_plugins()}
+
+    message = str(warned[0].message)
+    assert len(warned) == 1
+    assert "'broken'" in message
+    assert "llmfy-broken 0.3.1" in message
+    assert "needs a package that is not installed" in message
+    assert infos["broken"].error is not None
+    assert infos["company-prices"].error is None
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o-mini", 1000, 1000)
+    assert usage.total_cost == Decimal("0.0005")
+
+
+def test_strict_switch_raises_on_failing_import(installed: Any) -> None:
+    installed("broken")
+
+    with pytest.raises(PluginLoadError, match=r"llmfy-broken 0\.3\.1") as raised:
+        llmfy_core.load_plugins(strict=True)
+
+    assert raised.value.entry_point == "broken"
+
+
+def test_strict_switch_from_environment(
+    installed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed("broken")
+    monkeypatch.setenv("LLMFY_STRICT_PLUGINS", "1")
+
+    with pytest.raises(PluginLoadError):
+        llmfy_core.load_plugins()
+
+
+def test_unknown_hook_plugin_fully_unregistered(installed: Any) -> None:
+    installed("unknown-hook")
+
+    with pytest.warns(PluginWarning, match="price_lookup_typo"):
+        registry = llmfy_core.load_plugins()
+
+    assert registry.manager.get_plugin("typo") is None
+    assert "typo" not in registry.hook_order("usage_extract")
+
+
+def test_bad_signature_plugin_skipped(installed: Any) -> None:
+    installed("bad-signature")
+
+    with pytest.warns(PluginWarning, match="currency"):
+        registry = llmfy_core.load_plugins()
+
+    assert "signature" not in registry.hook_order("price_lookup")
+
+
+def test_duplicate_entry_point_name_reported(installed: Any) -> None:
+    installed("duplicate")
+
+    with pytest.warns(PluginWarning, match="already registered") as warned:
+        registry = llmfy_core.load_plugins()
+
+    assert "llmfy-other-openai" in str(warned[0].message) or "llmfy-openai" in str(
+        warned[0].message
+    )
+    assert registry.manager.get_plugin("openai") is not None
+
+
+def test_block_list_skips_plugin(
+    installed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed("broken")
+    monkeypatch.setenv("LLMFY_DISABLED_PLUGINS", "broken")
+
+    registry = llmfy_core.load_plugins()
+
+    assert "broken" not in registry.infos
+
+
+def test_allow_list_keeps_only_named(installed: Any) -> None:
+    installed("broken")
+    installed("company")
+
+    registry = llmfy_core.load_plugins(allow=["company-prices"])
+
+    assert sorted(registry.infos) == ["company-prices"]
+
+
+def test_allow_list_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMFY_PLUGINS", "bedrock")
+
+    registry = llmfy_core.load_plugins()
+
+    assert sorted(registry.infos) == ["bedrock"]
+
+
+def test_autoload_disabled_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMFY_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+    registry = llmfy_core.load_plugins()
+
+    assert registry.infos == {}
+
+
+def test_registration_by_hand_and_unregistration(provider: ProviderPlugin) -> None:
+    class Extra:
+        @hookimpl
+        def request_recorded(self, record: RequestRecord) -> None:
+            pass
+
+    name = llmfy_core.register_plugin(Extra(), "extra")
+
+    assert llmfy_core.hook_order("request_recorded") == ["extra"]
+    llmfy_core.unregister_plugin(name)
+    assert llmfy_core.hook_order("request_recorded") == []
+
+
+def test_hook_order_unknown_hook_raises(provider: ProviderPlugin) -> None:
+    with pytest.raises(ValueError, match="usage_extract"):
+        llmfy_core.hook_order("usage_extrakt")
+
+
+def test_request_recorded_called_once_for_nested_trackers(
+    provider: ProviderPlugin,
+) -> None:
+    seen: list[RequestRecord] = []
+
+    class Exporter:
+        @hookimpl
+        def request_recorded(self, record: RequestRecord) -> None:
+            seen.append(record)
+
+    llmfy_core.register_plugin(Exporter(), "exporter")
+    with llmfy_usage_tracker(), llmfy_usage_tracker() as inner:
+        from llmfy_core.recording import record_usage
+
+        record_usage(
+            llmfy_core.Usage("openai", "gpt-4o-mini", 5, 5),
+            llmfy_core.active_trackers(),
+        )
+
+    assert len(seen) == 1
+    assert inner.request_count == 1
+
+
+def test_request_recorded_fault_isolated(provider: ProviderPlugin) -> None:
+    class FailingExporter:
+        @hookimpl
+        def request_recorded(self, record: RequestRecord) -> None:
+            raise ConnectionError("collector down")
+
+    llmfy_core.register_plugin(FailingExporter(), "failing-exporter")
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o-mini", 5, 5)
+
+    assert usage.request_count == 1
+
+
+def test_no_provider_plugin_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmfy_core.recording as recording
+
+    monkeypatch.setattr(recording, "_warned_no_provider", False)
+    llmfy_core.load_plugins(autoload=False)
+
+    with pytest.warns(PluginWarning, match="No llmfy provider plugin"):
+        with llmfy_usage_tracker():
+            pass
+    with llmfy_usage_tracker():
+        pass

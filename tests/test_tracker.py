@@ -1,0 +1,371 @@
+"""The tracker: activation, nesting, overrides, concurrency and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import llmfy_core
+from llmfy_core import (
+    CallContext,
+    PricingTableError,
+    PricingWarning,
+    UnknownProviderError,
+    Usage,
+    active_trackers,
+    bind_trackers,
+    hookimpl,
+    llmfy_usage_tracker,
+)
+from llmfy_core.recording import record_response, record_usage
+
+from .conftest import ProviderPlugin
+
+
+def send(model: str = "gpt-4o-mini", tokens_in: int = 60, tokens_out: int = 3) -> None:
+    """Record a response as instrumentation would, into the trackers active now."""
+    record_response(
+        {"model": model, "in": tokens_in, "out": tokens_out},
+        CallContext("openai", model=model),
+        active_trackers(),
+    )
+
+
+def test_request_counted_inside_block(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        send()
+
+    assert usage.request_count == 1
+    assert usage.input_tokens == 60
+    assert usage.output_tokens == 3
+    # 60 * 0.15 + 3 * 0.60 = 10.8 USD per million tokens
+    assert usage.total_cost == Decimal("0.0000108")
+
+
+def test_request_after_block_not_counted(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        send()
+    send()
+
+    assert usage.request_count == 1
+
+
+def test_request_after_block_raised_not_counted(provider: ProviderPlugin) -> None:
+    tracker = llmfy_usage_tracker()
+    with pytest.raises(RuntimeError), tracker:
+        send()
+        raise RuntimeError("user code failed")
+    send()
+
+    assert tracker.request_count == 1
+    assert active_trackers() == ()
+
+
+def test_nested_trackers_both_count(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as outer:
+        send()
+        with llmfy_usage_tracker() as inner:
+            send(tokens_in=100)
+        send()
+
+    assert outer.request_count == 3
+    assert inner.request_count == 1
+    assert inner.input_tokens == 100
+    assert outer.input_tokens == 220
+
+
+def test_nested_trackers_price_with_own_overrides(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as outer:
+        with llmfy_usage_tracker(
+            openai_pricing={"gpt-4o-mini": {"input": 1, "output": 2}}
+        ) as inner:
+            send(tokens_in=1000, tokens_out=1000)
+
+    # Inner: 1000 * 1 + 1000 * 2 = 3000 per million. Outer keeps the bundled
+    # 1000 * 0.15 + 1000 * 0.60 = 750 per million.
+    assert inner.total_cost == Decimal("0.003")
+    assert outer.total_cost == Decimal("0.00075")
+
+
+def test_trackers_exited_out_of_order(provider: ProviderPlugin) -> None:
+    outer = llmfy_usage_tracker()
+    inner = llmfy_usage_tracker()
+    outer.__enter__()
+    inner.__enter__()
+    outer.__exit__(None, None, None)
+    send()
+    inner.__exit__(None, None, None)
+    send()
+
+    assert outer.request_count == 0
+    assert inner.request_count == 1
+    assert active_trackers() == ()
+
+
+def test_request_sent_inside_recorded_after_block(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        trackers = active_trackers()
+    record_usage(Usage("openai", "gpt-4o-mini", 60, 3), trackers)
+
+    assert usage.request_count == 1
+
+
+def test_decorator_on_sync_function(provider: ProviderPlugin) -> None:
+    usage = llmfy_usage_tracker()
+
+    @usage
+    def work() -> str:
+        send()
+        return "done"
+
+    assert work() == "done"
+    assert work() == "done"
+    send()
+    assert usage.request_count == 2
+
+
+def test_decorator_on_async_function(provider: ProviderPlugin) -> None:
+    usage = llmfy_usage_tracker()
+
+    @usage
+    async def work() -> str:
+        await asyncio.sleep(0)
+        send()
+        return "done"
+
+    assert asyncio.run(work()) == "done"
+    assert usage.request_count == 1
+
+
+def test_async_with_block(provider: ProviderPlugin) -> None:
+    async def main() -> llmfy_core.UsageTracker:
+        async with llmfy_usage_tracker() as usage:
+            await asyncio.gather(
+                *(asyncio.to_thread(bind_trackers(send)) for _ in range(3))
+            )
+        return usage
+
+    assert asyncio.run(main()).request_count == 3
+
+
+def test_tags_kept_on_records(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker(tags={"tenant": "acme"}) as usage:
+        send()
+
+    assert usage.records[0].tags == {"tenant": "acme"}
+    assert usage.to_dict()["tags"] == {"tenant": "acme"}
+
+
+def test_override_replaces_bundled_price(provider: ProviderPlugin) -> None:
+    pricing = {"gpt-4o-mini": {"input": 0.30, "output": 1.20, "cache_read": 0.1}}
+    with llmfy_usage_tracker(openai_pricing=pricing) as usage:
+        send(tokens_in=1000, tokens_out=100)
+
+    # 1000 * 0.30 + 100 * 1.20 = 420 per million
+    assert usage.total_cost == Decimal("0.00042")
+    assert usage.records[0].price_origin == "override"
+
+
+def test_override_keeps_other_models_prices(provider: ProviderPlugin) -> None:
+    pricing = {"my-model": {"input": 1, "output": 1}}
+    with llmfy_usage_tracker(openai_pricing=pricing) as usage:
+        send(tokens_in=1000, tokens_out=0)
+        send(model="my-model", tokens_in=1000, tokens_out=0)
+
+    # 1000 * 0.15 (bundled) + 1000 * 1 (override) = 1150 per million
+    assert usage.total_cost == Decimal("0.00115")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"gpt-4o-mini": {"input": 0.1}}, "field 'output'"),
+        ({"gpt-4o-mini": {"output": 0.1}}, "field 'input'"),
+        ({"gpt-4o-mini": {"input": -1, "output": 1}}, "negative"),
+        ({"gpt-4o-mini": {"input": float("nan"), "output": 1}}, "not a finite"),
+        ({"gpt-4o-mini": {"input": float("inf"), "output": 1}}, "not a finite"),
+        ({"gpt-4o-mini": {"input": "cheap", "output": 1}}, "not a number"),
+        ({"gpt-4o-mini": {"input": True, "output": 1}}, "not a number"),
+        ({"gpt-4o-mini": 0.15}, "expected a mapping"),
+        ({"gpt-4o-mini": {"us-east-1": {"input": 1, "output": 1}}}, "Unknown field"),
+    ],
+)
+def test_bad_override_table_raises(
+    provider: ProviderPlugin, table: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(PricingTableError, match=message) as raised:
+        llmfy_usage_tracker(openai_pricing=table)
+
+    assert "gpt-4o-mini" in str(raised.value)
+    assert isinstance(raised.value, ValueError)
+
+
+def test_override_table_not_a_mapping_raises(provider: ProviderPlugin) -> None:
+    with pytest.raises(PricingTableError, match="expected a mapping"):
+        llmfy_usage_tracker(openai_pricing=[("gpt-4o-mini", 1)])  # type: ignore[arg-type]
+
+
+def test_unknown_provider_pricing_raises(provider: ProviderPlugin) -> None:
+    with pytest.raises(UnknownProviderError, match="'acme'"):
+        llmfy_usage_tracker(acme_pricing={"m": {"input": 1, "output": 1}})
+
+
+def test_unknown_keyword_raises_type_error(provider: ProviderPlugin) -> None:
+    with pytest.raises(TypeError, match="opeanai_prices"):
+        llmfy_usage_tracker(opeanai_prices={})
+
+
+def test_unpriced_model_warns_once_and_costs_unknown(provider: ProviderPlugin) -> None:
+    with pytest.warns(PricingWarning, match="'mystery-model'") as warned:
+        with llmfy_usage_tracker() as usage:
+            send(model="mystery-model")
+            send(model="mystery-model")
+
+    assert len(warned) == 1
+    assert usage.records[0].cost is None
+    assert usage.totals.unpriced == 2
+    assert usage.cost_complete is False
+    assert "Unpriced Requests: 2" in str(usage)
+
+
+def test_unknown_usage_counted_not_zero(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        record_response(
+            {"model": "gpt-4o-mini"},
+            CallContext("openai", model="gpt-4o-mini"),
+            active_trackers(),
+        )
+
+    assert usage.request_count == 1
+    assert usage.totals.unknown_usage == 1
+    assert usage.records[0].usage.input_tokens is None
+
+
+class Broken:
+    @hookimpl(tryfirst=True)
+    def usage_extract(self, response: Any) -> Usage:
+        raise RuntimeError("plugin bug")
+
+
+def test_plugin_fault_recorded_not_raised(
+    provider: ProviderPlugin, caplog: pytest.LogCaptureFixture
+) -> None:
+    llmfy_core.register_plugin(Broken(), "broken")
+
+    with llmfy_usage_tracker() as usage:
+        send()
+
+    assert usage.request_count == 1
+    assert usage.totals.faults == 1
+    assert "plugin bug" in (usage.records[0].fault or "")
+    assert "Recording Faults: 1" in str(usage)
+    assert "plugin bug" in caplog.text
+
+
+class WrongType:
+    @hookimpl(tryfirst=True)
+    def usage_extract(self) -> str:
+        return "not a usage"
+
+
+def test_plugin_wrong_return_type_is_a_fault(provider: ProviderPlugin) -> None:
+    llmfy_core.register_plugin(WrongType(), "wrong-type")
+
+    with llmfy_usage_tracker() as usage:
+        send()
+
+    assert usage.totals.faults == 1
+    assert "expected a Usage" in (usage.records[0].fault or "")
+
+
+def test_record_by_hand_validates_counts(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        with pytest.raises(ValueError, match="input_tokens"):
+            usage.record("openai", "gpt-4o-mini", -1, 3)
+        with pytest.raises(ValueError, match="output_tokens"):
+            usage.record("openai", "gpt-4o-mini", 1, 2.5)  # type: ignore[arg-type]
+
+    assert usage.request_count == 0
+
+
+def test_threads_without_binding_are_not_counted(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        thread = threading.Thread(target=send)
+        thread.start()
+        thread.join()
+
+    assert usage.request_count == 0
+
+
+def test_thread_pool_with_bind_trackers(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as usage, ThreadPoolExecutor(4) as pool:
+        for _ in range(8):
+            pool.submit(bind_trackers(send))
+
+    assert usage.request_count == 8
+
+
+def test_sixteen_threads_record_exact_totals(provider: ProviderPlugin) -> None:
+    per_thread = 10_000
+    with (
+        llmfy_usage_tracker() as outer,
+        llmfy_usage_tracker(keep_requests=False) as inner,
+    ):
+        trackers = active_trackers()
+        usage = Usage("openai", "gpt-4o-mini", 7, 3)
+
+        def work() -> None:
+            for _ in range(per_thread):
+                record_usage(usage, trackers)
+
+        threads = [threading.Thread(target=work) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    requests = 16 * per_thread
+    assert outer.request_count == requests
+    assert inner.request_count == requests
+    assert outer.input_tokens == 7 * requests
+    assert inner.output_tokens == 3 * requests
+    # Each request: 7 * 0.15 + 3 * 0.60 = 2.85 per million, exactly.
+    assert outer.total_cost == Decimal("0.00000285") * requests
+    assert inner.total_cost == Decimal("0.00000285") * requests
+
+
+def test_thousand_async_tasks_record_exact_totals(provider: ProviderPlugin) -> None:
+    async def one(index: int) -> None:
+        await asyncio.sleep(0)
+        send(tokens_in=index, tokens_out=1)
+
+    async def main() -> llmfy_core.UsageTracker:
+        with llmfy_usage_tracker() as usage:
+            await asyncio.gather(*(one(index) for index in range(1000)))
+        return usage
+
+    usage = asyncio.run(main())
+
+    assert usage.request_count == 1000
+    assert usage.input_tokens == sum(range(1000))
+    # sum(0..999) = 499500 input tokens at 0.15 plus 1000 output tokens at 0.60
+    assert usage.total_cost == (Decimal(499500) * Decimal("0.15") + 600) / 1_000_000
+
+
+def test_process_tracker_counts_without_block(provider: ProviderPlugin) -> None:
+    tracker = llmfy_core.start_process_tracker()
+    try:
+        send()
+        with llmfy_usage_tracker() as usage:
+            send()
+    finally:
+        llmfy_core.stop_process_tracker(tracker)
+    send()
+
+    assert tracker.request_count == 2
+    assert usage.request_count == 1
