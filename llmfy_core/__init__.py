@@ -36,6 +36,7 @@ from llmfy_core.plugins import (
     unregister_plugin,
 )
 from llmfy_core.pricing import (
+    CatalogEntry,
     PriceKey,
     PriceTable,
     StaticPriceTable,
@@ -57,6 +58,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CallContext",
+    "CatalogEntry",
     "Cost",
     "LlmfyError",
     "LlmfyWarning",

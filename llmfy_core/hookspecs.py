@@ -8,14 +8,14 @@ any subset of a hook's arguments, by name.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
     from llmfy_core.model import CallContext, Price, RequestRecord, Unpriced, Usage
-    from llmfy_core.pricing import PriceTable
+    from llmfy_core.pricing import CatalogEntry, PriceTable
 
 PROJECT_NAME = "llmfy"
 
@@ -73,6 +73,15 @@ def pricing_table_parse(provider: str, table: Mapping[str, Any]) -> PriceTable |
     `llmfy_usage_tracker`. Return None unless `provider` is this plugin's.
     Validate every entry and raise `llmfy_core.PricingTableError` naming the
     provider, model, region and field at fault, with the expected shape.
+    """
+
+
+@hookspec
+def price_catalog(provider: str | None) -> Iterable[CatalogEntry] | None:
+    """List the prices this plugin can return, for `llmfy prices`.
+
+    `provider` limits the listing to one provider, or is None for all. Return
+    None or an empty iterable when the plugin lists nothing.
     """
 
 

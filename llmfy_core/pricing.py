@@ -55,6 +55,15 @@ class PriceKey:
     batch: bool = False
 
 
+@attrs.frozen(slots=True)
+class CatalogEntry:
+    """One listed price: which provider, model, region and tier it is for."""
+
+    provider: str
+    key: PriceKey
+    price: Price | Unpriced
+
+
 ModelCandidates = Callable[[str], Iterable[str]]
 
 
