@@ -215,6 +215,70 @@ def compute_cost(usage: Usage, price: Price) -> Cost:
     the price does not list are named in `Cost.parts` under `unpriced:<tool>`
     with a zero amount, so that callers can tell the total is a lower bound.
     """
+    if usage.other_tokens or usage.tool_calls or price.long_context:
+        return _compute_cost_in_full(usage, price)
+    rates = _per_token_rates(price)
+    if rates is None:
+        return _compute_cost_in_full(usage, price)
+    multiply = DECIMAL_CONTEXT.multiply
+    add = DECIMAL_CONTEXT.add
+    input_rate, cache_read_rate, cache_write_rate, output_rate = rates
+    cache_read = usage.cache_read_tokens
+    cache_write = usage.cache_write_tokens
+    plain_input = (usage.input_tokens or 0) - cache_read - cache_write
+    output = usage.output_tokens or 0
+    parts: dict[str, Decimal] = {}
+    total = _ZERO
+    if plain_input > 0:
+        total = parts["input"] = multiply(input_rate, plain_input)
+    if cache_read:
+        parts["cache_read"] = amount = multiply(cache_read_rate, cache_read)
+        total = add(total, amount)
+    if cache_write > 0:
+        parts["cache_write"] = amount = multiply(cache_write_rate, cache_write)
+        total = add(total, amount)
+    if output:
+        parts["output"] = amount = multiply(output_rate, output)
+        total = add(total, amount)
+    return Cost(total, parts)
+
+
+Rates = tuple[Decimal, Decimal, Decimal, Decimal]
+
+# id(price) -> (price, per-token rates); the price is kept so the id stays valid.
+_RATE_CACHE: dict[int, tuple[Price, Rates | None]] = {}
+_RATE_CACHE_SIZE = 4096
+
+
+def _per_token_rates(price: Price) -> Rates | None:
+    """Return the input, cache-read, cache-write and output USD per token.
+
+    Dividing by a power of ten is exact in Decimal, so these rates give the
+    same result as multiplying first; for any other unit, return None and let
+    the caller multiply first.
+    """
+    cached = _RATE_CACHE.get(id(price))
+    if cached is not None and cached[0] is price:
+        return cached[1]
+    unit = price.price_per_tokens
+    rates = None
+    if str(unit).rstrip("0") == "1":
+        divide = DECIMAL_CONTEXT.divide
+        cache_read = price.input if price.cache_read is None else price.cache_read
+        cache_write = price.input if price.cache_write is None else price.cache_write
+        rates = (
+            divide(price.input, unit),
+            divide(cache_read, unit),
+            divide(cache_write, unit),
+            divide(price.output, unit),
+        )
+    if len(_RATE_CACHE) >= _RATE_CACHE_SIZE:
+        _RATE_CACHE.clear()
+    _RATE_CACHE[id(price)] = (price, rates)
+    return rates
+
+
+def _compute_cost_in_full(usage: Usage, price: Price) -> Cost:
     price = price.for_input_tokens(usage.input_tokens)
     ctx = DECIMAL_CONTEXT
     input_tokens = usage.input_tokens or 0

@@ -216,7 +216,7 @@ def totals_dict(totals: ModelTotals) -> dict[str, Any]:
         "reasoning_tokens": totals.reasoning_tokens,
         "other_tokens": dict(totals.other_tokens),
         "tool_calls": dict(totals.tool_calls),
-        "cost_usd": str(totals.cost),
+        "cost_usd": format_decimal(totals.cost),
         "cost_complete": totals.cost_complete,
         "unpriced_requests": totals.unpriced,
         "unknown_usage_requests": totals.unknown_usage,
@@ -249,11 +249,14 @@ def record_dict(record: RequestRecord) -> dict[str, Any]:
         "price": price_dict(record.price),
         "price_origin": record.price_origin,
         "unpriced_reason": record.unpriced_reason,
-        "cost_usd": None if record.cost is None else str(record.cost.total),
+        "cost_usd": None if record.cost is None else format_decimal(record.cost.total),
         "cost_parts_usd": (
             None
             if record.cost is None
-            else {kind: str(amount) for kind, amount in record.cost.parts.items()}
+            else {
+                kind: format_decimal(amount)
+                for kind, amount in record.cost.parts.items()
+            }
         ),
         "fault": record.fault,
     }

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from decimal import Decimal
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
 from llmfy_core.errors import (
@@ -95,7 +95,7 @@ class UsageTracker:
         tags: Mapping[str, str] | None = None,
         keep_requests: bool = True,
     ) -> None:
-        self.tags: Mapping[str, str] = dict(tags or {})
+        self.tags: Mapping[str, str] = MappingProxyType(dict(tags or {}))
         self.keep_requests = keep_requests
         self._resolver = PriceResolver(overrides)
         self._lock = threading.Lock()
