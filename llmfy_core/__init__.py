@@ -4,6 +4,15 @@
 holds the implementation, and the `llmfy` package re-exports it.
 """
 
+from llmfy_core.agent import (
+    ChatModel,
+    ChatResponse,
+    ChatStream,
+    LLMfy,
+    Message,
+    Role,
+    StreamChunk,
+)
 from llmfy_core.errors import (
     LlmfyError,
     LlmfyWarning,
@@ -59,10 +68,15 @@ __version__ = "0.1.0"
 __all__ = [
     "CallContext",
     "CatalogEntry",
+    "ChatModel",
+    "ChatResponse",
+    "ChatStream",
     "Cost",
+    "LLMfy",
     "LlmfyError",
     "LlmfyWarning",
     "LongContextTier",
+    "Message",
     "ModelTotals",
     "PluginInfo",
     "PluginLoadError",
@@ -75,7 +89,9 @@ __all__ = [
     "PricingWarning",
     "ProviderCallError",
     "RequestRecord",
+    "Role",
     "StaticPriceTable",
+    "StreamChunk",
     "TemplateVariableError",
     "UnknownProviderError",
     "Unpriced",

@@ -1,0 +1,392 @@
+"""The llmfy agent: a system-message template in front of a provider's chat model.
+
+`LLMfy` renders its system message, builds the conversation and hands it to a
+`ChatModel`. The provider plugins supply the models (`llmfy_openai.agent`,
+`llmfy_bedrock.agent`), each built on the provider's official SDK client, so
+that the plugin's instrumentation counts every request once. The agent itself
+never records usage into a tracker: it only reads the usage of each response
+to attach it to the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from llmfy_core.errors import TemplateVariableError
+from llmfy_core.model import CallContext, Usage
+from llmfy_core.recording import extract_usage, unknown_usage
+
+logger = logging.getLogger("llmfy.agent")
+
+__all__ = [
+    "ChatModel",
+    "ChatResponse",
+    "ChatStream",
+    "LLMfy",
+    "Message",
+    "Role",
+    "StreamChunk",
+    "read_usage",
+]
+
+# `{{name}}`, with optional spaces inside the braces; `name` is a Python
+# identifier, so that every placeholder can be passed as a keyword argument.
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+class Role(StrEnum):
+    """The author of a message in a conversation."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+def _validate_content(instance: Message, attribute: Any, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(
+            f"Message content must be a str, got {type(value).__name__}: {value!r}"
+        )
+
+
+@attrs.frozen(slots=True)
+class Message:
+    """One turn of a conversation: its role and its text.
+
+    `role` accepts a `Role` or its value (`"user"`, `"assistant"`, `"system"`).
+    """
+
+    role: Role = attrs.field(converter=Role)
+    content: str = attrs.field(validator=_validate_content)
+
+
+@attrs.frozen(slots=True)
+class ChatResponse:
+    """A model's reply to one request.
+
+    `result` is the assistant message, so `response.result.content` is the
+    reply text. `usage` is the usage that the provider reported for this
+    request, with token counts of None when no plugin could read it.
+    `stop_reason` is the provider's own value (`"stop"`, `"end_turn"`, ...) and
+    `raw` the provider's response object, for fields the agent does not map.
+    """
+
+    result: Message
+    usage: Usage
+    stop_reason: str | None = None
+    raw: Any = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen(slots=True)
+class StreamChunk:
+    """A piece of a streamed reply: text as it arrives, or the final usage.
+
+    A provider model yields chunks with `text` while the reply streams, and
+    one chunk with `usage` set (and `raw`, the provider's final event) when
+    the provider reports it.
+    """
+
+    text: str = ""
+    usage: Usage | None = None
+    stop_reason: str | None = None
+    raw: Any = attrs.field(default=None, eq=False, repr=False)
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """What `LLMfy` needs from a provider's chat model.
+
+    Implementations send requests through the provider's official SDK client,
+    so that the provider plugin's instrumentation counts them, and never
+    record usage themselves. Provider failures are raised as
+    `llmfy_core.ProviderCallError` with the provider's exception as the cause.
+    """
+
+    @property
+    def provider(self) -> str:
+        """The provider name as llmfy uses it (`"openai"`, `"bedrock"`)."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The model id sent to the provider."""
+        ...
+
+    def generate(self, messages: Sequence[Message]) -> ChatResponse:
+        """Send the conversation and return the complete reply."""
+        ...
+
+    def stream(self, messages: Sequence[Message]) -> Iterator[StreamChunk]:
+        """Send the conversation now, and return an iterator over the reply.
+
+        The request must be sent before this returns, so that it belongs to
+        the trackers active at the call, wherever the iterator is consumed.
+        """
+        ...
+
+
+def read_usage(response: Any, context: CallContext) -> Usage:
+    """Read the usage of one provider response through the plugins' `usage_extract`.
+
+    Return a `Usage` with unknown token counts when no plugin reads the
+    response, or when reading it fails (logged on `llmfy.agent`), so that a
+    fault in usage reading never breaks the model call.
+    """
+    try:
+        usage = extract_usage(response, context)
+    except Exception as error:
+        logger.warning(
+            "reading the usage of a %s response for model %s failed: %r",
+            context.provider,
+            context.model,
+            error,
+        )
+        return unknown_usage(context)
+    if usage is None:
+        logger.debug(
+            "no plugin read the usage of a %s response for model %s",
+            context.provider,
+            context.model,
+        )
+        return unknown_usage(context)
+    return usage
+
+
+class ChatStream:
+    """A streamed reply: iterate over it to receive the text as it arrives.
+
+    The request was sent when the stream was created. Once the iteration has
+    finished, `response` holds the complete reply with its usage. Close the
+    stream (or leave a `with` block) to stop reading early.
+    """
+
+    def __init__(
+        self, chunks: Iterator[StreamChunk], provider: str, model: str
+    ) -> None:
+        self._chunks = chunks
+        self._context = CallContext(provider=provider, model=model)
+        self._parts: list[str] = []
+        self._usage: Usage | None = None
+        self._stop_reason: str | None = None
+        self._raw: Any = None
+        self._response: ChatResponse | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        while True:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                self._finish()
+                raise
+            if chunk.usage is not None:
+                self._usage = chunk.usage
+                self._raw = chunk.raw
+            if chunk.stop_reason is not None:
+                self._stop_reason = chunk.stop_reason
+            if chunk.text:
+                self._parts.append(chunk.text)
+                return chunk.text
+
+    def _finish(self) -> None:
+        if self._response is not None:
+            return
+        self._response = ChatResponse(
+            result=Message(role=Role.ASSISTANT, content="".join(self._parts)),
+            usage=self._usage or unknown_usage(self._context),
+            stop_reason=self._stop_reason,
+            raw=self._raw,
+        )
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return "".join(self._parts)
+
+    @property
+    def response(self) -> ChatResponse:
+        """The complete reply; raises RuntimeError before the stream has ended."""
+        if self._response is None:
+            raise RuntimeError(
+                "The stream has not ended yet: iterate over it to the end before "
+                "reading `response`."
+            )
+        return self._response
+
+    def close(self) -> None:
+        """Stop reading the reply and release the connection."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _declared_variables(input_variables: Iterable[str] | None) -> tuple[str, ...]:
+    if input_variables is None:
+        return ()
+    if isinstance(input_variables, str):
+        raise TemplateVariableError(
+            "input_variables must be a list of names, got the str "
+            f"{input_variables!r}; write input_variables=[{input_variables!r}]."
+        )
+    names: list[str] = []
+    for name in input_variables:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TemplateVariableError(
+                f"Invalid input variable name {name!r}: names must be Python "
+                "identifiers, such as 'info' or 'user_name'."
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+class LLMfy:
+    """An agent: a chat model with a system message that may contain variables.
+
+    `system_message` may contain `{{name}}` placeholders. Every placeholder
+    must be listed in `input_variables`, and every listed variable must be
+    given as a keyword argument on each call; both checks raise
+    `TemplateVariableError` (a ValueError). Values are inserted literally.
+    """
+
+    def __init__(
+        self,
+        model: ChatModel,
+        system_message: str | None = None,
+        input_variables: Iterable[str] | None = None,
+    ) -> None:
+        if not isinstance(model, ChatModel):
+            raise TypeError(
+                f"LLMfy needs a chat model such as llmfy_openai.agent.OpenAIChatModel "
+                f"or llmfy_bedrock.agent.BedrockConverseModel, got "
+                f"{type(model).__name__}."
+            )
+        if system_message is not None and not isinstance(system_message, str):
+            raise TypeError(
+                "system_message must be a str or None, got "
+                f"{type(system_message).__name__}."
+            )
+        self.model = model
+        self.system_message = system_message
+        self.input_variables = _declared_variables(input_variables)
+        self._check_placeholders()
+
+    def _check_placeholders(self) -> None:
+        if self.system_message is None:
+            return
+        for name in _PLACEHOLDER.findall(self.system_message):
+            if name not in self.input_variables:
+                declared = ", ".join(self.input_variables) or "none"
+                raise TemplateVariableError(
+                    f"The system message uses the placeholder {{{{{name}}}}}, but "
+                    f"{name!r} is not in input_variables (declared: {declared}). "
+                    f"Add {name!r} to input_variables."
+                )
+
+    def render_system_message(self, **variables: Any) -> str | None:
+        """Return the system message with each `{{name}}` replaced by its value.
+
+        Raises TemplateVariableError when a declared variable is missing or an
+        undeclared one is given. Each value is converted with `str()` and
+        inserted as is: braces in a value are never read as placeholders.
+        """
+        self._check_variables(variables)
+        if self.system_message is None:
+            return None
+        values = {name: str(value) for name, value in variables.items()}
+        return _PLACEHOLDER.sub(
+            lambda match: values[match.group(1)], self.system_message
+        )
+
+    def _check_variables(self, variables: Mapping[str, Any]) -> None:
+        expected = ", ".join(self.input_variables) or "none"
+        missing = [name for name in self.input_variables if name not in variables]
+        if missing:
+            raise TemplateVariableError(
+                f"Missing input variable(s) {', '.join(map(repr, missing))} for the "
+                f"system message; expected keyword arguments: {expected}."
+            )
+        unexpected = [name for name in variables if name not in self.input_variables]
+        if unexpected:
+            raise TemplateVariableError(
+                f"Unexpected input variable(s) {', '.join(map(repr, unexpected))}; "
+                f"expected keyword arguments: {expected}."
+            )
+
+    def _conversation(
+        self, messages: Sequence[Message], variables: Mapping[str, Any]
+    ) -> list[Message]:
+        system = self.render_system_message(**variables)
+        if isinstance(messages, Message | str):
+            raise TypeError(
+                "chat() takes a list of Message objects; use invoke() to send one "
+                "user turn given as text."
+            )
+        conversation = [] if system is None else [Message(Role.SYSTEM, system)]
+        for message in messages:
+            if not isinstance(message, Message):
+                raise TypeError(
+                    f"chat() takes Message objects, got {type(message).__name__}: "
+                    f"{message!r}."
+                )
+            conversation.append(message)
+        if not any(message.role is not Role.SYSTEM for message in conversation):
+            raise ValueError(
+                "The conversation has no user or assistant message; add at least one "
+                "Message(role=Role.USER, content=...)."
+            )
+        return conversation
+
+    def chat(self, messages: Sequence[Message], **variables: Any) -> ChatResponse:
+        """Send the rendered system message and `messages`; return the reply."""
+        conversation = self._conversation(messages, variables)
+        logger.debug(
+            "sending %d messages to %s model %s",
+            len(conversation),
+            self.model.provider,
+            self.model.model,
+        )
+        return self.model.generate(conversation)
+
+    def invoke(self, contents: str, **variables: Any) -> ChatResponse:
+        """Send one user turn given as text, and return the reply."""
+        return self.chat([_user_message(contents)], **variables)
+
+    def chat_stream(self, messages: Sequence[Message], **variables: Any) -> ChatStream:
+        """Send a conversation now, and return a stream of the reply's text."""
+        conversation = self._conversation(messages, variables)
+        chunks = self.model.stream(conversation)
+        return ChatStream(chunks, self.model.provider, self.model.model)
+
+    def invoke_stream(self, contents: str, **variables: Any) -> ChatStream:
+        """Send one user turn given as text now, and return a stream of the reply."""
+        return self.chat_stream([_user_message(contents)], **variables)
+
+
+def _user_message(contents: str) -> Message:
+    if not isinstance(contents, str):
+        raise TypeError(
+            f"invoke() takes the user's text as a str, got {type(contents).__name__}; "
+            "use chat() to send a list of Message objects."
+        )
+    return Message(Role.USER, contents)

@@ -1,0 +1,322 @@
+"""The Bedrock chat model for the llmfy agent, on boto3's Converse API.
+
+    from llmfy import LLMfy
+    from llmfy_bedrock.agent import BedrockConverseModel, BedrockConverseConfig
+
+    llm = BedrockConverseModel(
+        model="amazon.nova-lite-v1:0", config=BedrockConverseConfig(temperature=0.7)
+    )
+    agent = LLMfy(llm, system_message="You are a helpful assistant.")
+
+Requests go through a boto3 `bedrock-runtime` client (`converse` and
+`converse_stream`), so the llmfy-bedrock instrumentation counts each of them
+once; this module never records usage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from llmfy_core import CallContext, ProviderCallError
+from llmfy_core.agent import ChatResponse, Message, Role, StreamChunk, read_usage
+
+logger = logging.getLogger("llmfy.bedrock")
+
+__all__ = ["BedrockConverseConfig", "BedrockConverseModel"]
+
+PROVIDER = "bedrock"
+
+
+def _optional_unit_interval(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is not None and not 0 <= value <= 1:
+        raise ValueError(
+            f"BedrockConverseConfig.{attribute.name} must be between 0 and 1, "
+            f"got {value!r}."
+        )
+
+
+def _optional_positive(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"BedrockConverseConfig.{attribute.name} must be a whole number of at "
+            f"least 1, got {value!r}."
+        )
+
+
+@attrs.frozen(slots=True)
+class BedrockConverseConfig:
+    """Inference settings sent with every Converse request.
+
+    A field left as None is not sent, so the model's default applies. The
+    ranges are those of the Converse API's `inferenceConfig`.
+    `additional_model_request_fields` is sent as is, for settings that only
+    some models accept (Nova's `{"inferenceConfig": {"topK": 20}}`, for one).
+    """
+
+    temperature: float | None = attrs.field(
+        default=None, validator=_optional_unit_interval
+    )
+    top_p: float | None = attrs.field(default=None, validator=_optional_unit_interval)
+    max_tokens: int | None = attrs.field(default=None, validator=_optional_positive)
+    stop_sequences: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    additional_model_request_fields: Mapping[str, Any] | None = attrs.field(
+        default=None, hash=False
+    )
+
+    def request_parameters(self) -> dict[str, Any]:
+        """Return the settings as keyword arguments of `converse`."""
+        inference: dict[str, Any] = {}
+        if self.temperature is not None:
+            inference["temperature"] = self.temperature
+        if self.top_p is not None:
+            inference["topP"] = self.top_p
+        if self.max_tokens is not None:
+            inference["maxTokens"] = self.max_tokens
+        if self.stop_sequences:
+            inference["stopSequences"] = list(self.stop_sequences)
+        parameters: dict[str, Any] = {}
+        if inference:
+            parameters["inferenceConfig"] = inference
+        if self.additional_model_request_fields:
+            fields = dict(self.additional_model_request_fields)
+            parameters["additionalModelRequestFields"] = fields
+        return parameters
+
+
+class BedrockConverseModel:
+    """A chat model served by Amazon Bedrock through the Converse API.
+
+    Without `client`, a `bedrock-runtime` client is created on the first
+    request, from `session` (or boto3's default session), `region_name` and
+    `endpoint_url`; boto3 reads the credentials and the region from its usual
+    sources (environment, profile) when they are not given. Failures are
+    raised as `llmfy_core.ProviderCallError`, with the boto3 exception as the
+    cause.
+    """
+
+    provider = PROVIDER
+
+    def __init__(
+        self,
+        model: str = "amazon.nova-lite-v1:0",
+        config: BedrockConverseConfig | None = None,
+        client: Any = None,
+        *,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        session: boto3.Session | None = None,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ValueError(
+                "model must be a Bedrock model id, inference profile or ARN such as "
+                f"'amazon.nova-lite-v1:0', got {model!r}."
+            )
+        client_options = (region_name, endpoint_url, session)
+        if client is not None and any(option is not None for option in client_options):
+            raise ValueError(
+                "Pass either client= or region_name=/endpoint_url=/session= to "
+                "BedrockConverseModel, not both: the others configure the client "
+                "that it creates."
+            )
+        self.model = model
+        self.config = config or BedrockConverseConfig()
+        self._client = client
+        self._region_name = region_name
+        self._endpoint_url = endpoint_url
+        self._session = session
+        self._client_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"BedrockConverseModel(model={self.model!r}, config={self.config!r})"
+
+    @property
+    def client(self) -> Any:
+        """The `bedrock-runtime` client, created on first use if none was given."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._create_client()
+            return self._client
+
+    def _create_client(self) -> Any:
+        options = {"region_name": self._region_name, "endpoint_url": self._endpoint_url}
+        try:
+            if self._session is not None:
+                return self._session.client("bedrock-runtime", **options)
+            return boto3.client("bedrock-runtime", **options)
+        except BotoCoreError as error:
+            raise ProviderCallError(
+                PROVIDER,
+                self.model,
+                f"Could not create the bedrock-runtime client for model "
+                f"{self.model!r}: {error}. {_hint(error, self._region_name)}",
+            ) from error
+
+    @property
+    def region(self) -> str | None:
+        """The AWS region of the client's endpoint."""
+        region: str | None = self.client.meta.region_name
+        return region
+
+    def generate(self, messages: Sequence[Message]) -> ChatResponse:
+        """Send the conversation with `converse` and return the reply."""
+        client = self.client
+        try:
+            response = client.converse(**self._request(messages))
+        except (BotoCoreError, ClientError) as error:
+            raise self._call_error("Converse", error) from error
+        blocks = response.get("output", {}).get("message", {}).get("content", [])
+        content = "".join(block["text"] for block in blocks if "text" in block)
+        return ChatResponse(
+            result=Message(Role.ASSISTANT, content),
+            usage=read_usage(response, self._context("Converse", response)),
+            stop_reason=response.get("stopReason"),
+            raw=response,
+        )
+
+    def stream(self, messages: Sequence[Message]) -> Iterator[StreamChunk]:
+        """Send a `converse_stream` request now; return an iterator over the reply."""
+        client = self.client
+        try:
+            response = client.converse_stream(**self._request(messages))
+        except (BotoCoreError, ClientError) as error:
+            raise self._call_error("ConverseStream", error) from error
+        return self._chunks(response)
+
+    def _chunks(self, response: Mapping[str, Any]) -> Iterator[StreamChunk]:
+        events = response["stream"]
+        context = self._context("ConverseStream", response)
+        try:
+            for event in events:
+                if "contentBlockDelta" in event:
+                    delta = event["contentBlockDelta"].get("delta", {})
+                    if "text" in delta:
+                        yield StreamChunk(text=delta["text"])
+                elif "messageStop" in event:
+                    stop_reason = event["messageStop"].get("stopReason")
+                    yield StreamChunk(stop_reason=stop_reason)
+                elif "metadata" in event:
+                    # The metadata event, after messageStop, carries the usage.
+                    yield StreamChunk(usage=read_usage(event, context), raw=event)
+        except (BotoCoreError, ClientError) as error:
+            raise self._call_error("ConverseStream", error) from error
+        finally:
+            events.close()
+
+    def _request(self, messages: Sequence[Message]) -> dict[str, Any]:
+        system, turns = _converse_messages(messages)
+        request: dict[str, Any] = {"modelId": self.model, "messages": turns}
+        if system:
+            request["system"] = system
+        request.update(self.config.request_parameters())
+        return request
+
+    def _context(self, operation: str, response: Mapping[str, Any]) -> CallContext:
+        metadata = response.get("ResponseMetadata", {})
+        return CallContext(
+            provider=PROVIDER,
+            operation=operation,
+            model=self.model,
+            region=self.region,
+            headers=metadata.get("HTTPHeaders", {}),
+        )
+
+    def _call_error(self, operation: str, error: Exception) -> ProviderCallError:
+        region = self.region
+        return ProviderCallError(
+            PROVIDER,
+            self.model,
+            f"Bedrock {operation} request failed for model {self.model!r} in region "
+            f"{region!r}: {error}. {_hint(error, region)}",
+        )
+
+
+_CREDENTIAL_ERRORS = frozenset(
+    {
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+    }
+)
+_RETRY_ERRORS = frozenset(
+    {"ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException"}
+)
+_SERVICE_ERRORS = frozenset(
+    {
+        "InternalServerException",
+        "ServiceUnavailableException",
+        "ModelNotReadyException",
+        "ModelStreamErrorException",
+        "ModelTimeoutException",
+    }
+)
+
+
+def _hint(error: Exception, region: str | None) -> str:
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in _CREDENTIAL_ERRORS:
+            return (
+                "Check the AWS credentials, and that access to this model is "
+                f"granted in the Bedrock console for region {region!r}."
+            )
+        if code == "ResourceNotFoundException":
+            return f"Check the model id, and that the model is offered in {region!r}."
+        if code == "ValidationException":
+            return (
+                "Check the model id, the messages (a Bedrock conversation starts "
+                "with a user message) and BedrockConverseConfig."
+            )
+        if code in _RETRY_ERRORS:
+            return "Retry later, or request a higher quota for this model."
+        if code in _SERVICE_ERRORS:
+            return "The service failed; retry later."
+        return "The cause holds the provider's error."
+    name = type(error).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return (
+            "Set AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+            "AWS_PROFILE), or pass session= to BedrockConverseModel."
+        )
+    if name == "NoRegionError":
+        return "Set AWS_REGION, or pass region_name= to BedrockConverseModel."
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
+        return "Check the network connection and the endpoint URL."
+    return "The cause holds the provider's error."
+
+
+def _converse_messages(
+    messages: Sequence[Message],
+) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """Split a conversation into Converse's `system` blocks and `messages` turns.
+
+    Converse takes system text apart from the turns, so every system message
+    goes to `system`, in order. Consecutive messages of the same role become
+    one turn with several text blocks, because Converse rejects two turns of
+    the same role in a row.
+    """
+    system: list[dict[str, str]] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role is Role.SYSTEM:
+            system.append({"text": message.content})
+            continue
+        block = {"text": message.content}
+        if turns and turns[-1]["role"] == message.role.value:
+            turns[-1]["content"].append(block)
+        else:
+            turns.append({"role": message.role.value, "content": [block]})
+    return system, turns

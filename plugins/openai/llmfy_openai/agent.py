@@ -1,0 +1,254 @@
+"""The OpenAI chat model for the llmfy agent, on the official `openai` client.
+
+    from llmfy import LLMfy
+    from llmfy_openai.agent import OpenAIChatModel, OpenAIChatConfig
+
+    llm = OpenAIChatModel(model="gpt-4o-mini", config=OpenAIChatConfig(temperature=0.7))
+    agent = LLMfy(llm, system_message="You are a helpful assistant.")
+
+Requests go through `client.chat.completions.create`, so the llmfy-openai
+instrumentation counts each of them once; this module never records usage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import attrs
+import openai
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+
+from llmfy_core import CallContext, ProviderCallError
+from llmfy_core.agent import ChatResponse, Message, Role, StreamChunk, read_usage
+
+logger = logging.getLogger("llmfy.openai")
+
+__all__ = ["OpenAIChatConfig", "OpenAIChatModel"]
+
+PROVIDER = "openai"
+OPERATION = "chat.completions"
+
+
+def _optional_range(low: float, high: float) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and not low <= value <= high:
+            raise ValueError(
+                f"OpenAIChatConfig.{attribute.name} must be between {low} and "
+                f"{high}, got {value!r}."
+            )
+
+    return check
+
+
+def _optional_positive(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or value < 1
+    ):
+        raise ValueError(
+            f"OpenAIChatConfig.{attribute.name} must be a whole number of at least 1, "
+            f"got {value!r}."
+        )
+
+
+@attrs.frozen(slots=True)
+class OpenAIChatConfig:
+    """Sampling settings sent with every Chat Completions request.
+
+    A field left as None is not sent, so the API default applies. `max_tokens`
+    is sent as `max_completion_tokens`, the parameter that current models
+    accept (the older `max_tokens` is rejected by reasoning models).
+    """
+
+    temperature: float | None = attrs.field(
+        default=None, validator=_optional_range(0, 2)
+    )
+    top_p: float | None = attrs.field(default=None, validator=_optional_range(0, 1))
+    max_tokens: int | None = attrs.field(default=None, validator=_optional_positive)
+    stop: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    def request_parameters(self) -> dict[str, Any]:
+        """Return the settings as keyword arguments of `chat.completions.create`."""
+        parameters: dict[str, Any] = {}
+        if self.temperature is not None:
+            parameters["temperature"] = self.temperature
+        if self.top_p is not None:
+            parameters["top_p"] = self.top_p
+        if self.max_tokens is not None:
+            parameters["max_completion_tokens"] = self.max_tokens
+        if self.stop:
+            parameters["stop"] = list(self.stop)
+        return parameters
+
+
+class OpenAIChatModel:
+    """A chat model served by the OpenAI Chat Completions API.
+
+    Without `client`, an `openai.OpenAI` client is created on the first
+    request, from `base_url` and `api_key` or else from the `OPENAI_API_KEY`
+    and `OPENAI_BASE_URL` environment variables. Failures are raised as
+    `llmfy_core.ProviderCallError`, with the `openai` exception as the cause.
+    """
+
+    provider = PROVIDER
+
+    def __init__(
+        self,
+        model: str = "gpt-4o-mini",
+        config: OpenAIChatConfig | None = None,
+        client: openai.OpenAI | None = None,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ValueError(
+                "model must be an OpenAI model id such as 'gpt-4o-mini', got "
+                f"{model!r}."
+            )
+        if client is not None and (base_url is not None or api_key is not None):
+            raise ValueError(
+                "Pass either client= or base_url=/api_key= to OpenAIChatModel, not "
+                "both: base_url and api_key configure the client that it creates."
+            )
+        self.model = model
+        self.config = config or OpenAIChatConfig()
+        self._client = client
+        self._base_url = base_url
+        self._api_key = api_key
+        self._client_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatModel(model={self.model!r}, config={self.config!r})"
+
+    @property
+    def client(self) -> openai.OpenAI:
+        """The `openai.OpenAI` client, created on first use when none was given."""
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    self._client = openai.OpenAI(
+                        base_url=self._base_url, api_key=self._api_key
+                    )
+                except openai.OpenAIError as error:
+                    raise ProviderCallError(
+                        PROVIDER,
+                        self.model,
+                        f"Could not create the OpenAI client for model {self.model!r}: "
+                        f"{error} Set OPENAI_API_KEY, or pass api_key= or client= to "
+                        "OpenAIChatModel.",
+                    ) from error
+            return self._client
+
+    def generate(self, messages: Sequence[Message]) -> ChatResponse:
+        """Send the conversation with `chat.completions.create` and return the reply."""
+        client = self.client
+        try:
+            completion = client.chat.completions.create(
+                model=self.model,
+                messages=_message_params(messages),
+                **self.config.request_parameters(),
+            )
+        except openai.OpenAIError as error:
+            raise self._call_error("chat completion", error) from error
+        return self._response(completion)
+
+    def _response(self, completion: ChatCompletion) -> ChatResponse:
+        content = ""
+        stop_reason = None
+        if completion.choices:
+            choice = completion.choices[0]
+            content = choice.message.content or choice.message.refusal or ""
+            stop_reason = choice.finish_reason
+        context = CallContext(provider=PROVIDER, operation=OPERATION, model=self.model)
+        return ChatResponse(
+            result=Message(Role.ASSISTANT, content),
+            usage=read_usage(completion, context),
+            stop_reason=stop_reason,
+            raw=completion,
+        )
+
+    def stream(self, messages: Sequence[Message]) -> Iterator[StreamChunk]:
+        """Send a streaming request now, and return an iterator over its chunks.
+
+        The request asks for `stream_options={"include_usage": True}`, without
+        which the API reports no usage for a stream.
+        """
+        client = self.client
+        try:
+            stream = client.chat.completions.create(
+                model=self.model,
+                messages=_message_params(messages),
+                stream=True,
+                stream_options={"include_usage": True},
+                **self.config.request_parameters(),
+            )
+        except openai.OpenAIError as error:
+            raise self._call_error("streaming chat completion", error) from error
+        return self._chunks(stream)
+
+    def _chunks(self, stream: openai.Stream[Any]) -> Iterator[StreamChunk]:
+        context = CallContext(provider=PROVIDER, operation=OPERATION, model=self.model)
+        try:
+            for chunk in stream:
+                # The usage arrives in a chunk with no choices; it is not always
+                # the last chunk, so the stream is read to its end.
+                if chunk.usage is not None:
+                    yield StreamChunk(usage=read_usage(chunk, context), raw=chunk)
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                yield StreamChunk(
+                    text=choice.delta.content or "", stop_reason=choice.finish_reason
+                )
+        except openai.OpenAIError as error:
+            raise self._call_error("streaming chat completion", error) from error
+        finally:
+            stream.close()
+
+    def _call_error(
+        self, operation: str, error: openai.OpenAIError
+    ) -> ProviderCallError:
+        base_url = str(self.client.base_url)
+        return ProviderCallError(
+            PROVIDER,
+            self.model,
+            f"OpenAI {operation} request failed for model {self.model!r} at "
+            f"{base_url}: {error}. {_hint(error, base_url)}",
+        )
+
+
+def _hint(error: openai.OpenAIError, base_url: str) -> str:
+    if isinstance(error, openai.AuthenticationError):
+        return "Check OPENAI_API_KEY, or the api_key of the client."
+    if isinstance(error, openai.PermissionDeniedError):
+        return "Check that the API key's project may use this model."
+    if isinstance(error, openai.NotFoundError):
+        return "Check the model id, and that the account has access to it."
+    if isinstance(error, openai.RateLimitError):
+        return "Retry later, or check the account's rate limits and quota."
+    if isinstance(error, openai.BadRequestError):
+        return "Check the messages and the settings in OpenAIChatConfig."
+    if isinstance(error, openai.APITimeoutError):
+        return "Retry, or give the client a longer timeout."
+    if isinstance(error, openai.APIConnectionError):
+        return f"Check the network connection and the base URL {base_url}."
+    if isinstance(error, openai.InternalServerError):
+        return "The service failed; retry later."
+    return "The cause holds the provider's error."
+
+
+def _message_params(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:
+    params: list[ChatCompletionMessageParam] = []
+    for message in messages:
+        if message.role is Role.SYSTEM:
+            params.append({"role": "system", "content": message.content})
+        elif message.role is Role.USER:
+            params.append({"role": "user", "content": message.content})
+        else:
+            params.append({"role": "assistant", "content": message.content})
+    return params
