@@ -9,7 +9,6 @@ stopping the others.
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -20,9 +19,10 @@ import pluggy
 
 from llmfy_core import hookspecs
 from llmfy_core.errors import PluginLoadError, PluginWarning, emit_warning
+from llmfy_core.logs import get_logger
 from llmfy_core.model import PriceRank
 
-logger = logging.getLogger("llmfy.plugins")
+logger = get_logger("llmfy.plugins")
 
 ENTRY_POINT_GROUP = "llmfy"
 

@@ -8,17 +8,17 @@ record, and the request is still recorded with what could be read.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from llmfy_core.errors import PluginWarning, emit_warning
+from llmfy_core.logs import get_logger
 from llmfy_core.model import CallContext, RequestRecord, Usage
 from llmfy_core.plugins import get_registry
 from llmfy_core.tracker import UsageTracker, active_trackers
 
-logger = logging.getLogger("llmfy.tracker")
+logger = get_logger("llmfy.tracker")
 
 __all__ = [
     "active_trackers",

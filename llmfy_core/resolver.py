@@ -9,18 +9,18 @@ dictionary lookup instead of a hook call per plugin.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from llmfy_core.logs import get_logger
 from llmfy_core.model import Price, Unpriced, Usage
 from llmfy_core.plugins import PluginRegistry, get_registry
 from llmfy_core.pricing import PriceTable
 
-logger = logging.getLogger("llmfy.tracker")
+logger = get_logger("llmfy.tracker")
 
 _price_epoch = 0
 _epoch_lock = threading.Lock()

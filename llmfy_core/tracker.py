@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -25,6 +24,7 @@ from llmfy_core.errors import (
     UnknownProviderError,
     emit_warning,
 )
+from llmfy_core.logs import get_logger
 from llmfy_core.model import (
     RequestRecord,
     Usage,
@@ -34,7 +34,7 @@ from llmfy_core.pricing import PriceTable, compute_cost
 from llmfy_core.resolver import PriceResolver
 from llmfy_core.totals import ModelTotals
 
-logger = logging.getLogger("llmfy.tracker")
+logger = get_logger("llmfy.tracker")
 
 P = ParamSpec("P")
 R = TypeVar("R")
