@@ -1,0 +1,227 @@
+"""Hook implementations of llmfy-pricing-file, and the price file in use.
+
+The file is named by `use_price_file(path)` or, failing that, by the
+environment variable `LLMFY_PRICE_FILE`. It is read on first use and read
+again whenever its size, modification time or inode changes. A file that
+fails to read or validate is rejected with a `PricingWarning`, and the last
+valid prices stay in force.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from llmfy_core import (
+    CatalogEntry,
+    Price,
+    PriceRank,
+    PricingWarning,
+    hookimpl,
+    invalidate_price_cache,
+)
+
+from .prices import PriceList, utc_day
+from .reader import MAX_FILE_BYTES, PriceFileError, parse_price_bytes
+
+ENV_VAR = "LLMFY_PRICE_FILE"
+
+logger = logging.getLogger("llmfy.plugins.pricing_file")
+
+# Above the provider plugins' bundled tables, below a tracker's own overrides.
+llmfy_price_rank = PriceRank.ORGANIZATION
+# Prices depend on the day a request was sent, so llmfy caches them per day.
+llmfy_price_dated = True
+
+# What identifies one version of a file: device, inode, mtime in ns, size.
+FileStamp = tuple[int, int, int, int]
+
+
+class PriceFileState:
+    """The price file in use, its last valid prices, and the version read last."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.explicit_path: Path | None = None
+        self.prices: PriceList | None = None
+        self.path: Path | None = None
+        self.stamp: FileStamp | None = None
+
+    def configured_path(self) -> Path | None:
+        """Return the file named by `use_price_file`, else by `LLMFY_PRICE_FILE`."""
+        if self.explicit_path is not None:
+            return self.explicit_path
+        value = os.environ.get(ENV_VAR, "").strip()
+        return Path(value) if value else None
+
+    def current(self) -> PriceList | None:
+        """Return the prices in force, reading the file again if it changed.
+
+        Costs one `os.stat` when a file is configured and unchanged.
+        """
+        path = self.configured_path()
+        if path is None:
+            if self.path is not None:
+                self.forget()
+            return None
+        stamp = _stat(path)
+        if path == self.path and stamp == self.stamp:
+            return self.prices
+        with self._lock:
+            if path != self.path or stamp != self.stamp:
+                self._refresh(path, stamp)
+            return self.prices
+
+    def use(self, path: Path) -> PriceList:
+        """Read `path` now and price from it; raise if it is invalid.
+
+        On `PriceFileError` or `OSError` nothing changes.
+        """
+        with self._lock:
+            prices, stamp = _read(path)
+            self.explicit_path = path
+            self._install(path, stamp, prices)
+        return prices
+
+    def forget(self) -> None:
+        """Drop the file and its prices; the next lookup reads the configuration."""
+        with self._lock:
+            self.explicit_path = None
+            self.prices = None
+            self.path = None
+            self.stamp = None
+        invalidate_price_cache()
+
+    def _refresh(self, path: Path, stamp: FileStamp | None) -> None:
+        if stamp is None:
+            self.path, self.stamp = path, None
+            _warn(
+                f"The price file {path} ({self._named_by()}) was not found or "
+                f"cannot be read. {self._what_stays()}"
+            )
+            return
+        try:
+            prices, read_stamp = _read(path)
+        except (PriceFileError, OSError) as error:
+            # Remember this version, so that it is reported once, not per lookup.
+            self.path, self.stamp = path, stamp
+            _warn(f"{error} The file was rejected. {self._what_stays()}")
+            return
+        self._install(path, read_stamp, prices)
+
+    def _install(self, path: Path, stamp: FileStamp, prices: PriceList) -> None:
+        replaced = self.prices is not None
+        self.prices, self.path, self.stamp = prices, path, stamp
+        invalidate_price_cache()
+        logger.info(
+            "%s %d prices from the price file %s",
+            "reloaded" if replaced else "loaded",
+            len(prices),
+            path,
+        )
+
+    def _named_by(self) -> str:
+        if self.explicit_path is not None:
+            return "named by use_price_file()"
+        return f"named by {ENV_VAR}"
+
+    def _what_stays(self) -> str:
+        if self.prices is None:
+            return "No price from a price file applies until the file is fixed."
+        return (
+            f"The prices read before from {self.prices.path} stay in force until "
+            "the file is fixed."
+        )
+
+
+def _stat(path: Path) -> FileStamp | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino, status.st_mtime_ns, status.st_size)
+
+
+def _read(path: Path) -> tuple[PriceList, FileStamp]:
+    with path.open("rb") as stream:
+        status = os.fstat(stream.fileno())
+        data = stream.read(MAX_FILE_BYTES + 1)
+    stamp = (status.st_dev, status.st_ino, status.st_mtime_ns, status.st_size)
+    return parse_price_bytes(data, path), stamp
+
+
+def _warn(message: str) -> None:
+    logger.warning("%s", message)
+    try:
+        warnings.warn(PricingWarning(message), stacklevel=4)
+    except Exception:  # a warning turned into an error must not break the call
+        logger.debug("the price-file warning was raised as an error", exc_info=True)
+
+
+STATE = PriceFileState()
+
+
+# Public functions, re-exported by the package.
+
+
+def use_price_file(path: str | os.PathLike[str] | None) -> PriceList | None:
+    """Price requests from the price file at `path`, read and validated now.
+
+    Takes precedence over `LLMFY_PRICE_FILE`. Raises `PriceFileError` (a
+    ValueError) or `OSError` when the file is invalid or unreadable, and then
+    keeps the prices in force before the call. `None` drops the file, so that
+    `LLMFY_PRICE_FILE` applies again; it returns the prices that then apply.
+    """
+    if path is None:
+        STATE.forget()
+        return STATE.current()
+    return STATE.use(Path(path))
+
+
+def check_price_file() -> PriceList | None:
+    """Read the price file again if it changed, and return the prices in force.
+
+    llmfy caches each price it looked up, so a change to the file otherwise
+    applies from the request after the first one recorded once it changed.
+    """
+    return STATE.current()
+
+
+# Hooks
+
+
+@hookimpl
+def price_lookup(
+    provider: str,
+    model: str,
+    region: str | None,
+    service_tier: str | None,
+    batch: bool,
+    requested_at: dt.datetime | None,
+) -> Price | None:
+    """Return the price file's price in force on the day the request was sent."""
+    prices = STATE.current()
+    if prices is None:
+        return None
+    return prices.lookup(provider, model, region, service_tier, batch, requested_at)
+
+
+@hookimpl
+def request_recorded() -> None:
+    """Notice a changed price file after each request, despite llmfy's price cache."""
+    STATE.current()
+
+
+@hookimpl
+def price_catalog(provider: str | None) -> Iterator[CatalogEntry]:
+    """List the prices of the price file in force today (UTC)."""
+    prices = STATE.current()
+    if prices is None:
+        return
+    for entry in prices.in_force(utc_day(None), provider):
+        yield CatalogEntry(provider=entry.provider, key=entry.key, price=entry.price)
