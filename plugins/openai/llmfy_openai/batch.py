@@ -1,0 +1,87 @@
+"""Batch API output files: one usage per successful request, at the batch rate.
+
+Each line of an output file is a JSON object
+`{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`
+whose `body` is a Chat Completions, Responses or Embeddings body. Lines with an
+error or a status other than 200 are not billed and yield nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from llmfy_core import CallContext, Usage
+from llmfy_openai.extract import PROVIDER, usage_from_body
+
+
+class BatchFileError(ValueError):
+    """A line of a Batch API output file is not valid JSON or has the wrong shape."""
+
+
+def iter_batch_usages(
+    lines: Iterable[str | bytes | Mapping[str, Any]],
+) -> Iterator[Usage]:
+    """Yield the usage of each successful request in a Batch API output file.
+
+    `lines` are the file's lines (text or bytes) or already parsed objects;
+    blank lines are skipped. Each `Usage` has `batch=True`, so that it is priced
+    at the Batch API rate, and its `model` is the model id the body names.
+    Raises `BatchFileError` naming the line number for invalid JSON or a line
+    that is not an object.
+    """
+    for number, line in enumerate(lines, start=1):
+        record = _parse_line(line, number)
+        if record is None:
+            continue
+        usage = _usage_of_record(record)
+        if usage is not None:
+            yield usage
+
+
+def read_batch_file(path: str | os.PathLike[str]) -> list[Usage]:
+    """Return the usages of a Batch API output file on disk.
+
+    See `iter_batch_usages` for what each usage holds and what is raised.
+    """
+    with open(path, "rb") as file:
+        return list(iter_batch_usages(file))
+
+
+def _parse_line(
+    line: str | bytes | Mapping[str, Any], number: int
+) -> Mapping[str, Any] | None:
+    if isinstance(line, Mapping):
+        return line
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        raise BatchFileError(
+            f"Invalid JSON on line {number} of the OpenAI Batch API output file: "
+            f"{error}. Each line must be one JSON object."
+        ) from None
+    if not isinstance(record, Mapping):
+        raise BatchFileError(
+            f"Invalid line {number} of the OpenAI Batch API output file: expected a "
+            f"JSON object, got {type(record).__name__}."
+        )
+    return record
+
+
+def _usage_of_record(record: Mapping[str, Any]) -> Usage | None:
+    response = record.get("response")
+    if record.get("error") or not isinstance(response, Mapping):
+        return None
+    if response.get("status_code") != 200:
+        return None
+    body = response.get("body")
+    if not isinstance(body, Mapping):
+        return None
+    request_id = response.get("request_id")
+    headers = {"x-request-id": request_id} if isinstance(request_id, str) else {}
+    context = CallContext(provider=PROVIDER, headers=headers, batch=True)
+    return usage_from_body(body, context)

@@ -1,0 +1,650 @@
+"""Instrumentation of the official `openai` SDK (3.x, on httpx2).
+
+The SDK's classes are patched once per process, so every client counts,
+whenever it was created: `OpenAI`, `AsyncOpenAI` and their Azure subclasses.
+
+- `SyncAPIClient.request` / `AsyncAPIClient.request` capture the active
+  trackers and the send time. With no active tracker they call the SDK and
+  do nothing else.
+- A parsed response is recorded at once. A stream's chunk iterator is wrapped
+  by a generator that keeps a reference to the usage chunk (or the final
+  `Response` event) and records when the stream ends, raises, is closed or is
+  garbage collected, exactly once.
+- The wrappers of `with_raw_response` and `with_streaming_response` record
+  when the body was read: at once for raw responses, on `parse()` or
+  `close()` for streamed responses.
+
+Nothing here imports `openai` before the application does: `install()` patches
+at once when `openai` is already imported, and otherwise when it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib.abc
+import importlib.machinery
+import json
+import logging
+import sys
+import threading
+import warnings
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from llmfy_core import CallContext, UsageTracker, UsageWarning, active_trackers
+from llmfy_core.recording import record_response, record_usage, unknown_usage
+
+logger = logging.getLogger("llmfy.openai")
+
+PROVIDER = "openai"
+
+# POST paths that bill tokens, and the operation name each one is recorded
+# under. Other endpoints (retrieving a stored response, token counting, files)
+# are not billed requests and are not recorded.
+TRACKED_OPERATIONS = {
+    "/chat/completions": "chat.completions",
+    "/responses": "responses",
+    "/embeddings": "embeddings",
+    "/completions": "completions",
+}
+
+_CALL_ATTRIBUTE = "_llmfy_openai_call"
+_PATCHED_MARK = "__llmfy_openai_patch__"
+
+# Responses API stream events that carry the whole `Response`; the last three
+# end the stream and carry its usage.
+_FINAL_EVENTS = frozenset(
+    {"response.completed", "response.incomplete", "response.failed"}
+)
+_RESPONSE_EVENTS = _FINAL_EVENTS | {"response.created", "response.in_progress"}
+
+_patch_lock = threading.Lock()
+_patched = False
+_warned_trackers: weakref.WeakSet[UsageTracker] = weakref.WeakSet()
+
+
+def install() -> None:
+    """Patch the SDK now if it is imported, else as soon as it is imported."""
+    if "openai" in sys.modules:
+        _patch_safely()
+        return
+    with _patch_lock:
+        if not any(isinstance(finder, _ImportHook) for finder in sys.meta_path):
+            sys.meta_path.insert(0, _ImportHook())
+    if "openai" in sys.modules:
+        _patch_safely()
+
+
+def is_installed() -> bool:
+    """Whether the SDK classes are patched in this process."""
+    return _patched
+
+
+# Per-request state
+
+
+class _Call:
+    """What one request needs to be recorded once: trackers, send time, context."""
+
+    __slots__ = (
+        "attached",
+        "done",
+        "final",
+        "include_usage",
+        "latest",
+        "model",
+        "operation",
+        "request_id",
+        "sent_at",
+        "trackers",
+    )
+
+    def __init__(
+        self,
+        trackers: Sequence[UsageTracker],
+        operation: str,
+        model: str | None,
+        include_usage: bool,
+    ) -> None:
+        self.trackers = trackers
+        self.sent_at = dt.datetime.now(dt.UTC)
+        self.operation = operation
+        self.model = model
+        self.include_usage = include_usage
+        self.request_id: str | None = None
+        self.latest: Any = None
+        self.final: Any = None
+        self.done = False
+        self.attached = False
+
+    def context(self, service_tier: str | None = None) -> CallContext:
+        headers = {"x-request-id": self.request_id} if self.request_id else {}
+        return CallContext(
+            provider=PROVIDER,
+            operation=self.operation,
+            model=self.model,
+            service_tier=service_tier,
+            headers=headers,
+        )
+
+    def record(self, response: Any) -> None:
+        """Record a complete response (an SDK object or a JSON dict)."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            record_response(response, self.context(), self.trackers, self.sent_at)
+        except Exception as error:  # never reach the caller
+            self._log_fault(error)
+
+    def record_body(self, http_response: Any) -> None:
+        """Record from the HTTP body if it was read, else with unknown usage."""
+        if self.done:
+            return
+        try:
+            self.request_id = http_response.headers.get("x-request-id")
+            content = getattr(http_response, "_content", None)
+            body = json.loads(content) if content else None
+            if isinstance(body, Mapping):
+                self.record(body)
+            else:
+                self._record_unknown(None, None)
+        except Exception as error:  # never reach the caller
+            self.done = True
+            self._log_fault(error)
+
+    def finish_stream(self) -> None:
+        """Record a stream once, from its usage chunk or with unknown usage."""
+        if self.done:
+            return
+        final = self.final
+        if final is not None:
+            self.record(final)
+            return
+        try:
+            latest = self.latest
+            self._record_unknown(
+                getattr(latest, "model", None), getattr(latest, "service_tier", None)
+            )
+            if self.operation == "chat.completions" and not self.include_usage:
+                self._warn_no_usage()
+        except Exception as error:  # never reach the caller
+            self._log_fault(error)
+
+    def _record_unknown(self, served: str | None, tier: str | None) -> None:
+        self.done = True
+        usage = unknown_usage(
+            self.context(tier), served_model=served, request_id=self.request_id
+        )
+        record_usage(usage, self.trackers, self.sent_at)
+
+    def _warn_no_usage(self) -> None:
+        fresh = [
+            tracker for tracker in self.trackers if tracker not in _warned_trackers
+        ]
+        if not fresh:
+            return
+        _warned_trackers.update(fresh)
+        message = (
+            f"An OpenAI chat completion stream for model {self.model!r} carried no "
+            "usage, so it is counted with unknown tokens and cost. Pass "
+            'stream_options={"include_usage": True} to chat.completions.create() '
+            "to have OpenAI send the usage in the last chunks."
+        )
+        logger.warning("%s", message)
+        try:
+            warnings.warn(UsageWarning(message), stacklevel=4)
+        except Exception:  # warnings raised as errors stay here
+            logger.debug(
+                "the missing-usage warning was raised as an error", exc_info=True
+            )
+
+    def _log_fault(self, error: BaseException) -> None:
+        logger.warning(
+            "llmfy failed to record an %s %s request for model %s: %r",
+            PROVIDER,
+            self.operation,
+            self.model,
+            error,
+        )
+
+
+def _start_call(
+    trackers: Sequence[UsageTracker], options: Any, stream: bool
+) -> _Call | None:
+    """Return the state for a request that bills tokens, or None for others."""
+    try:
+        if options.method.lower() != "post":
+            return None
+        operation = TRACKED_OPERATIONS.get(options.url)
+        if operation is None:
+            return None
+        body = options.json_data
+        model = None
+        include_usage = False
+        if isinstance(body, Mapping):
+            requested = body.get("model")
+            model = requested if isinstance(requested, str) else None
+            stream_options = body.get("stream_options")
+            if isinstance(stream_options, Mapping):
+                include_usage = bool(stream_options.get("include_usage"))
+        return _Call(trackers, operation, model, include_usage)
+    except Exception as error:  # never reach the caller
+        logger.warning("llmfy failed to read an %s request: %r", PROVIDER, error)
+        return None
+
+
+# Attaching a call to what the SDK returned
+
+
+def _attach(call: _Call, result: Any) -> None:
+    """Record `result`, or arrange for it to be recorded when it is complete."""
+    try:
+        kinds = _Kinds.get()
+        if isinstance(result, kinds.sync_stream):
+            _watch_sync_stream(call, result)
+        elif isinstance(result, kinds.async_stream):
+            _watch_async_stream(call, result)
+        elif isinstance(result, kinds.legacy_response):
+            result.__dict__[_CALL_ATTRIBUTE] = call
+            if not result._stream:
+                call.record_body(result.http_response)
+        elif isinstance(result, kinds.api_response):
+            result.__dict__[_CALL_ATTRIBUTE] = call
+        elif hasattr(result, "usage"):
+            call.request_id = getattr(result, "_request_id", None)
+            call.record(result)
+    except Exception as error:  # never reach the caller
+        call._log_fault(error)
+
+
+def _attach_parsed(call: _Call, parsed: Any, http_response: Any) -> None:
+    """Record what `parse()` returned from a raw or streamed response wrapper."""
+    kinds = _Kinds.get()
+    if isinstance(parsed, (kinds.sync_stream, kinds.async_stream)):
+        call.attached = True
+        if isinstance(parsed, kinds.sync_stream):
+            _watch_sync_stream(call, parsed)
+        else:
+            _watch_async_stream(call, parsed)
+    elif hasattr(parsed, "usage"):
+        call.request_id = http_response.headers.get("x-request-id")
+        call.record(parsed)
+    else:
+        call.record_body(http_response)
+
+
+def _watch_sync_stream(call: _Call, stream: Any) -> None:
+    call.request_id = stream.response.headers.get("x-request-id")
+    stream.__dict__[_CALL_ATTRIBUTE] = call
+    watch = _watch_response_events if call.operation == "responses" else _watch_chunks
+    stream._iterator = watch(stream._iterator, call)
+    _finish_when_collected(stream, call)
+
+
+def _watch_async_stream(call: _Call, stream: Any) -> None:
+    call.request_id = stream.response.headers.get("x-request-id")
+    stream.__dict__[_CALL_ATTRIBUTE] = call
+    if call.operation == "responses":
+        stream._iterator = _watch_response_events_async(stream._iterator, call)
+    else:
+        stream._iterator = _watch_chunks_async(stream._iterator, call)
+    _finish_when_collected(stream, call)
+
+
+def _finish_when_collected(stream: Any, call: _Call) -> None:
+    """Record a stream that is dropped unread and unclosed when it is collected."""
+    finalizer = weakref.finalize(stream, call.finish_stream)
+    finalizer.atexit = False
+
+
+# Stream watchers: each chunk passes through at once; only a reference to the
+# chunk that carries the usage is kept.
+
+
+def _watch_chunks(chunks: Iterator[Any], call: _Call) -> Iterator[Any]:
+    try:
+        for chunk in chunks:
+            call.latest = chunk
+            if getattr(chunk, "usage", None) is not None:
+                call.final = chunk
+            yield chunk
+    finally:
+        _close_quietly(chunks)
+        call.finish_stream()
+
+
+def _watch_response_events(events: Iterator[Any], call: _Call) -> Iterator[Any]:
+    try:
+        for event in events:
+            kind = getattr(event, "type", None)
+            if kind in _RESPONSE_EVENTS:
+                call.latest = event.response
+                if kind in _FINAL_EVENTS:
+                    call.final = event.response
+            yield event
+    finally:
+        _close_quietly(events)
+        call.finish_stream()
+
+
+async def _watch_chunks_async(
+    chunks: AsyncIterator[Any], call: _Call
+) -> AsyncIterator[Any]:
+    try:
+        async for chunk in chunks:
+            call.latest = chunk
+            if getattr(chunk, "usage", None) is not None:
+                call.final = chunk
+            yield chunk
+    finally:
+        await _aclose_quietly(chunks)
+        call.finish_stream()
+
+
+async def _watch_response_events_async(
+    events: AsyncIterator[Any], call: _Call
+) -> AsyncIterator[Any]:
+    try:
+        async for event in events:
+            kind = getattr(event, "type", None)
+            if kind in _RESPONSE_EVENTS:
+                call.latest = event.response
+                if kind in _FINAL_EVENTS:
+                    call.final = event.response
+            yield event
+    finally:
+        await _aclose_quietly(events)
+        call.finish_stream()
+
+
+def _close_quietly(iterator: Iterator[Any]) -> None:
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
+async def _aclose_quietly(iterator: AsyncIterator[Any]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _finish_call_of(owner: Any) -> None:
+    call = owner.__dict__.get(_CALL_ATTRIBUTE) if owner is not None else None
+    if call is not None:
+        call.finish_stream()
+
+
+# Patched SDK methods
+
+
+def _patched_request(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def request(
+        self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        trackers = active_trackers()
+        if not trackers:
+            return original(self, cast_to, options, *args, **kwargs)
+        call = _start_call(trackers, options, bool(kwargs.get("stream")))
+        result = original(self, cast_to, options, *args, **kwargs)
+        if call is not None:
+            _attach(call, result)
+        return result
+
+    return request
+
+
+def _patched_async_request(original: Callable[..., Any]) -> Callable[..., Any]:
+    # A plain function that returns the SDK's coroutine when nothing is
+    # tracked, so that the untracked path adds no coroutine frame.
+    @functools.wraps(original)
+    def request(
+        self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        trackers = active_trackers()
+        if not trackers:
+            return original(self, cast_to, options, *args, **kwargs)
+        call = _start_call(trackers, options, bool(kwargs.get("stream")))
+        return _tracked_async_request(
+            original, call, self, cast_to, options, args, kwargs
+        )
+
+    return request
+
+
+async def _tracked_async_request(
+    original: Callable[..., Any],
+    call: _Call | None,
+    client: Any,
+    cast_to: Any,
+    options: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    result = await original(client, cast_to, options, *args, **kwargs)
+    if call is not None:
+        _attach(call, result)
+    return result
+
+
+def _patched_parse(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def _parse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        call = self.__dict__.get(_CALL_ATTRIBUTE)
+        if call is not None and not call.done and not call.attached:
+            try:
+                _attach_parsed(call, result, self.http_response)
+            except Exception as error:  # never reach the caller
+                call._log_fault(error)
+        return result
+
+    return _parse
+
+
+def _patched_response_close(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def close(self: Any) -> Any:
+        try:
+            return original(self)
+        finally:
+            _finish_response_wrapper(self)
+
+    return close
+
+
+def _patched_async_response_close(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def close(self: Any) -> Any:
+        try:
+            return await original(self)
+        finally:
+            _finish_response_wrapper(self)
+
+    return close
+
+
+def _finish_response_wrapper(wrapper: Any) -> None:
+    call = wrapper.__dict__.get(_CALL_ATTRIBUTE)
+    if call is None or call.done:
+        return
+    if call.attached:
+        call.finish_stream()
+    else:
+        call.record_body(wrapper.http_response)
+
+
+def _patched_stream_close(
+    original: Callable[..., Any], attribute: str | None
+) -> Callable[..., Any]:
+    """Patch a sync `close()` to finish the call of the stream (or of `attribute`)."""
+
+    @functools.wraps(original)
+    def close(self: Any) -> Any:
+        try:
+            return original(self)
+        finally:
+            _finish_call_of(self if attribute is None else self.__dict__.get(attribute))
+
+    return close
+
+
+def _patched_async_stream_close(
+    original: Callable[..., Any], attribute: str | None
+) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def close(self: Any) -> Any:
+        try:
+            return await original(self)
+        finally:
+            _finish_call_of(self if attribute is None else self.__dict__.get(attribute))
+
+    return close
+
+
+# Patching
+
+
+class _Kinds:
+    """The SDK classes that `_attach` tells apart, looked up once after patching."""
+
+    _instance: _Kinds | None = None
+
+    def __init__(self) -> None:
+        from openai import _legacy_response, _response, _streaming
+
+        self.sync_stream: type[Any] = _streaming.Stream
+        self.async_stream: type[Any] = _streaming.AsyncStream
+        self.legacy_response: type[Any] = _legacy_response.LegacyAPIResponse
+        self.api_response: tuple[type[Any], ...] = (
+            _response.APIResponse,
+            _response.AsyncAPIResponse,
+        )
+
+    @classmethod
+    def get(cls) -> _Kinds:
+        if cls._instance is None:
+            cls._instance = _Kinds()
+        return cls._instance
+
+
+def _patch_safely() -> None:
+    try:
+        _patch()
+    except Exception as error:  # a failed patch must not break imports
+        logger.warning("llmfy could not instrument the openai SDK: %r", error)
+
+
+def _patch() -> None:
+    global _patched
+    with _patch_lock:
+        if _patched:
+            return
+        from openai import _base_client, _legacy_response, _response, _streaming
+
+        _replace(_base_client.SyncAPIClient, "request", _patched_request)
+        _replace(_base_client.AsyncAPIClient, "request", _patched_async_request)
+        _replace(_response.BaseAPIResponse, "_parse", _patched_parse)
+        _replace(_legacy_response.LegacyAPIResponse, "_parse", _patched_parse)
+        _replace(_response.APIResponse, "close", _patched_response_close)
+        _replace(_response.AsyncAPIResponse, "close", _patched_async_response_close)
+        _replace(_streaming.Stream, "close", lambda f: _patched_stream_close(f, None))
+        _replace(
+            _streaming.AsyncStream,
+            "close",
+            lambda f: _patched_async_stream_close(f, None),
+        )
+        _patch_stream_helpers()
+        _Kinds.get()
+        _patched = True
+    logger.debug("instrumented the openai SDK")
+
+
+def _patch_stream_helpers() -> None:
+    """Patch the `.stream()` helpers, whose `close()` bypasses `Stream.close`."""
+    helpers = (
+        ("openai.lib.streaming.chat._completions", "ChatCompletionStream", False),
+        ("openai.lib.streaming.chat._completions", "AsyncChatCompletionStream", True),
+        ("openai.lib.streaming.responses._responses", "ResponseStream", False),
+        ("openai.lib.streaming.responses._responses", "AsyncResponseStream", True),
+    )
+    for module_name, class_name, is_async in helpers:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            logger.debug(
+                "openai has no %s; its stream helper is not patched", module_name
+            )
+            continue
+        helper = getattr(module, class_name, None)
+        if helper is None:
+            continue
+        if is_async:
+            _replace(
+                helper, "close", lambda f: _patched_async_stream_close(f, "_raw_stream")
+            )
+        else:
+            _replace(helper, "close", lambda f: _patched_stream_close(f, "_raw_stream"))
+
+
+def _replace(
+    owner: type, name: str, patch: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> None:
+    original = owner.__dict__.get(name)
+    if original is None or getattr(original, _PATCHED_MARK, False):
+        return
+    patched = patch(original)
+    setattr(patched, _PATCHED_MARK, True)
+    setattr(owner, name, patched)
+
+
+class _ImportHook(importlib.abc.MetaPathFinder):
+    """Patch `openai` right after its package module has executed."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "openai" or _patched:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or isinstance(finder, _ImportHook):
+                continue
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            spec: importlib.machinery.ModuleSpec | None = find_spec(
+                fullname, path, target
+            )
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _PatchingLoader(spec.loader)
+                return spec
+        return None
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """Run the real loader, put it back on the module, then patch the SDK."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        module.__loader__ = self._loader
+        self._loader.exec_module(module)
+        _patch_safely()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)

@@ -1,0 +1,193 @@
+"""The `openai_pricing=` override table: validation and lookup.
+
+The documented format maps a model id to its prices in USD per million tokens:
+
+    {"gpt-4o-mini": {"input": 0.15, "output": 0.60}}
+
+Optional fields are `cache_read`, `cache_write`, `input_audio`,
+`output_audio`, `price_per_tokens` (the unit, default 1,000,000) and `tiers`,
+which maps `flex`, `priority`, `scale`, `ultrafast` or `batch` (the Batch API)
+to prices of the same shape. An entry without a tier applies to every tier
+and to the Batch API. A string value maps a name to another model id, for
+Azure deployments: `{"prod-chat": "gpt-4o-mini"}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from llmfy_core import Price, PriceKey, PricingTableError, StaticPriceTable, Unpriced
+from llmfy_core.model import MILLION
+from llmfy_core.pricing import describe_entry, parse_price_value, price_from_mapping
+from llmfy_openai.prices import bundled_price_table, tool_prices
+from llmfy_openai.resolve import model_candidates
+
+PROVIDER = "openai"
+SOURCE = "openai_pricing override"
+
+EXPECTED_SHAPE = (
+    '{"gpt-4o-mini": {"input": 0.15, "output": 0.60}} in USD per million tokens; '
+    "optional cache_read, cache_write, input_audio, output_audio, "
+    'price_per_tokens and tiers ({"flex": {...}, "priority": {...}, "batch": {...}}), '
+    'or a model id string for an Azure deployment ({"prod-chat": "gpt-4o-mini"})'
+)
+
+BATCH_TIER = "batch"
+SERVICE_TIERS = frozenset({"flex", "priority", "scale", "ultrafast"})
+_AUDIO_FIELDS = {"input_audio": "input_audio", "output_audio": "output_audio"}
+_EXTRA_FIELDS = frozenset({"tiers", *_AUDIO_FIELDS})
+
+
+class OverrideTable:
+    """A parsed `openai_pricing` table, resolving model ids like the bundled one."""
+
+    def __init__(
+        self, entries: Mapping[PriceKey, Price | Unpriced], aliases: Mapping[str, str]
+    ) -> None:
+        self._table = StaticPriceTable(entries, candidates=model_candidates)
+        self._aliases = dict(aliases)
+
+    def __len__(self) -> int:
+        return len(self._table) + len(self._aliases)
+
+    def lookup(
+        self, model: str, region: str | None, service_tier: str | None, batch: bool
+    ) -> Price | Unpriced | None:
+        """Return the override price of `model`, following deployment aliases."""
+        found = self._table.lookup(model, region, service_tier, batch)
+        if found is not None or not self._aliases:
+            return found
+        for candidate in model_candidates(model):
+            target = self._aliases.get(candidate)
+            if target is not None:
+                found = self._table.lookup(target, region, service_tier, batch)
+                if found is None:
+                    found = bundled_price_table().lookup(
+                        target, region, service_tier, batch
+                    )
+                return found
+        return None
+
+
+def parse_override_table(table: Mapping[str, Any]) -> OverrideTable:
+    """Validate an `openai_pricing` table and return it as a price table.
+
+    Raises `PricingTableError` naming the model and field at fault, with the
+    expected shape, for wrong nesting, missing `input` or `output`, negative,
+    NaN, infinite, boolean or non-numeric prices, unknown fields or tiers, and
+    aliases to unknown models.
+    """
+    entries: dict[PriceKey, Price | Unpriced] = {}
+    aliases: dict[str, str] = {}
+    for model, entry in table.items():
+        if not isinstance(model, str) or not model:
+            raise PricingTableError(
+                f"Invalid model id {model!r} in openai_pricing: model ids are "
+                f"non-empty strings. Expected shape: {EXPECTED_SHAPE}"
+            )
+        if isinstance(entry, str):
+            aliases[model] = entry
+            continue
+        entries.update(_parse_entry(model, entry))
+
+    for model, target in aliases.items():
+        _check_alias(model, target, entries)
+    return OverrideTable(entries, aliases)
+
+
+def _parse_entry(model: str, entry: object) -> dict[PriceKey, Price]:
+    if not isinstance(entry, Mapping):
+        where = describe_entry(PROVIDER, model, None, None)
+        raise PricingTableError(
+            f"Invalid price entry for {where}: expected a mapping of prices or a model "
+            f"id string, got {type(entry).__name__} {entry!r}. If {model!r} is a price "
+            f"field, the model id level is missing. Expected shape: {EXPECTED_SHAPE}"
+        )
+    base = _parse_prices(model, entry, MILLION, None)
+    parsed = {PriceKey(model): base, PriceKey(model, batch=True): base}
+
+    tiers = entry.get("tiers")
+    if tiers is None:
+        return parsed
+    if not isinstance(tiers, Mapping):
+        where = describe_entry(PROVIDER, model, None, "tiers")
+        raise PricingTableError(
+            f"Invalid tiers for {where}: expected a mapping of tier name to prices, "
+            f"got {type(tiers).__name__} {tiers!r}. Expected shape: {EXPECTED_SHAPE}"
+        )
+    for tier, tier_entry in tiers.items():
+        if tier != BATCH_TIER and tier not in SERVICE_TIERS:
+            where = describe_entry(PROVIDER, model, None, f"tiers.{tier}")
+            allowed = ", ".join(sorted(SERVICE_TIERS | {BATCH_TIER}))
+            raise PricingTableError(
+                f"Unknown tier for {where}: {tier!r}. Allowed tiers: {allowed}. "
+                f"Expected shape: {EXPECTED_SHAPE}"
+            )
+        if isinstance(tier_entry, Mapping) and "tiers" in tier_entry:
+            where = describe_entry(PROVIDER, model, None, f"tiers.{tier}.tiers")
+            raise PricingTableError(
+                f"Invalid nesting for {where}: a tier cannot have tiers of its own. "
+                f"Expected shape: {EXPECTED_SHAPE}"
+            )
+        price = _parse_prices(model, tier_entry, base.price_per_tokens, f"tiers.{tier}")
+        if tier == BATCH_TIER:
+            parsed[PriceKey(model, batch=True)] = price
+        else:
+            parsed[PriceKey(model, service_tier=tier)] = price
+    return parsed
+
+
+def _parse_prices(model: str, entry: object, unit: int, prefix: str | None) -> Price:
+    where_model = model if prefix is None else f"{model} {prefix}"
+    if not isinstance(entry, Mapping):
+        where = describe_entry(PROVIDER, model, None, prefix)
+        raise PricingTableError(
+            f"Invalid price entry for {where}: expected a mapping of prices, got "
+            f"{type(entry).__name__} {entry!r}. Expected shape: {EXPECTED_SHAPE}"
+        )
+    price = price_from_mapping(
+        entry,
+        provider=PROVIDER,
+        model=where_model,
+        region=None,
+        default_unit=unit,
+        expected_shape=EXPECTED_SHAPE,
+        source=SOURCE,
+        allowed_extra=_EXTRA_FIELDS,
+    )
+    other: dict[str, Decimal] = {}
+    for field, kind in _AUDIO_FIELDS.items():
+        if field in entry:
+            other[kind] = parse_price_value(
+                entry[field],
+                provider=PROVIDER,
+                model=where_model,
+                field=field,
+                price_per_tokens=price.price_per_tokens,
+                expected_shape=EXPECTED_SHAPE,
+            )
+    return attrs.evolve(price, other=other, per_call=tool_prices())
+
+
+def _check_alias(model: str, target: str, entries: Mapping[PriceKey, object]) -> None:
+    where = describe_entry(PROVIDER, model, None, None)
+    if not target:
+        raise PricingTableError(
+            f"Invalid alias for {where}: the model id is empty. "
+            f"Expected shape: {EXPECTED_SHAPE}"
+        )
+    known_here = any(key.model == target for key in entries)
+    if (
+        known_here
+        or bundled_price_table().lookup(target, None, None, False) is not None
+    ):
+        return
+    raise PricingTableError(
+        f"Invalid alias for {where}: {target!r} is neither in openai_pricing nor in "
+        "the bundled OpenAI price table. Map the deployment to a priced OpenAI model "
+        f"id, or give its prices. Expected shape: {EXPECTED_SHAPE}"
+    )

@@ -1,0 +1,187 @@
+"""The bundled OpenAI price table, read from `prices.toml` beside this module.
+
+Prices are USD per million tokens. Standard, Batch API, Flex and Priority
+rates are separate entries keyed by service tier and batch flag; model ids
+resolve through `llmfy_openai.resolve.model_candidates`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+import attrs
+
+from llmfy_core import LongContextTier, Price, PriceKey, StaticPriceTable, Unpriced
+from llmfy_openai.resolve import is_fine_tuned, model_candidates
+
+PRICE_FILE = "prices.toml"
+
+FLEX = "flex"
+PRIORITY = "priority"
+
+# Price fields given per million tokens in the data file, and the token
+# subset each one prices in `Price.other`.
+_SUBSET_FIELDS = {"input_audio": "input_audio", "output_audio": "output_audio"}
+
+_BATCH_RULE = "50% of the standard rates, https://platform.openai.com/docs/guides/batch"
+_FLEX_RULE = (
+    "priced at Batch API rates, https://platform.openai.com/docs/guides/flex-processing"
+)
+
+
+@attrs.frozen(slots=True)
+class PriceListing:
+    """One row of the bundled table, for listing prices (`llmfy prices`).
+
+    `service_tier` is None for the standard tier; `batch` is true for the
+    Batch API rate. `aliases` are other model ids billed at the same price.
+    """
+
+    model: str
+    service_tier: str | None
+    batch: bool
+    price: Price
+    aliases: tuple[str, ...] = ()
+
+
+def lookup_price(
+    model: str, service_tier: str | None, batch: bool
+) -> Price | Unpriced | None:
+    """Return the bundled price of `model`, resolved the way OpenAI bills it.
+
+    Returns `Unpriced` for a fine-tuned model whose base model has no
+    fine-tuned price in the table, and None for an unknown model id.
+    """
+    found = bundled_price_table().lookup(model, None, service_tier, batch)
+    if found is not None:
+        return found
+    if is_fine_tuned(model):
+        return Unpriced(
+            f"{model!r} is a fine-tuned model, and the bundled table has no "
+            "fine-tuned price for its base model. Add it with "
+            f"llmfy_usage_tracker(openai_pricing={{{model!r}: "
+            "{'input': ..., 'output': ...}}), in USD per million tokens."
+        )
+    return None
+
+
+def list_prices() -> list[PriceListing]:
+    """Return every row of the bundled table, sorted by model, batch and tier."""
+    listings = []
+    for model, entry in _load_file()["models"].items():
+        aliases = tuple(entry.get("aliases", ()))
+        for (tier, batch), price in _entry_prices(model, entry).items():
+            listings.append(PriceListing(model, tier, batch, price, aliases))
+    listings.sort(key=lambda row: (row.model, row.batch, row.service_tier or ""))
+    return listings
+
+
+@functools.cache
+def bundled_price_table() -> StaticPriceTable:
+    """Return the bundled table as a `StaticPriceTable`, loaded once."""
+    entries: dict[PriceKey, Price | Unpriced] = {}
+    for model, entry in _load_file()["models"].items():
+        prices = _entry_prices(model, entry)
+        for model_id in (model, *entry.get("aliases", ())):
+            for (tier, batch), price in prices.items():
+                entries[PriceKey(model_id, None, tier, batch)] = price
+    return StaticPriceTable(entries, candidates=model_candidates)
+
+
+@functools.cache
+def tool_prices() -> Mapping[str, Decimal]:
+    """Return the bundled prices of built-in tools, in USD per call."""
+    tools = _load_file().get("tools", {})
+    return {name: Decimal(tool["per_call"]) for name, tool in tools.items()}
+
+
+@functools.cache
+def _load_file() -> dict[str, Any]:
+    text = resources.files("llmfy_openai").joinpath(PRICE_FILE).read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def _entry_prices(
+    model: str, entry: Mapping[str, Any]
+) -> dict[tuple[str | None, bool], Price]:
+    """Build the standard, Batch, Flex and Priority prices of one file entry."""
+    defaults = _load_file()["defaults"]
+    checked: dt.date = entry.get("checked", defaults["checked"])
+    source = entry.get("source", defaults["source"])
+    standard = _price(entry, source, entry["via"], checked)
+
+    factor = Decimal(defaults["batch_factor"])
+    batch_rate = _scaled(
+        standard, factor, f"{standard.source}; Batch API: {_BATCH_RULE}"
+    )
+    flex_rate = _scaled(standard, factor, f"{standard.source}; Flex: {_FLEX_RULE}")
+    prices = {
+        (None, False): standard,
+        (None, True): batch_rate,
+        (FLEX, False): flex_rate,
+    }
+
+    priority = entry.get(PRIORITY)
+    if priority is not None:
+        prices[(PRIORITY, False)] = _price(
+            priority,
+            priority.get("source", source),
+            priority.get("via", "OpenAI's page"),
+            checked,
+        )
+    return prices
+
+
+def _price(fields: Mapping[str, Any], source: str, via: str, checked: dt.date) -> Price:
+    def rate(name: str) -> Decimal | None:
+        value = fields.get(name)
+        return None if value is None else Decimal(value)
+
+    other = {
+        kind: Decimal(fields[name])
+        for name, kind in _SUBSET_FIELDS.items()
+        if name in fields
+    }
+    tiers = tuple(
+        LongContextTier(
+            above_input_tokens=tier["above_input_tokens"],
+            price=_price(tier, source, via, checked),
+        )
+        for tier in fields.get("long_context", ())
+    )
+    return Price(
+        input=Decimal(fields["input"]),
+        output=Decimal(fields["output"]),
+        cache_read=rate("cache_read"),
+        cache_write=rate("cache_write"),
+        other=other,
+        per_call=tool_prices(),
+        long_context=tiers,
+        source=f"{source} (compared with {via})",
+        checked=checked,
+    )
+
+
+def _scaled(price: Price, factor: Decimal, source: str) -> Price:
+    def scale(value: Decimal | None) -> Decimal | None:
+        return None if value is None else value * factor
+
+    return attrs.evolve(
+        price,
+        input=price.input * factor,
+        output=price.output * factor,
+        cache_read=scale(price.cache_read),
+        cache_write=scale(price.cache_write),
+        other={kind: rate * factor for kind, rate in price.other.items()},
+        long_context=tuple(
+            attrs.evolve(tier, price=_scaled(tier.price, factor, source))
+            for tier in price.long_context
+        ),
+        source=source,
+    )

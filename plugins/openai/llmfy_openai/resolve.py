@@ -1,0 +1,100 @@
+"""Model id resolution: which price-table ids to try for a model id, in order.
+
+OpenAI bills a dated snapshot (`gpt-4o-mini-2024-07-18`, `gpt-4-0613`) at its
+model's price unless the snapshot has a price of its own, and a fine-tuned
+model (`ft:gpt-4o-mini-2024-07-18:org::id`) at the fine-tuned price of its
+base model, never at the base model's own price. Azure OpenAI deployments have
+names their owners chose; `map_azure_deployments` tells llmfy which model each
+one runs.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Mapping
+
+FINE_TUNED_PREFIX = "ft:"
+
+# `-2024-07-18` or `-0613` at the end of a model id.
+_SNAPSHOT_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
+
+_azure_lock = threading.Lock()
+_azure_deployments: dict[str, str] = {}
+
+
+def map_azure_deployments(deployments: Mapping[str, str]) -> None:
+    """Price the named Azure OpenAI deployments as the models they run.
+
+    `deployments` maps a deployment name (the `model=` passed to
+    `AzureOpenAI`) to an OpenAI model id, such as `{"prod-chat": "gpt-4o-mini"}`.
+    Azure responses usually name the model they served, which is priced
+    first; this mapping is the fallback. Raises ValueError for an empty name.
+    """
+    for deployment, model in deployments.items():
+        if not isinstance(deployment, str) or not isinstance(model, str):
+            raise ValueError(
+                f"Invalid Azure deployment mapping {deployment!r}: {model!r}. "
+                "Map each deployment name (str) to an OpenAI model id (str)."
+            )
+        if not deployment or not model:
+            raise ValueError(
+                f"Invalid Azure deployment mapping {deployment!r}: {model!r}. "
+                "Neither the deployment name nor the model id may be empty."
+            )
+    with _azure_lock:
+        _azure_deployments.update(deployments)
+
+
+def clear_azure_deployments() -> None:
+    """Forget every mapping made with `map_azure_deployments`."""
+    with _azure_lock:
+        _azure_deployments.clear()
+
+
+def strip_snapshot(model: str) -> str:
+    """Return `model` without a trailing snapshot date (`-2024-07-18`, `-0613`)."""
+    return _SNAPSHOT_SUFFIX.sub("", model)
+
+
+def is_fine_tuned(model: str) -> bool:
+    """Whether `model` names a fine-tuned model (`ft:...` or Azure `...ft-...`)."""
+    return model.startswith(FINE_TUNED_PREFIX) or ".ft-" in model
+
+
+def model_candidates(model: str) -> Iterator[str]:
+    """Yield the price-table ids to try for `model`, most specific first.
+
+    The id itself comes first, so that a snapshot with a price of its own wins.
+    A fine-tuned id yields only fine-tuned table ids (`ft:<base snapshot>`,
+    then `ft:<base model>`). An Azure deployment yields the candidates of the
+    model it was mapped to.
+    """
+    yield model
+
+    if is_fine_tuned(model):
+        base = _fine_tuned_base(model)
+        yield FINE_TUNED_PREFIX + base
+        stripped = strip_snapshot(base)
+        if stripped != base:
+            yield FINE_TUNED_PREFIX + stripped
+        return
+
+    stripped = strip_snapshot(model)
+    if stripped != model:
+        yield stripped
+
+    target = _azure_deployments.get(model)
+    if target is not None and target != model:
+        yield from model_candidates(target)
+
+
+def _fine_tuned_base(model: str) -> str:
+    """Return the base snapshot of a fine-tuned id.
+
+    `ft:gpt-4o-mini-2024-07-18:org:name:id` and the Azure form
+    `gpt-4o-mini-2024-07-18.ft-abc123` both give `gpt-4o-mini-2024-07-18`.
+    """
+    if model.startswith(FINE_TUNED_PREFIX):
+        return model[len(FINE_TUNED_PREFIX) :].split(":", 1)[0]
+    return model.split(".ft-", 1)[0]
