@@ -2,6 +2,92 @@
 
 from __future__ import annotations
 
-from llmfy_core import PriceRank
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from llmfy_bedrock import instrument
+from llmfy_bedrock.extract import (
+    PROVIDER,
+    decode_body,
+    to_usage,
+    usage_from_converse,
+    usage_from_invoke,
+    usage_from_stream_chunks,
+)
+from llmfy_bedrock.overrides import parse_overrides
+from llmfy_bedrock.prices import BedrockPriceTable, bundled_table
+from llmfy_core import CallContext, Price, PriceRank, Unpriced, Usage, hookimpl
+from llmfy_core.pricing import CatalogEntry
 
 llmfy_price_rank = PriceRank.PROVIDER
+
+
+@hookimpl
+def usage_extract(response: Any, context: CallContext) -> Usage | None:
+    """Normalize a Bedrock Runtime response; see `llmfy_bedrock.extract`.
+
+    `response` is, by `context.operation`: the Converse response or the
+    ConverseStream `metadata` event; for InvokeModel the decoded body, its raw
+    bytes, or botocore's response dict when the body was not read (the token
+    headers in `context.headers` come first); for InvokeModelWithResponseStream
+    the list of decoded chunks that carry usage.
+    """
+    if context.provider != PROVIDER:
+        return None
+    operation = context.operation
+    if operation == "InvokeModel":
+        return usage_from_invoke(_invoke_body(response), context)
+    if operation == "InvokeModelWithResponseStream" and isinstance(response, list):
+        return usage_from_stream_chunks(response, context)
+    if isinstance(response, Mapping):
+        return usage_from_converse(response, context)
+    return to_usage(None, context)
+
+
+def _invoke_body(response: Any) -> Mapping[str, Any] | None:
+    if isinstance(response, (bytes, bytearray, str)):
+        return decode_body(response)
+    if isinstance(response, Mapping) and "ResponseMetadata" not in response:
+        return response
+    return None
+
+
+@hookimpl
+def price_lookup(
+    provider: str,
+    model: str,
+    region: str | None,
+    service_tier: str | None,
+    batch: bool,
+    requested_at: dt.datetime | None,
+) -> Price | Unpriced | None:
+    """Return the bundled price of a Bedrock model in a Region."""
+    if provider != PROVIDER:
+        return None
+    return bundled_table().lookup(model, region, service_tier, batch)
+
+
+@hookimpl
+def pricing_table_parse(
+    provider: str, table: Mapping[str, Any]
+) -> BedrockPriceTable | None:
+    """Validate a `bedrock_pricing=` table; see `llmfy_bedrock.overrides`."""
+    if provider != PROVIDER:
+        return None
+    return parse_overrides(table)
+
+
+@hookimpl
+def price_catalog(provider: str | None) -> Iterable[CatalogEntry] | None:
+    """List the bundled Bedrock prices for `llmfy prices`."""
+    if provider not in (None, PROVIDER):
+        return None
+    return list(bundled_table().catalog())
+
+
+@hookimpl
+def provider_instrument() -> str:
+    """Instrument boto3's bedrock-runtime clients, now or when botocore is imported."""
+    instrument.install()
+    return PROVIDER

@@ -1,0 +1,328 @@
+"""Usage normalization for Bedrock Runtime responses.
+
+Bedrock reports input tokens without the cached ones: Converse's `inputTokens`,
+the `x-amzn-bedrock-input-token-count` header, the stream's
+`amazon-bedrock-invocationMetrics` and Anthropic's `input_tokens` all exclude
+cache reads and cache writes. llmfy's `input_tokens` includes them, so every
+function here adds them back, once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from llmfy_core import CallContext, Usage
+
+PROVIDER = "bedrock"
+
+INPUT_HEADER = "x-amzn-bedrock-input-token-count"
+OUTPUT_HEADER = "x-amzn-bedrock-output-token-count"
+CACHE_READ_HEADER = "x-amzn-bedrock-cache-read-input-token-count"
+CACHE_WRITE_HEADER = "x-amzn-bedrock-cache-write-input-token-count"
+SERVICE_TIER_HEADER = "x-amzn-bedrock-service-tier"
+REQUEST_ID_HEADER = "x-amzn-requestid"
+INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
+
+
+class TokenCounts(NamedTuple):
+    """Token counts as Bedrock reports them: `input` excludes cache tokens."""
+
+    input: int
+    output: int
+    cache_read: int = 0
+    cache_write: int = 0
+    cache_write_1h: int = 0
+
+
+def to_usage(
+    counts: TokenCounts | None,
+    context: CallContext,
+    service_tier: str | None = None,
+    model: str | None = None,
+) -> Usage:
+    """Build the normalized `Usage`; input includes cache reads and writes."""
+    headers = context.headers
+    request_id = headers.get(REQUEST_ID_HEADER) if headers else None
+    tier = service_tier or context.service_tier
+    model_id = model or context.model or "unknown"
+    if counts is None:
+        return Usage(
+            PROVIDER,
+            model_id,
+            None,
+            None,
+            region=context.region,
+            service_tier=tier,
+            operation=context.operation,
+            request_id=request_id,
+            batch=context.batch,
+        )
+    cache_write_1h = min(counts.cache_write_1h, counts.cache_write)
+    return Usage(
+        PROVIDER,
+        model_id,
+        counts.input + counts.cache_read + counts.cache_write,
+        counts.output,
+        cache_read_tokens=counts.cache_read,
+        cache_write_tokens=counts.cache_write,
+        other_tokens={"cache_write_1h": cache_write_1h} if cache_write_1h else {},
+        region=context.region,
+        service_tier=tier,
+        operation=context.operation,
+        request_id=request_id,
+        batch=context.batch,
+    )
+
+
+def as_int(value: Any) -> int | None:
+    """Return a token count as int: ints and digit strings, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _first_int(mapping: Mapping[str, Any], *names: str) -> int:
+    for name in names:
+        value = as_int(mapping.get(name))
+        if value is not None:
+            return value
+    return 0
+
+
+# Converse and ConverseStream
+
+
+def counts_from_token_usage(usage: Mapping[str, Any]) -> TokenCounts | None:
+    """Read a Converse `usage` (also Nova's InvokeModel and stream `usage`)."""
+    input_tokens = as_int(usage.get("inputTokens"))
+    output_tokens = as_int(usage.get("outputTokens"))
+    if input_tokens is None or output_tokens is None:
+        return None
+    cache_write_1h = 0
+    for detail in usage.get("cacheDetails") or ():
+        if isinstance(detail, Mapping) and detail.get("ttl") == "1h":
+            cache_write_1h += as_int(detail.get("inputTokens")) or 0
+    return TokenCounts(
+        input_tokens,
+        output_tokens,
+        _first_int(usage, "cacheReadInputTokens", "cacheReadInputTokenCount"),
+        _first_int(usage, "cacheWriteInputTokens", "cacheWriteInputTokenCount"),
+        cache_write_1h,
+    )
+
+
+def usage_from_converse(response: Mapping[str, Any], context: CallContext) -> Usage:
+    """Normalize a Converse response or a ConverseStream `metadata` event."""
+    usage = response.get("usage")
+    counts = counts_from_token_usage(usage) if isinstance(usage, Mapping) else None
+    tier = response.get("serviceTier")
+    tier_type = tier.get("type") if isinstance(tier, Mapping) else None
+    return to_usage(counts, context, tier_type)
+
+
+# InvokeModel
+
+
+def counts_from_headers(headers: Mapping[str, str]) -> TokenCounts | None:
+    """Read the `x-amzn-bedrock-*-token-count` headers, which Bedrock bills.
+
+    Embeddings responses carry no output header: their output count is 0.
+    """
+    input_tokens = as_int(headers.get(INPUT_HEADER))
+    if input_tokens is None:
+        return None
+    return TokenCounts(
+        input_tokens,
+        as_int(headers.get(OUTPUT_HEADER)) or 0,
+        as_int(headers.get(CACHE_READ_HEADER)) or 0,
+        as_int(headers.get(CACHE_WRITE_HEADER)) or 0,
+    )
+
+
+def counts_from_body(body: Mapping[str, Any]) -> TokenCounts | None:
+    """Read the usage a model family reports in an InvokeModel response body."""
+    usage = body.get("usage")
+    if isinstance(usage, Mapping):
+        if "input_tokens" in usage:
+            return _anthropic_counts(usage)
+        if "inputTokens" in usage:
+            return counts_from_token_usage(usage)
+        if "prompt_tokens" in usage:
+            return _openai_counts(usage)
+    if "inputTextTokenCount" in body:
+        return _titan_counts(body)
+    if "prompt_token_count" in body:
+        prompt = as_int(body.get("prompt_token_count"))
+        generated = as_int(body.get("generation_token_count"))
+        if prompt is None or generated is None:
+            return None
+        return TokenCounts(prompt, generated)
+    meta = body.get("meta")
+    if isinstance(meta, Mapping) and isinstance(meta.get("billed_units"), Mapping):
+        billed = meta["billed_units"]
+        input_tokens = as_int(billed.get("input_tokens"))
+        if input_tokens is not None:
+            return TokenCounts(input_tokens, as_int(billed.get("output_tokens")) or 0)
+    return None
+
+
+def _anthropic_counts(usage: Mapping[str, Any]) -> TokenCounts | None:
+    input_tokens = as_int(usage.get("input_tokens"))
+    output_tokens = as_int(usage.get("output_tokens"))
+    if input_tokens is None or output_tokens is None:
+        return None
+    return TokenCounts(
+        input_tokens,
+        output_tokens,
+        as_int(usage.get("cache_read_input_tokens")) or 0,
+        as_int(usage.get("cache_creation_input_tokens")) or 0,
+        anthropic_cache_write_1h(usage),
+    )
+
+
+def anthropic_cache_write_1h(usage: Mapping[str, Any]) -> int:
+    """Return the cache write tokens an Anthropic `usage` gives a 1-hour TTL."""
+    creation = usage.get("cache_creation")
+    if not isinstance(creation, Mapping):
+        return 0
+    return as_int(creation.get("ephemeral_1h_input_tokens")) or 0
+
+
+def _openai_counts(usage: Mapping[str, Any]) -> TokenCounts | None:
+    prompt = as_int(usage.get("prompt_tokens"))
+    completion = as_int(usage.get("completion_tokens"))
+    if prompt is None or completion is None:
+        return None
+    details = usage.get("prompt_tokens_details")
+    cached = as_int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    # OpenAI-style prompt_tokens include the cached ones.
+    cached = min(cached or 0, prompt)
+    return TokenCounts(prompt - cached, completion, cached)
+
+
+def _titan_counts(body: Mapping[str, Any]) -> TokenCounts | None:
+    input_tokens = as_int(body.get("inputTextTokenCount"))
+    if input_tokens is None:
+        return None
+    results = body.get("results")
+    output = 0
+    if isinstance(results, list):
+        for result in results:
+            if isinstance(result, Mapping):
+                output += as_int(result.get("tokenCount")) or 0
+    output = as_int(body.get("totalOutputTextTokenCount")) or output
+    return TokenCounts(input_tokens, output)
+
+
+def decode_body(body: bytes | bytearray | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """Decode a JSON response body; a body that is not a JSON object gives {}."""
+    if isinstance(body, Mapping):
+        return body
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, Mapping) else {}
+
+
+def usage_from_invoke(body: Mapping[str, Any] | None, context: CallContext) -> Usage:
+    """Normalize an InvokeModel response: the token headers first, else the body.
+
+    `body` is the decoded response body, or None when it was not read. The
+    1-hour cache writes of an Anthropic model come from the body, since the
+    headers give only the total cache writes.
+    """
+    headers = context.headers
+    counts = counts_from_headers(headers) if headers else None
+    if counts is None:
+        counts = counts_from_body(body) if body is not None else None
+    elif counts.cache_write and body is not None:
+        usage = body.get("usage")
+        if isinstance(usage, Mapping):
+            counts = counts._replace(cache_write_1h=anthropic_cache_write_1h(usage))
+    tier = headers.get(SERVICE_TIER_HEADER) if headers else None
+    return to_usage(counts, context, tier)
+
+
+# InvokeModelWithResponseStream
+
+
+def counts_from_stream_chunks(
+    chunks: Iterable[Mapping[str, Any]],
+) -> TokenCounts | None:
+    """Read the usage of a response stream from its decoded chunks.
+
+    The `amazon-bedrock-invocationMetrics` of the last chunk is what Bedrock
+    bills and wins over the usage events of the model itself (Anthropic's
+    `message_start` and `message_delta`, Nova's `metadata`, Titan's and Llama's
+    counts), which are used only when no chunk carries the metrics.
+    """
+    metrics: Mapping[str, Any] | None = None
+    model_counts: TokenCounts | None = None
+    anthropic_input: TokenCounts | None = None
+    cache_write_1h = 0
+    for chunk in chunks:
+        found = chunk.get(INVOCATION_METRICS)
+        if isinstance(found, Mapping):
+            metrics = found
+        kind = chunk.get("type")
+        if kind == "message_start":
+            message = chunk.get("message")
+            usage = message.get("usage") if isinstance(message, Mapping) else None
+            if isinstance(usage, Mapping):
+                anthropic_input = _anthropic_counts({"output_tokens": 0, **usage})
+                cache_write_1h = anthropic_cache_write_1h(usage)
+        elif kind == "message_delta" and anthropic_input is not None:
+            usage = chunk.get("usage")
+            output = (
+                as_int(usage.get("output_tokens"))
+                if isinstance(usage, Mapping)
+                else None
+            )
+            if output is not None:
+                model_counts = anthropic_input._replace(output=output)
+        elif kind is None:
+            model_counts = _other_stream_counts(chunk) or model_counts
+    if model_counts is None:
+        model_counts = anthropic_input
+    if metrics is None:
+        return model_counts
+    input_tokens = as_int(metrics.get("inputTokenCount"))
+    if input_tokens is None:
+        return model_counts
+    return TokenCounts(
+        input_tokens,
+        as_int(metrics.get("outputTokenCount")) or 0,
+        as_int(metrics.get("cacheReadInputTokenCount")) or 0,
+        as_int(metrics.get("cacheWriteInputTokenCount")) or 0,
+        cache_write_1h,
+    )
+
+
+def _other_stream_counts(chunk: Mapping[str, Any]) -> TokenCounts | None:
+    metadata = chunk.get("metadata")
+    if isinstance(metadata, Mapping) and isinstance(metadata.get("usage"), Mapping):
+        return counts_from_token_usage(metadata["usage"])
+    if "inputTextTokenCount" in chunk and "totalOutputTextTokenCount" in chunk:
+        return _titan_counts(chunk)
+    if "generation_token_count" in chunk:
+        prompt = as_int(chunk.get("prompt_token_count"))
+        generated = as_int(chunk.get("generation_token_count"))
+        if prompt is not None and generated is not None:
+            return TokenCounts(prompt, generated)
+    return None
+
+
+def usage_from_stream_chunks(
+    chunks: Iterable[Mapping[str, Any]], context: CallContext
+) -> Usage:
+    """Normalize an InvokeModelWithResponseStream response from its chunks."""
+    headers = context.headers
+    tier = headers.get(SERVICE_TIER_HEADER) if headers else None
+    return to_usage(counts_from_stream_chunks(chunks), context, tier)

@@ -1,0 +1,280 @@
+"""Instrumentation of boto3's `bedrock-runtime` clients.
+
+The patch point is `botocore.client.BaseClient._make_api_call`, which every
+client method of every botocore client calls. Patching the class covers every
+client: created before or after the patch, from the default boto3 session or
+any other. Handlers on a session's event emitter would miss clients that the
+session created earlier, and an `after-call` handler does not see the request's
+`modelId`.
+
+botocore is never imported here: when the application has not imported
+`botocore.client` yet, an import hook patches it right after its import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib.abc
+import importlib.machinery
+import io
+import logging
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from llmfy_bedrock.extract import CACHE_WRITE_HEADER, INPUT_HEADER, PROVIDER
+from llmfy_bedrock.resolve import billing_region
+from llmfy_bedrock.streams import StreamWatch
+from llmfy_core import CallContext
+from llmfy_core.recording import record_response, record_usage, unknown_usage
+from llmfy_core.tracker import UsageTracker, active_trackers
+
+logger = logging.getLogger("llmfy.bedrock")
+
+SERVICE = "bedrock-runtime"
+OPERATIONS = frozenset(
+    {"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"}
+)
+_CLIENT_MODULE = "botocore.client"
+_MARK = "__llmfy_bedrock_original__"
+
+_lock = threading.Lock()
+_hook: ClientImportHook | None = None
+
+ApiCall = Callable[[Any, str, Mapping[str, Any]], Any]
+
+
+def install() -> None:
+    """Patch botocore now if the application imported it, else right after it does."""
+    global _hook
+    with _lock:
+        module = sys.modules.get(_CLIENT_MODULE)
+        if module is not None:
+            patch_client_module(module)
+        elif _hook is None:
+            _hook = ClientImportHook()
+            sys.meta_path.insert(0, _hook)
+
+
+def uninstall() -> None:
+    """Undo `install`: restore botocore's method and drop the import hook."""
+    global _hook
+    with _lock:
+        if _hook is not None and _hook in sys.meta_path:
+            sys.meta_path.remove(_hook)
+        _hook = None
+        module = sys.modules.get(_CLIENT_MODULE)
+        if module is None:
+            return
+        base = module.BaseClient
+        original = getattr(base.__dict__.get("_make_api_call"), _MARK, None)
+        if original is not None:
+            base._make_api_call = original
+
+
+def is_installed() -> bool:
+    """Return whether botocore's client class is patched now."""
+    module = sys.modules.get(_CLIENT_MODULE)
+    if module is None:
+        return False
+    return hasattr(module.BaseClient.__dict__.get("_make_api_call"), _MARK)
+
+
+def patch_client_module(module: ModuleType) -> None:
+    """Wrap `BaseClient._make_api_call` of an imported `botocore.client`, once."""
+    base = module.BaseClient
+    current = base.__dict__["_make_api_call"]
+    if hasattr(current, _MARK):
+        return
+    base._make_api_call = _wrap(current)
+    logger.debug("instrumented botocore %s", getattr(module, "__name__", "client"))
+
+
+def _wrap(original: ApiCall) -> ApiCall:
+    @functools.wraps(original)
+    def _make_api_call(
+        self: Any, operation_name: str, api_params: Mapping[str, Any]
+    ) -> Any:
+        if operation_name in OPERATIONS:
+            trackers = active_trackers()
+            if trackers and self.meta.service_model.service_name == SERVICE:
+                return _tracked_call(
+                    original, self, operation_name, api_params, trackers
+                )
+        return original(self, operation_name, api_params)
+
+    setattr(_make_api_call, _MARK, original)
+    return _make_api_call
+
+
+def _tracked_call(
+    original: ApiCall,
+    client: Any,
+    operation: str,
+    api_params: Mapping[str, Any],
+    trackers: Sequence[UsageTracker],
+) -> Any:
+    sent_at = dt.datetime.now(dt.UTC)
+    response = original(client, operation, api_params)
+    context = None
+    try:
+        model = api_params.get("modelId")
+        region = billing_region(model, client.meta.region_name)
+        metadata = response.get("ResponseMetadata") or {}
+        headers = metadata.get("HTTPHeaders") or {}
+        context = CallContext(PROVIDER, operation, model, region, headers=headers)
+        _observe(response, context, trackers, sent_at)
+    except Exception as error:  # llmfy never breaks the caller's request
+        _report_fault(error, context, client, operation, api_params, trackers, sent_at)
+    return response
+
+
+def _observe(
+    response: dict[str, Any],
+    context: CallContext,
+    trackers: Sequence[UsageTracker],
+    sent_at: dt.datetime,
+) -> None:
+    operation = context.operation
+    if operation == "Converse":
+        record_response(response, context, trackers, sent_at)
+    elif operation == "InvokeModel":
+        _observe_invoke(response, context, trackers, sent_at)
+    else:
+        key = "stream" if operation == "ConverseStream" else "body"
+        watch = StreamWatch(context, trackers, sent_at)
+        if not watch.attach(response.get(key)):
+            logger.warning(
+                "%s response of provider bedrock, model %s, region %s is not a "
+                "botocore EventStream; counted with unknown usage",
+                operation,
+                context.model,
+                context.region,
+            )
+            record_response({}, context, trackers, sent_at)
+
+
+def _observe_invoke(
+    response: dict[str, Any],
+    context: CallContext,
+    trackers: Sequence[UsageTracker],
+    sent_at: dt.datetime,
+) -> None:
+    headers = context.headers
+    # The headers are what Bedrock bills. The body is read only when they are
+    # missing, or to split cache writes by time-to-live.
+    if INPUT_HEADER in headers and headers.get(CACHE_WRITE_HEADER, "0") == "0":
+        record_response(response, context, trackers, sent_at)
+        return
+    body = read_and_restore_body(response)
+    record_response(response if body is None else body, context, trackers, sent_at)
+
+
+def read_and_restore_body(response: dict[str, Any]) -> bytes | None:
+    """Read an InvokeModel body and put an equivalent unread body in its place.
+
+    Returns the bytes, or None when there is no readable body. A read that fails
+    is replayed to the caller: its body raises the same error when read.
+    """
+    from botocore.response import StreamingBody
+
+    body = response.get("body")
+    if body is None or not hasattr(body, "read"):
+        return None
+    try:
+        data: bytes = body.read()
+    except Exception as error:  # the caller sees this error on read
+        response["body"] = StreamingBody(FailedRead(error), None)
+        return None
+    response["body"] = StreamingBody(io.BytesIO(data), len(data))
+    return data
+
+
+class FailedRead(io.RawIOBase):
+    """A raw stream whose reads raise the error that reading the real body raised."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self._error = error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise self._error
+
+
+def _report_fault(
+    error: Exception,
+    context: CallContext | None,
+    client: Any,
+    operation: str,
+    api_params: Mapping[str, Any],
+    trackers: Sequence[UsageTracker],
+    sent_at: dt.datetime,
+) -> None:
+    try:
+        if context is None:
+            model = api_params.get("modelId")
+            region = getattr(client.meta, "region_name", None)
+            context = CallContext(PROVIDER, operation, model, region)
+        logger.warning(
+            "llmfy failed to read the %s response of provider bedrock, model %s, "
+            "region %s: %r; counted with unknown usage",
+            operation,
+            context.model,
+            context.region,
+            error,
+        )
+        record_usage(unknown_usage(context), trackers, sent_at, f"bedrock: {error!r}")
+    except Exception:
+        logger.exception("recording the fault of a bedrock %s call failed", operation)
+
+
+class ClientImportHook(importlib.abc.MetaPathFinder):
+    """Patches `botocore.client` right after the application imports it."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != _CLIENT_MODULE:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None:
+            spec.loader = PatchingLoader(spec.loader)
+        return spec
+
+
+class PatchingLoader(importlib.abc.Loader):
+    """Runs the real loader of `botocore.client`, then patches the module."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        global _hook
+        self._loader.exec_module(module)
+        with _lock:
+            if _hook is not None and _hook in sys.meta_path:
+                sys.meta_path.remove(_hook)
+            _hook = None
+            patch_client_module(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)

@@ -1,0 +1,198 @@
+"""Offline usage: Bedrock model invocation logs and saved response bodies.
+
+Bedrock's model invocation logging writes one JSON record per request to S3
+(gzip-compressed JSON lines) or CloudWatch Logs, with `schemaType`
+`ModelInvocationLog`. Its `input.inputTokenCount` excludes cache reads and
+writes, like the runtime responses.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from llmfy_bedrock.extract import (
+    PROVIDER,
+    TokenCounts,
+    as_int,
+    counts_from_stream_chunks,
+    decode_body,
+    to_usage,
+    usage_from_converse,
+    usage_from_invoke,
+)
+from llmfy_bedrock.resolve import billing_region
+from llmfy_core import CallContext, Usage
+from llmfy_core.recording import record_usage
+from llmfy_core.tracker import UsageTracker
+
+LOG_SCHEMA = "ModelInvocationLog"
+
+
+def usage_from_invocation_log(record: Mapping[str, Any]) -> Usage:
+    """Normalize one model invocation log record.
+
+    Raises ValueError for a record that is not a `ModelInvocationLog`.
+    """
+    schema = record.get("schemaType")
+    if schema != LOG_SCHEMA:
+        raise ValueError(
+            f"Invalid Bedrock invocation log record {record.get('requestId')!r}: "
+            f"schemaType is {schema!r}, expected {LOG_SCHEMA!r}."
+        )
+    model = record.get("modelId")
+    context = CallContext(
+        PROVIDER,
+        operation=record.get("operation"),
+        model=model if isinstance(model, str) else None,
+        region=billing_region(model, record.get("region")),
+        headers=_request_id_header(record.get("requestId")),
+    )
+    return to_usage(_log_counts(record), context)
+
+
+def _log_counts(record: Mapping[str, Any]) -> TokenCounts | None:
+    request = record.get("input")
+    output = record.get("output")
+    if not isinstance(request, Mapping):
+        return None
+    input_tokens = as_int(request.get("inputTokenCount"))
+    if input_tokens is None:
+        return None
+    output_tokens = (
+        as_int(output.get("outputTokenCount")) if isinstance(output, Mapping) else None
+    )
+    return TokenCounts(
+        input_tokens,
+        output_tokens or 0,
+        as_int(request.get("cacheReadInputTokenCount")) or 0,
+        as_int(request.get("cacheWriteInputTokenCount")) or 0,
+    )
+
+
+def _request_id_header(request_id: object) -> dict[str, str]:
+    return {"x-amzn-requestid": request_id} if isinstance(request_id, str) else {}
+
+
+def invocation_log_sent_at(record: Mapping[str, Any]) -> dt.datetime | None:
+    """Return the request time of a log record in UTC, or None if it has none."""
+    stamp = record.get("timestamp")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def read_invocation_logs(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Read the log records of one file: a JSON object or array, or JSON lines.
+
+    A `.gz` file (as Bedrock delivers logs to S3) is decompressed first.
+    """
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as file:
+        raw = file.read()
+    text = raw.decode("utf-8").strip()
+    if not text:
+        return
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict):
+        yield whole
+    elif isinstance(whole, list):
+        yield from (item for item in whole if isinstance(item, dict))
+    else:
+        for line in text.splitlines():
+            if line.strip():
+                yield json.loads(line)
+
+
+def record_invocation_logs(
+    records: Iterable[Mapping[str, Any]], tracker: UsageTracker
+) -> int:
+    """Record log records into `tracker` at their request times; return the count."""
+    count = 0
+    for record in records:
+        usage = usage_from_invocation_log(record)
+        record_usage(usage, [tracker], invocation_log_sent_at(record))
+        count += 1
+    return count
+
+
+def usage_from_saved_response(
+    body: bytes | str | Mapping[str, Any],
+    *,
+    operation: str,
+    model: str,
+    region: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Usage:
+    """Normalize a saved response body of one Bedrock Runtime operation.
+
+    `body` is the JSON body of Converse or InvokeModel (bytes, text or the
+    decoded mapping), or the raw `application/vnd.amazon.eventstream` bytes of
+    ConverseStream or InvokeModelWithResponseStream. `headers` are the HTTP
+    response headers, if saved; their token counts win for InvokeModel.
+    """
+    lowered = {name.lower(): value for name, value in (headers or {}).items()}
+    context = CallContext(
+        PROVIDER, operation, model, billing_region(model, region), headers=lowered
+    )
+    if operation == "Converse":
+        return usage_from_converse(decode_body(body), context)
+    if operation == "InvokeModel":
+        return usage_from_invoke(decode_body(body), context)
+    if isinstance(body, Mapping):
+        raise ValueError(
+            f"Invalid saved {operation} response for model {model!r}: expected the "
+            "raw event-stream bytes, got a mapping."
+        )
+    data = body.encode() if isinstance(body, str) else body
+    if operation == "ConverseStream":
+        return usage_from_converse(_converse_metadata(data), context)
+    if operation == "InvokeModelWithResponseStream":
+        return to_usage(counts_from_stream_chunks(stream_chunks(data)), context)
+    raise ValueError(
+        f"Unknown Bedrock operation {operation!r} for model {model!r}: expected "
+        "Converse, ConverseStream, InvokeModel or InvokeModelWithResponseStream."
+    )
+
+
+def _event_messages(data: bytes) -> Iterator[tuple[str | None, bytes]]:
+    from botocore.eventstream import EventStreamBuffer
+
+    buffer = EventStreamBuffer()
+    buffer.add_data(data)
+    for message in buffer:
+        event_type = message.headers.get(":event-type")
+        yield (event_type if isinstance(event_type, str) else None), message.payload
+
+
+def _converse_metadata(data: bytes) -> Mapping[str, Any]:
+    for event_type, payload in _event_messages(data):
+        if event_type == "metadata":
+            return decode_body(payload)
+    return {}
+
+
+def stream_chunks(data: bytes) -> list[Mapping[str, Any]]:
+    """Decode the JSON chunks of a saved InvokeModelWithResponseStream body."""
+    chunks = []
+    for event_type, payload in _event_messages(data):
+        if event_type != "chunk":
+            continue
+        encoded = decode_body(payload).get("bytes")
+        if isinstance(encoded, str):
+            chunk = decode_body(base64.b64decode(encoded))
+            if chunk:
+                chunks.append(chunk)
+    return chunks

@@ -1,0 +1,126 @@
+"""The `bedrock_pricing=` override table: validation and conversion.
+
+The documented format maps a model id (or an inference-profile id or ARN) to
+AWS Regions, and each Region to its prices, in USD per 1,000 tokens unless
+`price_per_tokens` names another unit:
+
+    {"anthropic.claude-3-5-sonnet-20240620-v1:0": {
+        "us-east-1": {"region": "US East (N. Virginia)",
+                      "input": 0.003, "output": 0.015}}}
+
+`cache_read` and `cache_write` are optional; cache tokens without a price are
+charged at the `input` rate. An entry applies to on-demand and batch requests
+of every service tier, and resolves model ids the way the bundled table does:
+an entry for a model id also prices its `us.`, `eu.`, `global.` (...) profiles
+and ARNs in that Region.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from llmfy_bedrock.prices import PROVIDER, BedrockPriceTable, EntryKey
+from llmfy_core import Price, PricingTableError
+from llmfy_core.pricing import describe_entry, price_from_mapping
+
+OVERRIDE_UNIT = 1000
+EXPECTED_SHAPE = (
+    "{'MODEL_ID': {'REGION': {'region': 'US East (N. Virginia)', 'input': 0.003, "
+    "'output': 0.015, 'cache_read': 0.0003, 'cache_write': 0.00375}}} "
+    "with prices in USD per 1,000 tokens (or per `price_per_tokens` tokens), "
+    "for example {'anthropic.claude-3-5-sonnet-20240620-v1:0': {'us-east-1': "
+    "{'region': 'US East (N. Virginia)', 'input': 0.003, 'output': 0.015}}}"
+)
+SOURCE = "bedrock_pricing override"
+
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$")
+_PRICE_FIELDS = frozenset(
+    {"input", "output", "cache_read", "cache_write", "price_per_tokens"}
+)
+
+
+def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
+    """Validate a `bedrock_pricing` table and return it as a price table.
+
+    Raises `PricingTableError` naming the model, Region and field at fault and
+    showing the expected shape.
+    """
+    entries: dict[EntryKey, Price] = {}
+    for model, regions in table.items():
+        _check_model(model)
+        _check_regions(model, regions)
+        for region, entry in regions.items():
+            _check_region(model, region, entry)
+            price = price_from_mapping(
+                entry,
+                provider=PROVIDER,
+                model=model,
+                region=region,
+                default_unit=OVERRIDE_UNIT,
+                expected_shape=EXPECTED_SHAPE,
+                source=SOURCE,
+                allowed_extra=frozenset({"region"}),
+            )
+            _check_region_name(model, region, entry.get("region"))
+            entries[(model, region, False)] = price
+            entries[(model, region, True)] = price
+    return BedrockPriceTable(entries, complete=False)
+
+
+def _fail(message: str) -> PricingTableError:
+    return PricingTableError(f"{message} Expected shape: {EXPECTED_SHAPE}")
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, str) or not model.strip():
+        raise _fail(
+            f"Invalid bedrock_pricing: the model key {model!r} is not a model id; "
+            "use a Bedrock model id, inference-profile id or ARN as the key."
+        )
+
+
+def _check_regions(model: str, regions: object) -> None:
+    if not isinstance(regions, Mapping):
+        where = describe_entry(PROVIDER, model, None, None)
+        raise _fail(
+            f"Invalid price entry for {where}: expected a mapping of AWS Region to "
+            f"prices, got {type(regions).__name__} {regions!r}."
+        )
+    if not regions:
+        where = describe_entry(PROVIDER, model, None, None)
+        raise _fail(f"Invalid price entry for {where}: no Region is given.")
+    misplaced = sorted(str(key) for key in regions if key in _PRICE_FIELDS)
+    if misplaced:
+        where = describe_entry(PROVIDER, model, None, misplaced[0])
+        raise _fail(
+            f"Invalid price entry for {where}: prices are nested under an AWS Region "
+            f"such as 'us-east-1', but {misplaced[0]!r} is given directly under the "
+            "model."
+        )
+
+
+def _check_region(model: str, region: object, entry: object) -> None:
+    if not isinstance(region, str) or _REGION.match(region) is None:
+        where = describe_entry(PROVIDER, model, None, None)
+        raise _fail(
+            f"Invalid Region {region!r} for {where}: use an AWS Region code such as "
+            "'us-east-1' or 'eu-central-1'."
+        )
+    if not isinstance(entry, Mapping):
+        where = describe_entry(PROVIDER, model, region, None)
+        raise _fail(
+            f"Invalid price entry for {where}: expected a mapping of prices, got "
+            f"{type(entry).__name__} {entry!r}."
+        )
+
+
+def _check_region_name(model: str, region: str, name: object) -> None:
+    if name is not None and not isinstance(name, str):
+        where = describe_entry(PROVIDER, model, region, "region")
+        raise _fail(
+            f"Invalid value for {where}: {name!r} is a {type(name).__name__}; the "
+            "'region' field is the Region's display name, such as "
+            "'US East (N. Virginia)'."
+        )

@@ -1,0 +1,254 @@
+"""Bedrock price tables: the bundled one and the shape shared with user overrides.
+
+Prices are keyed by foundation-model id, AWS Region and the batch flag. A
+`global.` profile has its own entry where AWS prices it apart from the Regions
+(the key `global.<model id>`); every other call is priced at the rate of the
+Region it was sent to. A Region missing from the table is never priced at
+another Region's rate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+from llmfy_bedrock.resolve import (
+    GLOBAL_SCOPE,
+    ModelKind,
+    ModelRef,
+    candidate_ids,
+    model_stem,
+    parse_model_id,
+    registered_profile_model,
+)
+from llmfy_core import LongContextTier, Price, PriceKey, Unpriced
+from llmfy_core.model import MILLION
+from llmfy_core.pricing import CatalogEntry
+
+PROVIDER = "bedrock"
+DATA_FILE = "prices.json"
+
+# Service tiers billed at the standard rate that the bundled table holds.
+STANDARD_TIERS = frozenset({None, "default", "standard"})
+
+EntryKey = tuple[str, str | None, bool]
+
+
+def global_key(model_id: str) -> str:
+    """Return the table key of a model's global cross-region profile rate."""
+    return f"{GLOBAL_SCOPE}.{model_id}"
+
+
+class BedrockPriceTable:
+    """Prices by model, Region and batch flag, looked up the way AWS bills.
+
+    With `complete=True` (the bundled table) a known model without a price for
+    the Region, batch mode or service tier of a request returns `Unpriced`
+    saying so; otherwise (a user's override table) such a lookup returns None so
+    that the next price source is asked.
+    """
+
+    def __init__(self, entries: Mapping[EntryKey, Price], *, complete: bool) -> None:
+        self._entries = dict(entries)
+        self._complete = complete
+        self._models = _model_index(model for model, _, _ in self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entries(self) -> Mapping[EntryKey, Price]:
+        """Return every entry, keyed by (model, Region or None, batch)."""
+        return dict(self._entries)
+
+    def lookup(
+        self, model: str, region: str | None, service_tier: str | None, batch: bool
+    ) -> Price | Unpriced | None:
+        """Return the price AWS bills for `model` called in `region`."""
+        ref = parse_model_id(model)
+        if ref.kind is ModelKind.PROVISIONED_MODEL:
+            return Unpriced(_provisioned_reason(model), final=True)
+        region = ref.arn_region or region
+
+        found = self._entries.get((model, region, batch))
+        if found is not None:
+            return found
+
+        base = ref.base_model
+        if base is None and ref.kind is ModelKind.APPLICATION_INFERENCE_PROFILE:
+            base = registered_profile_model(model)
+        if base is None:
+            return Unpriced(_no_model_reason(ref, region)) if self._complete else None
+        key = self._known_model(base)
+        if key is None:
+            return None
+        if self._complete and service_tier not in STANDARD_TIERS:
+            return Unpriced(_tier_reason(key, region, service_tier))
+
+        if ref.scope == GLOBAL_SCOPE:
+            scoped = global_key(key)
+            found = self._entries.get((scoped, region, batch)) or self._entries.get(
+                (scoped, None, batch)
+            )
+            if found is not None:
+                return found
+        found = self._entries.get((key, region, batch))
+        if found is not None or not self._complete:
+            return found
+        return Unpriced(self._missing_reason(model, key, region, batch))
+
+    def _known_model(self, base: str) -> str | None:
+        for candidate in candidate_ids(base):
+            key = self._models.get(candidate)
+            if key is not None:
+                return key
+        return None
+
+    def regions_of(self, key: str, batch: bool = False) -> list[str]:
+        """Return the Regions with a price for the model `key`, sorted."""
+        return sorted(
+            region
+            for model, region, is_batch in self._entries
+            if model == key and region is not None and is_batch == batch
+        )
+
+    def _missing_reason(
+        self, model: str, key: str, region: str | None, batch: bool
+    ) -> str:
+        mode = "batch " if batch else ""
+        regions = ", ".join(self.regions_of(key, batch)) or "none"
+        if region is None:
+            where = "an unknown region (the client had no region configured)"
+        else:
+            where = f"region {region!r}"
+        return (
+            f"The bundled Bedrock table has no {mode}price for model {key!r} in "
+            f"{where}; it has {mode}prices for: {regions}. llmfy never uses another "
+            f"region's rate. Add the price with {_override_example(model, region)}."
+        )
+
+    def catalog(self) -> Iterator[CatalogEntry]:
+        """List every entry for `llmfy prices`."""
+        for (model, region, batch), price in sorted(
+            self._entries.items(), key=lambda item: _sort_key(item[0])
+        ):
+            yield CatalogEntry(PROVIDER, PriceKey(model, region, None, batch), price)
+
+
+def _model_index(models: Iterable[str]) -> dict[str, str]:
+    """Map each model id, and each version-less stem that only one id has, to the id.
+
+    A request for `us.anthropic.claude-sonnet-5` then finds the table's
+    `anthropic.claude-sonnet-5-v1:0`; a stem shared by two versions (such as
+    `amazon.titan-embed-text` for v1 and v2) matches neither.
+    """
+    index: dict[str, str] = {}
+    stems: dict[str, set[str]] = {}
+    for model in models:
+        if model.startswith(("arn:", f"{GLOBAL_SCOPE}.")):
+            continue
+        index[model] = model
+        stems.setdefault(model_stem(model), set()).add(model)
+    for stem, owners in stems.items():
+        if len(owners) == 1 and stem not in index:
+            index[stem] = next(iter(owners))
+    return index
+
+
+def _sort_key(key: EntryKey) -> tuple[str, str, bool]:
+    model, region, batch = key
+    return (model, region or "", batch)
+
+
+def _override_example(model: str, region: str | None) -> str:
+    return (
+        f"llmfy_usage_tracker(bedrock_pricing={{{model!r}: {{{region or 'REGION'!r}: "
+        "{'input': ..., 'output': ...}}}) in USD per 1,000 tokens"
+    )
+
+
+def _provisioned_reason(model: str) -> str:
+    return (
+        f"{model!r} is a provisioned-throughput model: it is billed by the hour for "
+        "its model units, not per token, so llmfy counts its tokens without a cost."
+    )
+
+
+def _no_model_reason(ref: ModelRef, region: str | None) -> str:
+    if ref.kind is ModelKind.APPLICATION_INFERENCE_PROFILE:
+        return (
+            f"{ref.model_id!r} is an application inference profile: neither its ARN "
+            "nor Bedrock's response names the model behind it. Map the ARN to its "
+            f"price with {_override_example(ref.model_id, region)}, or name its "
+            "model with llmfy_bedrock.register_profile_model(ARN, MODEL_ID)."
+        )
+    return (
+        f"{ref.model_id!r} names no foundation model that llmfy can price (a custom "
+        f"or imported model). Add its price with "
+        f"{_override_example(ref.model_id, region)}."
+    )
+
+
+def _tier_reason(key: str, region: str | None, tier: str | None) -> str:
+    return (
+        f"The bundled Bedrock table holds standard-tier prices only, and the "
+        f"response for model {key!r} in region {region!r} reports the {tier!r} "
+        f"service tier, which AWS prices differently. Add its price with "
+        f"{_override_example(key, region)}."
+    )
+
+
+# Loading the bundled table
+
+
+@functools.cache
+def bundled_table() -> BedrockPriceTable:
+    """Return the bundled price table, read from the package data once."""
+    text = resources.files("llmfy_bedrock").joinpath(DATA_FILE).read_text("utf-8")
+    return BedrockPriceTable(dict(_parse_data(json.loads(text))), complete=True)
+
+
+def _parse_data(data: Mapping[str, Any]) -> Iterator[tuple[EntryKey, Price]]:
+    for model, spec in data["models"].items():
+        for rate in spec["rates"]:
+            price = _price_of(rate, rate)
+            batch = rate.get("batch")
+            batch_price = None if batch is None else _price_of(batch, rate)
+            if rate.get("scope") == GLOBAL_SCOPE:
+                keys: Iterable[tuple[str, str | None]] = [(global_key(model), None)]
+            else:
+                keys = [(model, region) for region in rate["regions"]]
+            for key_model, region in keys:
+                yield (key_model, region, False), price
+                if batch_price is not None:
+                    yield (key_model, region, True), batch_price
+
+
+def _price_of(fields: Mapping[str, Any], rate: Mapping[str, Any]) -> Price:
+    long_context = fields.get("long_context")
+    tiers: tuple[LongContextTier, ...] = ()
+    if long_context is not None:
+        tier_price = _price_of({**long_context, "long_context": None}, rate)
+        tiers = (LongContextTier(int(long_context["above_input_tokens"]), tier_price),)
+    other = {}
+    if "cache_write_1h" in fields:
+        other["cache_write_1h"] = Decimal(fields["cache_write_1h"])
+    return Price(
+        input=Decimal(fields["input"]),
+        output=Decimal(fields["output"]),
+        cache_read=_optional(fields.get("cache_read")),
+        cache_write=_optional(fields.get("cache_write")),
+        other=other,
+        price_per_tokens=MILLION,
+        long_context=tiers,
+        source=rate["source"],
+        checked=dt.date.fromisoformat(rate["checked"]),
+    )
+
+
+def _optional(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)

@@ -1,0 +1,200 @@
+"""Recording of ConverseStream and InvokeModelWithResponseStream responses.
+
+The caller keeps botocore's own `EventStream` object. Two of its instance
+attributes are replaced: the iterator of raw messages, to learn when the stream
+ends or raises, and the event parser, to see each parsed event as it passes.
+Nothing is buffered: each event reaches the caller as soon as botocore parses
+it. The request is recorded once, at the first of: the usage event (the
+`metadata` event, or the chunk with `amazon-bedrock-invocationMetrics`), the
+end of the stream, an error, `close()`, or the stream being garbage-collected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from llmfy_bedrock.extract import INVOCATION_METRICS
+from llmfy_core import CallContext
+from llmfy_core.recording import record_response
+from llmfy_core.tracker import UsageTracker
+
+logger = logging.getLogger("llmfy.bedrock")
+
+_METRICS_MARK = INVOCATION_METRICS.encode()
+_USAGE_MARKS = (b'"usage"', b'TokenCount"', b'token_count"')
+
+
+class StreamWatch:
+    """Follows one event stream and records its request exactly once."""
+
+    __slots__ = (
+        "_chunks",
+        "_close",
+        "_context",
+        "_done",
+        "_metadata",
+        "_once",
+        "_parse",
+        "_sent_at",
+        "_trackers",
+    )
+
+    def __init__(
+        self,
+        context: CallContext,
+        trackers: Sequence[UsageTracker],
+        sent_at: dt.datetime,
+    ) -> None:
+        self._context = context
+        self._trackers = trackers
+        self._sent_at = sent_at
+        self._done = False
+        self._once = threading.Lock()
+        self._metadata: Mapping[str, Any] | None = None
+        self._chunks: list[bytes] = []
+        self._parse: Callable[[Any], Any] = _no_parser
+        self._close: Callable[[], Any] = _no_close
+
+    def attach(self, stream: Any) -> bool:
+        """Hook into a botocore `EventStream`; return False if it has another shape."""
+        try:
+            parse = stream._parse_event
+            events = stream._event_generator
+            close = stream.close
+        except AttributeError:
+            return False
+        self._parse = parse
+        self._close = close
+        if self._context.operation == "ConverseStream":
+            stream._parse_event = self._parse_converse_event
+        else:
+            stream._parse_event = self._parse_invoke_event
+        stream._event_generator = WatchedEvents(events, self)
+        stream.close = self.close
+        return True
+
+    def _parse_converse_event(self, event: Any) -> Any:
+        try:
+            parsed = self._parse(event)
+        except BaseException:
+            self.finish()
+            raise
+        if "metadata" in parsed:
+            self._metadata = parsed["metadata"]
+            self.finish()
+        return parsed
+
+    def _parse_invoke_event(self, event: Any) -> Any:
+        try:
+            parsed = self._parse(event)
+        except BaseException:
+            self.finish()
+            raise
+        chunk = parsed.get("chunk")
+        if chunk is None:
+            return parsed
+        data = chunk.get("bytes")
+        if not data:
+            return parsed
+        if _METRICS_MARK in data:
+            self._chunks.append(data)
+            self.finish()
+        elif any(mark in data for mark in _USAGE_MARKS):
+            self._keep_usage_chunk(data)
+        return parsed
+
+    def _keep_usage_chunk(self, data: bytes) -> None:
+        # The first usage chunk has the input count and the latest one the
+        # output count (Anthropic's message_start and message_delta).
+        chunks = self._chunks
+        if len(chunks) < 2:
+            chunks.append(data)
+        else:
+            chunks[1] = data
+
+    def close(self) -> None:
+        """Close the stream, as `EventStream.close()` does, and record it."""
+        try:
+            self._close()
+        finally:
+            self.finish()
+
+    def finish(self) -> None:
+        """Record the request unless it is already recorded. Never raises."""
+        if self._done or not self._once.acquire(blocking=False):
+            return
+        self._done = True
+        try:
+            record_response(
+                self._response(), self._context, self._trackers, self._sent_at
+            )
+        except Exception:  # recording never breaks the caller's stream
+            context = self._context
+            logger.warning(
+                "recording failed for provider bedrock, model %s, region %s",
+                context.model,
+                context.region,
+                exc_info=True,
+            )
+
+    def finish_later(self) -> None:
+        """Record from another thread: used when the stream is garbage-collected.
+
+        The garbage collector can run while this thread holds a tracker's lock,
+        so recording right there could deadlock.
+        """
+        if self._done:
+            return
+        try:
+            threading.Thread(target=self.finish, name="llmfy-bedrock-stream").start()
+        except RuntimeError:  # the interpreter is shutting down
+            logger.debug("stream of model %s dropped at shutdown", self._context.model)
+
+    def _response(self) -> Any:
+        if self._context.operation == "ConverseStream":
+            return self._metadata if self._metadata is not None else {}
+        decoded = []
+        for data in self._chunks:
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(chunk, Mapping):
+                decoded.append(chunk)
+        return decoded
+
+
+class WatchedEvents:
+    """The raw message iterator of an `EventStream`, finishing the watch at its end."""
+
+    __slots__ = ("_events", "_watch")
+
+    def __init__(self, events: Iterator[Any], watch: StreamWatch) -> None:
+        self._events = events
+        self._watch = watch
+
+    def __iter__(self) -> WatchedEvents:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return next(self._events)
+        except BaseException:
+            self._watch.finish()
+            raise
+
+    def __del__(self) -> None:
+        self._watch.finish_later()
+
+
+def _no_parser(event: Any) -> Any:
+    return event
+
+
+def _no_close() -> None:
+    return None
