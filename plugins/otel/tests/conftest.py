@@ -1,0 +1,253 @@
+"""Fixtures for the llmfy-otel tests: in-memory OpenTelemetry SDK and a loopback LLM.
+
+The loopback server answers the OpenAI Chat Completions and the Bedrock
+Converse APIs on 127.0.0.1 with bodies written for these tests, in the shape
+of real responses, so that the real `openai` and `boto3` clients run over real
+HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import llmfy_otel
+import pytest
+from llmfy_otel import process
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    HistogramDataPoint,
+    InMemoryMetricReader,
+    Metric,
+    NumberDataPoint,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+
+import llmfy_core
+from llmfy_core import Price
+
+# A Chat Completions response with cached input tokens: 1,200 prompt tokens of
+# which 1,024 cached, and 80 completion tokens.
+CHAT_COMPLETION: dict[str, Any] = {
+    "id": "chatcmpl-llmfyotel0001",
+    "object": "chat.completion",
+    "created": 1767225600,
+    "model": "gpt-4o-mini-2024-07-18",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Ok.", "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 1200,
+        "completion_tokens": 80,
+        "total_tokens": 1280,
+        "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
+    "service_tier": "default",
+    "system_fingerprint": "fp_llmfyotel",
+}
+
+# A Bedrock Converse response: 30 uncached input tokens, 2,000 read from the
+# cache, 12 output tokens. Bedrock's inputTokens leaves the cached ones out.
+CONVERSE: dict[str, Any] = {
+    "output": {"message": {"role": "assistant", "content": [{"text": "Ok."}]}},
+    "stopReason": "end_turn",
+    "usage": {
+        "inputTokens": 30,
+        "outputTokens": 12,
+        "totalTokens": 2042,
+        "cacheReadInputTokens": 2000,
+        "cacheWriteInputTokens": 0,
+    },
+    "metrics": {"latencyMs": 321},
+}
+
+_CONVERSE_PATH = re.compile(r"^/model/[^/]+/converse$")
+
+
+class LoopbackLLM:
+    """A running loopback server and the requests it has served."""
+
+    def __init__(self, server: ThreadingHTTPServer) -> None:
+        self.server = server
+        self.paths: list[str] = []
+
+    @property
+    def port(self) -> int:
+        """The TCP port on 127.0.0.1."""
+        return int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _handler(llm: LoopbackLLM) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            self.rfile.read(length)
+            llm.paths.append(self.path)
+            if self.path == "/v1/chat/completions":
+                self._send_json(CHAT_COMPLETION, {"x-request-id": "req_llmfyotel"})
+            elif _CONVERSE_PATH.match(self.path):
+                self._send_json(CONVERSE, {"x-amzn-requestid": "llmfy-otel-0001"})
+            else:
+                self._send_json({"error": {"message": "not found"}}, {}, 404)
+
+        def _send_json(
+            self, body: Mapping[str, Any], headers: Mapping[str, str], status: int = 200
+        ) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Keep the test output free of access logs."""
+
+    return Handler
+
+
+@pytest.fixture
+def loopback_llm() -> Iterator[LoopbackLLM]:
+    """Serve the Chat Completions and Converse bodies on 127.0.0.1."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    llm = LoopbackLLM(server)
+    server.RequestHandlerClass = _handler(llm)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield llm
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def reset_otel_plugin() -> Iterator[None]:
+    """Leave the process-wide mode off and the global meter provider in use."""
+    process.reset_environment_check()
+    yield
+    llmfy_otel.disable()
+    llmfy_otel.use_meter_provider(None)
+    process.reset_environment_check()
+
+
+@pytest.fixture
+def metric_reader() -> Iterator[InMemoryMetricReader]:
+    """Export the plugin's metrics to an in-memory reader for this test."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    llmfy_otel.use_meter_provider(provider)
+    yield reader
+    llmfy_otel.use_meter_provider(None)
+    provider.shutdown()
+
+
+@pytest.fixture
+def span_exporter() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    """Return a tracer provider whose finished spans land in memory."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider, exporter
+    provider.shutdown()
+
+
+# Prices of the test provider "acme", in USD per million tokens.
+ACME_LARGE = Price(
+    input=Decimal("2"),
+    output=Decimal("8"),
+    cache_read=Decimal("0.5"),
+    cache_write=Decimal("2.5"),
+    other={"input_audio": Decimal("40")},
+    per_call={"web_search": Decimal("0.01")},
+)
+ACME_SMALL = Price(input=Decimal("1"), output=Decimal("4"))
+
+
+class AcmePrices:
+    """A test pricing plugin for the provider "acme"; other models are unpriced."""
+
+    llmfy_price_rank = llmfy_core.PriceRank.PROVIDER
+
+    @llmfy_core.hookimpl
+    def price_lookup(self, provider: str, model: str) -> Price | None:
+        if provider != "acme":
+            return None
+        return {"acme-large": ACME_LARGE, "acme-small": ACME_SMALL}.get(model)
+
+
+@pytest.fixture
+def acme_prices() -> Iterator[None]:
+    """Register the "acme" test prices for this test."""
+    name = llmfy_core.register_plugin(AcmePrices(), "acme-prices")
+    yield
+    llmfy_core.unregister_plugin(name)
+
+
+def metrics_by_name(reader: InMemoryMetricReader) -> dict[str, Metric]:
+    """Collect the reader's metrics, keyed by metric name."""
+    data = reader.get_metrics_data()
+    found: dict[str, Metric] = {}
+    if data is None:
+        return found
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                found[metric.name] = metric
+    return found
+
+
+def points(metric: Metric | None, **attributes: Any) -> list[Any]:
+    """Return the metric's data points whose attributes include `attributes`."""
+    if metric is None:
+        return []
+    matching = []
+    for point in metric.data.data_points:
+        point_attributes = dict(point.attributes or {})
+        if all(point_attributes.get(key) == value for key, value in attributes.items()):
+            matching.append(point)
+    return matching
+
+
+def total(metric: Metric | None, **attributes: Any) -> float:
+    """Sum a counter's values, or a histogram's sums, over matching points."""
+    result: float = 0
+    for point in points(metric, **attributes):
+        if isinstance(point, HistogramDataPoint):
+            result += point.sum
+        elif isinstance(point, NumberDataPoint):
+            result += point.value
+    return result
+
+
+def count(metric: Metric | None, **attributes: Any) -> int:
+    """Sum a histogram's counts over matching points."""
+    return sum(point.count for point in points(metric, **attributes))
