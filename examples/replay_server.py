@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import sys
 import threading
 import uuid
 import zlib
@@ -60,20 +61,25 @@ def load_fixture(name: str) -> Any:
         return json.load(file)
 
 
-def encode_event_stream_message(event_type: str, payload: Mapping[str, Any]) -> bytes:
-    """Encode one event in the AWS event-stream binary framing.
+def encode_event_stream_message(
+    event_type: str, payload: Mapping[str, Any], message_type: str = "event"
+) -> bytes:
+    """Encode one message in the AWS event-stream binary framing.
 
     A message is a prelude (total length and headers length, 4 bytes each,
     big-endian), the CRC-32 of the prelude, the headers, the payload, and the
     CRC-32 of everything before it. Each header is a 1-byte name length, the
     name, the value type (7 for a string), a 2-byte value length and the value.
+    With `message_type="exception"`, `event_type` is the exception's name,
+    such as `modelStreamErrorException`.
     """
+    type_header = ":exception-type" if message_type == "exception" else ":event-type"
     headers = b"".join(
         _encode_header(name, value)
         for name, value in (
-            (":event-type", event_type),
+            (type_header, event_type),
             (":content-type", "application/json"),
-            (":message-type", "event"),
+            (":message-type", message_type),
         )
     )
     body = json.dumps(payload, separators=(",", ":")).encode()
@@ -163,12 +169,22 @@ class Reply:
         events: Iterable[tuple[str, Mapping[str, Any]]],
         hold_after: int | None = None,
     ) -> Reply:
-        """Reply to a ConverseStream request with `(event type, payload)` events."""
+        """Reply to a ConverseStream request with `(event type, payload)` events.
+
+        An event type ending in `Exception` is sent as an exception message,
+        as Bedrock reports a failure in the middle of a stream.
+        """
+        parts = [
+            encode_event_stream_message(
+                kind,
+                payload,
+                "exception" if kind.endswith("Exception") else "event",
+            )
+            for kind, payload in events
+        ]
         return cls(
             route="bedrock",
-            parts=[
-                encode_event_stream_message(kind, payload) for kind, payload in events
-            ],
+            parts=parts,
             headers={
                 "content-type": "application/vnd.amazon.eventstream",
                 **_bedrock_headers(),
@@ -236,10 +252,10 @@ class ReplayServer:
         self.requests: list[RecordedRequest] = []
         for reply in replies:
             self.add(reply)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _HTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
             name="llmfy-replay-server",
             daemon=True,
         )
@@ -305,6 +321,16 @@ class ReplayServer:
             self.requests.append(request)
             queue = self._queues[request.route]
             return queue.popleft() if queue else None
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore clients that close the connection early, as a closed stream does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def _route(path: str) -> str | None:

@@ -1,0 +1,432 @@
+"""Tests of `OpenAIChatModel` through the real `openai` client over HTTP on 127.0.0.1.
+
+The responses come from the replay server of `examples/replay_server.py`,
+with bodies written in the shape of real Chat Completions responses
+(gpt-4o-mini, served as gpt-4o-mini-2024-07-18). Counting is done by the
+llmfy-openai instrumentation; these tests check that each request made by
+the agent is counted exactly once, with the served usage.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import openai
+import pytest
+from llmfy_openai.agent import OpenAIChatConfig, OpenAIChatModel
+
+from llmfy import LLMfy, Message, ProviderCallError, Role, llmfy_usage_tracker
+
+ROOT = Path(__file__).resolve().parents[3]
+SYSTEM_MESSAGE = "You are a helpful assistant. Use this info: {{info}}"
+INFO = "Paris is the capital of France."
+
+
+def load_replay_server() -> ModuleType:
+    """Import `examples/replay_server.py`, which is not an installed package."""
+    name = "llmfy_examples_replay_server"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, ROOT / "examples" / "replay_server.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+replay = load_replay_server()
+
+
+@pytest.fixture
+def server() -> Iterator[Any]:
+    with replay.ReplayServer() as running:
+        yield running
+
+
+def chat_model(server: Any, **config: Any) -> OpenAIChatModel:
+    return OpenAIChatModel(
+        model="gpt-4o-mini",
+        config=OpenAIChatConfig(temperature=0.7, **config),
+        base_url=server.openai_base_url,
+        api_key="sk-test",
+    )
+
+
+def agent_for(server: Any) -> LLMfy:
+    return LLMfy(
+        chat_model(server), system_message=SYSTEM_MESSAGE, input_variables=["info"]
+    )
+
+
+def usage_body(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def completion(content: str, prompt: int, completion_tokens: int) -> dict[str, Any]:
+    """Return a Chat Completions body shaped like a real gpt-4o-mini response."""
+    return {
+        "id": "chatcmpl-LfyTest0Completion1Xx2Yy3Zz",
+        "object": "chat.completion",
+        "created": 1767225600,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": content,
+                    "refusal": None,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage_body(prompt, completion_tokens),
+        "service_tier": "default",
+        "system_fingerprint": "fp_560af6e559",
+    }
+
+
+def stream_chunks(pieces: list[str], prompt: int, completion_tokens: int) -> list[Any]:
+    """Return the chunks of a streamed reply, with the usage chunk last."""
+    base = {
+        "id": "chatcmpl-LfyTest1Stream2Xx3Yy4Zz",
+        "object": "chat.completion.chunk",
+        "created": 1767225600,
+        "model": "gpt-4o-mini-2024-07-18",
+        "service_tier": "default",
+        "system_fingerprint": "fp_560af6e559",
+        "usage": None,
+    }
+
+    def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            **base,
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            ],
+        }
+
+    chunks = [choice({"role": "assistant", "content": "", "refusal": None})]
+    chunks += [choice({"content": piece}) for piece in pieces]
+    chunks.append(choice({}, "stop"))
+    chunks.append(
+        {**base, "choices": [], "usage": usage_body(prompt, completion_tokens)}
+    )
+    return chunks
+
+
+# Requests
+
+
+def test_chat_request_body(server: Any) -> None:
+    server.add(replay.Reply.openai_json(completion("Paris.", 60, 3)))
+
+    agent_for(server).chat([Message(Role.USER, "Capital of France?")], info=INFO)
+
+    body = server.requests[0].json()
+    assert body["model"] == "gpt-4o-mini"
+    assert body["messages"] == [
+        {
+            "role": "system",
+            "content": f"You are a helpful assistant. Use this info: {INFO}",
+        },
+        {"role": "user", "content": "Capital of France?"},
+    ]
+    assert body["temperature"] == 0.7
+    assert "stream" not in body
+
+
+def test_chat_sends_assistant_turns(server: Any) -> None:
+    server.add(replay.Reply.openai_json(completion("Rome.", 30, 2)))
+    messages = [
+        Message(Role.USER, "Capital of France?"),
+        Message(Role.ASSISTANT, "Paris."),
+        Message(Role.USER, "And of Italy?"),
+    ]
+
+    LLMfy(chat_model(server)).chat(messages)
+
+    assert [m["role"] for m in server.requests[0].json()["messages"]] == [
+        "user",
+        "assistant",
+        "user",
+    ]
+
+
+def test_config_max_tokens_sent_as_max_completion_tokens(server: Any) -> None:
+    server.add(replay.Reply.openai_json(completion("Paris.", 60, 3)))
+
+    LLMfy(chat_model(server, max_tokens=50, stop=["\n"])).invoke("Capital?")
+
+    body = server.requests[0].json()
+    assert body["max_completion_tokens"] == 50
+    assert body["stop"] == ["\n"]
+    assert "max_tokens" not in body
+
+
+def test_injected_client_used(server: Any) -> None:
+    server.add(replay.Reply.openai_json(completion("Paris.", 60, 3)))
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test")
+
+    response = LLMfy(OpenAIChatModel(client=client)).invoke("Capital?")
+
+    assert response.result.content == "Paris."
+    assert len(server.requests) == 1
+
+
+# Responses and counting
+
+
+def test_chat_returns_content_and_usage(server: Any) -> None:
+    server.add(replay.Reply.openai_json(completion("Paris.", 60, 3)))
+
+    response = agent_for(server).chat([Message(Role.USER, "Capital?")], info=INFO)
+
+    assert response.result.content == "Paris."
+    assert response.result.role is Role.ASSISTANT
+    assert response.stop_reason == "stop"
+    assert response.usage.provider == "openai"
+    assert response.usage.input_tokens == 60
+    assert response.usage.output_tokens == 3
+
+
+def test_chat_counted_once(server: Any) -> None:
+    server.add(replay.Reply.openai_json(completion("Paris.", 60, 3)))
+
+    with llmfy_usage_tracker() as usage:
+        agent_for(server).chat([Message(Role.USER, "Capital?")], info=INFO)
+
+    # gpt-4o-mini at 0.15 in / 0.60 out per million tokens:
+    # 60 * 0.15 + 3 * 0.60 = 9.00 + 1.80 = 10.80 per million = 0.0000108 USD
+    assert usage.request_count == 1
+    assert usage.input_tokens == 60
+    assert usage.output_tokens == 3
+    assert usage.total_cost == Decimal("0.0000108")
+
+
+def test_invoke_counted_once(server: Any) -> None:
+    server.add(replay.Reply.openai_json(completion("In 1889.", 107, 3)))
+
+    with llmfy_usage_tracker() as usage:
+        response = agent_for(server).invoke("When was the tower built?", info=INFO)
+
+    # 107 * 0.15 + 3 * 0.60 = 16.05 + 1.80 = 17.85 per million = 0.00001785 USD
+    assert response.result.content == "In 1889."
+    assert usage.request_count == 1
+    assert usage.input_tokens == 107
+    assert usage.output_tokens == 3
+    assert usage.total_cost == Decimal("0.00001785")
+
+
+def test_chat_and_invoke_under_one_tracker(server: Any) -> None:
+    server.add(replay.Reply.openai_json(completion("Paris.", 60, 3)))
+    server.add(replay.Reply.openai_json(completion("In 1889.", 107, 3)))
+    agent = agent_for(server)
+
+    with llmfy_usage_tracker() as usage:
+        agent.chat([Message(Role.USER, "Capital?")], info=INFO)
+        agent.invoke("When was the tower built?", info=INFO)
+
+    # 0.0000108 + 0.00001785 = 0.00002865 USD (the two requests above)
+    assert usage.request_count == 2
+    assert usage.input_tokens == 167
+    assert usage.output_tokens == 6
+    assert usage.total_cost == Decimal("0.00002865")
+    assert [record.usage.model for record in usage.records] == [
+        "gpt-4o-mini",
+        "gpt-4o-mini",
+    ]
+
+
+# Streaming
+
+
+def test_stream_requests_usage(server: Any) -> None:
+    server.add(replay.Reply.openai_stream(stream_chunks(["Paris", "."], 60, 3)))
+
+    list(agent_for(server).invoke_stream("Capital?", info=INFO))
+
+    body = server.requests[0].json()
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+
+
+def test_stream_yields_text_as_it_arrives(server: Any) -> None:
+    # The server sends the first two chunks (role, "Paris"), then holds the
+    # rest until released: the first text must arrive before that.
+    reply = server.add(
+        replay.Reply.openai_stream(
+            stream_chunks(["Paris", " is", " the capital."], 60, 5), hold_after=2
+        )
+    )
+    stream = agent_for(server).invoke_stream("Capital?", info=INFO)
+
+    first = next(stream)
+    held = not reply.hold_timed_out
+    reply.release.set()
+    rest = list(stream)
+
+    assert first == "Paris"
+    assert held
+    assert rest == [" is", " the capital."]
+
+
+def test_stream_response_and_usage(server: Any) -> None:
+    server.add(replay.Reply.openai_stream(stream_chunks(["Paris", "."], 60, 3)))
+
+    stream = agent_for(server).invoke_stream("Capital?", info=INFO)
+    list(stream)
+
+    assert stream.response.result.content == "Paris."
+    assert stream.response.stop_reason == "stop"
+    assert stream.response.usage.input_tokens == 60
+    assert stream.response.usage.output_tokens == 3
+
+
+def test_stream_counted_once(server: Any) -> None:
+    server.add(replay.Reply.openai_stream(stream_chunks(["Paris", "."], 60, 3)))
+
+    with llmfy_usage_tracker() as usage:
+        list(agent_for(server).chat_stream([Message(Role.USER, "Capital?")], info=INFO))
+
+    # 60 * 0.15 + 3 * 0.60 = 10.80 per million = 0.0000108 USD
+    assert usage.request_count == 1
+    assert usage.input_tokens == 60
+    assert usage.output_tokens == 3
+    assert usage.total_cost == Decimal("0.0000108")
+
+
+def test_stream_finished_after_block_counted(server: Any) -> None:
+    server.add(replay.Reply.openai_stream(stream_chunks(["Paris", "."], 60, 3)))
+
+    with llmfy_usage_tracker() as usage:
+        stream = agent_for(server).invoke_stream("Capital?", info=INFO)
+    text = "".join(stream)
+
+    assert text == "Paris."
+    assert usage.request_count == 1
+    assert usage.input_tokens == 60
+
+
+# Errors
+
+
+def test_auth_error_raised_as_provider_call_error(server: Any) -> None:
+    server.add(
+        replay.Reply.openai_error(
+            401,
+            "Incorrect API key provided.",
+            "invalid_request_error",
+            "invalid_api_key",
+        )
+    )
+
+    with pytest.raises(ProviderCallError) as caught:
+        agent_for(server).invoke("Capital?", info=INFO)
+
+    assert isinstance(caught.value.__cause__, openai.AuthenticationError)
+    assert caught.value.provider == "openai"
+    assert caught.value.model == "gpt-4o-mini"
+    assert "OpenAI chat completion request failed for model 'gpt-4o-mini'" in str(
+        caught.value
+    )
+    assert "OPENAI_API_KEY" in str(caught.value)
+
+
+def test_stream_open_error_raised_as_provider_call_error(server: Any) -> None:
+    server.add(
+        replay.Reply.openai_error(
+            404, "The model does not exist.", "invalid_request_error"
+        )
+    )
+
+    with pytest.raises(ProviderCallError, match="streaming chat completion") as caught:
+        agent_for(server).invoke_stream("Capital?", info=INFO)
+
+    assert isinstance(caught.value.__cause__, openai.NotFoundError)
+
+
+def test_error_inside_stream_raised_as_provider_call_error(server: Any) -> None:
+    chunks = stream_chunks(["Paris"], 60, 1)[:2]
+    chunks.append(
+        {"error": {"message": "The server had an error.", "type": "server_error"}}
+    )
+    server.add(replay.Reply.openai_stream(chunks))
+    stream = agent_for(server).invoke_stream("Capital?", info=INFO)
+
+    with pytest.raises(ProviderCallError, match="The server had an error") as caught:
+        list(stream)
+
+    assert isinstance(caught.value.__cause__, openai.APIError)
+
+
+def test_connection_error_raised_as_provider_call_error() -> None:
+    with replay.ReplayServer() as stopped:
+        base_url = stopped.openai_base_url
+    client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+
+    with pytest.raises(ProviderCallError, match="Check the network") as caught:
+        LLMfy(OpenAIChatModel(client=client)).invoke("Capital?")
+
+    assert isinstance(caught.value.__cause__, openai.APIConnectionError)
+
+
+def test_missing_api_key_raised_on_first_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    model = OpenAIChatModel(base_url="http://127.0.0.1:9/v1")
+
+    with pytest.raises(ProviderCallError, match="Set OPENAI_API_KEY") as caught:
+        LLMfy(model).invoke("Capital?")
+
+    assert isinstance(caught.value.__cause__, openai.OpenAIError)
+
+
+# Construction
+
+
+def test_client_and_base_url_rejected_together() -> None:
+    client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="sk-test")
+
+    with pytest.raises(ValueError, match="either client= or base_url="):
+        OpenAIChatModel(client=client, base_url="http://127.0.0.1:9/v1")
+
+
+def test_config_rejects_out_of_range_temperature() -> None:
+    with pytest.raises(ValueError, match="temperature must be between 0 and 2"):
+        OpenAIChatConfig(temperature=2.5)
+
+
+def test_config_rejects_zero_max_tokens() -> None:
+    with pytest.raises(ValueError, match="max_tokens must be a whole number"):
+        OpenAIChatConfig(max_tokens=0)
+
+
+def test_documented_defaults() -> None:
+    model = OpenAIChatModel()
+
+    assert model.model == "gpt-4o-mini"
+    assert model.provider == "openai"
