@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmfy_core import CallContext, Price, PriceRank, Unpriced, Usage, hookimpl
+from llmfy_core import (
+    CallContext,
+    CatalogEntry,
+    Price,
+    PriceKey,
+    PriceRank,
+    Unpriced,
+    Usage,
+    hookimpl,
+)
 from llmfy_openai import extract, instrument, overrides, prices
 
 llmfy_price_rank = PriceRank.PROVIDER
@@ -29,6 +38,19 @@ def price_lookup(
     if provider != PROVIDER:
         return None
     return prices.lookup_price(model, service_tier, batch)
+
+
+@hookimpl
+def price_catalog(provider: str | None) -> Iterable[CatalogEntry] | None:
+    """List the bundled OpenAI prices for `llmfy prices`."""
+    if provider not in (None, PROVIDER):
+        return None
+    return [
+        CatalogEntry(
+            PROVIDER, PriceKey(row.model, None, row.service_tier, row.batch), row.price
+        )
+        for row in prices.list_prices()
+    ]
 
 
 @hookimpl

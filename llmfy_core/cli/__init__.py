@@ -1,0 +1,91 @@
+"""The `llmfy` command: plugins, prices, the cost of a request, and file reports.
+
+Exit codes, the same for every subcommand:
+
+- 0: done.
+- 1: part of the input could not be read (the rest was used), or a plugin
+  failed to load.
+- 2: invalid arguments or price file; nothing was computed.
+- 3: the input was read, but a model has no price, so a cost is unknown or
+  incomplete.
+- 130: interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+
+from llmfy_core import __version__
+
+from . import cost_command, plugins_command, prices_command, report_command
+from .output import EXIT_INTERRUPTED, EXIT_OK, CliError
+
+__all__ = ["build_parser", "main"]
+
+EPILOG = """\
+exit codes:
+  0    done
+  1    part of the input could not be read (the rest was used),
+       or a plugin failed to load
+  2    invalid arguments or price file; nothing was computed
+  3    a model has no price, so a cost is unknown or incomplete
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the `llmfy` command."""
+    parser = argparse.ArgumentParser(
+        prog="llmfy",
+        description="Inspect llmfy's plugins and prices, and total LLM usage and cost.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"llmfy {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    plugins_command.add_parser(commands)
+    prices_command.add_parser(commands)
+    cost_command.add_parser(commands)
+    report_command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `llmfy` command on `argv`; return its exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:
+        return exit.code if isinstance(exit.code, int) else EXIT_OK
+    handler = _log_to_stderr()
+    try:
+        # The llmfy loggers carry every warning message; Python's warnings
+        # would print the same text a second time, with a source line.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            code: int = args.run(args)
+        return code
+    except CliError as error:
+        print(f"llmfy {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("llmfy: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout (`| head`) has gone; that is not an error.
+        sys.stderr.close()
+        return EXIT_OK
+    finally:
+        logging.getLogger("llmfy").removeHandler(handler)
+
+
+def _log_to_stderr() -> logging.Handler:
+    """Show llmfy's warnings on stderr while the command runs."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("llmfy: %(levelname)s: %(message)s"))
+    logging.getLogger("llmfy").addHandler(handler)
+    return handler

@@ -1,0 +1,269 @@
+"""`llmfy prices`: the effective prices, and where each comes from."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import attrs
+
+from llmfy_core.model import Price, Unpriced
+from llmfy_core.pricing import PriceKey
+from llmfy_core.report import price_dict
+from llmfy_core.resolver import PriceResolver, Resolution
+
+from .output import (
+    EXIT_OK,
+    EXIT_UNPRICED,
+    money,
+    per_million,
+    price_cells,
+    print_json,
+    render_table,
+)
+from .sources import (
+    catalog,
+    describe_unpriced,
+    guess_provider,
+    resolve,
+    use_price_file,
+)
+
+
+def add_parser(commands: Any) -> None:
+    """Add the `prices` command to the argparse subcommands."""
+    parser = commands.add_parser(
+        "prices",
+        help="show the effective prices and where they come from",
+        description=(
+            "List the prices a tracker would use, after every pricing plugin and "
+            "the price file given with --prices, with the plugin, source and date "
+            "of each. Prices are shown in USD per million tokens; --json keeps "
+            "each price in its own unit. With --model, resolve one model's price "
+            "as a tracker would; exits 3 when it has none."
+        ),
+    )
+    parser.add_argument(
+        "provider", nargs="?", metavar="PROVIDER", help="only this provider"
+    )
+    parser.add_argument("--model", metavar="ID", help="resolve the price of model ID")
+    parser.add_argument("--region", metavar="REGION", help="region, such as us-east-1")
+    parser.add_argument(
+        "--tier", metavar="TIER", help="service tier, such as flex or priority"
+    )
+    parser.add_argument("--batch", action="store_true", help="Batch API prices")
+    add_prices_option(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(run=run)
+
+
+def add_prices_option(parser: argparse.ArgumentParser) -> None:
+    """Add --prices FILE, shared by `prices`, `cost` and `report`."""
+    parser.add_argument(
+        "--prices",
+        metavar="FILE",
+        help=(
+            "a price file (TOML or JSON, in the llmfy-pricing-file format) whose "
+            "prices win over every plugin"
+        ),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `llmfy prices`."""
+    if args.prices:
+        use_price_file(args.prices)
+    resolver = PriceResolver({})
+    if args.model:
+        return _show_one(args, resolver)
+    return _show_listing(args, resolver)
+
+
+def _show_one(args: argparse.Namespace, resolver: PriceResolver) -> int:
+    provider = args.provider or guess_provider(
+        resolver,
+        args.model,
+        region=args.region,
+        service_tier=args.tier,
+        batch=args.batch,
+    )
+    found = resolve(
+        resolver,
+        provider,
+        args.model,
+        region=args.region,
+        service_tier=args.tier,
+        batch=args.batch,
+    )
+    row = _row_dict(provider, args.model, args.region, args.tier, args.batch, found)
+    if args.json:
+        print_json(row)
+        return EXIT_OK if found.price else EXIT_UNPRICED
+    where = ", ".join(
+        part
+        for part in (
+            f"region {args.region}" if args.region else "",
+            f"tier {args.tier}" if args.tier else "",
+            "batch" if args.batch else "",
+        )
+        if part
+    )
+    print(f"{provider} {args.model}" + (f" ({where})" if where else ""))
+    if found.price is None:
+        print(f"  no price: {describe_unpriced(found.reason, provider, args.model)}")
+        return EXIT_UNPRICED
+    for line in _price_lines(found.price, found.origin):
+        print(f"  {line}")
+    return EXIT_OK
+
+
+def _price_lines(price: Price, origin: str | None) -> list[str]:
+    unit = f"USD per {price.price_per_tokens:,} tokens"
+    cache_read = price.input if price.cache_read is None else price.cache_read
+    cache_write = price.input if price.cache_write is None else price.cache_write
+    lines = [
+        f"input:        {money(price.input)} {unit}",
+        f"cached input: {money(cache_read)} {unit}",
+        f"cache write:  {money(cache_write)} {unit}",
+        f"output:       {money(price.output)} {unit}",
+    ]
+    for kind, rate in sorted(price.other.items()):
+        lines.append(f"{kind}: {money(rate)} {unit}")
+    for tool, rate in sorted(price.per_call.items()):
+        lines.append(f"{tool}: {money(rate)} USD per call")
+    for tier in price.long_context:
+        lines.append(
+            f"above {tier.above_input_tokens:,} input tokens: input "
+            f"{money(tier.price.input)}, output {money(tier.price.output)} "
+            f"USD per {tier.price.price_per_tokens:,} tokens (whole request)"
+        )
+    lines.append(f"from:         {origin or '-'}")
+    lines.append(f"source:       {price.source or '-'}")
+    checked = price.checked.isoformat() if price.checked else "-"
+    lines.append(f"checked:      {checked}")
+    return lines
+
+
+def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
+    keys: dict[tuple[str, PriceKey], Price | Unpriced] = {}
+    for listed in catalog(args.provider):
+        key = listed.entry.key
+        if args.provider and listed.entry.provider != args.provider:
+            continue
+        if args.region and key.region not in (args.region, None):
+            continue
+        if args.tier and key.service_tier != args.tier:
+            continue
+        if args.batch and not key.batch:
+            continue
+        if args.region:
+            key = attrs.evolve(key, region=args.region)
+        keys.setdefault((listed.entry.provider, key), listed.entry.price)
+    rows: list[tuple[dict[str, Any], Price | None]] = []
+    for (provider, key), listed_price in sorted(keys.items(), key=_sort_key):
+        found = resolve(
+            resolver,
+            provider,
+            key.model,
+            region=key.region,
+            service_tier=key.service_tier,
+            batch=key.batch,
+        )
+        if found.price is None and isinstance(listed_price, Unpriced):
+            found = Resolution(None, found.origin, found.reason or listed_price.reason)
+        row = _row_dict(
+            provider, key.model, key.region, key.service_tier, key.batch, found
+        )
+        rows.append((row, found.price))
+    if args.json:
+        print_json({"prices": [row for row, _ in rows]})
+        return EXIT_OK
+    if not rows:
+        print(_nothing_listed(args))
+        return EXIT_OK
+    print(_listing_table(rows))
+    return EXIT_OK
+
+
+def _sort_key(item: tuple[tuple[str, PriceKey], Any]) -> tuple[Any, ...]:
+    (provider, key), _ = item
+    return (
+        provider,
+        key.model,
+        key.region or "",
+        key.service_tier or "",
+        key.batch,
+    )
+
+
+def _listing_table(rows: list[tuple[dict[str, Any], Price | None]]) -> str:
+    cells = []
+    for row, price in rows:
+        base = [
+            row["provider"],
+            row["model"],
+            row["region"] or "any",
+            row["service_tier"] or "any",
+            "yes" if row["batch"] else "no",
+        ]
+        origin = row["origin"] or "-"
+        if price is None:
+            reason = row["unpriced_reason"] or "no price"
+            cells.append([*base, "-", "-", "-", "-", origin, "-", reason])
+            continue
+        checked = price.checked.isoformat() if price.checked else "-"
+        source = price.source or "-"
+        cells.append([*base, *price_cells(price), origin, checked, source])
+    headers = [
+        "PROVIDER",
+        "MODEL",
+        "REGION",
+        "TIER",
+        "BATCH",
+        "INPUT",
+        "CACHED INPUT",
+        "CACHE WRITE",
+        "OUTPUT",
+        "FROM",
+        "CHECKED",
+        "SOURCE",
+    ]
+    table = render_table(headers, cells, align="lllllrrrr")
+    return table + "\n\nPrices in USD per million tokens. FROM is the plugin that wins."
+
+
+def _row_dict(
+    provider: str,
+    model: str,
+    region: str | None,
+    tier: str | None,
+    batch: bool,
+    found: Resolution,
+) -> dict[str, Any]:
+    price = found.price
+    row: dict[str, Any] = {
+        "provider": provider,
+        "model": model,
+        "region": region,
+        "service_tier": tier,
+        "batch": batch,
+        "price": price_dict(price),
+        "price_per_million": None,
+        "origin": found.origin,
+        "unpriced_reason": None if price else found.reason,
+    }
+    if price is not None:
+        unit = price.price_per_tokens
+        row["price_per_million"] = {
+            "input": str(per_million(price.input, unit)),
+            "output": str(per_million(price.output, unit)),
+        }
+    return row
+
+
+def _nothing_listed(args: argparse.Namespace) -> str:
+    what = f" for provider {args.provider!r}" if args.provider else ""
+    return (
+        f"No installed plugin lists prices{what}. Provider plugins list their "
+        "bundled tables; check `llmfy plugins`, or resolve one model with --model."
+    )

@@ -1,0 +1,182 @@
+"""Read JSON records from the files given to `llmfy report`.
+
+A file holds JSON lines (one record per line: OpenAI Batch output, saved
+bodies, Bedrock invocation logs as Bedrock writes them to S3), a single JSON
+document (a pretty-printed body or log record), or a JSON array of records.
+Files compressed with gzip are read as they are. A line that is not valid JSON
+becomes a `ReadFailure` with its line number, and reading goes on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@attrs.frozen(slots=True)
+class Record:
+    """One JSON value read from a file, with where it starts.
+
+    `item` is the 1-based position inside a JSON array, or None.
+    """
+
+    path: str
+    line: int
+    data: Any
+    item: int | None = None
+
+    @property
+    def where(self) -> str:
+        """The record's place, as `FILE:LINE` or `FILE:LINE item N`."""
+        place = f"{self.path}:{self.line}"
+        return place if self.item is None else f"{place} item {self.item}"
+
+
+@attrs.frozen(slots=True)
+class ReadFailure:
+    """A line or file that could not be read, and why."""
+
+    path: str
+    line: int | None
+    message: str
+
+    @property
+    def where(self) -> str:
+        """The failure's place, as `FILE:LINE` or `FILE`."""
+        return self.path if self.line is None else f"{self.path}:{self.line}"
+
+
+class InputFile:
+    """One input file, read record by record; `position` follows the bytes read."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._raw: IO[bytes] | None = None
+
+    @property
+    def size(self) -> int:
+        """The file's size in bytes, or 0 when it cannot be read."""
+        try:
+            return Path(self.path).stat().st_size
+        except OSError:
+            return 0
+
+    def position(self) -> int:
+        """Return how many bytes of the file (compressed, for gzip) were read."""
+        raw = self._raw
+        if raw is None or raw.closed:
+            return 0
+        return raw.tell()
+
+    def records(self) -> Iterator[Record | ReadFailure]:
+        """Yield every record of the file, and a `ReadFailure` for each bad line."""
+        try:
+            raw = open(self.path, "rb")  # noqa: SIM115 - closed in `finally`
+        except OSError as error:
+            yield ReadFailure(self.path, None, _os_error(error))
+            return
+        self._raw = raw
+        try:
+            stream: IO[bytes] | gzip.GzipFile = raw
+            if raw.read(2) == GZIP_MAGIC:
+                raw.seek(0)
+                stream = gzip.GzipFile(fileobj=raw, mode="rb")
+            else:
+                raw.seek(0)
+            yield from self._read_lines(stream)
+        except (OSError, EOFError) as error:
+            yield ReadFailure(self.path, None, f"reading failed: {error}")
+        finally:
+            raw.close()
+
+    def _read_lines(
+        self, stream: IO[bytes] | gzip.GzipFile
+    ) -> Iterator[Record | ReadFailure]:
+        lines = enumerate(stream, start=1)
+        for number, line in lines:
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                data = json.loads(text)
+            except ValueError as error:
+                if text[:1] not in (b"{", b"["):
+                    yield ReadFailure(self.path, number, _json_error(error))
+                    break
+                # Perhaps a document spread over several lines: read it whole.
+                rest = stream.read()
+                failure = yield from self._read_document(line + rest, number)
+                if failure is None:
+                    return
+                yield ReadFailure(self.path, number, _json_error(error))
+                lines = enumerate(io.BytesIO(rest), start=number + 1)
+                break
+            yield from self._values(data, number)
+            break
+        yield from self._read_more_lines(lines)
+
+    def _read_more_lines(
+        self, lines: Iterator[tuple[int, bytes]]
+    ) -> Iterator[Record | ReadFailure]:
+        for number, line in lines:
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                data = json.loads(text)
+            except ValueError as error:
+                yield ReadFailure(self.path, number, _json_error(error))
+                continue
+            yield from self._values(data, number)
+
+    def _read_document(
+        self, text: bytes, start: int
+    ) -> Generator[Record | ReadFailure, None, ValueError | None]:
+        """Read `text` as one JSON document starting on line `start`.
+
+        Returns the error, without yielding anything, when the document is
+        invalid on its first line, so that the caller can read it as JSON lines.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            if not isinstance(error, json.JSONDecodeError):
+                return error
+            if error.lineno == 1 or error.msg == "Extra data":
+                return error
+            line = start + error.lineno - 1
+            yield ReadFailure(self.path, line, _json_error(error))
+            return None
+        yield from self._values(data, start)
+        return None
+
+    def _values(self, data: Any, line: int) -> Iterator[Record]:
+        if isinstance(data, list):
+            for item, value in enumerate(data, start=1):
+                yield Record(self.path, line, value, item)
+        else:
+            yield Record(self.path, line, data)
+
+
+def _json_error(error: ValueError) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"not valid JSON ({error.msg} at column {error.colno})"
+    return f"not valid JSON ({error})"
+
+
+def _os_error(error: OSError) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "file not found; check the path"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory; give the files inside it"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    return f"cannot open: {error.strerror or error}"

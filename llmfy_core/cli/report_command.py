@@ -1,0 +1,279 @@
+"""`llmfy report`: usage and cost totals of recorded requests, read from files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import attrs
+
+from llmfy_core.report import totals_dict
+from llmfy_core.totals import ModelTotals
+from llmfy_core.tracker import UsageTracker, llmfy_usage_tracker
+
+from .output import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_UNPRICED,
+    money,
+    print_json,
+    render_table,
+)
+from .prices_command import add_prices_option
+from .progress import Progress
+from .readers import InputFile, ReadFailure
+from .sources import use_price_file
+from .usage_reader import Reading, RecordError, UsageReader
+
+SCHEMA = "llmfy.report/1"
+MAX_FAILURES_SHOWN = 20
+
+
+def add_parser(commands: Any) -> None:
+    """Add the `report` command to the argparse subcommands."""
+    parser = commands.add_parser(
+        "report",
+        help="total the usage and cost of requests saved in files",
+        description=(
+            "Read OpenAI Batch output files, saved OpenAI or Bedrock response "
+            "bodies (JSON or JSON lines) and Bedrock model invocation logs, and "
+            "print the totals per provider and model and in all. Files may be "
+            "gzip-compressed. Exits 1 when a line or file could not be read (the "
+            "rest is still counted), and 3 when a request has no price."
+        ),
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="files to read")
+    add_prices_option(parser)
+    parser.add_argument(
+        "--provider",
+        metavar="P",
+        help="the provider of saved bodies that do not show it, such as bedrock",
+    )
+    parser.add_argument(
+        "--model", metavar="M", help="the model id of saved bodies that do not name it"
+    )
+    parser.add_argument(
+        "--region",
+        metavar="R",
+        help="the region of saved bodies, such as us-east-1 (Bedrock prices by region)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar on stderr (default: for large input on a terminal)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(run=run)
+
+
+@attrs.define
+class FileSummary:
+    """What was read from one input file."""
+
+    path: str
+    records: int = 0
+    counted: int = 0
+    skipped: int = 0
+    failures: list[ReadFailure] = attrs.Factory(list)
+
+
+@attrs.define
+class ReportRun:
+    """The state of one `llmfy report` run."""
+
+    tracker: UsageTracker
+    files: list[FileSummary] = attrs.Factory(list)
+    unpriced: dict[tuple[str, str, str | None], str] = attrs.Factory(dict)
+
+    @property
+    def failures(self) -> list[ReadFailure]:
+        """Every unreadable line or file, in reading order."""
+        return [failure for each in self.files for failure in each.failures]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `llmfy report`."""
+    if args.prices:
+        use_price_file(args.prices)
+    reader = UsageReader(args.provider, args.model, args.region)
+    report = ReportRun(llmfy_usage_tracker(keep_requests=False))
+    inputs = [InputFile(path) for path in args.files]
+    progress = Progress.for_input(
+        sys.stderr, sum(each.size for each in inputs), args.progress
+    )
+    try:
+        _read_all(inputs, reader, report, progress)
+    finally:
+        progress.done()
+    if args.json:
+        print_json(_report_dict(report))
+    else:
+        _print_failures(report.failures)
+        print(_report_text(report))
+    return _exit_code(report)
+
+
+def _read_all(
+    inputs: list[InputFile],
+    reader: UsageReader,
+    report: ReportRun,
+    progress: Progress,
+) -> None:
+    done_before = 0
+    counted = 0
+    for each in inputs:
+        summary = FileSummary(each.path)
+        report.files.append(summary)
+        for item in each.records():
+            if isinstance(item, ReadFailure):
+                summary.failures.append(item)
+                continue
+            summary.records += 1
+            try:
+                outcome = reader.read(item)
+            except RecordError as error:
+                summary.failures.append(ReadFailure(item.path, item.line, str(error)))
+                continue
+            if not isinstance(outcome, Reading):
+                summary.skipped += 1
+                continue
+            record = report.tracker.add_usage(outcome.usage, outcome.sent_at)
+            usage = record.usage
+            if record.unpriced_reason is not None:
+                key = (usage.provider, usage.model, usage.region)
+                report.unpriced.setdefault(key, record.unpriced_reason)
+            summary.counted += 1
+            counted += 1
+            progress.update(done_before + each.position(), counted)
+        done_before += each.size
+
+
+def _exit_code(report: ReportRun) -> int:
+    if report.failures:
+        return EXIT_PARTIAL
+    if not report.tracker.cost_complete:
+        return EXIT_UNPRICED
+    return EXIT_OK
+
+
+def _print_failures(failures: list[ReadFailure]) -> None:
+    for failure in failures[:MAX_FAILURES_SHOWN]:
+        print(f"llmfy: {failure.where}: {failure.message}", file=sys.stderr)
+    hidden = len(failures) - MAX_FAILURES_SHOWN
+    if hidden > 0:
+        print(
+            f"llmfy: ... and {hidden} more unreadable lines; --json lists them all",
+            file=sys.stderr,
+        )
+
+
+def _report_text(report: ReportRun) -> str:
+    groups = sorted(
+        report.tracker.totals_by_model().items(),
+        key=lambda item: (item[0][0], item[0][1], item[0][2] or ""),
+    )
+    rows = [
+        [provider, model, region or "-", *_total_cells(group)]
+        for (provider, model, region), group in groups
+    ]
+    rows.append(["total", "", "", *_total_cells(report.tracker.totals)])
+    headers = [
+        "PROVIDER",
+        "MODEL",
+        "REGION",
+        "REQUESTS",
+        "INPUT",
+        "CACHED INPUT",
+        "CACHE WRITE",
+        "OUTPUT",
+        "REASONING",
+        "COST (USD)",
+    ]
+    lines = [render_table(headers, rows, align="lllrrrrrrr"), ""]
+    lines += _summary_lines(report)
+    return "\n".join(lines)
+
+
+def _total_cells(group: ModelTotals) -> list[str]:
+    return [
+        f"{group.requests:,}",
+        f"{group.input_tokens:,}",
+        f"{group.cache_read_tokens:,}",
+        f"{group.cache_write_tokens:,}",
+        f"{group.output_tokens:,}",
+        f"{group.reasoning_tokens:,}",
+        _cost_cell(group),
+    ]
+
+
+def _cost_cell(group: ModelTotals) -> str:
+    priced = group.requests - group.unpriced - group.unknown_usage
+    if group.requests and not priced:
+        return "unknown"
+    if group.cost_complete:
+        return money(group.cost)
+    return f"{money(group.cost)} (incomplete)"
+
+
+def _summary_lines(report: ReportRun) -> list[str]:
+    records = sum(each.records for each in report.files)
+    counted = sum(each.counted for each in report.files)
+    skipped = sum(each.skipped for each in report.files)
+    files = len(report.files)
+    lines = [
+        f"Read {files} file{'s' if files != 1 else ''}: {records:,} records, "
+        f"{counted:,} requests counted, {skipped:,} skipped (not billed), "
+        f"{len(report.failures):,} unreadable."
+    ]
+    totals = report.tracker.totals
+    if totals.unknown_usage:
+        lines.append(f"{totals.unknown_usage:,} requests had no usage in the record.")
+    for (provider, model, region), reason in sorted(
+        report.unpriced.items(), key=lambda item: (item[0][0], item[0][1])
+    ):
+        where = f" in {region}" if region else ""
+        lines.append(f"No price for {provider} {model}{where}: {reason}")
+    if not totals.cost_complete and totals.requests:
+        lines.append(
+            "The total cost covers the priced requests only. Add prices with "
+            "--prices FILE."
+        )
+    return lines
+
+
+def _report_dict(report: ReportRun) -> dict[str, Any]:
+    tracker = report.tracker
+    groups = sorted(
+        tracker.totals_by_model().items(),
+        key=lambda item: (item[0][0], item[0][1], item[0][2] or ""),
+    )
+    return {
+        "schema": SCHEMA,
+        "totals": totals_dict(tracker.totals),
+        "by_model": [
+            {
+                "provider": provider,
+                "model": model,
+                "region": region,
+                **totals_dict(group),
+                "unpriced_reason": report.unpriced.get((provider, model, region)),
+            }
+            for (provider, model, region), group in groups
+        ],
+        "files": [
+            {
+                "path": each.path,
+                "records": each.records,
+                "counted": each.counted,
+                "skipped": each.skipped,
+                "unreadable": len(each.failures),
+            }
+            for each in report.files
+        ],
+        "errors": [
+            {"path": failure.path, "line": failure.line, "message": failure.message}
+            for failure in report.failures
+        ],
+    }

@@ -1,0 +1,216 @@
+"""Where the command's prices come from: plugins, and a price file given with --prices.
+
+A price file given on the command line is read by the `llmfy-pricing-file`
+plugin's reader and registered as a plugin ranked above every installed one,
+so that it wins the way a tracker's own overrides win, and so that its dated
+entries price each request by the day it was sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from llmfy_core.errors import PricingTableError
+from llmfy_core.hookspecs import hookimpl
+from llmfy_core.model import Price, PriceRank, Usage
+from llmfy_core.plugins import get_registry
+from llmfy_core.pricing import CatalogEntry
+from llmfy_core.resolver import PriceResolver, Resolution
+
+from .output import CliError
+
+PRICE_FILE_PLUGIN = "--prices"
+"""The plugin name under which a price file given with --prices is registered."""
+
+PRICE_FILE_RANK = PriceRank.ORGANIZATION + 100
+
+
+class PriceFilePlugin:
+    """Prices from a price file named on the command line, above every plugin."""
+
+    llmfy_price_rank = PRICE_FILE_RANK
+    llmfy_price_dated = True
+
+    def __init__(self, prices: Any) -> None:
+        self.prices = prices
+
+    @hookimpl
+    def price_lookup(
+        self,
+        provider: str,
+        model: str,
+        region: str | None,
+        service_tier: str | None,
+        batch: bool,
+        requested_at: dt.datetime | None,
+    ) -> Price | None:
+        found = self.prices.lookup(
+            provider, model, region, service_tier, batch, requested_at
+        )
+        return found if isinstance(found, Price) else None
+
+    @hookimpl
+    def price_catalog(self, provider: str | None) -> Iterator[CatalogEntry]:
+        today = dt.datetime.now(dt.UTC).date()
+        for entry in self.prices.in_force(today, provider):
+            yield CatalogEntry(
+                provider=entry.provider, key=entry.key, price=entry.price
+            )
+
+
+def use_price_file(path: str) -> None:
+    """Read `path` with the `llmfy-pricing-file` reader and rank it above all plugins.
+
+    Raises `CliError` when the file is missing or invalid, or when the reader is
+    not installed.
+    """
+    try:
+        reader = importlib.import_module("llmfy_pricing_file.reader")
+    except ImportError:
+        raise CliError(
+            f"--prices {path}: reading a price file needs the llmfy-pricing-file "
+            "plugin. Install it with `pip install llmfy-pricing-file`."
+        ) from None
+    if not Path(path).is_file():
+        raise CliError(f"--prices {path}: file not found. Check the path.")
+    try:
+        prices = reader.load_price_file(path)
+    except (PricingTableError, OSError) as error:
+        raise CliError(f"--prices {path}: {error}") from None
+    registry = get_registry()
+    if registry.manager.get_plugin(PRICE_FILE_PLUGIN) is not None:
+        registry.unregister(PRICE_FILE_PLUGIN)
+    registry.register(PriceFilePlugin(prices), PRICE_FILE_PLUGIN)
+
+
+@attrs.frozen(slots=True)
+class ListedPrice:
+    """A price that a plugin lists, with the plugin that lists it."""
+
+    plugin: str
+    entry: CatalogEntry
+
+
+def catalog(provider: str | None) -> list[ListedPrice]:
+    """Collect every plugin's `price_catalog` listing, highest price rank first.
+
+    A plugin that raises is skipped; its error is re-raised as `CliError` only
+    when no plugin lists anything.
+    """
+    registry = get_registry()
+    impls = list(reversed(registry.manager.hook.price_catalog.get_hookimpls()))
+    listed: list[ListedPrice] = []
+    failures: list[str] = []
+    for impl in impls:
+        name = registry.manager.get_name(impl.plugin) or impl.plugin_name
+        arguments: dict[str, Any] = {"provider": provider}
+        try:
+            entries: Any = impl.function(*[arguments[arg] for arg in impl.argnames])
+            for entry in entries or ():
+                if isinstance(entry, CatalogEntry):
+                    listed.append(ListedPrice(name, entry))
+        except Exception as error:
+            failures.append(f"plugin {name} failed in price_catalog: {error!r}")
+    if failures and not listed:
+        raise CliError("; ".join(failures), exit_code=1)
+    listed.sort(key=lambda item: -origin_rank(item.plugin))
+    return listed
+
+
+def origin_rank(origin: str | None) -> int:
+    """Return the price rank of the plugin named `origin`; overrides rank highest."""
+    info = get_registry().infos.get(origin or "")
+    if info is None or info.price_rank is None:
+        return int(PRICE_FILE_RANK)
+    return info.price_rank
+
+
+def known_providers() -> list[str]:
+    """Return the providers that some plugin lists prices for, sorted."""
+    return sorted({item.entry.provider for item in catalog(None)})
+
+
+def resolve(
+    resolver: PriceResolver,
+    provider: str,
+    model: str,
+    *,
+    region: str | None = None,
+    service_tier: str | None = None,
+    batch: bool = False,
+) -> Resolution:
+    """Resolve a price the way a tracker would for a request to `model` sent now."""
+    usage = Usage(
+        provider=provider,
+        model=model,
+        input_tokens=None,
+        output_tokens=None,
+        region=region,
+        service_tier=service_tier,
+        batch=batch,
+    )
+    return resolver.resolve(usage, dt.datetime.now(dt.UTC))
+
+
+def guess_provider(
+    resolver: PriceResolver,
+    model: str,
+    *,
+    region: str | None = None,
+    service_tier: str | None = None,
+    batch: bool = False,
+) -> str:
+    """Return the one provider whose prices know `model`, or raise `CliError`.
+
+    When several providers price the model, the ones priced by a provider
+    table or a higher source are preferred over fallback databases.
+    """
+    providers = known_providers()
+    priced: dict[str, Resolution] = {}
+    for provider in providers:
+        found = resolve(
+            resolver,
+            provider,
+            model,
+            region=region,
+            service_tier=service_tier,
+            batch=batch,
+        )
+        if found.price is not None:
+            priced[provider] = found
+    if len(priced) > 1:
+        strong = {
+            provider: found
+            for provider, found in priced.items()
+            if origin_rank(found.origin) >= PriceRank.PROVIDER
+        }
+        if strong:
+            priced = strong
+    if len(priced) == 1:
+        return next(iter(priced))
+    example = f"--provider {providers[0]}" if providers else "--provider openai"
+    if not priced:
+        listed = ", ".join(providers) or "none"
+        raise CliError(
+            f"Cannot tell the provider of model {model!r}: no installed plugin "
+            f"has a price for it (providers with listed prices: {listed}). "
+            f"Pass the provider, such as {example}."
+        )
+    raise CliError(
+        f"Model {model!r} is priced by several providers "
+        f"({', '.join(sorted(priced))}). Pass one with --provider."
+    )
+
+
+def describe_unpriced(reason: str | None, provider: str, model: str) -> str:
+    """Explain why a model has no price, and how to add one."""
+    return reason or (
+        f"No installed plugin has a price for {provider} model {model!r}. Give one "
+        "with --prices FILE, or install a pricing plugin such as llmfy-genai-prices."
+    )

@@ -1,0 +1,203 @@
+"""Turn one JSON record of `llmfy report` into the usage of one request.
+
+Three kinds of record are recognised: a line of an OpenAI Batch output file,
+a Bedrock model invocation log record, and a saved response body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from llmfy_core.model import CallContext, Usage
+from llmfy_core.recording import extract_usage
+
+from .readers import Record
+
+
+class RecordError(Exception):
+    """A record that was read as JSON but could not be turned into usage."""
+
+
+@attrs.frozen(slots=True)
+class Reading:
+    """The usage of one request, and when it was sent where the record says."""
+
+    usage: Usage
+    sent_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
+class Skipped:
+    """A record that is not a billed request, such as a failed Batch request."""
+
+    reason: str
+
+
+class UsageReader:
+    """Read records into usage; `provider`, `model` and `region` fill what bodies omit.
+
+    OpenAI Batch lines, OpenAI bodies and Bedrock logs and bodies are read by
+    the functions the `llmfy-openai` and `llmfy-bedrock` plugins export for
+    offline reading; a body of any other provider named with `provider` is read
+    through the `usage_extract` hook.
+    """
+
+    def __init__(
+        self,
+        provider: str | None = None,
+        model: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.region = region
+
+    def read(self, record: Record) -> Reading | Skipped:
+        """Return the usage in `record`, or why it is skipped; raise `RecordError`."""
+        data = record.data
+        if not isinstance(data, Mapping):
+            raise RecordError(
+                f"expected a JSON object, got {type(data).__name__}; give OpenAI "
+                "Batch output, saved response bodies or Bedrock invocation logs"
+            )
+        try:
+            if data.get("schemaType") == "ModelInvocationLog":
+                return self._read_invocation_log(data)
+            if "custom_id" in data and ("response" in data or "error" in data):
+                return self._read_batch_line(data)
+            return self._read_body(data)
+        except RecordError:
+            raise
+        except Exception as error:
+            raise RecordError(f"reading failed: {error}") from error
+
+    def _read_batch_line(self, line: Mapping[str, Any]) -> Reading | Skipped:
+        response = line.get("response")
+        if line.get("error") or not isinstance(response, Mapping):
+            return Skipped("failed Batch request (not billed)")
+        status = response.get("status_code")
+        if status != 200:
+            return Skipped(f"Batch request with status {status} (not billed)")
+        body = response.get("body")
+        if not isinstance(body, Mapping):
+            raise RecordError("OpenAI Batch line without a `response.body` object")
+        usages = list(
+            _plugin("openai", "OpenAI Batch output").iter_batch_usages([line])
+        )
+        if not usages:
+            raise RecordError(
+                "the body in `response.body` is not a Chat Completions, Responses "
+                "or Embeddings body"
+            )
+        return Reading(usages[0], _created_at(body))
+
+    def _read_invocation_log(self, log: Mapping[str, Any]) -> Reading:
+        bedrock = _plugin("bedrock", "Bedrock invocation logs")
+        usage = bedrock.usage_from_invocation_log(log)
+        return Reading(usage, bedrock.invocation_log_sent_at(log))
+
+    def _read_body(self, body: Mapping[str, Any]) -> Reading:
+        provider = self.provider or guess_body_provider(body)
+        if provider is None:
+            raise RecordError(
+                "not an OpenAI Batch line, a Bedrock invocation log, or an OpenAI "
+                "or Bedrock response body; for a body of another provider, pass "
+                "--provider"
+            )
+        if provider == "openai":
+            usage = self._read_openai_body(body)
+        elif provider == "bedrock":
+            usage = self._read_bedrock_body(body)
+        else:
+            context = CallContext(provider, model=self.model, region=self.region)
+            usage = extract_usage(body, context)
+        if usage is None:
+            raise RecordError(
+                f"no installed plugin reads this body as a {provider} response; "
+                "check --provider, or install the provider's plugin"
+            )
+        return Reading(usage, _created_at(body))
+
+    def _read_openai_body(self, body: Mapping[str, Any]) -> Usage | None:
+        openai = _plugin("openai", "OpenAI response bodies")
+        context = CallContext("openai", model=self.model)
+        usage: Usage | None = openai.usage_from_body(body, context)
+        return usage
+
+    def _read_bedrock_body(self, body: Mapping[str, Any]) -> Usage:
+        bedrock = _plugin("bedrock", "Bedrock response bodies")
+        if self.model is None:
+            raise RecordError(
+                "a Bedrock response body does not name its model id; pass --model "
+                "(such as --model amazon.nova-lite-v1:0) and --region"
+            )
+        operation = "Converse" if "metrics" in body else "InvokeModel"
+        usage: Usage = bedrock.usage_from_saved_response(
+            body, operation=operation, model=self.model, region=self.region
+        )
+        return usage
+
+
+OPENAI_OBJECTS = frozenset(
+    {"chat.completion", "chat.completion.chunk", "text_completion", "response", "list"}
+)
+
+
+def guess_body_provider(body: Mapping[str, Any]) -> str | None:
+    """Return the provider whose response body this looks like, or None.
+
+    OpenAI bodies name their `object` type. Bedrock bodies are recognised by
+    the usage fields of Converse, Amazon Nova, Titan, Meta Llama and Anthropic
+    Messages (the one Anthropic-shaped provider with a plugin here).
+    """
+    kind = body.get("type")
+    if body.get("object") in OPENAI_OBJECTS:
+        return "openai"
+    if isinstance(kind, str) and kind.startswith("response."):
+        return "openai"
+    usage = body.get("usage")
+    if isinstance(usage, Mapping) and "inputTokens" in usage:
+        return "bedrock"
+    bedrock_fields = ("amazon-bedrock-invocationMetrics", "inputTextTokenCount")
+    if any(field in body for field in (*bedrock_fields, "prompt_token_count")):
+        return "bedrock"
+    if kind == "message" and isinstance(usage, Mapping):
+        return "bedrock"
+    return None
+
+
+_PLUGIN_MODULES = {"openai": "llmfy_openai", "bedrock": "llmfy_bedrock"}
+
+
+def _plugin(provider: str, what: str) -> Any:
+    """Import the plugin package of `provider`, or raise `RecordError`.
+
+    The plugin packages do not import their SDK on import.
+    """
+    try:
+        return importlib.import_module(_PLUGIN_MODULES[provider])
+    except ImportError:
+        raise RecordError(
+            f"reading {what} needs the llmfy-{provider} plugin; install it with "
+            f"`pip install llmfy-{provider}`"
+        ) from None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _created_at(body: Mapping[str, Any]) -> dt.datetime | None:
+    for field in ("created", "created_at"):
+        value = body.get(field)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                return dt.datetime.fromtimestamp(value, dt.UTC)
+            except (OverflowError, OSError, ValueError):
+                return None
+    return None
