@@ -71,7 +71,10 @@ class LocalServer:
                 chunks.append(f"data: {event}\n\n".encode())
             else:
                 chunks.append(sse_event(event))
-        headers = {"content-type": "text/event-stream; charset=utf-8", "x-request-id": "req_sse"}
+        headers = {
+            "content-type": "text/event-stream; charset=utf-8",
+            "x-request-id": "req_sse",
+        }
         return self.add(path, Reply(headers=headers, chunks=chunks))
 
     def next_reply(self, path: str) -> Reply | None:
@@ -95,13 +98,14 @@ def _handler(server: LocalServer) -> type[http.server.BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
+            path = self.path.split("?", 1)[0]
             try:
-                server.requests.append((self.path, json.loads(raw) if raw else None))
+                server.requests.append((path, json.loads(raw) if raw else None))
             except ValueError:
-                server.requests.append((self.path, raw))
-            reply = server.next_reply(self.path)
+                server.requests.append((path, raw))
+            reply = server.next_reply(path)
             if reply is None:
-                self.send_error(404, f"no reply queued for {self.path}")
+                self.send_error(404, f"no reply queued for {path}")
                 return
             self.send_response(reply.status)
             for name, value in reply.headers.items():
@@ -156,11 +160,227 @@ def server() -> Iterator[LocalServer]:
 @pytest.fixture
 def client(server: LocalServer) -> Iterator[openai.OpenAI]:
     """A real `openai.OpenAI` client pointed at the local server."""
-    with openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0) as sdk:
+    with openai.OpenAI(
+        base_url=server.base_url, api_key="test-key", max_retries=0
+    ) as sdk:
         yield sdk
 
 
 @pytest.fixture
 def async_client(server: LocalServer) -> openai.AsyncOpenAI:
     """A real `openai.AsyncOpenAI` client pointed at the local server."""
-    return openai.AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+    return openai.AsyncOpenAI(
+        base_url=server.base_url, api_key="test-key", max_retries=0
+    )
+
+
+class Bodies:
+    """OpenAI response bodies with the shape of real ones, written for these tests."""
+
+    @staticmethod
+    def chat(
+        *,
+        model: str = "gpt-4o-mini-2024-07-18",
+        prompt: int = 60,
+        completion: int = 3,
+        cached: int | None = 0,
+        cache_write: int | None = None,
+        reasoning: int | None = 0,
+        input_audio: int | None = 0,
+        output_audio: int | None = 0,
+        service_tier: str | None = "default",
+        details: bool = True,
+    ) -> dict[str, Any]:
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        if details:
+            prompt_details: dict[str, Any] = {
+                "cached_tokens": cached,
+                "audio_tokens": input_audio,
+            }
+            if cache_write is not None:
+                prompt_details["cache_write_tokens"] = cache_write
+            usage["prompt_tokens_details"] = prompt_details
+            usage["completion_tokens_details"] = {
+                "reasoning_tokens": reasoning,
+                "audio_tokens": output_audio,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            }
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 1_780_000_000,
+            "model": model,
+            "service_tier": service_tier,
+            "system_fingerprint": "fp_test",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": "Paris.",
+                        "refusal": None,
+                    },
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": usage,
+        }
+
+    @staticmethod
+    def chunk(
+        content: str | None,
+        *,
+        model: str = "gpt-4o-mini-2024-07-18",
+        usage: Mapping[str, Any] | None = None,
+        finish: str | None = None,
+    ) -> dict[str, Any]:
+        """A chat completion chunk; `content=None` gives a `choices: []` chunk."""
+        choices: list[dict[str, Any]] = []
+        if content is not None or finish is not None:
+            delta = {"content": content} if content is not None else {}
+            choices = [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion.chunk",
+            "created": 1_780_000_000,
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": None,
+            "choices": choices,
+            "usage": dict(usage) if usage is not None else None,
+        }
+
+    @staticmethod
+    def chunk_usage(
+        prompt: int, completion: int, *, cached: int = 0, reasoning: int = 0
+    ) -> dict[str, Any]:
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": reasoning,
+                "audio_tokens": 0,
+            },
+        }
+
+    @staticmethod
+    def response(
+        *,
+        model: str = "gpt-5-2025-08-07",
+        input_tokens: int = 100,
+        output_tokens: int = 50,
+        cached: int = 0,
+        cache_write: int | None = None,
+        reasoning: int = 0,
+        output: Sequence[Mapping[str, Any]] = (),
+        tool_usage: Mapping[str, Any] | None = None,
+        service_tier: str | None = "default",
+        status: str = "completed",
+        usage: bool = True,
+    ) -> dict[str, Any]:
+        input_details: dict[str, Any] = {"cached_tokens": cached}
+        if cache_write is not None:
+            input_details["cache_write_tokens"] = cache_write
+        items = list(output) or [
+            {
+                "id": "msg_test",
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [
+                    {"type": "output_text", "text": "Paris.", "annotations": []}
+                ],
+            }
+        ]
+        body: dict[str, Any] = {
+            "id": "resp_test",
+            "object": "response",
+            "created_at": 1_780_000_000,
+            "status": status,
+            "model": model,
+            "output": items,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "service_tier": service_tier,
+            "usage": {
+                "input_tokens": input_tokens,
+                "input_tokens_details": input_details,
+                "output_tokens": output_tokens,
+                "output_tokens_details": {"reasoning_tokens": reasoning},
+                "total_tokens": input_tokens + output_tokens,
+            }
+            if usage
+            else None,
+        }
+        if tool_usage is not None:
+            body["tool_usage"] = dict(tool_usage)
+        return body
+
+    @staticmethod
+    def response_events(
+        final: Mapping[str, Any], *, final_type: str = "response.completed"
+    ) -> list[dict[str, Any]]:
+        """The events of a Responses API stream for one text message."""
+        created = {**final, "status": "in_progress", "usage": None, "output": []}
+        part = {"type": "output_text", "text": "", "annotations": []}
+        item = {
+            "id": "msg_test",
+            "type": "message",
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
+        done_part = {**part, "text": "Paris."}
+        done_item = {**item, "status": "completed", "content": [done_part]}
+        where = {"item_id": "msg_test", "output_index": 0, "content_index": 0}
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": created},
+            {"type": "response.output_item.added", "output_index": 0, "item": item},
+            {"type": "response.content_part.added", **where, "part": part},
+            {
+                "type": "response.output_text.delta",
+                **where,
+                "delta": "Paris.",
+                "logprobs": [],
+            },
+            {
+                "type": "response.output_text.done",
+                **where,
+                "text": "Paris.",
+                "logprobs": [],
+            },
+            {"type": "response.content_part.done", **where, "part": done_part},
+            {"type": "response.output_item.done", "output_index": 0, "item": done_item},
+            {"type": final_type, "response": dict(final)},
+        ]
+        for number, event in enumerate(events):
+            event["sequence_number"] = number
+        return events
+
+    @staticmethod
+    def embeddings(
+        *, model: str = "text-embedding-3-small", prompt: int = 8
+    ) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": 0, "embedding": [0.1, -0.2, 0.3]}
+            ],
+            "model": model,
+            "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
+        }
+
+
+@pytest.fixture
+def bodies() -> type[Bodies]:
+    """Builders for OpenAI response bodies."""
+    return Bodies

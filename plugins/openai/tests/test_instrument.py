@@ -1,0 +1,724 @@
+"""The SDK instrumentation, driving the real openai client over HTTP on 127.0.0.1.
+
+Each test queues response bodies on the local server and checks that the
+request is recorded exactly once, with the right counts, while the objects the
+caller receives are the SDK's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import subprocess
+import sys
+import threading
+from decimal import Decimal
+from typing import Any
+
+import openai
+import pydantic
+import pytest
+from openai.types import CreateEmbeddingResponse
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response
+
+from llmfy import UsageWarning, llmfy_usage_tracker
+from llmfy_openai import extract
+
+CHAT = "/v1/chat/completions"
+RESPONSES = "/v1/responses"
+EMBEDDINGS = "/v1/embeddings"
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+INCLUDE_USAGE = {"include_usage": True}
+
+
+def chat_stream_events(bodies: Any, *, usage_last: bool = True) -> list[Any]:
+    usage_chunk = bodies.chunk(None, usage=bodies.chunk_usage(12, 5))
+    events = [
+        bodies.chunk("Par"),
+        bodies.chunk("is."),
+        bodies.chunk(None, finish="stop"),
+    ]
+    if usage_last:
+        return [*events, usage_chunk, "[DONE]"]
+    trailing = bodies.chunk(None)
+    return [*events, usage_chunk, trailing, "[DONE]"]
+
+
+# Plain calls
+
+
+def test_chat_create_recorded_once(server, client, bodies):
+    server.add_json(
+        CHAT, bodies.chat(prompt=60, completion=3), **{"x-request-id": "req_1"}
+    )
+
+    with llmfy_usage_tracker() as usage:
+        completion = client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+
+    assert type(completion) is ChatCompletion
+    assert completion.choices[0].message.content == "Paris."
+    assert len(usage.records) == 1
+    record = usage.records[0]
+    assert record.usage.model == "gpt-4o-mini"
+    assert record.usage.served_model == "gpt-4o-mini-2024-07-18"
+    assert record.usage.input_tokens == 60
+    assert record.usage.output_tokens == 3
+    assert record.usage.request_id == "req_1"
+    assert record.usage.operation == "chat.completions"
+    assert record.usage.service_tier == "default"
+    # 60 x 0.15 + 3 x 0.60 = 9 + 1.8 = 10.8 USD per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0000108")
+
+
+def test_no_tracker_records_nothing(server, client, bodies):
+    body = bodies.chat()
+    server.add_json(CHAT, body)
+    server.add_sse(CHAT, chat_stream_events(bodies))
+    usage = llmfy_usage_tracker()
+    with usage:
+        pass
+
+    completion = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        stream_options=INCLUDE_USAGE,
+    )
+    chunks = list(stream)
+
+    assert usage.request_count == 0
+    assert type(completion) is ChatCompletion
+    assert completion.to_dict() == body
+    assert stream._iterator.gi_code.co_name == "__stream__"
+    assert [type(chunk) for chunk in chunks] == [ChatCompletionChunk] * 4
+
+
+def test_parse_recorded_once(server, client, bodies):
+    class City(pydantic.BaseModel):
+        city: str
+
+    body = bodies.chat(prompt=40, completion=6)
+    body["choices"][0]["message"]["content"] = '{"city": "Paris"}'
+    server.add_json(CHAT, body)
+
+    with llmfy_usage_tracker() as usage:
+        completion = client.chat.completions.parse(
+            model="gpt-4o-mini", messages=MESSAGES, response_format=City
+        )
+
+    assert completion.choices[0].message.parsed == City(city="Paris")
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 40
+    assert usage.records[0].usage.output_tokens == 6
+
+
+def test_raw_response_recorded_before_parse(server, client, bodies):
+    server.add_json(
+        CHAT, bodies.chat(prompt=50, completion=4), **{"x-request-id": "req_raw"}
+    )
+
+    with llmfy_usage_tracker() as usage:
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+        recorded_before_parse = len(usage.records)
+        completion = raw.parse()
+
+    assert recorded_before_parse == 1
+    assert type(completion) is ChatCompletion
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 50
+    assert usage.records[0].usage.request_id == "req_raw"
+
+
+def test_streaming_response_parse(server, client, bodies):
+    server.add_json(CHAT, bodies.chat(prompt=30, completion=2))
+
+    with (
+        llmfy_usage_tracker() as usage,
+        client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        ) as response,
+    ):
+        recorded_before_parse = len(usage.records)
+        completion = response.parse()
+
+    assert recorded_before_parse == 0
+    assert type(completion) is ChatCompletion
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 30
+
+
+def test_streaming_response_json_without_parse(server, client, bodies):
+    server.add_json(CHAT, bodies.chat(prompt=31, completion=2))
+
+    with (
+        llmfy_usage_tracker() as usage,
+        client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        ) as response,
+    ):
+        data = response.json()
+
+    assert data["usage"]["prompt_tokens"] == 31
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 31
+
+
+def test_streaming_response_of_stream(server, client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with (
+        llmfy_usage_tracker() as usage,
+        client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        ) as response,
+    ):
+        chunks = list(response.parse())
+
+    assert len(chunks) == 4
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 12
+    assert usage.records[0].usage.output_tokens == 5
+
+
+# Streams
+
+
+def test_stream_iterated(server, client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+        chunks = list(stream)
+
+    assert [chunk.choices[0].delta.content for chunk in chunks[:2]] == ["Par", "is."]
+    assert len(usage.records) == 1
+    record = usage.records[0]
+    assert record.usage.input_tokens == 12
+    assert record.usage.output_tokens == 5
+    assert record.usage.served_model == "gpt-4o-mini-2024-07-18"
+    assert record.usage.request_id == "req_sse"
+
+
+def test_stream_usage_chunk_not_last(server, client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies, usage_last=False))
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+        chunks = list(stream)
+
+    assert chunks[-1].usage is None
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 12
+    assert usage.records[0].usage.output_tokens == 5
+
+
+def test_stream_context_manager(server, client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with (
+        llmfy_usage_tracker() as usage,
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        ) as stream,
+    ):
+        for _ in stream:
+            pass
+
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 12
+
+
+def test_stream_closed_early(server, client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+        first = next(iter(stream))
+        stream.close()
+        recorded_at_close = len(usage.records)
+        del stream
+        gc.collect()
+
+    assert first.choices[0].delta.content == "Par"
+    assert recorded_at_close == 1
+    assert len(usage.records) == 1
+    record = usage.records[0]
+    assert record.usage.input_tokens is None
+    assert record.usage.output_tokens is None
+    assert record.usage.served_model == "gpt-4o-mini-2024-07-18"
+    assert record.cost is None
+
+
+def test_stream_break_then_collected(server, client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+        for _ in stream:
+            break
+        recorded_before_collection = len(usage.records)
+        del stream
+        gc.collect()
+
+    assert recorded_before_collection == 0
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens is None
+
+
+def test_stream_never_read_then_collected(server, client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+        del stream
+        gc.collect()
+
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens is None
+
+
+def test_stream_error_midway(server, client, bodies):
+    server.add_sse(
+        CHAT,
+        [bodies.chunk("Par"), {"error": {"message": "The server is overloaded."}}],
+    )
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+        received = []
+        with pytest.raises(openai.APIError, match="overloaded"):
+            for chunk in stream:
+                received.append(chunk)
+
+    assert len(received) == 1
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens is None
+
+
+def test_stream_without_usage_warns(server, client, bodies):
+    events = [bodies.chunk("Par"), bodies.chunk(None, finish="stop"), "[DONE]"]
+    server.add_sse(CHAT, events)
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.chat.completions.create(
+            model="gpt-4.1", messages=MESSAGES, stream=True
+        )
+        with pytest.warns(UsageWarning, match="include_usage"):
+            chunks = list(stream)
+
+    assert len(chunks) == 2
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens is None
+    assert usage.records[0].usage.output_tokens is None
+    assert usage.totals.unknown_usage == 1
+    assert "stream_options" not in server.requests[-1][1]
+
+
+def test_stream_first_chunk_before_last_is_sent(server, client, bodies):
+    gate = threading.Event()
+    events = chat_stream_events(bodies)
+    reply = server.add_sse(CHAT, [events[0], gate, *events[1:]])
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+        iterator = iter(stream)
+        first = next(iterator)
+        last_sent_before_first_chunk = reply.sent.is_set()
+        gate.set()
+        rest = list(iterator)
+
+    assert first.choices[0].delta.content == "Par"
+    assert last_sent_before_first_chunk is False
+    assert reply.sent.is_set()
+    assert len(rest) == 3
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 12
+
+
+def test_stream_finished_after_block_counts_there(server, client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+    recorded_at_block_end = len(usage.records)
+    list(stream)
+
+    assert recorded_at_block_end == 0
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 12
+
+
+def test_nested_trackers_both_count(server, client, bodies):
+    server.add_json(CHAT, bodies.chat(prompt=10, completion=1))
+
+    with llmfy_usage_tracker() as outer, llmfy_usage_tracker() as inner:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    assert outer.request_count == 1
+    assert inner.request_count == 1
+
+
+# Async
+
+
+def test_async_create_and_stream(server, async_client, bodies):
+    server.add_json(CHAT, bodies.chat(prompt=20, completion=2))
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    async def run() -> tuple[Any, list[Any], Any]:
+        async with llmfy_usage_tracker() as usage:
+            completion = await async_client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES
+            )
+            stream = await async_client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                stream=True,
+                stream_options=INCLUDE_USAGE,
+            )
+            chunks = [chunk async for chunk in stream]
+        await async_client.close()
+        return completion, chunks, usage
+
+    completion, chunks, usage = asyncio.run(run())
+
+    assert type(completion) is ChatCompletion
+    assert len(chunks) == 4
+    assert [record.usage.input_tokens for record in usage.records] == [20, 12]
+
+
+def test_async_stream_closed_early(server, async_client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    async def run() -> Any:
+        async with llmfy_usage_tracker() as usage:
+            stream = await async_client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                stream=True,
+                stream_options=INCLUDE_USAGE,
+            )
+            async with stream:
+                async for _ in stream:
+                    break
+        await async_client.close()
+        return usage
+
+    usage = asyncio.run(run())
+
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens is None
+
+
+def test_async_raw_response(server, async_client, bodies):
+    server.add_json(CHAT, bodies.chat(prompt=21, completion=2))
+
+    async def run() -> Any:
+        async with llmfy_usage_tracker() as usage:
+            raw = await async_client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=MESSAGES
+            )
+            raw.parse()
+        await async_client.close()
+        return usage
+
+    usage = asyncio.run(run())
+
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 21
+
+
+# Responses API and embeddings
+
+
+def test_responses_create_with_tools(server, client, bodies):
+    output = [
+        {
+            "id": "ws_1",
+            "type": "web_search_call",
+            "status": "completed",
+            "action": {"type": "search", "query": "x"},
+        },
+        {
+            "id": "ws_2",
+            "type": "web_search_call",
+            "status": "completed",
+            "action": {"type": "open_page", "url": "https://example.com"},
+        },
+        {
+            "id": "fs_1",
+            "type": "file_search_call",
+            "status": "completed",
+            "queries": ["x"],
+        },
+        {
+            "id": "ci_1",
+            "type": "code_interpreter_call",
+            "status": "completed",
+            "code": "1+1",
+            "container_id": "cntr_1",
+            "outputs": [],
+        },
+        {
+            "id": "ci_2",
+            "type": "code_interpreter_call",
+            "status": "completed",
+            "code": "2+2",
+            "container_id": "cntr_1",
+            "outputs": [],
+        },
+    ]
+    body = bodies.response(
+        input_tokens=1000, cached=200, output_tokens=500, reasoning=100, output=output
+    )
+    server.add_json(RESPONSES, body)
+
+    with llmfy_usage_tracker() as usage:
+        response = client.responses.create(model="gpt-5", input="Find it.")
+
+    assert type(response) is Response
+    record = usage.records[0]
+    assert record.usage.operation == "responses"
+    assert record.usage.cache_read_tokens == 200
+    assert record.usage.reasoning_tokens == 100
+    assert dict(record.usage.tool_calls) == {
+        "web_search": 1,
+        "file_search": 1,
+        "code_interpreter": 1,
+    }
+    # gpt-5: (1000 - 200) x 1.25 + 200 x 0.125 + 500 x 10 = 1000 + 25 + 5000 = 6025
+    # USD per million = 0.006025; plus one web search (0.01) and one file search
+    # (0.0025); the Code Interpreter container has no bundled price.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.018525")
+    assert record.cost.parts["unpriced:code_interpreter"] == 0
+
+
+def test_responses_tool_usage_wins_over_items(server, client, bodies):
+    output = [
+        {
+            "id": "ws_1",
+            "type": "web_search_call",
+            "status": "completed",
+            "action": {"type": "search"},
+        }
+    ]
+    body = bodies.response(
+        output=output, tool_usage={"web_search": {"num_requests": 3}}
+    )
+    server.add_json(RESPONSES, body)
+
+    with llmfy_usage_tracker() as usage:
+        client.responses.create(model="gpt-5", input="Find it.")
+
+    assert dict(usage.records[0].usage.tool_calls) == {"web_search": 3}
+
+
+@pytest.mark.parametrize(
+    "final_type", ["response.completed", "response.incomplete", "response.failed"]
+)
+def test_responses_stream(server, client, bodies, final_type):
+    final = bodies.response(input_tokens=53, output_tokens=469, reasoning=448)
+    server.add_sse(RESPONSES, bodies.response_events(final, final_type=final_type))
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.responses.create(model="gpt-5", input="Hi", stream=True)
+        events = [event.type for event in stream]
+
+    assert events[-1] == final_type
+    assert len(usage.records) == 1
+    record = usage.records[0]
+    assert record.usage.input_tokens == 53
+    assert record.usage.output_tokens == 469
+    assert record.usage.reasoning_tokens == 448
+    assert record.usage.served_model == "gpt-5-2025-08-07"
+
+
+def test_responses_stream_helper(server, client, bodies):
+    final = bodies.response(
+        input_tokens=22, output_tokens=6, model="gpt-4o-mini-2024-07-18"
+    )
+    server.add_sse(RESPONSES, bodies.response_events(final))
+
+    with (
+        llmfy_usage_tracker() as usage,
+        client.responses.stream(model="gpt-4o-mini", input="Hi") as stream,
+    ):
+        for _ in stream:
+            pass
+        final_response = stream.get_final_response()
+
+    assert final_response.usage is not None
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 22
+
+
+def test_chat_stream_helper_closed_early(server, client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with llmfy_usage_tracker() as usage:
+        with client.chat.completions.stream(
+            model="gpt-4o-mini", messages=MESSAGES, stream_options=INCLUDE_USAGE
+        ) as stream:
+            for _ in stream:
+                break
+        recorded_at_exit = len(usage.records)
+
+    assert recorded_at_exit == 1
+    assert usage.records[0].usage.input_tokens is None
+
+
+def test_embeddings_create(server, client, bodies):
+    server.add_json(EMBEDDINGS, bodies.embeddings(prompt=8))
+
+    with llmfy_usage_tracker() as usage:
+        result = client.embeddings.create(model="text-embedding-3-small", input="hello")
+
+    assert type(result) is CreateEmbeddingResponse
+    record = usage.records[0]
+    assert record.usage.input_tokens == 8
+    assert record.usage.output_tokens == 0
+    assert record.usage.operation == "embeddings"
+    # 8 x 0.02 = 0.16 USD per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00000016")
+
+
+def test_azure_client_recorded(server, bodies):
+    server.add_json(
+        "/openai/deployments/prod-chat/chat/completions",
+        bodies.chat(prompt=60, completion=3),
+    )
+    azure = openai.AzureOpenAI(
+        azure_endpoint=f"http://127.0.0.1:{server.port}",
+        api_key="test-key",
+        api_version="2024-10-21",
+        max_retries=0,
+    )
+
+    with llmfy_usage_tracker() as usage:
+        azure.chat.completions.create(model="prod-chat", messages=MESSAGES)
+    azure.close()
+
+    record = usage.records[0]
+    assert record.usage.model == "prod-chat"
+    assert record.usage.served_model == "gpt-4o-mini-2024-07-18"
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0000108")
+
+
+# Faults and import
+
+
+def test_extraction_fault_never_reaches_caller(server, client, bodies, monkeypatch):
+    def broken(response: Any, context: Any) -> Any:
+        raise RuntimeError("broken extractor")
+
+    monkeypatch.setitem(extract._EXTRACTORS, ChatCompletion, broken)
+    server.add_json(CHAT, bodies.chat())
+
+    with llmfy_usage_tracker() as usage:
+        completion = client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+
+    assert completion.choices[0].message.content == "Paris."
+    assert len(usage.records) == 1
+    assert "broken extractor" in (usage.records[0].fault or "")
+    assert usage.records[0].usage.input_tokens is None
+
+
+def test_recording_fault_is_logged(server, client, bodies, monkeypatch, caplog):
+    from llmfy_openai import instrument
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("recording broke")
+
+    monkeypatch.setattr(instrument, "record_response", broken)
+    server.add_json(CHAT, bodies.chat())
+
+    with caplog.at_level(logging.WARNING, logger="llmfy.openai"), llmfy_usage_tracker():
+        completion = client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+
+    assert completion.choices[0].message.content == "Paris."
+    assert "recording broke" in caplog.text
+    assert "gpt-4o-mini" in caplog.text
+
+
+def test_patch_waits_for_openai_import():
+    code = (
+        "import sys\n"
+        "from llmfy import llmfy_usage_tracker\n"
+        "with llmfy_usage_tracker():\n"
+        "    pass\n"
+        "print('openai' in sys.modules)\n"
+        "import openai\n"
+        "from openai._base_client import SyncAPIClient\n"
+        "print(getattr(SyncAPIClient.request, '__llmfy_openai_patch__', False))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]
