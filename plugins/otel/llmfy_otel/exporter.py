@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -217,15 +218,20 @@ class SpanTotals:
 class FaultLog:
     """Logs export failures at WARNING, at most once per interval."""
 
-    def __init__(self, interval: float = _FAULT_LOG_INTERVAL_SECONDS) -> None:
+    def __init__(
+        self,
+        interval: float = _FAULT_LOG_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.interval = interval
+        self._clock = clock
         self._lock = threading.Lock()
         self._last: float | None = None
         self._suppressed = 0
 
     def report(self, signal: str, record: RequestRecord, error: BaseException) -> None:
         """Log one failure unless another was logged within the interval."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if self._last is not None and now - self._last < self.interval:
                 self._suppressed += 1
@@ -233,18 +239,21 @@ class FaultLog:
             suppressed = self._suppressed
             self._suppressed = 0
             self._last = now
-        logger.warning(
-            "OpenTelemetry export of the %s of a %s model %s request failed: %r. "
-            "The request is missing from the exported %s but stays in the "
-            "llmfy report. %d more failures in the last %.0f s were not logged.",
+        message = (
+            "OpenTelemetry export of the %s for %s model %s failed: %r. The "
+            "request is missing from the exported %s but stays in the llmfy report."
+        )
+        arguments: list[object] = [
             signal,
             record.usage.provider,
             record.usage.model,
             error,
             signal,
-            suppressed,
-            self.interval,
-        )
+        ]
+        if suppressed:
+            message += " %d more failures since the last one logged were not logged."
+            arguments.append(suppressed)
+        logger.warning(message, *arguments)
 
 
 class Exporter:

@@ -19,6 +19,7 @@ from typing import Any
 import llmfy_otel
 import pytest
 from llmfy_otel import process
+from llmfy_otel.exporter import EXPORTER, FaultLog
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
@@ -157,6 +158,7 @@ def reset_otel_plugin() -> Iterator[None]:
     llmfy_otel.disable()
     llmfy_otel.use_meter_provider(None)
     process.reset_environment_check()
+    EXPORTER.faults = FaultLog()
 
 
 @pytest.fixture
