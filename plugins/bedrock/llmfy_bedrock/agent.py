@@ -208,8 +208,11 @@ class BedrockConverseModel:
                     stop_reason = event["messageStop"].get("stopReason")
                     yield StreamChunk(stop_reason=stop_reason)
                 elif "metadata" in event:
-                    # The metadata event, after messageStop, carries the usage.
-                    yield StreamChunk(usage=read_usage(event, context), raw=event)
+                    # The metadata event, after messageStop, carries the usage;
+                    # the plugin's usage_extract reads the event's payload.
+                    metadata = event["metadata"]
+                    usage = read_usage(metadata, context)
+                    yield StreamChunk(usage=usage, raw=metadata)
         except (BotoCoreError, ClientError) as error:
             raise self._call_error("ConverseStream", error) from error
         finally:
