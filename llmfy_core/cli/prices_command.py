@@ -22,6 +22,7 @@ from .output import (
     render_table,
 )
 from .sources import (
+    ListedPrice,
     catalog,
     describe_unpriced,
     guess_provider,
@@ -145,7 +146,7 @@ def _price_lines(price: Price, origin: str | None) -> list[str]:
 
 
 def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
-    keys: dict[tuple[str, PriceKey], Price | Unpriced] = {}
+    keys: dict[tuple[str, PriceKey], ListedPrice] = {}
     for listed in catalog(args.provider):
         key = listed.entry.key
         if args.provider and listed.entry.provider != args.provider:
@@ -158,9 +159,9 @@ def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
             continue
         if args.region:
             key = attrs.evolve(key, region=args.region)
-        keys.setdefault((listed.entry.provider, key), listed.entry.price)
+        keys.setdefault((listed.entry.provider, key), listed)
     rows: list[tuple[dict[str, Any], Price | None]] = []
-    for (provider, key), listed_price in sorted(keys.items(), key=_sort_key):
+    for (provider, key), listed in sorted(keys.items(), key=_sort_key):
         found = resolve(
             resolver,
             provider,
@@ -169,8 +170,7 @@ def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
             service_tier=key.service_tier,
             batch=key.batch,
         )
-        if found.price is None and isinstance(listed_price, Unpriced):
-            found = Resolution(None, found.origin, found.reason or listed_price.reason)
+        found = _with_listed_price(found, listed)
         row = _row_dict(
             provider, key.model, key.region, key.service_tier, key.batch, found
         )
@@ -183,6 +183,20 @@ def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
         return EXIT_OK
     print(_listing_table(rows))
     return EXIT_OK
+
+
+def _with_listed_price(found: Resolution, listed: ListedPrice) -> Resolution:
+    """Fall back on the listed price when no plugin returns one for its exact key.
+
+    This happens for keys that a plugin lists but only prices through another
+    id, such as a Bedrock entry that needs a region.
+    """
+    if found.price is not None:
+        return found
+    price = listed.entry.price
+    if isinstance(price, Unpriced):
+        return Resolution(None, listed.plugin, found.reason or price.reason)
+    return Resolution(price, listed.plugin, None)
 
 
 def _sort_key(item: tuple[tuple[str, PriceKey], Any]) -> tuple[Any, ...]:

@@ -23,7 +23,7 @@ from .output import (
 from .prices_command import add_prices_option
 from .progress import Progress
 from .readers import InputFile, ReadFailure
-from .sources import use_price_file
+from .sources import describe_unpriced, use_price_file
 from .usage_reader import Reading, RecordError, UsageReader
 
 SCHEMA = "llmfy.report/1"
@@ -141,9 +141,12 @@ def _read_all(
                 continue
             record = report.tracker.add_usage(outcome.usage, outcome.sent_at)
             usage = record.usage
-            if record.unpriced_reason is not None:
+            if record.price is None and usage.known:
                 key = (usage.provider, usage.model, usage.region)
-                report.unpriced.setdefault(key, record.unpriced_reason)
+                reason = describe_unpriced(
+                    record.unpriced_reason, usage.provider, usage.model
+                )
+                report.unpriced.setdefault(key, reason)
             summary.counted += 1
             counted += 1
             progress.update(done_before + each.position(), counted)

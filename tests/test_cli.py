@@ -1,0 +1,799 @@
+"""The `llmfy` command, run against the installed plugins and recorded files.
+
+Expected costs are worked out by hand from the published prices:
+gpt-4o-mini 0.15 input, 0.075 cached input, 0.60 output USD per million
+tokens (Batch API: half of that); gpt-4o 2.50 and 10.00 (Batch API 1.25 and
+5.00); Amazon Nova Lite in us-east-1 0.06 and 0.24 USD per million tokens.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import llmfy_core
+from llmfy_core import CatalogEntry, Price, PriceKey, PriceRank, hookimpl
+from llmfy_core.cli import main
+from llmfy_core.cli.progress import Progress
+
+from .distributions import install_distribution
+
+REAL_DATA = os.environ.get("LLMFY_REAL_DATA")
+NEEDS_REAL_DATA = pytest.mark.skipif(
+    not REAL_DATA,
+    reason="LLMFY_REAL_DATA is not set; it names the folder of real recorded "
+    "provider traffic (with openai/ and bedrock/ inside), as .ci/run sets it",
+)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the command; return its exit code, stdout and stderr."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
+    code, out, _ = run(capsys, *args, "--json")
+    return code, json.loads(out)
+
+
+def chat_body(
+    model: str, prompt: int, completion: int, cached: int = 0
+) -> dict[str, Any]:
+    """A Chat Completions body with the shape of a real one."""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1729730156,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+
+
+def batch_line(number: int, body: dict[str, Any] | None) -> str:
+    """One line of an OpenAI Batch output file; a None body is a failed request."""
+    line: dict[str, Any] = {
+        "id": f"batch_req_{number}",
+        "custom_id": f"request-{number}",
+    }
+    if body is None:
+        line["response"] = None
+        line["error"] = {"code": "invalid_request", "message": "bad request"}
+    else:
+        line["response"] = {
+            "status_code": 200,
+            "request_id": f"req-{number}",
+            "body": body,
+        }
+        line["error"] = None
+    return json.dumps(line)
+
+
+def invocation_log(model: str, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    """A Bedrock model invocation log record with the shape of a real one."""
+    return {
+        "schemaType": "ModelInvocationLog",
+        "schemaVersion": "1.0",
+        "timestamp": "2025-03-11T00:38:02Z",
+        "accountId": "000000000000",
+        "region": "us-east-1",
+        "requestId": "00000000-0000-0000-0000-000000000000",
+        "operation": "Converse",
+        "modelId": model,
+        "input": {
+            "inputContentType": "application/json",
+            "inputTokenCount": input_tokens,
+            "cacheReadInputTokenCount": 0,
+            "cacheWriteInputTokenCount": 0,
+        },
+        "output": {
+            "outputContentType": "application/json",
+            "outputTokenCount": output_tokens,
+        },
+    }
+
+
+PRICE_FILE = """
+[[providers.openai.prices]]
+model = "gpt-4o-mini"
+input = 1.0
+output = 2.0
+
+[[providers.openai.prices]]
+model = "gpt-4o-mini"
+batch = true
+input = 0.5
+output = 1.0
+"""
+
+
+# llmfy plugins
+
+
+def test_plugins_lists_provider_plugins(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plugins")
+
+    assert code == 0
+    assert "llmfy-openai" in out
+    assert "llmfy-bedrock" in out
+    assert "PROVIDER" in out
+
+
+def test_plugins_json_names_hooks(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(capsys, "plugins")
+
+    plugins = {each["name"]: each for each in data["plugins"]}
+    assert code == 0
+    assert "usage_extract" in plugins["openai"]["hooks"]
+    assert "price_catalog" in plugins["openai"]["hooks"]
+    assert plugins["bedrock"]["distribution"] == "llmfy-bedrock"
+    assert plugins["openai"]["error"] is None
+
+
+def test_plugins_hook_order_follows_rank(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(capsys, "plugins", "--hook", "price_lookup")
+
+    names = [each["name"] for each in data["order"]]
+    ranks = [each["price_rank"] for each in data["order"]]
+    assert code == 0
+    assert data["hook"] == "price_lookup"
+    assert "openai" in names
+    assert ranks == sorted(ranks, reverse=True)
+
+
+def test_plugins_hook_order_text(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plugins", "--hook", "price_lookup")
+
+    assert code == 0
+    assert "the first Price wins" in out
+    assert "openai" in out
+
+
+def test_plugins_unknown_hook(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "plugins", "--hook", "price_lokup")
+
+    assert code == 2
+    assert "price_lokup" in err
+    assert "price_lookup" in err
+
+
+def test_plugins_broken_plugin_exits_1(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = install_distribution(
+        tmp_path,
+        "llmfy-broken-cli",
+        {"llmfy_broken_cli.py": "raise ImportError('needs a missing package')\n"},
+        {"broken-cli": "llmfy_broken_cli"},
+    )
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.warns(llmfy_core.PluginWarning):
+        llmfy_core.load_plugins()
+
+    code, data = run_json(capsys, "plugins")
+
+    plugins = {each["name"]: each for each in data["plugins"]}
+    assert code == 1
+    assert "needs a missing package" in plugins["broken-cli"]["error"]
+    assert plugins["broken-cli"]["distribution"] == "llmfy-broken-cli"
+    assert plugins["openai"]["error"] is None
+
+
+# llmfy prices
+
+
+def test_prices_model_batch_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(capsys, "prices", "openai", "--model", "gpt-4o", "--batch")
+
+    per_million = data["price_per_million"]
+    assert code == 0
+    assert data["origin"] == "openai"
+    # gpt-4o is 2.50 and 10.00 USD per million; the Batch API charges half.
+    assert Decimal(per_million["input"]) == Decimal("1.25")
+    assert Decimal(per_million["output"]) == Decimal("5")
+    assert data["price"]["source"]
+    assert data["price"]["checked"]
+
+
+def test_prices_model_guesses_provider(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(capsys, "prices", "--model", "gpt-4o-mini-2024-07-18")
+
+    assert code == 0
+    assert data["provider"] == "openai"
+    assert Decimal(data["price"]["input"]) == Decimal("0.15")
+
+
+def test_prices_model_text(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "prices", "bedrock", "--model", "amazon.nova-lite-v1:0", "--region",
+        "us-east-1",
+    )  # fmt: skip
+
+    assert code == 0
+    assert "0.06 USD per 1,000,000 tokens" in out
+    assert "from:         bedrock" in out
+
+
+def test_prices_listing_has_both_providers(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(capsys, "prices")
+
+    rows = {
+        (row["provider"], row["model"], row["service_tier"], row["batch"]): row
+        for row in data["prices"]
+    }
+    mini = rows[("openai", "gpt-4o-mini", None, False)]
+    assert code == 0
+    assert mini["origin"] == "openai"
+    assert Decimal(mini["price_per_million"]["output"]) == Decimal("0.60")
+    assert any(provider == "bedrock" for provider, *_ in rows)
+
+
+def test_prices_listing_one_provider(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "prices", "openai")
+
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].startswith("PROVIDER")
+    assert all(line.startswith("openai") for line in lines[1:-2])
+    assert "Prices in USD per million tokens" in out
+
+
+def test_prices_file_wins(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(PRICE_FILE)
+
+    code, data = run_json(
+        capsys, "prices", "openai", "--model", "gpt-4o-mini", "--prices", str(prices)
+    )
+
+    assert code == 0
+    assert data["origin"] == "--prices"
+    assert Decimal(data["price"]["input"]) == Decimal("1.0")
+
+
+def test_prices_listing_shows_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(PRICE_FILE)
+
+    code, data = run_json(capsys, "prices", "openai", "--prices", str(prices))
+
+    rows = {(row["model"], row["batch"]): row for row in data["prices"]}
+    assert code == 0
+    assert rows[("gpt-4o-mini", False)]["origin"] == "--prices"
+    assert rows[("gpt-4o", False)]["origin"] == "openai"
+
+
+def test_prices_invalid_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[[providers.openai.prices]]\nmodel = "gpt-4o"\ninput = -1\n')
+
+    code, _, err = run(capsys, "prices", "--prices", str(prices))
+
+    assert code == 2
+    assert str(prices) in err
+
+
+def test_prices_missing_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "prices", "--prices", str(tmp_path / "none.toml"))
+
+    assert code == 2
+    assert "file not found" in err
+
+
+def test_prices_unknown_model_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(capsys, "prices", "openai", "--model", "no-such-model")
+
+    assert code == 3
+    assert data["price"] is None
+
+
+# llmfy cost
+
+
+def test_cost_cached_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(
+        capsys, "cost", "gpt-4o-mini", "--input", "1370", "--cached", "1280",
+        "--output", "155",
+    )  # fmt: skip
+
+    parts = data["cost_parts_usd"]
+    assert code == 0
+    assert data["provider"] == "openai"
+    # 90 uncached input tokens at 0.15, 1280 cached at 0.075, 155 output at
+    # 0.60 USD per million: 13.5 + 96 + 93 = 202.5 USD per million requests.
+    assert Decimal(parts["input"]) == Decimal("0.0000135")
+    assert Decimal(parts["cache_read"]) == Decimal("0.000096")
+    assert Decimal(parts["output"]) == Decimal("0.000093")
+    assert Decimal(data["cost_usd"]) == Decimal("0.0002025")
+
+
+def test_cost_text_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "cost", "gpt-4o-mini", "--input", "1370", "--cached", "1280",
+        "--output", "155", "--reasoning", "64",
+    )  # fmt: skip
+
+    assert code == 0
+    assert "cached input   1,280" in out
+    assert "0.0002025" in out
+    assert "64 reasoning tokens" in out
+
+
+def test_cost_bedrock_region(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(
+        capsys, "cost", "amazon.nova-lite-v1:0", "--region", "us-east-1",
+        "--input", "4", "--output", "38",
+    )  # fmt: skip
+
+    assert code == 0
+    assert data["provider"] == "bedrock"
+    # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 USD per million requests.
+    assert Decimal(data["cost_usd"]) == Decimal("0.00000936")
+
+
+def test_cost_batch_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(
+        capsys, "cost", "gpt-4o", "--batch", "--input", "1000", "--output", "100"
+    )
+
+    assert code == 0
+    # 1000 * 1.25 + 100 * 5.00 = 1750 USD per million requests.
+    assert Decimal(data["cost_usd"]) == Decimal("0.00175")
+
+
+def test_cost_price_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(
+        json.dumps(
+            {
+                "providers": {
+                    "openai": {
+                        "prices": [{"model": "gpt-4o-mini", "input": 1, "output": 2}]
+                    }
+                }
+            }
+        )
+    )
+
+    code, data = run_json(
+        capsys, "cost", "gpt-4o-mini", "--input", "1000", "--output", "1000",
+        "--prices", str(prices),
+    )  # fmt: skip
+
+    assert code == 0
+    assert data["price_origin"] == "--prices"
+    # 1000 * 1 + 1000 * 2 = 3000 USD per million requests.
+    assert Decimal(data["cost_usd"]) == Decimal("0.003")
+
+
+def test_cost_unknown_model_asks_provider(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "cost", "my-model", "--input", "1", "--output", "1")
+
+    assert code == 2
+    assert "--provider" in err
+    assert "'my-model'" in err
+
+
+def test_cost_unpriced_model_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "cost", "my-model", "--provider", "openai", "--input", "1",
+        "--output", "1",
+    )  # fmt: skip
+
+    assert code == 3
+    assert "No price for openai model 'my-model'" in out
+
+
+class ListedProvider:
+    """A provider plugin that prices and lists one model id."""
+
+    llmfy_price_rank = PriceRank.PROVIDER
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.price = Price(Decimal(1), Decimal(2), source="test")
+
+    @hookimpl
+    def price_lookup(self, provider: str, model: str) -> Price | None:
+        if provider == self.provider and model == "shared-model":
+            return self.price
+        return None
+
+    @hookimpl
+    def price_catalog(self, provider: str | None) -> list[CatalogEntry]:
+        return [CatalogEntry(self.provider, PriceKey("shared-model"), self.price)]
+
+
+@pytest.fixture
+def two_providers() -> Iterator[None]:
+    llmfy_core.register_plugin(ListedProvider("acme"), "acme")
+    llmfy_core.register_plugin(ListedProvider("zeta"), "zeta")
+    yield
+
+
+@pytest.mark.usefixtures("two_providers")
+def test_cost_ambiguous_provider(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "cost", "shared-model", "--input", "1", "--output", "1")
+
+    assert code == 2
+    assert "acme, zeta" in err
+    assert "--provider" in err
+
+
+@pytest.mark.usefixtures("two_providers")
+def test_cost_named_provider_resolves(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(
+        capsys, "cost", "shared-model", "--provider", "zeta", "--input", "1000000",
+        "--output", "0",
+    )  # fmt: skip
+
+    assert code == 0
+    assert data["price_origin"] == "zeta"
+    assert Decimal(data["cost_usd"]) == Decimal(1)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--input", "10", "--cached", "8", "--cache-write", "5", "--output", "1"),
+        ("--input", "10", "--output", "1", "--reasoning", "2"),
+        ("--input", "-1", "--output", "1"),
+        ("--input", "ten", "--output", "1"),
+        (
+            "--output",
+            "1",
+        ),
+    ],
+)
+def test_cost_invalid_counts(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    code, _, err = run(capsys, "cost", "gpt-4o-mini", *args)
+
+    assert code == 2
+    assert err
+
+
+# llmfy report
+
+
+@pytest.fixture
+def batch_file(tmp_path: Path) -> Path:
+    path = tmp_path / "batch-output.jsonl"
+    lines = [
+        batch_line(0, chat_body("gpt-4o-mini-2024-07-18", 100, 20)),
+        batch_line(1, None),
+        '{"id": "batch_req_2", "custom_id": "request-2", "response": {',
+        batch_line(3, chat_body("gpt-4o-mini-2024-07-18", 200, 30)),
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def test_report_batch_file(
+    capsys: pytest.CaptureFixture[str], batch_file: Path
+) -> None:
+    code, data = run_json(capsys, "report", str(batch_file))
+
+    totals = data["totals"]
+    assert code == 1
+    assert totals["requests"] == 2
+    assert totals["input_tokens"] == 300
+    assert totals["output_tokens"] == 50
+    # Batch rates of gpt-4o-mini, 0.075 and 0.30 USD per million tokens:
+    # 100 * 0.075 + 20 * 0.30 = 13.5 and 200 * 0.075 + 30 * 0.30 = 24.
+    assert Decimal(totals["cost_usd"]) == Decimal("0.0000375")
+    assert data["files"][0]["skipped"] == 1
+    assert data["errors"][0]["line"] == 3
+
+
+def test_report_names_unreadable_line(
+    capsys: pytest.CaptureFixture[str], batch_file: Path
+) -> None:
+    code, out, err = run(capsys, "report", str(batch_file))
+
+    assert code == 1
+    assert f"{batch_file}:3: not valid JSON" in err
+    assert "gpt-4o-mini-2024-07-18" in out
+    assert "0.0000375" in out
+
+
+def test_report_saved_openai_body(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "body.json"
+    path.write_text(json.dumps(chat_body("gpt-4o-mini", 60, 3), indent=2))
+
+    code, data = run_json(capsys, "report", str(path))
+
+    group = data["by_model"][0]
+    assert code == 0
+    assert group["provider"] == "openai"
+    assert group["requests"] == 1
+    # 60 * 0.15 + 3 * 0.60 = 10.8 USD per million requests.
+    assert Decimal(group["cost_usd"]) == Decimal("0.0000108")
+
+
+def test_report_json_array_of_bodies(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bodies.json"
+    bodies = [chat_body("gpt-4o-mini", 60, 3), chat_body("gpt-4o-mini", 107, 3)]
+    path.write_text(json.dumps(bodies))
+
+    code, data = run_json(capsys, "report", str(path))
+
+    assert code == 0
+    assert data["totals"]["requests"] == 2
+    # The documented example: 10.8 + 17.85 = 28.65 USD per million requests.
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00002865")
+
+
+def test_report_bedrock_bodies(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "converse.jsonl"
+    body = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "Hi."}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 10, "outputTokens": 20, "totalTokens": 30},
+        "metrics": {"latencyMs": 300},
+    }
+    path.write_text(json.dumps(body) + "\n" + json.dumps(body) + "\n")
+
+    code, data = run_json(
+        capsys, "report", str(path), "--model", "amazon.nova-lite-v1:0",
+        "--region", "us-east-1",
+    )  # fmt: skip
+
+    group = data["by_model"][0]
+    assert code == 0
+    assert group["provider"] == "bedrock"
+    assert group["region"] == "us-east-1"
+    assert group["input_tokens"] == 20
+    # Twice 10 * 0.06 + 20 * 0.24 = 5.4 USD per million requests.
+    assert Decimal(group["cost_usd"]) == Decimal("0.0000108")
+
+
+def test_report_bedrock_body_needs_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "converse.json"
+    path.write_text(json.dumps({"usage": {"inputTokens": 1, "outputTokens": 1}}))
+
+    code, _, err = run(capsys, "report", str(path))
+
+    assert code == 1
+    assert f"{path}:1:" in err
+    assert "--model" in err
+
+
+def test_report_gzip_invocation_logs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "logs.json.gz"
+    records = [
+        invocation_log("amazon.nova-lite-v1:0", 4, 38),
+        invocation_log("amazon.nova-lite-v1:0", 6, 2),
+    ]
+    path.write_bytes(gzip.compress("\n".join(map(json.dumps, records)).encode()))
+
+    code, data = run_json(capsys, "report", str(path))
+
+    assert code == 0
+    assert data["totals"]["input_tokens"] == 10
+    assert data["totals"]["output_tokens"] == 40
+    # 10 * 0.06 + 40 * 0.24 = 0.6 + 9.6 = 10.2 USD per million requests.
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.0000102")
+
+
+def test_report_unpriced_model_exits_3(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_text(batch_line(0, chat_body("my-fine-model", 10, 1)) + "\n")
+
+    code, out, _ = run(capsys, "report", str(path))
+
+    assert code == 3
+    assert "unknown" in out
+    assert "No price for openai my-fine-model" in out
+
+
+def test_report_missing_file_counts_the_rest(
+    capsys: pytest.CaptureFixture[str], batch_file: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.jsonl"
+
+    code, out, err = run(capsys, "report", str(missing), str(batch_file))
+
+    assert code == 1
+    assert f"{missing}: file not found" in err
+    assert "Read 2 files" in out
+
+
+def test_report_unknown_record(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "other.jsonl"
+    path.write_text('{"hello": "world"}\n[1, 2]\n')
+
+    code, data = run_json(capsys, "report", str(path))
+
+    assert code == 1
+    assert [error["line"] for error in data["errors"]] == [1, 2, 2]
+    assert "--provider" in data["errors"][0]["message"]
+
+
+def test_report_price_file(
+    capsys: pytest.CaptureFixture[str], batch_file: Path, tmp_path: Path
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(PRICE_FILE)
+
+    code, data = run_json(capsys, "report", str(batch_file), "--prices", str(prices))
+
+    assert code == 1
+    # The file's batch price, 0.5 and 1.0 USD per million tokens:
+    # 300 * 0.5 + 50 * 1.0 = 200 USD per million requests.
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.0002")
+
+
+def test_report_progress_bar(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bodies.jsonl"
+    path.write_text(json.dumps(chat_body("gpt-4o-mini", 60, 3)) + "\n")
+
+    code, _, err = run(capsys, "report", str(path), "--progress")
+
+    assert code == 0
+    assert "1 records" in err
+    assert "[" in err
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shown_for_large_input_on_terminal() -> None:
+    stream = FakeTerminal()
+    progress = Progress.for_input(stream, 10 * 1024 * 1024, None)
+
+    progress.update(5 * 1024 * 1024, 1234)
+    drawn = stream.getvalue()
+    progress.done()
+
+    assert progress.enabled
+    assert "50%" in drawn
+    assert "1,234 records" in drawn
+    assert stream.getvalue().endswith("\r")
+
+
+def test_progress_hidden_for_small_input() -> None:
+    stream = FakeTerminal()
+    progress = Progress.for_input(stream, 1000, None)
+
+    progress.update(500, 1)
+
+    assert not progress.enabled
+    assert stream.getvalue() == ""
+
+
+def test_progress_hidden_off_terminal() -> None:
+    stream = io.StringIO()
+    progress = Progress.for_input(stream, 10 * 1024 * 1024, None)
+
+    assert not progress.enabled
+
+
+# Real recorded files
+
+
+@NEEDS_REAL_DATA
+def test_report_real_batch_output(capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(str(REAL_DATA)) / "openai" / "batch-output-gpt-4o-2024-08-06.jsonl"
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert code == 0
+    assert totals["requests"] == 65
+    assert totals["input_tokens"] == 36501
+    assert totals["output_tokens"] == 11980
+    # gpt-4o at the Batch API rate, 1.25 and 5.00 USD per million tokens:
+    # 36501 * 1.25 + 11980 * 5.00 = 45626.25 + 59900 = 105526.25.
+    assert Decimal(totals["cost_usd"]) == Decimal("0.10552625")
+
+
+@NEEDS_REAL_DATA
+def test_report_real_invocation_log(capsys: pytest.CaptureFixture[str]) -> None:
+    path = (
+        Path(str(REAL_DATA))
+        / "bedrock"
+        / "invocation-log-conversestream-nova-lite.json"
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    group = data["by_model"][0]
+    assert code == 0
+    assert group["model"] == "amazon.nova-lite-v1:0"
+    assert group["region"] == "us-east-1"
+    assert group["input_tokens"] == 4
+    assert group["output_tokens"] == 38
+    # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 USD per million requests.
+    assert Decimal(group["cost_usd"]) == Decimal("0.00000936")
+
+
+# The console script
+
+
+def test_console_script_imports_no_sdk(tmp_path: Path) -> None:
+    path = tmp_path / "body.json"
+    path.write_text(json.dumps(chat_body("gpt-4o-mini", 60, 3)))
+    nova = '"amazon.nova-lite-v1:0"'
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from llmfy_core.cli import main
+        codes = [
+            main(["cost", "gpt-4o-mini", "--input", "1", "--output", "1"]),
+            main(["report", {str(path)!r}]),
+            main(["prices", "--model", {nova}, "--region", "us-east-1"]),
+        ]
+        print(codes, "openai" in sys.modules, "boto3" in sys.modules)
+        """
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.splitlines()[-1] == "[0, 0, 0] False False"
+
+
+def test_module_entry_point_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llmfy_core.cli", "--version"],
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"llmfy {llmfy_core.__version__}"
