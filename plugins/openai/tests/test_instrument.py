@@ -19,12 +19,12 @@ from typing import Any
 import openai
 import pydantic
 import pytest
+from llmfy_openai import extract
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 from llmfy import UsageWarning, llmfy_usage_tracker
-from llmfy_openai import extract
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"

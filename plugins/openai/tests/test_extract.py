@@ -1,0 +1,217 @@
+"""Usage extraction from SDK objects and plain JSON bodies."""
+
+from __future__ import annotations
+
+import pytest
+from llmfy_openai import extract_usage, plugin, usage_from_body
+from openai.types import CreateEmbeddingResponse
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response
+
+from llmfy import CallContext
+
+CHAT_CONTEXT = CallContext(
+    provider="openai", operation="chat.completions", model="gpt-4o-mini"
+)
+
+
+def test_chat_body_all_details(bodies):
+    body = bodies.chat(
+        prompt=1000,
+        completion=300,
+        cached=600,
+        cache_write=100,
+        reasoning=200,
+        input_audio=50,
+        output_audio=40,
+    )
+
+    usage = usage_from_body(body, CHAT_CONTEXT)
+
+    assert usage is not None
+    assert usage.input_tokens == 1000
+    assert usage.output_tokens == 300
+    assert usage.cache_read_tokens == 600
+    assert usage.cache_write_tokens == 100
+    assert usage.reasoning_tokens == 200
+    assert dict(usage.other_tokens) == {"input_audio": 50, "output_audio": 40}
+    assert usage.model == "gpt-4o-mini"
+    assert usage.served_model == "gpt-4o-mini-2024-07-18"
+
+
+@pytest.mark.parametrize("details", ["missing", "none"])
+def test_chat_body_without_details(bodies, details):
+    body = bodies.chat(prompt=7, completion=2, details=False)
+    if details == "none":
+        body["usage"]["prompt_tokens_details"] = None
+        body["usage"]["completion_tokens_details"] = None
+
+    usage = usage_from_body(body, CHAT_CONTEXT)
+
+    assert usage is not None
+    assert usage.input_tokens == 7
+    assert usage.output_tokens == 2
+    assert usage.cache_read_tokens == 0
+    assert usage.reasoning_tokens == 0
+    assert dict(usage.other_tokens) == {}
+
+
+def test_chat_body_details_with_none_counts(bodies):
+    body = bodies.chat(
+        prompt=7, completion=2, cached=None, reasoning=None, input_audio=None
+    )
+
+    usage = usage_from_body(body, CHAT_CONTEXT)
+
+    assert usage is not None
+    assert usage.cache_read_tokens == 0
+    assert usage.reasoning_tokens == 0
+
+
+def test_chat_object_matches_body(bodies):
+    body = bodies.chat(
+        prompt=64, completion=9, cached=32, cache_write=8, input_audio=44, reasoning=3
+    )
+
+    from_object = extract_usage(ChatCompletion.construct(**body), CHAT_CONTEXT)
+    from_body = usage_from_body(body, CHAT_CONTEXT)
+
+    assert from_object == from_body
+
+
+def test_chat_object_details_none(bodies):
+    body = bodies.chat(prompt=5, completion=1, details=False)
+    body["usage"]["prompt_tokens_details"] = None
+
+    usage = extract_usage(ChatCompletion.construct(**body), CHAT_CONTEXT)
+
+    assert usage is not None
+    assert usage.input_tokens == 5
+    assert usage.cache_read_tokens == 0
+
+
+def test_chunk_without_usage_is_unknown(bodies):
+    chunk = ChatCompletionChunk.construct(**bodies.chunk("Par"))
+
+    usage = extract_usage(chunk, CHAT_CONTEXT)
+
+    assert usage is not None
+    assert usage.input_tokens is None
+    assert usage.output_tokens is None
+    assert usage.served_model == "gpt-4o-mini-2024-07-18"
+
+
+def test_responses_object_without_cache_write(bodies):
+    body = bodies.response(
+        input_tokens=9299, cached=8448, output_tokens=577, reasoning=512
+    )
+    context = CallContext(provider="openai", operation="responses", model="gpt-5")
+
+    usage = extract_usage(Response.construct(**body), context)
+
+    assert usage is not None
+    assert usage.input_tokens == 9299
+    assert usage.cache_read_tokens == 8448
+    assert usage.cache_write_tokens == 0
+    assert usage.output_tokens == 577
+    assert usage.reasoning_tokens == 512
+
+
+def test_responses_object_matches_body(bodies):
+    output = [
+        {
+            "id": "ws_1",
+            "type": "web_search_call",
+            "status": "completed",
+            "action": {"type": "search"},
+        },
+        {
+            "id": "fs_1",
+            "type": "file_search_call",
+            "status": "completed",
+            "queries": [],
+        },
+    ]
+    body = bodies.response(cache_write=4418, output=output)
+    context = CallContext(provider="openai", operation="responses", model="gpt-5.6")
+
+    from_object = extract_usage(Response.construct(**body), context)
+    from_body = usage_from_body(body, context)
+
+    assert from_object == from_body
+    assert from_body is not None
+    assert from_body.cache_write_tokens == 4418
+    assert dict(from_body.tool_calls) == {"web_search": 1, "file_search": 1}
+
+
+def test_responses_completed_event_body(bodies):
+    event = {
+        "type": "response.completed",
+        "response": bodies.response(input_tokens=22, output_tokens=6),
+    }
+
+    usage = usage_from_body(event, CallContext(provider="openai"))
+
+    assert usage is not None
+    assert usage.input_tokens == 22
+    assert usage.operation == "responses"
+
+
+def test_failed_response_without_usage_is_unknown(bodies):
+    body = bodies.response(status="failed", usage=False)
+
+    usage = usage_from_body(body, CallContext(provider="openai"))
+
+    assert usage is not None
+    assert usage.input_tokens is None
+    assert usage.served_model == "gpt-5-2025-08-07"
+
+
+def test_embeddings_object_and_body(bodies):
+    body = bodies.embeddings(prompt=8, model="text-embedding-ada-002-v2")
+    context = CallContext(
+        provider="openai", operation="embeddings", model="text-embedding-ada-002"
+    )
+
+    from_object = extract_usage(CreateEmbeddingResponse.construct(**body), context)
+    from_body = usage_from_body(body, context)
+
+    assert from_object == from_body
+    assert from_body is not None
+    assert from_body.input_tokens == 8
+    assert from_body.output_tokens == 0
+    assert from_body.served_model == "text-embedding-ada-002-v2"
+
+
+def test_legacy_completion_body():
+    body = {
+        "object": "text_completion",
+        "model": "gpt-3.5-turbo-instruct",
+        "choices": [],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+    }
+
+    usage = usage_from_body(body, CallContext(provider="openai"))
+
+    assert usage is not None
+    assert usage.operation == "completions"
+    assert usage.output_tokens == 7
+
+
+def test_foreign_body_is_not_read():
+    assert (
+        usage_from_body(
+            {"object": "model", "id": "gpt-4o"}, CallContext(provider="openai")
+        )
+        is None
+    )
+
+
+def test_foreign_object_is_not_read():
+    assert extract_usage(object(), CallContext(provider="openai")) is None
+
+
+def test_hook_ignores_other_providers(bodies):
+    context = CallContext(provider="bedrock", model="gpt-4o-mini")
+
+    assert plugin.usage_extract(bodies.chat(), context) is None

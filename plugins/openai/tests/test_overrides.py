@@ -1,0 +1,253 @@
+"""The `openai_pricing=` override table: its format, validation and precedence."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import pytest
+from llmfy_openai.overrides import parse_override_table
+
+from llmfy import Price, PricingTableError, Usage, llmfy_usage_tracker
+
+
+def test_documented_format():
+    with llmfy_usage_tracker(
+        openai_pricing={"gpt-4o-mini": {"input": 0.15, "output": 0.60}}
+    ) as usage:
+        record = usage.record("openai", "gpt-4o-mini", 60, 3)
+
+    assert record.price_origin == "override"
+    assert record.price is not None
+    assert record.price.input == Decimal("0.15")
+    # 60 x 0.15 + 3 x 0.60 = 10.8 per million
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0000108")
+
+
+def test_override_applies_to_served_snapshot():
+    table = {"gpt-4o-mini": {"input": 1, "output": 2}}
+
+    with llmfy_usage_tracker(openai_pricing=table) as usage:
+        record = usage.record(
+            "openai", "gpt-4o-mini", 1000, 100, served_model="gpt-4o-mini-2024-07-18"
+        )
+
+    assert record.price_origin == "override"
+    # 1000 x 1 + 100 x 2 = 1200 per million
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0012")
+
+
+def test_other_models_keep_bundled_prices():
+    with llmfy_usage_tracker(
+        openai_pricing={"gpt-4o-mini": {"input": 1, "output": 2}}
+    ) as usage:
+        record = usage.record("openai", "gpt-4.1", 1000, 0)
+
+    assert record.price_origin == "openai"
+    assert record.price is not None
+    assert record.price.input == Decimal("2.00")
+
+
+def test_optional_fields():
+    table = parse_override_table(
+        {
+            "my-model": {
+                "input": 0.003,
+                "output": 0.006,
+                "cache_read": 0.0003,
+                "cache_write": 0.00375,
+                "input_audio": 0.04,
+                "output_audio": 0.08,
+                "price_per_tokens": 1000,
+            }
+        }
+    )
+
+    price = table.lookup("my-model", None, None, False)
+
+    assert isinstance(price, Price)
+    assert price.cache_read == Decimal("0.3")
+    assert price.cache_write == Decimal("3.75")
+    assert dict(price.other) == {
+        "input_audio": Decimal("40"),
+        "output_audio": Decimal("80"),
+    }
+    assert price.price_per_tokens == 1000
+
+
+def test_tiers_and_batch():
+    table = parse_override_table(
+        {
+            "gpt-5": {
+                "input": 1.25,
+                "output": 10,
+                "tiers": {
+                    "flex": {"input": 0.625, "output": 5},
+                    "priority": {"input": 2.5, "output": 20},
+                    "batch": {"input": 0.6, "output": 4.9},
+                },
+            }
+        }
+    )
+
+    assert table.lookup("gpt-5-2025-08-07", None, "flex", False).input == Decimal(
+        "0.625"
+    )
+    assert table.lookup("gpt-5", None, "priority", False).input == Decimal("2.5")
+    assert table.lookup("gpt-5", None, None, True).input == Decimal("0.6")
+    assert table.lookup("gpt-5", None, "default", False).input == Decimal("1.25")
+
+
+def test_entry_without_tiers_applies_to_batch():
+    table = parse_override_table({"gpt-4o": {"input": 2, "output": 8}})
+
+    assert table.lookup("gpt-4o", None, None, True) == table.lookup(
+        "gpt-4o", None, None, False
+    )
+
+
+def test_azure_deployment_alias():
+    with llmfy_usage_tracker(openai_pricing={"prod-chat": "gpt-4o-mini"}) as usage:
+        record = usage.record("openai", "prod-chat", 60, 3)
+
+    assert record.price is not None
+    assert record.price.input == Decimal("0.15")
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0000108")
+
+
+def test_alias_to_override_entry():
+    table = parse_override_table(
+        {"prod": "house-model", "house-model": {"input": 1, "output": 1}}
+    )
+
+    assert table.lookup("prod", None, None, False).input == Decimal("1")
+
+
+def test_batch_usage_uses_override_batch_tier():
+    table = {
+        "gpt-4o": {
+            "input": 2,
+            "output": 8,
+            "tiers": {"batch": {"input": 1, "output": 4}},
+        }
+    }
+    usage = Usage(
+        provider="openai",
+        model="gpt-4o",
+        input_tokens=1000,
+        output_tokens=100,
+        batch=True,
+    )
+
+    with llmfy_usage_tracker(openai_pricing=table) as tracker:
+        record = tracker.add_usage(usage)
+
+    # 1000 x 1 + 100 x 4 = 1400 per million
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0014")
+
+
+BAD_TABLES = [
+    pytest.param(
+        {"input": 0.15, "output": 0.60},
+        ["'input'", "model id level"],
+        id="missing-model-level",
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"prices": {"input": 0.15}}},
+        ["'prices'", "Unknown field"],
+        id="wrong-nesting",
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"output": 0.6}}, ["'input'", "Missing"], id="missing-input"
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"input": 0.15}}, ["'output'", "Missing"], id="missing-output"
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"input": -0.15, "output": 0.6}},
+        ["'input'", "negative"],
+        id="negative",
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"input": math.nan, "output": 0.6}},
+        ["'input'", "finite"],
+        id="nan",
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"input": 0.15, "output": math.inf}},
+        ["'output'", "finite"],
+        id="inf",
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"input": "cheap", "output": 0.6}},
+        ["'input'", "not a number"],
+        id="non-numeric",
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"input": True, "output": 0.6}}, ["'input'", "bool"], id="bool"
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"input": [0.15], "output": 0.6}},
+        ["'input'", "list"],
+        id="list",
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"input": 0.15, "output": 0.6, "price_per_tokens": 0}},
+        ["price_per_tokens"],
+        id="bad-unit",
+    ),
+    pytest.param({"gpt-4o-mini": 0.15}, ["'gpt-4o-mini'", "float"], id="number-entry"),
+    pytest.param(
+        {"gpt-4o-mini": {"input": 1, "output": 2, "tiers": [1]}},
+        ["'tiers'"],
+        id="tiers-not-mapping",
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"input": 1, "output": 2, "tiers": {"turbo": {}}}},
+        ["tiers.turbo", "Unknown tier"],
+        id="unknown-tier",
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"input": 1, "output": 2, "tiers": {"flex": {"input": 1}}}},
+        ["tiers.flex", "'output'"],
+        id="tier-missing-output",
+    ),
+    pytest.param(
+        {
+            "gpt-4o-mini": {
+                "input": 1,
+                "output": 2,
+                "tiers": {"flex": {"input": 1, "output": 1, "tiers": {}}},
+            }
+        },
+        ["tiers.flex.tiers", "nesting"],
+        id="nested-tiers",
+    ),
+    pytest.param(
+        {"prod-chat": "gpt-nonexistent"},
+        ["'prod-chat'", "gpt-nonexistent"],
+        id="alias-unknown",
+    ),
+    pytest.param({5: {"input": 1, "output": 2}}, ["model id 5"], id="non-string-model"),
+]
+
+
+@pytest.mark.parametrize(("table", "fragments"), BAD_TABLES)
+def test_bad_table_rejected(table, fragments):
+    with pytest.raises(PricingTableError) as caught:
+        llmfy_usage_tracker(openai_pricing=table)
+
+    message = str(caught.value)
+    assert "openai" in message
+    assert "Expected shape" in message or "price_per_tokens" in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_bad_table_is_value_error():
+    with pytest.raises(ValueError):
+        llmfy_usage_tracker(openai_pricing={"gpt-4o-mini": {"input": -1, "output": 1}})
