@@ -68,11 +68,11 @@ def test_optional_fields():
     price = table.lookup("my-model", None, None, False)
 
     assert isinstance(price, Price)
-    assert price.cache_read == Decimal("0.3")
-    assert price.cache_write == Decimal("3.75")
+    assert price.cache_read == Decimal("0.0003")
+    assert price.cache_write == Decimal("0.00375")
     assert dict(price.other) == {
-        "input_audio": Decimal("40"),
-        "output_audio": Decimal("80"),
+        "input_audio": Decimal("0.04"),
+        "output_audio": Decimal("0.08"),
     }
     assert price.price_per_tokens == 1000
 
