@@ -10,10 +10,8 @@ valid prices stay in force.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,13 +23,15 @@ from llmfy_core import (
     hookimpl,
     invalidate_price_cache,
 )
+from llmfy_core.errors import emit_warning
+from llmfy_core.logs import get_logger
 
 from .prices import PriceList, utc_day
 from .reader import MAX_FILE_BYTES, PriceFileError, parse_price_bytes
 
 ENV_VAR = "LLMFY_PRICE_FILE"
 
-logger = logging.getLogger("llmfy.plugins.pricing_file")
+logger = get_logger("llmfy.plugins.pricing_file")
 
 # Above the provider plugins' bundled tables, below a tracker's own overrides.
 llmfy_price_rank = PriceRank.ORGANIZATION
@@ -157,10 +157,7 @@ def _read(path: Path) -> tuple[PriceList, FileStamp]:
 
 def _warn(message: str) -> None:
     logger.warning("%s", message)
-    try:
-        warnings.warn(PricingWarning(message), stacklevel=4)
-    except Exception:  # a warning turned into an error must not break the call
-        logger.debug("the price-file warning was raised as an error", exc_info=True)
+    emit_warning(PricingWarning(message), stacklevel=4)
 
 
 STATE = PriceFileState()

@@ -240,8 +240,8 @@ class _DocumentReader:
         if isinstance(version, bool) or version != FORMAT_VERSION:
             raise self.fail(
                 "format_version",
-                f"unsupported format version {version!r}; this plugin reads version "
-                f"{FORMAT_VERSION}. Upgrade llmfy-pricing-file or set "
+                f"unsupported format version {_show(version)}; this plugin reads "
+                f"version {FORMAT_VERSION}. Upgrade llmfy-pricing-file or set "
                 f"format_version = {FORMAT_VERSION}.",
             )
         file_unit = self.unit(document, "", DEFAULT_UNIT)
@@ -250,7 +250,7 @@ class _DocumentReader:
             raise self.fail(
                 "providers",
                 f"expected a table of providers, got {_type_name(providers)} "
-                f"{providers!r}. Expected shape: {EXPECTED_SHAPE}",
+                f"{_show(providers)}. Expected shape: {EXPECTED_SHAPE}",
             )
 
         entries: list[tuple[str, PriceEntry]] = []
@@ -278,7 +278,7 @@ class _DocumentReader:
             raise self.fail(
                 path,
                 f"expected a table with a `prices` list, got {_type_name(table)} "
-                f"{table!r}. Expected shape: {EXPECTED_SHAPE}",
+                f"{_show(table)}. Expected shape: {EXPECTED_SHAPE}",
             )
         self.check_keys(table, _PROVIDER_KEYS, path)
         adjustment = self.adjustment(table, path)
@@ -289,7 +289,7 @@ class _DocumentReader:
             raise self.fail(
                 prices_path,
                 f"expected a list of price entries (TOML [[{prices_path}]] or a "
-                f"JSON array), got {_type_name(prices)} {prices!r}. "
+                f"JSON array), got {_type_name(prices)} {_show(prices)}. "
                 f"Expected shape: {EXPECTED_SHAPE}",
             )
         entries = []
@@ -316,9 +316,9 @@ class _DocumentReader:
             if percent > 100:
                 raise self.fail(
                     key_path,
-                    f"{table['discount_percent']!r} is more than 100. A discount is a "
-                    "percentage from 0 to 100; for a markup use multiplier, such as "
-                    "1.1 for 10%.",
+                    f"{_show(table['discount_percent'])} is more than 100. A discount "
+                    "is a percentage from 0 to 100; for a markup use multiplier, such "
+                    "as 1.1 for 10%.",
                 )
             factor = DECIMAL_CONTEXT.divide(100 - percent, 100)
             return ProviderAdjustment(factor=factor, discount_percent=percent)
@@ -329,18 +329,19 @@ class _DocumentReader:
         return ProviderAdjustment(factor=Decimal(1))
 
     def number(self, value: Any, key_path: str, name: str) -> Decimal:
+        example = "12.5" if name == "discount_percent" else "0.9"
         if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
             raise self.fail(
                 key_path,
-                f"{value!r} is {_type_name(value)}, not a number. Give `{name}` as "
-                "a number such as 12.5.",
+                f"{_show(value)} is {_type_name(value)}, not a number. Give "
+                f"`{name}` as a number such as {example}.",
             )
         number = Decimal(value)
         if not number.is_finite() or number < 0:
             raise self.fail(
                 key_path,
-                f"{value!r} is not a finite number of at least 0. Give `{name}` as "
-                "a number such as 12.5.",
+                f"{_show(value)} is not a finite number of at least 0. Give "
+                f"`{name}` as a number such as {example}.",
             )
         return number
 
@@ -366,7 +367,7 @@ class _DocumentReader:
             raise self.fail(
                 path,
                 f"expected a price entry (a table), got {_type_name(entry)} "
-                f"{entry!r}. Expected shape: {EXPECTED_SHAPE}",
+                f"{_show(entry)}. Expected shape: {EXPECTED_SHAPE}",
             )
         model = entry.get("model")
         if not isinstance(model, str) or not model:
@@ -384,7 +385,7 @@ class _DocumentReader:
         if not isinstance(batch, bool):
             raise self.fail(
                 _join(path, "batch"),
-                f"`batch` for {where} must be true or false, got {batch!r}.",
+                f"`batch` for {where} must be true or false, got {_show(batch)}.",
             )
         unit = UNITS[self.unit(entry, path, provider_unit)]
         price = self.price(provider, model, region, entry, path, unit, adjustment)
@@ -466,7 +467,7 @@ class _DocumentReader:
             raise self.fail(
                 _join(path, key),
                 f"`{key}` must be a non-empty string, got {_type_name(value)} "
-                f"{value!r}.",
+                f"{_show(value)}.",
             )
         return value
 
@@ -486,7 +487,7 @@ class _DocumentReader:
         raise self.fail(
             _join(path, key),
             f"`{key}` for {where} must be an ISO date such as 2025-01-31 (a day, "
-            f"without a time), got {_type_name(value)} {value!r}.",
+            f"without a time), got {_type_name(value)} {_show(value)}.",
         )
 
     def check_keys(
@@ -512,8 +513,8 @@ class _DocumentReader:
                 key, first, second = value.duplicates[0]
                 raise self.fail(
                     _join(path, key),
-                    f"duplicate key {key!r} (values {first!r} and {second!r}). "
-                    "Give each key once.",
+                    f"duplicate key {key!r} (values {_show(first)} and "
+                    f"{_show(second)}). Give each key once.",
                 )
             for key, item in value.items():
                 self.check_duplicates(item, _join(path, key))
@@ -596,6 +597,20 @@ def _type_name(value: object) -> str:
         return "a string"
     if isinstance(value, (int, Decimal, float)):
         return "a number"
+    if isinstance(value, dt.datetime):
+        return "a date-time"
     if isinstance(value, dt.date):
         return "a date"
     return f"a {type(value).__name__}"
+
+
+def _show(value: object) -> str:
+    """Format a value from the file for an error message, in the file's terms."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (Mapping, list)):
+        text = json.dumps(value, default=str, ensure_ascii=False)
+        return text if len(text) <= 120 else text[:117] + "..."
+    return repr(value)

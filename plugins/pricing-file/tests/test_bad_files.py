@@ -1,0 +1,383 @@
+"""Invalid price files are rejected with the file, the place and the value named,
+and the prices in force before stay in force."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from decimal import Decimal
+
+import attrs
+import llmfy_pricing_file
+import pytest
+from llmfy_pricing_file import ENV_VAR, MAX_FILE_BYTES, PriceFileError
+
+from llmfy_core import PricingTableError, PricingWarning, llmfy_usage_tracker
+
+from .conftest import WriteFile
+
+GOOD_TOML = """\
+[[providers.openai.prices]]
+model = "gpt-4o-mini"
+input = 0.10
+output = 0.40
+"""
+
+ENTRY = '[[providers.openai.prices]]\nmodel = "gpt-4o-mini"\n'
+
+
+@attrs.frozen
+class BadFile:
+    """One invalid price file and what its error must name."""
+
+    name: str
+    content: str | bytes
+    fragments: tuple[str, ...]
+    line: int | None = None
+    key_path: str | None = None
+
+
+BAD_FILES = [
+    BadFile(
+        "toml-syntax",
+        ENTRY + "input = 0.10\noutput = 0.40 0.50\n",
+        ("TOML syntax error",),
+        line=4,
+    ),
+    BadFile(
+        "toml-duplicate-key",
+        ENTRY + "input = 0.10\ninput = 0.20\noutput = 0.40\n",
+        ("Cannot overwrite a value",),
+        line=4,
+    ),
+    BadFile(
+        "json-syntax",
+        '{\n  "providers": {\n    "openai": {"prices": [}\n  }\n}\n',
+        ("JSON syntax error",),
+        line=3,
+    ),
+    BadFile(
+        "json-duplicate-key",
+        '{"providers": {"openai": {"prices": [{"model": "gpt-4o-mini", '
+        '"input": 0.10, "input": 0.20, "output": 0.40}]}}}',
+        ("duplicate key 'input'", "values 0.10 and 0.20"),
+        key_path="providers.openai.prices[0].input",
+    ),
+    BadFile(
+        "negative",
+        ENTRY + "input = -0.10\noutput = 0.40\n",
+        ("model 'gpt-4o-mini'", "field 'input'", "-0.10", "negative"),
+        key_path="providers.openai.prices[0].input",
+    ),
+    BadFile(
+        "nan-toml",
+        ENTRY + "input = 0.10\noutput = nan\n",
+        ("field 'output'", "NaN", "not a finite number"),
+        key_path="providers.openai.prices[0].output",
+    ),
+    BadFile(
+        "infinity-json",
+        '{"providers": {"openai": {"prices": [{"model": "gpt-4o-mini", '
+        '"input": Infinity, "output": 0.40}]}}}',
+        ("field 'input'", "Infinity", "not a finite number"),
+        key_path="providers.openai.prices[0].input",
+    ),
+    BadFile(
+        "inf-toml",
+        ENTRY + "input = inf\noutput = 0.40\n",
+        ("field 'input'", "Infinity", "not a finite number"),
+        key_path="providers.openai.prices[0].input",
+    ),
+    BadFile(
+        "non-numeric",
+        ENTRY + 'input = "cheap"\noutput = 0.40\n',
+        ("field 'input'", "'cheap' is not a number"),
+        key_path="providers.openai.prices[0].input",
+    ),
+    BadFile(
+        "boolean-price",
+        ENTRY + "input = true\noutput = 0.40\n",
+        ("field 'input'", "True", "not a number"),
+        key_path="providers.openai.prices[0].input",
+    ),
+    BadFile(
+        "provider-not-table",
+        'providers = { openai = ["gpt-4o-mini"] }\n',
+        ("expected a table with a `prices` list", 'got a list ["gpt-4o-mini"]'),
+        key_path="providers.openai",
+    ),
+    BadFile(
+        "prices-not-list",
+        '[providers.openai.prices]\nmodel = "gpt-4o-mini"\ninput = 1\noutput = 2\n',
+        ("expected a list of price entries", '{"model": "gpt-4o-mini", "input": 1'),
+        key_path="providers.openai.prices",
+    ),
+    BadFile(
+        "prices-nested-by-model",
+        '[providers.openai.prices."gpt-4o-mini"]\ninput = 1\noutput = 2\n',
+        ("expected a list of price entries",),
+        key_path="providers.openai.prices",
+    ),
+    BadFile(
+        "entry-not-table",
+        '[providers.openai]\nprices = ["gpt-4o-mini"]\n',
+        ("expected a price entry (a table)", "'gpt-4o-mini'"),
+        key_path="providers.openai.prices[0]",
+    ),
+    BadFile(
+        "top-level-list-json",
+        '[{"model": "gpt-4o-mini", "input": 1, "output": 2}]',
+        ("the top level must be a table",),
+    ),
+    BadFile(
+        "model-missing",
+        "[[providers.openai.prices]]\ninput = 0.10\noutput = 0.40\n",
+        ("needs a `model` id", "None"),
+        key_path="providers.openai.prices[0].model",
+    ),
+    BadFile(
+        "output-missing",
+        ENTRY + "input = 0.10\n",
+        ("missing price", "field 'output'"),
+        key_path="providers.openai.prices[0].output",
+    ),
+    BadFile(
+        "unknown-key",
+        ENTRY + "inptu = 0.10\ninput = 0.10\noutput = 0.40\n",
+        ("unknown key 'inptu'", "model 'gpt-4o-mini'"),
+        key_path="providers.openai.prices[0].inptu",
+    ),
+    BadFile(
+        "unknown-unit-file",
+        'unit = "eur_per_million_tokens"\n' + ENTRY + "input = 1\noutput = 2\n",
+        ("unknown unit 'eur_per_million_tokens'", "usd_per_million_tokens"),
+        key_path="unit",
+    ),
+    BadFile(
+        "unknown-unit-entry",
+        ENTRY + 'unit = "per_1k"\ninput = 1\noutput = 2\n',
+        ("unknown unit 'per_1k'",),
+        key_path="providers.openai.prices[0].unit",
+    ),
+    BadFile(
+        "bad-date",
+        ENTRY + 'input = 1\noutput = 2\neffective_from = "2025-13-01"\n',
+        ("ISO date", "'2025-13-01'"),
+        key_path="providers.openai.prices[0].effective_from",
+    ),
+    BadFile(
+        "datetime-not-date",
+        ENTRY + "input = 1\noutput = 2\neffective_from = 2025-01-01T10:00:00Z\n",
+        ("ISO date", "without a time", "got a date-time 2025-01-01T10:00:00+00:00"),
+        key_path="providers.openai.prices[0].effective_from",
+    ),
+    BadFile(
+        "until-before-from",
+        ENTRY
+        + "input = 1\noutput = 2\neffective_from = 2025-06-01\n"
+        + "effective_until = 2025-01-01\n",
+        ("2025-01-01", "is not after effective_from 2025-06-01"),
+        key_path="providers.openai.prices[0].effective_until",
+    ),
+    BadFile(
+        "overlapping-dates",
+        ENTRY
+        + "input = 1\noutput = 2\neffective_until = 2025-07-01\n"
+        + ENTRY
+        + "input = 3\noutput = 4\neffective_from = 2025-06-01\n",
+        (
+            "two prices for provider 'openai', model 'gpt-4o-mini'",
+            "providers.openai.prices[0] [always, 2025-07-01)",
+            "[2025-06-01, open-ended)",
+        ),
+        key_path="providers.openai.prices[1]",
+    ),
+    BadFile(
+        "same-model-twice",
+        ENTRY + "input = 1\noutput = 2\n" + ENTRY + "input = 3\noutput = 4\n",
+        ("two prices for provider 'openai', model 'gpt-4o-mini'",),
+        key_path="providers.openai.prices[1]",
+    ),
+    BadFile(
+        "discount-over-100",
+        "[providers.openai]\ndiscount_percent = 120\n",
+        ("120", "more than 100", "multiplier"),
+        key_path="providers.openai.discount_percent",
+    ),
+    BadFile(
+        "discount-and-multiplier",
+        "[providers.openai]\ndiscount_percent = 10\nmultiplier = 1.1\n",
+        ("both `discount_percent` and `multiplier`",),
+        key_path="providers.openai",
+    ),
+    BadFile(
+        "negative-multiplier",
+        "[providers.openai]\nmultiplier = -1\n",
+        ("-1 is not a finite number of at least 0", "such as 0.9"),
+        key_path="providers.openai.multiplier",
+    ),
+    BadFile(
+        "provider-name-case",
+        '[[providers.OpenAI.prices]]\nmodel = "gpt-4o"\ninput = 1\noutput = 2\n',
+        ("invalid provider name 'OpenAI'", "lower case"),
+        key_path="providers.OpenAI",
+    ),
+    BadFile(
+        "format-version",
+        "format_version = 2\n",
+        ("unsupported format version 2",),
+        key_path="format_version",
+    ),
+    BadFile(
+        "not-utf8",
+        b'[[providers.openai.prices]]\nmodel = "caf\xe9"\n',
+        ("not valid UTF-8",),
+        line=2,
+    ),
+]
+
+
+def file_name(case: BadFile) -> str:
+    if "json" in case.name:
+        return f"{case.name}.json"
+    return f"{case.name}.toml"
+
+
+@pytest.mark.parametrize("case", BAD_FILES, ids=[case.name for case in BAD_FILES])
+def test_bad_file_rejected_and_prices_kept(
+    write_file: WriteFile, case: BadFile
+) -> None:
+    good = llmfy_pricing_file.use_price_file(write_file("good.toml", GOOD_TOML))
+    bad_path = write_file(file_name(case), case.content)
+
+    with pytest.raises(PriceFileError) as caught:
+        llmfy_pricing_file.use_price_file(bad_path)
+
+    message = str(caught.value)
+    assert message.startswith(f"Invalid price file {bad_path}")
+    for fragment in case.fragments:
+        assert fragment in message
+    assert caught.value.line == case.line
+    assert caught.value.key_path == case.key_path
+    if case.line is not None:
+        assert f"line {case.line}:" in message
+    if case.key_path is not None:
+        assert f"key {case.key_path}:" in message
+    assert llmfy_pricing_file.check_price_file() is good
+
+
+def test_price_file_error_is_value_error() -> None:
+    assert issubclass(PriceFileError, PricingTableError)
+    assert issubclass(PriceFileError, ValueError)
+
+
+def test_huge_file_rejected(write_file: WriteFile) -> None:
+    good = llmfy_pricing_file.use_price_file(write_file("good.toml", GOOD_TOML))
+    # A valid TOML file (one long comment) one byte over the limit.
+    content = GOOD_TOML + "#" * (MAX_FILE_BYTES - len(GOOD_TOML)) + "\n"
+    huge = write_file("huge.toml", content)
+
+    with pytest.raises(PriceFileError, match="larger than 8,388,608 bytes"):
+        llmfy_pricing_file.use_price_file(huge)
+
+    assert llmfy_pricing_file.check_price_file() is good
+
+
+def test_file_at_size_limit_accepted(write_file: WriteFile) -> None:
+    content = GOOD_TOML + "#" * (MAX_FILE_BYTES - len(GOOD_TOML) - 1) + "\n"
+    path = write_file("large.toml", content)
+
+    prices = llmfy_pricing_file.use_price_file(path)
+
+    assert prices is not None
+    assert len(prices) == 1
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".py", ".pickle", ""])
+def test_unknown_file_type_rejected(write_file: WriteFile, suffix: str) -> None:
+    path = write_file(f"prices{suffix}", GOOD_TOML)
+
+    with pytest.raises(PriceFileError, match="unknown file type"):
+        llmfy_pricing_file.load_price_file(path)
+
+
+def test_missing_file_raises_os_error(tmp_path: object) -> None:
+    with pytest.raises(FileNotFoundError):
+        llmfy_pricing_file.use_price_file("/nonexistent/llmfy/prices.toml")
+
+    assert llmfy_pricing_file.check_price_file() is None
+
+
+def test_bad_reload_warns_logs_and_keeps_prices(
+    write_file: WriteFile,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = write_file("prices.toml", GOOD_TOML)
+    monkeypatch.setenv(ENV_VAR, str(path))
+    usage = llmfy_usage_tracker()
+    before = usage.record("openai", "gpt-4o-mini", 1_000_000, 0)
+    write_file("prices.toml", ENTRY + "input = -0.10\noutput = 0.40\n")
+
+    with (
+        caplog.at_level(logging.WARNING, logger="llmfy.plugins.pricing_file"),
+        pytest.warns(PricingWarning, match="stay in force") as caught,
+    ):
+        prices = llmfy_pricing_file.check_price_file()
+
+    warning = str(caught[0].message)
+    assert f"Invalid price file {path}" in warning
+    assert "key providers.openai.prices[0].input" in warning
+    assert "-0.10" in warning
+    assert [r.name for r in caplog.records] == ["llmfy.plugins.pricing_file"]
+    assert caplog.records[0].levelno == logging.WARNING
+    assert prices is not None
+    assert prices.path == path
+    # 1,000,000 input tokens at 0.10 per million, before and after the bad file.
+    after = usage.record("openai", "gpt-4o-mini", 1_000_000, 0)
+    assert before.cost is not None
+    assert before.cost.total == Decimal("0.10")
+    assert after.cost is not None
+    assert after.cost.total == Decimal("0.10")
+
+
+def test_bad_version_warned_once(
+    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_file("prices.toml", ENTRY + "input = nan\noutput = 1\n")
+    monkeypatch.setenv(ENV_VAR, str(path))
+    with pytest.warns(PricingWarning, match="No price from a price file applies"):
+        assert llmfy_pricing_file.check_price_file() is None
+
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        assert llmfy_pricing_file.check_price_file() is None
+
+    assert again == []
+
+
+def test_missing_env_file_warns(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_VAR, "/nonexistent/llmfy/prices.toml")
+
+    with pytest.warns(PricingWarning, match=f"named by {ENV_VAR}.*not found"):
+        prices = llmfy_pricing_file.check_price_file()
+
+    assert prices is None
+
+
+def test_invalid_file_never_breaks_recording(
+    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_file("prices.json", '{"providers": ')
+    monkeypatch.setenv(ENV_VAR, str(path))
+    usage = llmfy_usage_tracker()
+
+    with pytest.warns(PricingWarning) as caught:
+        record = usage.record("acme", "acme-large", 10, 10)
+
+    messages = [str(warning.message) for warning in caught]
+    assert any(f"Invalid price file {path}, line 1" in text for text in messages)
+    assert record.fault is None
+    assert record.cost is None
