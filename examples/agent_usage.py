@@ -68,7 +68,11 @@ REPLAY_REMOVED_VARIABLES = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PRO
 
 
 def choose_mode(environ: Mapping[str, str]) -> tuple[str, str]:
-    """Return `("live" | "replay", reason)` for this environment."""
+    """Return `("live" | "replay", reason)` for this environment.
+
+    boto3's credential lookup runs only when the switch is set and
+    OPENAI_API_KEY is present, so a default run never looks for AWS credentials.
+    """
     if environ.get(LIVE_SWITCH, "").strip() != "1":
         return "replay", f"{LIVE_SWITCH} is not 1"
     if not environ.get("OPENAI_API_KEY", "").strip():
@@ -186,8 +190,9 @@ def main() -> int:
             return 1
         return 0
     print(
-        f"Mode: replay ({reason}). Responses come from a local server that replays "
-        "recorded API responses; no credentials or network are used. Set "
+        f"Mode: replay ({reason}). A local server replays the responses in "
+        "examples/fixtures, written in the shape of recorded API responses, so no "
+        "credentials or network are used. Set "
         f"{LIVE_SWITCH}=1 with OPENAI_API_KEY and AWS credentials to call the real "
         "services."
     )

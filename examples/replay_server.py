@@ -107,8 +107,9 @@ class Reply:
     `parts` are sent in order. A reply with more than one part is sent with
     chunked transfer encoding, one chunk per part, as the real services stream.
     With `hold_after=n`, the server sends `n` parts and then waits until
-    `release` is set (at most `HOLD_TIMEOUT` seconds; `hold_timed_out` records
-    whether it gave up), so a test can see text arrive before the rest.
+    `release` is set, so a test can see text arrive before the rest. It waits
+    at most `HOLD_TIMEOUT` seconds, and `hold_timed_out` records whether it
+    gave up.
     """
 
     route: str

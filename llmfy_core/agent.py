@@ -101,7 +101,7 @@ class StreamChunk:
 
 @runtime_checkable
 class ChatModel(Protocol):
-    """What `LLMfy` needs from a provider's chat model.
+    """The interface that `LLMfy` requires of a provider's chat model.
 
     Implementations send requests through the provider's official SDK client,
     so that the provider plugin's instrumentation counts them, and never
@@ -163,7 +163,7 @@ class ChatStream:
     """A streamed reply: iterate over it to receive the text as it arrives.
 
     The request was sent when the stream was created. Once the iteration has
-    finished, `response` holds the complete reply with its usage. Close the
+    finished, `response` contains the complete reply with its usage. Close the
     stream (or leave a `with` block) to stop reading early.
     """
 
@@ -264,9 +264,10 @@ class LLMfy:
     """An agent: a chat model with a system message that may contain variables.
 
     `system_message` may contain `{{name}}` placeholders. Every placeholder
-    must be listed in `input_variables`, and every listed variable must be
-    given as a keyword argument on each call; both checks raise
-    `TemplateVariableError` (a ValueError). Values are inserted literally.
+    must be listed in `input_variables`, checked here. Every listed variable
+    must be given as a keyword argument on each call, checked on the call.
+    Both checks raise `TemplateVariableError` (a ValueError). Values are
+    inserted literally.
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """Tests of the provider-neutral agent (`llmfy_core.agent`) and of the demo.
 
 The agent tests use `RecordingModel`, an in-memory `ChatModel`, because they
-check what the agent hands to a model; the provider models are tested against
+check what the agent hands to a model. The provider models are tested against
 the real SDK clients in each plugin's `tests/test_agent.py`. The demo test
 runs `examples/agent_usage.py` as `scripts/demo` does, with the real SDK
 clients and a replay server on 127.0.0.1.

@@ -101,10 +101,10 @@ class BedrockConverseModel:
 
     Without `client`, a `bedrock-runtime` client is created on the first
     request, from `session` (or boto3's default session), `region_name` and
-    `endpoint_url`; boto3 reads the credentials and the region from its usual
-    sources (environment, profile) when they are not given. Failures are
-    raised as `llmfy_core.ProviderCallError`, with the boto3 exception as the
-    cause.
+    `endpoint_url`. boto3 reads the credentials, and the region when
+    `region_name` is None, from its usual sources (environment, profile).
+    Failures are raised as `llmfy_core.ProviderCallError`, with the boto3
+    exception as the cause.
     """
 
     provider = PROVIDER

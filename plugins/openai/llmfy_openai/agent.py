@@ -175,8 +175,8 @@ class OpenAIChatModel:
     def stream(self, messages: Sequence[Message]) -> Iterator[StreamChunk]:
         """Send a streaming request now, and return an iterator over its chunks.
 
-        The request asks for `stream_options={"include_usage": True}`, without
-        which the API reports no usage for a stream.
+        The request sets `stream_options={"include_usage": True}`, because
+        without it the API reports no usage for a stream.
         """
         client = self.client
         try:

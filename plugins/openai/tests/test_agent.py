@@ -190,10 +190,12 @@ def test_injected_client_used(server: Any) -> None:
     server.add(replay.Reply.openai_json(completion("Paris.", 60, 3)))
     client = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test")
 
-    response = LLMfy(OpenAIChatModel(client=client)).invoke("Capital?")
+    with llmfy_usage_tracker() as usage:
+        response = LLMfy(OpenAIChatModel(client=client)).invoke("Capital?")
 
     assert response.result.content == "Paris."
     assert len(server.requests) == 1
+    assert usage.request_count == 1
 
 
 # Responses and counting
