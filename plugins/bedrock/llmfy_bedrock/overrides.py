@@ -23,7 +23,11 @@ from typing import Any
 
 from llmfy_bedrock.prices import PROVIDER, BedrockPriceTable, EntryKey
 from llmfy_core import Price, PricingTableError
-from llmfy_core.pricing import describe_entry, price_from_mapping
+from llmfy_core.pricing import (
+    describe_entry,
+    parse_price_per_tokens,
+    price_from_mapping,
+)
 
 OVERRIDE_UNIT = 1000
 EXPECTED_SHAPE = (
@@ -53,6 +57,7 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
         _check_regions(model, regions)
         for region, entry in regions.items():
             _check_region(model, region, entry)
+            _check_unit(model, region, entry)
             price = price_from_mapping(
                 entry,
                 provider=PROVIDER,
@@ -114,6 +119,17 @@ def _check_region(model: str, region: object, entry: object) -> None:
             f"Invalid price entry for {where}: expected a mapping of prices, got "
             f"{type(entry).__name__} {entry!r}."
         )
+
+
+def _check_unit(model: str, region: str, entry: Mapping[str, Any]) -> None:
+    if "price_per_tokens" not in entry:
+        return
+    try:
+        parse_price_per_tokens(
+            entry["price_per_tokens"], provider=PROVIDER, model=model, region=region
+        )
+    except PricingTableError as error:
+        raise _fail(str(error)) from None
 
 
 def _check_region_name(model: str, region: str, name: object) -> None:

@@ -48,9 +48,10 @@ class BedrockPriceTable:
     """Prices by model, Region and batch flag, looked up the way AWS bills.
 
     With `complete=True` (the bundled table) a known model without a price for
-    the Region, batch mode or service tier of a request returns `Unpriced`
-    saying so; otherwise (a user's override table) such a lookup returns None so
-    that the next price source is asked.
+    the Region, batch mode or service tier of a request returns a final
+    `Unpriced` saying so, so that no lower-ranked source prices it at a rate
+    that ignores the Region. Otherwise (a user's override table) such a lookup
+    returns None and the next price source is asked.
     """
 
     def __init__(self, entries: Mapping[EntryKey, Price], *, complete: bool) -> None:
@@ -75,19 +76,21 @@ class BedrockPriceTable:
         region = ref.arn_region or region
 
         found = self._entries.get((model, region, batch))
-        if found is not None:
+        if found is not None and (not self._complete or service_tier in STANDARD_TIERS):
             return found
 
         base = ref.base_model
         if base is None and ref.kind is ModelKind.APPLICATION_INFERENCE_PROFILE:
             base = registered_profile_model(model)
         if base is None:
-            return Unpriced(_no_model_reason(ref, region)) if self._complete else None
+            if not self._complete:
+                return None
+            return Unpriced(_no_model_reason(ref, region), final=True)
         key = self._known_model(base)
         if key is None:
             return None
         if self._complete and service_tier not in STANDARD_TIERS:
-            return Unpriced(_tier_reason(key, region, service_tier))
+            return Unpriced(_tier_reason(key, region, service_tier), final=True)
 
         if ref.scope == GLOBAL_SCOPE:
             scoped = global_key(key)
@@ -99,7 +102,7 @@ class BedrockPriceTable:
         found = self._entries.get((key, region, batch))
         if found is not None or not self._complete:
             return found
-        return Unpriced(self._missing_reason(model, key, region, batch))
+        return Unpriced(self._missing_reason(model, key, region, batch), final=True)
 
     def _known_model(self, base: str) -> str | None:
         for candidate in candidate_ids(base):

@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import struct
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,6 +69,17 @@ def exception_frame(exception_type: str, message: str) -> bytes:
     return encode_frame(headers, json.dumps({"message": message}).encode())
 
 
+def split_frames(data: bytes) -> list[bytes]:
+    """Split event-stream bytes into messages, by the length in each prelude."""
+    frames = []
+    offset = 0
+    while offset + 4 <= len(data):
+        (total,) = struct.unpack_from("!I", data, offset)
+        frames.append(data[offset : offset + total])
+        offset += total
+    return frames
+
+
 @attrs.define
 class Reply:
     """One queued response: a whole body, or frames sent one by one.
@@ -91,6 +103,15 @@ class Received:
     body: bytes
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A server that ignores clients closing their connection mid-response."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class BedrockServer:
     """A queue of replies served over HTTP on 127.0.0.1."""
 
@@ -99,9 +120,11 @@ class BedrockServer:
         self.received: list[Received] = []
         self.sent_frames: list[int] = []
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd = QuietServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -112,12 +135,31 @@ class BedrockServer:
         with self._lock:
             self.replies.extend(replies)
 
-    def queue_json(self, body: Mapping[str, Any], headers: Mapping[str, str] = {}) -> None:
+    def queue_json(
+        self, body: Mapping[str, Any], headers: Mapping[str, str] = {}
+    ) -> None:
         """Queue a JSON response with extra headers."""
         self.queue(
             Reply(
                 headers={"Content-Type": "application/json", **headers},
                 body=json.dumps(body).encode(),
+            )
+        )
+
+    def queue_recorded(
+        self, status: int, headers: Mapping[str, str], body: bytes, stream: bool
+    ) -> None:
+        """Queue a recorded response; a stream body is sent frame by frame."""
+        frames = split_frames(body) if stream else None
+        self.queue(Reply(status=status, headers=headers, body=body, frames=frames))
+
+    def queue_error(self, status: int, code: str, message: str) -> None:
+        """Queue an AWS JSON error response."""
+        self.queue(
+            Reply(
+                status=status,
+                headers={"Content-Type": "application/json", "x-amzn-ErrorType": code},
+                body=json.dumps({"message": message}).encode(),
             )
         )
 
@@ -130,7 +172,10 @@ class BedrockServer:
         """Queue an event-stream response sent frame by frame."""
         self.queue(
             Reply(
-                headers={"Content-Type": "application/vnd.amazon.eventstream", **headers},
+                headers={
+                    "Content-Type": "application/vnd.amazon.eventstream",
+                    **headers,
+                },
                 frames=frames,
                 wait_before=wait_before or {},
             )

@@ -1,0 +1,350 @@
+"""Usage normalization of Bedrock bodies, and the offline readers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llmfy_bedrock import (
+    read_invocation_logs,
+    record_invocation_logs,
+    usage_from_invocation_log,
+    usage_from_saved_response,
+)
+from llmfy_bedrock.extract import (
+    counts_from_body,
+    counts_from_stream_chunks,
+    counts_from_token_usage,
+)
+from llmfy_bedrock.offline import invocation_log_sent_at
+
+from llmfy_core import CallContext, llmfy_usage_tracker
+
+LOG_RECORD: dict[str, Any] = {
+    "schemaType": "ModelInvocationLog",
+    "schemaVersion": "1.0",
+    "timestamp": "2026-11-02T10:15:00Z",
+    "accountId": "123456789012",
+    "region": "us-east-1",
+    "requestId": "6f1c0d9e-0000-4000-8000-000000000001",
+    "operation": "Converse",
+    "modelId": "us.amazon.nova-pro-v1:0",
+    "input": {
+        "inputContentType": "application/json",
+        "inputTokenCount": 120,
+        "cacheReadInputTokenCount": 2000,
+        "cacheWriteInputTokenCount": 0,
+    },
+    "output": {"outputContentType": "application/json", "outputTokenCount": 40},
+}
+
+
+def test_converse_usage_aliases() -> None:
+    counts = counts_from_token_usage(
+        {
+            "inputTokens": 2,
+            "outputTokens": 5,
+            "cacheReadInputTokenCount": 1322,
+            "cacheWriteInputTokenCount": 0,
+        }
+    )
+
+    assert counts is not None
+    assert counts.cache_read == 1322
+    assert counts.input == 2
+
+
+def test_converse_usage_missing_counts() -> None:
+    assert counts_from_token_usage({"outputTokens": 5}) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {
+                "usage": {
+                    "inputTokens": 5,
+                    "outputTokens": 10,
+                    "cacheReadInputTokenCount": 3,
+                }
+            },
+            (5, 10, 3, 0, 0),
+        ),
+        (
+            {
+                "type": "message",
+                "usage": {
+                    "input_tokens": 3,
+                    "cache_read_input_tokens": 9511,
+                    "cache_creation_input_tokens": 1956,
+                    "cache_creation": {
+                        "ephemeral_5m_input_tokens": 1956,
+                        "ephemeral_1h_input_tokens": 0,
+                    },
+                    "output_tokens": 44,
+                },
+            },
+            (3, 44, 9511, 1956, 0),
+        ),
+        ({"inputTextTokenCount": 5, "embedding": [0.1, 0.2]}, (5, 0, 0, 0, 0)),
+        (
+            {
+                "inputTextTokenCount": 5,
+                "results": [{"tokenCount": 4}, {"tokenCount": 6}],
+            },
+            (5, 10, 0, 0, 0),
+        ),
+        ({"prompt_token_count": 52, "generation_token_count": 30}, (52, 30, 0, 0, 0)),
+        (
+            {"meta": {"billed_units": {"input_tokens": 7, "output_tokens": 9}}},
+            (7, 9, 0, 0, 0),
+        ),
+        (
+            {
+                "usage": {
+                    "prompt_tokens": 100,
+                    "completion_tokens": 8,
+                    "prompt_tokens_details": {"cached_tokens": 64},
+                }
+            },
+            (36, 8, 64, 0, 0),
+        ),
+    ],
+    ids=[
+        "nova",
+        "anthropic",
+        "titan-embed",
+        "titan-text",
+        "llama",
+        "cohere",
+        "openai-style",
+    ],
+)
+def test_invoke_body_families(body: dict[str, Any], expected: tuple[int, ...]) -> None:
+    counts = counts_from_body(body)
+
+    assert counts is not None
+    assert tuple(counts) == expected
+
+
+def test_invoke_body_without_usage() -> None:
+    assert counts_from_body({"outputs": [{"text": "Hi"}]}) is None
+    assert counts_from_body({"generations": [{"text": "Hi"}]}) is None
+
+
+def test_stream_chunks_titan_without_metrics() -> None:
+    chunk = {
+        "outputText": "Hi",
+        "inputTextTokenCount": 5,
+        "totalOutputTextTokenCount": 10,
+    }
+
+    counts = counts_from_stream_chunks([chunk])
+
+    assert counts is not None
+    assert (counts.input, counts.output) == (5, 10)
+
+
+def test_stream_chunks_nova_metadata() -> None:
+    chunk = {"metadata": {"usage": {"inputTokens": 5, "outputTokens": 10}}}
+
+    counts = counts_from_stream_chunks([chunk])
+
+    assert counts is not None
+    assert (counts.input, counts.output) == (5, 10)
+
+
+def test_stream_metrics_with_cache() -> None:
+    chunks = [
+        {
+            "type": "message_start",
+            "message": {
+                "usage": {
+                    "input_tokens": 2,
+                    "cache_creation_input_tokens": 500,
+                    "cache_creation": {"ephemeral_1h_input_tokens": 500},
+                    "output_tokens": 1,
+                }
+            },
+        },
+        {
+            "amazon-bedrock-invocationMetrics": {
+                "inputTokenCount": 2,
+                "outputTokenCount": 9,
+                "cacheWriteInputTokenCount": 500,
+                "cacheReadInputTokenCount": 0,
+            }
+        },
+    ]
+
+    counts = counts_from_stream_chunks(chunks)
+
+    assert counts is not None
+    assert tuple(counts) == (2, 9, 0, 500, 500)
+
+
+def test_stream_without_usage() -> None:
+    assert counts_from_stream_chunks([{"type": "message_stop"}]) is None
+
+
+# Invocation logs
+
+
+def test_invocation_log_usage() -> None:
+    usage = usage_from_invocation_log(LOG_RECORD)
+
+    assert usage.model == "us.amazon.nova-pro-v1:0"
+    assert usage.input_tokens == 120 + 2000
+    assert usage.cache_read_tokens == 2000
+    assert usage.output_tokens == 40
+    assert usage.region == "us-east-1"
+    assert usage.operation == "Converse"
+    assert usage.request_id == LOG_RECORD["requestId"]
+
+
+def test_invocation_log_time() -> None:
+    assert invocation_log_sent_at(LOG_RECORD) == dt.datetime(
+        2026, 11, 2, 10, 15, tzinfo=dt.UTC
+    )
+    assert invocation_log_sent_at({}) is None
+
+
+def test_invocation_log_rejects_other_records() -> None:
+    with pytest.raises(ValueError, match="ModelInvocationLog"):
+        usage_from_invocation_log({"schemaType": "Something", "requestId": "x"})
+
+
+def test_invocation_log_without_counts() -> None:
+    usage = usage_from_invocation_log({**LOG_RECORD, "input": {}})
+
+    assert usage.input_tokens is None
+    assert usage.output_tokens is None
+
+
+def test_invocation_logs_recorded_and_priced() -> None:
+    with llmfy_usage_tracker() as tracker:
+        count = record_invocation_logs([LOG_RECORD], tracker)
+
+    record = tracker.records[0]
+    assert count == 1
+    assert record.sent_at == dt.datetime(2026, 11, 2, 10, 15, tzinfo=dt.UTC)
+    # Nova Pro in us-east-1: 0.8 in, 0.2 cache read, 3.2 out.
+    # 120*0.8 + 2000*0.2 + 40*3.2 = 96 + 400 + 128 = 624 -> 0.000624 USD
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.000624")
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".jsonl.gz", "-array.json"])
+def test_read_invocation_log_files(tmp_path: Path, suffix: str) -> None:
+    second = {**LOG_RECORD, "requestId": "second"}
+    if suffix == ".json":
+        text = json.dumps(LOG_RECORD, indent=2)
+        expected = [LOG_RECORD["requestId"]]
+    elif suffix == "-array.json":
+        text = json.dumps([LOG_RECORD, second])
+        expected = [LOG_RECORD["requestId"], "second"]
+    else:
+        text = json.dumps(LOG_RECORD) + "\n" + json.dumps(second) + "\n"
+        expected = [LOG_RECORD["requestId"], "second"]
+    path = tmp_path / f"log{suffix}"
+    data = text.encode()
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+
+    records = list(read_invocation_logs(path))
+
+    assert [record["requestId"] for record in records] == expected
+
+
+# Saved responses
+
+
+def test_saved_converse_body() -> None:
+    body = json.dumps(
+        {"usage": {"inputTokens": 3, "outputTokens": 5, "cacheWriteInputTokens": 1322}}
+    )
+
+    usage = usage_from_saved_response(
+        body, operation="Converse", model="us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    )
+
+    assert usage.input_tokens == 1325
+    assert usage.cache_write_tokens == 1322
+
+
+def test_saved_invoke_headers_win() -> None:
+    usage = usage_from_saved_response(
+        b'{"outputs": []}',
+        operation="InvokeModel",
+        model="mistral.mistral-7b-instruct-v0:2",
+        region="us-east-1",
+        headers={
+            "X-Amzn-Bedrock-Input-Token-Count": "6",
+            "X-Amzn-Bedrock-Output-Token-Count": "10",
+        },
+    )
+
+    assert (usage.input_tokens, usage.output_tokens) == (6, 10)
+    assert usage.region == "us-east-1"
+
+
+def test_saved_converse_stream(frames: Any) -> None:
+    data = b"".join(
+        [
+            frames.event("messageStart", {"role": "assistant"}),
+            frames.event("metadata", {"usage": {"inputTokens": 4, "outputTokens": 38}}),
+        ]
+    )
+
+    usage = usage_from_saved_response(
+        data, operation="ConverseStream", model="amazon.nova-lite-v1:0"
+    )
+
+    assert (usage.input_tokens, usage.output_tokens) == (4, 38)
+
+
+def test_saved_invoke_stream(frames: Any) -> None:
+    data = b"".join(
+        [
+            frames.chunk(
+                {"type": "message_start", "message": {"usage": {"input_tokens": 9}}}
+            ),
+            frames.chunk(
+                {
+                    "type": "message_stop",
+                    "amazon-bedrock-invocationMetrics": {
+                        "inputTokenCount": 9,
+                        "outputTokenCount": 3,
+                    },
+                }
+            ),
+        ]
+    )
+
+    usage = usage_from_saved_response(
+        data,
+        operation="InvokeModelWithResponseStream",
+        model="anthropic.claude-3-haiku-20240307-v1:0",
+    )
+
+    assert (usage.input_tokens, usage.output_tokens) == (9, 3)
+
+
+def test_saved_unknown_operation() -> None:
+    with pytest.raises(ValueError, match="Unknown Bedrock operation"):
+        usage_from_saved_response(b"", operation="ListFoundationModels", model="x")
+
+
+def test_plugin_extract_ignores_other_providers() -> None:
+    from llmfy_bedrock.plugin import usage_extract
+
+    context = CallContext("openai", "chat", "gpt-4o-mini")
+
+    assert (
+        usage_extract({"usage": {"inputTokens": 1, "outputTokens": 1}}, context) is None
+    )

@@ -1,0 +1,656 @@
+"""The boto3 instrumentation, driven through real clients over HTTP on 127.0.0.1.
+
+Costs are worked out by hand from the bundled table (USD per million tokens)
+in the comments; a cost is tokens x rate / 1,000,000.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from botocore.exceptions import ClientError, EventStreamError
+from botocore.response import StreamingBody
+from llmfy_bedrock import instrument, streams
+
+from llmfy_core import CallContext, llmfy_usage_tracker
+
+MESSAGES = [{"role": "user", "content": [{"text": "Hello"}]}]
+SONNET_45_US = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+def converse_body(usage: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Return a Converse response body with the given usage."""
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+        "stopReason": "end_turn",
+        "usage": usage,
+        "metrics": {"latencyMs": 120},
+        **extra,
+    }
+
+
+def converse_stream_frames(frames: Any, usage: dict[str, Any]) -> list[bytes]:
+    """Return the frames of a short ConverseStream response ending with `usage`."""
+    return [
+        frames.event("messageStart", {"role": "assistant"}),
+        frames.event(
+            "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}}
+        ),
+        frames.event("contentBlockStop", {"contentBlockIndex": 0}),
+        frames.event("messageStop", {"stopReason": "end_turn"}),
+        frames.event("metadata", {"usage": usage, "metrics": {"latencyMs": 300}}),
+    ]
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> None:
+    """Poll until `condition()` is true (for recording done in another thread)."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+# Converse
+
+
+def test_converse_cache_read_and_write(bedrock_server: Any, make_client: Any) -> None:
+    client = make_client()
+    usage_body = {
+        "inputTokens": 3,
+        "outputTokens": 121,
+        "totalTokens": 2072,
+        "cacheReadInputTokens": 1712,
+        "cacheWriteInputTokens": 236,
+        "cacheDetails": [{"ttl": "5m", "inputTokens": 236}],
+    }
+    bedrock_server.queue_json(converse_body(usage_body), {"x-amzn-RequestId": "req-1"})
+
+    with llmfy_usage_tracker() as usage:
+        response = client.converse(modelId=SONNET_45_US, messages=MESSAGES)
+
+    record = usage.records[0]
+    assert response["usage"]["inputTokens"] == 3
+    assert record.usage.input_tokens == 3 + 1712 + 236
+    assert record.usage.output_tokens == 121
+    assert record.usage.cache_read_tokens == 1712
+    assert record.usage.cache_write_tokens == 236
+    assert record.usage.region == "us-east-1"
+    assert record.usage.request_id == "req-1"
+    assert record.usage.operation == "Converse"
+    # us. profile from us-east-1 bills the regional rate: 3.3 in, 16.5 out,
+    # 0.33 cache read, 4.125 cache write (5 minutes).
+    # 3*3.3 + 1712*0.33 + 236*4.125 + 121*16.5 = 9.9 + 564.96 + 973.5 + 1996.5
+    # = 3544.86 -> 0.00354486 USD
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00354486")
+
+
+def test_converse_one_hour_cache_write(bedrock_server: Any, make_client: Any) -> None:
+    client = make_client("us-west-2")
+    usage_body = {
+        "inputTokens": 10,
+        "outputTokens": 20,
+        "totalTokens": 1030,
+        "cacheReadInputTokens": 0,
+        "cacheWriteInputTokens": 1000,
+        "cacheDetails": [
+            {"ttl": "1h", "inputTokens": 600},
+            {"ttl": "5m", "inputTokens": 400},
+        ],
+    }
+    bedrock_server.queue_json(
+        converse_body(usage_body, serviceTier={"type": "default"})
+    )
+
+    with llmfy_usage_tracker() as usage:
+        client.converse(
+            modelId="global.anthropic.claude-haiku-4-5-20251001-v1:0", messages=MESSAGES
+        )
+
+    record = usage.records[0]
+    assert record.usage.input_tokens == 1010
+    assert record.usage.other_tokens["cache_write_1h"] == 600
+    assert record.usage.service_tier == "default"
+    # global. rate of Haiku 4.5: 1 in, 5 out, 1.25 cache write 5m, 2 cache write 1h.
+    # 10*1 + 400*1.25 + 600*2 + 20*5 = 10 + 500 + 1200 + 100 = 1810 -> 0.00181
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00181")
+
+
+def test_converse_stream_metadata(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
+
+    with llmfy_usage_tracker() as usage:
+        response = client.converse_stream(
+            modelId="amazon.titan-text-lite-v1", messages=MESSAGES
+        )
+        events = list(response["stream"])
+
+    assert len(events) == 5
+    assert events[-1]["metadata"]["usage"]["inputTokens"] == 8
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.input_tokens == 8
+    assert record.usage.output_tokens == 10
+    assert record.usage.operation == "ConverseStream"
+    # Titan Text Lite in us-east-1: 0.15 in, 0.2 out.
+    # 8*0.15 + 10*0.2 = 1.2 + 2 = 3.2 -> 0.0000032
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0000032")
+
+
+# InvokeModel
+
+
+def test_invoke_headers_only_cohere(bedrock_server: Any, make_client: Any) -> None:
+    client = make_client()
+    body = {"response_id": "r1", "text": "Hi there", "finish_reason": "COMPLETE"}
+    headers = {
+        "X-Amzn-Bedrock-Input-Token-Count": "5",
+        "X-Amzn-Bedrock-Output-Token-Count": "10",
+    }
+    bedrock_server.queue_json(body, headers)
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model(
+            modelId="cohere.command-r-v1:0", body=b'{"message": "Hi"}'
+        )
+        read_back = json.loads(response["body"].read())
+
+    assert read_back == body
+    record = usage.records[0]
+    assert record.usage.input_tokens == 5
+    assert record.usage.output_tokens == 10
+    # Command R in us-east-1: 0.5 in, 1.5 out. 5*0.5 + 10*1.5 = 17.5 -> 0.0000175
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0000175")
+
+
+def test_invoke_headers_only_mistral(bedrock_server: Any, make_client: Any) -> None:
+    client = make_client()
+    body = {"outputs": [{"text": "Hi", "stop_reason": "stop"}]}
+    headers = {
+        "X-Amzn-Bedrock-Input-Token-Count": "6",
+        "X-Amzn-Bedrock-Output-Token-Count": "10",
+    }
+    bedrock_server.queue_json(body, headers)
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model(
+            modelId="mistral.mistral-7b-instruct-v0:2", body=b"{}"
+        )
+
+    assert isinstance(response["body"], StreamingBody)
+    assert json.loads(response["body"].read()) == body
+    record = usage.records[0]
+    assert record.usage.input_tokens == 6
+    assert record.usage.output_tokens == 10
+    # Mistral 7B in us-east-1: 0.15 in, 0.2 out. 6*0.15 + 10*0.2 = 2.9 -> 0.0000029
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0000029")
+
+
+def test_invoke_headers_win_over_body(bedrock_server: Any, make_client: Any) -> None:
+    client = make_client()
+    body = {"generation": "Hi", "prompt_token_count": 99, "generation_token_count": 99}
+    headers = {
+        "X-Amzn-Bedrock-Input-Token-Count": "5",
+        "X-Amzn-Bedrock-Output-Token-Count": "10",
+    }
+    bedrock_server.queue_json(body, headers)
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model(
+            modelId="meta.llama3-1-70b-instruct-v1:0", body=b"{}"
+        )
+
+    assert json.loads(response["body"].read()) == body
+    assert usage.records[0].usage.input_tokens == 5
+    assert usage.records[0].usage.output_tokens == 10
+
+
+def test_invoke_body_only_anthropic(bedrock_server: Any, make_client: Any) -> None:
+    client = make_client()
+    body = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-3-5-haiku-20241022",
+        "content": [{"type": "text", "text": "Hi"}],
+        "usage": {
+            "input_tokens": 4,
+            "cache_creation_input_tokens": 18131,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 50,
+        },
+    }
+    bedrock_server.queue_json(body)
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model(
+            modelId="anthropic.claude-3-5-haiku-20241022-v1:0", body=b"{}"
+        )
+        first = response["body"].read(10)
+        rest = response["body"].read()
+
+    assert json.loads(first + rest) == body
+    record = usage.records[0]
+    assert record.usage.input_tokens == 4 + 18131
+    assert record.usage.cache_write_tokens == 18131
+    assert record.usage.output_tokens == 50
+    # Claude 3.5 Haiku in us-east-1: 0.8 in, 1 cache write, 4 out.
+    # 4*0.8 + 18131*1 + 50*4 = 3.2 + 18131 + 200 = 18334.2 -> 0.0183342
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0183342")
+
+
+def test_invoke_body_only_titan_and_llama(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    client = make_client()
+    titan = {
+        "inputTextTokenCount": 5,
+        "results": [
+            {"tokenCount": 10, "outputText": "Hi", "completionReason": "FINISH"}
+        ],
+    }
+    llama = {"generation": "Hi", "prompt_token_count": 52, "generation_token_count": 30}
+    bedrock_server.queue_json(titan)
+    bedrock_server.queue_json(llama)
+
+    with llmfy_usage_tracker() as usage:
+        client.invoke_model(modelId="amazon.titan-text-express-v1", body=b"{}")
+        client.invoke_model(modelId="meta.llama3-2-1b-instruct-v1:0", body=b"{}")
+
+    titan_usage, llama_usage = (record.usage for record in usage.records)
+    assert (titan_usage.input_tokens, titan_usage.output_tokens) == (5, 10)
+    assert (llama_usage.input_tokens, llama_usage.output_tokens) == (52, 30)
+
+
+def test_invoke_one_hour_cache_from_body(bedrock_server: Any, make_client: Any) -> None:
+    client = make_client("eu-central-1")
+    body = {
+        "type": "message",
+        "usage": {
+            "input_tokens": 3,
+            "cache_read_input_tokens": 9511,
+            "cache_creation_input_tokens": 1956,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": 956,
+                "ephemeral_1h_input_tokens": 1000,
+            },
+            "output_tokens": 44,
+        },
+    }
+    headers = {
+        "x-amzn-bedrock-input-token-count": "3",
+        "x-amzn-bedrock-output-token-count": "44",
+        "x-amzn-bedrock-cache-read-input-token-count": "9511",
+        "x-amzn-bedrock-cache-write-input-token-count": "1956",
+    }
+    bedrock_server.queue_json(body, headers)
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model(
+            modelId="eu.anthropic.claude-haiku-4-5-20251001-v1:0", body=b"{}"
+        )
+
+    assert json.loads(response["body"].read()) == body
+    record = usage.records[0]
+    assert record.usage.input_tokens == 3 + 9511 + 1956
+    assert record.usage.other_tokens["cache_write_1h"] == 1000
+    # eu. profile from eu-central-1, Haiku 4.5 regional rate: 1.1 in, 0.11 cache
+    # read, 1.375 cache write 5m, 2.2 cache write 1h, 5.5 out.
+    # 3*1.1 + 9511*0.11 + 956*1.375 + 1000*2.2 + 44*5.5
+    # = 3.3 + 1046.21 + 1314.5 + 2200 + 242 = 4806.01 -> 0.00480601
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00480601")
+
+
+# InvokeModelWithResponseStream
+
+
+def test_invoke_stream_metrics_win(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    chunks = [
+        {
+            "type": "message_start",
+            "message": {
+                "role": "assistant",
+                "usage": {"input_tokens": 392, "output_tokens": 4},
+            },
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": "Hi"},
+        },
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 134},
+        },
+        {
+            "type": "message_stop",
+            "amazon-bedrock-invocationMetrics": {
+                "inputTokenCount": 392,
+                "outputTokenCount": 90,
+                "invocationLatency": 3722,
+                "firstByteLatency": 779,
+            },
+        },
+    ]
+    bedrock_server.queue_stream([frames.chunk(chunk) for chunk in chunks])
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model_with_response_stream(
+            modelId="us.anthropic.claude-3-5-sonnet-20240620-v1:0", body=b"{}"
+        )
+        received = [json.loads(event["chunk"]["bytes"]) for event in response["body"]]
+
+    assert received == chunks
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.input_tokens == 392
+    assert record.usage.output_tokens == 90
+    # Claude 3.5 Sonnet in us-east-1: 3 in, 15 out. 392*3 + 90*15 = 1176 + 1350
+    # = 2526 -> 0.002526
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.002526")
+
+
+def test_invoke_stream_model_usage_fallback(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    chunks = [
+        {
+            "type": "message_start",
+            "message": {"usage": {"input_tokens": 20, "output_tokens": 1}},
+        },
+        {"type": "message_delta", "usage": {"output_tokens": 7}},
+        {"type": "message_stop"},
+    ]
+    bedrock_server.queue_stream([frames.chunk(chunk) for chunk in chunks])
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model_with_response_stream(
+            modelId="anthropic.claude-3-haiku-20240307-v1:0", body=b"{}"
+        )
+        list(response["body"])
+
+    assert usage.records[0].usage.input_tokens == 20
+    assert usage.records[0].usage.output_tokens == 7
+
+
+# Stream lifecycle
+
+
+def test_stream_first_event_before_last(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    release = threading.Event()
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    stream_frames = converse_stream_frames(frames, usage_body)
+    bedrock_server.queue_stream(
+        stream_frames, wait_before={len(stream_frames) - 1: release}
+    )
+
+    with llmfy_usage_tracker() as usage:
+        response = client.converse_stream(
+            modelId="amazon.nova-micro-v1:0", messages=MESSAGES
+        )
+        events = iter(response["stream"])
+        first = next(events)
+        last_sent_before_first = len(stream_frames) - 1 in bedrock_server.sent_frames
+        recorded_before_end = usage.request_count
+        release.set()
+        rest = list(events)
+
+    assert first == {"messageStart": {"role": "assistant"}}
+    assert not last_sent_before_first
+    assert recorded_before_end == 0
+    assert len(rest) == 4
+    assert usage.request_count == 1
+
+
+def test_stream_closed_early_counted_once(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    release = threading.Event()
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    bedrock_server.queue_stream(
+        converse_stream_frames(frames, usage_body), wait_before={2: release}
+    )
+
+    with llmfy_usage_tracker() as usage:
+        response = client.converse_stream(
+            modelId="amazon.nova-micro-v1:0", messages=MESSAGES
+        )
+        stream = response["stream"]
+        iterator = iter(stream)
+        next(iterator)
+        stream.close()
+        stream.close()
+        release.set()
+
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens is None
+    assert usage.totals.unknown_usage == 1
+
+
+def test_stream_raising_counted_once(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    stream_frames = [
+        frames.event("messageStart", {"role": "assistant"}),
+        frames.exception("modelStreamErrorException", "The model failed."),
+    ]
+    bedrock_server.queue_stream(stream_frames)
+
+    with llmfy_usage_tracker() as usage:
+        response = client.converse_stream(
+            modelId="amazon.nova-micro-v1:0", messages=MESSAGES
+        )
+        received = []
+        with pytest.raises(EventStreamError):
+            for event in response["stream"]:
+                received.append(event)
+        response["stream"].close()
+
+    assert received == [{"messageStart": {"role": "assistant"}}]
+    assert usage.request_count == 1
+
+
+# The abandoned stream leaves its connection unclosed, as it would without llmfy.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_stream_abandoned_counted_once(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
+
+    with llmfy_usage_tracker() as usage:
+        response = client.converse_stream(
+            modelId="amazon.nova-micro-v1:0", messages=MESSAGES
+        )
+        for _ in response["stream"]:
+            break
+        del response, _
+        gc.collect()
+        wait_for(lambda: usage.request_count == 1)
+
+    assert usage.request_count == 1
+
+
+def test_stream_finished_after_block_counts(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
+
+    with llmfy_usage_tracker() as usage:
+        response = client.converse_stream(
+            modelId="amazon.nova-micro-v1:0", messages=MESSAGES
+        )
+    list(response["stream"])
+
+    assert usage.request_count == 1
+    assert usage.records[0].usage.output_tokens == 10
+
+
+# Which clients are covered
+
+
+def test_clients_before_and_after_tracker(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    usage_body = {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}
+    before = make_client()
+    for _ in range(4):
+        bedrock_server.queue_json(converse_body(usage_body))
+
+    with llmfy_usage_tracker() as usage:
+        after = make_client()
+        other_session = make_client("us-west-2", session=boto3.session.Session())
+        raw_session = botocore.session.get_session().create_client(
+            "bedrock-runtime",
+            region_name="us-east-2",
+            endpoint_url=bedrock_server.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        for client in (before, after, other_session, raw_session):
+            client.converse(modelId="amazon.nova-micro-v1:0", messages=MESSAGES)
+
+    assert usage.request_count == 4
+    assert [record.usage.region for record in usage.records] == [
+        "us-east-1",
+        "us-east-1",
+        "us-west-2",
+        "us-east-2",
+    ]
+
+
+def test_no_tracker_leaves_responses_alone(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    body = {
+        "inputTextTokenCount": 5,
+        "results": [{"tokenCount": 10, "outputText": "Hi"}],
+    }
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    bedrock_server.queue_json(body)
+    bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
+    with llmfy_usage_tracker():
+        pass  # installs the instrumentation
+
+    response = client.invoke_model(modelId="amazon.titan-text-lite-v1", body=b"{}")
+    stream_response = client.converse_stream(
+        modelId="amazon.nova-micro-v1:0", messages=MESSAGES
+    )
+    stream = stream_response["stream"]
+
+    assert instrument.is_installed()
+    assert type(response["body"]) is StreamingBody
+    assert json.loads(response["body"].read()) == body
+    assert "_parse_event" not in vars(stream)
+    assert "close" not in vars(stream)
+    assert len(list(stream)) == 5
+
+
+def test_client_error_is_not_recorded(bedrock_server: Any, make_client: Any) -> None:
+    client = make_client()
+    bedrock_server.queue_error(400, "ValidationException", "Malformed input request")
+
+    with llmfy_usage_tracker() as usage, pytest.raises(ClientError) as raised:
+        client.converse(modelId="amazon.nova-micro-v1:0", messages=MESSAGES)
+
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert usage.request_count == 0
+
+
+def test_llmfy_fault_never_reaches_caller(
+    bedrock_server: Any,
+    make_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(instrument, "_observe", broken)
+    client = make_client()
+    usage_body = {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}
+    bedrock_server.queue_json(converse_body(usage_body))
+
+    with caplog.at_level(logging.WARNING, logger="llmfy.bedrock"):
+        with llmfy_usage_tracker() as usage:
+            response = client.converse(
+                modelId="amazon.nova-micro-v1:0", messages=MESSAGES
+            )
+
+    assert response["usage"]["inputTokens"] == 1
+    assert usage.request_count == 1
+    assert usage.records[0].fault is not None
+    assert "amazon.nova-micro-v1:0" in caplog.text
+    assert "us-east-1" in caplog.text
+
+
+def test_stream_watch_finishes_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorded: list[Any] = []
+    monkeypatch.setattr(streams, "record_response", lambda *args: recorded.append(1))
+    context = CallContext(
+        "bedrock", "ConverseStream", "amazon.nova-micro-v1:0", "us-east-1"
+    )
+    watch = streams.StreamWatch(context, (), dt.datetime.now(dt.UTC))
+    threads = [threading.Thread(target=watch.finish) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert recorded == [1]
+
+
+def test_install_does_not_import_botocore() -> None:
+    script = (
+        "import sys\n"
+        "from llmfy_bedrock import instrument\n"
+        "instrument.install()\n"
+        "assert 'botocore' not in sys.modules, 'botocore imported early'\n"
+        "assert not instrument.is_installed()\n"
+        "import boto3\n"
+        "assert instrument.is_installed(), 'not patched after import'\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
