@@ -53,6 +53,20 @@ class LocalServer:
         self.replies.setdefault(path, []).append(reply)
         return reply
 
+    def add_raw(
+        self,
+        path: str,
+        *,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        chunks: Sequence[bytes] = (),
+    ) -> Reply:
+        """Queue a reply given as status, headers and body bytes or chunks."""
+        return self.add(
+            path, Reply(status=status, headers=dict(headers), body=body, chunks=chunks)
+        )
+
     def add_json(self, path: str, body: Mapping[str, Any], **headers: str) -> Reply:
         """Queue a JSON reply."""
         content = json.dumps(body).encode()

@@ -1,0 +1,91 @@
+"""Reading Batch API output files into usages at the batch rate."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from llmfy_openai import BatchFileError, iter_batch_usages, read_batch_file
+
+from llmfy import llmfy_usage_tracker
+
+
+def line(custom_id: str, body: dict, *, status: int = 200, error: object = None) -> str:
+    record = {
+        "id": f"batch_req_{custom_id}",
+        "custom_id": custom_id,
+        "response": {
+            "status_code": status,
+            "request_id": f"req_{custom_id}",
+            "body": body,
+        },
+        "error": error,
+    }
+    return json.dumps(record)
+
+
+def test_chat_lines_at_batch_rate(bodies, tmp_path):
+    path = tmp_path / "output.jsonl"
+    lines = [
+        line("a", bodies.chat(model="gpt-4o-2024-08-06", prompt=1000, completion=100)),
+        "",
+        line(
+            "b",
+            bodies.chat(
+                model="gpt-4o-2024-08-06", prompt=2000, completion=200, cached=1000
+            ),
+        ),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    usages = read_batch_file(path)
+    with llmfy_usage_tracker() as tracker:
+        for usage in usages:
+            tracker.add_usage(usage)
+
+    assert [usage.request_id for usage in usages] == ["req_a", "req_b"]
+    assert all(usage.batch for usage in usages)
+    # gpt-4o batch: input 1.25, cached 0.625, output 5.00 per million tokens
+    # a: 1000 x 1.25 + 100 x 5 = 1250 + 500 = 1750
+    # b: 1000 x 1.25 + 1000 x 0.625 + 200 x 5 = 1250 + 625 + 1000 = 2875
+    # total 4625 per million
+    assert tracker.total_cost == Decimal("0.004625")
+
+
+def test_responses_and_embeddings_lines(bodies):
+    lines = [
+        line("r", bodies.response(input_tokens=10, output_tokens=5)),
+        line("e", bodies.embeddings(prompt=8)),
+    ]
+
+    usages = list(iter_batch_usages(lines))
+
+    assert [usage.operation for usage in usages] == ["responses", "embeddings"]
+    assert [usage.input_tokens for usage in usages] == [10, 8]
+
+
+def test_failed_lines_are_not_billed(bodies):
+    lines = [
+        line("ok", bodies.chat()),
+        line("bad-status", bodies.chat(), status=400),
+        line(
+            "error", bodies.chat(), error={"code": "server_error", "message": "failed"}
+        ),
+    ]
+
+    usages = list(iter_batch_usages(lines))
+
+    assert [usage.request_id for usage in usages] == ["req_ok"]
+
+
+def test_invalid_line_names_its_number(bodies):
+    lines = [line("ok", bodies.chat()), "{not json"]
+
+    with pytest.raises(BatchFileError, match="line 2"):
+        list(iter_batch_usages(lines))
+
+
+def test_non_object_line_rejected():
+    with pytest.raises(BatchFileError, match="line 1"):
+        list(iter_batch_usages(["[1, 2]"]))
