@@ -236,17 +236,15 @@ class PluginRegistry:
     def ranked_price_lookups(self) -> list[tuple[str, Any]]:
         """Return `(plugin name, hook implementation)` pairs in price-lookup order.
 
-        Higher declared ranks come first. Within a rank, the pluggy call order
-        applies, which follows registration order (entry-point names, sorted).
+        Higher declared ranks come first; plugins of the same rank are ordered
+        by name, so the order never depends on install or registration order.
         """
-        impls = list(reversed(self.manager.hook.price_lookup.get_hookimpls()))
-        ranked = sorted(
-            enumerate(impls), key=lambda pair: (-price_rank_of(pair[1].plugin), pair[0])
-        )
-        return [
-            (self.manager.get_name(impl.plugin) or impl.plugin_name, impl)
-            for _, impl in ranked
+        manager = self.manager
+        named = [
+            (manager.get_name(impl.plugin) or impl.plugin_name, impl)
+            for impl in manager.hook.price_lookup.get_hookimpls()
         ]
+        return sorted(named, key=lambda pair: (-price_rank_of(pair[1].plugin), pair[0]))
 
 
 def _is_optional(caller: pluggy.HookCaller, plugin: object) -> bool:
