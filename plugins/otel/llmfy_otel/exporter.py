@@ -31,7 +31,7 @@ SCOPE_VERSION = "0.1.0"
 
 Attributes = dict[str, AttributeValue]
 
-# Bounds on the caches, so that a process that sees an unbounded number of
+# Bounds on the caches, so that a process that records an unbounded number of
 # models or tag values keeps flat memory. A full cache is emptied and refilled.
 _MAX_ATTRIBUTE_SETS = 4096
 _MAX_PROVIDERS = 8
@@ -216,7 +216,7 @@ class SpanTotals:
 
 
 class FaultLog:
-    """Logs export failures at WARNING, at most once per interval."""
+    """A rate limit on the WARNING logged for export failures: one per interval."""
 
     def __init__(
         self,
@@ -257,7 +257,7 @@ class FaultLog:
 
 
 class Exporter:
-    """Exports each recorded request to OpenTelemetry; never raises."""
+    """The export of recorded requests to OpenTelemetry, which never raises."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

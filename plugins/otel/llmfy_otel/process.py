@@ -41,11 +41,12 @@ def enable(
     """Start the process-wide tracker and export every request it counts.
 
     A `meter_provider` given here is used from now on, as with
-    `use_meter_provider`; without one, metrics keep going where they went (the
-    global meter provider unless told otherwise). `tags` and the
-    `<provider>_pricing=` tables are those of `llmfy_usage_tracker` and are
-    validated the same way. Return the process-wide tracker, whose
-    report (`str(tracker)`, `tracker.to_dict()`) holds the exact totals.
+    `use_meter_provider`. Without one, metrics keep going to the meter provider
+    in use, which is the global one unless `use_meter_provider` set another.
+    `tags` and the `<provider>_pricing=` tables are those of
+    `llmfy_usage_tracker` and are validated the same way. Return the
+    process-wide tracker, whose report (`str(tracker)`, `tracker.to_dict()`)
+    contains the exact totals.
 
     Calling it again while enabled returns the same tracker and switches to
     `meter_provider` if one is given. Passing tags or prices then raises
@@ -100,7 +101,7 @@ def process_tracker() -> UsageTracker | None:
 
 
 def enable_from_environment() -> UsageTracker | None:
-    """Enable the process-wide mode if `LLMFY_OTEL_ENABLE` says so.
+    """Enable the process-wide mode when `LLMFY_OTEL_ENABLE` is set to an on value.
 
     The variable is read once per process, the first time this runs. Values 1,
     true, yes and on enable the mode; 0, false, no, off and unset leave it

@@ -1,7 +1,7 @@
 """Fixtures for the llmfy-otel tests: in-memory OpenTelemetry SDK and a loopback LLM.
 
-The loopback server answers the OpenAI Chat Completions and the Bedrock
-Converse APIs on 127.0.0.1 with bodies written for these tests, in the shape
+The loopback server serves the OpenAI Chat Completions and the Bedrock
+Converse APIs on 127.0.0.1, responding with bodies written for these tests, in the shape
 of real responses, so that the real `openai` and `boto3` clients run over real
 HTTP.
 """

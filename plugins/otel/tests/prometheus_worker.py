@@ -45,7 +45,7 @@ BEDROCK_PRICING = {
 
 
 def main(llm_url: str, chats: int, converses: int, serve_seconds: float) -> None:
-    """Make the calls, print the report and serve metrics until told to stop."""
+    """Make the calls, print the report and serve metrics until stdin closes."""
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))
     server, _ = start_http_server(0, addr="127.0.0.1")

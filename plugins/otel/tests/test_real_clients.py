@@ -1,7 +1,7 @@
 """Metrics and span attributes for real openai and boto3 calls on loopback.
 
-The llmfy-openai and llmfy-bedrock plugins record the calls; the server in
-conftest answers them with bodies written for these tests. Prices come from
+The llmfy-openai and llmfy-bedrock plugins record the calls. The server in
+conftest responds with bodies written for these tests. Prices come from
 override tables, so that the expected costs below follow from them by hand.
 """
 
