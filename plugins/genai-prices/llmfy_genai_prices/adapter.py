@@ -91,12 +91,12 @@ def lookup(
         context["processing"] = "batch"
     for key, value in context.items():
         if not _has_variant(info, key, value, context, when):
-            what = (
+            variant = (
                 "batch requests" if key == "processing" else f"service tier {value!r}"
             )
             return Unpriced(
-                f"{database} has no price for {what} of {provider} model {model!r} on "
-                f"{when.date().isoformat()}. Add the price with "
+                f"{database} has no price for {variant} of {provider} model "
+                f"{model!r} on {when.date().isoformat()}. Add the price with "
                 f"llmfy_usage_tracker({provider}_pricing=...) or a price file."
             )
 

@@ -38,7 +38,7 @@ llmfy_price_rank = PriceRank.ORGANIZATION
 # Prices depend on the day a request was sent, so llmfy caches them per day.
 llmfy_price_dated = True
 
-# What identifies one version of a file: device, inode, mtime in ns, size.
+# One version of a file: its device, inode, modification time in ns and size.
 FileStamp = tuple[int, int, int, int]
 
 

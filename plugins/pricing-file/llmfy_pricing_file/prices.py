@@ -88,11 +88,12 @@ class PriceList:
     ) -> Price | None:
         """Return the price in force for one request, or None.
 
-        `requested_at` is when the request was sent (a naive datetime is taken
-        as UTC); its UTC day selects among dated entries, and None means
-        today. Model ids are tried as `model_candidates` lists them; for each,
-        the entry for the request's region and tier comes first, then the
-        entries without region or without tier, as in llmfy's own tables.
+        `requested_at` is when the request was sent, and a naive datetime is
+        taken as UTC. Its UTC day selects among dated entries; None means
+        today. Model ids are tried in the order `model_candidates` yields
+        them. For each id, the entry for the request's region and tier comes
+        first, then the entry without tier, without region, and without
+        either, as in llmfy's own tables.
         """
         day = utc_day(requested_at)
         for candidate in model_candidates(provider, model):
@@ -127,10 +128,10 @@ def utc_day(moment: dt.datetime | dt.date | None) -> dt.date:
 def model_candidates(provider: str, model: str) -> Iterator[str]:
     """Yield the ids to look `model` up by, most specific first, without repeats.
 
-    The id itself; then, for a dated snapshot such as `gpt-4o-mini-2024-07-18`,
-    the id without its trailing `-YYYY-MM-DD`; then, for Bedrock, the model id
-    in an ARN and the id without a cross-region profile prefix (`us.`, `eu.`,
-    ...).
+    The first is the id itself. A dated snapshot such as
+    `gpt-4o-mini-2024-07-18` is followed by the id without its trailing
+    `-YYYY-MM-DD`. For Bedrock, the model id inside an ARN follows, and then
+    the id without a cross-region profile prefix (`us.`, `eu.`, ...).
     """
     seen: set[str] = set()
     for candidate in _raw_candidates(provider, model):

@@ -387,8 +387,21 @@ class _DocumentReader:
                 _join(path, "batch"),
                 f"`batch` for {where} must be true or false, got {_show(batch)}.",
             )
+
         unit = UNITS[self.unit(entry, path, provider_unit)]
         price = self.price(provider, model, region, entry, path, unit, adjustment)
+        effective_from, effective_until = self.days(entry, path, where)
+        return PriceEntry(
+            provider=provider,
+            key=PriceKey(model, region, service_tier, batch),
+            price=attrs.evolve(price, checked=effective_from),
+            effective_from=effective_from,
+            effective_until=effective_until,
+        )
+
+    def days(
+        self, entry: Mapping[str, Any], path: str, where: str
+    ) -> tuple[dt.date | None, dt.date | None]:
         effective_from = self.date(entry, path, "effective_from", where)
         effective_until = self.date(entry, path, "effective_until", where)
         if (
@@ -402,14 +415,7 @@ class _DocumentReader:
                 f"effective_from {effective_from.isoformat()}. effective_until is "
                 "the first day the price no longer applies.",
             )
-        price = attrs.evolve(price, checked=effective_from)
-        return PriceEntry(
-            provider=provider,
-            key=PriceKey(model, region, service_tier, batch),
-            price=price,
-            effective_from=effective_from,
-            effective_until=effective_until,
-        )
+        return effective_from, effective_until
 
     def price(
         self,

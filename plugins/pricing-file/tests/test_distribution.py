@@ -2,7 +2,7 @@
 would, and show where their prices rank among the other price sources.
 
 The distributions are built from this repository with pip and installed into a
-temporary folder; a separate Python process with that folder first on
+temporary folder. A separate Python process with that folder first on
 PYTHONPATH discovers them through their entry points. The editable installs of
 the development environment are shadowed there: `importlib.metadata` keeps the
 first distribution of each name on the path.
@@ -157,7 +157,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_child(
     site: Path, tmp_path: Path, mode: str, models: list[str], disabled: str = ""
 ) -> dict[str, Any]:
-    """Run SCRIPT in a new Python process that sees `site` first; return its JSON."""
+    """Run SCRIPT in a Python process with `site` first on its path; parse its JSON."""
     price_file = tmp_path / "prices.toml"
     price_file.write_text(PRICE_FILE)
     script = tmp_path / "child.py"
@@ -220,7 +220,7 @@ def test_precedence_with_inline_provider(site: Path, tmp_path: Path) -> None:
     # gpt-4.1: the provider-ranked plugin, 3 + 9.
     assert four_one["origin"] == "inline-openai"
     assert Decimal(four_one["cost"]) == Decimal("12")
-    # gpt-4.1-mini: only genai-prices knows it, 0.40 + 1.60.
+    # gpt-4.1-mini: only genai-prices lists it, 0.40 + 1.60.
     assert four_one_mini["origin"] == "genai-prices"
     assert Decimal(four_one_mini["cost"]) == Decimal("2.0")
     version = importlib.metadata.version("genai-prices")

@@ -169,13 +169,13 @@ def test_fixed_file_replaces_kept_prices(
     assert llmfy_pricing_file.check_price_file() is not None
     write_file("prices.toml", PRICE_A.replace("0.10", "-0.10"))
     with pytest.warns(PricingWarning, match="stay in force"):
-        kept = llmfy_pricing_file.check_price_file()
+        kept_prices = llmfy_pricing_file.check_price_file()
 
     write_file("prices.toml", PRICE_B)
     fixed = llmfy_pricing_file.check_price_file()
 
-    assert kept is not None
-    price_kept = kept.lookup("openai", "gpt-4o-mini")
+    assert kept_prices is not None
+    price_kept = kept_prices.lookup("openai", "gpt-4o-mini")
     assert price_kept is not None
     assert price_kept.input == Decimal("0.10")
     assert fixed is not None
