@@ -1,0 +1,387 @@
+"""Run every code example of the documentation, and build the site.
+
+Each fenced `python` block of `docs/*.md` runs on its own, with the real
+`openai` and `boto3` clients pointed at a local replay server on 127.0.0.1
+(`examples/replay_server.py`) through `OPENAI_BASE_URL` and
+`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`. HTML comments before a block control it:
+
+- `<!-- docs-test: replies NAME ... -->` queues server replies, in order.
+  `openai:IN/OUT` is a Chat Completions body for gpt-4o-mini with that usage,
+  `bedrock:IN/OUT` a Converse body, and `fixture:NAME` the file
+  `examples/fixtures/NAME.json`.
+- `<!-- docs-test: skip REASON -->` does not run the block; REASON says why.
+- `<!-- docs-test: output -->` before a `text` block right after a python
+  block: the text is the block's exact standard output.
+
+A `console` block is a shell session: each `$ llmfy ...` line runs the
+command in `docs/examples/data`, and the lines up to the next `$` are its
+exact output (standard error first). Blocks that include a file with
+`--8<--` show the example plugin packages, which
+`test_example_plugins_install` builds and installs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+import llmfy_core
+from llmfy_core import PriceRank, llmfy_usage_tracker
+from llmfy_core.cli import main as llmfy_main
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+EXAMPLES = DOCS / "examples"
+DATA = EXAMPLES / "data"
+PLUGIN_PACKAGES = ("llmfy-acme", "llmfy-team-prices")
+
+sys.path.insert(0, str(ROOT / "examples"))
+from replay_server import Reply, ReplayServer, load_fixture  # noqa: E402
+
+FENCE = re.compile(r"^```(?P<lang>[\w-]*)\s*$")
+MARKER = re.compile(r"^<!-- docs-test: (?P<kind>[\w-]+)(?: (?P<value>.*?))? -->$")
+
+
+@attrs.frozen
+class Block:
+    """One fenced code block of a docs page, with the markers before it."""
+
+    page: str
+    line: int
+    lang: str
+    code: str
+    markers: tuple[tuple[str, str], ...]
+    output: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.page}:{self.line}"
+
+    def marker(self, kind: str) -> str | None:
+        for each_kind, value in self.markers:
+            if each_kind == kind:
+                return value
+        return None
+
+
+def read_blocks(path: Path) -> list[Block]:
+    """Split a Markdown page into its fenced blocks, pairing outputs with code."""
+    blocks: list[Block] = []
+    markers: list[tuple[str, str]] = []
+    lines = path.read_text().splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        marker = MARKER.match(line.strip())
+        fence = FENCE.match(line)
+        if marker:
+            markers.append((marker["kind"], marker["value"] or ""))
+        elif fence and fence["lang"]:
+            end = index + 1
+            while not lines[end].startswith("```"):
+                end += 1
+            code = "\n".join(lines[index + 1 : end]) + "\n"
+            kinds = [kind for kind, _ in markers]
+            if "output" in kinds and blocks and blocks[-1].lang == "python":
+                blocks[-1] = attrs.evolve(blocks[-1], output=code)
+            else:
+                blocks.append(
+                    Block(path.name, index + 1, fence["lang"], code, tuple(markers))
+                )
+            markers = []
+            index = end
+        elif line.strip():
+            markers = []
+        index += 1
+    return blocks
+
+
+def all_blocks(lang: str) -> list[Block]:
+    found = []
+    for page in sorted(DOCS.glob("*.md")):
+        found += [block for block in read_blocks(page) if block.lang == lang]
+    return found
+
+
+PYTHON_BLOCKS = all_blocks("python")
+CONSOLE_BLOCKS = all_blocks("console")
+
+
+def chat_body(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-docs{prompt}x{completion}",
+        "object": "chat.completion",
+        "created": 1767225600,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Paris."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+
+
+def converse_body(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": "Paris."}]}},
+        "stopReason": "end_turn",
+        "usage": {
+            "inputTokens": input_tokens,
+            "outputTokens": output_tokens,
+            "totalTokens": input_tokens + output_tokens,
+        },
+        "metrics": {"latencyMs": 312},
+    }
+
+
+def make_reply(name: str) -> Reply:
+    kind, _, value = name.partition(":")
+    if kind == "fixture":
+        body = load_fixture(f"{value}.json")
+        if value.startswith("bedrock"):
+            return Reply.bedrock_json(body)
+        return Reply.openai_json(body)
+    prompt, completion = (int(count) for count in value.split("/"))
+    if kind == "openai":
+        return Reply.openai_json(chat_body(prompt, completion))
+    if kind == "bedrock":
+        return Reply.bedrock_json(converse_body(prompt, completion))
+    raise ValueError(f"unknown reply {name!r} in a docs-test marker")
+
+
+@contextlib.contextmanager
+def replay(block: Block, monkeypatch: pytest.MonkeyPatch) -> Iterator[ReplayServer]:
+    """Serve the block's replies, with both SDKs pointed at the server."""
+    replies = (block.marker("replies") or "").split()
+    with ReplayServer([make_reply(name) for name in replies]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-docs-test")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", server.url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIADOCSTEST00000000")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "docs-test-secret")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            monkeypatch.delenv(name, raising=False)
+        yield server
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda block: block.id)
+def test_python_example(
+    block: Block,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    if block.marker("skip") is not None:
+        reason = block.marker("skip")
+        assert reason, f"{block.id}: a skip marker must say why"
+        pytest.skip(f"{block.id}: {reason}")
+    if "--8<--" in block.code:
+        pytest.skip(f"{block.id}: shows a file that test_example_plugins_install runs")
+    monkeypatch.chdir(tmp_path)
+    stdout = io.StringIO()
+    code = compile(block.code, block.id, "exec")
+
+    with replay(block, monkeypatch) as server, contextlib.redirect_stdout(stdout):
+        exec(code, {"__name__": "__main__"})
+        pending = server.pending("openai") + server.pending("bedrock")
+
+    assert pending == 0, f"{block.id}: {pending} queued replies were not requested"
+    if block.output is not None:
+        assert stdout.getvalue() == block.output
+
+
+def console_commands(block: Block) -> list[tuple[list[str], str]]:
+    """Split a console block into (argv, expected output) pairs."""
+    commands: list[tuple[list[str], str]] = []
+    for line in block.code.splitlines():
+        if line.startswith("$ "):
+            commands.append((shlex.split(line[2:]), ""))
+        elif commands:
+            argv, output = commands[-1]
+            commands[-1] = (argv, output + line + "\n")
+    return commands
+
+
+@pytest.mark.parametrize("block", CONSOLE_BLOCKS, ids=lambda block: block.id)
+def test_console_example(
+    block: Block,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(DATA)
+    commands = console_commands(block)
+    assert commands, f"{block.id}: a console block without `$ llmfy` commands"
+
+    for argv, expected in commands:
+        assert argv[0] == "llmfy", f"{block.id}: only llmfy commands run here"
+        llmfy_main(argv[1:])
+        captured = capsys.readouterr()
+        assert captured.err + captured.out == expected, " ".join(argv)
+
+
+def test_every_page_has_tested_examples() -> None:
+    pages = {block.page for block in PYTHON_BLOCKS + CONSOLE_BLOCKS}
+
+    assert {"getting-started.md", "tracker.md", "prices.md", "cli.md"} <= pages
+
+
+# The example plugin packages
+
+
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build and install both example packages, from copies, into one folder."""
+    root = tmp_path_factory.mktemp("example-plugins")
+    site = root / "site"
+    for name in PLUGIN_PACKAGES:
+        source = root / name
+        shutil.copytree(EXAMPLES / name, source)
+        subprocess.run(
+            [
+                sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                "--no-build-isolation", "--no-index", "--target", str(site),
+                str(source),
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+    return site
+
+
+@pytest.fixture
+def example_plugins(example_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(example_site))
+    llmfy_core.load_plugins()
+
+
+@pytest.mark.usefixtures("example_plugins")
+def test_example_plugins_install() -> None:
+    infos = {info.name: info for info in llmfy_core.list_plugins()}
+
+    assert infos["acme"].distribution == "llmfy-acme"
+    assert "usage_extract" in infos["acme"].hooks
+    assert infos["team-prices"].distribution == "llmfy-team-prices"
+    assert infos["team-prices"].price_rank == PriceRank.ORGANIZATION
+
+
+@pytest.mark.usefixtures("example_plugins")
+def test_example_provider_records_and_prices() -> None:
+    import llmfy_acme  # type: ignore[import-not-found]
+
+    body = {
+        "id": "r-1",
+        "model": "acme-large-2-20261101",
+        "usage": {"prompt": 120, "cached": 100, "completion": 30},
+    }
+    with llmfy_usage_tracker() as usage:
+        llmfy_acme.complete(lambda request: body, {"model": "acme-large-2"})
+
+    record = usage.records[0]
+    assert record.usage.input_tokens == 120
+    assert record.usage.cache_read_tokens == 100
+    assert record.price_origin == "acme"
+    # 20 input tokens at 2.00, 100 cached at 0.50 and 30 output at 8.00 USD
+    # per million: 40 + 50 + 240 = 330 USD per million requests.
+    assert record.cost is not None
+    assert str(record.cost.total) == "0.00033"
+
+
+@pytest.mark.usefixtures("example_plugins")
+def test_example_provider_override_table() -> None:
+    with llmfy_usage_tracker(acme_pricing={"acme-small-2": {"input": 1, "output": 1}}) as usage:
+        usage.record("acme", "acme-small-2", 1_000_000, 0)
+
+    assert usage.total_cost == 1
+    assert usage.records[0].price_origin == "override"
+
+
+@pytest.mark.usefixtures("example_plugins")
+def test_example_pricing_plugin_precedence() -> None:
+    with llmfy_usage_tracker() as negotiated:
+        negotiated.record("openai", "gpt-4o-mini", 1_000_000, 1_000_000)
+    override = {"gpt-4o-mini": {"input": 0.10, "output": 0.40}}
+    with llmfy_usage_tracker(openai_pricing=override) as overridden:
+        overridden.record("openai", "gpt-4o-mini", 1_000_000, 1_000_000)
+
+    assert negotiated.records[0].price_origin == "team-prices"
+    # 0.12 + 0.48 USD for a million input and a million output tokens.
+    assert str(negotiated.total_cost) == "0.60"
+    assert overridden.records[0].price_origin == "override"
+    # 0.10 + 0.40 USD.
+    assert str(overridden.total_cost) == "0.50"
+
+
+@pytest.mark.usefixtures("example_plugins")
+def test_example_plugins_in_llmfy_prices(capsys: pytest.CaptureFixture[str]) -> None:
+    code = llmfy_main(["prices", "--json"])
+    rows = json.loads(capsys.readouterr().out)["prices"]
+
+    origins = {(row["provider"], row["model"]): row["origin"] for row in rows}
+    assert code == 0
+    assert origins[("acme", "acme-large-2")] == "acme"
+    assert origins[("openai", "gpt-4o-mini")] == "team-prices"
+
+
+# The site
+
+
+def test_hook_reference_lists_every_hook() -> None:
+    sys.path.insert(0, str(DOCS / "hooks"))
+    try:
+        import hook_reference  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(DOCS / "hooks"))
+    from llmfy_core import hookspecs
+
+    text = hook_reference.render_hook_reference()
+
+    for name in ("usage_extract", "price_lookup", "pricing_table_parse"):
+        assert f"## `{name}`" in text
+        assert inspect_doc(getattr(hookspecs, name)) in text
+    assert "## `request_recorded`" in text
+
+
+def inspect_doc(function: Any) -> str:
+    import inspect
+
+    return inspect.cleandoc(function.__doc__).splitlines()[0]
+
+
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    mkdocs = Path(sys.executable).parent / "mkdocs"
+    if not mkdocs.exists():
+        pytest.skip("mkdocs is not installed; `pip install -r requirements-dev.txt`")
+
+    result = subprocess.run(
+        [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 0, result.stderr
+    hooks_page = (tmp_path / "site" / "hooks" / "index.html").read_text()
+    assert "usage_extract" in hooks_page
+
