@@ -44,7 +44,7 @@ def iter_batch_usages(
 def read_batch_file(path: str | os.PathLike[str]) -> list[Usage]:
     """Return the usages of a Batch API output file on disk.
 
-    See `iter_batch_usages` for what each usage holds and what is raised.
+    See `iter_batch_usages` for what each usage contains and what is raised.
     """
     with open(path, "rb") as file:
         return list(iter_batch_usages(file))

@@ -248,7 +248,7 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
 
     Reads Chat Completions (and their stream chunks), Completions, Responses
     (also the `response` of a `response.completed` stream event) and
-    Embeddings bodies. Returns None for a body that is none of these, and a
+    Embeddings bodies. Returns None for a body that matches none of these, and a
     `Usage` with unknown token counts for one of these without `usage`.
     """
     if body.get("type") in _RESPONSE_EVENTS and isinstance(

@@ -79,7 +79,7 @@ def install() -> None:
 
 
 def is_installed() -> bool:
-    """Whether the SDK classes are patched in this process."""
+    """Return whether the SDK classes are patched in this process."""
     return _patched
 
 
@@ -87,7 +87,7 @@ def is_installed() -> bool:
 
 
 class _Call:
-    """What one request needs to be recorded once: trackers, send time, context."""
+    """The state of one request until it is recorded: trackers, send time, context."""
 
     __slots__ = (
         "attached",
@@ -511,7 +511,7 @@ def _patched_async_stream_close(
 
 
 class _Kinds:
-    """The SDK classes that `_attach` tells apart, looked up once after patching."""
+    """The SDK classes that `_attach` distinguishes, looked up once after patching."""
 
     _instance: _Kinds | None = None
 

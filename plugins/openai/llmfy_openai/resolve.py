@@ -4,8 +4,8 @@ OpenAI bills a dated snapshot (`gpt-4o-mini-2024-07-18`, `gpt-4-0613`) at its
 model's price unless the snapshot has a price of its own, and a fine-tuned
 model (`ft:gpt-4o-mini-2024-07-18:org::id`) at the fine-tuned price of its
 base model, never at the base model's own price. Azure OpenAI deployments have
-names their owners chose; `map_azure_deployments` tells llmfy which model each
-one runs.
+names their owners chose, and `map_azure_deployments` maps each name to the
+model that the deployment runs.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def strip_snapshot(model: str) -> str:
 
 
 def is_fine_tuned(model: str) -> bool:
-    """Whether `model` names a fine-tuned model (`ft:...` or Azure `...ft-...`)."""
+    """Return whether `model` is fine-tuned (`ft:...` or Azure `...ft-...`)."""
     return model.startswith(FINE_TUNED_PREFIX) or ".ft-" in model
 
 

@@ -24,9 +24,9 @@ PACING_TIMEOUT_S = 5.0
 class Reply:
     """One HTTP response to serve.
 
-    `body` is sent at once; `chunks` are sent one by one with a flush after
-    each, and a `threading.Event` among them makes the server wait for it
-    first (to pace a stream). `sent` is set once every byte was written.
+    `body` is sent at once. `chunks` are sent one by one with a flush after
+    each. A `threading.Event` among the chunks makes the server wait for it,
+    to pace a stream. `sent` is set once every byte was written.
     """
 
     status: int = 200

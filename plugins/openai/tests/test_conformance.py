@@ -1,12 +1,11 @@
 """Conformance over real recorded OpenAI traffic, replayed through the real SDK.
 
-Set LLMFY_REAL_DATA to a folder holding `openai/` cassettes (vcrpy YAML) and
-the Batch API output file. Each recorded response is served from a local
-server on 127.0.0.1, the recorded request is sent again through the SDK's own
-request path (same endpoint, same stream flag) inside a tracker, and the
-recorded request must yield the token counts of the folder's MANIFEST.md and
-the cost of the bundled table, worked out by hand below (USD per million
-tokens, then divided by one million).
+Set LLMFY_REAL_DATA to a folder that contains `openai/` cassettes (vcrpy YAML)
+and the Batch API output file. Each recorded response is served from a local
+server on 127.0.0.1. The recorded request is sent again through the SDK's own
+request path (same endpoint, same stream flag) inside a tracker. It must yield
+the token counts listed in the folder's MANIFEST.md, and the cost of the
+bundled table, worked out by hand below in USD per million tokens.
 """
 
 from __future__ import annotations
@@ -50,13 +49,18 @@ class Expected:
     input_audio: int = 0
 
 
-# Prices used (USD per million tokens, standard tier): gpt-4o-mini 0.15 input,
-# 0.075 cached, 0.60 output; gpt-4o-audio-preview 2.50 text input, 40 audio
-# input, 10 output; gpt-5-nano 0.05 / 0.005 / 0.40; gpt-5.6-sol 5 input,
-# 0.50 cached, 6.25 cache write, 30 output; o3-mini 1.10 / 0.55 / 4.40;
-# gpt-4 30 / 60; gpt-5 1.25 / 0.125 / 10; gpt-5.4 2.50 / 0.25 / 15;
-# text-embedding-3-small 0.02; text-embedding-ada-002 0.10; web search 0.01
-# USD per call.
+# Prices used, in USD per million tokens at the standard tier (input, cached
+# input, output):
+#   gpt-4o-mini 0.15, 0.075, 0.60
+#   gpt-4o-audio-preview 2.50 text input, 40 audio input, 10 output
+#   gpt-5-nano 0.05, 0.005, 0.40
+#   gpt-5.6-sol 5, 0.50, 30, and 6.25 per cache write token
+#   o3-mini 1.10, 0.55, 4.40
+#   gpt-4 30 input, 60 output
+#   gpt-5 1.25, 0.125, 10
+#   gpt-5.4 2.50, 0.25, 15
+#   text-embedding-3-small 0.02 input, text-embedding-ada-002 0.10 input
+# Web search costs 0.01 USD per call.
 EXPECTED: dict[str, list[Expected]] = {
     # (64 - 44) x 2.50 + 44 x 40 + 9 x 10 = 50 + 1760 + 90 = 1900
     "chat-nonstream-gpt-4o-audio-preview-audio-input.yaml": [
