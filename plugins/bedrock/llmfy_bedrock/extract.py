@@ -78,21 +78,22 @@ def to_usage(
 
 def as_int(value: Any) -> int | None:
     """Return a token count as int: ints and digit strings, else None."""
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return int(value)
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     return None
 
 
-def _first_int(mapping: Mapping[str, Any], *names: str) -> int:
-    for name in names:
-        value = as_int(mapping.get(name))
-        if value is not None:
-            return value
-    return 0
+def _first_int(mapping: Mapping[str, Any], name: str, alias: str) -> int:
+    value = mapping.get(name)
+    if value is None:
+        value = mapping.get(alias)
+    return as_int(value) or 0
 
 
 # Converse and ConverseStream
@@ -104,17 +105,22 @@ def counts_from_token_usage(usage: Mapping[str, Any]) -> TokenCounts | None:
     output_tokens = as_int(usage.get("outputTokens"))
     if input_tokens is None or output_tokens is None:
         return None
-    cache_write_1h = 0
-    for detail in usage.get("cacheDetails") or ():
-        if isinstance(detail, Mapping) and detail.get("ttl") == "1h":
-            cache_write_1h += as_int(detail.get("inputTokens")) or 0
+    details = usage.get("cacheDetails")
     return TokenCounts(
         input_tokens,
         output_tokens,
         _first_int(usage, "cacheReadInputTokens", "cacheReadInputTokenCount"),
         _first_int(usage, "cacheWriteInputTokens", "cacheWriteInputTokenCount"),
-        cache_write_1h,
+        _one_hour_writes(details) if details else 0,
     )
+
+
+def _one_hour_writes(details: Any) -> int:
+    total = 0
+    for detail in details:
+        if isinstance(detail, Mapping) and detail.get("ttl") == "1h":
+            total += as_int(detail.get("inputTokens")) or 0
+    return total
 
 
 def usage_from_converse(response: Mapping[str, Any], context: CallContext) -> Usage:

@@ -22,7 +22,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 from llmfy_bedrock.extract import CACHE_WRITE_HEADER, INPUT_HEADER, PROVIDER
@@ -124,7 +124,8 @@ def _tracked_call(
         model = api_params.get("modelId")
         region = billing_region(model, client.meta.region_name)
         metadata = response.get("ResponseMetadata") or {}
-        headers = metadata.get("HTTPHeaders") or {}
+        # A read-only view: CallContext keeps it as is instead of copying it.
+        headers = MappingProxyType(metadata.get("HTTPHeaders") or {})
         context = CallContext(PROVIDER, operation, model, region, headers=headers)
         _observe(response, context, trackers, sent_at)
     except Exception as error:  # llmfy never breaks the caller's request

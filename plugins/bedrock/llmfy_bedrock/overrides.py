@@ -8,11 +8,11 @@ AWS Regions, and each Region to its prices, in USD per 1,000 tokens unless
         "us-east-1": {"region": "US East (N. Virginia)",
                       "input": 0.003, "output": 0.015}}}
 
-`cache_read` and `cache_write` are optional; cache tokens without a price are
-charged at the `input` rate. An entry applies to on-demand and batch requests
-of every service tier, and resolves model ids the way the bundled table does:
-an entry for a model id also prices its `us.`, `eu.`, `global.` (...) profiles
-and ARNs in that Region.
+`cache_read` and `cache_write` are optional, and cache tokens without a price
+are charged at the `input` rate. An entry applies to on-demand and batch
+requests of every service tier. Model ids resolve the way the bundled table
+resolves them, so an entry for a model id also prices its `us.`, `eu.`,
+`global.` (...) profiles and its ARNs in that Region.
 """
 
 from __future__ import annotations

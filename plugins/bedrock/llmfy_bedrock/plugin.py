@@ -27,11 +27,12 @@ llmfy_price_rank = PriceRank.PROVIDER
 def usage_extract(response: Any, context: CallContext) -> Usage | None:
     """Normalize a Bedrock Runtime response; see `llmfy_bedrock.extract`.
 
-    `response` is, by `context.operation`: the Converse response or the
-    ConverseStream `metadata` event; for InvokeModel the decoded body, its raw
-    bytes, or botocore's response dict when the body was not read (the token
-    headers in `context.headers` come first); for InvokeModelWithResponseStream
-    the list of decoded chunks that carry usage.
+    What `response` is depends on `context.operation`. For Converse it is the
+    response, and for ConverseStream the `metadata` event. For InvokeModel it
+    is the decoded body, its raw bytes, or botocore's response dict when the
+    body was not read, and the token headers in `context.headers` come first.
+    For InvokeModelWithResponseStream it is the list of decoded chunks that
+    can carry usage.
     """
     if context.provider != PROVIDER:
         return None

@@ -1,10 +1,10 @@
 """Bedrock price tables: the bundled one and the shape shared with user overrides.
 
-Prices are keyed by foundation-model id, AWS Region and the batch flag. A
-`global.` profile has its own entry where AWS prices it apart from the Regions
-(the key `global.<model id>`); every other call is priced at the rate of the
-Region it was sent to. A Region missing from the table is never priced at
-another Region's rate.
+Prices are keyed by foundation-model id, AWS Region and the batch flag. Where
+AWS prices the `global.` profile apart from the Regions, it has an entry of its
+own under the key `global.<model id>`. Every other call is priced at the rate
+of the Region it was sent to. A Region missing from the table is never priced
+at another Region's rate.
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ def global_key(model_id: str) -> str:
 class BedrockPriceTable:
     """Prices by model, Region and batch flag, looked up the way AWS bills.
 
-    With `complete=True` (the bundled table) a known model without a price for
-    the Region, batch mode or service tier of a request returns a final
-    `Unpriced` saying so, so that no lower-ranked source prices it at a rate
-    that ignores the Region. Otherwise (a user's override table) such a lookup
-    returns None and the next price source is asked.
+    In the bundled table (`complete=True`), a known model without a price for
+    the Region, batch mode or service tier of a request gets a final
+    `Unpriced` that says so. No lower-ranked source then prices it at a rate
+    that ignores the Region. In a user's override table such a lookup returns
+    None, and the next price source is asked.
     """
 
     def __init__(self, entries: Mapping[EntryKey, Price], *, complete: bool) -> None:

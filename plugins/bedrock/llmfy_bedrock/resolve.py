@@ -1,9 +1,11 @@
 """Model id resolution the way AWS bills Bedrock requests.
 
-A Bedrock `modelId` is a foundation-model id (`anthropic.claude-3-haiku-20240307-v1:0`),
-a cross-region inference profile (`us.`, `eu.`, `apac.`, `jp.`, `au.`, `us-gov.`,
-`ca.` or `global.` before the model id), or an ARN of either, of an application
-inference profile, of a provisioned-throughput model or of a custom model.
+A Bedrock `modelId` is one of: a foundation-model id such as
+`anthropic.claude-3-haiku-20240307-v1:0`; a cross-region inference profile,
+which puts `us.`, `eu.`, `apac.`, `jp.`, `au.`, `us-gov.`, `ca.` or `global.`
+before the model id; or an ARN. An ARN names a foundation model, an inference
+profile, an application inference profile, a provisioned-throughput model or
+a custom model.
 
 AWS bills a geographic profile and an in-region call at the rate of the Region the
 request was sent to (the source Region), and a `global.` profile at the global
@@ -33,7 +35,7 @@ _VERSION_SUFFIX = re.compile(r"(-v\d+)?(:\d+)?$")
 
 
 class ModelKind(enum.Enum):
-    """What a Bedrock `modelId` names."""
+    """The kind of resource a Bedrock `modelId` names."""
 
     FOUNDATION_MODEL = "foundation-model"
     INFERENCE_PROFILE = "inference-profile"

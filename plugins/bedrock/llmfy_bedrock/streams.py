@@ -1,10 +1,10 @@
 """Recording of ConverseStream and InvokeModelWithResponseStream responses.
 
-The caller keeps botocore's own `EventStream` object. Two of its instance
+The caller keeps botocore's own `EventStream` object. Three of its instance
 attributes are replaced: the iterator of raw messages, to learn when the stream
-ends or raises, and the event parser, to see each parsed event as it passes.
-Nothing is buffered: each event reaches the caller as soon as botocore parses
-it. The request is recorded once, at the first of: the usage event (the
+ends or raises, the event parser, to see each parsed event as it passes, and
+`close`. Nothing is held back: each event reaches the caller as soon as
+botocore parses it. The request is recorded once, at the first of: the usage event (the
 `metadata` event, or the chunk with `amazon-bedrock-invocationMetrics`), the
 end of the stream, an error, `close()`, or the stream being garbage-collected.
 """
@@ -26,20 +26,21 @@ from llmfy_core.tracker import UsageTracker
 logger = logging.getLogger("llmfy.bedrock")
 
 _METRICS_MARK = INVOCATION_METRICS.encode()
-_USAGE_MARKS = (b'"usage"', b'TokenCount"', b'token_count"')
 
 
 class StreamWatch:
     """Follows one event stream and records its request exactly once."""
 
     __slots__ = (
-        "_chunks",
         "_close",
         "_context",
         "_done",
+        "_first",
+        "_last",
         "_metadata",
         "_once",
         "_parse",
+        "_previous",
         "_sent_at",
         "_trackers",
     )
@@ -56,7 +57,9 @@ class StreamWatch:
         self._done = False
         self._once = threading.Lock()
         self._metadata: Mapping[str, Any] | None = None
-        self._chunks: list[bytes] = []
+        self._first: bytes | None = None
+        self._previous: bytes | None = None
+        self._last: bytes | None = None
         self._parse: Callable[[Any], Any] = _no_parser
         self._close: Callable[[], Any] = _no_close
 
@@ -101,21 +104,17 @@ class StreamWatch:
         data = chunk.get("bytes")
         if not data:
             return parsed
-        if _METRICS_MARK in data:
-            self._chunks.append(data)
-            self.finish()
-        elif any(mark in data for mark in _USAGE_MARKS):
-            self._keep_usage_chunk(data)
-        return parsed
-
-    def _keep_usage_chunk(self, data: bytes) -> None:
-        # The first usage chunk has the input count and the latest one the
-        # output count (Anthropic's message_start and message_delta).
-        chunks = self._chunks
-        if len(chunks) < 2:
-            chunks.append(data)
+        # Keep the first chunk and the last two, unread: they hold the model's
+        # own usage (Anthropic's message_start, message_delta) and the
+        # invocation metrics. Decoding waits until the request is recorded.
+        if self._first is None:
+            self._first = data
         else:
-            chunks[1] = data
+            self._previous = self._last
+            self._last = data
+        if _METRICS_MARK in data:
+            self.finish()
+        return parsed
 
     def close(self) -> None:
         """Close the stream, as `EventStream.close()` does, and record it."""
@@ -159,7 +158,9 @@ class StreamWatch:
         if self._context.operation == "ConverseStream":
             return self._metadata if self._metadata is not None else {}
         decoded = []
-        for data in self._chunks:
+        for data in (self._first, self._previous, self._last):
+            if data is None:
+                continue
             try:
                 chunk = json.loads(data)
             except ValueError:
