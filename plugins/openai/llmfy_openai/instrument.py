@@ -249,6 +249,9 @@ def _attach(call: _Call, result: Any) -> None:
         elif isinstance(result, kinds.async_stream):
             _watch_async_stream(call, result)
         elif isinstance(result, kinds.legacy_response):
+            # NOTE: a raw stream (`with_raw_response` and stream=True) whose
+            # parse() is never called is not recorded, because
+            # LegacyAPIResponse has no close() to hook.
             result.__dict__[_CALL_ATTRIBUTE] = call
             if not result._stream:
                 call.record_body(result.http_response)
