@@ -1,7 +1,7 @@
 """Fixtures for the Bedrock plugin's tests: a local Bedrock Runtime stand-in.
 
-`bedrock_server` is a stdlib HTTP server on 127.0.0.1 that answers each request
-with the next queued response. Stream responses are sent frame by frame with
+`bedrock_server` is a stdlib HTTP server on 127.0.0.1 that replies to each
+request with the next queued response. Stream responses are sent frame by frame with
 chunked transfer encoding, in the AWS event-stream binary framing, and can wait
 on a `threading.Event` before a frame. Clients are real boto3 clients with
 dummy credentials pointed at that server.

@@ -1,6 +1,6 @@
 """Conformance with real recorded Bedrock traffic.
 
-Set LLMFY_REAL_DATA to a folder that holds `bedrock/` with the recorded
+Set LLMFY_REAL_DATA to a folder that contains `bedrock/` with the recorded
 cassettes and `MANIFEST.md`. Each recorded response is served from 127.0.0.1
 and replayed through a real boto3 client created in the recorded Region, inside
 a tracker. The token counts below are the manifest's; the costs are worked out

@@ -637,6 +637,13 @@ def test_stream_watch_finishes_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert recorded == [1]
 
 
+def run_script(script: str) -> subprocess.CompletedProcess[str]:
+    """Run Python code in a fresh interpreter, where botocore is not imported yet."""
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+
+
 def test_install_does_not_import_botocore() -> None:
     script = (
         "import sys\n"
@@ -648,9 +655,45 @@ def test_install_does_not_import_botocore() -> None:
         "assert instrument.is_installed(), 'not patched after import'\n"
         "print('ok')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
+
+    result = run_script(script)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_install_covers_existing_client() -> None:
+    script = (
+        "import boto3\n"
+        "client = boto3.client('bedrock-runtime', region_name='us-east-1',\n"
+        "    endpoint_url='http://127.0.0.1:9', aws_access_key_id='testing',\n"
+        "    aws_secret_access_key='testing')\n"
+        "from llmfy_bedrock import instrument\n"
+        "instrument.install()\n"
+        "assert instrument.is_installed()\n"
+        "method = type(client)._make_api_call\n"
+        "assert hasattr(method, '__llmfy_bedrock_original__'), 'client not covered'\n"
+        "print('ok')\n"
+    )
+
+    result = run_script(script)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_uninstall_restores_botocore() -> None:
+    from botocore.client import BaseClient
+
+    instrument.install()
+    patched = BaseClient._make_api_call
+    try:
+        instrument.uninstall()
+        restored = BaseClient._make_api_call
+
+        assert not instrument.is_installed()
+        assert restored is patched.__llmfy_bedrock_original__
+    finally:
+        instrument.install()
+
+    assert instrument.is_installed()
