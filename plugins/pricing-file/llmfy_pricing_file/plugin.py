@@ -107,7 +107,9 @@ class PriceFileState:
             return
         try:
             prices, read_stamp = _read(path)
-        except (PriceFileError, OSError) as error:
+        except (PriceFileError, OSError, Warning) as error:
+            # A Warning is raised here when the application turns warnings into
+            # errors, such as llmfy's warning for an implausibly high price.
             # Remember this version, so that it is reported once, not per lookup.
             self.path, self.stamp = path, stamp
             _warn(f"{error} The file was rejected. {self._what_stays()}")

@@ -381,3 +381,37 @@ def test_invalid_file_never_breaks_recording(
     assert any(f"Invalid price file {path}, line 1" in text for text in messages)
     assert record.fault is None
     assert record.cost is None
+
+
+IMPLAUSIBLE_TOML = ENTRY + "input = 5000\noutput = 0.40\n"
+
+
+def test_implausible_price_warns_and_loads(write_file: WriteFile) -> None:
+    path = write_file("prices.toml", IMPLAUSIBLE_TOML)
+
+    with pytest.warns(PricingWarning, match="Check the unit"):
+        prices = llmfy_pricing_file.use_price_file(path)
+
+    assert prices is not None
+    price = prices.lookup("openai", "gpt-4o-mini")
+    assert price is not None
+    assert price.input == Decimal(5000)
+
+
+def test_warning_as_error_rejects_file(
+    write_file: WriteFile,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The test suite turns warnings into errors, as `python -W error` does.
+    monkeypatch.setenv(ENV_VAR, str(write_file("prices.toml", IMPLAUSIBLE_TOML)))
+
+    with caplog.at_level(logging.WARNING, logger="llmfy.plugins.pricing_file"):
+        prices = llmfy_pricing_file.check_price_file()
+        again = llmfy_pricing_file.check_price_file()
+
+    assert prices is None
+    assert again is None
+    assert len(caplog.records) == 1
+    assert "5000" in caplog.records[0].getMessage()
+    assert "The file was rejected" in caplog.records[0].getMessage()
