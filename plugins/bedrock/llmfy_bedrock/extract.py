@@ -152,7 +152,13 @@ def counts_from_headers(headers: Mapping[str, str]) -> TokenCounts | None:
 
 
 def counts_from_body(body: Mapping[str, Any]) -> TokenCounts | None:
-    """Read the usage a model family reports in an InvokeModel response body."""
+    """Read the usage a model family reports in an InvokeModel response body.
+
+    A saved final chunk of a response stream is read too: its invocation
+    metrics win over the model's own counts.
+    """
+    if INVOCATION_METRICS in body:
+        return counts_from_stream_chunks([body])
     usage = body.get("usage")
     if isinstance(usage, Mapping):
         if "input_tokens" in usage:

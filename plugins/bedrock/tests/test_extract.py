@@ -133,6 +133,22 @@ def test_invoke_body_families(body: dict[str, Any], expected: tuple[int, ...]) -
     assert tuple(counts) == expected
 
 
+def test_saved_final_chunk_uses_metrics() -> None:
+    chunk = {
+        "type": "message_stop",
+        "usage": {"input_tokens": 392, "output_tokens": 134},
+        "amazon-bedrock-invocationMetrics": {
+            "inputTokenCount": 392,
+            "outputTokenCount": 90,
+        },
+    }
+
+    counts = counts_from_body(chunk)
+
+    assert counts is not None
+    assert (counts.input, counts.output) == (392, 90)
+
+
 def test_invoke_body_without_usage() -> None:
     assert counts_from_body({"outputs": [{"text": "Hi"}]}) is None
     assert counts_from_body({"generations": [{"text": "Hi"}]}) is None
