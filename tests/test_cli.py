@@ -1,9 +1,9 @@
 """The `llmfy` command, run against the installed plugins and recorded files.
 
-Expected costs are worked out by hand from the published prices:
-gpt-4o-mini 0.15 input, 0.075 cached input, 0.60 output USD per million
-tokens (Batch API: half of that); gpt-4o 2.50 and 10.00 (Batch API 1.25 and
-5.00); Amazon Nova Lite in us-east-1 0.06 and 0.24 USD per million tokens.
+Expected costs are worked out by hand from the published prices, in USD per
+million tokens. gpt-4o-mini costs 0.15 input, 0.075 cached input and 0.60
+output, and half of that in the Batch API. gpt-4o costs 2.50 and 10.00 (1.25
+and 5.00 in the Batch API). Amazon Nova Lite in us-east-1 costs 0.06 and 0.24.
 """
 
 from __future__ import annotations
@@ -333,7 +333,7 @@ def test_cost_cached_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert data["provider"] == "openai"
     # 90 uncached input tokens at 0.15, 1280 cached at 0.075, 155 output at
-    # 0.60 USD per million: 13.5 + 96 + 93 = 202.5 USD per million requests.
+    # 0.60 USD per million: 13.5 + 96 + 93 = 202.5 millionths of a USD.
     assert Decimal(parts["input"]) == Decimal("0.0000135")
     assert Decimal(parts["cache_read"]) == Decimal("0.000096")
     assert Decimal(parts["output"]) == Decimal("0.000093")
@@ -360,7 +360,7 @@ def test_cost_bedrock_region(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert code == 0
     assert data["provider"] == "bedrock"
-    # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 USD per million requests.
+    # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 millionths of a USD.
     assert Decimal(data["cost_usd"]) == Decimal("0.00000936")
 
 
@@ -370,7 +370,7 @@ def test_cost_batch_rate(capsys: pytest.CaptureFixture[str]) -> None:
     )
 
     assert code == 0
-    # 1000 * 1.25 + 100 * 5.00 = 1750 USD per million requests.
+    # 1000 * 1.25 + 100 * 5.00 = 1750 millionths of a USD.
     assert Decimal(data["cost_usd"]) == Decimal("0.00175")
 
 
@@ -395,7 +395,7 @@ def test_cost_price_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
 
     assert code == 0
     assert data["price_origin"] == "--prices"
-    # 1000 * 1 + 1000 * 2 = 3000 USD per million requests.
+    # 1000 * 1 + 1000 * 2 = 3000 millionths of a USD.
     assert Decimal(data["cost_usd"]) == Decimal("0.003")
 
 
@@ -544,7 +544,7 @@ def test_report_saved_openai_body(
     assert code == 0
     assert group["provider"] == "openai"
     assert group["requests"] == 1
-    # 60 * 0.15 + 3 * 0.60 = 10.8 USD per million requests.
+    # 60 * 0.15 + 3 * 0.60 = 10.8 millionths of a USD.
     assert Decimal(group["cost_usd"]) == Decimal("0.0000108")
 
 
@@ -559,7 +559,7 @@ def test_report_json_array_of_bodies(
 
     assert code == 0
     assert data["totals"]["requests"] == 2
-    # The documented example: 10.8 + 17.85 = 28.65 USD per million requests.
+    # The documented example: 10.8 + 17.85 = 28.65 millionths of a USD.
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00002865")
 
 
@@ -585,7 +585,7 @@ def test_report_bedrock_bodies(
     assert group["provider"] == "bedrock"
     assert group["region"] == "us-east-1"
     assert group["input_tokens"] == 20
-    # Twice 10 * 0.06 + 20 * 0.24 = 5.4 USD per million requests.
+    # Twice 10 * 0.06 + 20 * 0.24 = 5.4 millionths of a USD.
     assert Decimal(group["cost_usd"]) == Decimal("0.0000108")
 
 
@@ -617,7 +617,7 @@ def test_report_gzip_invocation_logs(
     assert code == 0
     assert data["totals"]["input_tokens"] == 10
     assert data["totals"]["output_tokens"] == 40
-    # 10 * 0.06 + 40 * 0.24 = 0.6 + 9.6 = 10.2 USD per million requests.
+    # 10 * 0.06 + 40 * 0.24 = 0.6 + 9.6 = 10.2 millionths of a USD.
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.0000102")
 
 
@@ -669,7 +669,7 @@ def test_report_price_file(
 
     assert code == 1
     # The file's batch price, 0.5 and 1.0 USD per million tokens:
-    # 300 * 0.5 + 50 * 1.0 = 200 USD per million requests.
+    # 300 * 0.5 + 50 * 1.0 = 200 millionths of a USD.
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.0002")
 
 
@@ -757,7 +757,7 @@ def test_report_real_invocation_log(capsys: pytest.CaptureFixture[str]) -> None:
     assert group["region"] == "us-east-1"
     assert group["input_tokens"] == 4
     assert group["output_tokens"] == 38
-    # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 USD per million requests.
+    # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 millionths of a USD.
     assert Decimal(group["cost_usd"]) == Decimal("0.00000936")
 
 

@@ -9,7 +9,7 @@ Each fenced `python` block of `docs/*.md` runs on its own, with the real
   `openai:IN/OUT` is a Chat Completions body for gpt-4o-mini with that usage,
   `bedrock:IN/OUT` a Converse body, and `fixture:NAME` the file
   `examples/fixtures/NAME.json`.
-- `<!-- docs-test: skip REASON -->` does not run the block; REASON says why.
+- `<!-- docs-test: skip REASON -->` does not run the block, for the REASON given.
 - `<!-- docs-test: output -->` before a `text` block right after a python
   block: the text is the block's exact standard output.
 
@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ DATA = EXAMPLES / "data"
 PLUGIN_PACKAGES = ("llmfy-acme", "llmfy-team-prices")
 
 sys.path.insert(0, str(ROOT / "examples"))
-from replay_server import Reply, ReplayServer, load_fixture  # noqa: E402
+from replay_server import ReplayServer, Reply, load_fixture  # noqa: E402
 
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)\s*$")
 MARKER = re.compile(r"^<!-- docs-test: (?P<kind>[\w-]+)(?: (?P<value>.*?))? -->$")
@@ -303,14 +304,16 @@ def test_example_provider_records_and_prices() -> None:
     assert record.usage.cache_read_tokens == 100
     assert record.price_origin == "acme"
     # 20 input tokens at 2.00, 100 cached at 0.50 and 30 output at 8.00 USD
-    # per million: 40 + 50 + 240 = 330 USD per million requests.
+    # per million: 40 + 50 + 240 = 330 millionths of a USD.
     assert record.cost is not None
-    assert str(record.cost.total) == "0.00033"
+    assert record.cost.total == Decimal("0.00033")
 
 
 @pytest.mark.usefixtures("example_plugins")
 def test_example_provider_override_table() -> None:
-    with llmfy_usage_tracker(acme_pricing={"acme-small-2": {"input": 1, "output": 1}}) as usage:
+    with llmfy_usage_tracker(
+        acme_pricing={"acme-small-2": {"input": 1, "output": 1}}
+    ) as usage:
         usage.record("acme", "acme-small-2", 1_000_000, 0)
 
     assert usage.total_cost == 1
@@ -327,10 +330,10 @@ def test_example_pricing_plugin_precedence() -> None:
 
     assert negotiated.records[0].price_origin == "team-prices"
     # 0.12 + 0.48 USD for a million input and a million output tokens.
-    assert str(negotiated.total_cost) == "0.60"
+    assert negotiated.total_cost == Decimal("0.60")
     assert overridden.records[0].price_origin == "override"
     # 0.10 + 0.40 USD.
-    assert str(overridden.total_cost) == "0.50"
+    assert overridden.total_cost == Decimal("0.50")
 
 
 @pytest.mark.usefixtures("example_plugins")
@@ -384,4 +387,3 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     hooks_page = (tmp_path / "site" / "hooks" / "index.html").read_text()
     assert "usage_extract" in hooks_page
-

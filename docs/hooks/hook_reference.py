@@ -1,6 +1,6 @@
 """MkDocs hook: write the hook reference from `llmfy_core.hookspecs`.
 
-The page `hooks.md` holds the marker below; at build time it is replaced by
+The page `hooks.md` contains the marker below; at build time it is replaced by
 one section per hook specification, with its signature, whether the first
 result wins, and its docstring. The reference therefore always matches the
 installed core.

@@ -1,6 +1,6 @@
 """Read JSON records from the files given to `llmfy report`.
 
-A file holds JSON lines (one record per line: OpenAI Batch output, saved
+A file contains JSON lines (one record per line: OpenAI Batch output, saved
 bodies, Bedrock invocation logs as Bedrock writes them to S3), a single JSON
 document (a pretty-printed body or log record), or a JSON array of records.
 Files compressed with gzip are read as they are. A line that is not valid JSON
@@ -168,8 +168,8 @@ class InputFile:
 
 def _json_error(error: ValueError) -> str:
     if isinstance(error, json.JSONDecodeError):
-        return f"not valid JSON ({error.msg} at column {error.colno})"
-    return f"not valid JSON ({error})"
+        return f"not valid JSON: {error.msg} (column {error.colno})"
+    return f"not valid JSON: {error}"
 
 
 def _os_error(error: OSError) -> str:

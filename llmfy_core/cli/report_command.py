@@ -70,7 +70,7 @@ def add_parser(commands: Any) -> None:
 
 @attrs.define
 class FileSummary:
-    """What was read from one input file."""
+    """The counts of one input file: records, counted requests, skips and failures."""
 
     path: str
     records: int = 0

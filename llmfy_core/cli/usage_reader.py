@@ -25,7 +25,7 @@ class RecordError(Exception):
 
 @attrs.frozen(slots=True)
 class Reading:
-    """The usage of one request, and when it was sent where the record says."""
+    """The usage of one request, and its send time where the record has one."""
 
     usage: Usage
     sent_at: dt.datetime | None
@@ -42,8 +42,8 @@ class UsageReader:
     """Read records into usage; `provider`, `model` and `region` fill what bodies omit.
 
     OpenAI Batch lines, OpenAI bodies and Bedrock logs and bodies are read by
-    the functions the `llmfy-openai` and `llmfy-bedrock` plugins export for
-    offline reading; a body of any other provider named with `provider` is read
+    the functions that `llmfy-openai` and `llmfy-bedrock` export for offline
+    reading. A body of any other provider, named with `provider`, is read
     through the `usage_extract` hook.
     """
 
