@@ -89,8 +89,6 @@ def _request_lines(number: int, record: RequestRecord) -> list[str]:
     details = [f"provider: {usage.provider.upper()}"]
     if usage.region:
         details.append(f"region: {usage.region}")
-    if usage.served_model and usage.served_model != usage.model:
-        details.append(f"served_model: {usage.served_model}")
     if usage.service_tier and usage.service_tier != "default":
         details.append(f"service_tier: {usage.service_tier}")
     if usage.batch:
