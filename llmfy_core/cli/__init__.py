@@ -33,6 +33,7 @@ exit codes:
        or a plugin failed to load
   2    invalid arguments or price file; nothing was computed
   3    a model has no price, so a cost is unknown or incomplete
+  130  interrupted
 """
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from llmfy_core.pricing import CatalogEntry
 from llmfy_core.resolver import PriceResolver, Resolution
 
 from .output import CliError
+
+logger = logging.getLogger("llmfy.cli")
 
 PRICE_FILE_PLUGIN = "--prices"
 """The plugin name under which a price file given with --prices is registered."""
@@ -116,7 +119,9 @@ def catalog(provider: str | None) -> list[ListedPrice]:
                 if isinstance(entry, CatalogEntry):
                     listed.append(ListedPrice(name, entry))
         except Exception as error:
-            failures.append(f"plugin {name} failed in price_catalog: {error!r}")
+            failure = f"plugin {name} failed in price_catalog: {error!r}"
+            logger.warning("%s; its prices are not listed", failure)
+            failures.append(failure)
     if failures and not listed:
         raise CliError("; ".join(failures), exit_code=1)
     listed.sort(key=lambda item: -origin_rank(item.plugin))
