@@ -40,13 +40,13 @@ def to_usage(
     counts: TokenCounts | None,
     context: CallContext,
     service_tier: str | None = None,
-    model: str | None = None,
+    served_model: str | None = None,
 ) -> Usage:
     """Build the normalized `Usage`; input includes cache reads and writes."""
     headers = context.headers
     request_id = headers.get(REQUEST_ID_HEADER) if headers else None
     tier = service_tier or context.service_tier
-    model_id = model or context.model or "unknown"
+    model_id = context.model or "unknown"
     if counts is None:
         return Usage(
             PROVIDER,
@@ -54,6 +54,7 @@ def to_usage(
             None,
             None,
             region=context.region,
+            served_model=served_model,
             service_tier=tier,
             operation=context.operation,
             request_id=request_id,
@@ -68,6 +69,7 @@ def to_usage(
         cache_read_tokens=counts.cache_read,
         cache_write_tokens=counts.cache_write,
         other_tokens={"cache_write_1h": cache_write_1h} if cache_write_1h else {},
+        served_model=served_model,
         region=context.region,
         service_tier=tier,
         operation=context.operation,
@@ -124,12 +126,24 @@ def _one_hour_writes(details: Any) -> int:
 
 
 def usage_from_converse(response: Mapping[str, Any], context: CallContext) -> Usage:
-    """Normalize a Converse response or a ConverseStream `metadata` event."""
+    """Normalize a Converse response or a ConverseStream `metadata` event.
+
+    A prompt router's response names the model it invoked in
+    `trace.promptRouter.invokedModelId`, which becomes the served model.
+    """
     usage = response.get("usage")
     counts = counts_from_token_usage(usage) if isinstance(usage, Mapping) else None
     tier = response.get("serviceTier")
     tier_type = tier.get("type") if isinstance(tier, Mapping) else None
-    return to_usage(counts, context, tier_type)
+    trace = response.get("trace")
+    served = _invoked_model(trace) if trace else None
+    return to_usage(counts, context, tier_type, served)
+
+
+def _invoked_model(trace: Any) -> str | None:
+    router = trace.get("promptRouter") if isinstance(trace, Mapping) else None
+    invoked = router.get("invokedModelId") if isinstance(router, Mapping) else None
+    return invoked if isinstance(invoked, str) else None
 
 
 # InvokeModel

@@ -190,8 +190,9 @@ def _no_model_reason(ref: ModelRef, region: str | None) -> str:
             "model with llmfy_bedrock.register_profile_model(ARN, MODEL_ID)."
         )
     return (
-        f"{ref.model_id!r} names no foundation model that llmfy can price (a custom "
-        f"or imported model). Add its price with "
+        f"{ref.model_id!r} names no foundation model that llmfy can price: it is a "
+        "custom or imported model, or a prompt router whose response did not name "
+        f"the model it invoked. Add its price with "
         f"{_override_example(ref.model_id, region)}."
     )
 

@@ -154,6 +154,34 @@ def test_converse_stream_metadata(
     assert record.cost.total == Decimal("0.0000032")
 
 
+def test_converse_prompt_router_served_model(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    client = make_client()
+    router = (
+        "arn:aws:bedrock:us-east-1:123456789012:"
+        "default-prompt-router/anthropic.claude:1"
+    )
+    invoked = (
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
+        "us.anthropic.claude-3-haiku-20240307-v1:0"
+    )
+    usage_body = {"inputTokens": 100, "outputTokens": 10, "totalTokens": 110}
+    trace = {"promptRouter": {"invokedModelId": invoked}}
+    bedrock_server.queue_json(converse_body(usage_body, trace=trace))
+
+    with llmfy_usage_tracker() as usage:
+        client.converse(modelId=router, messages=MESSAGES)
+
+    record = usage.records[0]
+    assert record.usage.model == router
+    assert record.usage.served_model == invoked
+    # Claude 3 Haiku in us-east-1: 0.25 in, 1.25 out.
+    # 100*0.25 + 10*1.25 = 25 + 12.5 = 37.5 -> 0.0000375 USD
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0000375")
+
+
 # InvokeModel
 
 
