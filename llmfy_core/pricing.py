@@ -217,7 +217,7 @@ def compute_cost(usage: Usage, price: Price) -> Cost:
     """
     if usage.other_tokens or usage.tool_calls or price.long_context:
         return _compute_cost_in_full(usage, price)
-    rates = _per_token_rates(price)
+    rates = per_token_rates(price)
     if rates is None:
         return _compute_cost_in_full(usage, price)
     multiply = DECIMAL_CONTEXT.multiply
@@ -250,7 +250,7 @@ _RATE_CACHE: dict[int, tuple[Price, Rates | None]] = {}
 _RATE_CACHE_SIZE = 4096
 
 
-def _per_token_rates(price: Price) -> Rates | None:
+def per_token_rates(price: Price) -> Rates | None:
     """Return the input, cache-read, cache-write and output USD per token.
 
     Dividing by a power of ten is exact in Decimal, so these rates give the

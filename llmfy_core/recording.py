@@ -13,12 +13,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmfy_core.errors import PluginWarning, emit_warning
+from llmfy_core.ledger import build_record
 from llmfy_core.logs import get_logger
 from llmfy_core.model import CallContext, RequestRecord, Usage
 from llmfy_core.plugins import get_registry
 from llmfy_core.tracker import UsageTracker, active_trackers
 
 logger = get_logger("llmfy.tracker")
+
+_UTC = dt.UTC
 
 __all__ = [
     "active_trackers",
@@ -167,10 +170,13 @@ def record_usage(
     fault: str | None = None,
 ) -> None:
     """Record one request's usage into every tracker in `trackers`. Never raises."""
-    record = None
+    sent = sent_at or dt.datetime.now(_UTC)
+    resolution = None
+    recorded_by = None
     for tracker in trackers:
         try:
-            record = tracker.add_usage(usage, sent_at, fault)
+            resolution = tracker.add_fast(usage, sent, fault)
+            recorded_by = tracker
         except Exception as error:
             logger.warning(
                 "recording failed for %s model %s: %r",
@@ -179,19 +185,18 @@ def record_usage(
                 error,
             )
             try:
-                record = tracker.add_usage(
-                    unknown_usage(CallContext(usage.provider, model=usage.model)),
-                    sent_at,
-                    f"recording failed: {error!r}",
-                )
+                failed = unknown_usage(CallContext(usage.provider, model=usage.model))
+                tracker.add_fast(failed, sent, f"recording failed: {error!r}")
             except Exception:
                 logger.exception("recording the fault failed too")
-    if record is not None:
-        notify_recorded(record)
+    if recorded_by is None or resolution is None or not _recorded_hooks():
+        return
+    fault = fault or resolution.fault
+    notify_recorded(build_record((usage, resolution, sent, fault), recorded_by.tags))
 
 
-def notify_recorded(record: RequestRecord) -> None:
-    """Call every `request_recorded` implementation once for `record`. Never raises."""
+def _recorded_hooks() -> list[Any]:
+    """Return the `request_recorded` implementations, refreshed when plugins change."""
     global _recorded_stamp, _recorded_impls
     registry = get_registry()
     stamp = (id(registry), registry.generation)
@@ -200,7 +205,12 @@ def notify_recorded(record: RequestRecord) -> None:
             reversed(registry.manager.hook.request_recorded.get_hookimpls())
         )
         _recorded_stamp = stamp
-    for impl in _recorded_impls:
+    return _recorded_impls
+
+
+def notify_recorded(record: RequestRecord) -> None:
+    """Call every `request_recorded` implementation once for `record`. Never raises."""
+    for impl in _recorded_hooks():
         try:
             impl.function(*[record for _ in impl.argnames])
         except Exception as error:

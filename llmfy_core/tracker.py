@@ -24,14 +24,15 @@ from llmfy_core.errors import (
     UnknownProviderError,
     emit_warning,
 )
+from llmfy_core.ledger import Bucket, Entry, build_record
 from llmfy_core.logs import get_logger
 from llmfy_core.model import (
     RequestRecord,
     Usage,
 )
 from llmfy_core.plugins import get_registry
-from llmfy_core.pricing import PriceTable, compute_cost
-from llmfy_core.resolver import PriceResolver
+from llmfy_core.pricing import PriceTable
+from llmfy_core.resolver import PriceResolver, Resolution
 from llmfy_core.totals import ModelTotals
 
 logger = get_logger("llmfy.tracker")
@@ -44,6 +45,7 @@ _ACTIVE: ContextVar[tuple[UsageTracker, ...]] = ContextVar(
 )
 _process_trackers: tuple[UsageTracker, ...] = ()
 _ZERO = Decimal(0)
+_UTC = dt.UTC
 _PRICING_SUFFIX = "_pricing"
 
 
@@ -99,10 +101,12 @@ class UsageTracker:
         self.keep_requests = keep_requests
         self._resolver = PriceResolver(overrides)
         self._lock = threading.Lock()
+        self._buckets: dict[tuple[str, str, str | None, int], Bucket] = {}
+        self._entries: list[Entry] = []
+        # Records are built from the entries when first read, in this order.
         self._records: list[RequestRecord] = []
-        self._totals = ModelTotals()
-        self._by_model: dict[tuple[str, str, str | None], ModelTotals] = {}
-        self._warned: set[tuple[str, str, str | None]] = set()
+        self._records_lock = threading.Lock()
+        self._warned: set[tuple[str, str, str | None, int]] = set()
         self._depth = 0
 
     # Activation
@@ -174,42 +178,40 @@ class UsageTracker:
     ) -> RequestRecord:
         """Price and record one request's usage; return its record.
 
-        Instrumentation calls this through `llmfy_core.recording`; applications
-        use `record` instead.
+        Instrumentation records through `llmfy_core.recording`, which skips
+        building the record; applications use `record` instead.
         """
-        sent = sent_at or dt.datetime.now(dt.UTC)
-        resolution = self._resolver.resolve(usage, sent)
-        price = resolution.price
-        fault = fault or resolution.fault
-        cost = None
-        if price is not None and usage.known:
-            cost = compute_cost(usage, price)
-        record = RequestRecord(
-            usage=usage,
-            price=price,
-            cost=cost,
-            sent_at=sent,
-            tags=self.tags,
-            unpriced_reason=resolution.reason if price is None else None,
-            price_origin=resolution.origin,
-            fault=fault,
+        sent = sent_at or dt.datetime.now(_UTC)
+        resolution = self.add_fast(usage, sent, fault)
+        return build_record(
+            (usage, resolution, sent, fault or resolution.fault), self.tags
         )
-        key = (usage.provider, usage.model, usage.region)
+
+    def add_fast(
+        self, usage: Usage, sent_at: dt.datetime, fault: str | None = None
+    ) -> Resolution:
+        """Record one request's usage and return its price resolution.
+
+        The request is priced when the totals or records are read, not here.
+        """
+        resolution = self._resolver.resolve(usage, sent_at)
+        price = resolution.price
+        if resolution.fault is not None:
+            fault = fault or resolution.fault
+        key = (usage.provider, usage.model, usage.region, id(price))
         with self._lock:
-            self._totals.add(record)
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = Bucket(price)
+            bucket.add(usage, fault)
             if self.keep_requests:
-                self._records.append(record)
-            else:
-                group = self._by_model.get(key)
-                if group is None:
-                    group = self._by_model[key] = ModelTotals()
-                group.add(record)
+                self._entries.append((usage, resolution, sent_at, fault))
             warn = price is None and usage.known and key not in self._warned
             if warn:
                 self._warned.add(key)
         if warn:
             self._warn_unpriced(usage, resolution.reason)
-        return record
+        return resolution
 
     def _warn_unpriced(self, usage: Usage, reason: str | None) -> None:
         region = f" in region {usage.region!r}" if usage.region else ""
@@ -288,71 +290,77 @@ class UsageTracker:
     @property
     def records(self) -> list[RequestRecord]:
         """Every recorded request in the order recorded (empty in totals-only mode)."""
-        with self._lock:
+        with self._records_lock:
+            with self._lock:
+                pending = self._entries[len(self._records) :]
+            self._records.extend(build_record(entry, self.tags) for entry in pending)
             return list(self._records)
 
     @property
     def totals(self) -> ModelTotals:
         """A snapshot of the totals over every request."""
+        totals = ModelTotals()
         with self._lock:
-            return self._totals.copy()
+            for bucket in self._buckets.values():
+                bucket.add_to(totals)
+        return totals
 
     def totals_by_model(self) -> dict[tuple[str, str, str | None], ModelTotals]:
         """Return totals per (provider, model, region), as requested."""
+        groups: dict[tuple[str, str, str | None], ModelTotals] = {}
         with self._lock:
-            if self.keep_requests:
-                groups: dict[tuple[str, str, str | None], ModelTotals] = {}
-                for record in self._records:
-                    usage = record.usage
-                    key = (usage.provider, usage.model, usage.region)
-                    groups.setdefault(key, ModelTotals()).add(record)
-                return groups
-            return {key: group.copy() for key, group in self._by_model.items()}
+            for (provider, model, region, _), bucket in self._buckets.items():
+                key = (provider, model, region)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = ModelTotals()
+                bucket.add_to(group)
+        return groups
 
     @property
     def input_tokens(self) -> int:
         """Input tokens of all requests with known usage, cached ones included."""
-        return self._totals.input_tokens
+        return self.totals.input_tokens
 
     @property
     def output_tokens(self) -> int:
         """Output tokens of all requests with known usage, reasoning included."""
-        return self._totals.output_tokens
+        return self.totals.output_tokens
 
     @property
     def total_tokens(self) -> int:
         """Input plus output tokens of all requests with known usage."""
-        return self._totals.total_tokens
+        return self.totals.total_tokens
 
     @property
     def cache_read_tokens(self) -> int:
         """Cached input tokens of all requests."""
-        return self._totals.cache_read_tokens
+        return self.totals.cache_read_tokens
 
     @property
     def cache_write_tokens(self) -> int:
         """Cache write tokens of all requests."""
-        return self._totals.cache_write_tokens
+        return self.totals.cache_write_tokens
 
     @property
     def reasoning_tokens(self) -> int:
         """Reasoning tokens of all requests."""
-        return self._totals.reasoning_tokens
+        return self.totals.reasoning_tokens
 
     @property
     def request_count(self) -> int:
         """How many requests were recorded."""
-        return self._totals.requests
+        return self.totals.requests
 
     @property
     def total_cost(self) -> Decimal:
         """Cost in USD of the priced requests; see `cost_complete`."""
-        return self._totals.cost
+        return self.totals.cost
 
     @property
     def cost_complete(self) -> bool:
         """Whether every request was priced and had known usage."""
-        return self._totals.cost_complete
+        return self.totals.cost_complete
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-serializable data; money as decimal strings."""
@@ -366,7 +374,7 @@ class UsageTracker:
         return format_report(self)
 
     def __repr__(self) -> str:
-        totals = self._totals
+        totals = self.totals
         return (
             f"<UsageTracker requests={totals.requests} tokens={totals.total_tokens} "
             f"cost_usd={totals.cost}>"
