@@ -3,6 +3,18 @@
 A plugin is a module or object with functions marked `@llmfy_core.hookimpl`,
 registered through the entry-point group `llmfy`. An implementation may accept
 any subset of a hook's arguments, by name.
+
+A plugin may also define these attributes, which the core reads:
+
+- `llmfy_price_rank`: an int, usually a `PriceRank`, placing its
+  `price_lookup` above or below the provider plugins' tables.
+- `llmfy_price_dated`: true when its prices depend on `requested_at`, so that
+  cached prices are keyed by the UTC day a request was sent.
+- `llmfy_price_version()`: a cheap call returning a new value whenever its
+  prices changed (a price file that was edited), so that trackers drop their
+  cached prices.
+- `llmfy_wants_records()`: a cheap call returning False while its
+  `request_recorded` has nothing to do, so that no record is built for it.
 """
 
 from __future__ import annotations

@@ -180,14 +180,21 @@ def parse_price_value(
 
 
 def parse_price_per_tokens(
-    value: object, *, provider: str, model: str, region: str | None = None
+    value: object,
+    *,
+    provider: str,
+    model: str,
+    region: str | None = None,
+    expected_shape: str = "",
 ) -> int:
     """Validate a `price_per_tokens` unit: a whole number of tokens, at least 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         where = describe_entry(provider, model, region, "price_per_tokens")
+        shape = f" Expected shape: {expected_shape}" if expected_shape else ""
         raise PricingTableError(
             f"Invalid unit for {where}: {value!r}. `price_per_tokens` is the number "
             "of tokens the prices are for, a whole number such as 1000 or 1000000."
+            f"{shape}"
         )
     return value
 
@@ -388,7 +395,11 @@ def price_from_mapping(
     unit = default_unit
     if "price_per_tokens" in entry:
         unit = parse_price_per_tokens(
-            entry["price_per_tokens"], provider=provider, model=model, region=region
+            entry["price_per_tokens"],
+            provider=provider,
+            model=model,
+            region=region,
+            expected_shape=expected_shape,
         )
 
     def value(field: str) -> Decimal | None:

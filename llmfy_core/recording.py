@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llmfy_core.errors import PluginWarning, emit_warning
@@ -17,7 +17,7 @@ from llmfy_core.ledger import build_record
 from llmfy_core.logs import get_logger
 from llmfy_core.model import CallContext, RequestRecord, Usage
 from llmfy_core.plugins import get_registry
-from llmfy_core.tracker import UsageTracker, active_trackers
+from llmfy_core.tracker import UsageTracker, active_trackers, as_utc
 
 logger = get_logger("llmfy.tracker")
 
@@ -33,7 +33,9 @@ __all__ = [
     "unknown_usage",
 ]
 
-_state_lock = threading.Lock()
+# Reentrant: a provider_instrument hook may start a process-wide tracker,
+# which ensures instrumentation again.
+_state_lock = threading.RLock()
 _instrumented: dict[int, str | None] = {}
 _instrumented_stamp: tuple[int, int] | None = None
 _warned_no_provider = False
@@ -57,11 +59,13 @@ def ensure_instrumented() -> None:
         for impl in reversed(registry.manager.hook.provider_instrument.get_hookimpls()):
             key = id(impl.plugin)
             if key not in _instrumented:
+                # Marked first, so that a hook which starts a tracker does not
+                # call itself again.
+                _instrumented[key] = None
                 try:
                     provider = impl.function()
                     _instrumented[key] = provider if isinstance(provider, str) else None
                 except Exception as error:
-                    _instrumented[key] = None
                     name = registry.manager.get_name(impl.plugin)
                     logger.warning("plugin %s failed to instrument: %r", name, error)
             providers.append(_instrumented[key])
@@ -170,7 +174,7 @@ def record_usage(
     fault: str | None = None,
 ) -> None:
     """Record one request's usage into every tracker in `trackers`. Never raises."""
-    sent = sent_at or dt.datetime.now(_UTC)
+    sent = dt.datetime.now(_UTC) if sent_at is None else as_utc(sent_at)
     resolution = None
     recorded_by = None
     for tracker in trackers:
@@ -189,10 +193,19 @@ def record_usage(
                 tracker.add_fast(failed, sent, f"recording failed: {error!r}")
             except Exception:
                 logger.exception("recording the fault failed too")
-    if recorded_by is None or resolution is None or not _recorded_hooks():
+    if recorded_by is None or resolution is None or not _recorded_hooks_wanted():
         return
     fault = fault or resolution.fault
-    notify_recorded(build_record((usage, resolution, sent, fault), recorded_by.tags))
+    tags = merged_tags(trackers) if len(trackers) > 1 else recorded_by.tags
+    notify_recorded(build_record((usage, resolution, sent, fault), tags))
+
+
+def merged_tags(trackers: Sequence[UsageTracker]) -> Mapping[str, str]:
+    """Merge the tags of nested trackers; an inner tracker's tag wins."""
+    tags: dict[str, str] = {}
+    for tracker in trackers:
+        tags.update(tracker.tags)
+    return tags
 
 
 def _recorded_hooks() -> list[Any]:
@@ -206,6 +219,25 @@ def _recorded_hooks() -> list[Any]:
         )
         _recorded_stamp = stamp
     return _recorded_impls
+
+
+def _recorded_hooks_wanted() -> bool:
+    """Return whether any `request_recorded` implementation wants records now.
+
+    A plugin may define `llmfy_wants_records()`, a cheap call returning False
+    while it has nothing to do (an exporter with nowhere to export), so that
+    no record is built for it.
+    """
+    for impl in _recorded_hooks():
+        wants = getattr(impl.plugin, "llmfy_wants_records", None)
+        if wants is None:
+            return True
+        try:
+            if wants():
+                return True
+        except Exception:
+            return True
+    return False
 
 
 def notify_recorded(record: RequestRecord) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -56,13 +56,20 @@ class PriceResolver:
         self._stamp: tuple[int, int, int] | None = None
         self._dated = False
         self._lookups: list[tuple[str, Any]] = []
+        self._versions: list[Callable[[], object]] = []
+        self._seen_versions: list[object] = []
 
     def resolve(self, usage: Usage, sent_at: dt.datetime | None) -> Resolution:
-        """Return the price for `usage`, served model id first, then requested."""
+        """Return the price for `usage`, served model id first, then requested.
+
+        `sent_at` must be in UTC; dated prices are looked up by its UTC day.
+        """
         registry = get_registry()
         stamp = (id(registry), registry.generation, _price_epoch)
         if stamp != self._stamp:
             self._refresh(registry, stamp)
+        elif self._versions and self._versions_changed():
+            self._cache = {}
         key: tuple[Any, ...] = (
             usage.provider,
             usage.served_model,
@@ -83,11 +90,37 @@ class PriceResolver:
     def _refresh(self, registry: PluginRegistry, stamp: tuple[int, int, int]) -> None:
         self._cache = {}
         self._lookups = registry.ranked_price_lookups()
+        plugins = [impl.plugin for _, impl in self._lookups]
         self._dated = any(
-            getattr(impl.plugin, "llmfy_price_dated", False)
-            for _, impl in self._lookups
+            getattr(plugin, "llmfy_price_dated", False) for plugin in plugins
         )
+        self._versions = [
+            plugin.llmfy_price_version
+            for plugin in plugins
+            if callable(getattr(plugin, "llmfy_price_version", None))
+        ]
+        self._seen_versions = [None] * len(self._versions)
+        self._versions_changed()
         self._stamp = stamp
+
+    def _versions_changed(self) -> bool:
+        """Ask the plugins that declare `llmfy_price_version` whether prices changed.
+
+        A pricing plugin whose prices can change at run time (a price file
+        that is edited) defines `llmfy_price_version()`, a cheap call that
+        returns a new value whenever its prices changed.
+        """
+        changed = False
+        for index, version_of in enumerate(self._versions):
+            try:
+                version = version_of()
+            except Exception as error:
+                logger.warning("llmfy_price_version of a plugin raised: %r", error)
+                continue
+            if version != self._seen_versions[index]:
+                self._seen_versions[index] = version
+                changed = True
+        return changed
 
     def _lookup(self, usage: Usage, sent_at: dt.datetime | None) -> Resolution:
         models = [usage.model]

@@ -181,7 +181,7 @@ class UsageTracker:
         Instrumentation records through `llmfy_core.recording`, which skips
         building the record; applications use `record` instead.
         """
-        sent = sent_at or dt.datetime.now(_UTC)
+        sent = dt.datetime.now(_UTC) if sent_at is None else as_utc(sent_at)
         resolution = self.add_fast(usage, sent, fault)
         return build_record(
             (usage, resolution, sent, fault or resolution.fault), self.tags
@@ -192,7 +192,8 @@ class UsageTracker:
     ) -> Resolution:
         """Record one request's usage and return its price resolution.
 
-        The request is priced when the totals or records are read, not here.
+        `sent_at` must be in UTC. The request is priced when the totals or
+        records are read, not here.
         """
         resolution = self._resolver.resolve(usage, sent_at)
         price = resolution.price
@@ -238,6 +239,8 @@ class UsageTracker:
         region: str | None = None,
         service_tier: str | None = None,
         served_model: str | None = None,
+        operation: str | None = None,
+        batch: bool = False,
         request_id: str | None = None,
         sent_at: dt.datetime | None = None,
     ) -> RequestRecord:
@@ -245,7 +248,9 @@ class UsageTracker:
 
         Counts follow the inclusion rules of `llmfy_core.model`: `input_tokens`
         includes cached and cache write tokens, `output_tokens` includes
-        reasoning tokens. Raises ValueError for negative or non-integer counts.
+        reasoning tokens. `sent_at` without a time zone is taken as UTC.
+        Raises ValueError for negative or non-integer counts, and for cached
+        or reasoning counts larger than the total they are part of.
         """
         counts = {
             "input_tokens": input_tokens,
@@ -264,6 +269,7 @@ class UsageTracker:
                     f"Invalid {field} for {provider} model {model!r}: {value!r}. "
                     "Token counts are whole numbers of at least 0."
                 )
+        _check_parts(provider, model, input_tokens, output_tokens, counts)
         usage = Usage(
             provider=provider,
             model=model,
@@ -277,6 +283,8 @@ class UsageTracker:
             region=region,
             service_tier=service_tier,
             served_model=served_model,
+            operation=operation,
+            batch=batch,
             request_id=request_id,
         )
         from llmfy_core.recording import notify_recorded
@@ -409,6 +417,43 @@ def stop_process_tracker(tracker: UsageTracker) -> None:
     _process_trackers = tuple(each for each in _process_trackers if each is not tracker)
     with tracker._lock:
         tracker._depth = 0
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """Return `moment` in UTC; a time without a time zone is taken as UTC."""
+    if moment.tzinfo is _UTC:
+        return moment
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=_UTC)
+    return moment.astimezone(_UTC)
+
+
+def _check_parts(
+    provider: str,
+    model: str,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    counts: Mapping[str, object],
+) -> None:
+    """Raise ValueError when a part count exceeds the total it belongs to."""
+    cached = counts["cache_read_tokens"]
+    written = counts["cache_write_tokens"]
+    reasoning = counts["reasoning_tokens"]
+    assert isinstance(cached, int) and isinstance(written, int)
+    assert isinstance(reasoning, int)
+    if input_tokens is not None and cached + written > input_tokens:
+        raise ValueError(
+            f"Invalid counts for {provider} model {model!r}: cache_read_tokens "
+            f"({cached}) plus cache_write_tokens ({written}) exceed input_tokens "
+            f"({input_tokens}). input_tokens includes the cached and cache write "
+            "tokens."
+        )
+    if output_tokens is not None and reasoning > output_tokens:
+        raise ValueError(
+            f"Invalid counts for {provider} model {model!r}: reasoning_tokens "
+            f"({reasoning}) exceed output_tokens ({output_tokens}). output_tokens "
+            "includes the reasoning tokens."
+        )
 
 
 def _how_to_add_price(provider: str, model: str) -> str:
