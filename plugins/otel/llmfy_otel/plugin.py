@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from opentelemetry import metrics, trace
+
+# NOTE: a private name of opentelemetry-api (checked with 1.x); the global
+# meter provider is an instance of it until the application sets one.
+from opentelemetry.metrics._internal import _ProxyMeterProvider
+
 import llmfy_core
 from llmfy_core import RequestRecord
 from llmfy_otel import process
@@ -9,19 +15,46 @@ from llmfy_otel.exporter import EXPORTER
 
 
 @llmfy_core.hookimpl
-def request_recorded(record: RequestRecord) -> None:
-    """Export one finished request through OpenTelemetry; never raises.
+def provider_instrument() -> None:
+    """Start the process-wide mode when `LLMFY_OTEL_ENABLE` asks for it.
 
-    The first call also reads `LLMFY_OTEL_ENABLE`, so that the variable starts
-    the process-wide tracker without making `import llmfy` any slower.
+    The core calls this when the first tracker starts, which keeps the
+    variable's check out of `import llmfy`. This plugin instruments no SDK.
     """
-    if not process._environment_checked:
-        try:
-            process.enable_from_environment()
-        except Exception as error:
-            process.logger.warning(
-                "Starting llmfy's process-wide tracking from %s failed: %r",
-                process.ENABLE_VARIABLE,
-                error,
-            )
+    _enable_from_environment()
+
+
+@llmfy_core.hookimpl
+def request_recorded(record: RequestRecord) -> None:
+    """Export one finished request through OpenTelemetry; never raises."""
+    _enable_from_environment()
     EXPORTER.export(record)
+
+
+def llmfy_wants_records() -> bool:
+    """Return whether an export could reach anything, so the core skips the rest.
+
+    Without a meter provider set by the application or `use_meter_provider`,
+    without the process-wide mode, and without a recording span, every
+    OpenTelemetry call would be a no-op.
+    """
+    if not process._environment_checked or process.process_tracker() is not None:
+        return True
+    if EXPORTER.meter_provider is not None:
+        return True
+    if not isinstance(metrics.get_meter_provider(), _ProxyMeterProvider):
+        return True
+    return trace.get_current_span().is_recording()
+
+
+def _enable_from_environment() -> None:
+    if process._environment_checked:
+        return
+    try:
+        process.enable_from_environment()
+    except Exception as error:
+        process.logger.warning(
+            "Starting llmfy's process-wide tracking from %s failed: %r",
+            process.ENABLE_VARIABLE,
+            error,
+        )
