@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,9 @@ llmfy_price_rank = PriceRank.ORGANIZATION
 # Prices depend on the day a request was sent, so llmfy caches them per day.
 llmfy_price_dated = True
 
+# How often a price lookup checks the file for changes, in seconds.
+RECHECK_SECONDS = 1.0
+
 # One version of a file: its device, inode, modification time in ns and size.
 FileStamp = tuple[int, int, int, int]
 
@@ -51,6 +55,9 @@ class PriceFileState:
         self.prices: PriceList | None = None
         self.path: Path | None = None
         self.stamp: FileStamp | None = None
+        # Raised whenever the prices in force change; `llmfy_price_version`.
+        self.version = 0
+        self.checked_at = float("-inf")
 
     def configured_path(self) -> Path | None:
         """Return the file named by `use_price_file`, else by `LLMFY_PRICE_FILE`."""
@@ -95,6 +102,7 @@ class PriceFileState:
             self.prices = None
             self.path = None
             self.stamp = None
+            self.version += 1
         invalidate_price_cache()
 
     def _refresh(self, path: Path, stamp: FileStamp | None) -> None:
@@ -119,6 +127,7 @@ class PriceFileState:
     def _install(self, path: Path, stamp: FileStamp, prices: PriceList) -> None:
         replaced = self.prices is not None
         self.prices, self.path, self.stamp = prices, path, stamp
+        self.version += 1
         invalidate_price_cache()
         logger.info(
             "%s %d prices from the price file %s",
@@ -185,8 +194,8 @@ def use_price_file(path: str | os.PathLike[str] | None) -> PriceList | None:
 def check_price_file() -> PriceList | None:
     """Read the price file again if it changed, and return the prices in force.
 
-    llmfy caches each price it looked up, so a change to the file otherwise
-    applies from the request after the first one recorded once it changed.
+    Without this call, a change is noticed at the first price lookup after
+    `RECHECK_SECONDS` have passed since the last check.
     """
     return STATE.current()
 
@@ -210,10 +219,18 @@ def price_lookup(
     return prices.lookup(provider, model, region, service_tier, batch, requested_at)
 
 
-@hookimpl
-def request_recorded() -> None:
-    """Notice a changed price file after each request, despite llmfy's price cache."""
-    STATE.current()
+def llmfy_price_version() -> object:
+    """Return the version of the prices in force, for llmfy's price cache.
+
+    The core calls this before each price lookup. The file is checked for
+    changes at most once per `RECHECK_SECONDS`, so a request costs one clock
+    read; an edited file applies to requests recorded after the check.
+    """
+    now = time.monotonic()
+    if now - STATE.checked_at >= RECHECK_SECONDS:
+        STATE.checked_at = now
+        STATE.current()
+    return STATE.version
 
 
 @hookimpl

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import llmfy_pricing_file
 import pytest
-from llmfy_pricing_file import ENV_VAR
+from llmfy_pricing_file import ENV_VAR, plugin
 
 from llmfy_core import PricingWarning, llmfy_usage_tracker
 
@@ -126,27 +126,47 @@ def test_unchanged_file_not_read_again(
     assert second is first
 
 
-def test_change_noticed_after_recorded_request(
+def test_change_applies_at_next_check(
     write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # llmfy caches each price per tracker; the plugin checks the file after
-    # each recorded request and clears that cache when the file changed.
+    # llmfy caches each price per tracker; before each lookup it asks the
+    # plugin for its price version, which checks the file at most once per
+    # RECHECK_SECONDS (0 here, so at every request).
+    monkeypatch.setattr(plugin, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setenv(ENV_VAR, str(write_file("prices.toml", PRICE_A)))
+    usage = llmfy_usage_tracker()
+    first = usage.record("openai", "gpt-4o-mini", MILLION, MILLION)
+
+    write_file("prices.toml", PRICE_B)
+    second = usage.record("openai", "gpt-4o-mini", MILLION, MILLION)
+
+    assert first.cost is not None
+    assert first.cost.total == COST_A
+    assert second.cost is not None
+    assert second.cost.total == COST_B
+
+
+def test_change_waits_for_recheck_interval(
+    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plugin, "RECHECK_SECONDS", 3600.0)
     monkeypatch.setenv(ENV_VAR, str(write_file("prices.toml", PRICE_A)))
     usage = llmfy_usage_tracker()
     llmfy_pricing_file.check_price_file()  # the first read clears the cache
     first = usage.record("openai", "gpt-4o-mini", MILLION, MILLION)
 
     write_file("prices.toml", PRICE_B)
-    second = usage.record("openai", "gpt-4o-mini", MILLION, MILLION)
-    third = usage.record("openai", "gpt-4o-mini", MILLION, MILLION)
+    cached = usage.record("openai", "gpt-4o-mini", MILLION, MILLION)
+    llmfy_pricing_file.check_price_file()
+    after_check = usage.record("openai", "gpt-4o-mini", MILLION, MILLION)
 
     assert first.cost is not None
     assert first.cost.total == COST_A
-    # Priced from the cache, before the change was noticed.
-    assert second.cost is not None
-    assert second.cost.total == COST_A
-    assert third.cost is not None
-    assert third.cost.total == COST_B
+    # Priced from the tracker's cache until the file is checked again.
+    assert cached.cost is not None
+    assert cached.cost.total == COST_A
+    assert after_check.cost is not None
+    assert after_check.cost.total == COST_B
 
 
 def test_new_tracker_sees_change_at_once(
