@@ -12,7 +12,6 @@ instrumentation counts each of them once; this module never records usage.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -23,8 +22,10 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from llmfy_core import CallContext, ProviderCallError
 from llmfy_core.agent import ChatResponse, Message, Role, StreamChunk, read_usage
+from llmfy_core.logs import get_logger
 
-logger = logging.getLogger("llmfy.openai")
+# A logger whose calls never raise, even when a handler of the application does.
+logger = get_logger("llmfy.openai")
 
 __all__ = ["OpenAIChatConfig", "OpenAIChatModel"]
 

@@ -25,7 +25,6 @@ import functools
 import importlib.abc
 import importlib.machinery
 import json
-import logging
 import sys
 import threading
 import warnings
@@ -35,9 +34,11 @@ from types import ModuleType
 from typing import Any
 
 from llmfy_core import CallContext, UsageTracker, UsageWarning, active_trackers
+from llmfy_core.logs import get_logger
 from llmfy_core.recording import record_response, record_usage, unknown_usage
 
-logger = logging.getLogger("llmfy.openai")
+# A logger whose calls never raise, even when a handler of the application does.
+logger = get_logger("llmfy.openai")
 
 PROVIDER = "openai"
 
