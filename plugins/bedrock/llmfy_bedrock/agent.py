@@ -15,7 +15,6 @@ once; this module never records usage.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -26,8 +25,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from llmfy_core import CallContext, ProviderCallError
 from llmfy_core.agent import ChatResponse, Message, Role, StreamChunk, read_usage
+from llmfy_core.logs import get_logger
 
-logger = logging.getLogger("llmfy.bedrock")
+# A logger whose calls never raise, even when a handler of the application does.
+logger = get_logger("llmfy.bedrock")
 
 __all__ = ["BedrockConverseConfig", "BedrockConverseModel"]
 

@@ -18,7 +18,6 @@ import functools
 import importlib.abc
 import importlib.machinery
 import io
-import logging
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -29,10 +28,12 @@ from llmfy_bedrock.extract import CACHE_WRITE_HEADER, INPUT_HEADER, PROVIDER
 from llmfy_bedrock.resolve import billing_region
 from llmfy_bedrock.streams import StreamWatch
 from llmfy_core import CallContext
+from llmfy_core.logs import get_logger
 from llmfy_core.recording import record_response, record_usage, unknown_usage
 from llmfy_core.tracker import UsageTracker, active_trackers
 
-logger = logging.getLogger("llmfy.bedrock")
+# A logger whose calls never raise, even when a handler of the application does.
+logger = get_logger("llmfy.bedrock")
 
 SERVICE = "bedrock-runtime"
 OPERATIONS = frozenset(

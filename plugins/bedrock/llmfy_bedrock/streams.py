@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from llmfy_bedrock.extract import INVOCATION_METRICS
 from llmfy_core import CallContext
+from llmfy_core.logs import get_logger
 from llmfy_core.recording import record_response
 from llmfy_core.tracker import UsageTracker
 
-logger = logging.getLogger("llmfy.bedrock")
+# A logger whose calls never raise, even when a handler of the application does.
+logger = get_logger("llmfy.bedrock")
 
 _METRICS_MARK = INVOCATION_METRICS.encode()
 
