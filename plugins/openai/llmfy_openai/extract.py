@@ -9,14 +9,26 @@ inclusion rules of `llmfy_core.model`, so the counts are copied, never summed.
 SDK objects are read attribute by attribute and never converted to dicts;
 plain dicts (Batch API output lines, stored bodies) take a separate path.
 Nothing here imports `openai`.
+
+The SDK builds its objects without validating them, so a malformed response
+reaches this module as it was sent. A count that is missing, negative, not a
+whole number or of another type is not trusted: an input or output count
+becomes unknown, a cached, cache write, reasoning or audio count becomes 0,
+and a part larger than the count it belongs to is cut to that count. Each such
+field is logged on `llmfy.openai` with the model and the field's name.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from llmfy_core import CallContext, Usage
+from llmfy_core.logs import get_logger
+
+logger = get_logger("llmfy.openai")
 
 PROVIDER = "openai"
 
@@ -64,99 +76,75 @@ _EXTRACTORS: dict[type, _Extractor] = {}
 
 
 def _from_chat_object(response: Any, context: CallContext) -> Usage:
-    usage = response.usage
-    served = response.model
-    tier = response.service_tier or context.service_tier
-    if usage is None:
+    usage = getattr(response, "usage", None)
+    served = _text(getattr(response, "model", None))
+    tier = _text(getattr(response, "service_tier", None)) or context.service_tier
+    checker = _Checker(context, served)
+    if usage is None and getattr(response, "object", None) == "chat.completion.chunk":
+        # Only the usage chunk of a stream carries usage; the others are normal.
+        return _unknown(context, served, tier)
+    if not checker.usage_present(usage):
         return _unknown(context, served, tier)
 
-    input_tokens = usage.prompt_tokens
-    output_tokens = usage.completion_tokens
-    cache_read = cache_write = input_audio = reasoning = output_audio = 0
-    prompt_details = usage.prompt_tokens_details
-    if prompt_details is not None:
-        cache_read = prompt_details.cached_tokens or 0
-        cache_write = getattr(prompt_details, "cache_write_tokens", None) or 0
-        input_audio = prompt_details.audio_tokens or 0
-    completion_details = usage.completion_tokens_details
-    if completion_details is not None:
-        reasoning = completion_details.reasoning_tokens or 0
-        output_audio = completion_details.audio_tokens or 0
-
-    return Usage(
-        provider=PROVIDER,
-        model=context.model or served or "unknown",
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=reasoning,
-        other_tokens=_audio(input_audio, output_audio),
-        served_model=served,
-        region=context.region,
-        service_tier=tier,
-        operation=context.operation or "chat.completions",
-        request_id=context.headers.get("x-request-id"),
-        batch=context.batch,
+    return _usage_from_counts(
+        context,
+        checker,
+        operation="chat.completions",
+        served=served,
+        tier=tier,
+        input_tokens=_field(usage, "prompt_tokens"),
+        output_tokens=_field(usage, "completion_tokens"),
+        input_details=_field(usage, "prompt_tokens_details"),
+        output_details=_field(usage, "completion_tokens_details"),
+        tool_calls={},
     )
 
 
 def _from_responses_object(response: Any, context: CallContext) -> Usage:
-    usage = response.usage
-    served = response.model
-    tier = response.service_tier or context.service_tier
-    tool_calls = _tool_calls_of_object(response)
-    if usage is None:
+    usage = getattr(response, "usage", None)
+    served = _text(getattr(response, "model", None))
+    tier = _text(getattr(response, "service_tier", None)) or context.service_tier
+    checker = _Checker(context, served)
+    tool_calls = _tool_calls_of_object(response, checker)
+    if not checker.usage_present(usage):
         return _unknown(context, served, tier, tool_calls)
 
-    cache_read = cache_write = reasoning = 0
-    input_details = getattr(usage, "input_tokens_details", None)
-    if input_details is not None:
-        cache_read = getattr(input_details, "cached_tokens", None) or 0
-        cache_write = getattr(input_details, "cache_write_tokens", None) or 0
-    output_details = getattr(usage, "output_tokens_details", None)
-    if output_details is not None:
-        reasoning = getattr(output_details, "reasoning_tokens", None) or 0
-
-    return Usage(
-        provider=PROVIDER,
-        model=context.model or served or "unknown",
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=reasoning,
+    return _usage_from_counts(
+        context,
+        checker,
+        operation="responses",
+        served=served,
+        tier=tier,
+        input_tokens=_field(usage, "input_tokens"),
+        output_tokens=_field(usage, "output_tokens"),
+        input_details=_field(usage, "input_tokens_details"),
+        output_details=_field(usage, "output_tokens_details"),
         tool_calls=tool_calls,
-        served_model=served,
-        region=context.region,
-        service_tier=tier,
-        operation=context.operation or "responses",
-        request_id=context.headers.get("x-request-id"),
-        batch=context.batch,
     )
 
 
 def _from_embeddings_object(response: Any, context: CallContext) -> Usage:
-    usage = response.usage
-    served = response.model
-    if usage is None:
+    usage = getattr(response, "usage", None)
+    served = _text(getattr(response, "model", None))
+    checker = _Checker(context, served)
+    if not checker.usage_present(usage):
         return _unknown(context, served, context.service_tier)
 
-    return Usage(
-        provider=PROVIDER,
-        model=context.model or served or "unknown",
-        input_tokens=usage.prompt_tokens,
+    return _usage_from_counts(
+        context,
+        checker,
+        operation="embeddings",
+        served=served,
+        tier=context.service_tier,
+        input_tokens=_field(usage, "prompt_tokens"),
         output_tokens=0,
-        served_model=served,
-        region=context.region,
-        service_tier=context.service_tier,
-        operation=context.operation or "embeddings",
-        request_id=context.headers.get("x-request-id"),
-        batch=context.batch,
+        input_details=None,
+        output_details=None,
+        tool_calls={},
     )
 
 
-def _tool_calls_of_object(response: Any) -> dict[str, int]:
+def _tool_calls_of_object(response: Any, checker: _Checker) -> dict[str, int]:
     """Count the built-in tool calls of a Responses object that are billed per call.
 
     `tool_usage.web_search.num_requests` is OpenAI's own count of billable
@@ -178,23 +166,19 @@ def _tool_calls_of_object(response: Any) -> dict[str, int]:
         elif kind == "code_interpreter_call":
             containers.add(getattr(item, "container_id", None))
 
-    reported = _reported_web_searches(getattr(response, "tool_usage", None))
+    reported = _reported_web_searches(getattr(response, "tool_usage", None), checker)
     if reported is not None:
         searches = reported
     return _tool_counts(searches, file_searches, len(containers))
 
 
-def _reported_web_searches(tool_usage: Any) -> int | None:
+def _reported_web_searches(tool_usage: Any, checker: _Checker) -> int | None:
     if tool_usage is None:
         return None
-    if isinstance(tool_usage, Mapping):
-        web_search = tool_usage.get("web_search")
-        count = (
-            web_search.get("num_requests") if isinstance(web_search, Mapping) else None
-        )
-    else:
-        count = getattr(getattr(tool_usage, "web_search", None), "num_requests", None)
-    return count if isinstance(count, int) else None
+    count = _field(_field(tool_usage, "web_search"), "num_requests")
+    if count is None:
+        return None
+    return checker.count(count, "tool_usage.web_search.num_requests", "ignored")
 
 
 def _tool_counts(searches: int, file_searches: int, containers: int) -> dict[str, int]:
@@ -261,40 +245,45 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     usage = body.get("usage")
 
     if kind == "response" or (kind is None and "output" in body):
-        tool_calls = _tool_calls_of_body(body)
-        if not isinstance(usage, Mapping):
-            return _unknown(
-                _with_operation(context, "responses"), served, tier, tool_calls
-            )
+        checker = _Checker(_with_operation(context, "responses"), served)
+        tool_calls = _tool_calls_of_body(body, checker)
+        if not checker.usage_present(usage):
+            return _unknown(checker.context, served, tier, tool_calls)
         return _usage_from_counts(
             context,
+            checker,
             operation="responses",
             served=served,
             tier=tier,
-            input_tokens=usage.get("input_tokens"),
-            output_tokens=usage.get("output_tokens"),
-            input_details=usage.get("input_tokens_details"),
-            output_details=usage.get("output_tokens_details"),
+            input_tokens=_field(usage, "input_tokens"),
+            output_tokens=_field(usage, "output_tokens"),
+            input_details=_field(usage, "input_tokens_details"),
+            output_details=_field(usage, "output_tokens_details"),
             tool_calls=tool_calls,
         )
 
     operation = _BODY_OPERATIONS.get(kind) if isinstance(kind, str) else None
     if operation is None:
         return None
-    if not isinstance(usage, Mapping):
-        return _unknown(_with_operation(context, operation), served, tier)
-    output_tokens = usage.get("completion_tokens")
+    checker = _Checker(_with_operation(context, operation), served)
+    if kind == "chat.completion.chunk" and usage is None:
+        # Only the usage chunk of a stream carries usage; the others are normal.
+        return _unknown(checker.context, served, tier)
+    if not checker.usage_present(usage):
+        return _unknown(checker.context, served, tier)
+    output_tokens = _field(usage, "completion_tokens")
     if operation == "embeddings":
         output_tokens = 0
     return _usage_from_counts(
         context,
+        checker,
         operation=operation,
         served=served,
         tier=tier,
-        input_tokens=usage.get("prompt_tokens"),
+        input_tokens=_field(usage, "prompt_tokens"),
         output_tokens=output_tokens,
-        input_details=usage.get("prompt_tokens_details"),
-        output_details=usage.get("completion_tokens_details"),
+        input_details=_field(usage, "prompt_tokens_details"),
+        output_details=_field(usage, "completion_tokens_details"),
         tool_calls={},
     )
 
@@ -314,6 +303,7 @@ _BODY_OPERATIONS = {
 
 def _usage_from_counts(
     context: CallContext,
+    checker: _Checker,
     *,
     operation: str,
     served: str | None,
@@ -324,20 +314,32 @@ def _usage_from_counts(
     output_details: object,
     tool_calls: Mapping[str, int],
 ) -> Usage:
-    input_details = input_details if isinstance(input_details, Mapping) else {}
-    output_details = output_details if isinstance(output_details, Mapping) else {}
+    """Build a `Usage` from the raw values of a response, checking each count."""
+    prefix = "prompt_tokens" if operation != "responses" else "input_tokens"
+    out_prefix = "completion_tokens" if operation != "responses" else "output_tokens"
+    inputs = checker.total(input_tokens, f"usage.{prefix}")
+    outputs = checker.total(output_tokens, f"usage.{out_prefix}")
+    in_details = checker.details(input_details, f"usage.{prefix}_details")
+    out_details = checker.details(output_details, f"usage.{out_prefix}_details")
+
+    in_path = f"usage.{prefix}_details"
+    cache_read = checker.part(in_details, in_path, "cached_tokens", inputs)
+    left = None if inputs is None else inputs - cache_read
+    cache_write = checker.part(in_details, in_path, "cache_write_tokens", left)
+    input_audio = checker.part(in_details, in_path, "audio_tokens", inputs)
+    out_path = f"usage.{out_prefix}_details"
+    reasoning = checker.part(out_details, out_path, "reasoning_tokens", outputs)
+    output_audio = checker.part(out_details, out_path, "audio_tokens", outputs)
+
     return Usage(
         provider=PROVIDER,
         model=context.model or served or "unknown",
-        input_tokens=_count_or_none(input_tokens),
-        output_tokens=_count_or_none(output_tokens),
-        cache_read_tokens=_count(input_details.get("cached_tokens")),
-        cache_write_tokens=_count(input_details.get("cache_write_tokens")),
-        reasoning_tokens=_count(output_details.get("reasoning_tokens")),
-        other_tokens=_audio(
-            _count(input_details.get("audio_tokens")),
-            _count(output_details.get("audio_tokens")),
-        ),
+        input_tokens=inputs,
+        output_tokens=outputs,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning,
+        other_tokens=_audio(input_audio, output_audio),
         tool_calls=tool_calls,
         served_model=served,
         region=context.region,
@@ -348,7 +350,7 @@ def _usage_from_counts(
     )
 
 
-def _tool_calls_of_body(body: Mapping[str, Any]) -> dict[str, int]:
+def _tool_calls_of_body(body: Mapping[str, Any], checker: _Checker) -> dict[str, int]:
     output = body.get("output")
     items: Iterable[Any] = output if isinstance(output, list) else ()
     searches = file_searches = 0
@@ -369,7 +371,7 @@ def _tool_calls_of_body(body: Mapping[str, Any]) -> dict[str, int]:
         elif kind == "code_interpreter_call":
             containers.add(item.get("container_id"))
 
-    reported = _reported_web_searches(body.get("tool_usage"))
+    reported = _reported_web_searches(body.get("tool_usage"), checker)
     if reported is not None:
         searches = reported
     return _tool_counts(searches, file_searches, len(containers))
@@ -389,16 +391,111 @@ def _with_operation(context: CallContext, operation: str) -> CallContext:
     )
 
 
-def _count(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return 0
+def _field(record: object, name: str) -> Any:
+    """Return a field of an SDK object or of a JSON dict, or None."""
+    if isinstance(record, Mapping):
+        return record.get(name)
+    if record is None or isinstance(record, _SCALARS):
+        return None
+    return getattr(record, name, None)
 
 
-def _count_or_none(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
+# Values that cannot hold fields: a `usage` or details of one of these types
+# is malformed.
+_SCALARS = (str, bytes, bytearray, int, float, list, tuple)
+
+# (model, field, problem) already logged at WARNING; repeats go to DEBUG, so
+# that a provider sending the same malformed field on every response logs it
+# once. Bounded, so that endless distinct model ids keep memory flat.
+_logged: set[tuple[str, str, str]] = set()
+_logged_lock = threading.Lock()
+_MAX_LOGGED = 1024
+
+
+class _Checker:
+    """Validates the counts of one response and logs each field it cannot trust."""
+
+    __slots__ = ("context", "served")
+
+    def __init__(self, context: CallContext, served: str | None) -> None:
+        self.context = context
+        self.served = served
+
+    def usage_present(self, usage: object) -> bool:
+        """Return whether `usage` can hold counts; log it when missing or malformed."""
+        if usage is None:
+            self.report("usage", "is missing", "all token counts are unknown")
+            return False
+        if isinstance(usage, _SCALARS):
+            self.report("usage", _invalid(usage), "all token counts are unknown")
+            return False
+        return True
+
+    def details(self, details: object, path: str) -> object:
+        """Return a details object or dict, or None when it is absent or malformed."""
+        if details is not None and isinstance(details, _SCALARS):
+            self.report(path, _invalid(details), "its counts are taken as 0")
+            return None
+        return details
+
+    def total(self, value: object, path: str) -> int | None:
+        """Return an input or output count, or None (unknown) when it is invalid."""
+        if value is None:
+            self.report(path, "is missing", "the count is unknown")
+            return None
+        return self.count(value, path, "the count is unknown")
+
+    def part(self, details: object, path: str, name: str, limit: int | None) -> int:
+        """Return a count that is part of another, cut to `limit` when larger."""
+        value = _field(details, name)
+        if value is None:
+            return 0
+        count = self.count(value, f"{path}.{name}", "taken as 0")
+        if count is None:
+            return 0
+        if limit is not None and count > limit:
+            self.report(
+                f"{path}.{name}",
+                f"is {count}, more than the {limit} tokens it is part of",
+                f"taken as {limit}",
+            )
+            return limit
+        return count
+
+    def count(self, value: object, path: str, effect: str) -> int | None:
+        """Return `value` if it is a whole number of at least 0, else log it."""
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        self.report(path, _invalid(value), effect)
+        return None
+
+    def report(self, path: str, problem: str, effect: str) -> None:
+        model = self.context.model or self.served or "unknown"
+        key = (model, path, problem)
+        with _logged_lock:
+            repeated = key in _logged
+            if not repeated and len(_logged) < _MAX_LOGGED:
+                _logged.add(key)
+        logger.log(
+            logging.DEBUG if repeated else logging.WARNING,
+            "The %s %s response for model %s: field %s %s; %s. The request is "
+            "still counted.",
+            PROVIDER,
+            self.context.operation or "API",
+            model,
+            path,
+            problem,
+            effect,
+        )
+
+
+def _invalid(value: object) -> str:
+    """Describe an invalid value without showing text, which may be a secret."""
+    if isinstance(value, (int, float)):
+        return f"is invalid ({value!r})"
+    if isinstance(value, str):
+        return f"is invalid (a string of {len(value)} characters)"
+    return f"is invalid (a {type(value).__name__})"
 
 
 def _text(value: object) -> str | None:

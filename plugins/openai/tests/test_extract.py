@@ -132,7 +132,8 @@ def test_responses_object_matches_body(bodies):
             "queries": [],
         },
     ]
-    body = bodies.response(cache_write=4418, output=output)
+    # Cache write tokens are part of the input tokens, as in a real response.
+    body = bodies.response(input_tokens=8576, cache_write=4418, output=output)
     context = CallContext(provider="openai", operation="responses", model="gpt-5.6")
 
     from_object = extract_usage(Response.construct(**body), context)
