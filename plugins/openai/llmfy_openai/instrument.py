@@ -175,6 +175,23 @@ class _Call:
         except Exception as error:  # never reach the caller
             self._log_fault(error)
 
+    def record_unreadable(self, problem: str) -> None:
+        """Record a response whose body could not be read, with unknown usage."""
+        if self.done:
+            return
+        logger.warning(
+            "The %s %s response for model %s %s; the request is counted with "
+            "unknown usage.",
+            PROVIDER,
+            self.operation,
+            self.model,
+            problem,
+        )
+        try:
+            self._record_unknown(None, None)
+        except Exception as error:  # never reach the caller
+            self._log_fault(error)
+
     def _record_unknown(self, served: str | None, tier: str | None) -> None:
         self.done = True
         usage = unknown_usage(
@@ -261,8 +278,34 @@ def _attach(call: _Call, result: Any) -> None:
         elif hasattr(result, "usage"):
             call.request_id = getattr(result, "_request_id", None)
             call.record(result)
+        elif isinstance(result, Mapping):
+            call.record(result)
+        else:
+            # A body of another JSON type, such as a list: the SDK returns it.
+            call.record_unreadable(
+                f"has a body of type {type(result).__name__}, not a JSON object"
+            )
     except Exception as error:  # never reach the caller
         call._log_fault(error)
+
+
+def _record_parse_failure(call: _Call | None, error: Exception) -> None:
+    """Record the request if `error` is the SDK failing to parse a 2xx response.
+
+    Such a request reached the provider and may be billed, so it is counted
+    with unknown usage. Other errors (no response, an error status) are not
+    billed requests and are not counted.
+    """
+    if call is None:
+        return
+    try:
+        if isinstance(error, _Kinds.get().unparsed_body_errors):
+            # Their messages name a position or a field, never the body.
+            call.record_unreadable(
+                f"could not be parsed: {type(error).__name__}: {error}"
+            )
+    except Exception as fault:  # the caller gets its own error, unchanged
+        call._log_fault(fault)
 
 
 def _attach_parsed(call: _Call, parsed: Any, http_response: Any) -> None:
@@ -395,7 +438,11 @@ def _patched_request(original: Callable[..., Any]) -> Callable[..., Any]:
         if not trackers:
             return original(self, cast_to, options, *args, **kwargs)
         call = _start_call(trackers, options, bool(kwargs.get("stream")))
-        result = original(self, cast_to, options, *args, **kwargs)
+        try:
+            result = original(self, cast_to, options, *args, **kwargs)
+        except Exception as error:
+            _record_parse_failure(call, error)
+            raise
         if call is not None:
             _attach(call, result)
         return result
@@ -430,7 +477,11 @@ async def _tracked_async_request(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    result = await original(client, cast_to, options, *args, **kwargs)
+    try:
+        result = await original(client, cast_to, options, *args, **kwargs)
+    except Exception as error:
+        _record_parse_failure(call, error)
+        raise
     if call is not None:
         _attach(call, result)
     return result
@@ -520,6 +571,7 @@ class _Kinds:
     _instance: _Kinds | None = None
 
     def __init__(self) -> None:
+        import openai
         from openai import _legacy_response, _response, _streaming
 
         self.sync_stream: type[Any] = _streaming.Stream
@@ -528,6 +580,13 @@ class _Kinds:
         self.api_response: tuple[type[Any], ...] = (
             _response.APIResponse,
             _response.AsyncAPIResponse,
+        )
+        # What the SDK raises for a 2xx response whose body it cannot parse:
+        # a JSONDecodeError inside `request()` comes from a 2xx body, because
+        # the SDK reads error bodies without raising it.
+        self.unparsed_body_errors: tuple[type[Exception], ...] = (
+            json.JSONDecodeError,
+            openai.APIResponseValidationError,
         )
 
     @classmethod
