@@ -5,6 +5,10 @@ the `x-amzn-bedrock-input-token-count` header, the stream's
 `amazon-bedrock-invocationMetrics` and Anthropic's `input_tokens` all exclude
 cache reads and cache writes. llmfy's `input_tokens` includes them, so every
 function here adds them back, once.
+
+A count that is negative, not a whole number or not a number is taken as
+missing: an input or output count makes the usage unknown, another count is
+taken as 0. Each such field is noted through `llmfy_bedrock.checks`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from llmfy_bedrock import checks
 from llmfy_core import CallContext, Usage
 
 PROVIDER = "bedrock"
@@ -60,7 +65,13 @@ def to_usage(
             request_id=request_id,
             batch=context.batch,
         )
-    cache_write_1h = min(counts.cache_write_1h, counts.cache_write)
+    cache_write_1h = counts.cache_write_1h
+    if cache_write_1h > counts.cache_write:
+        checks.note_text(
+            f"{cache_write_1h} cache write tokens have a 1-hour TTL, more than the "
+            f"{counts.cache_write} cache write tokens; taken as all of them"
+        )
+        cache_write_1h = counts.cache_write
     return Usage(
         PROVIDER,
         model_id,
@@ -78,24 +89,46 @@ def to_usage(
     )
 
 
-def as_int(value: Any) -> int | None:
-    """Return a token count as int: ints and digit strings, else None."""
-    if type(value) is int:
+# Longer digit strings are not token counts (and `int()` rejects strings of
+# more than 4,300 digits).
+_MAX_DIGITS = 18
+
+
+def as_int(value: Any, field: str | None = None) -> int | None:
+    """Return a token count: a whole number of at least 0, or its ASCII digits.
+
+    Returns None for None and for anything else, noting `field` as invalid
+    when it is given.
+    """
+    if type(value) is int and value >= 0:
         return value
-    if isinstance(value, bool):
+    if value is None:
         return None
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= _MAX_DIGITS:
+            return int(text)
+    if field is not None:
+        checks.note_invalid(field, value)
     return None
+
+
+def _required_int(mapping: Mapping[str, Any], name: str, where: str) -> int | None:
+    value = mapping.get(name)
+    if value is None:
+        checks.note(f"{where}.{name}", "is missing")
+        return None
+    return as_int(value, f"{where}.{name}")
 
 
 def _first_int(mapping: Mapping[str, Any], name: str, alias: str) -> int:
     value = mapping.get(name)
     if value is None:
         value = mapping.get(alias)
-    return as_int(value) or 0
+        name = alias
+    return as_int(value, f"usage.{name}") or 0
 
 
 # Converse and ConverseStream
@@ -103,8 +136,8 @@ def _first_int(mapping: Mapping[str, Any], name: str, alias: str) -> int:
 
 def counts_from_token_usage(usage: Mapping[str, Any]) -> TokenCounts | None:
     """Read a Converse `usage` (also Nova's InvokeModel and stream `usage`)."""
-    input_tokens = as_int(usage.get("inputTokens"))
-    output_tokens = as_int(usage.get("outputTokens"))
+    input_tokens = _required_int(usage, "inputTokens", "usage")
+    output_tokens = _required_int(usage, "outputTokens", "usage")
     if input_tokens is None or output_tokens is None:
         return None
     details = usage.get("cacheDetails")
@@ -118,10 +151,13 @@ def counts_from_token_usage(usage: Mapping[str, Any]) -> TokenCounts | None:
 
 
 def _one_hour_writes(details: Any) -> int:
+    if not isinstance(details, list):
+        checks.note_invalid("usage.cacheDetails", details)
+        return 0
     total = 0
     for detail in details:
         if isinstance(detail, Mapping) and detail.get("ttl") == "1h":
-            total += as_int(detail.get("inputTokens")) or 0
+            total += as_int(detail.get("inputTokens"), "usage.cacheDetails") or 0
     return total
 
 
@@ -132,7 +168,14 @@ def usage_from_converse(response: Mapping[str, Any], context: CallContext) -> Us
     `trace.promptRouter.invokedModelId`, which becomes the served model.
     """
     usage = response.get("usage")
-    counts = counts_from_token_usage(usage) if isinstance(usage, Mapping) else None
+    counts = None
+    if isinstance(usage, Mapping):
+        counts = counts_from_token_usage(usage)
+    elif usage is not None:
+        checks.note_invalid("usage", usage)
+    elif context.operation != "ConverseStream":
+        # A stream closed before its metadata event has no usage, normally.
+        checks.note("usage", "is missing")
     tier = response.get("serviceTier")
     tier_type = tier.get("type") if isinstance(tier, Mapping) else None
     trace = response.get("trace")
@@ -153,16 +196,17 @@ def counts_from_headers(headers: Mapping[str, str]) -> TokenCounts | None:
     """Read the `x-amzn-bedrock-*-token-count` headers, which Bedrock bills.
 
     Embeddings responses carry no output header: their output count is 0.
+    Returns None when the input header is missing or any header is invalid,
+    so that the body is read instead.
     """
-    input_tokens = as_int(headers.get(INPUT_HEADER))
-    if input_tokens is None:
-        return None
-    return TokenCounts(
-        input_tokens,
-        as_int(headers.get(OUTPUT_HEADER)) or 0,
-        as_int(headers.get(CACHE_READ_HEADER)) or 0,
-        as_int(headers.get(CACHE_WRITE_HEADER)) or 0,
-    )
+    counts = []
+    for name in (INPUT_HEADER, OUTPUT_HEADER, CACHE_READ_HEADER, CACHE_WRITE_HEADER):
+        value = headers.get(name)
+        count = as_int(value, f"header {name}")
+        if count is None and (value is not None or name == INPUT_HEADER):
+            return None
+        counts.append(count or 0)
+    return TokenCounts(*counts)
 
 
 def counts_from_body(body: Mapping[str, Any]) -> TokenCounts | None:
@@ -184,30 +228,37 @@ def counts_from_body(body: Mapping[str, Any]) -> TokenCounts | None:
     if "inputTextTokenCount" in body:
         return _titan_counts(body)
     if "prompt_token_count" in body:
-        prompt = as_int(body.get("prompt_token_count"))
-        generated = as_int(body.get("generation_token_count"))
+        prompt = _required_int(body, "prompt_token_count", "body")
+        generated = _required_int(body, "generation_token_count", "body")
         if prompt is None or generated is None:
             return None
         return TokenCounts(prompt, generated)
     meta = body.get("meta")
     if isinstance(meta, Mapping) and isinstance(meta.get("billed_units"), Mapping):
         billed = meta["billed_units"]
-        input_tokens = as_int(billed.get("input_tokens"))
+        where = "meta.billed_units"
+        input_tokens = _required_int(billed, "input_tokens", where)
         if input_tokens is not None:
-            return TokenCounts(input_tokens, as_int(billed.get("output_tokens")) or 0)
+            output = as_int(billed.get("output_tokens"), f"{where}.output_tokens")
+            return TokenCounts(input_tokens, output or 0)
     return None
 
 
 def _anthropic_counts(usage: Mapping[str, Any]) -> TokenCounts | None:
-    input_tokens = as_int(usage.get("input_tokens"))
-    output_tokens = as_int(usage.get("output_tokens"))
+    input_tokens = _required_int(usage, "input_tokens", "usage")
+    output_tokens = _required_int(usage, "output_tokens", "usage")
     if input_tokens is None or output_tokens is None:
         return None
     return TokenCounts(
         input_tokens,
         output_tokens,
-        as_int(usage.get("cache_read_input_tokens")) or 0,
-        as_int(usage.get("cache_creation_input_tokens")) or 0,
+        as_int(usage.get("cache_read_input_tokens"), "usage.cache_read_input_tokens")
+        or 0,
+        as_int(
+            usage.get("cache_creation_input_tokens"),
+            "usage.cache_creation_input_tokens",
+        )
+        or 0,
         anthropic_cache_write_1h(usage),
     )
 
@@ -217,23 +268,32 @@ def anthropic_cache_write_1h(usage: Mapping[str, Any]) -> int:
     creation = usage.get("cache_creation")
     if not isinstance(creation, Mapping):
         return 0
-    return as_int(creation.get("ephemeral_1h_input_tokens")) or 0
+    field = "usage.cache_creation.ephemeral_1h_input_tokens"
+    return as_int(creation.get("ephemeral_1h_input_tokens"), field) or 0
 
 
 def _openai_counts(usage: Mapping[str, Any]) -> TokenCounts | None:
-    prompt = as_int(usage.get("prompt_tokens"))
-    completion = as_int(usage.get("completion_tokens"))
+    prompt = _required_int(usage, "prompt_tokens", "usage")
+    completion = _required_int(usage, "completion_tokens", "usage")
     if prompt is None or completion is None:
         return None
     details = usage.get("prompt_tokens_details")
-    cached = as_int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    field = "usage.prompt_tokens_details.cached_tokens"
+    cached = (
+        as_int(details.get("cached_tokens"), field)
+        if isinstance(details, Mapping)
+        else 0
+    )
     # OpenAI-style prompt_tokens include the cached ones.
-    cached = min(cached or 0, prompt)
+    cached = cached or 0
+    if cached > prompt:
+        checks.note(field, f"is {cached}, more than the {prompt} prompt tokens")
+        cached = prompt
     return TokenCounts(prompt - cached, completion, cached)
 
 
 def _titan_counts(body: Mapping[str, Any]) -> TokenCounts | None:
-    input_tokens = as_int(body.get("inputTextTokenCount"))
+    input_tokens = as_int(body.get("inputTextTokenCount"), "inputTextTokenCount")
     if input_tokens is None:
         return None
     results = body.get("results")
@@ -241,8 +301,10 @@ def _titan_counts(body: Mapping[str, Any]) -> TokenCounts | None:
     if isinstance(results, list):
         for result in results:
             if isinstance(result, Mapping):
-                output += as_int(result.get("tokenCount")) or 0
-    output = as_int(body.get("totalOutputTextTokenCount")) or output
+                count = as_int(result.get("tokenCount"), "results.tokenCount")
+                output += count or 0
+    field = "totalOutputTextTokenCount"
+    output = as_int(body.get(field), field) or output
     return TokenCounts(input_tokens, output)
 
 
@@ -252,9 +314,14 @@ def decode_body(body: bytes | bytearray | str | Mapping[str, Any]) -> Mapping[st
         return body
     try:
         decoded = json.loads(body)
-    except ValueError:
+    except ValueError as error:
+        # The error names a position; the body itself is never shown.
+        checks.note("body", f"is not valid JSON ({type(error).__name__})")
         return {}
-    return decoded if isinstance(decoded, Mapping) else {}
+    if not isinstance(decoded, Mapping):
+        checks.note_invalid("body", decoded)
+        return {}
+    return decoded
 
 
 def usage_from_invoke(body: Mapping[str, Any] | None, context: CallContext) -> Usage:
@@ -268,6 +335,8 @@ def usage_from_invoke(body: Mapping[str, Any] | None, context: CallContext) -> U
     counts = counts_from_headers(headers) if headers else None
     if counts is None:
         counts = counts_from_body(body) if body is not None else None
+        if counts is None:
+            checks.note_text("the token counts are missing from headers and body")
     elif counts.cache_write and body is not None:
         usage = body.get("usage")
         if isinstance(usage, Mapping):
@@ -307,7 +376,7 @@ def counts_from_stream_chunks(
         elif kind == "message_delta" and anthropic_input is not None:
             usage = chunk.get("usage")
             output = (
-                as_int(usage.get("output_tokens"))
+                as_int(usage.get("output_tokens"), "usage.output_tokens")
                 if isinstance(usage, Mapping)
                 else None
             )
@@ -319,14 +388,22 @@ def counts_from_stream_chunks(
         model_counts = anthropic_input
     if metrics is None:
         return model_counts
-    input_tokens = as_int(metrics.get("inputTokenCount"))
+    where = INVOCATION_METRICS
+    input_tokens = as_int(metrics.get("inputTokenCount"), f"{where}.inputTokenCount")
     if input_tokens is None:
         return model_counts
     return TokenCounts(
         input_tokens,
-        as_int(metrics.get("outputTokenCount")) or 0,
-        as_int(metrics.get("cacheReadInputTokenCount")) or 0,
-        as_int(metrics.get("cacheWriteInputTokenCount")) or 0,
+        as_int(metrics.get("outputTokenCount"), f"{where}.outputTokenCount") or 0,
+        as_int(
+            metrics.get("cacheReadInputTokenCount"), f"{where}.cacheReadInputTokenCount"
+        )
+        or 0,
+        as_int(
+            metrics.get("cacheWriteInputTokenCount"),
+            f"{where}.cacheWriteInputTokenCount",
+        )
+        or 0,
         cache_write_1h,
     )
 
@@ -338,8 +415,10 @@ def _other_stream_counts(chunk: Mapping[str, Any]) -> TokenCounts | None:
     if "inputTextTokenCount" in chunk and "totalOutputTextTokenCount" in chunk:
         return _titan_counts(chunk)
     if "generation_token_count" in chunk:
-        prompt = as_int(chunk.get("prompt_token_count"))
-        generated = as_int(chunk.get("generation_token_count"))
+        prompt = as_int(chunk.get("prompt_token_count"), "prompt_token_count")
+        generated = as_int(
+            chunk.get("generation_token_count"), "generation_token_count"
+        )
         if prompt is not None and generated is not None:
             return TokenCounts(prompt, generated)
     return None

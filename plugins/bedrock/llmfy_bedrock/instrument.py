@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType, ModuleType
 from typing import Any
 
-from llmfy_bedrock.extract import CACHE_WRITE_HEADER, INPUT_HEADER, PROVIDER
+from llmfy_bedrock.extract import PROVIDER, counts_from_headers
 from llmfy_bedrock.resolve import billing_region
 from llmfy_bedrock.streams import StreamWatch
 from llmfy_core import CallContext
@@ -165,10 +165,10 @@ def _observe_invoke(
     trackers: Sequence[UsageTracker],
     sent_at: dt.datetime,
 ) -> None:
-    headers = context.headers
     # The headers are what Bedrock bills. The body is read only when they are
-    # missing, or to split cache writes by time-to-live.
-    if INPUT_HEADER in headers and headers.get(CACHE_WRITE_HEADER, "0") == "0":
+    # missing or invalid, or to split cache writes by time-to-live.
+    counts = counts_from_headers(context.headers)
+    if counts is not None and not counts.cache_write:
         record_response(response, context, trackers, sent_at)
         return
     body = read_and_restore_body(response)

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmfy_bedrock import instrument
+from llmfy_bedrock import checks, instrument
 from llmfy_bedrock.extract import (
     PROVIDER,
     decode_body,
@@ -36,6 +36,14 @@ def usage_extract(response: Any, context: CallContext) -> Usage | None:
     """
     if context.provider != PROVIDER:
         return None
+    with checks.collecting() as problems:
+        usage = _extract(response, context)
+    if problems:
+        checks.report(context, problems)
+    return usage
+
+
+def _extract(response: Any, context: CallContext) -> Usage:
     operation = context.operation
     if operation == "InvokeModel":
         return usage_from_invoke(_invoke_body(response), context)
