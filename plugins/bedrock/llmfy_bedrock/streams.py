@@ -27,6 +27,8 @@ from llmfy_core.tracker import UsageTracker
 logger = get_logger("llmfy.bedrock")
 
 _METRICS_MARK = INVOCATION_METRICS.encode()
+# botocore's event-stream decoder, whose errors mean a malformed frame.
+_EVENT_STREAM_MODULE = "botocore.eventstream"
 
 
 class StreamWatch:
@@ -142,6 +144,21 @@ class StreamWatch:
                 exc_info=True,
             )
 
+    def fail(self, error: BaseException) -> None:
+        """Record the request after its stream raised, naming a broken frame."""
+        if not self._done and type(error).__module__ == _EVENT_STREAM_MODULE:
+            context = self._context
+            logger.warning(
+                "The bedrock %s response for model %s in region %s has a broken "
+                "event-stream frame (%s); the request is counted with the usage "
+                "read before it.",
+                context.operation,
+                context.model,
+                context.region,
+                type(error).__name__,
+            )
+        self.finish()
+
     def finish_later(self) -> None:
         """Record from another thread: used when the stream is garbage-collected.
 
@@ -186,8 +203,11 @@ class WatchedEvents:
     def __next__(self) -> Any:
         try:
             return next(self._events)
-        except BaseException:
+        except StopIteration:
             self._watch.finish()
+            raise
+        except BaseException as error:
+            self._watch.fail(error)
             raise
 
     def __del__(self) -> None:
