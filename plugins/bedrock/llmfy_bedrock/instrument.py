@@ -40,6 +40,7 @@ OPERATIONS = frozenset(
     {"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"}
 )
 _CLIENT_MODULE = "botocore.client"
+_PARSERS_MODULE = "botocore.parsers"
 _MARK = "__llmfy_bedrock_original__"
 
 _lock = threading.Lock()
@@ -119,7 +120,12 @@ def _tracked_call(
     trackers: Sequence[UsageTracker],
 ) -> Any:
     sent_at = dt.datetime.now(dt.UTC)
-    response = original(client, operation, api_params)
+    try:
+        response = original(client, operation, api_params)
+    except Exception as error:
+        if _raised_while_parsing(error):
+            _record_unparsed(error, client, operation, api_params, trackers, sent_at)
+        raise
     context = None
     try:
         model = api_params.get("modelId")
@@ -234,6 +240,48 @@ def _report_fault(
         record_usage(unknown_usage(context), trackers, sent_at, f"bedrock: {error!r}")
     except Exception:
         logger.exception("recording the fault of a bedrock %s call failed", operation)
+
+
+def _raised_while_parsing(error: Exception) -> bool:
+    """Return whether botocore raised `error` while parsing a response.
+
+    Such a response arrived with a success status (botocore raises
+    `ClientError` for the others), so the request reached Bedrock.
+    """
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_globals.get("__name__") == _PARSERS_MODULE:
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def _record_unparsed(
+    error: Exception,
+    client: Any,
+    operation: str,
+    api_params: Mapping[str, Any],
+    trackers: Sequence[UsageTracker],
+    sent_at: dt.datetime,
+) -> None:
+    """Count a request whose response botocore failed to parse. Never raises."""
+    try:
+        model = api_params.get("modelId")
+        region = billing_region(model, client.meta.region_name)
+        context = CallContext(PROVIDER, operation, model, region)
+        # Only the error's type is shown: its message can quote the response.
+        problem = f"botocore could not parse the response ({type(error).__name__})"
+        logger.warning(
+            "The bedrock %s response for model %s in region %s: %s; the request "
+            "is counted with unknown usage.",
+            operation,
+            model,
+            region,
+            problem,
+        )
+        record_usage(unknown_usage(context), trackers, sent_at, problem)
+    except Exception:
+        logger.exception("recording an unparsed bedrock %s response failed", operation)
 
 
 class ClientImportHook(importlib.abc.MetaPathFinder):
