@@ -1,0 +1,186 @@
+"""Section 6: how the cost per recorded request grows.
+
+- With the number of requests in one tracker, 10^3 to 10^6, in both modes:
+  the mean time per request over the whole run, garbage collections included.
+- With extra plugins registered through `llmfy.register_plugin` (0, 5, 20),
+  each implementing `usage_extract` and `price_lookup` and answering None.
+- With nested trackers (1, 2, 4, 8 levels), each of which counts every request.
+
+The last two are medians over interleaved rounds, as in section 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import benchkit
+from benchkit import progress
+
+from llmfy import hookimpl
+
+warnings.simplefilter("ignore")
+
+
+def openai_inputs() -> tuple[Any, Any]:
+    """Return the OpenAI response object and its context."""
+    from openai.types.chat import ChatCompletion
+
+    from llmfy import CallContext
+
+    response = ChatCompletion.model_validate(benchkit.openai_chat_body())
+    return response, CallContext("openai", "chat.completions", benchkit.OPENAI_MODEL)
+
+
+def growth(counts: list[int]) -> list[dict[str, Any]]:
+    """Time `count` requests into one fresh tracker, for each count and mode."""
+    from llmfy import active_trackers, llmfy_usage_tracker
+    from llmfy_core.recording import record_response
+
+    response, context = openai_inputs()
+    rows = []
+    for keep_requests in (True, False):
+        for count in counts:
+            benchkit.full_collect()
+            with llmfy_usage_tracker(keep_requests=keep_requests) as usage:
+                trackers = active_trackers()
+                started = time.perf_counter_ns()
+                for _ in range(count):
+                    record_response(response, context, trackers)
+                elapsed = time.perf_counter_ns() - started
+            if usage.request_count != count:
+                raise RuntimeError(f"{usage.request_count} of {count} recorded")
+            del usage
+            rows.append(
+                {
+                    "keep_requests": keep_requests,
+                    "requests": count,
+                    "us_per_request": elapsed / count / 1000,
+                }
+            )
+            progress(
+                f"scaling: {count:,} requests, keep_requests={keep_requests}: "
+                f"{elapsed / count / 1000:.2f} µs each"
+            )
+    return rows
+
+
+class DummyPlugin:
+    """A plugin that implements the per-request hooks and never answers."""
+
+    @hookimpl
+    def usage_extract(self, response: Any, context: Any) -> None:
+        return None
+
+    @hookimpl
+    def price_lookup(
+        self,
+        provider: str,
+        model: str,
+        region: str | None,
+        service_tier: str | None,
+        batch: bool,
+        requested_at: Any,
+    ) -> None:
+        return None
+
+
+def timed_rounds(
+    configurations: list[tuple[str, Callable[[], Any]]],
+    rounds: int,
+    round_seconds: float,
+) -> dict[str, dict[str, Any]]:
+    """Time each configuration's request in interleaved rounds; return medians.
+
+    A configuration is a label and a factory of context managers that set the
+    configuration up and yield the call to time.
+    """
+    counts = {}
+    for label, start in configurations:
+        with start() as call:
+            counts[label] = benchkit.calibrate(call, round_seconds)
+    samples: dict[str, list[float]] = {label: [] for label, _ in configurations}
+    for _ in range(rounds):
+        gc.collect()
+        for label, start in configurations:
+            with start() as call:
+                samples[label].append(benchkit.time_round_us(call, counts[label]))
+    return {label: benchkit.summarize(values) for label, values in samples.items()}
+
+
+def plugin_counts(rounds: int, round_seconds: float) -> dict[str, Any]:
+    """Time one request with 0, 5 and 20 extra plugins registered."""
+    import llmfy
+    from llmfy_core.recording import record_response
+
+    response, context = openai_inputs()
+    registered: list[str] = []
+
+    def with_plugins(total: int) -> Callable[[], Any]:
+        @contextlib.contextmanager
+        def start() -> Iterator[Callable[[], Any]]:
+            while len(registered) < total:
+                name = f"bench-dummy-{len(registered):02d}"
+                registered.append(llmfy.register_plugin(DummyPlugin(), name))
+            while len(registered) > total:
+                llmfy.unregister_plugin(registered.pop())
+            with llmfy.llmfy_usage_tracker():
+                trackers = llmfy.active_trackers()
+                record_response(response, context, trackers)
+                yield lambda: record_response(response, context, trackers)
+
+        return start
+
+    progress("scaling: extra plugins 0, 5, 20")
+    configurations = [(f"{total} extra", with_plugins(total)) for total in (0, 5, 20)]
+    result = timed_rounds(configurations, rounds, round_seconds)
+    while registered:
+        llmfy.unregister_plugin(registered.pop())
+    return result
+
+
+def nesting(rounds: int, round_seconds: float) -> dict[str, Any]:
+    """Time one request recorded by 1, 2, 4 and 8 nested trackers."""
+    import llmfy
+    from llmfy_core.recording import record_response
+
+    response, context = openai_inputs()
+
+    def nested(levels: int) -> Callable[[], Any]:
+        @contextlib.contextmanager
+        def start() -> Iterator[Callable[[], Any]]:
+            with contextlib.ExitStack() as stack:
+                for _ in range(levels):
+                    stack.enter_context(llmfy.llmfy_usage_tracker())
+                trackers = llmfy.active_trackers()
+                if len(trackers) != levels:
+                    raise RuntimeError(f"{len(trackers)} trackers active")
+                yield lambda: record_response(response, context, trackers)
+
+        return start
+
+    progress("scaling: nested trackers 1, 2, 4, 8")
+    configurations = [(f"{levels} levels", nested(levels)) for levels in (1, 2, 4, 8)]
+    return timed_rounds(configurations, rounds, round_seconds)
+
+
+def main() -> None:
+    quick = benchkit.quick_mode()
+    counts = [1_000, 10_000, 100_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
+    rounds = 5 if quick else 11
+    round_seconds = 0.04 if quick else 0.1
+    benchkit.emit(
+        {
+            "growth": growth(counts),
+            "plugins": plugin_counts(rounds, round_seconds),
+            "nesting": nesting(rounds, round_seconds),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
