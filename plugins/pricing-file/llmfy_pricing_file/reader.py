@@ -170,6 +170,11 @@ def _parse_toml(text: str, path: Path) -> Any:
         found = _TOML_LINE.search(str(error))
         line = int(found.group(1)) if found else None
         raise PriceFileError(path, f"TOML syntax error: {error}", line=line) from None
+    except ValueError as error:
+        # An integer of more than 4,300 digits, which int() rejects.
+        raise PriceFileError(path, f"TOML value cannot be read: {error}") from None
+    except RecursionError:
+        raise PriceFileError(path, "TOML nesting is too deep") from None
 
 
 def _parse_json(text: str, path: Path) -> Any:
@@ -186,6 +191,9 @@ def _parse_json(text: str, path: Path) -> Any:
             f"JSON syntax error: {error.msg} (column {error.colno})",
             line=error.lineno,
         ) from None
+    except ValueError as error:
+        # An integer of more than 4,300 digits, which int() rejects.
+        raise PriceFileError(path, f"JSON value cannot be read: {error}") from None
     except RecursionError:
         raise PriceFileError(path, "JSON nesting is too deep") from None
 
@@ -451,6 +459,14 @@ class _DocumentReader:
                 )
             except PricingTableError as error:
                 raise self.fail(_join(path, field), str(error)) from None
+            except ArithmeticError:
+                # decimal.Overflow: an exponent too large for Decimal arithmetic.
+                where = describe_entry(provider, model, region, field)
+                raise self.fail(
+                    _join(path, field),
+                    f"invalid price for {where}: {_show(value)} is too large to be "
+                    "a price.",
+                ) from None
             values[field] = _adjust(parsed, adjustment.factor)
         input_price, output_price = values["input"], values["output"]
         assert input_price is not None and output_price is not None
