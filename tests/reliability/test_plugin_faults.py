@@ -1,0 +1,497 @@
+"""Plugins that misbehave in every hook, fail to import, are slow, or clash.
+
+A broken plugin must be isolated and reported while every other plugin keeps
+working. The core-level cases use the test provider that the `provider`
+fixture of `tests/conftest.py` registers (gpt-4o-mini at 0.15 input and 0.60
+output USD per million tokens); the distribution cases install fake
+distributions beside the real plugins and drive the real OpenAI SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import llmfy_core
+from llmfy_core import (
+    CallContext,
+    PluginWarning,
+    Price,
+    PriceRank,
+    RequestRecord,
+    Usage,
+    active_trackers,
+    hookimpl,
+    llmfy_usage_tracker,
+)
+from llmfy_core.recording import record_response, record_usage
+
+from .servers import LoopbackLLM
+
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+
+# One request: 60 * 0.15 + 3 * 0.60 = 10.8 USD per million tokens.
+ONE_REQUEST_COST = Decimal("0.0000108")
+
+
+def send(response: Mapping[str, Any] | None = None) -> None:
+    """Record one response into the trackers active now, as instrumentation does."""
+    record_response(
+        response or {"model": "gpt-4o-mini", "in": 60, "out": 3},
+        CallContext("openai", model="gpt-4o-mini"),
+        active_trackers(),
+    )
+
+
+class Boom(RuntimeError):
+    pass
+
+
+class RaisesEverywhere:
+    """A plugin whose every hook raises, asked before the test provider."""
+
+    llmfy_price_rank = PriceRank.ORGANIZATION
+
+    @hookimpl
+    def price_lookup(self, provider: str) -> Price:
+        raise Boom("price_lookup")
+
+    @hookimpl
+    def price_catalog(self) -> None:
+        raise Boom("price_catalog")
+
+    @hookimpl
+    def provider_instrument(self) -> str:
+        raise Boom("provider_instrument")
+
+    @hookimpl
+    def request_recorded(self, record: RequestRecord) -> None:
+        raise Boom("request_recorded")
+
+
+def test_plugin_raising_in_every_hook_is_isolated(
+    provider: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    llmfy_core.register_plugin(RaisesEverywhere(), "raises-everywhere")
+    caplog.set_level(logging.WARNING, logger="llmfy")
+
+    with llmfy_usage_tracker() as usage:
+        send()
+        usage.record("openai", "gpt-4o-mini", 60, 3)
+
+    assert usage.request_count == 2
+    assert usage.input_tokens == 120
+    # Priced by the test provider after the broken price_lookup was skipped.
+    assert usage.total_cost == 2 * ONE_REQUEST_COST
+    assert usage.records[0].price_origin == "test-openai"
+    assert "price_lookup" in (usage.records[0].fault or "")
+    assert "failed to instrument" in caplog.text
+    assert "raised in request_recorded" in caplog.text
+    assert "raises-everywhere" in caplog.text
+
+
+class WrongTypes:
+    """A plugin whose hooks return values of the wrong type."""
+
+    llmfy_price_rank = PriceRank.ORGANIZATION
+
+    @hookimpl
+    def price_lookup(self) -> object:
+        return {"input": 0.15, "output": 0.60}
+
+    @hookimpl
+    def provider_instrument(self) -> object:
+        return 42
+
+    @hookimpl
+    def request_recorded(self) -> object:
+        return "ignored"
+
+
+def test_plugin_returning_wrong_types_is_isolated(
+    provider: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    llmfy_core.register_plugin(WrongTypes(), "wrong-types")
+    caplog.set_level(logging.WARNING, logger="llmfy")
+
+    with llmfy_usage_tracker() as usage:
+        send()
+
+    assert usage.request_count == 1
+    assert usage.total_cost == ONE_REQUEST_COST
+    assert usage.records[0].price_origin == "test-openai"
+    assert "returned dict from price_lookup" in caplog.text
+
+
+class UnrelatedExtractor:
+    """An extractor for another provider, with a bug that raises for any response."""
+
+    @hookimpl(tryfirst=True)
+    def usage_extract(self, response: Any, context: CallContext) -> Usage | None:
+        raise Boom("acme extractor bug")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "core: recording.extract_usage stops at the first usage_extract that "
+        "raises and records the request with unknown usage, so a bug in one "
+        "plugin blanks the counts of every provider; expected the fault noted "
+        "and the next plugin asked"
+    ),
+)
+def test_raising_extractor_does_not_blank_other_providers(provider: object) -> None:
+    llmfy_core.register_plugin(UnrelatedExtractor(), "acme")
+
+    with llmfy_usage_tracker() as usage:
+        send()
+
+    assert usage.input_tokens == 60
+    assert usage.total_cost == ONE_REQUEST_COST
+
+
+class TextCounts:
+    """An extractor that returns a `Usage` whose counts are text, not numbers."""
+
+    @hookimpl(tryfirst=True)
+    def usage_extract(self, context: CallContext) -> Usage:
+        return Usage("openai", "gpt-4o-mini", "60", "3")  # type: ignore[arg-type]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "core bug: ledger.Bucket.add increments `requests` before adding the "
+        "text count raises TypeError, then recording.record_usage records the "
+        "fault as a second request: one request counted twice"
+    ),
+)
+def test_usage_with_text_counts_counted_once(provider: object) -> None:
+    llmfy_core.register_plugin(TextCounts(), "text-counts")
+
+    with llmfy_usage_tracker() as usage:
+        send()
+
+    assert usage.request_count == 1
+
+
+class FloatCounts:
+    """An extractor that returns a `Usage` with a fractional token count."""
+
+    @hookimpl(tryfirst=True)
+    def usage_extract(self, context: CallContext) -> Usage:
+        return Usage("openai", "gpt-4o-mini", 60.5, 3)  # type: ignore[arg-type]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason=(
+        "core bug: recording._call_extract accepts a Usage with a float count; "
+        "the tracker stores it and str(usage), to_dict() and total_cost then "
+        "raise TypeError (Decimal * float) for the rest of the tracker's life"
+    ),
+)
+def test_usage_with_float_counts_keeps_report_readable(provider: object) -> None:
+    llmfy_core.register_plugin(FloatCounts(), "float-counts")
+
+    with llmfy_usage_tracker() as usage:
+        send()
+
+    assert usage.request_count == 1
+    assert "Total Requests: 1" in str(usage)
+
+
+class Exporter:
+    def __init__(self) -> None:
+        self.records: list[RequestRecord] = []
+
+    @hookimpl
+    def request_recorded(self, record: RequestRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason=(
+        "core bug: recording.record_usage builds the record for "
+        "request_recorded outside any try (compute_cost raises TypeError for a "
+        "float count), so the function documented as never raising raises "
+        "into the instrumentation"
+    ),
+)
+def test_record_usage_never_raises(provider: object) -> None:
+    llmfy_core.register_plugin(Exporter(), "exporter")
+
+    with llmfy_usage_tracker():
+        record_usage(
+            Usage("openai", "gpt-4o-mini", 60.5, 3),  # type: ignore[arg-type]
+            active_trackers(),
+        )
+
+
+class RaisingTableParser:
+    """A pricing plugin for another provider whose table parser raises for any table."""
+
+    @hookimpl(tryfirst=True)
+    def pricing_table_parse(self, provider: str) -> None:
+        raise Boom("acme table parser bug")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=Boom,
+    reason=(
+        "core: tracker.parse_override_table calls pricing_table_parse without "
+        "isolating plugins, so a plugin that raises for every provider breaks "
+        "llmfy_usage_tracker(openai_pricing=...) although the OpenAI table is "
+        "valid; expected the fault reported and the next plugin asked"
+    ),
+)
+def test_raising_table_parser_of_other_plugin_isolated(provider: object) -> None:
+    llmfy_core.register_plugin(RaisingTableParser(), "acme-tables")
+
+    usage = llmfy_usage_tracker(
+        openai_pricing={"gpt-4o-mini": {"input": 1, "output": 2}}
+    )
+
+    assert usage.record("openai", "gpt-4o-mini", 1000, 0).cost is not None
+
+
+class WrongTypeTableParser:
+    """A table parser that returns a dict instead of a PriceTable."""
+
+    @hookimpl(tryfirst=True)
+    def pricing_table_parse(self, table: Mapping[str, Any]) -> object:
+        return dict(table)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "core bug: llmfy_usage_tracker accepts a pricing_table_parse result "
+        "without a lookup method; resolver.PriceResolver._lookup then raises "
+        "AttributeError for every request, and recording.record_usage's "
+        "fallback resolves the price again and fails too, so the request is "
+        "not counted at all"
+    ),
+)
+def test_wrong_type_table_parser_loses_no_request(provider: object) -> None:
+    llmfy_core.register_plugin(WrongTypeTableParser(), "dict-tables")
+
+    with llmfy_usage_tracker(
+        openai_pricing={"gpt-4o-mini": {"input": 1, "output": 2}}
+    ) as usage:
+        send()
+
+    assert usage.request_count == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ArithmeticError,
+    reason=(
+        "core bug: pricing.parse_price_value computes price * MILLION / unit in "
+        "the default decimal context, so a price such as '1e999999' raises "
+        "decimal.Overflow instead of PricingTableError naming the entry"
+    ),
+)
+def test_overflowing_override_price_is_a_table_error(provider: object) -> None:
+    with pytest.raises(llmfy_core.PricingTableError, match="gpt-4o-mini"):
+        llmfy_usage_tracker(
+            openai_pricing={"gpt-4o-mini": {"input": "1e999999", "output": 1}}
+        )
+
+
+class SlowPrices:
+    """A pricing plugin whose lookup takes `delay` seconds and is counted."""
+
+    llmfy_price_rank = PriceRank.ORGANIZATION
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    @hookimpl
+    def price_lookup(self, provider: str, model: str) -> Price | None:
+        with self._lock:
+            self.calls += 1
+        time.sleep(self.delay)
+        if provider == "openai" and model == "gpt-4o-mini":
+            return Price(Decimal("0.10"), Decimal("0.40"), source="slow list")
+        return None
+
+
+def test_slow_price_lookup_paid_once_per_model(provider: object) -> None:
+    slow = SlowPrices(delay=0.2)
+    llmfy_core.register_plugin(slow, "slow-prices")
+
+    started = time.monotonic()
+    with llmfy_usage_tracker() as usage:
+        for _ in range(50):
+            send()
+    elapsed = time.monotonic() - started
+
+    # The price is cached by the tracker after the first request, so 50
+    # requests cost one slow lookup, not 50 (which would take 10 s).
+    assert slow.calls == 1
+    assert elapsed < 2.0
+    # 50 requests at 60 * 0.10 + 3 * 0.40 = 7.2 USD per million tokens.
+    assert usage.total_cost == Decimal("0.00036")
+
+
+def test_slow_price_lookup_does_not_block_other_threads(provider: object) -> None:
+    slow = SlowPrices(delay=0.5)
+    llmfy_core.register_plugin(slow, "slow-prices")
+    finished: list[float] = []
+
+    with llmfy_usage_tracker() as usage:
+        trackers = active_trackers()
+        cached = Usage("openai", "gpt-4o-mini", 60, 3)
+        record_usage(cached, trackers)  # the slow lookup, now cached
+
+        def other_model() -> None:
+            record_usage(Usage("openai", "other-model", 1, 1), trackers)
+
+        started = time.monotonic()
+        blocked = threading.Thread(target=other_model)
+        blocked.start()
+        time.sleep(0.05)  # the other thread is now inside the slow lookup
+        for _ in range(100):
+            record_usage(cached, trackers)
+        finished.append(time.monotonic() - started)
+        blocked.join(timeout=5)
+
+    # The cached model records while another thread waits on the slow plugin.
+    assert finished[0] < 0.4
+    assert usage.request_count == 102
+
+
+# Fake distributions beside the real plugins
+
+
+def install_fake_distribution(
+    site: Path, name: str, entry_points: Mapping[str, str], modules: Mapping[str, str]
+) -> None:
+    """Write a distribution's metadata and modules into `site`, without pip."""
+    info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+    )
+    lines = "".join(f"{key} = {value}\n" for key, value in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[llmfy]\n{lines}")
+    for module, source in modules.items():
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder on sys.path for fake distributions, removed after the test."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    importlib.invalidate_caches()
+    modules_before = set(sys.modules)
+    yield folder
+    for module in set(sys.modules) - modules_before:
+        if module.startswith("fake_llmfy_"):
+            del sys.modules[module]
+
+
+def chat_call(openai_client: Any) -> Callable[[], Any]:
+    return lambda: openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    )
+
+
+def test_failing_and_slow_plugins_beside_real_ones(
+    site: Path, loopback: LoopbackLLM, openai_client: Any
+) -> None:
+    install_fake_distribution(
+        site,
+        "llmfy-broken-import",
+        {"broken": "fake_llmfy_broken"},
+        {"fake_llmfy_broken": "raise ImportError('needs a missing package')\n"},
+    )
+    install_fake_distribution(
+        site,
+        "llmfy-slow-import",
+        {"slow": "fake_llmfy_slow"},
+        {"fake_llmfy_slow": "import time\ntime.sleep(0.3)\n"},
+    )
+
+    with pytest.warns(PluginWarning, match="llmfy-broken-import 1.0"):
+        llmfy_core.load_plugins()
+    with llmfy_usage_tracker() as usage:
+        reply = chat_call(openai_client)()
+
+    infos = {info.name: info for info in llmfy_core.list_plugins()}
+    assert reply.choices[0].message.content == "Paris."
+    assert infos["broken"].error is not None
+    assert infos["slow"].error is None
+    assert infos["openai"].error is None
+    assert usage.request_count == 1
+    # The bundled gpt-4o-mini price: 60 * 0.15 + 3 * 0.60 = 10.8 per million.
+    assert usage.total_cost == ONE_REQUEST_COST
+
+
+def test_duplicate_entry_point_name_reported_with_both_distributions(
+    site: Path,
+) -> None:
+    install_fake_distribution(
+        site,
+        "llmfy-zz-other",
+        {"bedrock": "fake_llmfy_other"},
+        {"fake_llmfy_other": "\n"},
+    )
+
+    with pytest.warns(PluginWarning, match="already registered") as warned:
+        registry = llmfy_core.load_plugins()
+
+    message = str(warned[0].message)
+    assert "llmfy-zz-other 1.0" in message
+    assert "'llmfy-bedrock'" in message
+    import llmfy_bedrock.plugin
+
+    assert registry.manager.get_plugin("bedrock") is llmfy_bedrock.plugin
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "core: PluginRegistry.load_entry_points keeps the first of two "
+        "distributions that register one entry-point name, ordered by "
+        "distribution name, so a distribution named 'llmfy-aaa' that registers "
+        "'openai' displaces the real llmfy-openai plugin (and an allow-list "
+        "LLMFY_PLUGINS=openai would admit it); expected the llmfy-openai "
+        "plugin to stay loaded and the duplicate reported"
+    ),
+)
+def test_duplicate_entry_point_name_cannot_displace_plugin(site: Path) -> None:
+    install_fake_distribution(
+        site,
+        "llmfy-aaa",
+        {"openai": "fake_llmfy_impostor"},
+        {"fake_llmfy_impostor": "\n"},
+    )
+
+    with pytest.warns(PluginWarning, match="already registered"):
+        registry = llmfy_core.load_plugins()
+
+    import llmfy_openai.plugin
+
+    loaded = registry.manager.get_plugins()
+    assert any(plugin is llmfy_openai.plugin for plugin in loaded)
