@@ -7,7 +7,9 @@ so that an application can catch or filter all of them at once.
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
+from types import FrameType
 
 
 class LlmfyError(Exception):
@@ -67,12 +69,51 @@ class UsageWarning(LlmfyWarning):
     """A response carried no usage, or usage that could only be read in part."""
 
 
-def emit_warning(warning: LlmfyWarning, stacklevel: int = 2) -> None:
-    """Issue `warning` without ever raising into the application.
+# Modules whose frames a warning skips, so that it points at the application's
+# line: llmfy's own packages, the provider SDKs and the libraries they call.
+_INTERNAL_MODULES = (
+    "asyncio",
+    "boto3",
+    "botocore",
+    "concurrent",
+    "contextlib",
+    "functools",
+    "httpx",
+    "httpx2",
+    "openai",
+    "pluggy",
+    "threading",
+    "weakref",
+)
 
-    An application that turns warnings into errors (`-W error`) must still get
+
+def emit_warning(warning: LlmfyWarning, stacklevel: int = 2) -> None:
+    """Issue `warning` at the application's line, without ever raising.
+
+    The warning points at the first frame outside llmfy, its plugins and the
+    provider SDKs; `stacklevel` applies when no such frame is found. An
+    application that turns warnings into errors (`-W error`) must still get
     its LLM call's result, so a warning raised as an exception is swallowed
     here; the caller has already logged the same message.
     """
     with contextlib.suppress(Warning):
-        warnings.warn(warning, stacklevel=stacklevel + 1)
+        warnings.warn(warning, stacklevel=_application_stacklevel(stacklevel + 1))
+
+
+def _application_stacklevel(default: int) -> int:
+    frame: FrameType | None = sys._getframe(2)
+    level = 2
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not _is_internal(module):
+            return level
+        frame = frame.f_back
+        level += 1
+    return default
+
+
+def _is_internal(module: str) -> bool:
+    if module.startswith("llmfy"):
+        return True
+    root = module.partition(".")[0]
+    return root in _INTERNAL_MODULES

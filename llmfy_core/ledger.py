@@ -16,8 +16,14 @@ import datetime as dt
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from llmfy_core.model import Price, RequestRecord, Usage
-from llmfy_core.pricing import DECIMAL_CONTEXT, Rates, compute_cost, per_token_rates
+from llmfy_core.model import Cost, Price, RequestRecord, Usage
+from llmfy_core.pricing import (
+    DECIMAL_CONTEXT,
+    Rates,
+    compute_cost,
+    per_token_rates,
+    tidy_decimal,
+)
 from llmfy_core.totals import ModelTotals
 
 if TYPE_CHECKING:
@@ -158,7 +164,9 @@ def build_record(entry: Entry, tags: Mapping[str, str]) -> RequestRecord:
     price = resolution.price
     cost = None
     if price is not None and usage.known:
-        cost = compute_cost(usage, price)
+        exact = compute_cost(usage, price)
+        parts = {kind: tidy_decimal(amount) for kind, amount in exact.parts.items()}
+        cost = Cost(tidy_decimal(exact.total), parts)
     return RequestRecord(
         usage=usage,
         price=price,

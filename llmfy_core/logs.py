@@ -22,6 +22,11 @@ class SafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             super().log(level, msg, *args, **kwargs)
 
 
+# A library adds no handler but this one, which keeps Python's last-resort
+# handler from printing llmfy's records to stderr beside the same warnings.
+logging.getLogger("llmfy").addHandler(logging.NullHandler())
+
+
 def get_logger(name: str) -> SafeLogger:
     """Return a `SafeLogger` for `name`, which should start with `llmfy.`."""
     return SafeLogger(logging.getLogger(name), {})

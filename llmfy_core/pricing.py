@@ -29,6 +29,7 @@ DECIMAL_CONTEXT = Context(prec=60)
 PLAUSIBLE_MAX_PER_MILLION = Decimal(1000)
 
 _ZERO = Decimal(0)
+_ONE = Decimal(1)
 
 
 class PriceTable(Protocol):
@@ -343,6 +344,18 @@ def _add_part(parts: dict[str, Decimal], kind: str, rate: Decimal, tokens: int) 
 def price_with_source(price: Price, source: str, checked: dt.date | None) -> Price:
     """Return `price` with its source and check date set."""
     return attrs.evolve(price, source=source, checked=checked)
+
+
+def tidy_decimal(value: Decimal) -> Decimal:
+    """Return `value` without trailing zeros and without an exponent.
+
+    `Decimal("0.000010800")` becomes `Decimal("0.0000108")` and
+    `Decimal("1.2E+2")` becomes `Decimal("120")`; the value is unchanged.
+    """
+    normalized = value.normalize(DECIMAL_CONTEXT)
+    if normalized.as_tuple().exponent > 0:  # type: ignore[operator]
+        return normalized.quantize(_ONE, context=DECIMAL_CONTEXT)
+    return normalized
 
 
 def format_decimal(value: Decimal) -> str:

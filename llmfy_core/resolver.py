@@ -11,16 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
+from llmfy_core.errors import PricingWarning, emit_warning
 from llmfy_core.logs import get_logger
-from llmfy_core.model import Price, Unpriced, Usage
+from llmfy_core.model import MILLION, Price, Unpriced, Usage
 from llmfy_core.plugins import PluginRegistry, get_registry
-from llmfy_core.pricing import PriceTable
+from llmfy_core.pricing import PriceTable, format_decimal
 
 logger = get_logger("llmfy.tracker")
+
+# An override this many times above or below the plugins' price is most likely
+# given in the wrong unit (per 1,000 tokens where per million is expected).
+_UNIT_MISTAKE_RATIO = Decimal(100)
 
 _price_epoch = 0
 _epoch_lock = threading.Lock()
@@ -135,12 +141,24 @@ class PriceResolver:
                     model, usage.region, usage.service_tier, usage.batch
                 )
                 if isinstance(found, Price):
+                    published = self._lookup_plugins(usage, models, sent_at).price
+                    if published is not None:
+                        _check_override_unit(usage, model, found, published)
                     return Resolution(found, "override", None)
                 if isinstance(found, Unpriced):
                     if found.final:
                         return Resolution(None, "override", found.reason)
                     reason = reason or found.reason
 
+        resolution = self._lookup_plugins(usage, models, sent_at)
+        if resolution.price is None and resolution.reason is None and reason:
+            return attrs.evolve(resolution, reason=reason)
+        return resolution
+
+    def _lookup_plugins(
+        self, usage: Usage, models: list[str], sent_at: dt.datetime | None
+    ) -> Resolution:
+        reason: str | None = None
         arguments = {
             "provider": usage.provider,
             "region": usage.region,
@@ -180,3 +198,27 @@ class PriceResolver:
                         model,
                     )
         return Resolution(None, None, reason, fault)
+
+
+def _check_override_unit(
+    usage: Usage, model: str, override: Price, published: Price
+) -> None:
+    """Warn when an override price is off from the published one by a unit factor."""
+    given = override.input * MILLION / override.price_per_tokens
+    known = published.input * MILLION / published.price_per_tokens
+    if not given or not known:
+        return
+    ratio = given / known
+    if 1 / _UNIT_MISTAKE_RATIO < ratio < _UNIT_MISTAKE_RATIO:
+        return
+    message = (
+        f"The override input price for {usage.provider} model {model!r} is "
+        f"{format_decimal(override.input)} USD per {override.price_per_tokens:,} "
+        f"tokens, which is {format_decimal(given)} USD per million tokens and "
+        f"{format_decimal(ratio.normalize())} times the published price of "
+        f"{format_decimal(known)} USD per million ({published.source or 'bundled'}). "
+        f"Check the unit of {usage.provider}_pricing=: give `price_per_tokens` "
+        "when the prices are for another number of tokens."
+    )
+    logger.warning("%s", message)
+    emit_warning(PricingWarning(message), stacklevel=2)

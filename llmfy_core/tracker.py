@@ -9,6 +9,7 @@ arrives, even if a block has ended by then.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import functools
 import inspect
 import threading
@@ -31,7 +32,7 @@ from llmfy_core.model import (
     Usage,
 )
 from llmfy_core.plugins import get_registry
-from llmfy_core.pricing import PriceTable
+from llmfy_core.pricing import PriceTable, tidy_decimal
 from llmfy_core.resolver import PriceResolver, Resolution
 from llmfy_core.totals import ModelTotals
 
@@ -246,11 +247,13 @@ class UsageTracker:
     ) -> RequestRecord:
         """Record a request by hand, for providers that no plugin instruments.
 
-        Counts follow the inclusion rules of `llmfy_core.model`: `input_tokens`
-        includes cached and cache write tokens, `output_tokens` includes
-        reasoning tokens. `sent_at` without a time zone is taken as UTC.
-        Raises ValueError for negative or non-integer counts, and for cached
-        or reasoning counts larger than the total they are part of.
+        When this tracker is active, the trackers active around it count the
+        request too, as they would count an instrumented one. Counts follow the
+        inclusion rules of `llmfy_core.model`: `input_tokens` includes cached
+        and cache write tokens, `output_tokens` includes reasoning tokens.
+        `sent_at` without a time zone is taken as UTC. Raises ValueError for
+        negative or non-integer counts, and for cached or reasoning counts
+        larger than the total they are part of.
         """
         counts = {
             "input_tokens": input_tokens,
@@ -289,9 +292,20 @@ class UsageTracker:
         )
         from llmfy_core.recording import notify_recorded
 
-        record = self.add_usage(usage, sent_at)
+        sent = dt.datetime.now(_UTC) if sent_at is None else as_utc(sent_at)
+        record = self.add_usage(usage, sent)
+        for outer in self._enclosing_trackers():
+            outer.add_fast(usage, sent)
         notify_recorded(record)
         return record
+
+    def _enclosing_trackers(self) -> tuple[UsageTracker, ...]:
+        """Return the active trackers that enclose this one, when it is active."""
+        stack = active_trackers()
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index] is self:
+                return stack[:index]
+        return ()
 
     # Reading
 
@@ -311,6 +325,7 @@ class UsageTracker:
         with self._lock:
             for bucket in self._buckets.values():
                 bucket.add_to(totals)
+        totals.cost = tidy_decimal(totals.cost)
         return totals
 
     def totals_by_model(self) -> dict[tuple[str, str, str | None], ModelTotals]:
@@ -323,6 +338,8 @@ class UsageTracker:
                 if group is None:
                     group = groups[key] = ModelTotals()
                 bucket.add_to(group)
+        for group in groups.values():
+            group.cost = tidy_decimal(group.cost)
         return groups
 
     @property
@@ -480,6 +497,11 @@ def llmfy_usage_tracker(
     every record. With `keep_requests=False` the tracker keeps totals per model
     only, so memory stays flat in long-running services.
     """
+    if callable(openai_pricing):
+        raise TypeError(
+            "llmfy_usage_tracker is used as a decorator without calling it: write "
+            "@llmfy_usage_tracker() (with parentheses) above the function."
+        )
     tables: dict[str, Mapping[str, Any]] = {}
     if openai_pricing is not None:
         tables["openai"] = openai_pricing
@@ -520,10 +542,15 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
             if "pricing_table_parse" in info.hooks
         )
         readers = ", ".join(known) or "none"
+        close = difflib.get_close_matches(provider, known, n=1, cutoff=0.6)
+        hint = (
+            f"Did you mean {close[0]}_pricing=?"
+            if close
+            else "Install the plugin of that provider, or check the spelling."
+        )
         raise UnknownProviderError(
-            f"Unknown provider {provider!r} in {provider}_pricing: no installed "
+            f"Unknown provider {provider!r} in {provider}_pricing=: no installed "
             f"llmfy plugin reads its price tables (plugins that do: {readers}). "
-            "Install the provider's plugin, for example "
-            f"`pip install llmfy-{provider}`, or check the spelling."
+            f"{hint}"
         )
     return cast(PriceTable, parsed)

@@ -89,3 +89,11 @@ def test_secrets_never_in_report_or_logs(
     assert secret not in str(usage)
     assert secret not in repr(usage.to_dict())
     assert secret not in caplog.text
+
+
+def test_warning_points_at_application_line(provider: ProviderPlugin) -> None:
+    with pytest.warns(llmfy_core.PricingWarning) as warned:
+        with llmfy_usage_tracker() as usage:
+            usage.record("openai", "unpriced-model", 1, 1)
+
+    assert warned[0].filename == __file__

@@ -369,3 +369,80 @@ def test_process_tracker_counts_without_block(provider: ProviderPlugin) -> None:
 
     assert tracker.request_count == 2
     assert usage.request_count == 1
+
+
+def test_override_in_wrong_unit_warns(provider: ProviderPlugin) -> None:
+    # 0.00015 is gpt-4o-mini's input price per 1,000 tokens, given in a table
+    # of prices per million: 1,000 times too low.
+    pricing = {"gpt-4o-mini": {"input": 0.00015, "output": 0.0006}}
+
+    with pytest.warns(PricingWarning, match=r"0\.001 times the published price"):
+        with llmfy_usage_tracker(openai_pricing=pricing) as usage:
+            send()
+
+    assert usage.records[0].price_origin == "override"
+
+
+def test_override_close_to_published_does_not_warn(provider: ProviderPlugin) -> None:
+    pricing = {"gpt-4o-mini": {"input": 0.12, "output": 0.48}}
+
+    with llmfy_usage_tracker(openai_pricing=pricing) as usage:
+        send()
+
+    # 60 * 0.12 + 3 * 0.48 = 8.64 per million
+    assert usage.total_cost == Decimal("0.00000864")
+
+
+def test_misspelled_provider_keyword_suggests_name(provider: ProviderPlugin) -> None:
+    llmfy_core.register_plugin(ProviderPlugin("bedrock", {}), "bedrock")
+
+    with pytest.raises(UnknownProviderError, match="Did you mean bedrock_pricing="):
+        llmfy_usage_tracker(bedrok_pricing={"m": {"input": 1, "output": 1}})
+
+
+def test_bare_decorator_raises_with_fix(provider: ProviderPlugin) -> None:
+    with pytest.raises(TypeError, match=r"@llmfy_usage_tracker\(\)"):
+
+        @llmfy_usage_tracker  # type: ignore[arg-type]
+        def work() -> None:
+            pass
+
+
+def test_record_by_hand_counts_in_enclosing_trackers(
+    provider: ProviderPlugin,
+) -> None:
+    with llmfy_usage_tracker() as outer, llmfy_usage_tracker() as inner:
+        inner.record("openai", "gpt-4o-mini", 60, 3)
+        outer.record("openai", "gpt-4o-mini", 107, 3)
+
+    assert inner.request_count == 1
+    assert outer.request_count == 2
+
+
+def test_record_by_hand_rejects_parts_above_total(provider: ProviderPlugin) -> None:
+    usage = llmfy_usage_tracker()
+
+    with pytest.raises(ValueError, match="exceed input_tokens"):
+        usage.record("openai", "gpt-4o-mini", 10, 1, cache_read_tokens=11)
+    with pytest.raises(ValueError, match="exceed output_tokens"):
+        usage.record("openai", "gpt-4o-mini", 10, 1, reasoning_tokens=2)
+
+
+def test_total_cost_has_no_trailing_zeros(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        send()
+
+    assert str(usage.records[0].cost.total) == "0.0000108"  # type: ignore[union-attr]
+    assert usage.total_cost.as_tuple().exponent == -7
+
+
+def test_sent_at_in_other_time_zone_stored_as_utc(provider: ProviderPlugin) -> None:
+    import datetime as dt
+
+    usage = llmfy_usage_tracker()
+    local = dt.datetime(2025, 6, 30, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-1)))
+
+    record = usage.record("openai", "gpt-4o-mini", 1, 1, sent_at=local)
+
+    assert record.sent_at == dt.datetime(2025, 7, 1, 0, 30, tzinfo=dt.UTC)
+    assert record.sent_at.tzinfo is dt.UTC
