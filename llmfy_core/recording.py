@@ -98,9 +98,9 @@ def unknown_usage(context: CallContext, **fields: Any) -> Usage:
 
 
 def extract_usage(response: Any, context: CallContext) -> Usage | None:
-    """Run `usage_extract` for one response, remembering which plugin answers.
+    """Run `usage_extract` for one response, remembering which plugin returned it.
 
-    The implementation that answered for a provider and response type is asked
+    The implementation that returned a usage for a provider and response type is asked
     first next time, so a request normally costs one function call instead of a
     dispatch through every plugin.
     """

@@ -1,6 +1,6 @@
 """Price resolution: tracker overrides first, then plugins by declared rank.
 
-Each tracker owns one `PriceResolver`. Answers are cached per model, region,
+Each tracker owns one `PriceResolver`. Lookup results are cached per model, region,
 tier and batch flag, and the cache is dropped whenever plugins change or a
 plugin calls `invalidate_price_cache`, so that a request normally costs one
 dictionary lookup instead of a hook call per plugin.
@@ -44,7 +44,7 @@ class Resolution:
     """The outcome of a price lookup for one request.
 
     `origin` names where the price came from (`override` or a plugin name);
-    `reason` says why there is no price when `price` is None.
+    `reason` explains why there is no price when `price` is None.
     """
 
     price: Price | None
