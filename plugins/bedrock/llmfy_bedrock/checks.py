@@ -4,8 +4,8 @@ Bedrock sends its token counts as JSON numbers and as header strings. A count
 that is negative, not a whole number or not a number at all is not trusted.
 The functions of `llmfy_bedrock.extract` note each such field here, and
 `usage_extract` logs them once the response is read, with the model and
-region that only it knows. Outside `collecting()`, as when invocation logs
-are read offline, notes are dropped.
+region that only its call context carries. Outside `collecting()`, as when
+invocation logs are read offline, notes are dropped.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def note_text(problem: str) -> None:
 
 
 def note_invalid(field: str, value: object) -> None:
-    """Note that `field` holds `value`, which is not a valid token count."""
+    """Note that `field` contains `value`, which is not a valid token count."""
     note(field, describe_invalid(value))
 
 

@@ -12,10 +12,11 @@ Nothing here imports `openai`.
 
 The SDK builds its objects without validating them, so a malformed response
 reaches this module as it was sent. A count that is missing, negative, not a
-whole number or of another type is not trusted: an input or output count
-becomes unknown, a cached, cache write, reasoning or audio count becomes 0,
-and a part larger than the count it belongs to is cut to that count. Each such
-field is logged on `llmfy.openai` with the model and the field's name.
+whole number or of another type is not trusted. An invalid input or output
+count becomes unknown, and an invalid cached, cache write, reasoning or audio
+count becomes 0. A part larger than the count it belongs to is cut to that
+count. Each such field is logged on `llmfy.openai` with the model and the
+field's name.
 """
 
 from __future__ import annotations
