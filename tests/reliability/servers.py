@@ -1,6 +1,6 @@
-"""A loopback stand-in for OpenAI and Bedrock that answers every request the same way.
+"""A loopback stand-in for OpenAI and Bedrock that replies the same to every request.
 
-Unlike the plugins' queue-based test servers, this one answers any number of
+Unlike the plugins' queue-based test servers, this one serves any number of
 requests, from many threads at once, which the load tests need. It serves:
 
 - `POST /v1/chat/completions`: a Chat Completions body, or server-sent events
@@ -39,7 +39,7 @@ class Received:
 
 @attrs.define
 class Replies:
-    """What every reply says; tests change these before they send requests."""
+    """The contents of every reply; tests change them before sending requests."""
 
     input_tokens: int = 60
     output_tokens: int = 3
@@ -49,7 +49,7 @@ class Replies:
 
 
 class LoopbackLLM:
-    """OpenAI and Bedrock on 127.0.0.1, answering with `replies`, recording requests."""
+    """OpenAI and Bedrock on 127.0.0.1, replying with `replies`, recording requests."""
 
     def __init__(self) -> None:
         self.replies = Replies()

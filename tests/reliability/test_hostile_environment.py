@@ -116,7 +116,7 @@ def test_warnings_as_errors_application(loopback: LoopbackLLM) -> None:
 
 def test_warnings_as_errors_reject_own_price_table() -> None:
     # A warning about the application's own price table is raised at tracker
-    # start, before any LLM call, as `-W error` asks (the suite runs with
+    # start, before any LLM call, as `-W error` requests (the suite runs with
     # warnings as errors); otherwise it is a warning and the table is used.
     table = {"gpt-4o-mini": {"input": 5000, "output": 1}}
 

@@ -218,8 +218,8 @@ def test_totals_only_memory_stays_flat(provider: Any) -> None:
     totals_only = grow(keep_requests=False)
     every_request = grow(keep_requests=True)
 
-    # Keeping every request holds at least a pointer per request; keeping
-    # totals holds nothing more after the warm-up saw every model.
+    # Keeping every request takes at least a pointer per request. Keeping
+    # totals takes nothing more once the warm-up has seen every model.
     assert every_request > 40_000 * 8
     assert totals_only < 16 * 1024
 

@@ -3,7 +3,7 @@
 A broken plugin must be isolated and reported while every other plugin keeps
 working. The core-level cases use the test provider that the `provider`
 fixture of `tests/conftest.py` registers (gpt-4o-mini at 0.15 input and 0.60
-output USD per million tokens); the distribution cases install fake
+output USD per million tokens). The distribution cases install fake
 distributions beside the real plugins and drive the real OpenAI SDK.
 """
 

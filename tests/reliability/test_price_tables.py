@@ -1,8 +1,8 @@
 """Hostile override tables given to `llmfy_usage_tracker`, for both providers.
 
 The plugins' own tests cover each shape error of their table format. These
-try the values that slip past a type check (Decimal NaN, signalling NaN,
-infinity as text, a tiny negative, an exponent too large for Decimal), check
+try the values that slip past a type check: Decimal NaN, signalling NaN,
+infinity as text, a tiny negative, hexadecimal and bytes. They also check
 that an implausible price is warned in the unit the table states, and that a
 table of thousands of models loads quickly. Price files are tested in
 `plugins/pricing-file/tests/test_hostile_files.py`.

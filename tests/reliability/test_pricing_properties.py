@@ -3,9 +3,9 @@
 `tests/test_pricing.py` checks requests with input, cached, cache write and
 output tokens at prices per thousand or per million tokens. These add token
 subsets with their own rates (audio, 1-hour cache writes), tool calls priced
-per call, long-context tiers, and units that are not a power of ten, which
-the tracker costs one request at a time instead of by token sums. For all of
-them the cost must be exact in Decimal, equal to the sum of its parts, equal
+per call, long-context tiers, and units that are not a power of ten. The
+tracker costs such requests one at a time instead of by token sums. For all
+of them the cost must be exact in Decimal, equal to the sum of its parts, equal
 to the formula worked out here, and a tracker's total must be additive over
 requests and independent of their order.
 """

@@ -2,7 +2,7 @@
 
 The real `openai` and `boto3` clients stream from the loopback server. The
 plugins' own tests cover streams that raise half-way or are closed early in
-the thread that sent them; these add streams read from another thread or
+the thread that sent them. These add streams read from another thread or
 task, never read, closed before their first event, and many at once.
 
 Every stream reports 60 input and 3 output tokens.

@@ -30,7 +30,7 @@ HAIKU_3 = "anthropic.claude-3-haiku-20240307-v1:0"
 
 @pytest.fixture(autouse=True)
 def fresh_log_memory() -> Iterator[None]:
-    """Forget which problems were logged, so that each test sees its WARNING."""
+    """Forget which problems were logged, so that each test gets its WARNING."""
     checks._logged.clear()
     yield
     checks._logged.clear()
@@ -454,7 +454,7 @@ def test_converse_stream_broken_frame(
     assert NOVA_MICRO in warned
 
 
-def test_invoke_stream_garbage_metrics_fall_back_to_model_counts(
+def test_invoke_stream_garbage_metrics(
     bedrock_server: Any, make_client: Any, frames: Any, logs: pytest.LogCaptureFixture
 ) -> None:
     client = make_client()

@@ -34,7 +34,7 @@ INCLUDE_USAGE = {"include_usage": True}
 
 @pytest.fixture(autouse=True)
 def fresh_log_memory() -> Iterator[None]:
-    """Forget which fields were logged, so that each test sees its WARNING."""
+    """Forget which fields were logged, so that each test gets its WARNING."""
     extract._logged.clear()
     yield
     extract._logged.clear()
