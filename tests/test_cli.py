@@ -589,6 +589,63 @@ def test_report_bedrock_bodies(
     assert Decimal(group["cost_usd"]) == Decimal("0.0000108")
 
 
+def converse_body(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    """A Converse body with the shape of a real one; it names no model."""
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": "Hi."}]}},
+        "stopReason": "end_turn",
+        "usage": {
+            "inputTokens": input_tokens,
+            "outputTokens": output_tokens,
+            "totalTokens": input_tokens + output_tokens,
+        },
+        "metrics": {"latencyMs": 300},
+    }
+
+
+def test_report_model_option_keeps_body_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    openai_path = tmp_path / "openai-body.json"
+    openai_path.write_text(json.dumps(chat_body("gpt-4o-mini-2024-07-18", 60, 3)))
+    converse_path = tmp_path / "converse.json"
+    converse_path.write_text(json.dumps(converse_body(10, 20)))
+
+    code, data = run_json(
+        capsys, "report", str(openai_path), str(converse_path),
+        "--model", "amazon.nova-lite-v1:0", "--region", "us-east-1",
+    )  # fmt: skip
+
+    groups = {(each["provider"], each["model"]): each for each in data["by_model"]}
+    openai_group = groups[("openai", "gpt-4o-mini-2024-07-18")]
+    bedrock_group = groups[("bedrock", "amazon.nova-lite-v1:0")]
+    assert code == 0
+    assert len(groups) == 2
+    assert openai_group["region"] is None
+    # 60 * 0.15 + 3 * 0.60 = 10.8 millionths of a USD.
+    assert Decimal(openai_group["cost_usd"]) == Decimal("0.0000108")
+    assert bedrock_group["region"] == "us-east-1"
+    # 10 * 0.06 + 20 * 0.24 = 5.4 millionths of a USD.
+    assert Decimal(bedrock_group["cost_usd"]) == Decimal("0.0000054")
+
+
+def test_report_provider_option_keeps_body_provider(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "openai-body.json"
+    path.write_text(json.dumps(chat_body("gpt-4o-mini", 60, 3)))
+
+    code, data = run_json(
+        capsys, "report", str(path), "--provider", "bedrock",
+        "--model", "amazon.nova-lite-v1:0",
+    )  # fmt: skip
+
+    group = data["by_model"][0]
+    assert code == 0
+    assert group["provider"] == "openai"
+    assert group["model"] == "gpt-4o-mini"
+
+
 def test_report_bedrock_body_needs_model(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -48,15 +48,26 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--provider",
         metavar="P",
-        help="the provider of saved bodies that do not show it, such as bedrock",
+        help=(
+            "the provider of saved bodies whose shape is neither OpenAI's nor "
+            "Bedrock's; the bodies of those two keep their own provider"
+        ),
     )
     parser.add_argument(
-        "--model", metavar="M", help="the model id of saved bodies that do not name it"
+        "--model",
+        metavar="M",
+        help=(
+            "the model id of saved bodies that do not name one, such as Bedrock "
+            "bodies; a body with a model keeps its own"
+        ),
     )
     parser.add_argument(
         "--region",
         metavar="R",
-        help="the region of saved bodies, such as us-east-1 (Bedrock prices by region)",
+        help=(
+            "the region of saved Bedrock bodies, such as us-east-1, because "
+            "Bedrock prices by region; invocation logs keep their own"
+        ),
     )
     parser.add_argument(
         "--progress",

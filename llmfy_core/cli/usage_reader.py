@@ -41,6 +41,11 @@ class Skipped:
 class UsageReader:
     """Read records into usage; `provider`, `model` and `region` fill what bodies omit.
 
+    They never replace what a record names itself: a body whose shape is
+    OpenAI's or Bedrock's keeps that provider, a body with a `model` field keeps
+    its model, and Batch lines and invocation logs keep all of theirs. So one
+    run can read an OpenAI body next to a Bedrock body that needs `--model`.
+
     OpenAI Batch lines, OpenAI bodies and Bedrock logs and bodies are read by
     the functions that `llmfy-openai` and `llmfy-bedrock` export for offline
     reading. A body of any other provider, named with `provider`, is read
@@ -102,7 +107,7 @@ class UsageReader:
         return Reading(usage, bedrock.invocation_log_sent_at(log))
 
     def _read_body(self, body: Mapping[str, Any]) -> Reading:
-        provider = self.provider or guess_body_provider(body)
+        provider = guess_body_provider(body) or self.provider
         if provider is None:
             raise RecordError(
                 "not an OpenAI Batch line, a Bedrock invocation log, or an OpenAI "
@@ -114,7 +119,8 @@ class UsageReader:
         elif provider == "bedrock":
             usage = self._read_bedrock_body(body)
         else:
-            context = CallContext(provider, model=self.model, region=self.region)
+            model = None if _text(body.get("model")) else self.model
+            context = CallContext(provider, model=model, region=self.region)
             usage = extract_usage(body, context)
         if usage is None:
             raise RecordError(
@@ -125,7 +131,8 @@ class UsageReader:
 
     def _read_openai_body(self, body: Mapping[str, Any]) -> Usage | None:
         openai = _plugin("openai", "OpenAI response bodies")
-        context = CallContext("openai", model=self.model)
+        named = _text(body.get("model")) or _text(_response_of(body).get("model"))
+        context = CallContext("openai", model=None if named else self.model)
         usage: Usage | None = openai.usage_from_body(body, context)
         return usage
 
@@ -186,6 +193,12 @@ def _plugin(provider: str, what: str) -> Any:
             f"reading {what} needs the llmfy-{provider} plugin; install it with "
             f"`pip install llmfy-{provider}`"
         ) from None
+
+
+def _response_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return the `response` of a saved Responses stream event, else an empty map."""
+    response = body.get("response")
+    return response if isinstance(response, Mapping) else {}
 
 
 def _text(value: Any) -> str | None:
