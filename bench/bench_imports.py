@@ -1,10 +1,11 @@
 """Section 4: import time in a fresh interpreter, minus a bare interpreter.
 
 Each command runs in its own `python -c` process; the commands run in
-interleaved rounds after one unmeasured run each (which also compiles the
-bytecode), and the figure is the median wall time minus the median of
-`python -c pass`. A separate run checks that importing llmfy and discovering
-its plugins leaves the provider SDKs unimported.
+interleaved rounds after one unmeasured run each, which writes the bytecode
+and warms the file cache, and the figure is the median wall time minus the
+median of `python -c pass`. A separate run
+checks that importing llmfy and discovering its plugins leaves the provider
+SDKs unimported.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ def check_discovery(variables: dict[str, str]) -> dict[str, Any]:
 
 def main() -> None:
     quick = benchkit.quick_mode()
-    rounds = 5 if quick else 21
-    slow_rounds = 3 if quick else 7
+    rounds = 4 if quick else 15
+    slow_rounds = 1 if quick else 5
     variables = environment()
     samples: dict[str, list[float]] = {label: [] for label, _, _ in COMMANDS}
     progress("imports: one unmeasured run of each command")

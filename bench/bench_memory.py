@@ -15,6 +15,7 @@ fill on the first requests (price lookups, hook dispatch) are warmed first.
 from __future__ import annotations
 
 import json
+import sysconfig
 import time
 import tracemalloc
 import warnings
@@ -171,10 +172,13 @@ def totals_only(checkpoints: list[int]) -> dict[str, Any]:
 
 
 def short_path(filename: str) -> str:
-    """Shorten a source path to its package-relative part."""
-    for marker in ("/site-packages/", "/work/main/", str(benchkit.REPO_DIR) + "/"):
-        if marker in filename:
-            return filename.split(marker, 1)[1]
+    """Shorten a source path: relative to the checkout, site-packages or stdlib."""
+    for prefix in (str(benchkit.REPO_DIR) + "/", "/site-packages/"):
+        if prefix in filename:
+            return filename.split(prefix, 1)[1]
+    stdlib = sysconfig.get_paths()["stdlib"] + "/"
+    if filename.startswith(stdlib):
+        return filename.removeprefix(stdlib)
     return filename
 
 

@@ -383,7 +383,7 @@ def langchain_community_candidate(case: str) -> Candidate:
         )
 
         call_name = "OpenAICallbackHandler.on_llm_end"
-        note = ""
+        note = "reads the LLMResult's usage_metadata; prices cached tokens"
     else:
         from langchain_community.callbacks.bedrock_anthropic_callback import (
             BedrockAnthropicTokenUsageCallbackHandler as Handler,

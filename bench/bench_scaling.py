@@ -1,7 +1,7 @@
 """Section 6: how the cost per recorded request grows.
 
 - With the number of requests in one tracker, 10^3 to 10^6, in both modes:
-  the mean time per request over the whole run, garbage collections included.
+  each block of 1,000 requests is timed as the tracker fills.
 - With extra plugins registered through `llmfy.register_plugin` (0, 5, 20),
   each implementing `usage_extract` and `price_lookup` and answering None.
 - With nested trackers (1, 2, 4, 8 levels), each of which counts every request.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -36,36 +37,61 @@ def openai_inputs() -> tuple[Any, Any]:
     return response, CallContext("openai", "chat.completions", benchkit.OPENAI_MODEL)
 
 
-def growth(counts: list[int]) -> list[dict[str, Any]]:
-    """Time `count` requests into one fresh tracker, for each count and mode."""
-    from llmfy import active_trackers, llmfy_usage_tracker
+BLOCK = 1_000
+
+
+def growth(total: int) -> list[dict[str, Any]]:
+    """Record `total` requests into one tracker per mode, timing each block of 1,000.
+
+    The cost per request while the tracker holds N requests is read from the
+    blocks of each decade: 1 to 10^3, 10^3 to 10^4, and so on. The median block
+    shows the steady cost; the mean also counts the garbage collections. After
+    each block, the same 1,000 requests go into a new tracker of the same mode:
+    the ratio of the two blocks is the growth, free of the machine's changing
+    load.
+    """
+    from llmfy import llmfy_usage_tracker
     from llmfy_core.recording import record_response
 
     response, context = openai_inputs()
+
+    def time_block(trackers: tuple[Any, ...]) -> float:
+        started = time.perf_counter_ns()
+        for _ in range(BLOCK):
+            record_response(response, context, trackers)
+        return (time.perf_counter_ns() - started) / BLOCK / 1000
+
     rows = []
     for keep_requests in (True, False):
-        for count in counts:
-            benchkit.full_collect()
-            with llmfy_usage_tracker(keep_requests=keep_requests) as usage:
-                trackers = active_trackers()
-                started = time.perf_counter_ns()
-                for _ in range(count):
-                    record_response(response, context, trackers)
-                elapsed = time.perf_counter_ns() - started
-            if usage.request_count != count:
-                raise RuntimeError(f"{usage.request_count} of {count} recorded")
-            del usage
+        benchkit.full_collect()
+        blocks = []
+        ratios = []
+        with llmfy_usage_tracker(keep_requests=keep_requests) as usage:
+            for _ in range(total // BLOCK):
+                blocks.append(time_block((usage,)))
+                fresh = llmfy_usage_tracker(keep_requests=keep_requests)
+                ratios.append(blocks[-1] / time_block((fresh,)))
+                del fresh
+        if usage.request_count != total:
+            raise RuntimeError(f"{usage.request_count} of {total} recorded")
+        del usage
+        start, end = 0, 1
+        while end <= len(blocks):
             rows.append(
                 {
                     "keep_requests": keep_requests,
-                    "requests": count,
-                    "us_per_request": elapsed / count / 1000,
+                    "from_requests": start * BLOCK,
+                    "to_requests": end * BLOCK,
+                    "median_us": statistics.median(blocks[start:end]),
+                    "mean_us": statistics.fmean(blocks[start:end]),
+                    "median_ratio": statistics.median(ratios[start:end]),
                 }
             )
-            progress(
-                f"scaling: {count:,} requests, keep_requests={keep_requests}: "
-                f"{elapsed / count / 1000:.2f} µs each"
-            )
+            start, end = end, end * 10
+        progress(
+            f"scaling: {total:,} requests, keep_requests={keep_requests}: "
+            f"{statistics.fmean(blocks):.2f} µs each on average"
+        )
     return rows
 
 
@@ -170,12 +196,12 @@ def nesting(rounds: int, round_seconds: float) -> dict[str, Any]:
 
 def main() -> None:
     quick = benchkit.quick_mode()
-    counts = [1_000, 10_000, 100_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
+    total = 100_000 if quick else 1_000_000
     rounds = 5 if quick else 11
     round_seconds = 0.04 if quick else 0.1
     benchkit.emit(
         {
-            "growth": growth(counts),
+            "growth": growth(total),
             "plugins": plugin_counts(rounds, round_seconds),
             "nesting": nesting(rounds, round_seconds),
         }

@@ -4,14 +4,15 @@ The section process runs a local server (`local_server.py`) and starts client
 subprocesses, one per SDK and variant, in rounds whose order alternates:
 
 - `bare`: llmfy is never imported in the process;
-- `llmfy`: llmfy is imported, its plugins discovered and the SDK patched (a
-  tracker was entered and left once). The process measures two modes in
-  alternation, sample by sample: `idle`, with no tracker active, and
-  `tracked`, with a tracker entered just before the request is sent.
+- `idle`: llmfy is imported, its plugins discovered and the SDK patched (a
+  tracker was entered and left once), but no tracker is active;
+- `tracked`: the same, with a tracker active around every request;
+- `paired`: the same again, alternating request by request between no tracker
+  (`paired_idle`) and an active tracker (`paired_tracked`).
 
-`idle` against `bare` is the cost of having llmfy installed; it compares two
-processes, so it carries the noise between processes. `tracked` against
-`idle` is the cost of an active tracker, paired within one process.
+`idle` and `tracked` against `bare` compare separate processes, so they carry
+the noise between processes; `paired_tracked` against `paired_idle` measures
+the cost of an active tracker within one process, pair by pair.
 
 Each client times single non-streaming calls, streams paced by the server
 (time to the first event, and how long each event took from the server's
@@ -35,8 +36,15 @@ from typing import Any
 import benchkit
 from benchkit import progress
 
-VARIANTS = ("bare", "llmfy")
-MODES = ("bare", "idle", "tracked")
+VARIANTS = ("bare", "idle", "tracked", "paired")
+MODES = ("bare", "idle", "tracked", "paired_idle", "paired_tracked")
+# (mode, tracker active) measured by each variant's process.
+VARIANT_MODES = {
+    "bare": [("bare", False)],
+    "idle": [("idle", False)],
+    "tracked": [("tracked", True)],
+    "paired": [("paired_idle", False), ("paired_tracked", True)],
+}
 # Samples taken once per request or stream, paired between idle and tracked.
 PAIRED_KEYS = (
     "call_us",
@@ -126,13 +134,13 @@ class Sampler:
 
     def __init__(self, tracker: Any) -> None:
         self.tracker = tracker
-        self.requests = 0
+        self.tracked_requests = 0
 
     def run(self, tracked: bool, measure: Callable[[], Any]) -> Any:
         """Return `measure()`, run inside the tracker when `tracked`."""
-        self.requests += 1
         if not tracked:
             return measure()
+        self.tracked_requests += 1
         with self.tracker:
             return measure()
 
@@ -239,13 +247,10 @@ def instrumentation_state(sdk: str) -> dict[str, Any]:
 
 def run_client(args: argparse.Namespace) -> None:
     """Measure one SDK in one variant, then print the samples as JSON."""
-    tracker = prepare_llmfy() if args.variant == "llmfy" else None
+    tracker = None if args.variant == "bare" else prepare_llmfy()
     client = Client(args.sdk, args.port)
     sampler = Sampler(tracker)
-    if tracker is None:
-        modes = [("bare", False)]
-    else:
-        modes = [("idle", False), ("tracked", True)]
+    modes = VARIANT_MODES[args.variant]
 
     for _, tracked in modes:
         for _ in range(args.warmup):
@@ -257,7 +262,7 @@ def run_client(args: argparse.Namespace) -> None:
     result: dict[str, Any] = {"modes": samples, "events_per_stream": events}
     if tracker is not None:
         result["recorded"] = tracker.request_count
-        result["expected_records"] = sampler.requests // 2
+        result["expected_records"] = sampler.tracked_requests
         result["cost_complete"] = tracker.cost_complete
     result.update(instrumentation_state(args.sdk))
     benchkit.emit(result)
@@ -288,7 +293,7 @@ def run_section(quick: bool) -> dict[str, Any]:
 
     rounds = 1 if quick else 3
     counts = (
-        {"warmup": 20, "calls": 150, "paced": 4, "burst": 10}
+        {"warmup": 20, "calls": 100, "paced": 4, "burst": 8}
         if quick
         else {"warmup": 50, "calls": 300, "paced": 6, "burst": 20}
     )
@@ -353,10 +358,11 @@ def run_client_process(
 def summarize_sdk(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Pool each mode's samples over the rounds: medians and 95% intervals.
 
-    `tracked_vs_idle` holds the median of the pair-by-pair differences.
-    `idle_vs_bare` compares separate processes, so its noise is the larger of
-    the two medians' intervals combined and the spread of the bare process
-    medians between rounds.
+    `compared` holds each comparison's median difference and its noise.
+    Between processes (idle and tracked against bare) the noise is the larger
+    of the two medians' intervals combined and the spread of the bare process
+    medians between rounds. Within the paired process it is the interval of
+    the median of the pair-by-pair differences.
     """
     summary: dict[str, Any] = {}
     for mode in MODES:
@@ -368,31 +374,33 @@ def summarize_sdk(results: list[dict[str, Any]]) -> dict[str, Any]:
             }
             for key in SAMPLE_KEYS
         }
-    llmfy_runs = [each for each in results if each["variant"] == "llmfy"]
-    bare_runs = [each for each in results if each["variant"] == "bare"]
 
-    summary["tracked_vs_idle"] = {}
-    summary["idle_vs_bare"] = {}
+    compared: dict[str, dict[str, Any]] = {"idle": {}, "tracked": {}, "paired": {}}
+    paired_runs = [each["modes"] for each in results if each["variant"] == "paired"]
     for key in SAMPLE_KEYS:
+        bare = summary["bare"][key]
+        for mode in ("idle", "tracked"):
+            this = summary[mode][key]
+            noise = (this["ci"] ** 2 + bare["ci"] ** 2) ** 0.5
+            if len(bare["rounds"]) > 1:
+                noise = max(noise, max(bare["rounds"]) - min(bare["rounds"]))
+            compared[mode][key] = {
+                "median": this["median"] - bare["median"],
+                "ci": noise,
+            }
         if key in PAIRED_KEYS:
             differences = [
                 tracked - idle
-                for run in llmfy_runs
+                for run in paired_runs
                 for tracked, idle in zip(
-                    run["modes"]["tracked"][key], run["modes"]["idle"][key], strict=True
+                    run["paired_tracked"][key], run["paired_idle"][key], strict=True
                 )
             ]
-            summary["tracked_vs_idle"][key] = benchkit.median_with_ci(differences)
-        idle, bare = summary["idle"][key], summary["bare"][key]
-        noise = (idle["ci"] ** 2 + bare["ci"] ** 2) ** 0.5
-        rounds = bare["rounds"]
-        if len(rounds) > 1:
-            noise = max(noise, max(rounds) - min(rounds))
-        summary["idle_vs_bare"][key] = {
-            "median": idle["median"] - bare["median"],
-            "ci": noise,
-        }
+            compared["paired"][key] = benchkit.median_with_ci(differences)
+    summary["compared"] = compared
 
+    llmfy_runs = [each for each in results if each["variant"] != "bare"]
+    bare_runs = [each for each in results if each["variant"] == "bare"]
     summary["recorded"] = sum(each["recorded"] for each in llmfy_runs)
     summary["expected_records"] = sum(each["expected_records"] for each in llmfy_runs)
     summary["cost_complete"] = all(each["cost_complete"] for each in llmfy_runs)

@@ -210,20 +210,23 @@ def _handler_for(server: BenchServer) -> type[BaseHTTPRequestHandler]:
             source = (
                 server.openai_events if provider == "openai" else server.bedrock_events
             )
+            terminator = b"0\r\n\r\n"
             if paced:
                 # Each event is built after the pause, so its stamp is the time
-                # it is written.
+                # it is written. The last one goes with the end of the body, so
+                # that a client that stops reading there can reuse the connection.
                 events = source(stamp)
-                part = next(events, None)
-                while part is not None:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
-                    self.wfile.flush()
-                    time.sleep(server.interval)
-                    part = next(events, None)
+                for index in range(server.events):
+                    if index:
+                        time.sleep(server.interval)
+                    part = next(events)
+                    data = b"%x\r\n%s\r\n" % (len(part), part)
+                    if index == server.events - 1:
+                        data += terminator
+                    self.wfile.write(data)
             else:
                 parts = [b"%x\r\n%s\r\n" % (len(part), part) for part in source(stamp)]
-                self.wfile.write(b"".join(parts))
-            self.wfile.write(b"0\r\n\r\n")
+                self.wfile.write(b"".join(parts) + terminator)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Keep the benchmark output free of access lines."""

@@ -222,6 +222,12 @@ def main() -> int:
     if not in_venv():
         ensure_venv()
 
+    # Installed applications load compiled bytecode. This environment may set
+    # PYTHONDONTWRITEBYTECODE, which would recompile llmfy's editable sources in
+    # every process; the sections write bytecode under bench/.venv instead.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(VENV_DIR / "pycache")
+
     sys.path.insert(0, str(BENCH_DIR))
     import benchkit
     import report
