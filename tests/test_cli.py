@@ -206,6 +206,49 @@ def test_plugins_broken_plugin_exits_1(
     assert plugins["openai"]["error"] is None
 
 
+def test_plugins_autoload_disabled_names_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMFY_DISABLE_PLUGIN_AUTOLOAD", "1")
+    llmfy_core.load_plugins()
+
+    code, out, _ = run(capsys, "plugins")
+
+    assert code == 0
+    assert "No llmfy plugin is installed" not in out
+    assert "autoload is disabled (LLMFY_DISABLE_PLUGIN_AUTOLOAD=1)" in out
+    assert "Installed entry points: bedrock," in out
+
+
+def test_plugins_unknown_allowed_name_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMFY_PLUGINS", "opnai")
+    llmfy_core.load_plugins()
+
+    code, out, _ = run(capsys, "plugins")
+
+    assert code == 1
+    assert "No llmfy plugin is installed" not in out
+    assert "(LLMFY_PLUGINS=opnai) names 'opnai'" in out
+    assert "Did you mean openai?" in out
+    assert "Installed entry points: bedrock," in out
+
+
+def test_plugins_json_lists_entry_points(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMFY_PLUGINS", "openai,opnai")
+    llmfy_core.load_plugins()
+
+    code, data = run_json(capsys, "plugins")
+
+    assert code == 1
+    assert [each["name"] for each in data["plugins"]] == ["openai"]
+    assert data["unknown_in_allow"] == ["opnai"]
+    assert "bedrock" in data["entry_points"]
+
+
 # llmfy prices
 
 

@@ -3,8 +3,8 @@
 Exit codes, the same for every subcommand:
 
 - 0: done.
-- 1: part of the input could not be read (the rest was used), or a plugin
-  failed to load.
+- 1: part of the input could not be read (the rest was used), a plugin
+  failed to load, or `LLMFY_PLUGINS` names a plugin that is not installed.
 - 2: invalid arguments or price file; nothing was computed.
 - 3: the input was read, but a model has no price, so a cost is unknown or
   incomplete.
@@ -29,8 +29,8 @@ __all__ = ["build_parser", "main"]
 EPILOG = """\
 exit codes:
   0    done
-  1    part of the input could not be read (the rest was used),
-       or a plugin failed to load
+  1    part of the input could not be read (the rest was used), a plugin
+       failed to load, or LLMFY_PLUGINS names a plugin that is not installed
   2    invalid arguments or price file; nothing was computed
   3    a model has no price, so a cost is unknown or incomplete
   130  interrupted

@@ -16,7 +16,7 @@ EXIT_OK = 0
 """The command did everything it was asked."""
 
 EXIT_PARTIAL = 1
-"""Some input could not be read, or a plugin failed to load; the rest was used."""
+"""Some input could not be read, or a plugin failed to load or is not installed."""
 
 EXIT_USAGE = 2
 """Invalid arguments or price file: nothing was computed."""

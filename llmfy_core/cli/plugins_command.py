@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib.metadata
+import os
 from typing import Any
 
-from llmfy_core.plugins import get_registry, hook_order, list_plugins
+import attrs
+
+from llmfy_core.plugins import (
+    ENTRY_POINT_GROUP,
+    PluginInfo,
+    get_registry,
+    hook_order,
+    list_plugins,
+)
 
 from .output import (
     EXIT_OK,
@@ -43,16 +54,115 @@ def run(args: argparse.Namespace) -> int:
     if args.hook:
         return _show_hook_order(args.hook, args.json)
     infos = list_plugins()
-    failed = any(info.error for info in infos)
+    loading = LoadingState.read()
+    failed = any(info.error for info in infos) or bool(loading.unknown_allowed)
+    code = EXIT_PARTIAL if failed else EXIT_OK
     if args.json:
-        print_json({"plugins": [plugin_dict(info) for info in infos]})
-        return EXIT_PARTIAL if failed else EXIT_OK
-    if not infos:
-        print(
+        data = {"plugins": [plugin_dict(info) for info in infos], **loading.to_dict()}
+        print_json(data)
+        return code
+    if infos:
+        print(_plugin_table(infos))
+    notes = loading.notes()
+    if not infos and not loading.installed:
+        notes = [
             "No llmfy plugin is installed, so no LLM call is counted. Install a "
             "provider plugin, such as `pip install llmfy-openai llmfy-bedrock`."
+        ]
+    elif not infos and loading.autoload:
+        notes.insert(0, "No llmfy plugin was loaded, so no LLM call is counted.")
+    for note in notes:
+        print(note)
+    return code
+
+
+@attrs.frozen(slots=True)
+class LoadingState:
+    """How plugins were chosen: autoload, the allow- and block-lists, and what exists.
+
+    `installed` names every entry point of the group `llmfy`, loaded or not.
+    """
+
+    autoload: bool
+    allow: frozenset[str] | None
+    block: frozenset[str]
+    installed: tuple[str, ...]
+
+    @classmethod
+    def read(cls) -> LoadingState:
+        """Read the options of the current plugin registry and the entry points."""
+        options = get_registry().options
+        found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        return cls(
+            autoload=options.autoload is not False,
+            allow=options.allow,
+            block=options.block or frozenset(),
+            installed=tuple(sorted({entry_point.name for entry_point in found})),
         )
-        return EXIT_OK
+
+    @property
+    def unknown_allowed(self) -> list[str]:
+        """Names in the allow-list that no installed entry point has."""
+        if self.allow is None or not self.autoload:
+            return []
+        return sorted(self.allow - set(self.installed))
+
+    def notes(self) -> list[str]:
+        """Explain why installed plugins were not loaded, one sentence group each."""
+        installed = ", ".join(self.installed) or "none"
+        if not self.autoload:
+            source = _source("LLMFY_DISABLE_PLUGIN_AUTOLOAD", "autoload")
+            return [
+                f"Plugin autoload is disabled ({source}), so no installed plugin "
+                "was loaded and only plugins registered in code count LLM calls. "
+                f"Installed entry points: {installed}."
+            ]
+        notes = []
+        for name in self.unknown_allowed:
+            close = difflib.get_close_matches(name, self.installed, n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            if close and close[0] in self.allow:
+                hint = ""
+            notes.append(
+                f"The allow-list ({_source('LLMFY_PLUGINS', 'allow')}) names "
+                f"{name!r}, which no installed entry point has.{hint} Installed "
+                f"entry points: {installed}."
+            )
+        skipped = sorted(set(self.installed) - (self.allow or set(self.installed)))
+        if skipped:
+            notes.append(
+                f"Not loaded, because the allow-list "
+                f"({_source('LLMFY_PLUGINS', 'allow')}) leaves them out: "
+                f"{', '.join(skipped)}."
+            )
+        blocked = sorted(self.block & set(self.installed))
+        if blocked:
+            notes.append(
+                f"Not loaded, because the block-list "
+                f"({_source('LLMFY_DISABLED_PLUGINS', 'block')}) names them: "
+                f"{', '.join(blocked)}."
+            )
+        return notes
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the state as JSON-serializable data."""
+        return {
+            "autoload": self.autoload,
+            "allow": None if self.allow is None else sorted(self.allow),
+            "block": sorted(self.block),
+            "entry_points": list(self.installed),
+            "unknown_in_allow": self.unknown_allowed,
+        }
+
+
+def _source(variable: str, argument: str) -> str:
+    """Name the environment variable an option came from, or else the argument."""
+    if os.environ.get(variable, "").strip():
+        return f"{variable}={os.environ[variable].strip()}"
+    return f"the {argument}= argument of llmfy.load_plugins"
+
+
+def _plugin_table(infos: list[PluginInfo]) -> str:
     rows = []
     for info in infos:
         if info.error:
@@ -69,8 +179,7 @@ def run(args: argparse.Namespace) -> int:
             ]
         )
     headers = ["PLUGIN", "DISTRIBUTION", "VERSION", "PRICE RANK", "HOOKS"]
-    print(render_table(headers, rows))
-    return EXIT_PARTIAL if failed else EXIT_OK
+    return render_table(headers, rows)
 
 
 def _show_hook_order(hook: str, as_json: bool) -> int:
