@@ -284,6 +284,84 @@ def test_prices_model_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert "from:         bedrock" in out
 
 
+# llmfy prices and llmfy cost: arguments that do not select one price
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("cost", "us.amazon.nova-lite-v1:0", "--input", "1", "--output", "1"),
+        ("cost", "amazon.nova-lite-v1:0", "--provider", "bedrock", "--input", "1",
+         "--output", "1"),
+        ("prices", "--model", "us.amazon.nova-lite-v1:0"),
+        ("prices", "bedrock", "--model", "amazon.nova-lite-v1:0"),
+    ],
+)  # fmt: skip
+def test_bedrock_model_without_region_asks_region(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    code, out, err = run(capsys, *args)
+
+    assert code == 2
+    assert out == ""
+    assert "is a Bedrock model whose price depends on the region" in err
+    assert "--region us-east-1" in err
+    assert "us-east-2, us-west-2" in err
+    assert "--provider" not in err
+    assert "llmfy_usage_tracker" not in err
+
+
+@pytest.mark.parametrize("command", ["cost", "prices"])
+def test_region_without_price_exits_3(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    model = "amazon.nova-lite-v1:0"
+    if command == "cost":
+        args = ("cost", model, "--input", "1", "--output", "1")
+    else:
+        args = ("prices", "--model", model)
+
+    code, out, _ = run(capsys, *args, "--region", "eu-west-1")
+
+    assert code == 3
+    assert "us-east-1, us-east-2, us-west-2, but not in eu-west-1" in out
+
+
+@pytest.mark.parametrize("command", ["cost", "prices"])
+def test_misspelt_model_suggests_close_ids(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    if command == "cost":
+        args = ("cost", "gpt4o-mini", "--input", "1", "--output", "1")
+    else:
+        args = ("prices", "--model", "gpt4o-mini")
+
+    code, _, err = run(capsys, *args)
+
+    assert code == 2
+    assert "close to it: gpt-4o-mini (openai)" in err
+    assert "--provider bedrock" not in err
+
+
+def test_own_model_gets_no_provider_example(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "prices", "--model", "my-model")
+
+    assert code == 2
+    assert "'my-model'" in err
+    assert "--provider bedrock" not in err
+    assert "--prices FILE" in err
+
+
+def test_misspelt_provider_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "prices", "opnai", "--model", "gpt-4o-mini")
+
+    assert code == 2
+    assert "'opnai'" in err
+    assert "Did you mean openai?" in err
+
+
 def test_prices_listing_has_both_providers(capsys: pytest.CaptureFixture[str]) -> None:
     code, data = run_json(capsys, "prices")
 
@@ -687,6 +765,22 @@ def test_report_provider_option_keeps_body_provider(
     assert code == 0
     assert group["provider"] == "openai"
     assert group["model"] == "gpt-4o-mini"
+
+
+def test_report_bedrock_body_without_region_asks_region(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "converse.json"
+    path.write_text(json.dumps(converse_body(10, 20)))
+
+    code, out, err = run(
+        capsys, "report", str(path), "--model", "amazon.nova-lite-v1:0"
+    )
+
+    assert code == 3
+    assert "the price depends on the region" in out
+    assert "--region us-east-1" in out
+    assert "llmfy_usage_tracker" not in out + err
 
 
 def test_report_bedrock_body_needs_model(

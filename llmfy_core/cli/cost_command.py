@@ -11,6 +11,7 @@ from llmfy_core.pricing import compute_cost
 from llmfy_core.report import price_dict
 from llmfy_core.resolver import PriceResolver
 
+from .lookup import KnownPrices, PriceQuery, find_price
 from .output import (
     EXIT_OK,
     EXIT_UNPRICED,
@@ -20,7 +21,7 @@ from .output import (
     render_table,
 )
 from .prices_command import add_prices_option
-from .sources import describe_unpriced, guess_provider, resolve, use_price_file
+from .sources import use_price_file
 
 
 def add_parser(commands: Any) -> None:
@@ -32,7 +33,10 @@ def add_parser(commands: Any) -> None:
             "Compute the cost of one request from its token counts, priced as a "
             "tracker would price it. --input counts every input token, cached "
             "and cache write tokens included; --output counts every output "
-            "token, reasoning tokens included. Exits 3 when the model has no price."
+            "token, reasoning tokens included. Exits 2 when the arguments do not "
+            "select one price (the provider cannot be guessed, or the model is "
+            "priced by region and --region is missing), and 3 when the model has "
+            "no price."
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="the model id")
@@ -97,13 +101,8 @@ def run(args: argparse.Namespace) -> int:
     if args.prices:
         use_price_file(args.prices)
     resolver = PriceResolver({})
-    provider = args.provider or guess_provider(
-        resolver,
-        args.model,
-        region=args.region,
-        service_tier=args.tier,
-        batch=args.batch,
-    )
+    query = PriceQuery(args.model, args.provider, args.region, args.tier, args.batch)
+    provider, found, reason = find_price(resolver, query, KnownPrices.collect())
     usage = Usage(
         provider=provider,
         model=args.model,
@@ -116,20 +115,12 @@ def run(args: argparse.Namespace) -> int:
         service_tier=args.tier,
         batch=args.batch,
     )
-    found = resolve(
-        resolver,
-        provider,
-        args.model,
-        region=args.region,
-        service_tier=args.tier,
-        batch=args.batch,
-    )
     if found.price is None:
-        reason = describe_unpriced(found.reason, provider, args.model)
         if args.json:
             print_json(_cost_dict(usage, None, found.origin, reason))
         else:
-            print(f"No price for {provider} model {args.model!r}: {reason}")
+            where = f" in region {args.region}" if args.region else ""
+            print(f"No price for {provider} model {args.model!r}{where}: {reason}")
         return EXIT_UNPRICED
     if args.json:
         print_json(_cost_dict(usage, found.price, found.origin, None))

@@ -19,7 +19,7 @@ EXIT_PARTIAL = 1
 """Some input could not be read, or a plugin failed to load or is not installed."""
 
 EXIT_USAGE = 2
-"""Invalid arguments or price file: nothing was computed."""
+"""Invalid or incomplete arguments or price file: nothing was computed."""
 
 EXIT_UNPRICED = 3
 """The input was read, but a model has no price, so a cost is unknown or incomplete."""

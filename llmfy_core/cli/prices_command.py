@@ -12,6 +12,7 @@ from llmfy_core.pricing import PriceKey
 from llmfy_core.report import price_dict
 from llmfy_core.resolver import PriceResolver, Resolution
 
+from .lookup import KnownPrices, PriceQuery, find_price
 from .output import (
     EXIT_OK,
     EXIT_UNPRICED,
@@ -21,14 +22,7 @@ from .output import (
     print_json,
     render_table,
 )
-from .sources import (
-    ListedPrice,
-    catalog,
-    describe_unpriced,
-    guess_provider,
-    resolve,
-    use_price_file,
-)
+from .sources import ListedPrice, catalog, resolve, use_price_file
 
 
 def add_parser(commands: Any) -> None:
@@ -41,7 +35,9 @@ def add_parser(commands: Any) -> None:
             "the price file given with --prices, with the plugin, source and date "
             "of each. Prices are shown in USD per million tokens; --json keeps "
             "each price in its own unit. With --model, resolve one model's price "
-            "as a tracker would; exits 3 when it has none."
+            "as a tracker would. Exits 2 when the arguments do not select one "
+            "price (the provider cannot be guessed, or the model is priced by "
+            "region and --region is missing), and 3 when the model has no price."
         ),
     )
     parser.add_argument(
@@ -81,22 +77,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show_one(args: argparse.Namespace, resolver: PriceResolver) -> int:
-    provider = args.provider or guess_provider(
-        resolver,
-        args.model,
-        region=args.region,
-        service_tier=args.tier,
-        batch=args.batch,
-    )
-    found = resolve(
-        resolver,
-        provider,
-        args.model,
-        region=args.region,
-        service_tier=args.tier,
-        batch=args.batch,
-    )
+    query = PriceQuery(args.model, args.provider, args.region, args.tier, args.batch)
+    provider, found, reason = find_price(resolver, query, KnownPrices.collect())
     row = _row_dict(provider, args.model, args.region, args.tier, args.batch, found)
+    if reason is not None:
+        row["unpriced_reason"] = reason
     if args.json:
         print_json(row)
         return EXIT_OK if found.price else EXIT_UNPRICED
@@ -111,7 +96,7 @@ def _show_one(args: argparse.Namespace, resolver: PriceResolver) -> int:
     )
     print(f"{provider} {args.model}" + (f" ({where})" if where else ""))
     if found.price is None:
-        print(f"  no price: {describe_unpriced(found.reason, provider, args.model)}")
+        print(f"  no price: {reason}")
         return EXIT_UNPRICED
     for line in _price_lines(found.price, found.origin):
         print(f"  {line}")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
 import attrs
 
+from llmfy_core.model import RequestRecord
 from llmfy_core.report import totals_dict
+from llmfy_core.resolver import PriceResolver
 from llmfy_core.totals import ModelTotals
 from llmfy_core.tracker import UsageTracker, llmfy_usage_tracker
 
+from .lookup import KnownPrices, PriceQuery, region_advice, regions_with_price
 from .output import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -97,6 +101,8 @@ class ReportRun:
     tracker: UsageTracker
     files: list[FileSummary] = attrs.Factory(list)
     unpriced: dict[tuple[str, str, str | None], str] = attrs.Factory(dict)
+    resolver: PriceResolver = attrs.Factory(lambda: PriceResolver({}))
+    known: KnownPrices | None = None
 
     @property
     def failures(self) -> list[ReadFailure]:
@@ -114,9 +120,13 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress.for_input(
         sys.stderr, sum(each.size for each in inputs), args.progress
     )
+    tracker_logger = logging.getLogger("llmfy.tracker")
+    price_warnings = _DropPriceWarnings()
+    tracker_logger.addFilter(price_warnings)
     try:
         _read_all(inputs, reader, report, progress)
     finally:
+        tracker_logger.removeFilter(price_warnings)
         progress.done()
     if args.json:
         print_json(_report_dict(report))
@@ -124,6 +134,19 @@ def run(args: argparse.Namespace) -> int:
         _print_failures(report.failures)
         print(_report_text(report))
     return _exit_code(report)
+
+
+class _DropPriceWarnings(logging.Filter):
+    """Drop the tracker's missing-price warnings, which name tracker arguments.
+
+    The report's summary explains each missing price in terms of the
+    command's own options instead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # NOTE: matched by the start of the tracker's message; if that text
+        # changes, the warning shows again, next to the summary.
+        return not record.getMessage().startswith("No price for")
 
 
 def _read_all(
@@ -152,16 +175,36 @@ def _read_all(
                 continue
             record = report.tracker.add_usage(outcome.usage, outcome.sent_at)
             usage = record.usage
-            if record.price is None and usage.known:
-                key = (usage.provider, usage.model, usage.region)
-                reason = describe_unpriced(
-                    record.unpriced_reason, usage.provider, usage.model
-                )
-                report.unpriced.setdefault(key, reason)
+            key = (usage.provider, usage.model, usage.region)
+            if record.price is None and usage.known and key not in report.unpriced:
+                report.unpriced[key] = _unpriced_reason(report, record)
             summary.counted += 1
             counted += 1
             progress.update(done_before + each.position(), counted)
         done_before += each.size
+
+
+def _unpriced_reason(report: ReportRun, record: RequestRecord) -> str:
+    """Explain a missing price; for a record without a region, ask for --region."""
+    usage = record.usage
+    if usage.region is None:
+        if report.known is None:
+            report.known = KnownPrices.collect()
+        query = PriceQuery(
+            usage.served_model or usage.model,
+            usage.provider,
+            service_tier=usage.service_tier,
+            batch=usage.batch,
+        )
+        regions = regions_with_price(
+            report.resolver, query, usage.provider, report.known
+        )
+        if regions:
+            return (
+                "the price depends on the region, and these records name none. "
+                + region_advice(regions)
+            )
+    return describe_unpriced(record.unpriced_reason, usage.provider, usage.model)
 
 
 def _exit_code(report: ReportRun) -> int:

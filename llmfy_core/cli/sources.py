@@ -136,11 +136,6 @@ def origin_rank(origin: str | None) -> int:
     return info.price_rank
 
 
-def known_providers() -> list[str]:
-    """Return the providers that some plugin lists prices for, sorted."""
-    return sorted({item.entry.provider for item in catalog(None)})
-
-
 def resolve(
     resolver: PriceResolver,
     provider: str,
@@ -163,59 +158,6 @@ def resolve(
     return resolver.resolve(usage, dt.datetime.now(dt.UTC))
 
 
-def guess_provider(
-    resolver: PriceResolver,
-    model: str,
-    *,
-    region: str | None = None,
-    service_tier: str | None = None,
-    batch: bool = False,
-) -> str:
-    """Return the one provider whose prices know `model`, or raise `CliError`.
-
-    When several providers price the model, the ones priced by a provider
-    table or a higher source are preferred over fallback databases.
-    """
-    providers = known_providers()
-    priced: dict[str, Resolution] = {}
-    for provider in providers:
-        found = resolve(
-            resolver,
-            provider,
-            model,
-            region=region,
-            service_tier=service_tier,
-            batch=batch,
-        )
-        if found.price is not None:
-            priced[provider] = found
-    if len(priced) > 1:
-        strong = {
-            provider: found
-            for provider, found in priced.items()
-            if origin_rank(found.origin) >= PriceRank.PROVIDER
-        }
-        if strong:
-            priced = strong
-    if len(priced) == 1:
-        return next(iter(priced))
-    example = f"--provider {providers[0]}" if providers else "--provider openai"
-    if not priced:
-        listed = ", ".join(providers) or "none"
-        raise CliError(
-            f"Cannot tell the provider of model {model!r}: no installed plugin "
-            f"has a price for it (providers with listed prices: {listed}). "
-            f"Pass the provider, such as {example}."
-        )
-    raise CliError(
-        f"Model {model!r} is priced by several providers "
-        f"({', '.join(sorted(priced))}). Pass one with --provider."
-    )
-
-
 def describe_unpriced(reason: str | None, provider: str, model: str) -> str:
-    """Explain why a model has no price, and how to add one."""
-    return reason or (
-        f"No installed plugin has a price for {provider} model {model!r}. Give one "
-        "with --prices FILE, or install a pricing plugin such as llmfy-genai-prices."
-    )
+    """Return the plugin's reason for a missing price, or say that none has one."""
+    return reason or f"No installed plugin has a price for {provider} model {model!r}."

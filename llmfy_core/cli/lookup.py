@@ -1,0 +1,250 @@
+"""Find the price of one model for `llmfy cost` and `llmfy prices --model`.
+
+When the arguments do not pick one price, the error says which argument is
+missing: a provider that cannot be guessed, or a region for a model priced
+by region. Both commands use the
+same checks, so the same cause ends both with the same exit code.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+
+import attrs
+
+from llmfy_core.model import PriceRank
+from llmfy_core.resolver import PriceResolver, Resolution
+
+from .output import EXIT_USAGE, CliError
+from .sources import catalog, describe_unpriced, origin_rank, resolve
+
+PROVIDER_NAMES = {"openai": "OpenAI", "bedrock": "Bedrock"}
+
+MAX_SUGGESTIONS = 3
+
+
+@attrs.frozen(slots=True)
+class PriceQuery:
+    """The arguments that select one price: model, provider, region, tier, batch."""
+
+    model: str
+    provider: str | None = None
+    region: str | None = None
+    service_tier: str | None = None
+    batch: bool = False
+
+
+@attrs.frozen(slots=True)
+class KnownPrices:
+    """What the plugins' price listings name, by provider.
+
+    Used to check arguments and to explain a missing price; a plugin that
+    prices models without listing them is still asked for every price.
+    """
+
+    models: Mapping[str, frozenset[str]]
+    regions: Mapping[str, tuple[str, ...]]
+    tiers: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def collect(cls) -> KnownPrices:
+        """Read every plugin's `price_catalog` listing."""
+        models: dict[str, set[str]] = {}
+        regions: dict[str, set[str]] = {}
+        tiers: dict[str, set[str]] = {}
+        for listed in catalog(None):
+            provider = listed.entry.provider
+            key = listed.entry.key
+            models.setdefault(provider, set()).add(key.model)
+            regions.setdefault(provider, set())
+            tiers.setdefault(provider, set())
+            if key.region:
+                regions[provider].add(key.region)
+            if key.service_tier:
+                tiers[provider].add(key.service_tier)
+        return cls(
+            models={name: frozenset(ids) for name, ids in models.items()},
+            regions={name: tuple(sorted(found)) for name, found in regions.items()},
+            tiers={name: frozenset(found) for name, found in tiers.items()},
+        )
+
+    @property
+    def providers(self) -> list[str]:
+        """The providers that some plugin lists prices for, sorted."""
+        return sorted(self.models)
+
+    def close_models(self, model: str, provider: str | None = None) -> list[str]:
+        """Return up to three listed model ids close to `model`, with their provider."""
+        names = [provider] if provider else self.providers
+        owners: dict[str, str] = {}
+        for name in names:
+            for known in sorted(self.models.get(name, ())):
+                owners.setdefault(known, name)
+        wanted = model.lower()
+        containing = [known for known in owners if wanted in known.lower()]
+        similar = difflib.get_close_matches(model, list(owners), n=MAX_SUGGESTIONS)
+        found = list(dict.fromkeys([*similar, *sorted(containing, key=len)]))
+        return [f"{known} ({owners[known]})" for known in found[:MAX_SUGGESTIONS]]
+
+
+def find_price(
+    resolver: PriceResolver, query: PriceQuery, known: KnownPrices
+) -> tuple[str, Resolution, str | None]:
+    """Resolve the price `query` selects, the way a tracker would.
+
+    Returns the provider, the resolution and, when there is no price, the
+    reason to show. Raises `CliError` (exit code 2) when the arguments do not
+    select one price: the provider cannot be guessed, or the model is priced
+    by region and no region was given.
+    """
+    provider = query.provider or guess_provider(resolver, query, known)
+    found = _resolve(resolver, query, provider, query.region)
+    if found.price is not None:
+        return provider, found, None
+    return provider, found, explain_unpriced(resolver, query, provider, found, known)
+
+
+def guess_provider(
+    resolver: PriceResolver, query: PriceQuery, known: KnownPrices
+) -> str:
+    """Return the one provider whose prices know the model, or raise `CliError`.
+
+    The guess ignores the service tier and batch flag, which the lookup itself
+    judges. When several providers price the model, those
+    priced by a provider table or a higher source are preferred over fallback
+    databases.
+    """
+    query = attrs.evolve(query, service_tier=None, batch=False)
+    priced: dict[str, Resolution] = {}
+    for provider in known.providers:
+        found = _resolve(resolver, query, provider, query.region)
+        if found.price is not None:
+            priced[provider] = found
+    if len(priced) > 1:
+        strong = {
+            provider: found
+            for provider, found in priced.items()
+            if origin_rank(found.origin) >= PriceRank.PROVIDER
+        }
+        priced = strong or priced
+    if len(priced) == 1:
+        return next(iter(priced))
+    if priced:
+        raise CliError(
+            f"Model {query.model!r} is priced by several providers: "
+            f"{', '.join(sorted(priced))}. Pass one with --provider."
+        )
+
+    by_region = {
+        provider: regions
+        for provider in known.providers
+        if (regions := regions_with_price(resolver, query, provider, known))
+    }
+    if len(by_region) == 1:
+        provider, regions = next(iter(by_region.items()))
+        if query.region is None:
+            raise region_needed(query.model, provider, regions)
+        # Priced in other regions: the caller explains that with exit code 3.
+        return provider
+    if by_region:
+        raise CliError(
+            f"Model {query.model!r} is priced by several providers: "
+            f"{', '.join(sorted(by_region))}. Pass one with --provider."
+        )
+    raise _unknown_model(query.model, known)
+
+
+def explain_unpriced(
+    resolver: PriceResolver,
+    query: PriceQuery,
+    provider: str,
+    found: Resolution,
+    known: KnownPrices,
+) -> str:
+    """Return why `query` has no price, or raise `CliError` for a missing argument.
+
+    A model priced only in other regions needs --region (exit code 2). A
+    provider that no plugin lists prices for is most likely misspelt (exit
+    code 2). Anything else is a model without a price (exit code 3).
+    """
+    regions = regions_with_price(resolver, query, provider, known)
+    if regions and query.region is None:
+        raise region_needed(query.model, provider, regions)
+    if regions:
+        return (
+            f"{_display(provider)} lists prices for it in {', '.join(regions)}, but "
+            f"not in {query.region}. Pass one of those regions with --region, or "
+            "give the price with --prices FILE."
+        )
+    if provider not in known.models and found.origin is None:
+        close = difflib.get_close_matches(provider, known.providers, n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        raise CliError(
+            f"No installed plugin has prices for provider {provider!r}. Providers "
+            f"with prices: {', '.join(known.providers) or 'none'}.{hint}"
+        )
+    reason = describe_unpriced(found.reason, provider, query.model)
+    suggestions = known.close_models(query.model, provider)
+    if suggestions and query.model not in known.models.get(provider, ()):
+        reason += f" Listed model ids close to it: {', '.join(suggestions)}."
+    return reason + " With the llmfy command, give the price with --prices FILE."
+
+
+def regions_with_price(
+    resolver: PriceResolver, query: PriceQuery, provider: str, known: KnownPrices
+) -> list[str]:
+    """Return the listed regions of `provider` in which the model has a price."""
+    return [
+        region
+        for region in known.regions.get(provider, ())
+        if _resolve(resolver, query, provider, region).price is not None
+    ]
+
+
+def region_needed(model: str, provider: str, regions: list[str]) -> CliError:
+    """Build the error for a model whose price depends on a region not given."""
+    return CliError(
+        f"{model!r} is a {_display(provider)} model whose price depends on the "
+        f"region. {region_advice(regions)}",
+        exit_code=EXIT_USAGE,
+    )
+
+
+def region_advice(regions: list[str]) -> str:
+    """Tell the user to pass --region, with the regions that have a price."""
+    example = "us-east-1" if "us-east-1" in regions else regions[0]
+    return (
+        f"Pass the region the requests went to, such as --region {example}. "
+        f"Regions with a price: {', '.join(regions)}."
+    )
+
+
+def _unknown_model(model: str, known: KnownPrices) -> CliError:
+    suggestions = known.close_models(model)
+    advice = "Check the spelling of the model id."
+    if suggestions:
+        advice = f"Listed model ids close to it: {', '.join(suggestions)}."
+    providers = ", ".join(known.providers) or "none"
+    return CliError(
+        f"No installed plugin has a price for model {model!r} under any of the "
+        f"providers with prices: {providers}. {advice} For a model of your own, "
+        "pass its provider with --provider and its price with --prices FILE."
+    )
+
+
+def _resolve(
+    resolver: PriceResolver, query: PriceQuery, provider: str, region: str | None
+) -> Resolution:
+    return resolve(
+        resolver,
+        provider,
+        query.model,
+        region=region,
+        service_tier=query.service_tier,
+        batch=query.batch,
+    )
+
+
+def _display(provider: str) -> str:
+    return PROVIDER_NAMES.get(provider, provider)
