@@ -118,11 +118,12 @@ class LoadingState:
                 f"Installed entry points: {installed}."
             ]
         notes = []
+        allowed = self.allow or frozenset()
         for name in self.unknown_allowed:
             close = difflib.get_close_matches(name, self.installed, n=1)
-            hint = f" Did you mean {close[0]}?" if close else ""
-            if close and close[0] in self.allow:
-                hint = ""
+            hint = ""
+            if close and close[0] not in allowed:
+                hint = f" Did you mean {close[0]}?"
             notes.append(
                 f"The allow-list ({_source('LLMFY_PLUGINS', 'allow')}) names "
                 f"{name!r}, which no installed entry point has.{hint} Installed "
