@@ -362,6 +362,44 @@ def test_misspelt_provider_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Did you mean openai?" in err
 
 
+@pytest.mark.parametrize("command", ["cost", "prices"])
+def test_unknown_tier_rejected(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    if command == "cost":
+        args = ("cost", "gpt-4o-mini", "--input", "1", "--output", "1")
+    else:
+        args = ("prices", "--model", "gpt-4o-mini")
+
+    code, out, err = run(capsys, *args, "--tier", "flx")
+
+    assert code == 2
+    assert out == ""
+    assert "Unknown service tier 'flx' for provider openai" in err
+    assert "flex, priority" in err
+
+
+def test_prices_listing_unknown_tier_rejected(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "prices", "--tier", "flx")
+
+    assert code == 2
+    assert "'flx'" in err
+
+
+def test_cost_flex_tier(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(
+        capsys, "cost", "gpt-4o-mini", "--tier", "flex", "--input", "1000000",
+        "--output", "0",
+    )  # fmt: skip
+
+    assert code == 0
+    assert data["service_tier"] == "flex"
+    # Flex is half the standard 0.15 USD per million input tokens.
+    assert Decimal(data["cost_usd"]) == Decimal("0.075")
+
+
 def test_prices_listing_has_both_providers(capsys: pytest.CaptureFixture[str]) -> None:
     code, data = run_json(capsys, "prices")
 

@@ -1,8 +1,8 @@
 """Find the price of one model for `llmfy cost` and `llmfy prices --model`.
 
 When the arguments do not pick one price, the error says which argument is
-missing: a provider that cannot be guessed, or a region for a model priced
-by region. Both commands use the
+missing: a provider that cannot be guessed, a region for a model priced by
+region, or a service tier that no price source lists. Both commands use the
 same checks, so the same cause ends both with the same exit code.
 """
 
@@ -18,6 +18,9 @@ from llmfy_core.resolver import PriceResolver, Resolution
 
 from .output import EXIT_USAGE, CliError
 from .sources import catalog, describe_unpriced, origin_rank, resolve
+
+STANDARD_TIERS = ("default", "standard")
+"""Names of the standard service tier, accepted for every provider."""
 
 PROVIDER_NAMES = {"openai": "OpenAI", "bedrock": "Bedrock"}
 
@@ -74,6 +77,12 @@ class KnownPrices:
         """The providers that some plugin lists prices for, sorted."""
         return sorted(self.models)
 
+    def tiers_of(self, provider: str | None) -> list[str]:
+        """Return the service tiers accepted for `provider`, or for any provider."""
+        names = [provider] if provider else self.providers
+        listed = {tier for name in names for tier in self.tiers.get(name, ())}
+        return sorted(listed | set(STANDARD_TIERS))
+
     def close_models(self, model: str, provider: str | None = None) -> list[str]:
         """Return up to three listed model ids close to `model`, with their provider."""
         names = [provider] if provider else self.providers
@@ -95,10 +104,11 @@ def find_price(
 
     Returns the provider, the resolution and, when there is no price, the
     reason to show. Raises `CliError` (exit code 2) when the arguments do not
-    select one price: the provider cannot be guessed, or the model is priced
-    by region and no region was given.
+    select one price: the provider cannot be guessed, the model is priced by
+    region and no region was given, or the service tier is unknown.
     """
     provider = query.provider or guess_provider(resolver, query, known)
+    check_tier(query.service_tier, provider, known)
     found = _resolve(resolver, query, provider, query.region)
     if found.price is not None:
         return provider, found, None
@@ -110,8 +120,8 @@ def guess_provider(
 ) -> str:
     """Return the one provider whose prices know the model, or raise `CliError`.
 
-    The guess ignores the service tier and batch flag, which the lookup itself
-    judges. When several providers price the model, those
+    The guess ignores the service tier and batch flag, which `check_tier` and
+    the lookup itself judge. When several providers price the model, those
     priced by a provider table or a higher source are preferred over fallback
     databases.
     """
@@ -153,6 +163,25 @@ def guess_provider(
             f"{', '.join(sorted(by_region))}. Pass one with --provider."
         )
     raise _unknown_model(query.model, known)
+
+
+def check_tier(tier: str | None, provider: str | None, known: KnownPrices) -> None:
+    """Raise `CliError` for a service tier that no price source lists.
+
+    Without this check a misspelt tier such as `flx` would be priced at the
+    standard rate, as tables fall back to it for tiers they do not list.
+    """
+    if tier is None:
+        return
+    accepted = known.tiers_of(provider)
+    if tier in accepted:
+        return
+    whose = f"provider {provider}" if provider else "any provider"
+    raise CliError(
+        f"Unknown service tier {tier!r} for {whose}. The known tiers are "
+        f"{', '.join(accepted)}. Check the spelling, or give the tier's prices "
+        "with --prices FILE."
+    )
 
 
 def explain_unpriced(

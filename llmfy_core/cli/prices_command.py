@@ -12,7 +12,7 @@ from llmfy_core.pricing import PriceKey
 from llmfy_core.report import price_dict
 from llmfy_core.resolver import PriceResolver, Resolution
 
-from .lookup import KnownPrices, PriceQuery, find_price
+from .lookup import KnownPrices, PriceQuery, check_tier, find_price
 from .output import (
     EXIT_OK,
     EXIT_UNPRICED,
@@ -36,8 +36,9 @@ def add_parser(commands: Any) -> None:
             "of each. Prices are shown in USD per million tokens; --json keeps "
             "each price in its own unit. With --model, resolve one model's price "
             "as a tracker would. Exits 2 when the arguments do not select one "
-            "price (the provider cannot be guessed, or the model is priced by "
-            "region and --region is missing), and 3 when the model has no price."
+            "price (the provider cannot be guessed, the model is priced by region "
+            "and --region is missing, or the tier is unknown), and 3 when the "
+            "model has no price."
         ),
     )
     parser.add_argument(
@@ -131,6 +132,7 @@ def _price_lines(price: Price, origin: str | None) -> list[str]:
 
 
 def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
+    check_tier(args.tier, args.provider, KnownPrices.collect())
     keys: dict[tuple[str, PriceKey], ListedPrice] = {}
     for listed in catalog(args.provider):
         key = listed.entry.key
