@@ -284,6 +284,20 @@ def test_prices_model_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert "from:         bedrock" in out
 
 
+def test_prices_model_values_aligned(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "prices", "openai", "--model", "gpt-4o-mini")
+
+    lines = {line.split(":")[0].strip(): line for line in out.splitlines()[1:]}
+    columns = {
+        label: len(line) - len(line.split(":", 1)[1].lstrip())
+        for label, line in lines.items()
+    }
+    assert code == 0
+    assert columns["web_search"] == columns["input"]
+    assert columns["file_search"] == columns["input"]
+    assert columns["source"] == columns["input"]
+
+
 # llmfy prices and llmfy cost: arguments that do not select one price
 
 
@@ -821,6 +835,18 @@ def test_report_bedrock_body_without_region_asks_region(
     assert "llmfy_usage_tracker" not in out + err
 
 
+def test_report_counts_in_singular(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "body.json"
+    path.write_text(json.dumps(chat_body("gpt-4o-mini", 60, 3)))
+
+    code, out, _ = run(capsys, "report", str(path))
+
+    assert code == 0
+    assert "Read 1 file: 1 record, 1 request counted, 0 skipped" in out
+
+
 def test_report_bedrock_body_needs_model(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -914,7 +940,8 @@ def test_report_progress_bar(
     code, _, err = run(capsys, "report", str(path), "--progress")
 
     assert code == 0
-    assert "1 records" in err
+    assert "1 record" in err
+    assert "1 records" not in err
     assert "[" in err
 
 

@@ -66,6 +66,11 @@ def render_table(
     return "\n".join(lines)
 
 
+def count_of(count: int, noun: str) -> str:
+    """Format `count` with its noun, singular or plural: `1 record`, `2 records`."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 def per_million(value: Decimal | None, price_per_tokens: int) -> Decimal | None:
     """Convert a price in USD per `price_per_tokens` tokens to USD per million."""
     if value is None:

@@ -105,29 +105,34 @@ def _show_one(args: argparse.Namespace, resolver: PriceResolver) -> int:
 
 
 def _price_lines(price: Price, origin: str | None) -> list[str]:
+    """Return one `label: value` line per rate and fact, the values aligned."""
     unit = f"USD per {price.price_per_tokens:,} tokens"
     cache_read = price.input if price.cache_read is None else price.cache_read
     cache_write = price.input if price.cache_write is None else price.cache_write
-    lines = [
-        f"input:        {money(price.input)} {unit}",
-        f"cached input: {money(cache_read)} {unit}",
-        f"cache write:  {money(cache_write)} {unit}",
-        f"output:       {money(price.output)} {unit}",
+    fields = [
+        ("input", f"{money(price.input)} {unit}"),
+        ("cached input", f"{money(cache_read)} {unit}"),
+        ("cache write", f"{money(cache_write)} {unit}"),
+        ("output", f"{money(price.output)} {unit}"),
     ]
     for kind, rate in sorted(price.other.items()):
-        lines.append(f"{kind}: {money(rate)} {unit}")
+        fields.append((kind, f"{money(rate)} {unit}"))
     for tool, rate in sorted(price.per_call.items()):
-        lines.append(f"{tool}: {money(rate)} USD per call")
+        fields.append((tool, f"{money(rate)} USD per call"))
+    checked = price.checked.isoformat() if price.checked else "-"
+    fields += [
+        ("from", origin or "-"),
+        ("source", price.source or "-"),
+        ("checked", checked),
+    ]
+    width = max(len(label) for label, _ in fields) + 2
+    lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
     for tier in price.long_context:
         lines.append(
-            f"above {tier.above_input_tokens:,} input tokens: input "
-            f"{money(tier.price.input)}, output {money(tier.price.output)} "
-            f"USD per {tier.price.price_per_tokens:,} tokens (whole request)"
+            f"Above {tier.above_input_tokens:,} input tokens the whole request "
+            f"costs {money(tier.price.input)} input and {money(tier.price.output)} "
+            f"output, in USD per {tier.price.price_per_tokens:,} tokens."
         )
-    lines.append(f"from:         {origin or '-'}")
-    lines.append(f"source:       {price.source or '-'}")
-    checked = price.checked.isoformat() if price.checked else "-"
-    lines.append(f"checked:      {checked}")
     return lines
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from .output import count_of
+
 LARGE_INPUT_BYTES = 4 * 1024 * 1024
 """Inputs at least this large get a progress bar (when stderr is a terminal)."""
 
@@ -45,7 +47,8 @@ class Progress:
         fraction = min(bytes_done / self.total_bytes, 1.0)
         filled = int(fraction * _WIDTH)
         bar = "#" * filled + " " * (_WIDTH - filled)
-        self.stream.write(f"\r[{bar}] {fraction:4.0%}  {records:,} records")
+        counted = count_of(records, "record")
+        self.stream.write(f"\r[{bar}] {fraction:4.0%}  {counted}")
         self.stream.flush()
         self._drawn = True
 

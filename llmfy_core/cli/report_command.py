@@ -20,6 +20,7 @@ from .output import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_UNPRICED,
+    count_of,
     money,
     print_json,
     render_table,
@@ -278,15 +279,18 @@ def _summary_lines(report: ReportRun) -> list[str]:
     records = sum(each.records for each in report.files)
     counted = sum(each.counted for each in report.files)
     skipped = sum(each.skipped for each in report.files)
-    files = len(report.files)
     lines = [
-        f"Read {files} file{'s' if files != 1 else ''}: {records:,} records, "
-        f"{counted:,} requests counted, {skipped:,} skipped (not billed), "
-        f"{len(report.failures):,} unreadable."
+        f"Read {count_of(len(report.files), 'file')}: "
+        f"{count_of(records, 'record')}, {count_of(counted, 'request')} counted, "
+        f"{skipped:,} skipped (not billed), {len(report.failures):,} unreadable."
     ]
     totals = report.tracker.totals
-    if totals.unknown_usage:
-        lines.append(f"{totals.unknown_usage:,} requests had no usage in the record.")
+    if totals.unknown_usage == 1:
+        lines.append("1 request had no usage in its record.")
+    elif totals.unknown_usage:
+        lines.append(
+            f"{totals.unknown_usage:,} requests had no usage in their records."
+        )
     for (provider, model, region), reason in sorted(
         report.unpriced.items(), key=lambda item: (item[0][0], item[0][1])
     ):
