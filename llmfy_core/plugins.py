@@ -49,7 +49,9 @@ class LoadOptions:
     """How plugins are discovered; `None` fields fall back to the environment.
 
     `autoload=False` skips entry points entirely; `allow` keeps only the named
-    entry points and `block` drops the named ones. `strict=True` raises
+    entry points and `block` drops the named ones. A name is an entry-point
+    name (`openai`) or a distribution and entry-point name
+    (`llmfy-openai:openai`). `strict=True` raises
     `PluginLoadError` for a plugin that fails to load, instead of warning.
     """
 
@@ -105,11 +107,12 @@ class PluginRegistry:
         for entry_point in _sorted_entry_points():
             name = entry_point.name
             dist_name, version = _distribution_of(entry_point)
-            if options.allow is not None and name not in options.allow:
-                logger.debug("skipping plugin %s: not in the allow-list", name)
+            qualified = f"{dist_name}:{name}"
+            if options.allow is not None and not options.allow & {name, qualified}:
+                logger.debug("skipping plugin %s: not in the allow-list", qualified)
                 continue
-            if options.block and name in options.block:
-                logger.debug("skipping plugin %s: in the block-list", name)
+            if options.block and options.block & {name, qualified}:
+                logger.debug("skipping plugin %s: in the block-list", qualified)
                 continue
             if name in seen:
                 self._fail(
@@ -271,7 +274,19 @@ def price_rank_of(plugin: object) -> int:
 
 def _sorted_entry_points() -> Sequence[importlib.metadata.EntryPoint]:
     found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    return sorted(found, key=lambda ep: (ep.name, _distribution_of(ep)[0] or ""))
+    return sorted(found, key=_load_order)
+
+
+def _load_order(entry_point: importlib.metadata.EntryPoint) -> tuple[str, int, str]:
+    """Sort by name; among entry points of one name, `llmfy-<name>` comes first.
+
+    The first of a name is loaded and the others are reported, so a package
+    that reuses the name `openai` never displaces the distribution
+    `llmfy-openai`, whatever the other package is called.
+    """
+    dist_name = (_distribution_of(entry_point)[0] or "").lower()
+    canonical = dist_name.replace("_", "-") == f"llmfy-{entry_point.name}"
+    return entry_point.name, 0 if canonical else 1, dist_name
 
 
 def _distribution_of(

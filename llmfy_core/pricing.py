@@ -25,6 +25,10 @@ from llmfy_core.model import (
 # Exact for any realistic token count times any price: 60 significant digits.
 DECIMAL_CONTEXT = Context(prec=60)
 
+# A price of 10**MAX_PRICE_EXPONENT USD or more is rejected outright: no token
+# costs that much, and such numbers overflow the Decimal context.
+MAX_PRICE_EXPONENT = 12
+
 # A price above this many USD per million tokens is almost surely a unit mistake.
 PLAUSIBLE_MAX_PER_MILLION = Decimal(1000)
 
@@ -167,7 +171,12 @@ def parse_price_value(
             f"Invalid price for {where}: {value!r} is negative. "
             f"Prices are USD per {price_per_tokens:,} tokens and at least 0.{shape}"
         )
-    per_million = price * MILLION / price_per_tokens
+    if price.adjusted() > MAX_PRICE_EXPONENT:
+        raise PricingTableError(
+            f"Invalid price for {where}: {value!r} is far too large for a price in "
+            f"USD per {price_per_tokens:,} tokens.{shape}"
+        )
+    per_million = DECIMAL_CONTEXT.divide(price * MILLION, price_per_tokens)
     if per_million > PLAUSIBLE_MAX_PER_MILLION:
         warnings.warn(
             PricingWarning(

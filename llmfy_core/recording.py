@@ -12,6 +12,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from llmfy_core.errors import PluginWarning, emit_warning
 from llmfy_core.ledger import build_record
 from llmfy_core.logs import get_logger
@@ -100,9 +102,24 @@ def unknown_usage(context: CallContext, **fields: Any) -> Usage:
 def extract_usage(response: Any, context: CallContext) -> Usage | None:
     """Run `usage_extract` for one response, remembering which plugin returned it.
 
-    The implementation that returned a usage for a provider and response type is asked
-    first next time, so a request normally costs one function call instead of a
-    dispatch through every plugin.
+    The implementation that returned a usage for a provider and response type
+    is asked first next time, so a request normally costs one function call
+    instead of a dispatch through every plugin. Raises the first plugin's
+    error when a plugin failed and none returned a usage.
+    """
+    usage, _, error = _extract(response, context)
+    if usage is None and error is not None:
+        raise error
+    return usage
+
+
+def _extract(
+    response: Any, context: CallContext
+) -> tuple[Usage | None, str | None, Exception | None]:
+    """Return the usage, a description of the first plugin fault, and its error.
+
+    A plugin that raises or returns the wrong type is skipped, and the next
+    one is asked, so one broken plugin does not blank every provider's counts.
     """
     global _extract_stamp
     registry = get_registry()
@@ -111,17 +128,27 @@ def extract_usage(response: Any, context: CallContext) -> Usage | None:
         _extract_cache.clear()
         _extract_stamp = stamp
     key = (context.provider, type(response))
+    fault: str | None = None
+    first_error: Exception | None = None
     cached = _extract_cache.get(key)
-    if cached is not None:
-        usage = _call_extract(cached, response, context)
-        if usage is not None:
-            return usage
-    for impl in reversed(registry.manager.hook.usage_extract.get_hookimpls()):
-        usage = _call_extract(impl, response, context)
+    implementations = list(
+        reversed(registry.manager.hook.usage_extract.get_hookimpls())
+    )
+    if cached is not None and cached in implementations:
+        implementations.remove(cached)
+        implementations.insert(0, cached)
+    for impl in implementations:
+        try:
+            usage = _call_extract(impl, response, context)
+        except Exception as error:
+            if first_error is None:
+                first_error = error
+                fault = f"plugin {impl.plugin_name} failed in usage_extract: {error!r}"
+            continue
         if usage is not None:
             _extract_cache[key] = impl
-            return usage
-    return None
+            return usage, fault, first_error
+    return None, fault, first_error
 
 
 def _call_extract(impl: Any, response: Any, context: CallContext) -> Usage | None:
@@ -148,15 +175,15 @@ def record_response(
     """
     if not trackers:
         return
-    fault = None
     try:
-        usage = extract_usage(response, context)
-        if usage is None:
-            fault = f"no plugin read the {context.provider} response"
-            usage = unknown_usage(context)
+        found, fault, _ = _extract(response, context)
     except Exception as error:
-        fault = f"usage extraction failed: {error!r}"
+        found, fault = None, f"usage extraction failed: {error!r}"
+    if found is None:
+        fault = fault or f"no plugin read the {context.provider} response"
         usage = unknown_usage(context)
+    else:
+        usage = found
     if fault is not None:
         logger.warning(
             "%s; %s model %s counted with unknown usage",
@@ -175,6 +202,15 @@ def record_usage(
 ) -> None:
     """Record one request's usage into every tracker in `trackers`. Never raises."""
     sent = dt.datetime.now(_UTC) if sent_at is None else as_utc(sent_at)
+    usage, problem = checked_usage(usage)
+    if problem is not None:
+        logger.warning(
+            "invalid usage for %s model %s: %s; the invalid counts are dropped",
+            usage.provider,
+            usage.model,
+            problem,
+        )
+        fault = fault or f"invalid usage: {problem}"
     resolution = None
     recorded_by = None
     for tracker in trackers:
@@ -196,8 +232,102 @@ def record_usage(
     if recorded_by is None or resolution is None or not _recorded_hooks_wanted():
         return
     fault = fault or resolution.fault
-    tags = merged_tags(trackers) if len(trackers) > 1 else recorded_by.tags
-    notify_recorded(build_record((usage, resolution, sent, fault), tags))
+    try:
+        tags = merged_tags(trackers) if len(trackers) > 1 else recorded_by.tags
+        record = build_record((usage, resolution, sent, fault), tags)
+    except Exception as error:
+        logger.warning(
+            "building the record of %s model %s failed: %r",
+            usage.provider,
+            usage.model,
+            error,
+        )
+        return
+    notify_recorded(record)
+
+
+def checked_usage(usage: Usage) -> tuple[Usage, str | None]:
+    """Return `usage` with invalid counts removed, and what was wrong, if anything.
+
+    A count must be a non-negative int. An invalid input or output count
+    becomes unknown (None); an invalid part count (cached, cache write,
+    reasoning, a subset or a tool count) becomes 0; parts larger than the
+    total they belong to are cut down to it.
+    """
+    input_tokens = usage.input_tokens
+    output_tokens = usage.output_tokens
+    cache_read = usage.cache_read_tokens
+    cache_write = usage.cache_write_tokens
+    reasoning = usage.reasoning_tokens
+    if (
+        (input_tokens is None or (type(input_tokens) is int and input_tokens >= 0))
+        and (
+            output_tokens is None or (type(output_tokens) is int and output_tokens >= 0)
+        )
+        and type(cache_read) is int
+        and type(cache_write) is int
+        and type(reasoning) is int
+        and cache_read >= 0
+        and cache_write >= 0
+        and reasoning >= 0
+        and (input_tokens is None or cache_read + cache_write <= input_tokens)
+        and (output_tokens is None or reasoning <= output_tokens)
+        and not usage.other_tokens
+        and not usage.tool_calls
+    ):
+        return usage, None
+    return _repaired_usage(usage)
+
+
+def _repaired_usage(usage: Usage) -> tuple[Usage, str | None]:
+    problems: list[str] = []
+
+    def count(field: str, value: object, unknown: int | None) -> int | None:
+        if value is None and unknown is None:
+            return None
+        if type(value) is int and value >= 0:
+            return value
+        problems.append(f"{field}={value!r}")
+        return unknown
+
+    input_tokens = count("input_tokens", usage.input_tokens, None)
+    output_tokens = count("output_tokens", usage.output_tokens, None)
+    cache_read = count("cache_read_tokens", usage.cache_read_tokens, 0) or 0
+    cache_write = count("cache_write_tokens", usage.cache_write_tokens, 0) or 0
+    reasoning = count("reasoning_tokens", usage.reasoning_tokens, 0) or 0
+    if input_tokens is not None and cache_read + cache_write > input_tokens:
+        problems.append(
+            f"cache_read_tokens={cache_read} plus cache_write_tokens={cache_write} "
+            f"exceed input_tokens={input_tokens}"
+        )
+        cache_read = min(cache_read, input_tokens)
+        cache_write = min(cache_write, input_tokens - cache_read)
+    if output_tokens is not None and reasoning > output_tokens:
+        problems.append(
+            f"reasoning_tokens={reasoning} exceed output_tokens={output_tokens}"
+        )
+        reasoning = output_tokens
+    other = {
+        kind: tokens
+        for kind, tokens in usage.other_tokens.items()
+        if count(f"other_tokens[{kind!r}]", tokens, 0)
+    }
+    tools = {
+        tool: calls
+        for tool, calls in usage.tool_calls.items()
+        if count(f"tool_calls[{tool!r}]", calls, 0)
+    }
+    repaired = attrs.evolve(
+        usage,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning,
+        other_tokens=other,
+        tool_calls=tools,
+    )
+    return repaired, "; ".join(problems) or None
 
 
 def merged_tags(trackers: Sequence[UsageTracker]) -> Mapping[str, str]:

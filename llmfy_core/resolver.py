@@ -1,9 +1,12 @@
 """Price resolution: tracker overrides first, then plugins by declared rank.
 
-Each tracker owns one `PriceResolver`. Lookup results are cached per model, region,
-tier and batch flag, and the cache is dropped whenever plugins change or a
-plugin calls `invalidate_price_cache`, so that a request normally costs one
-dictionary lookup instead of a hook call per plugin.
+What the plugins return is cached once per process (`PLUGIN_PRICES`), so a
+new tracker does not ask them again; each tracker's `PriceResolver` caches its
+final answers, overrides included. Both caches are keyed by provider, model
+ids, region, tier and batch flag (and the UTC day, when a plugin has dated
+prices), and both are dropped whenever plugins change, a plugin calls
+`invalidate_price_cache`, or a plugin's `llmfy_price_version()` changes. A
+request therefore normally costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import attrs
 from llmfy_core.errors import PricingWarning, emit_warning
 from llmfy_core.logs import get_logger
 from llmfy_core.model import MILLION, Price, Unpriced, Usage
-from llmfy_core.plugins import PluginRegistry, get_registry
+from llmfy_core.plugins import get_registry
 from llmfy_core.pricing import PriceTable, format_decimal
 
 logger = get_logger("llmfy.tracker")
@@ -28,15 +31,8 @@ logger = get_logger("llmfy.tracker")
 # given in the wrong unit (per 1,000 tokens where per million is expected).
 _UNIT_MISTAKE_RATIO = Decimal(100)
 
-_price_epoch = 0
-_epoch_lock = threading.Lock()
-
-
-def invalidate_price_cache() -> None:
-    """Make every tracker look its prices up again (after a price file changed)."""
-    global _price_epoch
-    with _epoch_lock:
-        _price_epoch += 1
+# The largest number of cached lookups kept before a cache starts over.
+_CACHE_SIZE = 65_536
 
 
 @attrs.frozen(slots=True)
@@ -53,69 +49,74 @@ class Resolution:
     fault: str | None = None
 
 
-class PriceResolver:
-    """Look up prices for one tracker, overrides first, with a cache."""
+class PluginPrices:
+    """The plugins' price lookups in rank order, with the process-wide cache."""
 
-    def __init__(self, overrides: Mapping[str, PriceTable]) -> None:
-        self._overrides = dict(overrides)
-        self._cache: dict[tuple[Any, ...], Resolution] = {}
-        self._stamp: tuple[int, int, int] | None = None
-        self._dated = False
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._registry_stamp: tuple[int, int] | None = None
+        self._epoch = 0
+        self.generation = 0
+        self.dated = False
         self._lookups: list[tuple[str, Any]] = []
         self._versions: list[Callable[[], object]] = []
         self._seen_versions: list[object] = []
+        self._cache: dict[tuple[Any, ...], Resolution] = {}
 
-    def resolve(self, usage: Usage, sent_at: dt.datetime | None) -> Resolution:
-        """Return the price for `usage`, served model id first, then requested.
-
-        `sent_at` must be in UTC; dated prices are looked up by its UTC day.
-        """
+    def current_generation(self) -> int:
+        """Return a number that changes whenever cached prices may be stale."""
         registry = get_registry()
-        stamp = (id(registry), registry.generation, _price_epoch)
-        if stamp != self._stamp:
-            self._refresh(registry, stamp)
+        stamp = (id(registry), registry.generation)
+        if stamp != self._registry_stamp:
+            self._reload(registry, stamp)
         elif self._versions and self._versions_changed():
-            self._cache = {}
-        key: tuple[Any, ...] = (
-            usage.provider,
-            usage.served_model,
-            usage.model,
-            usage.region,
-            usage.service_tier,
-            usage.batch,
-        )
-        if self._dated and sent_at is not None:
-            key = (*key, sent_at.date())
+            self._drop_cache()
+        return self.generation
+
+    def invalidate(self) -> None:
+        """Drop every cached price."""
+        with self._lock:
+            self._epoch += 1
+            self._drop_cache()
+
+    def lookup(
+        self,
+        key: tuple[Any, ...],
+        usage: Usage,
+        models: list[str],
+        sent_at: dt.datetime | None,
+    ) -> Resolution:
+        """Return the first plugin price for `models`, cached under `key`."""
         found = self._cache.get(key)
         if found is None:
-            found = self._lookup(usage, sent_at)
+            found = self._ask_plugins(usage, models, sent_at)
             if found.fault is None:
+                if len(self._cache) >= _CACHE_SIZE:
+                    self._cache.clear()
                 self._cache[key] = found
         return found
 
-    def _refresh(self, registry: PluginRegistry, stamp: tuple[int, int, int]) -> None:
-        self._cache = {}
-        self._lookups = registry.ranked_price_lookups()
-        plugins = [impl.plugin for _, impl in self._lookups]
-        self._dated = any(
-            getattr(plugin, "llmfy_price_dated", False) for plugin in plugins
-        )
-        self._versions = [
-            plugin.llmfy_price_version
-            for plugin in plugins
-            if callable(getattr(plugin, "llmfy_price_version", None))
-        ]
-        self._seen_versions = [None] * len(self._versions)
+    def _reload(self, registry: Any, stamp: tuple[int, int]) -> None:
+        with self._lock:
+            self._lookups = registry.ranked_price_lookups()
+            plugins = [impl.plugin for _, impl in self._lookups]
+            self.dated = any(getattr(p, "llmfy_price_dated", False) for p in plugins)
+            self._versions = [
+                plugin.llmfy_price_version
+                for plugin in plugins
+                if callable(getattr(plugin, "llmfy_price_version", None))
+            ]
+            self._seen_versions = [None] * len(self._versions)
+            self._registry_stamp = stamp
+            self._drop_cache()
         self._versions_changed()
-        self._stamp = stamp
+
+    def _drop_cache(self) -> None:
+        self._cache = {}
+        self.generation += 1
 
     def _versions_changed(self) -> bool:
-        """Ask the plugins that declare `llmfy_price_version` whether prices changed.
-
-        A pricing plugin whose prices can change at run time (a price file
-        that is edited) defines `llmfy_price_version()`, a cheap call that
-        returns a new value whenever its prices changed.
-        """
+        """Ask the plugins that define `llmfy_price_version` whether prices changed."""
         changed = False
         for index, version_of in enumerate(self._versions):
             try:
@@ -128,37 +129,11 @@ class PriceResolver:
                 changed = True
         return changed
 
-    def _lookup(self, usage: Usage, sent_at: dt.datetime | None) -> Resolution:
-        models = [usage.model]
-        if usage.served_model and usage.served_model != usage.model:
-            models.insert(0, usage.served_model)
-        reason: str | None = None
-
-        table = self._overrides.get(usage.provider)
-        if table is not None:
-            for model in models:
-                found = table.lookup(
-                    model, usage.region, usage.service_tier, usage.batch
-                )
-                if isinstance(found, Price):
-                    published = self._lookup_plugins(usage, models, sent_at).price
-                    if published is not None:
-                        _check_override_unit(usage, model, found, published)
-                    return Resolution(found, "override", None)
-                if isinstance(found, Unpriced):
-                    if found.final:
-                        return Resolution(None, "override", found.reason)
-                    reason = reason or found.reason
-
-        resolution = self._lookup_plugins(usage, models, sent_at)
-        if resolution.price is None and resolution.reason is None and reason:
-            return attrs.evolve(resolution, reason=reason)
-        return resolution
-
-    def _lookup_plugins(
+    def _ask_plugins(
         self, usage: Usage, models: list[str], sent_at: dt.datetime | None
     ) -> Resolution:
         reason: str | None = None
+        fault: str | None = None
         arguments = {
             "provider": usage.provider,
             "region": usage.region,
@@ -166,7 +141,6 @@ class PriceResolver:
             "batch": usage.batch,
             "requested_at": sent_at,
         }
-        fault: str | None = None
         for name, impl in self._lookups:
             for model in models:
                 arguments["model"] = model
@@ -198,6 +172,91 @@ class PriceResolver:
                         model,
                     )
         return Resolution(None, None, reason, fault)
+
+
+PLUGIN_PRICES = PluginPrices()
+
+
+def invalidate_price_cache() -> None:
+    """Make every tracker look its prices up again (after a price file changed)."""
+    PLUGIN_PRICES.invalidate()
+
+
+class PriceResolver:
+    """Look up prices for one tracker: its overrides first, then the plugins."""
+
+    def __init__(self, overrides: Mapping[str, PriceTable]) -> None:
+        self._overrides = dict(overrides)
+        self._cache: dict[tuple[Any, ...], Resolution] = {}
+        self._generation = -1
+
+    def resolve(self, usage: Usage, sent_at: dt.datetime | None) -> Resolution:
+        """Return the price for `usage`, served model id first, then requested.
+
+        `sent_at` must be in UTC; dated prices are looked up by its UTC day.
+        """
+        generation = PLUGIN_PRICES.current_generation()
+        if generation != self._generation:
+            self._cache = {}
+            self._generation = generation
+        key: tuple[Any, ...] = (
+            usage.provider,
+            usage.served_model,
+            usage.model,
+            usage.region,
+            usage.service_tier,
+            usage.batch,
+        )
+        if PLUGIN_PRICES.dated and sent_at is not None:
+            key = (*key, sent_at.date())
+        found = self._cache.get(key)
+        if found is None:
+            found = self._lookup(key, usage, sent_at)
+            if found.fault is None:
+                if len(self._cache) >= _CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[key] = found
+        return found
+
+    def _lookup(
+        self, key: tuple[Any, ...], usage: Usage, sent_at: dt.datetime | None
+    ) -> Resolution:
+        models = [usage.model]
+        if usage.served_model and usage.served_model != usage.model:
+            models.insert(0, usage.served_model)
+        reason: str | None = None
+
+        table = self._overrides.get(usage.provider)
+        if table is not None:
+            for model in models:
+                try:
+                    found = table.lookup(
+                        model, usage.region, usage.service_tier, usage.batch
+                    )
+                except Exception as error:
+                    logger.warning(
+                        "the %s override table failed to look up model %s: %r",
+                        usage.provider,
+                        model,
+                        error,
+                    )
+                    return Resolution(
+                        None, "override", None, f"override lookup failed: {error!r}"
+                    )
+                if isinstance(found, Price):
+                    published = PLUGIN_PRICES.lookup(key, usage, models, sent_at)
+                    if published.price is not None:
+                        _check_override_unit(usage, model, found, published.price)
+                    return Resolution(found, "override", None)
+                if isinstance(found, Unpriced):
+                    if found.final:
+                        return Resolution(None, "override", found.reason)
+                    reason = reason or found.reason
+
+        resolution = PLUGIN_PRICES.lookup(key, usage, models, sent_at)
+        if resolution.price is None and resolution.reason is None and reason:
+            return attrs.evolve(resolution, reason=reason)
+        return resolution
 
 
 def _check_override_unit(

@@ -31,7 +31,7 @@ from llmfy_core.model import (
     RequestRecord,
     Usage,
 )
-from llmfy_core.plugins import get_registry
+from llmfy_core.plugins import PluginRegistry, get_registry
 from llmfy_core.pricing import PriceTable, tidy_decimal
 from llmfy_core.resolver import PriceResolver, Resolution
 from llmfy_core.totals import ModelTotals
@@ -53,13 +53,23 @@ _PRICING_SUFFIX = "_pricing"
 def active_trackers() -> tuple[UsageTracker, ...]:
     """Return the trackers that count a request sent now, outermost first."""
     stack = _ACTIVE.get()
-    for tracker in stack:
-        if not tracker._depth:
-            stack = tuple(each for each in stack if each._depth)
-            break
+    if len(stack) == 1:
+        if not stack[0]._depth:
+            stack = ()
+    elif stack:
+        stack = _open_once(stack)
     if _process_trackers:
         return _process_trackers + stack
     return stack
+
+
+def _open_once(stack: tuple[UsageTracker, ...]) -> tuple[UsageTracker, ...]:
+    """Drop closed trackers, and repeats of a tracker entered more than once."""
+    kept: list[UsageTracker] = []
+    for tracker in stack:
+        if tracker._depth and all(tracker is not seen for seen in kept):
+            kept.append(tracker)
+    return stack if len(kept) == len(stack) else tuple(kept)
 
 
 def bind_trackers(function: Callable[P, R]) -> Callable[P, R]:
@@ -182,7 +192,12 @@ class UsageTracker:
         Instrumentation records through `llmfy_core.recording`, which skips
         building the record; applications use `record` instead.
         """
+        from llmfy_core.recording import checked_usage
+
         sent = dt.datetime.now(_UTC) if sent_at is None else as_utc(sent_at)
+        usage, problem = checked_usage(usage)
+        if problem is not None:
+            fault = fault or f"invalid usage: {problem}"
         resolution = self.add_fast(usage, sent, fault)
         return build_record(
             (usage, resolution, sent, fault or resolution.fault), self.tags
@@ -534,7 +549,7 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
             f"got {type(table).__name__}."
         )
     registry = get_registry()
-    parsed = registry.manager.hook.pricing_table_parse(provider=provider, table=table)
+    parsed = _parse_with_plugins(registry, provider, table)
     if parsed is None:
         known = sorted(
             name
@@ -553,4 +568,44 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
             f"llmfy plugin reads its price tables (plugins that do: {readers}). "
             f"{hint}"
         )
-    return cast(PriceTable, parsed)
+    return parsed
+
+
+def _parse_with_plugins(
+    registry: PluginRegistry, provider: str, table: Mapping[str, Any]
+) -> PriceTable | None:
+    """Ask each `pricing_table_parse` implementation in turn for a price table.
+
+    `PricingTableError` from the provider's plugin is the user's error and is
+    raised, and so is a warning that the application turned into an error.
+    Any other exception, or a result without a `lookup` method, is a plugin
+    fault: it is logged and the next plugin is asked.
+    """
+    hook = registry.manager.hook.pricing_table_parse
+    for impl in reversed(hook.get_hookimpls()):
+        arguments = {"provider": provider, "table": table}
+        try:
+            parsed = impl.function(*[arguments[name] for name in impl.argnames])
+        except (PricingTableError, Warning):
+            raise
+        except Exception as error:
+            logger.warning(
+                "plugin %s failed in pricing_table_parse for provider %s: %r",
+                impl.plugin_name,
+                provider,
+                error,
+            )
+            continue
+        if parsed is None:
+            continue
+        if not callable(getattr(parsed, "lookup", None)):
+            logger.warning(
+                "plugin %s returned %s from pricing_table_parse for provider %s; "
+                "expected a price table with a lookup method",
+                impl.plugin_name,
+                type(parsed).__name__,
+                provider,
+            )
+            continue
+        return cast(PriceTable, parsed)
+    return None

@@ -141,15 +141,6 @@ class UnrelatedExtractor:
         raise Boom("acme extractor bug")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core: recording.extract_usage stops at the first usage_extract that "
-        "raises and records the request with unknown usage, so a bug in one "
-        "plugin blanks the counts of every provider; expected the fault noted "
-        "and the next plugin asked"
-    ),
-)
 def test_raising_extractor_does_not_blank_other_providers(provider: object) -> None:
     llmfy_core.register_plugin(UnrelatedExtractor(), "acme")
 
@@ -168,14 +159,6 @@ class TextCounts:
         return Usage("openai", "gpt-4o-mini", "60", "3")  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug: ledger.Bucket.add increments `requests` before adding the "
-        "text count raises TypeError, then recording.record_usage records the "
-        "fault as a second request: one request counted twice"
-    ),
-)
 def test_usage_with_text_counts_counted_once(provider: object) -> None:
     llmfy_core.register_plugin(TextCounts(), "text-counts")
 
@@ -193,15 +176,6 @@ class FloatCounts:
         return Usage("openai", "gpt-4o-mini", 60.5, 3)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason=(
-        "core bug: recording._call_extract accepts a Usage with a float count; "
-        "the tracker stores it and str(usage), to_dict() and total_cost then "
-        "raise TypeError (Decimal * float) for the rest of the tracker's life"
-    ),
-)
 def test_usage_with_float_counts_keeps_report_readable(provider: object) -> None:
     llmfy_core.register_plugin(FloatCounts(), "float-counts")
 
@@ -221,16 +195,6 @@ class Exporter:
         self.records.append(record)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason=(
-        "core bug: recording.record_usage builds the record for "
-        "request_recorded outside any try (compute_cost raises TypeError for a "
-        "float count), so the function documented as never raising raises "
-        "into the instrumentation"
-    ),
-)
 def test_record_usage_never_raises(provider: object) -> None:
     llmfy_core.register_plugin(Exporter(), "exporter")
 
@@ -249,16 +213,6 @@ class RaisingTableParser:
         raise Boom("acme table parser bug")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Boom,
-    reason=(
-        "core: tracker.parse_override_table calls pricing_table_parse without "
-        "isolating plugins, so a plugin that raises for every provider breaks "
-        "llmfy_usage_tracker(openai_pricing=...) although the OpenAI table is "
-        "valid; expected the fault reported and the next plugin asked"
-    ),
-)
 def test_raising_table_parser_of_other_plugin_isolated(provider: object) -> None:
     llmfy_core.register_plugin(RaisingTableParser(), "acme-tables")
 
@@ -277,16 +231,6 @@ class WrongTypeTableParser:
         return dict(table)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug: llmfy_usage_tracker accepts a pricing_table_parse result "
-        "without a lookup method; resolver.PriceResolver._lookup then raises "
-        "AttributeError for every request, and recording.record_usage's "
-        "fallback resolves the price again and fails too, so the request is "
-        "not counted at all"
-    ),
-)
 def test_wrong_type_table_parser_loses_no_request(provider: object) -> None:
     llmfy_core.register_plugin(WrongTypeTableParser(), "dict-tables")
 
@@ -298,15 +242,6 @@ def test_wrong_type_table_parser_loses_no_request(provider: object) -> None:
     assert usage.request_count == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ArithmeticError,
-    reason=(
-        "core bug: pricing.parse_price_value computes price * MILLION / unit in "
-        "the default decimal context, so a price such as '1e999999' raises "
-        "decimal.Overflow instead of PricingTableError naming the entry"
-    ),
-)
 def test_overflowing_override_price_is_a_table_error(provider: object) -> None:
     with pytest.raises(llmfy_core.PricingTableError, match="gpt-4o-mini"):
         llmfy_usage_tracker(
@@ -469,17 +404,6 @@ def test_duplicate_entry_point_name_reported_with_both_distributions(
     assert registry.manager.get_plugin("bedrock") is llmfy_bedrock.plugin
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core: PluginRegistry.load_entry_points keeps the first of two "
-        "distributions that register one entry-point name, ordered by "
-        "distribution name, so a distribution named 'llmfy-aaa' that registers "
-        "'openai' displaces the real llmfy-openai plugin (and an allow-list "
-        "LLMFY_PLUGINS=openai would admit it); expected the llmfy-openai "
-        "plugin to stay loaded and the duplicate reported"
-    ),
-)
 def test_duplicate_entry_point_name_cannot_displace_plugin(site: Path) -> None:
     install_fake_distribution(
         site,

@@ -140,14 +140,6 @@ def test_tracker_reentered_counts_each_period(provider: object) -> None:
     assert usage.request_count == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug: UsageTracker.__enter__ pushes the tracker on the context "
-        "stack again when it is already active, and active_trackers() returns "
-        "it twice, so record_usage counts one request twice"
-    ),
-)
 def test_tracker_nested_in_itself_counts_once(provider: object) -> None:
     usage = llmfy_usage_tracker()
     with usage:
@@ -157,14 +149,6 @@ def test_tracker_nested_in_itself_counts_once(provider: object) -> None:
     assert usage.request_count == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug: a tracker used as a decorator on a recursive function is "
-        "entered once per call level, and active_trackers() returns it once per "
-        "level, so one request is counted once per level"
-    ),
-)
 def test_decorated_recursive_function_counts_once(provider: object) -> None:
     usage = llmfy_usage_tracker()
 
