@@ -1,9 +1,9 @@
 """Section 4: import time in a fresh interpreter, minus a bare interpreter.
 
-Each command runs in its own `python -c` process; the commands run in
+Each command runs in its own `python -c` process. The commands run in
 interleaved rounds after one unmeasured run each, which writes the bytecode
-and warms the file cache, and the figure is the median wall time minus the
-median of `python -c pass`. A separate run
+and warms the file cache. The figure is the median wall time minus the median
+of `python -c pass`. A separate run
 checks that importing llmfy and discovering its plugins leaves the provider
 SDKs unimported.
 """
@@ -102,8 +102,8 @@ def check_discovery(variables: dict[str, str]) -> dict[str, Any]:
 
 def main() -> None:
     quick = benchkit.quick_mode()
-    rounds = 4 if quick else 15
-    slow_rounds = 1 if quick else 5
+    rounds = 4 if quick else 11
+    slow_rounds = 1 if quick else 4
     variables = environment()
     samples: dict[str, list[float]] = {label: [] for label, _, _ in COMMANDS}
     progress("imports: one unmeasured run of each command")

@@ -8,7 +8,7 @@ time with a new request id, and the memory still held by the tracker is read
 at each checkpoint.
 
 Retained memory is what tracemalloc counts as allocated after a full garbage
-collection, minus what it counted before the first request; the caches that
+collection, minus what it counted before the first request. The caches that
 fill on the first requests (price lookups, hook dispatch) are warmed first.
 """
 
@@ -118,7 +118,7 @@ def kept_requests(
             }
         )
     if usage.request_count != count:
-        raise RuntimeError(f"{usage.request_count} of {count} requests recorded")
+        raise RuntimeError(f"only {usage.request_count} of {count} requests recorded")
     return {
         "requests": count,
         "retained_bytes": retained,
@@ -129,7 +129,7 @@ def kept_requests(
 
 
 def totals_only(checkpoints: list[int]) -> dict[str, Any]:
-    """Record up to the last checkpoint in totals-only mode; read memory at each."""
+    """Record up to the last checkpoint in totals-only mode, reading memory at each."""
     from openai.types.chat import ChatCompletion
 
     from llmfy import CallContext, active_trackers, llmfy_usage_tracker
@@ -167,7 +167,9 @@ def totals_only(checkpoints: list[int]) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     tracemalloc.stop()
     if usage.request_count != checkpoints[-1]:
-        raise RuntimeError(f"{usage.request_count} requests recorded")
+        raise RuntimeError(
+            f"{usage.request_count} requests recorded, expected {checkpoints[-1]}"
+        )
     return {"points": points, "seconds_with_tracemalloc": elapsed}
 
 

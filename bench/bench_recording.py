@@ -4,7 +4,7 @@ llmfy reads the usage, looks the price up, computes the cost and adds the
 request to the active tracker through `llmfy_core.recording.record_response`.
 Each alternative does its nearest equivalent, with its inputs built once
 before the timed loop. The candidates run in interleaved rounds, so that a
-change in machine load hits all of them alike; the figure is the median over
+change in machine load hits all of them alike. The figure is the median over
 rounds of the mean time per call. `--profile` also prints where llmfy spends
 its time.
 """
@@ -433,7 +433,7 @@ def alternative_candidates(case: str) -> list[Candidate]:
 
 
 def run_case(case: str, rounds: int, round_seconds: float) -> dict[str, Any]:
-    """Time every candidate for one response kind; return the rows."""
+    """Time every candidate for one response kind and return the rows."""
     progress(f"recording one {case} response: preparing the candidates")
     candidates = llmfy_candidates(case) + alternative_candidates(case)
     baseline = Candidate("(loop)", "lambda: None", plain_round(lambda: None), None)
@@ -442,8 +442,8 @@ def run_case(case: str, rounds: int, round_seconds: float) -> dict[str, Any]:
     for candidate in candidates:
         with candidate.start_round() as call:
             candidate.count = benchkit.calibrate(call, round_seconds)
-    # The alternatives' price tables hold millions of objects; freezing them
-    # keeps each collection short, for every candidate alike.
+    # With the alternatives imported, the collector tracks about half a million
+    # objects. Freezing them keeps each collection short, for every candidate.
     benchkit.full_collect()
     gc.freeze()
     for number in range(rounds):

@@ -3,7 +3,7 @@
 - With the number of requests in one tracker, 10^3 to 10^6, in both modes:
   each block of 1,000 requests is timed as the tracker fills.
 - With extra plugins registered through `llmfy.register_plugin` (0, 5, 20),
-  each implementing `usage_extract` and `price_lookup` and answering None.
+  each implementing `usage_extract` and `price_lookup` and returning None.
 - With nested trackers (1, 2, 4, 8 levels), each of which counts every request.
 
 The last two are medians over interleaved rounds, as in section 1.
@@ -38,16 +38,18 @@ def openai_inputs() -> tuple[Any, Any]:
 
 
 BLOCK = 1_000
+# Requests recorded into a new tracker after each block, for the growth ratio.
+REFERENCE_BLOCK = 250
 
 
 def growth(total: int) -> list[dict[str, Any]]:
     """Record `total` requests into one tracker per mode, timing each block of 1,000.
 
-    The cost per request while the tracker holds N requests is read from the
+    The cost per request while the tracker contains N requests is read from the
     blocks of each decade: 1 to 10^3, 10^3 to 10^4, and so on. The median block
-    shows the steady cost; the mean also counts the garbage collections. After
-    each block, the same 1,000 requests go into a new tracker of the same mode:
-    the ratio of the two blocks is the growth, free of the machine's changing
+    shows the steady cost, and the mean also counts the garbage collections. After
+    each block, 250 requests go into a new tracker of the same mode. The ratio
+    of the two per-request times is the growth, free of the machine's changing
     load.
     """
     from llmfy import llmfy_usage_tracker
@@ -55,11 +57,11 @@ def growth(total: int) -> list[dict[str, Any]]:
 
     response, context = openai_inputs()
 
-    def time_block(trackers: tuple[Any, ...]) -> float:
+    def time_block(trackers: tuple[Any, ...], size: int) -> float:
         started = time.perf_counter_ns()
-        for _ in range(BLOCK):
+        for _ in range(size):
             record_response(response, context, trackers)
-        return (time.perf_counter_ns() - started) / BLOCK / 1000
+        return (time.perf_counter_ns() - started) / size / 1000
 
     rows = []
     for keep_requests in (True, False):
@@ -68,12 +70,14 @@ def growth(total: int) -> list[dict[str, Any]]:
         ratios = []
         with llmfy_usage_tracker(keep_requests=keep_requests) as usage:
             for _ in range(total // BLOCK):
-                blocks.append(time_block((usage,)))
+                blocks.append(time_block((usage,), BLOCK))
                 fresh = llmfy_usage_tracker(keep_requests=keep_requests)
-                ratios.append(blocks[-1] / time_block((fresh,)))
+                ratios.append(blocks[-1] / time_block((fresh,), REFERENCE_BLOCK))
                 del fresh
         if usage.request_count != total:
-            raise RuntimeError(f"{usage.request_count} of {total} recorded")
+            raise RuntimeError(
+                f"only {usage.request_count} of {total} requests recorded"
+            )
         del usage
         start, end = 0, 1
         while end <= len(blocks):
@@ -96,7 +100,7 @@ def growth(total: int) -> list[dict[str, Any]]:
 
 
 class DummyPlugin:
-    """A plugin that implements the per-request hooks and never answers."""
+    """A plugin that implements the per-request hooks and always returns None."""
 
     @hookimpl
     def usage_extract(self, response: Any, context: Any) -> None:
@@ -120,7 +124,7 @@ def timed_rounds(
     rounds: int,
     round_seconds: float,
 ) -> dict[str, dict[str, Any]]:
-    """Time each configuration's request in interleaved rounds; return medians.
+    """Time each configuration's request in interleaved rounds and return medians.
 
     A configuration is a label and a factory of context managers that set the
     configuration up and yield the call to time.
@@ -184,7 +188,9 @@ def nesting(rounds: int, round_seconds: float) -> dict[str, Any]:
                     stack.enter_context(llmfy.llmfy_usage_tracker())
                 trackers = llmfy.active_trackers()
                 if len(trackers) != levels:
-                    raise RuntimeError(f"{len(trackers)} trackers active")
+                    raise RuntimeError(
+                        f"{len(trackers)} trackers active, expected {levels}"
+                    )
                 yield lambda: record_response(response, context, trackers)
 
         return start

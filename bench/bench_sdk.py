@@ -11,7 +11,7 @@ subprocesses, one per SDK and variant, in rounds whose order alternates:
   (`paired_idle`) and an active tracker (`paired_tracked`).
 
 `idle` and `tracked` against `bare` compare separate processes, so they carry
-the noise between processes; `paired_tracked` against `paired_idle` measures
+the noise between processes. `paired_tracked` against `paired_idle` measures
 the cost of an active tracker within one process, pair by pair.
 
 Each client times single non-streaming calls, streams paced by the server
@@ -358,7 +358,7 @@ def run_client_process(
 def summarize_sdk(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Pool each mode's samples over the rounds: medians and 95% intervals.
 
-    `compared` holds each comparison's median difference and its noise.
+    `compared` contains each comparison's median difference and its noise.
     Between processes (idle and tracked against bare) the noise is the larger
     of the two medians' intervals combined and the spread of the bare process
     medians between rounds. Within the paired process it is the interval of

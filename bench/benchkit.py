@@ -2,10 +2,10 @@
 
 Every section script prints its progress on stderr and one JSON object as the
 last line of stdout, which `run.py` collects. The bodies below are written for
-these benchmarks with the shape and token counts of real responses: an OpenAI
-Chat Completion of gpt-4o-mini with 1,280 of 1,370 input tokens cached, and a
-Bedrock Converse response of Claude Sonnet 4 that reads 1,712 tokens from the
-prompt cache and writes 236.
+these benchmarks with the shape and token counts of real responses. One is an
+OpenAI Chat Completion of gpt-4o-mini with 1,280 of 1,370 input tokens cached.
+The other is a Bedrock Converse response of Claude Sonnet 4 that reads 1,712
+tokens from the prompt cache and writes 236.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 
-# litellm fetches its price map from the network at import unless told not to.
+# Without this variable, litellm fetches its price map from the network at import.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 OPENAI_MODEL = "gpt-4o-mini"

@@ -1,4 +1,4 @@
-"""A local HTTP server that answers the OpenAI and Bedrock SDKs with fixed bodies.
+"""A local HTTP server that replies to the OpenAI and Bedrock SDKs with fixed bodies.
 
 It listens on 127.0.0.1 only, on a free port, in daemon threads, and stops
 when its `with` block ends or, at the latest, after `max_lifetime` seconds.

@@ -1,6 +1,6 @@
 """Tables of the benchmark results, as plain text and as Markdown.
 
-Each section's results become `Table`s with a title, rows and notes; the
+Each section's results become `Table`s with a title, rows and notes. The
 notes state each target, the figure compared with it, and whether it is met.
 """
 
@@ -425,8 +425,9 @@ def scaling_tables(result: dict[str, Any]) -> list[Table]:
         [
             "median: the median block of the span; mean: every block of the "
             "span, garbage collections included; vs new: median ratio of each "
-            "block to the same 1,000 requests recorded right after into a new "
-            "tracker, which cancels changes in the machine's load.",
+            "block's time per request to that of 250 requests recorded right "
+            "after into a new tracker, which cancels changes in the machine's "
+            "load.",
             "The target is judged from 1,000 requests on; the first span is a "
             "single block.",
             *notes,
@@ -461,7 +462,7 @@ def scaling_tables(result: dict[str, Any]) -> list[Table]:
             plugin_rows,
             [
                 "Each extra plugin implements usage_extract and price_lookup and "
-                "answers None."
+                "returns None."
             ],
         ),
         Table(

@@ -2,12 +2,13 @@
 
 Usage: `bash bench/run [--quick] [--only SECTIONS] [--markdown FILE]`.
 
-On first use (and whenever `requirements.txt` or a measured package's
-`pyproject.toml` changes) this creates the virtualenv `bench/.venv`, installs
-the alternatives and the SDKs at the versions pinned in `requirements.txt`
-and this checkout's llmfy core, OpenAI plugin and Bedrock plugin (editable),
-then runs itself again inside it. Each section runs in its own process; the
-results are printed as tables and saved as JSON in `bench/results/`.
+On first use, and whenever `requirements.txt` or a measured package's
+`pyproject.toml` changes, this creates the virtualenv `bench/.venv`. It
+installs the alternatives and the SDKs at the versions pinned in
+`requirements.txt`, and this checkout's llmfy core, OpenAI plugin and Bedrock
+plugin (editable), then runs itself again inside the virtualenv. Each section
+runs in its own process. The results are printed as tables and saved as JSON in
+`bench/results/`.
 """
 
 from __future__ import annotations
