@@ -5,10 +5,19 @@ Each fenced `python` block of `docs/*.md` runs on its own, with the real
 (`examples/replay_server.py`) through `OPENAI_BASE_URL` and
 `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`. HTML comments before a block control it:
 
-- `<!-- docs-test: replies NAME ... -->` queues server replies, in order.
-  `openai:IN/OUT` is a Chat Completions body for gpt-4o-mini with that usage,
-  `bedrock:IN/OUT` a Converse body, and `fixture:NAME` the file
-  `examples/fixtures/NAME.json`.
+- `<!-- docs-test: replies NAME ... -->` queues server replies, in order,
+  each with the usage `IN/OUT` (input and output tokens):
+  `openai:IN/OUT` is a Chat Completions body for gpt-4o-mini,
+  `openai-stream:IN/OUT` its stream with the usage chunk, and
+  `openai-stream:none` a stream without usage; `responses:IN/OUT` and
+  `responses-stream:IN/OUT` are a Responses API body and stream,
+  `embeddings:IN` an Embeddings body; `bedrock:IN/OUT` is a Converse body,
+  `bedrock-stream:IN/OUT` a ConverseStream, `invoke:IN/OUT` an InvokeModel
+  reply of Mistral 7B Instruct whose token counts are only in the headers,
+  and `invoke-stream:IN/OUT` an InvokeModelWithResponseStream reply of Amazon
+  Nova Lite; `fixture:NAME` is the file `examples/fixtures/NAME.json`.
+- `<!-- docs-test: files NAME ... -->` copies these files of
+  `docs/examples/data` into the folder the block runs in.
 - `<!-- docs-test: skip REASON -->` does not run the block, for the REASON given.
 - `<!-- docs-test: output -->` before a `text` block right after a python
   block: the text is the block's exact standard output.
@@ -22,6 +31,7 @@ exact output (standard error first). Blocks that include a file with
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -49,6 +59,7 @@ DATA = EXAMPLES / "data"
 PLUGIN_PACKAGES = ("llmfy-acme", "llmfy-team-prices")
 
 sys.path.insert(0, str(ROOT / "examples"))
+import replay_server  # noqa: E402
 from replay_server import ReplayServer, Reply, load_fixture  # noqa: E402
 
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)\s*$")
@@ -120,11 +131,14 @@ PYTHON_BLOCKS = all_blocks("python")
 CONSOLE_BLOCKS = all_blocks("console")
 
 
+CREATED = 1767225600
+
+
 def chat_body(prompt: int, completion: int) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-docs{prompt}x{completion}",
         "object": "chat.completion",
-        "created": 1767225600,
+        "created": CREATED,
         "model": "gpt-4o-mini",
         "choices": [
             {
@@ -133,13 +147,102 @@ def chat_body(prompt: int, completion: int) -> dict[str, Any]:
                 "finish_reason": "stop",
             }
         ],
+        "usage": chat_usage(prompt, completion),
+    }
+
+
+def chat_usage(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def chat_chunks(usage: tuple[int, int] | None) -> list[dict[str, Any]]:
+    """A Chat Completions stream; the last chunk carries `usage` when given."""
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-docs-stream",
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "usage": None,
+        }
+
+    chunks = [
+        chunk({"role": "assistant", "content": ""}, None),
+        chunk({"content": "Paris"}, None),
+        chunk({"content": "."}, None),
+        chunk({}, "stop"),
+    ]
+    if usage is not None:
+        final = chunk({}, None)
+        final["choices"] = []
+        final["usage"] = chat_usage(*usage)
+        chunks.append(final)
+    return chunks
+
+
+def responses_body(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {
+        "id": "resp_docs",
+        "object": "response",
+        "created_at": CREATED,
+        "status": "completed",
+        "model": "gpt-4o-mini-2024-07-18",
+        "output": [
+            {
+                "id": "msg_docs",
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": [
+                    {"type": "output_text", "text": "Paris.", "annotations": []}
+                ],
+            }
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
         "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0},
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
         },
+    }
+
+
+def responses_events(input_tokens: int, output_tokens: int) -> list[dict[str, Any]]:
+    """A Responses API stream: created, one text delta, then completed."""
+    final = responses_body(input_tokens, output_tokens)
+    started = {**final, "status": "in_progress", "output": [], "usage": None}
+    return [
+        {"type": "response.created", "sequence_number": 0, "response": started},
+        {
+            "type": "response.output_text.delta",
+            "sequence_number": 1,
+            "item_id": "msg_docs",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": "Paris.",
+        },
+        {"type": "response.completed", "sequence_number": 2, "response": final},
+    ]
+
+
+def embeddings_body(input_tokens: int) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.0125, -0.5]}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": input_tokens, "total_tokens": input_tokens},
     }
 
 
@@ -147,13 +250,80 @@ def converse_body(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     return {
         "output": {"message": {"role": "assistant", "content": [{"text": "Paris."}]}},
         "stopReason": "end_turn",
-        "usage": {
-            "inputTokens": input_tokens,
-            "outputTokens": output_tokens,
-            "totalTokens": input_tokens + output_tokens,
-        },
+        "usage": converse_usage(input_tokens, output_tokens),
         "metrics": {"latencyMs": 312},
     }
+
+
+def converse_usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+    return {
+        "inputTokens": input_tokens,
+        "outputTokens": output_tokens,
+        "totalTokens": input_tokens + output_tokens,
+    }
+
+
+def converse_stream(input_tokens: int, output_tokens: int) -> Reply:
+    return Reply.bedrock_event_stream(
+        [
+            ("messageStart", {"role": "assistant"}),
+            (
+                "contentBlockDelta",
+                {"contentBlockIndex": 0, "delta": {"text": "Paris."}},
+            ),
+            ("contentBlockStop", {"contentBlockIndex": 0}),
+            ("messageStop", {"stopReason": "end_turn"}),
+            (
+                "metadata",
+                {
+                    "usage": converse_usage(input_tokens, output_tokens),
+                    "metrics": {"latencyMs": 290},
+                },
+            ),
+        ]
+    )
+
+
+def invoke_reply(input_tokens: int, output_tokens: int) -> Reply:
+    """An InvokeModel reply of Mistral 7B Instruct: its body has no token counts."""
+    body = {"outputs": [{"text": " Paris.", "stop_reason": "stop"}]}
+    reply = Reply.bedrock_json(body)
+    reply.headers["x-amzn-bedrock-input-token-count"] = str(input_tokens)
+    reply.headers["x-amzn-bedrock-output-token-count"] = str(output_tokens)
+    return reply
+
+
+def invoke_stream(input_tokens: int, output_tokens: int) -> Reply:
+    """An InvokeModelWithResponseStream reply of Amazon Nova Lite.
+
+    Nova's own `metadata` event counts one output token less than the
+    invocation metrics of the last chunk, which Bedrock bills.
+    """
+    chunks: list[dict[str, Any]] = [
+        {"messageStart": {"role": "assistant"}},
+        {"contentBlockDelta": {"delta": {"text": "Paris."}, "contentBlockIndex": 0}},
+        {"contentBlockStop": {"contentBlockIndex": 0}},
+        {"messageStop": {"stopReason": "end_turn"}},
+        {
+            "metadata": {
+                "usage": {
+                    "inputTokens": input_tokens,
+                    "outputTokens": output_tokens - 1,
+                }
+            },
+            "amazon-bedrock-invocationMetrics": {
+                "inputTokenCount": input_tokens,
+                "outputTokenCount": output_tokens,
+                "invocationLatency": 301,
+                "firstByteLatency": 120,
+            },
+        },
+    ]
+    events = [
+        ("chunk", {"bytes": base64.b64encode(json.dumps(each).encode()).decode()})
+        for each in chunks
+    ]
+    return Reply.bedrock_event_stream(events)
 
 
 def make_reply(name: str) -> Reply:
@@ -163,18 +333,53 @@ def make_reply(name: str) -> Reply:
         if value.startswith("bedrock"):
             return Reply.bedrock_json(body)
         return Reply.openai_json(body)
-    prompt, completion = (int(count) for count in value.split("/"))
+    if kind == "openai-stream" and value == "none":
+        return Reply.openai_stream(chat_chunks(None))
+    if kind == "embeddings":
+        return Reply.openai_json(embeddings_body(int(value)))
+    first, second = (int(count) for count in value.split("/"))
     if kind == "openai":
-        return Reply.openai_json(chat_body(prompt, completion))
+        return Reply.openai_json(chat_body(first, second))
+    if kind == "openai-stream":
+        return Reply.openai_stream(chat_chunks((first, second)))
+    if kind == "responses":
+        return Reply.openai_json(responses_body(first, second))
+    if kind == "responses-stream":
+        return Reply.openai_stream(responses_events(first, second))
     if kind == "bedrock":
-        return Reply.bedrock_json(converse_body(prompt, completion))
+        return Reply.bedrock_json(converse_body(first, second))
+    if kind == "bedrock-stream":
+        return converse_stream(first, second)
+    if kind == "invoke":
+        return invoke_reply(first, second)
+    if kind == "invoke-stream":
+        return invoke_stream(first, second)
     raise ValueError(f"unknown reply {name!r} in a docs-test marker")
+
+
+# The replay server routes Chat Completions and Converse; the examples also
+# call these endpoints, which take their replies from the same queues.
+EXTRA_ROUTES = {
+    "openai": re.compile(r"^/v1/(responses|embeddings)/?$"),
+    "bedrock": re.compile(r"^/model/[^/]+/invoke(-with-response-stream)?$"),
+}
+
+
+def route_more(path: str) -> str | None:
+    for route, pattern in EXTRA_ROUTES.items():
+        if pattern.match(path):
+            return route
+    return ROUTE(path)
+
+
+ROUTE = replay_server._route
 
 
 @contextlib.contextmanager
 def replay(block: Block, monkeypatch: pytest.MonkeyPatch) -> Iterator[ReplayServer]:
     """Serve the block's replies, with both SDKs pointed at the server."""
     replies = (block.marker("replies") or "").split()
+    monkeypatch.setattr(replay_server, "_route", route_more)
     with ReplayServer([make_reply(name) for name in replies]) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-docs-test")
@@ -200,17 +405,42 @@ def test_python_example(
         pytest.skip(f"{block.id}: {reason}")
     if "--8<--" in block.code:
         pytest.skip(f"{block.id}: shows a file that test_example_plugins_install runs")
-    monkeypatch.chdir(tmp_path)
-    stdout = io.StringIO()
-    code = compile(block.code, block.id, "exec")
 
-    with replay(block, monkeypatch) as server, contextlib.redirect_stdout(stdout):
-        exec(code, {"__name__": "__main__"})
-        pending = server.pending("openai") + server.pending("bedrock")
+    output, pending = run_example(block, monkeypatch, tmp_path)
 
     assert pending == 0, f"{block.id}: {pending} queued replies were not requested"
     if block.output is not None:
-        assert stdout.getvalue() == block.output
+        assert output == block.output
+
+
+def run_example(
+    block: Block, monkeypatch: pytest.MonkeyPatch, folder: Path
+) -> tuple[str, int]:
+    """Run a python block in `folder`; return its output and unused replies."""
+    monkeypatch.chdir(folder)
+    for name in (block.marker("files") or "").split():
+        shutil.copy(DATA / name, folder / name)
+    stdout = io.StringIO()
+    code = compile(block.code, block.id, "exec")
+
+    try:
+        with replay(block, monkeypatch) as server, contextlib.redirect_stdout(stdout):
+            exec(code, {"__name__": "__main__"})
+            pending = server.pending("openai") + server.pending("bedrock")
+    finally:
+        reset_plugin_state()
+    return stdout.getvalue(), pending
+
+
+def reset_plugin_state() -> None:
+    """Undo what an example set up in plugins that keep process-wide state."""
+    pricing_file = sys.modules.get("llmfy_pricing_file")
+    if pricing_file is not None:
+        pricing_file.use_price_file(None)
+    otel = sys.modules.get("llmfy_otel")
+    if otel is not None:
+        otel.disable()
+        otel.use_meter_provider(None)
 
 
 def console_commands(block: Block) -> list[tuple[list[str], str]]:
