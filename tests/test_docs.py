@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import io
 import json
 import re
@@ -40,6 +41,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -422,14 +424,82 @@ def run_example(
         shutil.copy(DATA / name, folder / name)
     stdout = io.StringIO()
     code = compile(block.code, block.id, "exec")
+    namespace: dict[str, Any] = {"__name__": "__main__"}
 
     try:
         with replay(block, monkeypatch) as server, contextlib.redirect_stdout(stdout):
-            exec(code, {"__name__": "__main__"})
+            exec(code, namespace)
             pending = server.pending("openai") + server.pending("bedrock")
     finally:
         reset_plugin_state()
+        free_example(namespace)
     return stdout.getvalue(), pending
+
+
+LEAKY_EXAMPLE = Block(
+    page="test_docs.py",
+    line=0,
+    lang="python",
+    code="""
+from openai import OpenAI
+
+client = OpenAI()
+
+
+def ask(question):
+    messages = [{"role": "user", "content": question}]
+    return client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+
+
+ask("What is the capital of France?")
+""",
+    markers=(("replies", "openai:10/2"),),
+)
+
+
+def test_example_leaves_no_client_behind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `ask` refers to the example's globals, so its OpenAI client, with an open
+    # connection, sits in a reference cycle that only the garbage collector
+    # frees. With automatic collection off, such a client is still there
+    # after the example unless the test freed it.
+    import openai
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    gc.disable()
+    try:
+        before = count_instances(openai.OpenAI)
+        run_example(LEAKY_EXAMPLE, monkeypatch, tmp_path)
+        after = count_instances(openai.OpenAI)
+    finally:
+        gc.enable()
+
+    assert after == before
+
+
+def count_instances(kind: type) -> int:
+    # `type()`, not `isinstance()`: the openai module's lazy proxies answer
+    # `isinstance` by creating its module-level client.
+    return sum(1 for each in gc.get_objects() if type(each) is kind)
+
+
+def free_example(namespace: dict[str, Any]) -> None:
+    """Free the objects an example left, now instead of during a later test.
+
+    Examples leave their SDK clients open, as short scripts do. A function
+    defined in an example refers to the example's globals, so those clients
+    sit in a reference cycle that only the garbage collector frees, at a
+    moment of its choosing. Their sockets then warn that they were not closed,
+    and with warnings as errors that `ResourceWarning` failed the setup of
+    whichever test ran at that moment.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        namespace.clear()
+        gc.collect()
 
 
 def reset_plugin_state() -> None:
