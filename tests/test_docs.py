@@ -34,8 +34,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import gc
+import html
 import io
 import json
+import os
 import re
 import shlex
 import shutil
@@ -672,18 +674,85 @@ def inspect_doc(function: Any) -> str:
     return inspect.cleandoc(function.__doc__).splitlines()[0]
 
 
-def test_mkdocs_build_strict(tmp_path: Path) -> None:
+@attrs.frozen
+class BuiltSite:
+    """The result of `mkdocs build --strict` into a temporary folder."""
+
+    result: subprocess.CompletedProcess[str]
+    path: Path
+
+    def page_text(self, page: str) -> str:
+        """Return the text of a built page: its HTML without tags, unescaped."""
+        markup = (self.path / page / "index.html").read_text()
+        return html.unescape(re.sub(r"<[^>]+>", "", markup))
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
     mkdocs = Path(sys.executable).parent / "mkdocs"
     if not mkdocs.exists():
         pytest.skip("mkdocs is not installed; `pip install -r requirements-dev.txt`")
+    site = tmp_path_factory.mktemp("site")
+    # The Material theme prints an end-of-life banner unless this is set.
+    environment = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
 
     result = subprocess.run(
-        [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        [str(mkdocs), "build", "--strict", "--site-dir", str(site)],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        env=environment,
     )
 
-    assert result.returncode == 0, result.stderr
-    hooks_page = (tmp_path / "site" / "hooks" / "index.html").read_text()
-    assert "usage_extract" in hooks_page
+    return BuiltSite(result, site)
+
+
+def test_mkdocs_build_strict(built_site: BuiltSite) -> None:
+    assert built_site.result.returncode == 0, built_site.result.stderr
+    assert "usage_extract" in built_site.page_text("hooks")
+
+
+def test_mkdocs_build_prints_no_banner(built_site: BuiltSite) -> None:
+    assert "end of life" not in built_site.result.stderr
+    assert "NO_MKDOCS_2_WARNING" not in built_site.result.stderr
+
+
+SNIPPET_LINE = re.compile(r'^--8<-- "(?P<path>[^"]+)"$')
+
+
+def snippet_paths(page: Path) -> list[str]:
+    """Return the files a page includes with `--8<-- "PATH"` lines."""
+    lines = page.read_text().splitlines()
+    return [match["path"] for line in lines if (match := SNIPPET_LINE.match(line))]
+
+
+def test_docs_snippet_markers_intact() -> None:
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text()
+        # A formatter once turned `--8<--` into `--8 < --`, which the
+        # snippets extension then printed as text instead of the file.
+        assert "--8 <" not in text, page.name
+        assert text.count("--8<--") == len(snippet_paths(page)), page.name
+
+
+PLUGINS_PAGE_FILES = (
+    "llmfy-acme/pyproject.toml",
+    "llmfy-acme/llmfy_acme/plugin.py",
+    "llmfy-acme/llmfy_acme/client.py",
+    "llmfy-team-prices/pyproject.toml",
+    "llmfy-team-prices/llmfy_team_prices/__init__.py",
+)
+
+
+def test_plugins_page_includes_example_files() -> None:
+    assert snippet_paths(DOCS / "plugins.md") == list(PLUGINS_PAGE_FILES)
+
+
+@pytest.mark.parametrize("path", PLUGINS_PAGE_FILES)
+def test_plugins_page_shows_example_code(built_site: BuiltSite, path: str) -> None:
+    page = built_site.page_text("plugins")
+    source = (EXAMPLES / path).read_text()
+
+    assert "--8<--" not in page
+    for line in source.splitlines():
+        assert line in page, f"{path}: {line!r} is missing from plugins/index.html"
