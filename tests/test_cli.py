@@ -368,6 +368,24 @@ def test_own_model_gets_no_provider_example(
     assert "--prices FILE" in err
 
 
+def test_prices_provider_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(capsys, "prices", "--provider", "openai", "--model", "gpt-4o")
+
+    assert code == 0
+    assert data["provider"] == "openai"
+    # gpt-4o costs 2.50 USD per million input tokens.
+    assert Decimal(data["price_per_million"]["input"]) == Decimal("2.5")
+
+
+def test_prices_two_providers_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, "prices", "openai", "--provider", "bedrock", "--model", "gpt-4o"
+    )
+
+    assert code == 2
+    assert "differ" in err
+
+
 def test_misspelt_provider_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "prices", "opnai", "--model", "gpt-4o-mini")
 

@@ -209,9 +209,11 @@ def explain_unpriced(
     if provider not in known.models and found.origin is None:
         close = difflib.get_close_matches(provider, known.providers, n=1)
         hint = f" Did you mean {close[0]}?" if close else ""
+        listed = ", ".join(known.providers) or "none"
         raise CliError(
-            f"No installed plugin has prices for provider {provider!r}. Providers "
-            f"with prices: {', '.join(known.providers) or 'none'}.{hint}"
+            f"No installed plugin lists prices for provider {provider!r}, and none "
+            f"has a price for its model {query.model!r}. Providers with listed "
+            f"prices: {listed}.{hint}"
         )
     reason = describe_unpriced(found.reason, provider, query.model)
     suggestions = known.close_models(query.model, provider)

@@ -16,6 +16,7 @@ from .lookup import KnownPrices, PriceQuery, check_tier, find_price
 from .output import (
     EXIT_OK,
     EXIT_UNPRICED,
+    CliError,
     money,
     per_million,
     price_cells,
@@ -44,6 +45,12 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "provider", nargs="?", metavar="PROVIDER", help="only this provider"
     )
+    parser.add_argument(
+        "--provider",
+        dest="provider_option",
+        metavar="PROVIDER",
+        help="the same as PROVIDER, as `llmfy cost` spells it",
+    )
     parser.add_argument("--model", metavar="ID", help="resolve the price of model ID")
     parser.add_argument("--region", metavar="REGION", help="region, such as us-east-1")
     parser.add_argument(
@@ -69,6 +76,12 @@ def add_prices_option(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `llmfy prices`."""
+    if args.provider and args.provider_option not in (None, args.provider):
+        raise CliError(
+            f"PROVIDER {args.provider} and --provider {args.provider_option} "
+            "differ. Give the provider once."
+        )
+    args.provider = args.provider or args.provider_option
     if args.prices:
         use_price_file(args.prices)
     resolver = PriceResolver({})
