@@ -483,8 +483,8 @@ def test_example_leaves_no_client_behind(
 
 
 def count_instances(kind: type) -> int:
-    # `type()`, not `isinstance()`: the openai module's lazy proxies answer
-    # `isinstance` by creating its module-level client.
+    # `type()`, not `isinstance()`, because an `isinstance` check of the
+    # openai module's lazy proxies creates its module-level client.
     return sum(1 for each in gc.get_objects() if type(each) is kind)
 
 

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 @attrs.frozen(slots=True)
 class LoadingState:
-    """How plugins were chosen: autoload, the allow- and block-lists, and what exists.
+    """The plugin loading settings, and the entry points they chose from.
 
     `installed` names every entry point of the group `llmfy`, loaded or not.
     """
