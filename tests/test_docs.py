@@ -548,6 +548,8 @@ def test_every_page_has_tested_examples() -> None:
     pages = {block.page for block in PYTHON_BLOCKS + CONSOLE_BLOCKS}
 
     assert {"getting-started.md", "tracker.md", "prices.md", "cli.md"} <= pages
+    assert {"openai.md", "bedrock.md", "otel.md"} <= pages
+    assert {"pricing-file.md", "genai-prices.md"} <= pages
 
 
 # The example plugin packages
