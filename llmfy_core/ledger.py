@@ -104,7 +104,12 @@ class Bucket:
         price = self.price
         if price is None:
             self.unpriced += 1
-        elif self.rates is None or usage.other_tokens or usage.tool_calls:
+        elif (
+            self.rates is None
+            or usage.other_tokens
+            or usage.tool_calls
+            or price.long_context
+        ):
             cost = compute_cost(usage, price).total
             self.extra_cost = DECIMAL_CONTEXT.add(self.extra_cost, cost)
         else:

@@ -8,12 +8,13 @@ arrives, even if a block has ended by then.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import difflib
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import ContextVar
 from decimal import Decimal
 from types import MappingProxyType, TracebackType
@@ -113,6 +114,8 @@ class UsageTracker:
         self._resolver = PriceResolver(overrides)
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str, str | None, int], Bucket] = {}
+        self._local = threading.local()
+        self._deferred: collections.deque[Entry] = collections.deque()
         self._entries: list[Entry] = []
         # Records are built from the entries when first read, in this order.
         self._records: list[RequestRecord] = []
@@ -162,7 +165,27 @@ class UsageTracker:
         return self._depth > 0
 
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
-        """Decorate a sync or async function so that each call is tracked."""
+        """Decorate a function so that each call is tracked.
+
+        Works for sync and async functions, and for generator and async
+        generator functions, whose body is tracked while it runs.
+        """
+        if inspect.isasyncgenfunction(function):
+
+            @functools.wraps(function)
+            def tracked_async_generator(*args: Any, **kwargs: Any) -> Any:
+                return self._track_async_steps(function(*args, **kwargs))
+
+            return cast(Callable[P, R], tracked_async_generator)
+
+        if inspect.isgeneratorfunction(function):
+
+            @functools.wraps(function)
+            def tracked_generator(*args: Any, **kwargs: Any) -> Any:
+                return self._track_steps(function(*args, **kwargs))
+
+            return cast(Callable[P, R], tracked_generator)
+
         if inspect.iscoroutinefunction(function):
 
             @functools.wraps(function)
@@ -178,6 +201,58 @@ class UsageTracker:
                 return function(*args, **kwargs)
 
         return tracked
+
+    def _track_steps(self, generator: Generator[Any, Any, Any]) -> Any:
+        """Run each step of `generator` inside this tracker, and only its steps.
+
+        The caller's code between two items runs outside the tracker, as it
+        would around any other generator.
+        """
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            with self:
+                try:
+                    if thrown is None:
+                        item = generator.send(sent)
+                    else:
+                        item = generator.throw(thrown)
+                except StopIteration as stop:
+                    return stop.value
+            thrown = None
+            try:
+                sent = yield item
+            except GeneratorExit:
+                with self:
+                    generator.close()
+                raise
+            except BaseException as error:
+                thrown, sent = error, None
+
+    async def _track_async_steps(
+        self, generator: AsyncGenerator[Any, Any]
+    ) -> AsyncGenerator[Any, Any]:
+        """Run each step of an async generator inside this tracker."""
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            with self:
+                try:
+                    if thrown is None:
+                        item = await generator.asend(sent)
+                    else:
+                        item = await generator.athrow(thrown)
+                except StopAsyncIteration:
+                    return
+            thrown = None
+            try:
+                sent = yield item
+            except GeneratorExit:
+                with self:
+                    await generator.aclose()
+                raise
+            except BaseException as error:
+                thrown, sent = error, None
 
     # Recording
 
@@ -212,9 +287,28 @@ class UsageTracker:
         records are read, not here.
         """
         resolution = self._resolver.resolve(usage, sent_at)
-        price = resolution.price
         if resolution.fault is not None:
             fault = fault or resolution.fault
+        entry = (usage, resolution, sent_at, fault)
+        local = self._local
+        if getattr(local, "adding", False):
+            # Called again while this thread is adding a request: a stream's
+            # finalizer run by garbage collection inside the locked section.
+            # The outer call adds this one once it has finished its own.
+            self._deferred.append(entry)
+            return resolution
+        local.adding = True
+        try:
+            self._add_entry(entry)
+            while self._deferred:
+                self._add_entry(self._deferred.popleft())
+        finally:
+            local.adding = False
+        return resolution
+
+    def _add_entry(self, entry: Entry) -> None:
+        usage, resolution, _, fault = entry
+        price = resolution.price
         key = (usage.provider, usage.model, usage.region, id(price))
         with self._lock:
             bucket = self._buckets.get(key)
@@ -222,13 +316,12 @@ class UsageTracker:
                 bucket = self._buckets[key] = Bucket(price)
             bucket.add(usage, fault)
             if self.keep_requests:
-                self._entries.append((usage, resolution, sent_at, fault))
+                self._entries.append(entry)
             warn = price is None and usage.known and key not in self._warned
             if warn:
                 self._warned.add(key)
         if warn:
             self._warn_unpriced(usage, resolution.reason)
-        return resolution
 
     def _warn_unpriced(self, usage: Usage, reason: str | None) -> None:
         region = f" in region {usage.region!r}" if usage.region else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from random import Random
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -241,6 +242,18 @@ def prices(draw: st.DrawFn) -> Price:
     )
 
 
+@st.composite
+def tiered_prices(draw: st.DrawFn) -> Price:
+    """A price that is sometimes repriced above a long-context threshold."""
+    base = draw(prices())
+    if not draw(st.booleans()):
+        return base
+    threshold = draw(st.integers(min_value=0, max_value=3 * 10**9))
+    return attrs.evolve(
+        base, long_context=(LongContextTier(threshold, draw(prices())),)
+    )
+
+
 @given(usages(), prices())
 def test_cost_equals_sum_of_parts(request_usage: Usage, price: Price) -> None:
     cost = compute_cost(request_usage, price)
@@ -268,7 +281,7 @@ def test_cost_exact_against_hand_formula(request_usage: Usage, price: Price) -> 
     assert compute_cost(request_usage, price).total == expected
 
 
-@given(st.lists(usages(), min_size=1, max_size=20), prices(), st.randoms())
+@given(st.lists(usages(), min_size=1, max_size=20), tiered_prices(), st.randoms())
 def test_tracker_total_additive_in_any_order(
     batch: list[Usage], price: Price, random: Random
 ) -> None:

@@ -446,3 +446,115 @@ def test_sent_at_in_other_time_zone_stored_as_utc(provider: ProviderPlugin) -> N
 
     assert record.sent_at == dt.datetime(2025, 7, 1, 0, 30, tzinfo=dt.UTC)
     assert record.sent_at.tzinfo is dt.UTC
+
+
+def test_decorator_on_generator_tracks_its_steps(provider: ProviderPlugin) -> None:
+    usage = llmfy_usage_tracker()
+
+    @usage
+    def stream() -> Any:
+        send()
+        yield 1
+        send()
+        yield 2
+
+    seen = []
+    for item in stream():
+        seen.append(item)
+        send()  # the caller's code between items is not the generator's
+
+    assert seen == [1, 2]
+    assert usage.request_count == 2
+    assert active_trackers() == ()
+
+
+def test_decorator_on_async_generator_tracks_its_steps(
+    provider: ProviderPlugin,
+) -> None:
+    usage = llmfy_usage_tracker()
+
+    @usage
+    async def stream() -> Any:
+        send()
+        yield 1
+        await asyncio.sleep(0)
+        send()
+        yield 2
+
+    async def main() -> list[int]:
+        return [item async for item in stream()]
+
+    assert asyncio.run(main()) == [1, 2]
+    assert usage.request_count == 2
+
+
+def test_decorated_generator_closed_early(provider: ProviderPlugin) -> None:
+    usage = llmfy_usage_tracker()
+    closed = []
+
+    @usage
+    def stream() -> Any:
+        try:
+            send()
+            yield 1
+            send()
+            yield 2
+        finally:
+            closed.append(True)
+
+    generator = stream()
+    assert next(generator) == 1
+    generator.close()
+
+    assert closed == [True]
+    assert usage.request_count == 1
+
+
+def test_long_context_request_totals_match_records(provider: ProviderPlugin) -> None:
+    from llmfy_core import LongContextTier, Price
+
+    tiered = Price(
+        Decimal("2.5"),
+        Decimal("15"),
+        long_context=(LongContextTier(272_000, Price(Decimal(5), Decimal("22.5"))),),
+    )
+    provider.prices["tiered"] = tiered
+
+    with llmfy_usage_tracker() as usage:
+        first = usage.record("openai", "tiered", 300_000, 1_000)
+        second = usage.record("openai", "tiered", 1_000, 1_000)
+
+    # Above the tier: 300000 * 5 + 1000 * 22.5 = 1522500 per million = 1.5225.
+    # Below it: 1000 * 2.5 + 1000 * 15 = 17500 per million = 0.0175.
+    assert first.cost is not None
+    assert first.cost.total == Decimal("1.5225")
+    assert second.cost is not None
+    assert second.cost.total == Decimal("0.0175")
+    assert usage.total_cost == Decimal("1.54")
+    assert usage.to_dict()["totals"]["cost_usd"] == "1.54"
+
+
+def test_reentrant_recording_is_deferred_not_lost(provider: ProviderPlugin) -> None:
+    # A stream finalizer run by garbage collection can record while the same
+    # thread is inside the tracker's locked section; model it by recording
+    # from inside Bucket.add.
+    from llmfy_core import ledger
+
+    usage = llmfy_usage_tracker()
+    original = ledger.Bucket.add
+    nested = []
+
+    def add_and_record_again(bucket: Any, request: Usage, fault: str | None) -> None:
+        if not nested:
+            nested.append(True)
+            usage.add_usage(Usage("openai", "gpt-4o-mini", 107, 3))
+        original(bucket, request, fault)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ledger.Bucket, "add", add_and_record_again)
+        usage.record("openai", "gpt-4o-mini", 60, 3)
+
+    assert usage.request_count == 2
+    assert usage.input_tokens == 167
+    # 167 * 0.15 + 6 * 0.60 = 28.65 per million
+    assert usage.total_cost == Decimal("0.00002865")
