@@ -388,8 +388,8 @@ async def _watch_chunks_async(
                 call.final = chunk
             yield chunk
     finally:
-        await _aclose_quietly(chunks)
         call.finish_stream()
+        await _aclose_quietly(chunks)
 
 
 async def _watch_response_events_async(
@@ -404,8 +404,8 @@ async def _watch_response_events_async(
                     call.final = event.response
             yield event
     finally:
-        await _aclose_quietly(events)
         call.finish_stream()
+        await _aclose_quietly(events)
 
 
 def _close_quietly(iterator: Iterator[Any]) -> None:
@@ -416,8 +416,15 @@ def _close_quietly(iterator: Iterator[Any]) -> None:
 
 async def _aclose_quietly(iterator: AsyncIterator[Any]) -> None:
     aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
+    if aclose is None:
+        return
+    try:
         await aclose()
+    except RuntimeError:
+        # asyncio's finalizer of an abandoned stream may be closing the SDK's
+        # generator already ("aclose(): asynchronous generator is already
+        # running"); it finishes the close itself.
+        logger.debug("the SDK's stream generator was already being closed")
 
 
 def _finish_call_of(owner: Any) -> None:
