@@ -293,9 +293,9 @@ def run_section(quick: bool) -> dict[str, Any]:
 
     rounds = 1 if quick else 3
     counts = (
-        {"warmup": 20, "calls": 100, "paced": 4, "burst": 8}
+        {"warmup": 20, "calls": 100, "paced": 4, "burst": 20}
         if quick
-        else {"warmup": 50, "calls": 300, "paced": 6, "burst": 20}
+        else {"warmup": 50, "calls": 300, "paced": 6, "burst": 60}
     )
     results: dict[str, list[dict[str, Any]]] = {sdk: [] for sdk in SDKS}
     environment = client_environment()
@@ -359,9 +359,9 @@ def summarize_sdk(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Pool each mode's samples over the rounds: medians and 95% intervals.
 
     `compared` contains each comparison's median difference and its noise.
-    Between processes (idle and tracked against bare) the noise is the larger
-    of the two medians' intervals combined and the spread of the bare process
-    medians between rounds. Within the paired process it is the interval of
+    Between processes (idle and tracked against bare) the noise is the largest
+    of the two medians' intervals combined and the spread of either variant's
+    process medians between rounds. Within the paired process it is the interval of
     the median of the pair-by-pair differences.
     """
     summary: dict[str, Any] = {}
@@ -382,8 +382,9 @@ def summarize_sdk(results: list[dict[str, Any]]) -> dict[str, Any]:
         for mode in ("idle", "tracked"):
             this = summary[mode][key]
             noise = (this["ci"] ** 2 + bare["ci"] ** 2) ** 0.5
-            if len(bare["rounds"]) > 1:
-                noise = max(noise, max(bare["rounds"]) - min(bare["rounds"]))
+            for rounds in (bare["rounds"], this["rounds"]):
+                if len(rounds) > 1:
+                    noise = max(noise, max(rounds) - min(rounds))
             compared[mode][key] = {
                 "median": this["median"] - bare["median"],
                 "ci": noise,

@@ -181,9 +181,12 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
         tracked, tracked_noise = difference(summary, "tracked", "call_us")
         paired, paired_noise = difference(summary, "paired", "call_us")
         priced = "all priced" if summary["cost_complete"] else "NOT all priced"
+        idle_verdict = verdict(idle <= idle_noise)
+        if result["rounds"] < 2:
+            idle_verdict = "NOT RESOLVED (one round shows no noise between processes)"
         notes.append(
             f"{sdk}: with no tracker active, llmfy adds {signed(idle)} µs "
-            f"±{idle_noise:,.1f} per call: within noise {verdict(idle <= idle_noise)}. "
+            f"±{idle_noise:,.1f} per call: within noise {idle_verdict}. "
             f"An active tracker adds {signed(tracked)} µs ±{tracked_noise:,.1f} "
             f"against bare, {signed(paired)} µs ±{paired_noise:,.1f} paired. The "
             f"trackers recorded {summary['recorded']:,} of "
@@ -203,9 +206,10 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             "request by request.",
             "± is a 95% interval: for the paired row, of the median of the "
             "differences pair by pair (1.57 IQR/sqrt(n)); against bare, of the "
-            "difference of two processes' medians, or the spread of the bare "
-            f"medians between rounds if larger. {counts['calls']} calls per mode "
-            f"and process, {result['rounds']} round(s).",
+            "difference of two processes' medians, or the spread of either "
+            "variant's medians between rounds if larger. "
+            f"{counts['calls']} calls per mode and process, {result['rounds']} "
+            "round(s).",
             *notes,
         ],
     )
@@ -235,11 +239,12 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
         first, first_noise = difference(summary, "paired", "first_event_us")
         isolated, isolated_noise = difference(summary, "tracked", "first_event_us")
         per_event, event_noise = difference(summary, "paired", "event_cpu_us")
+        detected = first > first_noise or isolated > isolated_noise
         stream_notes.append(
             f"{sdk}: an active tracker adds {signed(first, 0)} µs ±{first_noise:,.0f} "
             f"to the first event paired ({signed(isolated, 0)} µs "
             f"±{isolated_noise:,.0f} against bare): no added time "
-            f"{verdict(first <= first_noise and isolated <= isolated_noise)}. It "
+            f"{verdict(not detected)} at a resolution of ±{first_noise:,.0f} µs. It "
             f"adds {signed(per_event, 2)} ±{event_noise:,.2f} CPU µs per event "
             f"paired: at most {CHUNK_TARGET_US:g} µs per event "
             f"{bounded(per_event, event_noise, CHUNK_TARGET_US)}."
