@@ -19,19 +19,23 @@ KEPT_TARGET_BYTES = 256
 # Totals-only memory counts as constant when it grows by less than this many
 # bytes per request between the first and the last checkpoint.
 FLAT_MEMORY_BYTES_PER_REQUEST = 0.01
-# The cost per request counts as flat when the largest figure is at most this
-# many times the smallest, from 10^3 to 10^6 requests.
+# The cost per request counts as flat when, from 10^3 requests on, a tracker
+# that fills costs at most this many times a new tracker per request.
 FLAT_COST_RATIO = 1.3
 
 
 @attrs.frozen
 class Table:
-    """One table of results: title, column names, rows of text, and notes."""
+    """One table of results: title, column names, rows of text, and notes.
+
+    `targets` are rows of the summary table: target, measured figure, verdict.
+    """
 
     title: str
     columns: Sequence[str]
     rows: Sequence[Sequence[str]]
     notes: Sequence[str] = ()
+    targets: Sequence[Sequence[str]] = ()
 
 
 def verdict(met: bool) -> str:
@@ -67,6 +71,7 @@ def recording_tables(result: dict[str, Any]) -> list[Table]:
     for case in ("openai", "bedrock"):
         rows = result[case]["rows"]
         llmfy = rows[0]["median"]
+        fastest = min(alternatives_of(rows), key=lambda row: row["median"])
         lines = []
         for row in rows:
             lines.append(
@@ -80,12 +85,7 @@ def recording_tables(result: dict[str, Any]) -> list[Table]:
                     row["note"],
                 ]
             )
-        alternatives = [
-            row
-            for row in rows
-            if row["library"] not in ("llmfy", "llmfy (part)", "(loop)")
-        ]
-        slower = [row for row in alternatives if row["median"] <= llmfy]
+        slower = [row for row in alternatives_of(rows) if row["median"] <= llmfy]
         notes = [
             f"Target: at most {RECORDING_TARGET_US:g} µs median: llmfy "
             f"{us(llmfy)} µs, {verdict(llmfy <= RECORDING_TARGET_US)}.",
@@ -103,6 +103,19 @@ def recording_tables(result: dict[str, Any]) -> list[Table]:
             "cost_per_token and tokencost start from token counts, and the "
             "LangChain handlers from an LLMResult, all built before the loop.",
         ]
+        targets = [
+            [
+                f"Record one {case} response: at most {RECORDING_TARGET_US:g} µs",
+                f"{us(llmfy)} µs",
+                verdict(llmfy <= RECORDING_TARGET_US),
+            ],
+            [
+                f"Record one {case} response: below every alternative",
+                f"fastest alternative {fastest['library']} {us(fastest['median'])} "
+                f"µs; {len(slower)} of {len(alternatives_of(rows))} faster than llmfy",
+                verdict(not slower),
+            ],
+        ]
         tables.append(
             Table(
                 titles[case],
@@ -117,9 +130,17 @@ def recording_tables(result: dict[str, Any]) -> list[Table]:
                 ],
                 lines,
                 notes,
+                targets,
             )
         )
     return tables
+
+
+def alternatives_of(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the rows of the other libraries, without llmfy's and the loop's."""
+    return [
+        row for row in rows if row["library"] not in ("llmfy", "llmfy (part)", "(loop)")
+    ]
 
 
 # Sections 2 and 3
@@ -164,6 +185,7 @@ def bounded(delta: float, noise: float, limit: float) -> str:
 def sdk_tables(result: dict[str, Any]) -> list[Table]:
     call_rows = []
     notes = []
+    targets = []
     for sdk in ("openai", "bedrock"):
         summary = result[sdk]
         for label, mode, compared in SDK_ROWS:
@@ -192,6 +214,13 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             f"trackers recorded {summary['recorded']:,} of "
             f"{summary['expected_records']:,} tracked requests, {priced}."
         )
+        targets.append(
+            [
+                f"{sdk} call, no tracker active: overhead within noise",
+                f"{signed(idle)} µs ±{idle_noise:,.1f}",
+                idle_verdict,
+            ]
+        )
         if summary["bare_imported_llmfy"] or not summary["sdk_patched"]:
             notes.append(f"{sdk}: WARNING: the variants were not isolated as intended.")
     counts = result["counts"]
@@ -212,9 +241,11 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             "round(s).",
             *notes,
         ],
+        targets,
     )
 
     stream_rows = []
+    stream_targets = []
     stream_notes = []
     for sdk in ("openai", "bedrock"):
         summary = result[sdk]
@@ -240,6 +271,19 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
         isolated, isolated_noise = difference(summary, "tracked", "first_event_us")
         per_event, event_noise = difference(summary, "paired", "event_cpu_us")
         detected = first > first_noise or isolated > isolated_noise
+        per_event_verdict = bounded(per_event, event_noise, CHUNK_TARGET_US)
+        stream_targets += [
+            [
+                f"{sdk} stream: no added time to the first event",
+                f"{signed(first, 0)} µs ±{first_noise:,.0f} paired",
+                verdict(not detected),
+            ],
+            [
+                f"{sdk} stream: at most {CHUNK_TARGET_US:g} µs per event",
+                f"{signed(per_event, 2)} µs ±{event_noise:,.2f} CPU, paired",
+                per_event_verdict,
+            ],
+        ]
         stream_notes.append(
             f"{sdk}: an active tracker adds {signed(first, 0)} µs ±{first_noise:,.0f} "
             f"to the first event paired ({signed(isolated, 0)} µs "
@@ -247,7 +291,7 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             f"{verdict(not detected)} at a resolution of ±{first_noise:,.0f} µs. It "
             f"adds {signed(per_event, 2)} ±{event_noise:,.2f} CPU µs per event "
             f"paired: at most {CHUNK_TARGET_US:g} µs per event "
-            f"{bounded(per_event, event_noise, CHUNK_TARGET_US)}."
+            f"{per_event_verdict}."
         )
     streams_table = Table(
         f"3. Streams of {result['events_per_stream']} events (medians)",
@@ -275,6 +319,7 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             "process).",
             *stream_notes,
         ],
+        stream_targets,
     )
     return [calls_table, streams_table]
 
@@ -315,12 +360,25 @@ def import_tables(result: dict[str, Any]) -> list[Table]:
         f"Target: import + discovery at most {IMPORT_TARGET_MS:g} ms above a bare "
         f"interpreter: {above:,.1f} ms, {verdict(above <= IMPORT_TARGET_MS)}.",
     ]
+    targets = [
+        [
+            f"import llmfy + discovery: at most {IMPORT_TARGET_MS:g} ms above bare",
+            f"{above:,.1f} ms",
+            verdict(above <= IMPORT_TARGET_MS),
+        ],
+        [
+            "openai and boto3 not imported by import + discovery",
+            ", ".join(sdks) if sdks else "none imported",
+            verdict(not sdks),
+        ],
+    ]
     return [
         Table(
             "4. Import time in a fresh interpreter (median wall ms)",
             ["command", "median ms", "above bare ms", "vs llmfy", "runs"],
             lines,
             notes,
+            targets,
         )
     ]
 
@@ -331,6 +389,7 @@ def import_tables(result: dict[str, Any]) -> list[Table]:
 def memory_tables(result: dict[str, Any]) -> list[Table]:
     kept_rows = []
     notes = []
+    targets = []
     for case in ("openai", "bedrock"):
         kept = result["kept"][case]
         kept_rows.append(
@@ -346,6 +405,13 @@ def memory_tables(result: dict[str, Any]) -> list[Table]:
             ]
         )
         per_request = kept["bytes_per_request"]
+        targets.append(
+            [
+                f"At most {KEPT_TARGET_BYTES} bytes per kept request ({case})",
+                f"{per_request:,.0f} bytes",
+                verdict(per_request <= KEPT_TARGET_BYTES),
+            ]
+        )
         notes.append(
             f"Target: at most {KEPT_TARGET_BYTES} bytes per kept request ({case}): "
             f"{per_request:,.0f} bytes, {verdict(per_request <= KEPT_TARGET_BYTES)}."
@@ -362,12 +428,22 @@ def memory_tables(result: dict[str, Any]) -> list[Table]:
     totals_rows = [
         [f"{point['requests']:,}", f"{point['retained_bytes']:,}"] for point in points
     ]
+    last = points[-1]
+    targets.append(
+        [
+            "Constant memory with keep_requests=False",
+            f"{points[0]['retained_bytes']:,} bytes at {points[0]['requests']:,}, "
+            f"{last['retained_bytes']:,} at {last['requests']:,} requests",
+            verdict(growth < FLAT_MEMORY_BYTES_PER_REQUEST),
+        ]
+    )
     return [
         Table(
             "5. Memory retained per kept request (tracemalloc)",
             ["response", "requests", "bytes/request", "largest allocation sites"],
             kept_rows,
             notes,
+            targets,
         ),
         Table(
             "5. Memory retained with keep_requests=False (tracemalloc)",
@@ -405,10 +481,18 @@ def scaling_tables(result: dict[str, Any]) -> list[Table]:
             ]
         )
     notes = []
+    targets = []
     judged = [start for start, _ in spans if start >= 1_000]
     for keep, label in ((True, "keeping every request"), (False, "totals only")):
         ratios = [by_key[(keep, start)]["median_ratio"] for start in judged]
         medians = [by_key[(keep, start)]["median_us"] for start in judged]
+        targets.append(
+            [
+                f"Flat cost per request from 10^3 to {spans[-1][1]:,} ({label})",
+                f"at most {max(ratios):.2f}x a new tracker's",
+                verdict(max(ratios) <= FLAT_COST_RATIO),
+            ]
+        )
         notes.append(
             f"Target: flat cost per request, {label}: at most "
             f"{max(ratios):.2f} times a new tracker's cost (flat means at most "
@@ -437,6 +521,7 @@ def scaling_tables(result: dict[str, Any]) -> list[Table]:
             "single block.",
             *notes,
         ],
+        targets,
     )
 
     plugin_rows = []
@@ -444,7 +529,12 @@ def scaling_tables(result: dict[str, Any]) -> list[Table]:
     zero = plugins["0 extra"]["median"]
     for label, summary in plugins.items():
         plugin_rows.append(
-            [label, us(summary["median"]), ratio(summary["median"], zero)]
+            [
+                label,
+                us(summary["median"]),
+                f"{us(summary['min'])}-{us(summary['max'])}",
+                ratio(summary["median"], zero),
+            ]
         )
     nesting_rows = []
     nesting = result["nesting"]
@@ -455,6 +545,7 @@ def scaling_tables(result: dict[str, Any]) -> list[Table]:
             [
                 str(levels),
                 us(summary["median"]),
+                f"{us(summary['min'])}-{us(summary['max'])}",
                 ratio(summary["median"], one),
                 us(summary["median"] / levels),
             ]
@@ -463,7 +554,7 @@ def scaling_tables(result: dict[str, Any]) -> list[Table]:
         growth_table,
         Table(
             "6. Median µs per request with extra plugins registered",
-            ["extra plugins", "median µs", "vs none"],
+            ["extra plugins", "median µs", "range µs", "vs none"],
             plugin_rows,
             [
                 "Each extra plugin implements usage_extract and price_lookup and "
@@ -472,7 +563,7 @@ def scaling_tables(result: dict[str, Any]) -> list[Table]:
         ),
         Table(
             "6. Median µs per request recorded by nested trackers",
-            ["levels", "median µs", "vs 1 level", "µs per tracker"],
+            ["levels", "median µs", "range µs", "vs 1 level", "µs per tracker"],
             nesting_rows,
             ["Every level counts the request, so the work grows with the levels."],
         ),
@@ -489,12 +580,14 @@ RENDERERS = {
 
 
 def build_tables(results: dict[str, Any]) -> list[Table]:
-    """Return the tables of every section present in `results`."""
+    """Return the targets summary, then the tables of every section present."""
     tables = []
     for section, render in RENDERERS.items():
         if section in results.get("sections", {}):
             tables.extend(render(results["sections"][section]))
-    return tables
+    targets = [row for table in tables for row in table.targets]
+    summary = Table("Targets", ["target", "measured", "verdict"], targets)
+    return [summary, *tables]
 
 
 # Rendering
