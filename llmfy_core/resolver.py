@@ -275,9 +275,10 @@ def _check_override_unit(
         f"{format_decimal(override.input)} USD per {override.price_per_tokens:,} "
         f"tokens, which is {format_decimal(given)} USD per million tokens and "
         f"{format_decimal(ratio.normalize())} times the published price of "
-        f"{format_decimal(known)} USD per million ({published.source or 'bundled'}). "
-        f"Check the unit of {usage.provider}_pricing=: give `price_per_tokens` "
-        "when the prices are for another number of tokens."
+        f"{format_decimal(known)} USD per million, from "
+        f"{published.source or 'a bundled table'}. Check the unit of "
+        f"{usage.provider}_pricing=: give `price_per_tokens` when the prices are "
+        "for another number of tokens."
     )
     logger.warning("%s", message)
     emit_warning(PricingWarning(message), stacklevel=2)

@@ -723,6 +723,22 @@ def test_report_names_unreadable_line(
     assert "0.0000375" in out
 
 
+def test_report_deeply_nested_file_does_not_stop_others(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(chat_body("gpt-4o-mini", 60, 3)) + "\n")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "\n")
+
+    code, out, err = run(capsys, "report", str(good), str(deep))
+
+    assert code == 1
+    assert f"{deep}:1: not readable: the JSON is nested too deeply" in err
+    # 60 * 0.15 + 3 * 0.60 = 10.8 millionths of a USD.
+    assert "0.0000108" in out
+
+
 def test_report_saved_openai_body(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -107,7 +107,7 @@ class InputFile:
                 continue
             try:
                 data = json.loads(text)
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:
                 if text[:1] not in (b"{", b"["):
                     yield ReadFailure(self.path, number, _json_error(error))
                     break
@@ -132,14 +132,14 @@ class InputFile:
                 continue
             try:
                 data = json.loads(text)
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:
                 yield ReadFailure(self.path, number, _json_error(error))
                 continue
             yield from self._values(data, number)
 
     def _read_document(
         self, text: bytes, start: int
-    ) -> Generator[Record | ReadFailure, None, ValueError | None]:
+    ) -> Generator[Record | ReadFailure, None, ValueError | RecursionError | None]:
         """Read `text` as one JSON document starting on line `start`.
 
         Returns the error, without yielding anything, when the document is
@@ -147,7 +147,7 @@ class InputFile:
         """
         try:
             data = json.loads(text)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             if not isinstance(error, json.JSONDecodeError):
                 return error
             if error.lineno == 1 or error.msg == "Extra data":
@@ -166,9 +166,11 @@ class InputFile:
             yield Record(self.path, line, data)
 
 
-def _json_error(error: ValueError) -> str:
+def _json_error(error: ValueError | RecursionError) -> str:
     if isinstance(error, json.JSONDecodeError):
         return f"not valid JSON: {error.msg} (column {error.colno})"
+    if isinstance(error, RecursionError):
+        return "not readable: the JSON is nested too deeply"
     return f"not valid JSON: {error}"
 
 

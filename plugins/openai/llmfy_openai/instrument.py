@@ -27,13 +27,13 @@ import importlib.machinery
 import json
 import sys
 import threading
-import warnings
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
 from llmfy_core import CallContext, UsageTracker, UsageWarning, active_trackers
+from llmfy_core.errors import emit_warning
 from llmfy_core.logs import get_logger
 from llmfy_core.recording import record_response, record_usage, unknown_usage
 
@@ -213,12 +213,7 @@ class _Call:
             "to have OpenAI send the usage in the last chunks."
         )
         logger.warning("%s", message)
-        try:
-            warnings.warn(UsageWarning(message), stacklevel=4)
-        except Exception:  # warnings raised as errors stay here
-            logger.debug(
-                "the missing-usage warning was raised as an error", exc_info=True
-            )
+        emit_warning(UsageWarning(message))
 
     def _log_fault(self, error: BaseException) -> None:
         logger.warning(

@@ -163,7 +163,7 @@ def _price(fields: Mapping[str, Any], source: str, via: str, checked: dt.date) -
         other=other,
         per_call=tool_prices(),
         long_context=tiers,
-        source=f"{source} (compared with {via})",
+        source=f"{source}; compared with {via}",
         checked=checked,
     )
 
