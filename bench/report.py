@@ -230,13 +230,13 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
         call_rows,
         [
             "bare: llmfy not imported. idle: llmfy imported, plugins discovered and "
-            "the SDK patched, no tracker active. tracked: a tracker active. Each in "
-            "its own process; paired: one process alternating idle and tracked "
-            "request by request.",
-            "± is a 95% interval: for the paired row, of the median of the "
-            "differences pair by pair (1.57 IQR/sqrt(n)); against bare, of the "
-            "difference of two processes' medians, or the spread of either "
-            "variant's medians between rounds if larger. "
+            "the SDK patched, no tracker active. tracked: a tracker active. Each "
+            "runs in its own process. paired: one process alternating idle and "
+            "tracked request by request.",
+            "± is a 95% interval. For the paired row it is the interval of the "
+            "median of the pair-by-pair differences (1.57 IQR/sqrt(n)). Against "
+            "bare it combines the intervals of the two processes' medians, or is "
+            "the spread of either variant's medians between rounds if larger. "
             f"{counts['calls']} calls per mode and process, {result['rounds']} "
             "round(s).",
             *notes,
@@ -308,14 +308,14 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
         ],
         stream_rows,
         [
-            "Variants and ± as in section 2; the paired delivery difference is "
+            "Variants and ± as in section 2. The paired delivery difference is "
             "taken between each stream's median delivery.",
-            "first event: from the call to the first event in the application; "
-            "delivery: from the server's write of an event to the application; "
-            f"the server paces events {result['pace_ms']:g} ms apart "
+            "first event: from the call to the first event in the application. "
+            "delivery: from the server's write of an event to the application. "
+            f"The server paces these events {result['pace_ms']:g} ms apart "
             f"({counts['paced']} streams per mode and process).",
-            "CPU µs/event and wall µs/event: every event written at once, time per "
-            f"event after the first ({counts['burst']} streams per mode and "
+            "CPU µs/event and wall µs/event: time per event after the first, with "
+            f"every event written at once ({counts['burst']} streams per mode and "
             "process).",
             *stream_notes,
         ],
@@ -419,7 +419,7 @@ def memory_tables(result: dict[str, Any]) -> list[Table]:
     notes.append(
         "Each request has its own response object and request id, so the "
         "figures include the strings a record keeps (served model id, request "
-        "id); allocation sites are file:line with bytes per request."
+        "id). Allocation sites are file:line with bytes per request."
     )
     points = result["totals_only"]["points"]
     growth = (points[-1]["retained_bytes"] - points[0]["retained_bytes"]) / (
@@ -451,7 +451,7 @@ def memory_tables(result: dict[str, Any]) -> list[Table]:
             totals_rows,
             [
                 f"Growth {growth:,.4f} bytes per request from the first to the last "
-                "checkpoint; constant memory (less than "
+                "checkpoint. Constant memory (less than "
                 f"{FLAT_MEMORY_BYTES_PER_REQUEST} bytes per request): "
                 f"{verdict(growth < FLAT_MEMORY_BYTES_PER_REQUEST)}."
             ],
@@ -512,13 +512,13 @@ def scaling_tables(result: dict[str, Any]) -> list[Table]:
         ],
         rows,
         [
-            "median: the median block of the span; mean: every block of the "
-            "span, garbage collections included; vs new: median ratio of each "
+            "median: the median block of the span. mean: every block of the span, "
+            "garbage collections included. vs new: the median ratio of each "
             "block's time per request to that of 250 requests recorded right "
-            "after into a new tracker, which cancels changes in the machine's "
+            "after it into a new tracker, which cancels changes in the machine's "
             "load.",
-            "The target is judged from 1,000 requests on; the first span is a "
-            "single block.",
+            "The target is judged from 1,000 requests on, because the first span "
+            "is a single block.",
             *notes,
         ],
         targets,

@@ -211,6 +211,12 @@ def main() -> int:
         action="store_true",
         help="print a cProfile of llmfy's recording path (recording section)",
     )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="FILE",
+        help="run nothing: print the tables of results saved in FILE",
+    )
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in SECTIONS]
@@ -231,7 +237,11 @@ def main() -> int:
 
     sys.path.insert(0, str(BENCH_DIR))
     import benchkit
-    import report
+
+    if args.from_json is not None:
+        saved: dict[str, Any] = json.loads(args.from_json.read_text())
+        print_results(saved, args.markdown)
+        return 1 if saved["failed"] else 0
 
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -256,6 +266,13 @@ def main() -> int:
     RESULTS_DIR.mkdir(exist_ok=True)
     name = "quick" if args.quick else "full"
     (RESULTS_DIR / f"last-{name}.json").write_text(json.dumps(results, indent=1))
+    print_results(results, args.markdown)
+    return 1 if results["failed"] else 0
+
+
+def print_results(results: dict[str, Any], markdown: Path | None) -> None:
+    """Print the tables of `results`, and write them as Markdown to `markdown`."""
+    import report
 
     tables = report.build_tables(results)
     print()
@@ -265,12 +282,11 @@ def main() -> int:
         print(report.as_text(table))
     for section, error in results["failed"].items():
         print(f"\nSection {section} FAILED: {error}")
-    if args.markdown:
+    if markdown is not None:
         body = "\n".join(f"- {line}" for line in report.machine_lines(results))
         body += "\n\n" + "\n\n".join(report.as_markdown(table) for table in tables)
-        args.markdown.write_text(body + "\n")
-        print(f"\nMarkdown written to {args.markdown}")
-    return 1 if results["failed"] else 0
+        markdown.write_text(body + "\n")
+        print(f"\nMarkdown written to {markdown}")
 
 
 if __name__ == "__main__":
