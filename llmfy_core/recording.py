@@ -24,6 +24,7 @@ from llmfy_core.tracker import UsageTracker, active_trackers, as_utc
 logger = get_logger("llmfy.tracker")
 
 _UTC = dt.UTC
+_EXTRACT_ARGUMENTS = ("response", "context")
 
 __all__ = [
     "active_trackers",
@@ -152,8 +153,11 @@ def _extract(
 
 
 def _call_extract(impl: Any, response: Any, context: CallContext) -> Usage | None:
-    arguments = {"response": response, "context": context}
-    result = impl.function(*[arguments[name] for name in impl.argnames])
+    if impl.argnames == _EXTRACT_ARGUMENTS:
+        result = impl.function(response, context)
+    else:
+        arguments = {"response": response, "context": context}
+        result = impl.function(*[arguments[name] for name in impl.argnames])
     if result is None or isinstance(result, Usage):
         return result
     raise TypeError(

@@ -309,6 +309,9 @@ class UsageTracker:
     def _add_entry(self, entry: Entry) -> None:
         usage, resolution, _, fault = entry
         price = resolution.price
+        if price is not None and price.long_context:
+            # The tier's own price has no tiers, so its bucket sums tokens.
+            price = price.for_input_tokens(usage.input_tokens)
         key = (usage.provider, usage.model, usage.region, id(price))
         with self._lock:
             bucket = self._buckets.get(key)
