@@ -313,8 +313,8 @@ _BODY_OPERATIONS = {
 
 
 # Input, output, cached, cache write, input audio, reasoning and output audio
-# tokens, in that order.
-_Counts = tuple[int, int, int, int, int, int, int]
+# tokens, in that order; an unknown input or output count is None.
+_Counts = tuple[int | None, int | None, int, int, int, int, int]
 
 
 def _well_formed_counts(
@@ -425,22 +425,9 @@ def _usage_from_counts(
     reasoning = checker.part(out_details, out_path, "reasoning_tokens", outputs)
     output_audio = checker.part(out_details, out_path, "audio_tokens", outputs)
 
-    return Usage(
-        provider=PROVIDER,
-        model=context.model or served or "unknown",
-        input_tokens=inputs,
-        output_tokens=outputs,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=reasoning,
-        other_tokens=_audio(input_audio, output_audio),
-        tool_calls=tool_calls,
-        served_model=served,
-        region=context.region,
-        service_tier=tier,
-        operation=context.operation or operation,
-        request_id=context.headers.get("x-request-id"),
-        batch=context.batch,
+    counts = (inputs, outputs, cache_read, cache_write, input_audio, reasoning)
+    return _usage_of(
+        context, operation, served, tier, (*counts, output_audio), tool_calls
     )
 
 
