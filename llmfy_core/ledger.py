@@ -37,7 +37,12 @@ _ZERO = Decimal(0)
 
 
 class Bucket:
-    """Sums over the requests of one model, region and price."""
+    """Sums over the requests of one model, region and price.
+
+    For a price with long-context tiers, the caller keys buckets by the price
+    that applies to each request (`Price.for_input_tokens`), so that every
+    request in a bucket is charged at the bucket's flat rates.
+    """
 
     __slots__ = (
         "billable_cache_read",
@@ -104,12 +109,7 @@ class Bucket:
         price = self.price
         if price is None:
             self.unpriced += 1
-        elif (
-            self.rates is None
-            or usage.other_tokens
-            or usage.tool_calls
-            or price.long_context
-        ):
+        elif self.rates is None or usage.other_tokens or usage.tool_calls:
             cost = compute_cost(usage, price).total
             self.extra_cost = DECIMAL_CONTEXT.add(self.extra_cost, cost)
         else:

@@ -310,7 +310,7 @@ class UsageTracker:
         usage, resolution, _, fault = entry
         price = resolution.price
         if price is not None and price.long_context:
-            # The tier's own price has no tiers, so its bucket sums tokens.
+            # Key the bucket by the tier that applies, so that it sums tokens.
             price = price.for_input_tokens(usage.input_tokens)
         key = (usage.provider, usage.model, usage.region, id(price))
         with self._lock:
