@@ -132,6 +132,13 @@ def _extract(
     fault: str | None = None
     first_error: Exception | None = None
     cached = _extract_cache.get(key)
+    if cached is not None:
+        try:
+            usage = _call_extract(cached, response, context)
+        except Exception:
+            usage = None
+        if usage is not None:
+            return usage, None, None
     implementations = list(
         reversed(registry.manager.hook.usage_extract.get_hookimpls())
     )
