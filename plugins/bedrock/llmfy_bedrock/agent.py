@@ -158,11 +158,12 @@ class BedrockConverseModel:
                 return self._session.client("bedrock-runtime", **options)
             return boto3.client("bedrock-runtime", **options)
         except BotoCoreError as error:
+            reason = str(error).rstrip(".")
             raise ProviderCallError(
                 PROVIDER,
                 self.model,
                 f"Could not create the bedrock-runtime client for model "
-                f"{self.model!r}: {error}. {_hint(error, self._region_name)}",
+                f"{self.model!r}: {reason}. {_hint(error, self._region_name)}",
             ) from error
 
     @property
@@ -243,7 +244,7 @@ class BedrockConverseModel:
             PROVIDER,
             self.model,
             f"Bedrock {operation} request failed for model {self.model!r} in region "
-            f"{region!r}: {error}. {_hint(error, region)}",
+            f"{region!r}: {str(error).rstrip('.')}. {_hint(error, region)}",
         )
 
 

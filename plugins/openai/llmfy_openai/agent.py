@@ -219,7 +219,7 @@ class OpenAIChatModel:
             PROVIDER,
             self.model,
             f"OpenAI {operation} request failed for model {self.model!r} at "
-            f"{base_url}: {error}. {_hint(error, base_url)}",
+            f"{base_url}: {str(error).rstrip('.')}. {_hint(error, base_url)}",
         )
 
 
