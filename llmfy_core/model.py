@@ -51,7 +51,7 @@ OUTPUT_SUBSET_KINDS = frozenset({"output_audio", "output_image"})
 
 @attrs.frozen(slots=True)
 class CallContext:
-    """What the caller knows about a request besides its response.
+    """The facts about a request that its caller has besides the response.
 
     `model` is the model id as the caller requested it; `headers` are the HTTP
     response headers with lower-case names.
@@ -127,7 +127,7 @@ class Price:
     `cache_read` and `cache_write` of `None` mean those tokens are charged at the
     `input` rate. `other` prices a token subset (see the module docstring) at its
     own rate. `per_call` is USD per call of a built-in tool. `source` and
-    `checked` say where the price was published and when it was last compared
+    `checked` give where the price was published and when it was last compared
     with that page.
     """
 
@@ -159,7 +159,7 @@ class Price:
 
 @attrs.frozen(slots=True)
 class Unpriced:
-    """A price lookup's answer that a model has no per-token price.
+    """A price lookup result stating that a model has no per-token price.
 
     `reason` tells the user why and how to add a price. When `final` is true,
     no lower-ranked price source is asked (provisioned throughput, for example,
@@ -185,7 +185,7 @@ class RequestRecord:
     """One counted request: its usage, the price used, and its cost.
 
     `cost` is `None` when the request could not be priced (then
-    `unpriced_reason` says why) or when its usage is unknown. `sent_at` is the
+    `unpriced_reason` gives the reason) or when its usage is unknown. `sent_at` is the
     time the request was sent, in UTC.
     """
 
@@ -200,7 +200,7 @@ class RequestRecord:
 
 
 class PriceRank(IntEnum):
-    """Where a price source sits in the lookup order; higher ranks are asked first.
+    """The position of a price source in the lookup order; higher ranks come first.
 
     Prices passed to a tracker always come before every rank.
     """

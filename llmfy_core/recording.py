@@ -212,8 +212,15 @@ def record_usage(
     fault: str | None = None,
 ) -> None:
     """Record one request's usage into every tracker in `trackers`. Never raises."""
-    sent = dt.datetime.now(_UTC) if sent_at is None else as_utc(sent_at)
-    usage, problem = checked_usage(usage)
+    try:
+        sent = dt.datetime.now(_UTC) if sent_at is None else as_utc(sent_at)
+        usage, problem = checked_usage(usage)
+    except Exception as error:
+        # A send time or usage that cannot even be checked: count the request
+        # with unknown usage, now, rather than lose it.
+        sent = dt.datetime.now(_UTC)
+        context = CallContext(str(getattr(usage, "provider", "unknown")))
+        usage, problem = unknown_usage(context), f"unreadable usage: {error!r}"
     if problem is not None:
         logger.warning(
             "invalid usage for %s model %s: %s; the invalid counts are dropped",
@@ -261,8 +268,8 @@ def checked_usage(usage: Usage) -> tuple[Usage, str | None]:
     """Return `usage` with invalid counts removed, and what was wrong, if anything.
 
     A count must be a non-negative int. An invalid input or output count
-    becomes unknown (None); an invalid part count (cached, cache write,
-    reasoning, a subset or a tool count) becomes 0; parts larger than the
+    becomes unknown (None), and an invalid part count (cached, cache write,
+    reasoning, a subset or a tool count) becomes 0. Parts larger than the
     total they belong to are cut down to it.
     """
     input_tokens = usage.input_tokens

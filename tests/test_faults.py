@@ -17,7 +17,7 @@ from llmfy_core import (
     hookimpl,
     llmfy_usage_tracker,
 )
-from llmfy_core.recording import record_response
+from llmfy_core.recording import record_response, record_usage
 
 from .conftest import ProviderPlugin
 
@@ -97,3 +97,16 @@ def test_warning_points_at_application_line(provider: ProviderPlugin) -> None:
             usage.record("openai", "unpriced-model", 1, 1)
 
     assert warned[0].filename == __file__
+
+
+def test_unreadable_send_time_still_counted(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        record_usage(
+            Usage("openai", "gpt-4o-mini", 60, 3),
+            active_trackers(),
+            "yesterday",  # type: ignore[arg-type]
+        )
+
+    assert usage.request_count == 1
+    assert usage.totals.unknown_usage == 1
+    assert "unreadable usage" in (usage.records[0].fault or "")
