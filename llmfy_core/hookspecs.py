@@ -15,6 +15,12 @@ A plugin may also define these attributes, which the core reads:
   cached prices.
 - `llmfy_wants_records()`: a cheap call returning False while its
   `request_recorded` has nothing to do, so that no record is built for it.
+- `llmfy_usage_reader(provider, response_type)`: returns a function that
+  reads a well-formed response of that type as `UsageCounts` (see
+  `llmfy_core.model`), or None. It is asked once per type, after the
+  plugin's `usage_extract` has returned a usage for it; later responses of
+  that type are read by the function, which returns None for any response
+  that needs `usage_extract`'s checks.
 """
 
 from __future__ import annotations

@@ -1,22 +1,50 @@
 """The tracker's storage: token sums per model and price, costed when read.
 
 Cost is linear in the tokens of each kind, so a tracker does not price each
-request as it arrives. It adds the request's billable tokens to a bucket per
+request as it arrives. It adds the request's tokens to a bucket per
 (provider, model, region, price) and multiplies the sums by the price's
 per-token rates when the totals are read. Decimal multiplication distributes
 over these sums exactly, so the total equals the sum of the per-request
 costs to the last digit. Requests that the linear form cannot price (priced
 token subsets, tool calls, long-context tiers, units that are not a power of
-ten) are costed one by one, as they arrive, into the same bucket.
+ten) are costed one by one into the same bucket.
+
+Recording takes no lock: a request is appended to a queue
+(`collections.deque`, whose `append` and `popleft` are atomic), and the queue
+is folded into the buckets under the ledger's lock once it holds
+`FOLD_SIZE` requests and whenever totals or records are read. A request
+recorded by a finalizer that garbage collection runs inside the fold is
+queued behind the others, never deadlocked or lost.
+
+A kept request is stored compactly: six 64-bit integers (send time in
+microseconds and five token counts) in arrays, plus references to its
+`Slot` and its request id. Its `Usage` and `RequestRecord` are built only
+when the records are read.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import threading
+from array import array
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from itertools import repeat
+from operator import add, countOf, itemgetter, le
+from typing import TYPE_CHECKING, Any, Final
 
-from llmfy_core.model import Cost, Price, RequestRecord, Usage
+from llmfy_core.logs import get_logger
+from llmfy_core.model import (
+    USAGE_KEY_FIELDS,
+    Cost,
+    Price,
+    RequestRecord,
+    Usage,
+    UsageCounts,
+    counts_of_usage,
+    usage_from_counts,
+)
 from llmfy_core.pricing import (
     DECIMAL_CONTEXT,
     Rates,
@@ -31,26 +59,108 @@ if TYPE_CHECKING:
 
     from llmfy_core.resolver import Resolution
 
-GroupKey = tuple[str, str, str | None]
+logger = get_logger("llmfy.tracker")
 
+# (provider, model, region, id of the price that applies)
+BucketKey = tuple[str, str, str | None, int]
+
+# One request recorded without a slot: usage, price resolution, send time in
+# UTC, and the fault noted while recording it.
+Entry = tuple[Usage, "Resolution", dt.datetime, str | None]
+
+# How many queued requests a recording thread folds at once. Bounds the queue
+# in totals-only mode and spreads the folding over the requests.
+FOLD_SIZE = 256
+
+# The largest token count stored in a kept request's 64-bit integers; larger
+# counts take the slower path that keeps the whole `Usage`.
+MAX_COUNT = 2**63 - 1
+
+DAY_MICROSECONDS = 86_400_000_000
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
 _ZERO = Decimal(0)
+# The index of input_tokens in `UsageCounts`, after the key and request id
+# (USAGE_KEY_FIELDS + 1, as a literal so that type checkers see its type).
+_INPUT_TOKENS: Final = 8
+
+# Readers of a queued request's fields, and of its `UsageCounts`.
+_SLOT = itemgetter(0)
+_COUNTS = itemgetter(1)
+_SENT = itemgetter(2)
+_REQUEST_ID = itemgetter(_INPUT_TOKENS - 1)
+_INPUT = itemgetter(_INPUT_TOKENS)
+_OUTPUT = itemgetter(_INPUT_TOKENS + 1)
+_CACHE_READ = itemgetter(_INPUT_TOKENS + 2)
+_CACHE_WRITE = itemgetter(_INPUT_TOKENS + 3)
+_REASONING = itemgetter(_INPUT_TOKENS + 4)
+_TOKEN_GETTERS = (_INPUT, _OUTPUT, _CACHE_READ, _CACHE_WRITE, _REASONING)
+
+
+def micros_of(moment: dt.datetime) -> int:
+    """Return a UTC time as whole microseconds since 1970-01-01 UTC."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def moment_of(micros: int) -> dt.datetime:
+    """Return the UTC time `micros` microseconds after 1970-01-01 UTC."""
+    return _EPOCH + dt.timedelta(microseconds=micros)
+
+
+class Slot:
+    """The fields that every request of one kind and price resolution shares.
+
+    `key` is the first `USAGE_KEY_FIELDS` fields of `UsageCounts`. `day` is
+    the UTC day number (days since 1970-01-01) that the resolution holds
+    for, or None when no price depends on the day a request was sent. A
+    request with more input tokens than `input_limit` is charged at a
+    long-context tier and does not belong to the slot.
+    """
+
+    __slots__ = (
+        "bucket",
+        "bucket_key",
+        "day",
+        "input_limit",
+        "key",
+        "price",
+        "resolution",
+    )
+
+    def __init__(
+        self, key: tuple[Any, ...], resolution: Resolution, day: int | None
+    ) -> None:
+        self.key = key
+        self.resolution = resolution
+        self.price = price = resolution.price
+        self.day = day
+        self.input_limit = MAX_COUNT
+        if price is not None and price.long_context:
+            self.input_limit = min(
+                tier.above_input_tokens for tier in price.long_context
+            )
+        self.bucket_key: BucketKey = (key[0], key[1], key[3], id(self.price))
+        self.bucket: Bucket | None = None
 
 
 class Bucket:
     """Sums over the requests of one model, region and price.
 
-    For a price with long-context tiers, the caller keys buckets by the price
-    that applies to each request (`Price.for_input_tokens`), so that every
-    request in a bucket is charged at the bucket's flat rates.
+    For a price with long-context tiers, buckets are keyed by the price that
+    applies to each request (`Price.for_input_tokens`), so that every request
+    in a bucket is charged at the bucket's flat rates. Token sums cover the
+    requests with known usage; the `costed_*` sums are the part of them that
+    was costed one by one into `extra_cost`.
     """
 
     __slots__ = (
-        "billable_cache_read",
-        "billable_cache_write",
-        "billable_input",
-        "billable_output",
         "cache_read_tokens",
         "cache_write_tokens",
+        "costed_cache_read",
+        "costed_cache_write",
+        "costed_input",
+        "costed_output",
         "extra_cost",
         "faults",
         "input_tokens",
@@ -62,7 +172,6 @@ class Bucket:
         "requests",
         "tool_calls",
         "unknown_usage",
-        "unpriced",
     )
 
     def __init__(self, price: Price | None) -> None:
@@ -74,19 +183,18 @@ class Bucket:
         self.cache_read_tokens = 0
         self.cache_write_tokens = 0
         self.reasoning_tokens = 0
-        self.billable_input = 0
-        self.billable_cache_read = 0
-        self.billable_cache_write = 0
-        self.billable_output = 0
+        self.costed_input = 0
+        self.costed_cache_read = 0
+        self.costed_cache_write = 0
+        self.costed_output = 0
         self.extra_cost = _ZERO
         self.other_tokens: dict[str, int] | None = None
         self.tool_calls: dict[str, int] | None = None
-        self.unpriced = 0
         self.unknown_usage = 0
         self.faults = 0
 
     def add(self, usage: Usage, fault: str | None) -> None:
-        """Add one request; the caller holds the ledger's lock."""
+        """Add one request given as a `Usage`; the caller holds the ledger's lock."""
         self.requests += 1
         if fault is not None:
             self.faults += 1
@@ -108,15 +216,19 @@ class Bucket:
             self.other_tokens = _add_counts(self.other_tokens, usage.other_tokens)
         price = self.price
         if price is None:
-            self.unpriced += 1
-        elif self.rates is None or usage.other_tokens or usage.tool_calls:
+            return
+        if self.rates is None or usage.other_tokens or usage.tool_calls:
             cost = compute_cost(usage, price).total
             self.extra_cost = DECIMAL_CONTEXT.add(self.extra_cost, cost)
-        else:
-            self.billable_input += max(input_tokens - cache_read - cache_write, 0)
-            self.billable_cache_read += cache_read
-            self.billable_cache_write += max(cache_write, 0)
-            self.billable_output += output_tokens
+            self.costed_input += input_tokens - cache_read - cache_write
+            self.costed_cache_read += cache_read
+            self.costed_cache_write += cache_write
+            self.costed_output += output_tokens
+
+    @property
+    def unpriced(self) -> int:
+        """How many requests have known usage but no price."""
+        return self.requests - self.unknown_usage if self.price is None else 0
 
     def cost(self) -> Decimal:
         """Return the exact cost of the priced requests in this bucket."""
@@ -126,11 +238,20 @@ class Bucket:
         multiply = DECIMAL_CONTEXT.multiply
         add = DECIMAL_CONTEXT.add
         input_rate, cache_read_rate, cache_write_rate, output_rate = rates
+        cache_read = self.cache_read_tokens - self.costed_cache_read
+        cache_write = self.cache_write_tokens - self.costed_cache_write
+        plain_input = (
+            self.input_tokens
+            - self.cache_read_tokens
+            - self.cache_write_tokens
+            - self.costed_input
+        )
+        output = self.output_tokens - self.costed_output
         total = self.extra_cost
-        total = add(total, multiply(input_rate, self.billable_input))
-        total = add(total, multiply(cache_read_rate, self.billable_cache_read))
-        total = add(total, multiply(cache_write_rate, self.billable_cache_write))
-        return add(total, multiply(output_rate, self.billable_output))
+        total = add(total, multiply(input_rate, plain_input))
+        total = add(total, multiply(cache_read_rate, cache_read))
+        total = add(total, multiply(cache_write_rate, cache_write))
+        return add(total, multiply(output_rate, output))
 
     def add_to(self, totals: ModelTotals) -> None:
         """Add this bucket's sums to `totals`."""
@@ -159,8 +280,319 @@ def _add_counts(
     return counts
 
 
-# One kept request: its usage, the price resolution, the send time, the fault.
-Entry = tuple[Usage, "Resolution", dt.datetime, str | None]
+# A queued request: its slot, counts and send time in microseconds; or None,
+# an `Entry` and 0 for a request without a slot.
+Queued = tuple[Slot | None, Any, int]
+
+
+class Ledger:
+    """The requests of one tracker: a queue, the buckets and the kept requests."""
+
+    def __init__(self, keep_requests: bool) -> None:
+        self.keep_requests = keep_requests
+        self.lock = threading.Lock()
+        self._queue: collections.deque[Queued] = collections.deque()
+        self._buckets: dict[BucketKey, Bucket] = {}
+        # Slots by request kind, valid while `CHANGES.count` equals the stamp.
+        self._slots: dict[tuple[Any, ...], Slot] = {}
+        self._slots_stamp = -1
+        self._kept = KeptRequests()
+        self._records: list[RequestRecord] = []
+        self._records_lock = threading.Lock()
+
+    # Recording
+
+    def add_counts(self, counts: UsageCounts, sent: int, stamp: int) -> bool:
+        """Queue a request whose kind already has a slot; return whether it had one.
+
+        `sent` is the send time in microseconds since 1970 UTC and `stamp`
+        the current `CHANGES.count`. The caller has checked the counts.
+        """
+        if self._slots_stamp != stamp:
+            return False
+        slot = self._slots.get(counts[:USAGE_KEY_FIELDS])
+        if slot is None or counts[_INPUT_TOKENS] > slot.input_limit:
+            return False
+        day = slot.day
+        if day is not None and sent // DAY_MICROSECONDS != day:
+            return False
+        queue = self._queue
+        queue.append((slot, counts, sent))
+        if len(queue) >= FOLD_SIZE:
+            self.fold_if_free()
+        return True
+
+    def add(
+        self,
+        usage: Usage,
+        resolution: Resolution,
+        sent_at: dt.datetime,
+        fault: str | None,
+        stamp: int,
+        dated: bool,
+    ) -> None:
+        """Queue a request, and give its kind a slot when it fits one.
+
+        `stamp` is `CHANGES.count` as read before the price was resolved, and
+        `dated` whether prices depend on the day a request was sent.
+        """
+        counts = None
+        if fault is None and resolution.fault is None:
+            counts = counts_of_usage(usage)
+        if counts is not None and counts_fit(counts):
+            sent = micros_of(sent_at)
+            slot = self._slot_for(counts, resolution, sent, stamp, dated)
+            if slot is not None:
+                self._queue.append((slot, counts, sent))
+                self._fold_when_full()
+                return
+        self._queue.append((None, (usage, resolution, sent_at, fault), 0))
+        self._fold_when_full()
+
+    def _slot_for(
+        self,
+        counts: UsageCounts,
+        resolution: Resolution,
+        sent: int,
+        stamp: int,
+        dated: bool,
+    ) -> Slot | None:
+        price = resolution.price
+        if price is not None and per_token_rates(price) is None:
+            return None
+        if self._slots_stamp != stamp:
+            self._slots = {}
+            self._slots_stamp = stamp
+        key = counts[:USAGE_KEY_FIELDS]
+        day = sent // DAY_MICROSECONDS if dated else None
+        slot = self._slots.get(key)
+        if slot is None or slot.resolution is not resolution or slot.day != day:
+            slot = self._slots[key] = Slot(key, resolution, day)
+        if counts[_INPUT_TOKENS] > slot.input_limit:
+            return None
+        return slot
+
+    def _fold_when_full(self) -> None:
+        if len(self._queue) >= FOLD_SIZE:
+            self.fold_if_free()
+
+    def fold_if_free(self) -> None:
+        """Fold the queue unless another thread, or this one, is folding it."""
+        lock = self.lock
+        if lock.acquire(blocking=False):
+            try:
+                self.fold()
+            finally:
+                lock.release()
+
+    def fold(self) -> None:
+        """Move every queued request into the buckets; the caller holds `lock`."""
+        queue = self._queue
+        popleft = queue.popleft
+        while queue:
+            # Only the lock holder pops, so the queue holds at least this many.
+            batch = [popleft() for _ in range(len(queue))]
+            first = batch[0][0]
+            if first is not None and countOf(map(_SLOT, batch), first) == len(batch):
+                self._fold_batch(first, batch)
+                continue
+            for slot, data, sent in batch:
+                try:
+                    if slot is None:
+                        self._fold_entry(data)
+                    else:
+                        self._fold_batch(slot, [(slot, data, sent)])
+                except Exception:
+                    # NOTE: only a bug in llmfy lands here; the request is
+                    # logged, not counted, because its data could not be added.
+                    logger.exception("llmfy failed to add a request to its totals")
+
+    def _fold_batch(self, slot: Slot, batch: list[Queued]) -> None:
+        """Add requests that all belong to `slot`, with C-level loops.
+
+        Readers promise valid counts; a batch that breaks the promise is
+        added request by request, each invalid one with its counts repaired.
+        """
+        counts = list(map(_COUNTS, batch))
+        columns = [list(map(getter, counts)) for getter in _TOKEN_GETTERS]
+        sums = _column_sums(columns)
+        if sums is None:
+            for queued in batch:
+                self._fold_one(slot, queued)
+            return
+        bucket = slot.bucket
+        if bucket is None:
+            bucket = slot.bucket = self._bucket(slot.bucket_key, slot.price)
+        bucket.requests += len(counts)
+        bucket.input_tokens += sums[0]
+        bucket.output_tokens += sums[1]
+        bucket.cache_read_tokens += sums[2]
+        bucket.cache_write_tokens += sums[3]
+        bucket.reasoning_tokens += sums[4]
+        if self.keep_requests:
+            self._kept.add_batch(slot, batch, counts, columns)
+
+    def _fold_one(self, slot: Slot, queued: Queued) -> None:
+        _, counts, sent = queued
+        if counts_fit(counts):
+            self._fold_batch(slot, [queued])
+            return
+        # Deferred import: recording imports this module.
+        from llmfy_core.recording import checked_usage
+
+        usage, problem = checked_usage(usage_from_counts(counts))
+        logger.warning(
+            "invalid usage for %s model %s from a usage reader: %s; the invalid "
+            "counts are dropped",
+            usage.provider,
+            usage.model,
+            problem,
+        )
+        fault = f"invalid usage: {problem}"
+        self._fold_entry((usage, slot.resolution, moment_of(sent), fault))
+
+    def _fold_entry(self, entry: Entry) -> None:
+        usage, resolution, _, fault = entry
+        price = resolution.price
+        if price is not None and price.long_context:
+            price = price.for_input_tokens(usage.input_tokens)
+        key = (usage.provider, usage.model, usage.region, id(price))
+        self._bucket(key, price).add(usage, fault)
+        if self.keep_requests:
+            self._kept.add_entry(entry)
+
+    def _bucket(self, key: BucketKey, price: Price | None) -> Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = Bucket(price)
+        return bucket
+
+    # Reading
+
+    def buckets(self) -> Iterator[tuple[BucketKey, Bucket]]:
+        """Yield every bucket with its key; the caller holds `lock` and has folded."""
+        yield from self._buckets.items()
+
+    def records(self, tags: Mapping[str, str]) -> list[RequestRecord]:
+        """Return the kept requests as records, building the new ones."""
+        with self._records_lock:
+            with self.lock:
+                self.fold()
+                end = len(self._kept)
+            records = self._records
+            kept = self._kept
+            records.extend(
+                kept.record_at(index, tags) for index in range(len(records), end)
+            )
+            return list(records)
+
+
+class KeptRequests:
+    """Every request of a tracker that keeps them, compactly, in the order recorded.
+
+    A request of a slot costs six 64-bit integers and two references: its
+    send time in microseconds since 1970 UTC, its input, output, cache read,
+    cache write and reasoning tokens, its `Slot` and its request id. A request
+    without a slot is kept as its `Entry`, with zeros in the integers.
+    """
+
+    def __init__(self) -> None:
+        self.sent = array("q")
+        self.columns = tuple(array("q") for _ in _TOKEN_GETTERS)
+        self.owners: list[Slot | Entry] = []
+        self.request_ids: list[str | None] = []
+
+    def __len__(self) -> int:
+        return len(self.owners)
+
+    def add_batch(
+        self,
+        slot: Slot,
+        batch: list[Queued],
+        counts: list[UsageCounts],
+        columns: list[list[int]],
+    ) -> None:
+        """Keep queued requests of one slot, given their counts column by column."""
+        self.sent.fromlist(list(map(_SENT, batch)))
+        for kept, values in zip(self.columns, columns, strict=True):
+            kept.fromlist(values)
+        self.owners.extend(repeat(slot, len(counts)))
+        self.request_ids.extend(map(_REQUEST_ID, counts))
+
+    def add_entry(self, entry: Entry) -> None:
+        """Keep a request that has no slot."""
+        self.sent.append(micros_of(entry[2]))
+        for kept in self.columns:
+            kept.append(0)
+        self.owners.append(entry)
+        self.request_ids.append(None)
+
+    def record_at(self, index: int, tags: Mapping[str, str]) -> RequestRecord:
+        """Build the record of the kept request at `index`."""
+        owner = self.owners[index]
+        if not isinstance(owner, Slot):
+            return build_record(owner, tags)
+        counts = [column[index] for column in self.columns]
+        usage = usage_from_counts((*owner.key, self.request_ids[index], *counts))
+        sent = moment_of(self.sent[index])
+        return build_record((usage, owner.resolution, sent, None), tags)
+
+
+def _column_sums(columns: list[list[int]]) -> list[int] | None:
+    """Return the sum of each count column, or None when a count is invalid.
+
+    Checks, with C-level loops, what `counts_fit` checks per request, except
+    that a bool passes as an int.
+    """
+    inputs, outputs, cache_reads, cache_writes, reasonings = columns
+    try:
+        if min(map(min, columns)) < 0:
+            return None
+        sums = [sum(column) for column in columns]
+        if not all(map(le, map(add, cache_reads, cache_writes), inputs)):
+            return None
+        if not all(map(le, reasonings, outputs)):
+            return None
+    except TypeError:
+        return None
+    if any(type(total) is not int or total > MAX_COUNT for total in sums):
+        return None
+    return sums
+
+
+def counts_fit(counts: UsageCounts) -> bool:
+    """Return whether the token counts of `counts` are valid for a slot.
+
+    Each must be an int of at least 0 that fits in 64 bits, and the parts
+    must not exceed the totals they belong to.
+    """
+    (
+        _,
+        _,
+        _,
+        _,
+        _,
+        _,
+        _,
+        _,
+        input_tokens,
+        output_tokens,
+        cache_read,
+        cache_write,
+        reasoning,
+    ) = counts
+    return (
+        type(input_tokens) is int
+        and type(output_tokens) is int
+        and type(cache_read) is int
+        and type(cache_write) is int
+        and type(reasoning) is int
+        and cache_read >= 0
+        and cache_write >= 0
+        and reasoning >= 0
+        and cache_read + cache_write <= input_tokens <= MAX_COUNT
+        and reasoning <= output_tokens <= MAX_COUNT
+    )
 
 
 def build_record(entry: Entry, tags: Mapping[str, str]) -> RequestRecord:

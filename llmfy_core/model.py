@@ -109,6 +109,95 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
+# The usage of one well-formed response as a plain tuple, which the recording
+# path stores without building a `Usage`: provider, model, served_model,
+# region, service_tier, operation, batch, request_id, input_tokens,
+# output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens. It
+# is the `Usage` with those fields and no `other_tokens` or `tool_calls`; the
+# first seven fields identify what the requests of a price bucket share.
+UsageCounts = tuple[
+    str,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    bool,
+    str | None,
+    int,
+    int,
+    int,
+    int,
+    int,
+]
+
+# How many leading fields of `UsageCounts` identify the request's kind.
+USAGE_KEY_FIELDS = 7
+
+
+def usage_from_counts(counts: UsageCounts) -> Usage:
+    """Build the `Usage` that a `UsageCounts` tuple stands for."""
+    (
+        provider,
+        model,
+        served_model,
+        region,
+        service_tier,
+        operation,
+        batch,
+        request_id,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        reasoning_tokens,
+    ) = counts
+    return Usage(
+        provider,
+        model,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        reasoning_tokens,
+        served_model=served_model,
+        region=region,
+        service_tier=service_tier,
+        operation=operation,
+        request_id=request_id,
+        batch=batch,
+    )
+
+
+def counts_of_usage(usage: Usage) -> UsageCounts | None:
+    """Return `usage` as a `UsageCounts` tuple, or None when it does not fit one.
+
+    It does not fit when a count is unknown or when it has `other_tokens` or
+    `tool_calls`.
+    """
+    input_tokens = usage.input_tokens
+    output_tokens = usage.output_tokens
+    if input_tokens is None or output_tokens is None:
+        return None
+    if usage.other_tokens or usage.tool_calls:
+        return None
+    return (
+        usage.provider,
+        usage.model,
+        usage.served_model,
+        usage.region,
+        usage.service_tier,
+        usage.operation,
+        usage.batch,
+        usage.request_id,
+        input_tokens,
+        output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        usage.reasoning_tokens,
+    )
+
+
 @attrs.frozen(slots=True)
 class LongContextTier:
     """A price that replaces the base price for a whole request.

@@ -9,6 +9,7 @@ stopping the others.
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -27,6 +28,31 @@ logger = get_logger("llmfy.plugins")
 ENTRY_POINT_GROUP = "llmfy"
 
 _TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
+
+
+class ChangeCounter:
+    """A number raised whenever plugins or prices change anywhere in the process.
+
+    The recording path compares it with the value its caches were built at,
+    which costs one attribute read per request.
+    """
+
+    __slots__ = ("_numbers", "count")
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+        self.count = 0
+
+    def bump(self) -> None:
+        """Mark every cache built from plugins or prices as stale.
+
+        Each bump takes a number never used before, so that two threads that
+        bump at once still leave a value that no cache was built at.
+        """
+        self.count = next(self._numbers)
+
+
+CHANGES = ChangeCounter()
 
 
 @attrs.frozen(slots=True)
@@ -190,6 +216,7 @@ class PluginRegistry:
                 price_rank=price_rank_of(plugin) if "price_lookup" in hooks else None,
             )
             self.generation += 1
+            CHANGES.bump()
         logger.debug("registered plugin %s with hooks %s", name, ", ".join(hooks))
 
     def unregister(self, name: str) -> object | None:
@@ -198,6 +225,7 @@ class PluginRegistry:
             plugin = self.manager.unregister(name=name)
             self.infos.pop(name, None)
             self.generation += 1
+            CHANGES.bump()
         return plugin
 
     def _fail(
@@ -338,6 +366,7 @@ def load_plugins(
             registry.generation = previous.generation + 1
         registry.load_entry_points()
         _registry = registry
+        CHANGES.bump()
     return registry
 
 

@@ -9,22 +9,35 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from llmfy_core.errors import PluginWarning, emit_warning
-from llmfy_core.ledger import build_record
+from llmfy_core.ledger import build_record, micros_of, moment_of
 from llmfy_core.logs import get_logger
-from llmfy_core.model import CallContext, RequestRecord, Usage
-from llmfy_core.plugins import get_registry
+from llmfy_core.model import (
+    CallContext,
+    RequestRecord,
+    Usage,
+    UsageCounts,
+    usage_from_counts,
+)
+from llmfy_core.plugins import CHANGES, get_registry
+from llmfy_core.resolver import PLUGIN_PRICES, Resolution
 from llmfy_core.tracker import UsageTracker, active_trackers, as_utc
 
 logger = get_logger("llmfy.tracker")
 
 _UTC = dt.UTC
 _EXTRACT_ARGUMENTS = ("response", "context")
+_time_ns = time.time_ns
+
+# A plugin's function that reads a well-formed response of one type as
+# `UsageCounts`, or returns None to leave it to `usage_extract`.
+UsageReader = Callable[[Any, CallContext], UsageCounts | None]
 
 __all__ = [
     "active_trackers",
@@ -43,10 +56,13 @@ _instrumented: dict[int, str | None] = {}
 _instrumented_stamp: tuple[int, int] | None = None
 _warned_no_provider = False
 
-# (registry id, generation) -> {(provider, response type): implementation}
+# The `usage_extract` implementation that answered last, and its plugin's
+# reader, by (provider, response type); both valid while `CHANGES.count`
+# equals `_extract_stamp`.
 _extract_cache: dict[tuple[Any, type], Any] = {}
-_extract_stamp: tuple[int, int] | None = None
-_recorded_stamp: tuple[int, int] | None = None
+_readers: dict[tuple[Any, type], UsageReader | None] = {}
+_extract_stamp = -1
+_recorded_stamp = -1
 _recorded_impls: list[Any] = []
 
 
@@ -122,16 +138,23 @@ def _extract(
     A plugin that raises or returns the wrong type is skipped, and the next
     one is asked, so one broken plugin does not blank every provider's counts.
     """
-    global _extract_stamp
+    global _extract_stamp, _extract_cache, _readers
     registry = get_registry()
-    stamp = (id(registry), registry.generation)
+    stamp = CHANGES.count
     if stamp != _extract_stamp:
-        _extract_cache.clear()
+        _extract_cache = {}
+        _readers = {}
+        # The fast path reads `_recorded_impls` while this stamp holds.
+        _recorded_hooks()
         _extract_stamp = stamp
+    # Kept in locals: a change of plugins meanwhile replaces the globals, and
+    # what this call learns then goes to the discarded dicts.
+    cache = _extract_cache
+    readers = _readers
     key = (context.provider, type(response))
     fault: str | None = None
     first_error: Exception | None = None
-    cached = _extract_cache.get(key)
+    cached = cache.get(key)
     if cached is not None:
         try:
             usage = _call_extract(cached, response, context)
@@ -154,9 +177,31 @@ def _extract(
                 fault = f"plugin {impl.plugin_name} failed in usage_extract: {error!r}"
             continue
         if usage is not None:
-            _extract_cache[key] = impl
+            cache[key] = impl
+            if key not in readers:
+                readers[key] = _reader_of(impl, key)
             return usage, fault, first_error
     return None, fault, first_error
+
+
+def _reader_of(impl: Any, key: tuple[Any, type]) -> UsageReader | None:
+    """Return the reader that the plugin of `impl` offers for `key`, if any."""
+    factory = getattr(impl.plugin, "llmfy_usage_reader", None)
+    if not callable(factory):
+        return None
+    provider, response_type = key
+    try:
+        reader = factory(provider, response_type)
+    except Exception as error:
+        logger.warning(
+            "plugin %s failed in llmfy_usage_reader for %s %s: %r",
+            impl.plugin_name,
+            provider,
+            response_type.__name__,
+            error,
+        )
+        return None
+    return reader if callable(reader) else None
 
 
 def _call_extract(impl: Any, response: Any, context: CallContext) -> Usage | None:
@@ -186,6 +231,37 @@ def record_response(
     """
     if not trackers:
         return
+    if _extract_stamp == CHANGES.count:
+        # The fast path, inlined because it runs for every request: a
+        # plugin's reader for this type of response, and the slot that each
+        # tracker keeps for a kind of request it has priced before.
+        reader = _readers.get((context.provider, type(response)))
+        if reader is not None:
+            try:
+                if _recorded_impls or PLUGIN_PRICES.versioned:
+                    counts = _read_after_checks(reader, response, context)
+                else:
+                    counts = reader(response, context)
+                if counts is not None:
+                    sent = _time_ns() // 1000 if sent_at is None else _micros(sent_at)
+            except Exception:
+                counts = None
+            if counts is not None:
+                stamp = CHANGES.count
+                for tracker in trackers:
+                    try:
+                        if tracker.add_counts(counts, sent, stamp):
+                            continue
+                    except Exception as error:
+                        logger.warning(
+                            "recording failed for %s model %s: %r",
+                            counts[0],
+                            counts[1],
+                            error,
+                        )
+                    # A kind the tracker has not priced yet, or changed prices.
+                    _add_to(tracker, usage_from_counts(counts), moment_of(sent), None)
+                return
     try:
         found, fault, _ = _extract(response, context)
     except Exception as error:
@@ -203,6 +279,26 @@ def record_response(
             context.model,
         )
     record_usage(usage, trackers, sent_at, fault)
+
+
+def _read_after_checks(
+    reader: UsageReader, response: Any, context: CallContext
+) -> UsageCounts | None:
+    """Read `response` through a reader unless it needs the full path.
+
+    It does when a `request_recorded` implementation wants a record of it.
+    Plugins' price versions are checked first, so that a changed price
+    invalidates the trackers' slots before the request is added.
+    """
+    if _recorded_impls and _recorded_hooks_wanted():
+        return None
+    if PLUGIN_PRICES.versioned:
+        PLUGIN_PRICES.check_versions()
+    return reader(response, context)
+
+
+def _micros(sent_at: dt.datetime) -> int:
+    return micros_of(as_utc(sent_at))
 
 
 def record_usage(
@@ -232,21 +328,10 @@ def record_usage(
     resolution = None
     recorded_by = None
     for tracker in trackers:
-        try:
-            resolution = tracker.add_fast(usage, sent, fault)
+        added = _add_to(tracker, usage, sent, fault)
+        if added is not None:
+            resolution = added
             recorded_by = tracker
-        except Exception as error:
-            logger.warning(
-                "recording failed for %s model %s: %r",
-                usage.provider,
-                usage.model,
-                error,
-            )
-            try:
-                failed = unknown_usage(CallContext(usage.provider, model=usage.model))
-                tracker.add_fast(failed, sent, f"recording failed: {error!r}")
-            except Exception:
-                logger.exception("recording the fault failed too")
     if recorded_by is None or resolution is None or not _recorded_hooks_wanted():
         return
     fault = fault or resolution.fault
@@ -262,6 +347,32 @@ def record_usage(
         )
         return
     notify_recorded(record)
+
+
+def _add_to(
+    tracker: UsageTracker, usage: Usage, sent: dt.datetime, fault: str | None
+) -> Resolution | None:
+    """Add one request to `tracker`; on failure, add it with unknown usage.
+
+    Returns the price resolution, or None when the request could only be
+    counted as a fault.
+    """
+    try:
+        return tracker.add_fast(usage, sent, fault)
+    except Exception as error:
+        logger.warning(
+            "recording failed for %s model %s: %r",
+            usage.provider,
+            usage.model,
+            error,
+        )
+        problem = f"recording failed: {error!r}"
+    try:
+        failed = unknown_usage(CallContext(usage.provider, model=usage.model))
+        tracker.add_fast(failed, sent, problem)
+    except Exception:
+        logger.exception("recording the fault failed too")
+    return None
 
 
 def checked_usage(usage: Usage) -> tuple[Usage, str | None]:
@@ -359,13 +470,13 @@ def merged_tags(trackers: Sequence[UsageTracker]) -> Mapping[str, str]:
 def _recorded_hooks() -> list[Any]:
     """Return the `request_recorded` implementations, refreshed when plugins change."""
     global _recorded_stamp, _recorded_impls
-    registry = get_registry()
-    stamp = (id(registry), registry.generation)
+    stamp = CHANGES.count
     if stamp != _recorded_stamp:
+        registry = get_registry()
         _recorded_impls = list(
             reversed(registry.manager.hook.request_recorded.get_hookimpls())
         )
-        _recorded_stamp = stamp
+        _recorded_stamp = CHANGES.count
     return _recorded_impls
 
 

@@ -22,7 +22,7 @@ import attrs
 from llmfy_core.errors import PricingWarning, emit_warning
 from llmfy_core.logs import get_logger
 from llmfy_core.model import MILLION, Price, Unpriced, Usage
-from llmfy_core.plugins import get_registry
+from llmfy_core.plugins import CHANGES, get_registry
 from llmfy_core.pricing import PriceTable, format_decimal
 
 logger = get_logger("llmfy.tracker")
@@ -58,6 +58,7 @@ class PluginPrices:
         self._epoch = 0
         self.generation = 0
         self.dated = False
+        self.versioned = False
         self._lookups: list[tuple[str, Any]] = []
         self._versions: list[Callable[[], object]] = []
         self._seen_versions: list[object] = []
@@ -72,6 +73,11 @@ class PluginPrices:
         elif self._versions and self._versions_changed():
             self._drop_cache()
         return self.generation
+
+    def check_versions(self) -> None:
+        """Drop every cached price when a plugin's `llmfy_price_version()` changed."""
+        if self._versions_changed():
+            self._drop_cache()
 
     def invalidate(self) -> None:
         """Drop every cached price."""
@@ -107,6 +113,7 @@ class PluginPrices:
                 if callable(getattr(plugin, "llmfy_price_version", None))
             ]
             self._seen_versions = [None] * len(self._versions)
+            self.versioned = bool(self._versions)
             self._registry_stamp = stamp
             self._drop_cache()
         self._versions_changed()
@@ -114,6 +121,7 @@ class PluginPrices:
     def _drop_cache(self) -> None:
         self._cache = {}
         self.generation += 1
+        CHANGES.bump()
 
     def _versions_changed(self) -> bool:
         """Ask the plugins that define `llmfy_price_version` whether prices changed."""

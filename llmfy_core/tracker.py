@@ -8,7 +8,6 @@ arrives, even if a block has ended by then.
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import difflib
 import functools
@@ -26,15 +25,12 @@ from llmfy_core.errors import (
     UnknownProviderError,
     emit_warning,
 )
-from llmfy_core.ledger import Bucket, Entry, build_record
+from llmfy_core.ledger import Ledger, build_record
 from llmfy_core.logs import get_logger
-from llmfy_core.model import (
-    RequestRecord,
-    Usage,
-)
-from llmfy_core.plugins import PluginRegistry, get_registry
+from llmfy_core.model import RequestRecord, Usage, UsageCounts
+from llmfy_core.plugins import CHANGES, PluginRegistry, get_registry
 from llmfy_core.pricing import PriceTable, tidy_decimal
-from llmfy_core.resolver import PriceResolver, Resolution
+from llmfy_core.resolver import PLUGIN_PRICES, PriceResolver, Resolution
 from llmfy_core.totals import ModelTotals
 
 logger = get_logger("llmfy.tracker")
@@ -110,17 +106,19 @@ class UsageTracker:
         keep_requests: bool = True,
     ) -> None:
         self.tags: Mapping[str, str] = MappingProxyType(dict(tags or {}))
-        self.keep_requests = keep_requests
         self._resolver = PriceResolver(overrides)
+        self._ledger = Ledger(keep_requests)
+        # add_counts(counts, sent, stamp) records a request of a kind recorded
+        # before and returns False, recording nothing, for a new kind; then
+        # `add_fast` must be called. The recording fast path calls it with
+        # checked counts, the send time in microseconds since 1970 UTC and
+        # `CHANGES.count`. Bound here to save a call per request.
+        self.add_counts: Callable[[UsageCounts, int, int], bool] = (
+            self._ledger.add_counts
+        )
+        # Guards `_depth`, the number of blocks the tracker is active in.
         self._lock = threading.Lock()
-        self._buckets: dict[tuple[str, str, str | None, int], Bucket] = {}
-        self._local = threading.local()
-        self._deferred: collections.deque[Entry] = collections.deque()
-        self._entries: list[Entry] = []
-        # Records are built from the entries when first read, in this order.
-        self._records: list[RequestRecord] = []
-        self._records_lock = threading.Lock()
-        self._warned: set[tuple[str, str, str | None, int]] = set()
+        self._warned: dict[tuple[str, str, str | None], object] = {}
         self._depth = 0
 
     # Activation
@@ -158,6 +156,11 @@ class UsageTracker:
         traceback: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, traceback)
+
+    @property
+    def keep_requests(self) -> bool:
+        """Whether every request is kept for `records`, not only the totals."""
+        return self._ledger.keep_requests
 
     @property
     def active(self) -> bool:
@@ -286,45 +289,19 @@ class UsageTracker:
         `sent_at` must be in UTC. The request is priced when the totals or
         records are read, not here.
         """
+        stamp = CHANGES.count
         resolution = self._resolver.resolve(usage, sent_at)
         if resolution.fault is not None:
             fault = fault or resolution.fault
-        entry = (usage, resolution, sent_at, fault)
-        local = self._local
-        if getattr(local, "adding", False):
-            # Called again while this thread is adding a request: a stream's
-            # finalizer run by garbage collection inside the locked section.
-            # The outer call adds this one once it has finished its own.
-            self._deferred.append(entry)
-            return resolution
-        local.adding = True
-        try:
-            self._add_entry(entry)
-            while self._deferred:
-                self._add_entry(self._deferred.popleft())
-        finally:
-            local.adding = False
+        dated = PLUGIN_PRICES.dated
+        self._ledger.add(usage, resolution, sent_at, fault, stamp, dated)
+        if resolution.price is None and usage.known:
+            key = (usage.provider, usage.model, usage.region)
+            marker = object()
+            # setdefault is atomic, so one thread alone sees its own marker.
+            if self._warned.setdefault(key, marker) is marker:
+                self._warn_unpriced(usage, resolution.reason)
         return resolution
-
-    def _add_entry(self, entry: Entry) -> None:
-        usage, resolution, _, fault = entry
-        price = resolution.price
-        if price is not None and price.long_context:
-            # Key the bucket by the tier that applies, so that it sums tokens.
-            price = price.for_input_tokens(usage.input_tokens)
-        key = (usage.provider, usage.model, usage.region, id(price))
-        with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = self._buckets[key] = Bucket(price)
-            bucket.add(usage, fault)
-            if self.keep_requests:
-                self._entries.append(entry)
-            warn = price is None and usage.known and key not in self._warned
-            if warn:
-                self._warned.add(key)
-        if warn:
-            self._warn_unpriced(usage, resolution.reason)
 
     def _warn_unpriced(self, usage: Usage, reason: str | None) -> None:
         region = f" in region {usage.region!r}" if usage.region else ""
@@ -423,18 +400,16 @@ class UsageTracker:
     @property
     def records(self) -> list[RequestRecord]:
         """Every recorded request in the order recorded (empty in totals-only mode)."""
-        with self._records_lock:
-            with self._lock:
-                pending = self._entries[len(self._records) :]
-            self._records.extend(build_record(entry, self.tags) for entry in pending)
-            return list(self._records)
+        return self._ledger.records(self.tags)
 
     @property
     def totals(self) -> ModelTotals:
         """A snapshot of the totals over every request."""
         totals = ModelTotals()
-        with self._lock:
-            for bucket in self._buckets.values():
+        ledger = self._ledger
+        with ledger.lock:
+            ledger.fold()
+            for _, bucket in ledger.buckets():
                 bucket.add_to(totals)
         totals.cost = tidy_decimal(totals.cost)
         return totals
@@ -442,8 +417,10 @@ class UsageTracker:
     def totals_by_model(self) -> dict[tuple[str, str, str | None], ModelTotals]:
         """Return totals per (provider, model, region), as requested."""
         groups: dict[tuple[str, str, str | None], ModelTotals] = {}
-        with self._lock:
-            for (provider, model, region, _), bucket in self._buckets.items():
+        ledger = self._ledger
+        with ledger.lock:
+            ledger.fold()
+            for (provider, model, region, _), bucket in ledger.buckets():
                 key = (provider, model, region)
                 group = groups.get(key)
                 if group is None:

@@ -534,27 +534,33 @@ def test_long_context_request_totals_match_records(provider: ProviderPlugin) -> 
     assert usage.to_dict()["totals"]["cost_usd"] == "1.54"
 
 
-def test_reentrant_recording_is_deferred_not_lost(provider: ProviderPlugin) -> None:
+def test_reentrant_recording_is_queued_not_lost(provider: ProviderPlugin) -> None:
     # A stream finalizer run by garbage collection can record while the same
-    # thread is inside the tracker's locked section; model it by recording
-    # from inside Bucket.add.
+    # thread is folding the tracker's queue under its lock; model it by
+    # recording from inside the fold, whichever way the request is stored.
     from llmfy_core import ledger
 
     usage = llmfy_usage_tracker()
-    original = ledger.Bucket.add
     nested = []
 
-    def add_and_record_again(bucket: Any, request: Usage, fault: str | None) -> None:
-        if not nested:
-            nested.append(True)
-            usage.add_usage(Usage("openai", "gpt-4o-mini", 107, 3))
-        original(bucket, request, fault)
+    def recording_again(original: Any) -> Any:
+        def fold_and_record_again(self: Any, *args: Any) -> None:
+            if not nested:
+                nested.append(True)
+                usage.add_usage(Usage("openai", "gpt-4o-mini", 107, 3))
+            original(self, *args)
+
+        return fold_and_record_again
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ledger.Bucket, "add", add_and_record_again)
+        for name in ("_fold_batch", "_fold_entry"):
+            original = getattr(ledger.Ledger, name)
+            patch.setattr(ledger.Ledger, name, recording_again(original))
         usage.record("openai", "gpt-4o-mini", 60, 3)
+        # Reading the totals folds the queue.
+        assert usage.request_count == 2
 
-    assert usage.request_count == 2
+    assert nested == [True]
     assert usage.input_tokens == 167
     # 167 * 0.15 + 6 * 0.60 = 28.65 per million
     assert usage.total_cost == Decimal("0.00002865")

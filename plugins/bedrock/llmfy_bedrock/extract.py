@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from llmfy_bedrock import checks
 from llmfy_core import CallContext, Usage
+from llmfy_core.model import UsageCounts
 
 PROVIDER = "bedrock"
 
@@ -187,6 +188,65 @@ def _invoked_model(trace: Any) -> str | None:
     router = trace.get("promptRouter") if isinstance(trace, Mapping) else None
     invoked = router.get("invokedModelId") if isinstance(router, Mapping) else None
     return invoked if isinstance(invoked, str) else None
+
+
+_CONVERSE_OPERATIONS = frozenset({"Converse", "ConverseStream"})
+
+
+def read_converse(response: Any, context: CallContext) -> UsageCounts | None:
+    """Read a well-formed Converse response or ConverseStream `metadata` quickly.
+
+    Returns the `UsageCounts` that `usage_from_converse` would normalize, and
+    None for every response that needs its checks: another operation, a
+    missing or malformed count, 1-hour cache writes, a trace or an unusual
+    service tier.
+    """
+    operation = context.operation
+    if operation not in _CONVERSE_OPERATIONS or type(response) is not dict:
+        return None
+    usage = response.get("usage")
+    if type(usage) is not dict or usage.get("cacheDetails") or response.get("trace"):
+        return None
+    input_tokens = usage.get("inputTokens")
+    output_tokens = usage.get("outputTokens")
+    cache_read = usage.get("cacheReadInputTokens")
+    if cache_read is None:
+        cache_read = usage.get("cacheReadInputTokenCount", 0)
+    cache_write = usage.get("cacheWriteInputTokens")
+    if cache_write is None:
+        cache_write = usage.get("cacheWriteInputTokenCount", 0)
+    if not (
+        type(input_tokens) is int
+        and type(output_tokens) is int
+        and type(cache_read) is int
+        and type(cache_write) is int
+        and input_tokens >= 0
+        and output_tokens >= 0
+        and cache_read >= 0
+        and cache_write >= 0
+    ):
+        return None
+    tier = response.get("serviceTier")
+    if tier is not None:
+        tier = tier.get("type") if type(tier) is dict else None
+        if tier is not None and type(tier) is not str:
+            return None
+    headers = context.headers
+    return (
+        PROVIDER,
+        context.model or "unknown",
+        None,
+        context.region,
+        tier or context.service_tier,
+        operation,
+        context.batch,
+        headers.get(REQUEST_ID_HEADER) if headers else None,
+        input_tokens + cache_read + cache_write,
+        output_tokens,
+        cache_read,
+        cache_write,
+        0,
+    )
 
 
 # InvokeModel

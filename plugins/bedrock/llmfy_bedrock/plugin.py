@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from llmfy_bedrock import checks, instrument
 from llmfy_bedrock.extract import (
     PROVIDER,
     decode_body,
+    read_converse,
     to_usage,
     usage_from_converse,
     usage_from_invoke,
@@ -18,6 +19,7 @@ from llmfy_bedrock.extract import (
 from llmfy_bedrock.overrides import parse_overrides
 from llmfy_bedrock.prices import BedrockPriceTable, bundled_table
 from llmfy_core import CallContext, Price, PriceRank, Unpriced, Usage, hookimpl
+from llmfy_core.model import UsageCounts, usage_from_counts
 from llmfy_core.pricing import CatalogEntry
 
 llmfy_price_rank = PriceRank.PROVIDER
@@ -36,6 +38,9 @@ def usage_extract(response: Any, context: CallContext) -> Usage | None:
     """
     if context.provider != PROVIDER:
         return None
+    counts = read_converse(response, context)
+    if counts is not None:
+        return usage_from_counts(counts)
     with checks.collecting() as problems:
         usage = _extract(response, context)
     if problems:
@@ -60,6 +65,15 @@ def _invoke_body(response: Any) -> Mapping[str, Any] | None:
     if isinstance(response, Mapping) and "ResponseMetadata" not in response:
         return response
     return None
+
+
+def llmfy_usage_reader(
+    provider: str, response_type: type
+) -> Callable[[Any, CallContext], UsageCounts | None] | None:
+    """Return the fast reader of Converse responses, which botocore gives as dicts."""
+    if provider != PROVIDER or response_type is not dict:
+        return None
+    return read_converse
 
 
 @hookimpl

@@ -18,6 +18,7 @@ import gzip
 import json
 import os
 import re
+import warnings
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -335,6 +336,42 @@ def test_cassette_counts_and_cost(
         assert record.price_origin == "bedrock"
         assert record.cost is not None
         assert record.cost.total == Decimal(want.cost)
+
+
+@needs_real_data
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_cassette_replayed_again_records_alike(
+    name: str, bedrock_server: Any, make_client: Any
+) -> None:
+    # The first responses of a kind are read by usage_extract; later ones
+    # take the reader and slot path where one applies. All must record alike.
+    interactions = load_cassette(bedrock_folder() / name)
+    times = 3
+    for interaction in interactions:
+        stream = interaction.operation.endswith("Stream")
+        headers = served_headers(interaction, stream)
+        for _ in range(times):
+            bedrock_server.queue_recorded(
+                interaction.status, headers, interaction.body, stream
+            )
+
+    with llmfy_usage_tracker() as usage, warnings.catch_warnings():
+        warnings.simplefilter("ignore", PricingWarning)
+        for interaction in interactions:
+            client = make_client(interaction.region)
+            for _ in range(times):
+                replay(client, interaction)
+
+    records = usage.records
+    assert len(records) == times * len(interactions)
+    for index in range(len(interactions)):
+        first, *again = records[times * index : times * (index + 1)]
+        for repeat, record in enumerate(again, start=2):
+            where = f"{name} #{index}, request {repeat}"
+            assert record.usage == first.usage, where
+            assert record.price == first.price, where
+            assert record.cost == first.cost, where
+            assert record.fault == first.fault, where
 
 
 @needs_real_data

@@ -28,6 +28,7 @@ from typing import Any
 
 from llmfy_core import CallContext, Usage
 from llmfy_core.logs import get_logger
+from llmfy_core.model import UsageCounts, usage_from_counts
 
 logger = get_logger("llmfy.openai")
 
@@ -39,6 +40,7 @@ FILE_SEARCH = "file_search"
 CODE_INTERPRETER = "code_interpreter"
 
 _Extractor = Callable[[Any, CallContext], Usage]
+UsageReader = Callable[[Any, CallContext], UsageCounts | None]
 
 
 def extract_usage(response: Any, context: CallContext) -> Usage | None:
@@ -76,7 +78,155 @@ def _choose_extractor(response_type: type) -> _Extractor | None:
 _EXTRACTORS: dict[type, _Extractor] = {}
 
 
+def reader_for(response_type: type) -> UsageReader | None:
+    """Return the fast reader for SDK objects of `response_type`, or None.
+
+    A reader returns the `UsageCounts` of a well-formed response, equal to
+    what `extract_usage` returns for it, and None for every other response
+    (no usage, an invalid count, audio tokens, billed tool calls), which
+    `extract_usage` then reads and checks.
+    """
+    extractor = _choose_extractor(response_type)
+    if extractor is _from_chat_object:
+        return read_chat_object
+    if extractor is _from_responses_object:
+        return read_responses_object
+    return None
+
+
+def _counts_reader(
+    operation: str,
+    input_name: str,
+    output_name: str,
+    input_details_name: str,
+    output_details_name: str,
+) -> UsageReader:
+    """Build the reader of one API's usage object, with its field names bound.
+
+    The reader returns None when usage is missing, when a count or details
+    object is malformed, or when audio tokens are billed.
+    """
+
+    def read(response: Any, context: CallContext) -> UsageCounts | None:
+        usage = getattr(response, "usage", None)
+        if usage is None:
+            return None
+        cached: object = 0
+        written: object = 0
+        reasoning: object = 0
+        details = getattr(usage, input_details_name, None)
+        if details is not None:
+            if type(details) not in _DETAILS_TYPES and not _is_details(details):
+                return None
+            audio = getattr(details, "audio_tokens", None)
+            if audio is not None and (type(audio) is not int or audio != 0):
+                return None
+            cached = getattr(details, "cached_tokens", None)
+            if cached is None:
+                cached = 0
+            written = getattr(details, "cache_write_tokens", None)
+            if written is None:
+                written = 0
+        details = getattr(usage, output_details_name, None)
+        if details is not None:
+            if type(details) not in _DETAILS_TYPES and not _is_details(details):
+                return None
+            audio = getattr(details, "audio_tokens", None)
+            if audio is not None and (type(audio) is not int or audio != 0):
+                return None
+            reasoning = getattr(details, "reasoning_tokens", None)
+            if reasoning is None:
+                reasoning = 0
+        inputs = getattr(usage, input_name, None)
+        outputs = getattr(usage, output_name, None)
+        if not (
+            type(inputs) is int
+            and type(outputs) is int
+            and type(cached) is int
+            and type(written) is int
+            and type(reasoning) is int
+            and cached >= 0
+            and written >= 0
+            and reasoning >= 0
+            and cached + written <= inputs
+            and reasoning <= outputs
+        ):
+            return None
+        served = getattr(response, "model", None)
+        if type(served) is not str or not served:
+            served = None
+        tier = getattr(response, "service_tier", None)
+        if type(tier) is not str or not tier:
+            tier = context.service_tier
+        return (
+            PROVIDER,
+            context.model or served or "unknown",
+            served,
+            context.region,
+            tier,
+            context.operation or operation,
+            context.batch,
+            context.headers.get("x-request-id"),
+            inputs,
+            outputs,
+            cached,
+            written,
+            reasoning,
+        )
+
+    return read
+
+
+# Types of details objects that are not scalars, learned as they are seen.
+_DETAILS_TYPES: set[type] = set()
+_MAX_DETAILS_TYPES = 64
+
+
+def _is_details(details: object) -> bool:
+    """Return whether `details` can hold counts, remembering its type if so."""
+    if isinstance(details, _SCALARS):
+        return False
+    if len(_DETAILS_TYPES) < _MAX_DETAILS_TYPES:
+        _DETAILS_TYPES.add(type(details))
+    return True
+
+
+read_chat_object = _counts_reader(
+    "chat.completions",
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_tokens_details",
+    "completion_tokens_details",
+)
+
+_read_responses_counts = _counts_reader(
+    "responses",
+    "input_tokens",
+    "output_tokens",
+    "input_tokens_details",
+    "output_tokens_details",
+)
+
+
+def read_responses_object(response: Any, context: CallContext) -> UsageCounts | None:
+    """Read a well-formed Responses object without billed tool calls quickly."""
+    if getattr(response, "tool_usage", None) is not None:
+        return None
+    for item in getattr(response, "output", None) or ():
+        if getattr(item, "type", None) in _BILLED_TOOL_ITEMS:
+            return None
+    return _read_responses_counts(response, context)
+
+
+_BILLED_TOOL_ITEMS = frozenset(
+    {"web_search_call", "file_search_call", "code_interpreter_call"}
+)
+
+
 def _from_chat_object(response: Any, context: CallContext) -> Usage:
+    counts = read_chat_object(response, context)
+    if counts is not None:
+        return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
     served = _text(getattr(response, "model", None))
     tier = _text(getattr(response, "service_tier", None)) or context.service_tier
@@ -107,6 +257,9 @@ def _from_chat_object(response: Any, context: CallContext) -> Usage:
 
 
 def _from_responses_object(response: Any, context: CallContext) -> Usage:
+    counts = read_responses_object(response, context)
+    if counts is not None:
+        return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
     served = _text(getattr(response, "model", None))
     tier = _text(getattr(response, "service_tier", None)) or context.service_tier

@@ -30,6 +30,15 @@ def usage_extract(response: Any, context: CallContext) -> Usage | None:
     return extract.extract_usage(response, context)
 
 
+def llmfy_usage_reader(
+    provider: str, response_type: type
+) -> extract.UsageReader | None:
+    """Return the fast reader of OpenAI SDK objects of `response_type`, if any."""
+    if provider != PROVIDER:
+        return None
+    return extract.reader_for(response_type)
+
+
 @hookimpl
 def price_lookup(
     provider: str, model: str, service_tier: str | None, batch: bool

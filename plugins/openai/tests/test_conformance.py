@@ -262,6 +262,24 @@ def test_cassette_replay(real_openai, server, client, name):
             assert record.cost.total == Decimal(want.cost), where
 
 
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_cassette_replayed_again_records_alike(real_openai, server, client, name):
+    # The first responses of a type are read by usage_extract; later ones of
+    # the same kind take the reader and slot path. All must record alike.
+    interactions = yaml.safe_load((real_openai / name).read_text("utf-8"))[
+        "interactions"
+    ]
+
+    for index, interaction in enumerate(interactions):
+        first, *again = _replay(server, client, interaction, times=3)
+        for repeat, record in enumerate(again, start=2):
+            where = f"{name} #{index}, request {repeat}"
+            assert record.usage == first.usage, where
+            assert record.price == first.price, where
+            assert record.cost == first.cost, where
+            assert record.fault == first.fault, where
+
+
 def test_batch_output_file(real_openai):
     usages = read_batch_file(real_openai / BATCH_FILE)
 
@@ -282,25 +300,32 @@ def test_batch_output_file(real_openai):
     assert tracker.cost_complete
 
 
-def _replay(server: Any, client: openai.OpenAI, interaction: dict[str, Any]) -> Any:
-    """Serve one recorded response, resend its request, and return the record."""
+def _replay(
+    server: Any, client: openai.OpenAI, interaction: dict[str, Any], times: int = 1
+) -> Any:
+    """Serve one recorded response `times` times, resending its request each time.
+
+    Returns the record, or with `times` above 1 the list of records.
+    """
     request, response = interaction["request"], interaction["response"]
     path = "/" + request["uri"].split("://", 1)[1].split("/", 1)[1]
     body = _request_body(request)
     stream = bool(body.get("stream"))
     content, headers = _response_content(response)
     status = response["status"]["code"]
-    if stream:
-        server.add_raw(path, status=status, headers=headers, chunks=[content])
-    else:
-        server.add_raw(path, status=status, headers=headers, body=content)
+    for _ in range(times):
+        if stream:
+            server.add_raw(path, status=status, headers=headers, chunks=[content])
+        else:
+            server.add_raw(path, status=status, headers=headers, body=content)
 
     with llmfy_usage_tracker() as tracker, warnings.catch_warnings():
         warnings.simplefilter("ignore", UsageWarning)
-        _send(client, path.removeprefix("/v1"), body, stream)
+        for _ in range(times):
+            _send(client, path.removeprefix("/v1"), body, stream)
 
-    assert len(tracker.records) == 1
-    return tracker.records[0]
+    assert len(tracker.records) == times
+    return tracker.records[0] if times == 1 else tracker.records
 
 
 def _send(client: openai.OpenAI, path: str, body: dict[str, Any], stream: bool) -> None:

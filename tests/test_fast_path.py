@@ -1,0 +1,361 @@
+"""The recording fast path: plugins' usage readers and the trackers' slots.
+
+After `usage_extract` has answered for a type of response, later responses of
+that type are read by the answering plugin's `llmfy_usage_reader` and added
+to the slot each tracker keeps for their kind. These tests check that the
+fast path records exactly what the full path records, and that it steps
+aside whenever plugins, prices, days or price tiers change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import llmfy_core
+from llmfy_core import (
+    CallContext,
+    LongContextTier,
+    Price,
+    PriceRank,
+    RequestRecord,
+    UsageTracker,
+    hookimpl,
+    invalidate_price_cache,
+    llmfy_usage_tracker,
+)
+from llmfy_core.ledger import FOLD_SIZE
+from llmfy_core.model import UsageCounts
+from llmfy_core.recording import record_response
+from tests.conftest import GPT_4O_MINI, ProviderPlugin
+
+CONTEXT = CallContext("openai", model="gpt-4o-mini")
+
+
+class ReadingPlugin(ProviderPlugin):
+    """The test provider plus a usage reader, which counts its calls.
+
+    With `checked=False` the reader breaks its contract and returns counts
+    as the response gives them, valid or not.
+    """
+
+    def __init__(self, checked: bool = True) -> None:
+        super().__init__("openai", {"gpt-4o-mini": GPT_4O_MINI})
+        self.checked = checked
+        self.reads = 0
+        self.failing = False
+
+    def llmfy_usage_reader(
+        self, provider: str, response_type: type
+    ) -> Callable[[Any, CallContext], UsageCounts | None] | None:
+        if provider != self.provider or response_type is not dict:
+            return None
+        return self.read
+
+    def read(self, response: Any, context: CallContext) -> UsageCounts | None:
+        self.reads += 1
+        if self.failing:
+            raise RuntimeError("reader failed")
+        inputs = response.get("in")
+        outputs = response.get("out")
+        cached = response.get("cached", 0)
+        valid = all(type(count) is int for count in (inputs, outputs, cached))
+        if self.checked and not (valid and 0 <= cached <= inputs and outputs >= 0):
+            return None
+        served = response.get("model")
+        model = context.model or served
+        key = ("openai", model, served, None, None, None, False)
+        return (*key, None, inputs, outputs, cached, 0, 0)
+
+
+@pytest.fixture
+def reading() -> Iterator[ReadingPlugin]:
+    """Register only the reading test provider."""
+    llmfy_core.load_plugins(autoload=False)
+    plugin = ReadingPlugin()
+    llmfy_core.register_plugin(plugin, "test-openai")
+    yield plugin
+
+
+def response(
+    inputs: Any = 1370,
+    outputs: Any = 155,
+    cached: Any = 1280,
+    model: str = "gpt-4o-mini",
+) -> dict[str, Any]:
+    return {"model": model, "in": inputs, "out": outputs, "cached": cached}
+
+
+def record(trackers: tuple[UsageTracker, ...], count: int = 1, **fields: Any) -> None:
+    for _ in range(count):
+        record_response(response(**fields), CONTEXT, trackers)
+
+
+def record_slowly(tracker: UsageTracker, count: int, **fields: Any) -> None:
+    """Record through the full path only: with the plugins' readers unused."""
+    for _ in range(count):
+        tracker.add_usage(
+            llmfy_core.Usage(
+                "openai",
+                "gpt-4o-mini",
+                fields.get("inputs", 1370),
+                fields.get("outputs", 155),
+                fields.get("cached", 1280),
+                served_model="gpt-4o-mini",
+            )
+        )
+
+
+# (1370 - 1280) x 0.15 + 1280 x 0.075 + 155 x 0.60 = 13.5 + 96 + 93 = 202.5
+# USD per million tokens for one request.
+ONE_REQUEST = Decimal("0.0002025")
+
+
+def test_reader_used_after_first_response(reading: ReadingPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 5)
+
+    assert reading.reads >= 3
+    assert usage.request_count == 5
+    assert usage.total_cost == 5 * ONE_REQUEST
+
+
+def test_fast_records_equal_full_records(reading: ReadingPlugin) -> None:
+    with llmfy_usage_tracker() as fast:
+        record((fast,), 10)
+    slow = llmfy_usage_tracker()
+    record_slowly(slow, 10)
+
+    fast_records = fast.records
+    slow_records = slow.records
+    assert len(fast_records) == 10
+    for got, want in zip(fast_records, slow_records, strict=True):
+        assert got.usage == want.usage
+        assert got.price == want.price
+        assert got.cost == want.cost
+        assert got.cost is not None
+        assert got.cost.total == ONE_REQUEST
+        assert got.price_origin == want.price_origin
+        assert got.sent_at.tzinfo is dt.UTC
+
+
+def test_many_requests_fold_exactly(reading: ReadingPlugin) -> None:
+    count = 3 * FOLD_SIZE + 7
+    with (
+        llmfy_usage_tracker() as kept,
+        llmfy_usage_tracker(keep_requests=False) as totals_only,
+    ):
+        record((kept, totals_only), count)
+
+    for usage in (kept, totals_only):
+        assert usage.request_count == count
+        assert usage.input_tokens == 1370 * count
+        assert usage.cache_read_tokens == 1280 * count
+        assert usage.output_tokens == 155 * count
+        assert usage.total_cost == count * ONE_REQUEST
+    assert len(kept.records) == count
+    assert totals_only.records == []
+
+
+def test_record_order_kept_across_kinds(reading: ReadingPlugin) -> None:
+    reading.prices["gpt-4.1"] = Price(Decimal(2), Decimal(8))
+    other = CallContext("openai", model="gpt-4.1")
+    with llmfy_usage_tracker() as usage:
+        trackers = (usage,)
+        for number in range(1, 2 * FOLD_SIZE):
+            context = CONTEXT if number % 3 else other
+            record_response(response(inputs=number, cached=0), context, trackers)
+            if number % 50 == 0:
+                record_response(response(inputs=None), context, trackers)
+
+    inputs = [each.usage.input_tokens for each in usage.records]
+    want: list[int | None] = []
+    for number in range(1, 2 * FOLD_SIZE):
+        want.append(number)
+        if number % 50 == 0:
+            want.append(None)
+    assert inputs == want
+    models = {each.usage.model for each in usage.records}
+    assert models == {"gpt-4o-mini", "gpt-4.1"}
+
+
+def test_nested_trackers_both_count(reading: ReadingPlugin) -> None:
+    with llmfy_usage_tracker() as outer:
+        record((outer,), 3)
+        with llmfy_usage_tracker() as inner:
+            record((outer, inner), 4)
+
+    assert outer.request_count == 7
+    assert inner.request_count == 4
+    assert inner.total_cost == 4 * ONE_REQUEST
+
+
+def test_invalid_reader_counts_repaired_not_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    llmfy_core.load_plugins(autoload=False)
+    plugin = ReadingPlugin(checked=False)
+    llmfy_core.register_plugin(plugin, "test-openai")
+    caplog.set_level(logging.WARNING, logger="llmfy.tracker")
+
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 3)
+        record((usage,), 1, outputs=-5)
+        record((usage,), 1, cached=2.5)
+        record((usage,), 1, cached="12")
+        record((usage,), 2)
+
+    assert usage.request_count == 8
+    faults = [each.fault for each in usage.records if each.fault is not None]
+    assert len(faults) == 3
+    assert "output_tokens=-5" in faults[0]
+    assert "cache_read_tokens=2.5" in faults[1]
+    assert "cache_read_tokens='12'" in faults[2]
+    # The negative output count becomes unknown; the other two lose their
+    # invalid cached count: 1370 x 0.15 + 155 x 0.60 = 298.5 each.
+    assert usage.totals.unknown_usage == 1
+    assert usage.total_cost == 5 * ONE_REQUEST + 2 * Decimal("0.0002985")
+    assert "from a usage reader" in caplog.text
+
+
+def test_failing_reader_falls_back(reading: ReadingPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 3)
+        reading.failing = True
+        record((usage,), 3)
+
+    assert usage.request_count == 6
+    assert usage.total_cost == 6 * ONE_REQUEST
+    assert all(each.fault is None for each in usage.records)
+
+
+def test_new_price_plugin_applies_at_once(reading: ReadingPlugin) -> None:
+    class Organization:
+        llmfy_price_rank = PriceRank.ORGANIZATION
+
+        @hookimpl
+        def price_lookup(self, provider: str, model: str) -> Price | None:
+            return Price(Decimal(1), Decimal(2)) if model == "gpt-4o-mini" else None
+
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 5)
+        llmfy_core.register_plugin(Organization(), "organization-prices")
+        record((usage,), 5)
+
+    # The organization price has no cache-read rate, so cached tokens are
+    # charged at its input rate: 1370 x 1 + 155 x 2 = 1680 per million.
+    assert usage.total_cost == 5 * ONE_REQUEST + 5 * Decimal("0.00168")
+
+
+def test_invalidated_prices_looked_up_again(reading: ReadingPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 5)
+        reading.prices["gpt-4o-mini"] = Price(Decimal(1), Decimal(2))
+        record((usage,), 1)
+        invalidate_price_cache()
+        record((usage,), 4)
+
+    assert usage.total_cost == 6 * ONE_REQUEST + 4 * Decimal("0.00168")
+
+
+def test_dated_prices_follow_send_day(reading: ReadingPlugin) -> None:
+    change = dt.date(2026, 7, 1)
+
+    class DatedPrices:
+        llmfy_price_rank = PriceRank.ORGANIZATION
+        llmfy_price_dated = True
+
+        @hookimpl
+        def price_lookup(self, model: str, requested_at: dt.datetime) -> Price:
+            if requested_at.date() < change:
+                return Price(Decimal(1), Decimal(2))
+            return Price(Decimal(2), Decimal(4))
+
+    llmfy_core.register_plugin(DatedPrices(), "dated-prices")
+    before = dt.datetime(2026, 6, 30, 23, 59, tzinfo=dt.UTC)
+    after = dt.datetime(2026, 7, 1, 0, 1, tzinfo=dt.UTC)
+    with llmfy_usage_tracker() as usage:
+        for sent_at in [before] * 4 + [after] * 4 + [before, after]:
+            record_response(response(), CONTEXT, (usage,), sent_at)
+
+    # Cached tokens at the input rate: 1370 x 1 + 155 x 2 = 1680 before the
+    # change and 1370 x 2 + 155 x 4 = 3360 after, per million.
+    assert usage.total_cost == 5 * Decimal("0.00168") + 5 * Decimal("0.00336")
+    sent = [each.sent_at for each in usage.records]
+    assert sent == [before] * 4 + [after] * 4 + [before, after]
+
+
+def test_long_context_tier_above_threshold(reading: ReadingPlugin) -> None:
+    reading.prices["gpt-4o-mini"] = Price(
+        Decimal(1),
+        Decimal(2),
+        long_context=(LongContextTier(2000, Price(Decimal(10), Decimal(20))),),
+    )
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 3, inputs=2000, cached=0)
+        record((usage,), 2, inputs=2001, cached=0)
+        record((usage,), 3, inputs=2000, cached=0)
+
+    # At the threshold: 2000 x 1 + 155 x 2 = 2310; above it the whole request
+    # at the tier: 2001 x 10 + 155 x 20 = 23110, per million.
+    assert usage.total_cost == 6 * Decimal("0.00231") + 2 * Decimal("0.02311")
+    costs = [each.cost.total for each in usage.records if each.cost is not None]
+    assert costs[3:5] == [Decimal("0.02311")] * 2
+
+
+def test_request_recorded_sees_every_request(reading: ReadingPlugin) -> None:
+    seen: list[RequestRecord] = []
+
+    class Exporter:
+        @hookimpl
+        def request_recorded(self, record: RequestRecord) -> None:
+            seen.append(record)
+
+    llmfy_core.register_plugin(Exporter(), "exporter")
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 6)
+
+    assert len(seen) == 6
+    assert all(each.cost is not None for each in seen)
+    assert usage.request_count == 6
+
+
+def test_unpriced_model_warns_once(reading: ReadingPlugin) -> None:
+    context = CallContext("openai", model="unlisted-model")
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(llmfy_core.PricingWarning) as warned:
+            for _ in range(5):
+                record_response(response(model="unlisted-model"), context, (usage,))
+
+    assert len(warned) == 1
+    assert usage.totals.unpriced == 5
+    assert not usage.cost_complete
+
+
+def test_threads_record_exact_totals(reading: ReadingPlugin) -> None:
+    threads_count, per_thread = 8, 2_000
+    usage = llmfy_usage_tracker()
+    start = threading.Barrier(threads_count)
+
+    def work() -> None:
+        start.wait()
+        record((usage,), per_thread)
+
+    with usage:
+        threads = [threading.Thread(target=work) for _ in range(threads_count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    total = threads_count * per_thread
+    assert usage.request_count == total
+    assert usage.input_tokens == 1370 * total
+    assert usage.total_cost == total * ONE_REQUEST
+    assert len(usage.records) == total
