@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
-from enum import IntEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -286,19 +285,3 @@ class RequestRecord:
     unpriced_reason: str | None = None
     price_origin: str | None = None
     fault: str | None = None
-
-
-class PriceRank(IntEnum):
-    """The position of a price source in the lookup order; higher ranks come first.
-
-    Prices passed to a tracker always come before every rank.
-    """
-
-    ORGANIZATION = 200
-    """An organisation's own price list, above the provider plugins' tables."""
-
-    PROVIDER = 100
-    """A provider plugin's bundled price table."""
-
-    FALLBACK = 0
-    """A broad public database, asked only when the provider table has no price."""

@@ -8,20 +8,18 @@ stopping the others.
 
 from __future__ import annotations
 
-import importlib.metadata
 import itertools
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-import attrs
 import pluggy
 
-from llmfy_core import hookspecs
+from llmfy_core import discovery, hookspecs
 from llmfy_core.errors import PluginLoadError, PluginWarning, emit_warning
 from llmfy_core.logs import get_logger
-from llmfy_core.model import PriceRank
+from llmfy_core.ranks import PriceRank
 
 logger = get_logger("llmfy.plugins")
 
@@ -55,8 +53,12 @@ class ChangeCounter:
 CHANGES = ChangeCounter()
 
 
-@attrs.frozen(slots=True)
-class PluginInfo:
+# PluginInfo, LoadOptions and discovery.EntryPoint are named tuples, not attrs
+# classes, because creating attrs classes means importing attrs, which costs
+# more than everything else that plugin discovery imports.
+
+
+class PluginInfo(NamedTuple):
     """An llmfy plugin as discovered: where it came from and what it implements.
 
     `error` is set, and `hooks` empty, when the plugin failed to load.
@@ -70,8 +72,7 @@ class PluginInfo:
     error: str | None = None
 
 
-@attrs.frozen(slots=True)
-class LoadOptions:
+class LoadOptions(NamedTuple):
     """How plugins are discovered; `None` fields fall back to the environment.
 
     `autoload=False` skips entry points entirely; `allow` keeps only the named
@@ -132,7 +133,7 @@ class PluginRegistry:
         seen: dict[str, str] = {}
         for entry_point in _sorted_entry_points():
             name = entry_point.name
-            dist_name, version = _distribution_of(entry_point)
+            dist_name, version = entry_point.distribution, entry_point.version
             qualified = f"{dist_name}:{name}"
             if options.allow is not None and not options.allow & {name, qualified}:
                 logger.debug("skipping plugin %s: not in the allow-list", qualified)
@@ -154,7 +155,7 @@ class PluginRegistry:
 
     def _load_one(
         self,
-        entry_point: importlib.metadata.EntryPoint,
+        entry_point: discovery.EntryPoint,
         dist_name: str | None,
         version: str | None,
     ) -> None:
@@ -300,30 +301,21 @@ def price_rank_of(plugin: object) -> int:
     return int(rank)
 
 
-def _sorted_entry_points() -> Sequence[importlib.metadata.EntryPoint]:
-    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+def _sorted_entry_points() -> Sequence[discovery.EntryPoint]:
+    found = discovery.entry_points(ENTRY_POINT_GROUP)
     return sorted(found, key=_load_order)
 
 
-def _load_order(entry_point: importlib.metadata.EntryPoint) -> tuple[str, int, str]:
+def _load_order(entry_point: discovery.EntryPoint) -> tuple[str, int, str]:
     """Sort by name; among entry points of one name, `llmfy-<name>` comes first.
 
     The first of a name is loaded and the others are reported, so a package
     that reuses the name `openai` never displaces the distribution
     `llmfy-openai`, whatever the other package is called.
     """
-    dist_name = (_distribution_of(entry_point)[0] or "").lower()
+    dist_name = (entry_point.distribution or "").lower()
     canonical = dist_name.replace("_", "-") == f"llmfy-{entry_point.name}"
     return entry_point.name, 0 if canonical else 1, dist_name
-
-
-def _distribution_of(
-    entry_point: importlib.metadata.EntryPoint,
-) -> tuple[str | None, str | None]:
-    dist = getattr(entry_point, "dist", None)
-    if dist is None:
-        return None, None
-    return dist.metadata["Name"], dist.version
 
 
 _registry: PluginRegistry | None = None

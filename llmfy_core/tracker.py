@@ -9,7 +9,6 @@ arrives, even if a block has ended by then.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import functools
 import inspect
 import threading
@@ -630,6 +629,9 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
             if "pricing_table_parse" in info.hooks
         )
         readers = ", ".join(known) or "none"
+        # Imported here, for this error only, to keep `import llmfy` cheap.
+        import difflib
+
         close = difflib.get_close_matches(provider, known, n=1, cutoff=0.6)
         hint = (
             f"Did you mean {close[0]}_pricing=?"

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from llmfy_core.model import PriceRank
+from llmfy_core.ranks import PriceRank
 from llmfy_core.resolver import PriceResolver, Resolution
 
 from .output import EXIT_USAGE, CliError

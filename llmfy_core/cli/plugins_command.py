@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib.metadata
 import os
 from typing import Any
 
 import attrs
 
+from llmfy_core import discovery
 from llmfy_core.plugins import (
     ENTRY_POINT_GROUP,
     PluginInfo,
@@ -92,7 +92,7 @@ class LoadingState:
     def read(cls) -> LoadingState:
         """Read the options of the current plugin registry and the entry points."""
         options = get_registry().options
-        found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        found = discovery.entry_points(ENTRY_POINT_GROUP)
         return cls(
             autoload=options.autoload is not False,
             allow=options.allow,

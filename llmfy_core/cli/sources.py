@@ -19,9 +19,10 @@ import attrs
 
 from llmfy_core.errors import PricingTableError
 from llmfy_core.hookspecs import hookimpl
-from llmfy_core.model import Price, PriceRank, Usage
+from llmfy_core.model import Price, Usage
 from llmfy_core.plugins import get_registry
 from llmfy_core.pricing import CatalogEntry
+from llmfy_core.ranks import PriceRank
 from llmfy_core.resolver import PriceResolver, Resolution
 
 from .output import CliError

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from llmfy_bedrock import checks
 from llmfy_core import CallContext, Usage
-from llmfy_core.model import UsageCounts
+from llmfy_core.model import UsageCounts, usage_from_counts
 
 PROVIDER = "bedrock"
 
@@ -491,3 +491,37 @@ def usage_from_stream_chunks(
     headers = context.headers
     tier = headers.get(SERVICE_TIER_HEADER) if headers else None
     return to_usage(counts_from_stream_chunks(chunks), context, tier)
+
+
+def extract_usage(response: Any, context: CallContext) -> Usage:
+    """Normalize one Bedrock Runtime response, logging the fields it cannot trust.
+
+    See the plugin's `usage_extract` for what `response` is per operation.
+    """
+    counts = read_converse(response, context)
+    if counts is not None:
+        return usage_from_counts(counts)
+    with checks.collecting() as problems:
+        usage = _extract(response, context)
+    if problems:
+        checks.report(context, problems)
+    return usage
+
+
+def _extract(response: Any, context: CallContext) -> Usage:
+    operation = context.operation
+    if operation == "InvokeModel":
+        return usage_from_invoke(_invoke_body(response), context)
+    if operation == "InvokeModelWithResponseStream" and isinstance(response, list):
+        return usage_from_stream_chunks(response, context)
+    if isinstance(response, Mapping):
+        return usage_from_converse(response, context)
+    return to_usage(None, context)
+
+
+def _invoke_body(response: Any) -> Mapping[str, Any] | None:
+    if isinstance(response, (bytes, bytearray, str)):
+        return decode_body(response)
+    if isinstance(response, Mapping) and "ResponseMetadata" not in response:
+        return response
+    return None

@@ -1,28 +1,26 @@
-"""Hook implementations of the llmfy-bedrock plugin."""
+"""Hook implementations of the llmfy-bedrock plugin.
+
+Plugin discovery imports this module, so it imports the rest of the plugin
+only when a hook first runs: `import llmfy` and discovery stay cheap.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmfy_bedrock import checks, instrument
-from llmfy_bedrock.extract import (
-    PROVIDER,
-    decode_body,
-    read_converse,
-    to_usage,
-    usage_from_converse,
-    usage_from_invoke,
-    usage_from_stream_chunks,
-)
-from llmfy_bedrock.overrides import parse_overrides
-from llmfy_bedrock.prices import BedrockPriceTable, bundled_table
-from llmfy_core import CallContext, Price, PriceRank, Unpriced, Usage, hookimpl
-from llmfy_core.model import UsageCounts, usage_from_counts
-from llmfy_core.pricing import CatalogEntry
+from llmfy_core import PriceRank, hookimpl
+
+if TYPE_CHECKING:
+    from llmfy_bedrock.prices import BedrockPriceTable
+    from llmfy_core import CallContext, Price, Unpriced, Usage
+    from llmfy_core.model import UsageCounts
+    from llmfy_core.pricing import CatalogEntry
 
 llmfy_price_rank = PriceRank.PROVIDER
+
+PROVIDER = "bedrock"
 
 
 @hookimpl
@@ -38,33 +36,9 @@ def usage_extract(response: Any, context: CallContext) -> Usage | None:
     """
     if context.provider != PROVIDER:
         return None
-    counts = read_converse(response, context)
-    if counts is not None:
-        return usage_from_counts(counts)
-    with checks.collecting() as problems:
-        usage = _extract(response, context)
-    if problems:
-        checks.report(context, problems)
-    return usage
+    from llmfy_bedrock.extract import extract_usage
 
-
-def _extract(response: Any, context: CallContext) -> Usage:
-    operation = context.operation
-    if operation == "InvokeModel":
-        return usage_from_invoke(_invoke_body(response), context)
-    if operation == "InvokeModelWithResponseStream" and isinstance(response, list):
-        return usage_from_stream_chunks(response, context)
-    if isinstance(response, Mapping):
-        return usage_from_converse(response, context)
-    return to_usage(None, context)
-
-
-def _invoke_body(response: Any) -> Mapping[str, Any] | None:
-    if isinstance(response, (bytes, bytearray, str)):
-        return decode_body(response)
-    if isinstance(response, Mapping) and "ResponseMetadata" not in response:
-        return response
-    return None
+    return extract_usage(response, context)
 
 
 def llmfy_usage_reader(
@@ -73,6 +47,8 @@ def llmfy_usage_reader(
     """Return the fast reader of Converse responses, which botocore gives as dicts."""
     if provider != PROVIDER or response_type is not dict:
         return None
+    from llmfy_bedrock.extract import read_converse
+
     return read_converse
 
 
@@ -88,6 +64,8 @@ def price_lookup(
     """Return the bundled price of a Bedrock model in a Region."""
     if provider != PROVIDER:
         return None
+    from llmfy_bedrock.prices import bundled_table
+
     return bundled_table().lookup(model, region, service_tier, batch)
 
 
@@ -98,6 +76,8 @@ def pricing_table_parse(
     """Validate a `bedrock_pricing=` table; see `llmfy_bedrock.overrides`."""
     if provider != PROVIDER:
         return None
+    from llmfy_bedrock.overrides import parse_overrides
+
     return parse_overrides(table)
 
 
@@ -106,11 +86,15 @@ def price_catalog(provider: str | None) -> Iterable[CatalogEntry] | None:
     """List the bundled Bedrock prices for `llmfy prices`."""
     if provider not in (None, PROVIDER):
         return None
+    from llmfy_bedrock.prices import bundled_table
+
     return list(bundled_table().catalog())
 
 
 @hookimpl
 def provider_instrument() -> str:
     """Instrument boto3's bedrock-runtime clients, now or when botocore is imported."""
+    from llmfy_bedrock import instrument
+
     instrument.install()
     return PROVIDER

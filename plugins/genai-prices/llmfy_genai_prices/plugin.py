@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from llmfy_core import CatalogEntry, Price, PriceRank, Unpriced, hookimpl
+from llmfy_core import PriceRank, hookimpl
+
+if TYPE_CHECKING:
+    from llmfy_core import CatalogEntry, Price, Unpriced
 
 # Below the provider plugins' bundled tables: a fallback for unknown models.
 llmfy_price_rank = PriceRank.FALLBACK

@@ -1,21 +1,20 @@
-"""Hook implementations of the llmfy-openai plugin."""
+"""Hook implementations of the llmfy-openai plugin.
+
+Plugin discovery imports this module, so it imports the rest of the plugin
+only when a hook first runs: `import llmfy` and discovery stay cheap.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmfy_core import (
-    CallContext,
-    CatalogEntry,
-    Price,
-    PriceKey,
-    PriceRank,
-    Unpriced,
-    Usage,
-    hookimpl,
-)
-from llmfy_openai import extract, instrument, overrides, prices
+from llmfy_core import PriceRank, hookimpl
+
+if TYPE_CHECKING:
+    from llmfy_core import CallContext, CatalogEntry, Price, Unpriced, Usage
+    from llmfy_openai.extract import UsageReader
+    from llmfy_openai.overrides import OverrideTable
 
 llmfy_price_rank = PriceRank.PROVIDER
 
@@ -27,16 +26,18 @@ def usage_extract(response: Any, context: CallContext) -> Usage | None:
     """Normalize the usage of an OpenAI response; None for other providers."""
     if context.provider != PROVIDER:
         return None
-    return extract.extract_usage(response, context)
+    from llmfy_openai.extract import extract_usage
+
+    return extract_usage(response, context)
 
 
-def llmfy_usage_reader(
-    provider: str, response_type: type
-) -> extract.UsageReader | None:
+def llmfy_usage_reader(provider: str, response_type: type) -> UsageReader | None:
     """Return the fast reader of OpenAI SDK objects of `response_type`, if any."""
     if provider != PROVIDER:
         return None
-    return extract.reader_for(response_type)
+    from llmfy_openai.extract import reader_for
+
+    return reader_for(response_type)
 
 
 @hookimpl
@@ -46,7 +47,9 @@ def price_lookup(
     """Return the bundled price of an OpenAI model id, or None when unknown."""
     if provider != PROVIDER:
         return None
-    return prices.lookup_price(model, service_tier, batch)
+    from llmfy_openai.prices import lookup_price
+
+    return lookup_price(model, service_tier, batch)
 
 
 @hookimpl
@@ -54,26 +57,33 @@ def price_catalog(provider: str | None) -> Iterable[CatalogEntry] | None:
     """List the bundled OpenAI prices for `llmfy prices`."""
     if provider not in (None, PROVIDER):
         return None
+    from llmfy_core import CatalogEntry, PriceKey
+    from llmfy_openai.prices import list_prices
+
     return [
         CatalogEntry(
             PROVIDER, PriceKey(row.model, None, row.service_tier, row.batch), row.price
         )
-        for row in prices.list_prices()
+        for row in list_prices()
     ]
 
 
 @hookimpl
 def pricing_table_parse(
     provider: str, table: Mapping[str, Any]
-) -> overrides.OverrideTable | None:
+) -> OverrideTable | None:
     """Validate an `openai_pricing=` table; None for other providers."""
     if provider != PROVIDER:
         return None
-    return overrides.parse_override_table(table)
+    from llmfy_openai.overrides import parse_override_table
+
+    return parse_override_table(table)
 
 
 @hookimpl
 def provider_instrument() -> str:
     """Patch the openai SDK, now or when the application imports it."""
+    from llmfy_openai import instrument
+
     instrument.install()
     return PROVIDER

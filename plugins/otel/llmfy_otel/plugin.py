@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import sys
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import llmfy_core
-from llmfy_core import RequestRecord
+
+if TYPE_CHECKING:
+    from llmfy_core import RequestRecord
 
 ENABLE_VARIABLE = "LLMFY_OTEL_ENABLE"
 
