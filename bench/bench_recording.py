@@ -71,7 +71,12 @@ def decimal_text(value: Any) -> str:
 def llmfy_candidates(case: str) -> list[Candidate]:
     """Return the llmfy candidates for `case` ("openai" or "bedrock")."""
     from llmfy import CallContext, active_trackers, llmfy_usage_tracker
-    from llmfy_core.recording import extract_usage, record_response, record_usage
+    from llmfy_core.recording import (
+        extract_usage,
+        record_response,
+        record_usage,
+        usage_reader,
+    )
 
     response, context = llmfy_inputs(case)
 
@@ -103,6 +108,12 @@ def llmfy_candidates(case: str) -> list[Candidate]:
         return extract_usage(response, context)
 
     usage_object = extract_only()
+    reader = usage_reader(context.provider, type(response))
+    if reader is None:
+        raise RuntimeError(f"no usage reader for {type(response).__name__}")
+
+    def read_only() -> Any:
+        return reader(response, context)
 
     @contextlib.contextmanager
     def record_usage_round() -> Iterator[Callable[[], Any]]:
@@ -132,17 +143,24 @@ def llmfy_candidates(case: str) -> list[Candidate]:
         ),
         Candidate(
             "llmfy (part)",
+            "usage reader only",
+            plain_round(read_only),
+            None,
+            "part of record_response: the plugin's llmfy_usage_reader function",
+        ),
+        Candidate(
+            "llmfy (full path)",
             "extract_usage only",
             plain_round(extract_only),
             None,
-            "part of record_response: the usage_extract hook",
+            "the usage_extract hook, as for a type's first response",
         ),
         Candidate(
-            "llmfy (part)",
+            "llmfy (full path)",
             "record_usage only",
             record_usage_round,
             cost,
-            "part of record_response: price lookup, cost, totals",
+            "price lookup and totals for a Usage, as for a type's first response",
         ),
     ]
 

@@ -138,9 +138,7 @@ def recording_tables(result: dict[str, Any]) -> list[Table]:
 
 def alternatives_of(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Return the rows of the other libraries, without llmfy's and the loop's."""
-    return [
-        row for row in rows if row["library"] not in ("llmfy", "llmfy (part)", "(loop)")
-    ]
+    return [row for row in rows if not row["library"].startswith(("llmfy", "(loop)"))]
 
 
 # Sections 2 and 3

@@ -47,6 +47,7 @@ __all__ = [
     "record_response",
     "record_usage",
     "unknown_usage",
+    "usage_reader",
 ]
 
 # Reentrant: a provider_instrument hook may start a process-wide tracker,
@@ -182,6 +183,17 @@ def _extract(
                 readers[key] = _reader_of(impl, key)
             return usage, fault, first_error
     return None, fault, first_error
+
+
+def usage_reader(provider: str, response_type: type) -> UsageReader | None:
+    """Return the plugin reader that records responses of this type, if known.
+
+    It is known once `usage_extract` has read a response of the type, until
+    plugins or prices change.
+    """
+    if _extract_stamp != CHANGES.count:
+        return None
+    return _readers.get((provider, response_type))
 
 
 def _reader_of(impl: Any, key: tuple[Any, type]) -> UsageReader | None:

@@ -32,7 +32,7 @@ from llmfy_core import (
 )
 from llmfy_core.ledger import FOLD_SIZE
 from llmfy_core.model import UsageCounts
-from llmfy_core.recording import record_response
+from llmfy_core.recording import record_response, usage_reader
 from tests.conftest import GPT_4O_MINI, ProviderPlugin
 
 CONTEXT = CallContext("openai", model="gpt-4o-mini")
@@ -124,6 +124,18 @@ def test_reader_used_after_first_response(reading: ReadingPlugin) -> None:
     assert reading.reads >= 3
     assert usage.request_count == 5
     assert usage.total_cost == 5 * ONE_REQUEST
+
+
+def test_usage_reader_known_after_extract(reading: ReadingPlugin) -> None:
+    assert usage_reader("openai", dict) is None
+
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 2)
+
+    assert usage_reader("openai", dict) == reading.read
+    assert usage_reader("bedrock", dict) is None
+    llmfy_core.register_plugin(ReadingPlugin(), "another")
+    assert usage_reader("openai", dict) is None
 
 
 def test_fast_records_equal_full_records(reading: ReadingPlugin) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from operator import attrgetter
 from typing import Any
 
 from llmfy_core import CallContext, Usage
@@ -104,41 +105,44 @@ def _counts_reader(
     """Build the reader of one API's usage object, with its field names bound.
 
     The reader returns None when usage is missing, when a count or details
-    object is malformed, or when audio tokens are billed.
+    object is malformed or lacks a field, or when audio tokens are billed.
+    Fields are read with `operator.attrgetter`, several per call.
     """
+    response_fields = attrgetter("usage", "model", "service_tier")
+    usage_fields = attrgetter(
+        input_name, output_name, input_details_name, output_details_name
+    )
+    input_details_fields = attrgetter(
+        "audio_tokens", "cached_tokens", "cache_write_tokens"
+    )
+    output_details_fields = attrgetter("audio_tokens", "reasoning_tokens")
 
     def read(response: Any, context: CallContext) -> UsageCounts | None:
-        usage = getattr(response, "usage", None)
-        if usage is None:
+        try:
+            usage, served, tier = response_fields(response)
+            if usage is None:
+                return None
+            inputs, outputs, in_details, out_details = usage_fields(usage)
+            cached: object = 0
+            written: object = 0
+            reasoning: object = 0
+            if in_details is not None:
+                audio, cached, written = input_details_fields(in_details)
+                if audio is not None and (type(audio) is not int or audio != 0):
+                    return None
+                if cached is None:
+                    cached = 0
+                if written is None:
+                    written = 0
+            if out_details is not None:
+                audio, reasoning = output_details_fields(out_details)
+                if audio is not None and (type(audio) is not int or audio != 0):
+                    return None
+                if reasoning is None:
+                    reasoning = 0
+        except AttributeError:
+            # A scalar where an object belongs, or an SDK without the field.
             return None
-        cached: object = 0
-        written: object = 0
-        reasoning: object = 0
-        details = getattr(usage, input_details_name, None)
-        if details is not None:
-            if type(details) not in _DETAILS_TYPES and not _is_details(details):
-                return None
-            audio = getattr(details, "audio_tokens", None)
-            if audio is not None and (type(audio) is not int or audio != 0):
-                return None
-            cached = getattr(details, "cached_tokens", None)
-            if cached is None:
-                cached = 0
-            written = getattr(details, "cache_write_tokens", None)
-            if written is None:
-                written = 0
-        details = getattr(usage, output_details_name, None)
-        if details is not None:
-            if type(details) not in _DETAILS_TYPES and not _is_details(details):
-                return None
-            audio = getattr(details, "audio_tokens", None)
-            if audio is not None and (type(audio) is not int or audio != 0):
-                return None
-            reasoning = getattr(details, "reasoning_tokens", None)
-            if reasoning is None:
-                reasoning = 0
-        inputs = getattr(usage, input_name, None)
-        outputs = getattr(usage, output_name, None)
         if not (
             type(inputs) is int
             and type(outputs) is int
@@ -152,10 +156,8 @@ def _counts_reader(
             and reasoning <= outputs
         ):
             return None
-        served = getattr(response, "model", None)
         if type(served) is not str or not served:
             served = None
-        tier = getattr(response, "service_tier", None)
         if type(tier) is not str or not tier:
             tier = context.service_tier
         return (
@@ -175,20 +177,6 @@ def _counts_reader(
         )
 
     return read
-
-
-# Types of details objects that are not scalars, learned as they are seen.
-_DETAILS_TYPES: set[type] = set()
-_MAX_DETAILS_TYPES = 64
-
-
-def _is_details(details: object) -> bool:
-    """Return whether `details` can hold counts, remembering its type if so."""
-    if isinstance(details, _SCALARS):
-        return False
-    if len(_DETAILS_TYPES) < _MAX_DETAILS_TYPES:
-        _DETAILS_TYPES.add(type(details))
-    return True
 
 
 read_chat_object = _counts_reader(
