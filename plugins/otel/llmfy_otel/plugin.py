@@ -40,6 +40,12 @@ def request_recorded(record: RequestRecord) -> None:
     EXPORTER.export(record)
 
 
+# Whether LLMFY_OTEL_ENABLE was set when `llmfy_wants_records` first read it.
+# Kept because the core asks before every request, and reading the
+# environment costs more than the rest of recording a request.
+_environment_set: bool | None = None
+
+
 def llmfy_wants_records() -> bool:
     """Return whether an export could reach anything, so the core skips the rest.
 
@@ -48,8 +54,11 @@ def llmfy_wants_records() -> bool:
     process-wide mode, and without a recording span, every OpenTelemetry call
     would be a no-op.
     """
+    global _environment_set
     if "opentelemetry" not in sys.modules and "llmfy_otel.process" not in sys.modules:
-        return bool(os.environ.get(ENABLE_VARIABLE, "").strip())
+        if _environment_set is None:
+            _environment_set = bool(os.environ.get(ENABLE_VARIABLE, "").strip())
+        return _environment_set
     process = _process()
     if not process._environment_checked or process.process_tracker() is not None:
         return True

@@ -131,3 +131,6 @@ def reset_environment_check() -> None:
     """Make the next `enable_from_environment` read the variable again (for tests)."""
     global _environment_checked
     _environment_checked = False
+    from llmfy_otel import plugin
+
+    plugin._environment_set = None
