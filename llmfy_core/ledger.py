@@ -45,6 +45,7 @@ from llmfy_core.model import (
     counts_of_usage,
     usage_from_counts,
 )
+from llmfy_core.plugins import CHANGES
 from llmfy_core.pricing import (
     DECIMAL_CONTEXT,
     Rates,
@@ -293,9 +294,9 @@ class Ledger:
         self.lock = threading.Lock()
         self._queue: collections.deque[Queued] = collections.deque()
         self._buckets: dict[BucketKey, Bucket] = {}
-        # Slots by request kind, valid while `CHANGES.count` equals the stamp.
-        self._slots: dict[tuple[Any, ...], Slot] = {}
-        self._slots_stamp = -1
+        # The `CHANGES.count` that the slots by request kind are valid for,
+        # and the slots, replaced together so that a reader sees a matching pair.
+        self._slot_table: tuple[int, dict[tuple[Any, ...], Slot]] = (-1, {})
         self._kept = KeptRequests()
         self._records: list[RequestRecord] = []
         self._records_lock = threading.Lock()
@@ -308,9 +309,10 @@ class Ledger:
         `sent` is the send time in microseconds since 1970 UTC and `stamp`
         the current `CHANGES.count`. The caller has checked the counts.
         """
-        if self._slots_stamp != stamp:
+        table_stamp, slots = self._slot_table
+        if table_stamp != stamp:
             return False
-        slot = self._slots.get(counts[:USAGE_KEY_FIELDS])
+        slot = slots.get(counts[:USAGE_KEY_FIELDS])
         if slot is None or counts[_INPUT_TOKENS] > slot.input_limit:
             return False
         day = slot.day
@@ -360,17 +362,27 @@ class Ledger:
         price = resolution.price
         if price is not None and per_token_rates(price) is None:
             return None
-        if self._slots_stamp != stamp:
-            self._slots = {}
-            self._slots_stamp = stamp
         key = counts[:USAGE_KEY_FIELDS]
         day = sent // DAY_MICROSECONDS if dated else None
-        slot = self._slots.get(key)
+        table_stamp, slots = self._slot_table
+        if table_stamp != stamp:
+            if stamp != CHANGES.count:
+                # Prices changed since this request's were resolved: its slot
+                # serves it alone and is not offered to later requests.
+                return self._fitting(Slot(key, resolution, day), counts)
+            slots = {}
+            self._slot_table = (stamp, slots)
+        slot = slots.get(key)
         if slot is None or slot.resolution is not resolution or slot.day != day:
-            slot = self._slots[key] = Slot(key, resolution, day)
-        if counts[_INPUT_TOKENS] > slot.input_limit:
-            return None
-        return slot
+            slot = Slot(key, resolution, day)
+            # A table whose stamp went stale meanwhile is never read again.
+            slots[key] = slot
+        return self._fitting(slot, counts)
+
+    @staticmethod
+    def _fitting(slot: Slot, counts: UsageCounts) -> Slot | None:
+        """Return `slot` unless the request is above its long-context threshold."""
+        return None if counts[_INPUT_TOKENS] > slot.input_limit else slot
 
     def _fold_when_full(self) -> None:
         if len(self._queue) >= FOLD_SIZE:
@@ -441,14 +453,17 @@ class Ledger:
         from llmfy_core.recording import checked_usage
 
         usage, problem = checked_usage(usage_from_counts(counts))
-        logger.warning(
-            "invalid usage for %s model %s from a usage reader: %s; the invalid "
-            "counts are dropped",
-            usage.provider,
-            usage.model,
-            problem,
-        )
-        fault = f"invalid usage: {problem}"
+        fault = None
+        if problem is not None:
+            logger.warning(
+                "invalid usage for %s model %s from a usage reader: %s; the "
+                "invalid counts are dropped",
+                usage.provider,
+                usage.model,
+                problem,
+            )
+            fault = f"invalid usage: {problem}"
+        # Valid counts land here too when they do not fit in 64 bits.
         self._fold_entry((usage, slot.resolution, moment_of(sent), fault))
 
     def _fold_entry(self, entry: Entry) -> None:

@@ -115,13 +115,16 @@ class PluginPrices:
             self._seen_versions = [None] * len(self._versions)
             self.versioned = bool(self._versions)
             self._registry_stamp = stamp
-            self._drop_cache()
+            # The change of plugins that calls for this reload bumped CHANGES
+            # already, so the recording path's caches need no second bump.
+            self._drop_cache(bump=False)
         self._versions_changed()
 
-    def _drop_cache(self) -> None:
+    def _drop_cache(self, bump: bool = True) -> None:
         self._cache = {}
         self.generation += 1
-        CHANGES.bump()
+        if bump:
+            CHANGES.bump()
 
     def _versions_changed(self) -> bool:
         """Ask the plugins that define `llmfy_price_version` whether prices changed."""

@@ -32,6 +32,7 @@ from llmfy_core import (
 )
 from llmfy_core.ledger import FOLD_SIZE
 from llmfy_core.model import UsageCounts
+from llmfy_core.model import counts_of_usage as usage_counts
 from llmfy_core.recording import record_response, usage_reader
 from tests.conftest import GPT_4O_MINI, ProviderPlugin
 
@@ -371,3 +372,55 @@ def test_threads_record_exact_totals(reading: ReadingPlugin) -> None:
     assert usage.input_tokens == 1370 * total
     assert usage.total_cost == total * ONE_REQUEST
     assert len(usage.records) == total
+
+
+def test_count_beyond_64_bits_keeps_no_fault(reading: ReadingPlugin) -> None:
+    huge = 2**63
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 3)
+        record((usage,), 1, outputs=huge)
+
+    records = usage.records
+    assert len(records) == 4
+    assert records[3].usage.output_tokens == huge
+    assert records[3].fault is None
+    assert usage.totals.faults == 0
+    # 90 x 0.15 + 1280 x 0.075 + 2**63 x 0.60, per million tokens.
+    big = (
+        Decimal(90) * Decimal("0.15")
+        + Decimal(1280) * Decimal("0.075")
+        + Decimal(huge) * Decimal("0.60")
+    ) / 1_000_000
+    assert usage.total_cost == 3 * ONE_REQUEST + big
+
+
+def test_slot_of_stale_prices_not_offered(reading: ReadingPlugin) -> None:
+    # A request whose price was resolved before a price change must not leave
+    # its slot for later requests, whichever order the two threads ran in.
+    from llmfy_core.ledger import Ledger
+    from llmfy_core.plugins import CHANGES
+    from llmfy_core.resolver import Resolution
+
+    old = Resolution(Price(Decimal(1), Decimal(1)), "old", None)
+    new = Resolution(Price(Decimal(2), Decimal(2)), "new", None)
+    usage = llmfy_core.Usage("openai", "gpt-4o-mini", 100, 0)
+    counts = usage_counts(usage)
+    assert counts is not None
+    sent_at = dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
+
+    for new_first in (True, False):
+        ledger = Ledger(keep_requests=True)
+        stale = CHANGES.count
+        if not new_first:
+            ledger.add(usage, old, sent_at, None, stale, dated=False)
+        CHANGES.bump()
+        ledger.add(usage, new, sent_at, None, CHANGES.count, dated=False)
+        if new_first:
+            ledger.add(usage, old, sent_at, None, stale, dated=False)
+
+        assert ledger.add_counts(counts, 0, CHANGES.count)
+        with ledger.lock:
+            ledger.fold()
+        origins = [record.price_origin for record in ledger.records({})]
+        assert origins[-1] == "new", new_first
+        assert sorted(origins[:-1]) == ["new", "old"], new_first

@@ -105,17 +105,16 @@ def _counts_reader(
     """Build the reader of one API's usage object, with its field names bound.
 
     The reader returns None when usage is missing, when a count or details
-    object is malformed or lacks a field, or when audio tokens are billed.
-    Fields are read with `operator.attrgetter`, several per call.
+    object is malformed, when the SDK lacks a response or usage field, or
+    when audio tokens are billed. Those fields are read with
+    `operator.attrgetter`, several per call. Details fields differ between
+    APIs and SDK versions, so a missing one is read as None, as
+    `extract_usage` reads it.
     """
     response_fields = attrgetter("usage", "model", "service_tier")
     usage_fields = attrgetter(
         input_name, output_name, input_details_name, output_details_name
     )
-    input_details_fields = attrgetter(
-        "audio_tokens", "cached_tokens", "cache_write_tokens"
-    )
-    output_details_fields = attrgetter("audio_tokens", "reasoning_tokens")
 
     def read(response: Any, context: CallContext) -> UsageCounts | None:
         try:
@@ -127,17 +126,18 @@ def _counts_reader(
             written: object = 0
             reasoning: object = 0
             if in_details is not None:
-                audio, cached, written = input_details_fields(in_details)
-                if audio is not None and (type(audio) is not int or audio != 0):
+                if not _is_details(in_details) or _has_audio(in_details):
                     return None
+                cached = getattr(in_details, "cached_tokens", None)
                 if cached is None:
                     cached = 0
+                written = getattr(in_details, "cache_write_tokens", None)
                 if written is None:
                     written = 0
             if out_details is not None:
-                audio, reasoning = output_details_fields(out_details)
-                if audio is not None and (type(audio) is not int or audio != 0):
+                if not _is_details(out_details) or _has_audio(out_details):
                     return None
+                reasoning = getattr(out_details, "reasoning_tokens", None)
                 if reasoning is None:
                     reasoning = 0
         except AttributeError:
@@ -179,6 +179,28 @@ def _counts_reader(
     return read
 
 
+# Types of details objects seen so far that are not scalars.
+_DETAILS_TYPES: set[type] = set()
+_MAX_DETAILS_TYPES = 64
+
+
+def _is_details(details: object) -> bool:
+    """Return whether `details` can hold counts, remembering its type if so."""
+    if type(details) in _DETAILS_TYPES:
+        return True
+    if isinstance(details, _SCALARS):
+        return False
+    if len(_DETAILS_TYPES) < _MAX_DETAILS_TYPES:
+        _DETAILS_TYPES.add(type(details))
+    return True
+
+
+def _has_audio(details: object) -> bool:
+    """Return whether `details` bills audio tokens, or has an invalid audio count."""
+    audio = getattr(details, "audio_tokens", None)
+    return audio is not None and (type(audio) is not int or audio != 0)
+
+
 read_chat_object = _counts_reader(
     "chat.completions",
     "prompt_tokens",
@@ -200,8 +222,12 @@ def read_responses_object(response: Any, context: CallContext) -> UsageCounts | 
     """Read a well-formed Responses object without billed tool calls quickly."""
     if getattr(response, "tool_usage", None) is not None:
         return None
-    for item in getattr(response, "output", None) or ():
-        if getattr(item, "type", None) in _BILLED_TOOL_ITEMS:
+    output = getattr(response, "output", None)
+    if not isinstance(output, (list, tuple)):
+        return None
+    for item in output:
+        kind = getattr(item, "type", None)
+        if type(kind) is not str or kind in _BILLED_TOOL_ITEMS:
             return None
     return _read_responses_counts(response, context)
 
@@ -211,8 +237,18 @@ _BILLED_TOOL_ITEMS = frozenset(
 )
 
 
+def _read_or_none(
+    reader: UsageReader, response: Any, context: CallContext
+) -> UsageCounts | None:
+    """Run a reader for the checked path, which handles whatever the reader cannot."""
+    try:
+        return reader(response, context)
+    except Exception:
+        return None
+
+
 def _from_chat_object(response: Any, context: CallContext) -> Usage:
-    counts = read_chat_object(response, context)
+    counts = _read_or_none(read_chat_object, response, context)
     if counts is not None:
         return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
@@ -245,7 +281,7 @@ def _from_chat_object(response: Any, context: CallContext) -> Usage:
 
 
 def _from_responses_object(response: Any, context: CallContext) -> Usage:
-    counts = read_responses_object(response, context)
+    counts = _read_or_none(read_responses_object, response, context)
     if counts is not None:
         return usage_from_counts(counts)
     usage = getattr(response, "usage", None)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 from llmfy_openai import extract_usage, plugin, usage_from_body
+from llmfy_openai.extract import read_chat_object, read_responses_object, reader_for
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 from llmfy import CallContext
+from llmfy_core.model import counts_of_usage
 
 CHAT_CONTEXT = CallContext(
     provider="openai", operation="chat.completions", model="gpt-4o-mini"
@@ -216,3 +218,45 @@ def test_hook_ignores_other_providers(bodies):
     context = CallContext(provider="bedrock", model="gpt-4o-mini")
 
     assert plugin.usage_extract(bodies.chat(), context) is None
+
+
+def test_readers_match_extract_usage(bodies):
+    chat = ChatCompletion.construct(
+        **bodies.chat(prompt=1370, completion=155, cached=1280)
+    )
+    response = Response.construct(
+        **bodies.response(
+            input_tokens=9299, cached=8448, output_tokens=577, reasoning=512
+        )
+    )
+    cases = [
+        (chat, CHAT_CONTEXT, read_chat_object),
+        (response, CallContext("openai", "responses", "gpt-5"), read_responses_object),
+    ]
+
+    for sdk_object, context, reader in cases:
+        assert reader_for(type(sdk_object)) is reader
+        counts = reader(sdk_object, context)
+        usage = extract_usage(sdk_object, context)
+        assert counts is not None, type(sdk_object).__name__
+        assert usage is not None
+        assert counts == counts_of_usage(usage)
+
+
+def test_reader_declines_what_extract_checks(bodies):
+    context = CallContext("openai", "responses", "gpt-5")
+    declined = {
+        "web search": bodies.response(
+            output=[{"id": "ws_1", "type": "web_search_call", "status": "completed"}]
+        ),
+        "item type not text": bodies.response(
+            output=[{"type": ["message"], "id": "msg_1"}]
+        ),
+    }
+
+    for name, body in declined.items():
+        response = Response.construct(**body)
+        assert read_responses_object(response, context) is None, name
+        usage = extract_usage(response, context)
+        assert usage is not None
+        assert (usage.input_tokens, usage.output_tokens) == (100, 50), name
