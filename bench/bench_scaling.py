@@ -104,7 +104,13 @@ def growth(total: int) -> list[dict[str, Any]]:
 
 
 class DummyPlugin:
-    """A plugin that implements the per-request hooks and always returns None."""
+    """A plugin that implements the per-request hooks and always returns None.
+
+    It declares the provider it reads, as a provider plugin does, so that it
+    is not asked to read OpenAI responses.
+    """
+
+    llmfy_providers = ("dummy",)
 
     @hookimpl
     def usage_extract(self, response: Any, context: Any) -> None:

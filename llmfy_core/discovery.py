@@ -39,9 +39,10 @@ class EntryPoint(NamedTuple):
 
     def load(self) -> Any:
         """Import the module named in `value` and return the attribute it names."""
-        module_name, _, attribute = self.value.partition(":")
+        reference = self.value.split("[", 1)[0]
+        module_name, _, attribute = reference.partition(":")
         target: Any = importlib.import_module(module_name.strip())
-        attribute = attribute.split("[", 1)[0].strip()
+        attribute = attribute.strip()
         for part in attribute.split(".") if attribute else ():
             target = getattr(target, part)
         return target
@@ -61,7 +62,14 @@ def _scan_path(group: str) -> list[EntryPoint] | None:
         return None
     seen: set[str] = set()
     found: list[EntryPoint] = []
-    for entry in sys.path:
+    # sys.path is typed list[str], but applications can put anything there.
+    entries: list[object] = list(sys.path)
+    for entry in entries:
+        if not isinstance(entry, str):
+            continue
+        if entry.lower().endswith(".egg"):
+            # An egg, zipped or not, keeps its metadata in EGG-INFO.
+            return None
         folder = entry or "."
         try:
             names = sorted(
@@ -111,7 +119,8 @@ def _read_entry_points(metadata: str, group: str) -> list[EntryPoint]:
 def _group_pairs(text: str, group: str) -> list[tuple[str, str]]:
     """Return the `name = value` lines of section `[group]` of an INI text.
 
-    As in `importlib.metadata`, a line starting with `#` is a comment.
+    As in `importlib.metadata`, a line starting with `#` is a comment, and a
+    section's name is its header without the brackets.
     """
     pairs = []
     section = None
@@ -120,7 +129,7 @@ def _group_pairs(text: str, group: str) -> list[tuple[str, str]]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
+            section = line.strip("[]")
             continue
         if section == group and "=" in line:
             name, _, value = line.partition("=")
@@ -129,10 +138,13 @@ def _group_pairs(text: str, group: str) -> list[tuple[str, str]]:
 
 
 def _name_and_version(metadata: str) -> tuple[str | None, str | None]:
-    """Read `Name` and `Version` from the header of METADATA or PKG-INFO."""
+    """Read `Name` and `Version` from the header of METADATA or PKG-INFO.
+
+    Header names are case-insensitive, as in email headers.
+    """
     for file_name in ("METADATA", "PKG-INFO"):
         text = _read_text(os.path.join(metadata, file_name))
-        if text is not None:
+        if text:
             break
     else:
         return None, None
@@ -141,9 +153,10 @@ def _name_and_version(metadata: str) -> tuple[str | None, str | None]:
         if not line:
             break
         field, _, value = line.partition(":")
-        if field == "Name" and name is None:
+        field = field.lower()
+        if field == "name" and name is None:
             name = value.strip()
-        elif field == "Version" and version is None:
+        elif field == "version" and version is None:
             version = value.strip()
     return name, version
 

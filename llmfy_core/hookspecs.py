@@ -15,6 +15,10 @@ A plugin may also define these attributes, which the core reads:
   cached prices.
 - `llmfy_wants_records()`: a cheap call returning False while its
   `request_recorded` has nothing to do, so that no record is built for it.
+- `llmfy_providers`: the providers whose responses its `usage_extract`
+  reads, such as `("openai",)`. Plugins that do not declare it are asked for
+  every provider's responses, and one asked before the provider's own plugin
+  turns the recording fast path off for that provider.
 - `llmfy_usage_reader(provider, response_type)`: returns a function that
   reads a well-formed response of that type as `UsageCounts` (see
   `llmfy_core.model`), or None. It is asked once per type, after the

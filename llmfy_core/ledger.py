@@ -424,6 +424,7 @@ class Ledger:
 
         Readers promise valid counts; a batch that breaks the promise is
         added request by request, each invalid one with its counts repaired.
+        NOTE: a bool passes these checks and is counted as 1.
         """
         counts = list(map(_COUNTS, batch))
         columns = [list(map(getter, counts)) for getter in _TOKEN_GETTERS]

@@ -57,10 +57,10 @@ _instrumented: dict[int, str | None] = {}
 _instrumented_stamp: tuple[int, int] | None = None
 _warned_no_provider = False
 
-# The `usage_extract` implementation that answered last, and its plugin's
-# reader, by (provider, response type); both valid while `CHANGES.count`
+# The `usage_extract` implementations that may read each provider, and the
+# readers by (provider, response type); both valid while `CHANGES.count`
 # equals `_extract_stamp`.
-_extract_cache: dict[tuple[Any, type], Any] = {}
+_extract_cache: dict[str, list[Any]] = {}
 _readers: dict[tuple[Any, type], UsageReader | None] = {}
 _extract_stamp = -1
 _recorded_stamp = -1
@@ -136,11 +136,15 @@ def _extract(
 ) -> tuple[Usage | None, str | None, Exception | None]:
     """Return the usage, a description of the first plugin fault, and its error.
 
-    A plugin that raises or returns the wrong type is skipped, and the next
-    one is asked, so one broken plugin does not blank every provider's counts.
+    The implementations are asked in hook order, skipping plugins whose
+    `llmfy_providers` leave out the response's provider. A plugin that
+    raises or returns the wrong type is skipped, and the next one is asked,
+    so one broken plugin does not blank every provider's counts. When the
+    first plugin asked returns the usage, its reader for the type of
+    response, if it offers one, records the later ones.
     """
     global _extract_stamp, _extract_cache, _readers
-    registry = get_registry()
+    get_registry()  # loads the plugins on first use, which changes the stamp
     stamp = CHANGES.count
     if stamp != _extract_stamp:
         _extract_cache = {}
@@ -150,26 +154,15 @@ def _extract(
         _extract_stamp = stamp
     # Kept in locals: a change of plugins meanwhile replaces the globals, and
     # what this call learns then goes to the discarded dicts.
-    cache = _extract_cache
+    by_provider = _extract_cache
     readers = _readers
-    key = (context.provider, type(response))
+    provider = context.provider
+    implementations = by_provider.get(provider)
+    if implementations is None:
+        implementations = by_provider[provider] = _extract_implementations(provider)
     fault: str | None = None
     first_error: Exception | None = None
-    cached = cache.get(key)
-    if cached is not None:
-        try:
-            usage = _call_extract(cached, response, context)
-        except Exception:
-            usage = None
-        if usage is not None:
-            return usage, None, None
-    implementations = list(
-        reversed(registry.manager.hook.usage_extract.get_hookimpls())
-    )
-    if cached is not None and cached in implementations:
-        implementations.remove(cached)
-        implementations.insert(0, cached)
-    for impl in implementations:
+    for position, impl in enumerate(implementations):
         try:
             usage = _call_extract(impl, response, context)
         except Exception as error:
@@ -178,11 +171,30 @@ def _extract(
                 fault = f"plugin {impl.plugin_name} failed in usage_extract: {error!r}"
             continue
         if usage is not None:
-            cache[key] = impl
-            if key not in readers:
+            key = (provider, type(response))
+            if position == 0 and key not in readers:
                 readers[key] = _reader_of(impl, key)
             return usage, fault, first_error
     return None, fault, first_error
+
+
+def _extract_implementations(provider: str) -> list[Any]:
+    """Return the `usage_extract` implementations that may read `provider`, in order.
+
+    A plugin may declare `llmfy_providers`, the providers whose responses it
+    reads; one that does not declare it is asked for every provider.
+    """
+    hook = get_registry().manager.hook.usage_extract
+    implementations = []
+    for impl in reversed(hook.get_hookimpls()):
+        declared = getattr(impl.plugin, "llmfy_providers", None)
+        try:
+            skip = declared is not None and provider not in declared
+        except Exception:
+            skip = False
+        if not skip:
+            implementations.append(impl)
+    return implementations
 
 
 def usage_reader(provider: str, response_type: type) -> UsageReader | None:

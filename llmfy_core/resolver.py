@@ -53,7 +53,9 @@ class PluginPrices:
     """The plugins' price lookups in rank order, with the process-wide cache."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: garbage collection can run a stream's finalizer, which
+        # records a request, while this thread reloads or invalidates prices.
+        self._lock = threading.RLock()
         self._registry_stamp: tuple[int, int] | None = None
         self._epoch = 0
         self.generation = 0
@@ -93,13 +95,16 @@ class PluginPrices:
         sent_at: dt.datetime | None,
     ) -> Resolution:
         """Return the first plugin price for `models`, cached under `key`."""
-        found = self._cache.get(key)
+        # Kept in a local: when the prices change while the plugins are asked,
+        # the answer goes to the replaced cache, not to the new one.
+        cache = self._cache
+        found = cache.get(key)
         if found is None:
             found = self._ask_plugins(usage, models, sent_at)
             if found.fault is None:
-                if len(self._cache) >= _CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[key] = found
+                if len(cache) >= _CACHE_SIZE:
+                    cache.clear()
+                cache[key] = found
         return found
 
     def _reload(self, registry: Any, stamp: tuple[int, int]) -> None:
@@ -114,10 +119,12 @@ class PluginPrices:
             ]
             self._seen_versions = [None] * len(self._versions)
             self.versioned = bool(self._versions)
-            self._registry_stamp = stamp
             # The change of plugins that calls for this reload bumped CHANGES
             # already, so the recording path's caches need no second bump.
             self._drop_cache(bump=False)
+            # Set last: a thread that sees the new stamp skips the reload, and
+            # must find the cache already dropped.
+            self._registry_stamp = stamp
         self._versions_changed()
 
     def _drop_cache(self, bump: bool = True) -> None:
@@ -198,8 +205,9 @@ class PriceResolver:
 
     def __init__(self, overrides: Mapping[str, PriceTable]) -> None:
         self._overrides = dict(overrides)
-        self._cache: dict[tuple[Any, ...], Resolution] = {}
-        self._generation = -1
+        # The plugin price generation the cached answers hold for, and the
+        # answers, replaced together so that a reader sees a matching pair.
+        self._table: tuple[int, dict[tuple[Any, ...], Resolution]] = (-1, {})
 
     def resolve(self, usage: Usage, sent_at: dt.datetime | None) -> Resolution:
         """Return the price for `usage`, served model id first, then requested.
@@ -207,9 +215,10 @@ class PriceResolver:
         `sent_at` must be in UTC; dated prices are looked up by its UTC day.
         """
         generation = PLUGIN_PRICES.current_generation()
-        if generation != self._generation:
-            self._cache = {}
-            self._generation = generation
+        table_generation, cache = self._table
+        if generation != table_generation:
+            cache = {}
+            self._table = (generation, cache)
         key: tuple[Any, ...] = (
             usage.provider,
             usage.served_model,
@@ -220,13 +229,13 @@ class PriceResolver:
         )
         if PLUGIN_PRICES.dated and sent_at is not None:
             key = (*key, sent_at.date())
-        found = self._cache.get(key)
+        found = cache.get(key)
         if found is None:
             found = self._lookup(key, usage, sent_at)
             if found.fault is None:
-                if len(self._cache) >= _CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[key] = found
+                if len(cache) >= _CACHE_SIZE:
+                    cache.clear()
+                cache[key] = found
         return found
 
     def _lookup(

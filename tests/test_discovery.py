@@ -27,9 +27,8 @@ def from_importlib(group: str) -> set[tuple[str, ...]]:
     for entry_point in importlib.metadata.entry_points(group=group):
         dist = entry_point.dist
         assert dist is not None
-        found.add(
-            (entry_point.name, entry_point.value, dist.metadata["Name"], dist.version)
-        )
+        name = dist.metadata["Name"] or ""
+        found.add((entry_point.name, entry_point.value, name, dist.version or ""))
     return found
 
 
@@ -152,3 +151,44 @@ def test_zip_on_path_asks_importlib_metadata(
 
     assert ("zipped", "zipped_plugin:plugin", "llmfy-zipped", "1.0") in as_tuples(found)
     assert as_tuples(found) == from_importlib("llmfy")
+
+
+def test_odd_metadata_read_as_importlib_does(path_folders: Path) -> None:
+    folder = path_folders / "first"
+    lower = folder / "llmfy_lower-1.0.dist-info"
+    lower.mkdir()
+    (lower / "METADATA").write_text("metadata-version: 2.1\nname: llmfy-lower\n")
+    (lower / "entry_points.txt").write_text("[[llmfy]]\nlower = lower_mod:plugin\n")
+    empty = folder / "llmfy_empty-2.0.egg-info"
+    empty.mkdir()
+    (empty / "METADATA").write_text("")
+    (empty / "PKG-INFO").write_text("Name: llmfy-empty\nVersion: 2.0\n")
+    (empty / "entry_points.txt").write_text("[ llmfy ]\nskipped = m:plugin\n")
+    egg = path_folders / "unzipped.egg"
+    (egg / "EGG-INFO").mkdir(parents=True)
+    (egg / "EGG-INFO" / "PKG-INFO").write_text("Name: llmfy-egg\nVersion: 3.0\n")
+    (egg / "EGG-INFO" / "entry_points.txt").write_text("[llmfy]\negg = e:plugin\n")
+
+    found = as_tuples(discovery.entry_points("llmfy"))
+    assert ("lower", "lower_mod:plugin", "llmfy-lower", "") in found
+    assert not any(each[0] == "skipped" for each in found)
+    assert found == from_importlib("llmfy")
+
+    sys.path.insert(0, str(egg))
+    try:
+        with_egg = as_tuples(discovery.entry_points("llmfy"))
+        assert ("egg", "e:plugin", "llmfy-egg", "3.0") in with_egg
+        assert with_egg == from_importlib("llmfy")
+    finally:
+        sys.path.remove(str(egg))
+
+
+def test_load_ignores_extras_after_module(path_folders: Path) -> None:
+    module = path_folders / "first" / "fake_extras_module.py"
+    module.write_text("plugin = 'module level'\n")
+    entry_point = discovery.EntryPoint("fake", "fake_extras_module [extra]", None, None)
+
+    try:
+        assert entry_point.load().plugin == "module level"
+    finally:
+        sys.modules.pop("fake_extras_module", None)

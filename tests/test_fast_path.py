@@ -424,3 +424,40 @@ def test_slot_of_stale_prices_not_offered(reading: ReadingPlugin) -> None:
         origins = [record.price_origin for record in ledger.records({})]
         assert origins[-1] == "new", new_first
         assert sorted(origins[:-1]) == ["new", "old"], new_first
+
+
+def test_plugin_asked_first_keeps_precedence(reading: ReadingPlugin) -> None:
+    # A later-registered plugin is called first. It reads only the responses
+    # of model "special"; the provider plugin reads the others.
+    class Special:
+        @hookimpl
+        def usage_extract(
+            self, response: Any, context: CallContext
+        ) -> llmfy_core.Usage | None:
+            if response.get("model") != "special":
+                return None
+            return llmfy_core.Usage("openai", "special", 1, 1)
+
+    llmfy_core.register_plugin(Special(), "special")
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 3)
+        record((usage,), 1, model="special")
+
+    assert [each.usage.input_tokens for each in usage.records] == [1370] * 3 + [1]
+    assert usage_reader("openai", dict) is None
+
+
+def test_declared_providers_keep_fast_path(reading: ReadingPlugin) -> None:
+    class OtherProvider:
+        llmfy_providers = ("other",)
+
+        @hookimpl
+        def usage_extract(self, response: Any) -> None:
+            raise AssertionError("asked for a provider it does not read")
+
+    llmfy_core.register_plugin(OtherProvider(), "other")
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 4)
+
+    assert usage.request_count == 4
+    assert usage_reader("openai", dict) == reading.read

@@ -32,7 +32,8 @@ _problems: ContextVar[list[str] | None] = ContextVar(
 # response shape that is malformed on every call logs once. Bounded, so that
 # endless distinct model ids keep memory flat.
 _logged: set[tuple[str, str]] = set()
-_logged_lock = threading.Lock()
+# Reentrant, as a stream finalizer run by garbage collection can log too.
+_logged_lock = threading.RLock()
 _MAX_LOGGED = 1024
 
 

@@ -179,6 +179,9 @@ def usage_from_converse(response: Mapping[str, Any], context: CallContext) -> Us
         checks.note("usage", "is missing")
     tier = response.get("serviceTier")
     tier_type = tier.get("type") if isinstance(tier, Mapping) else None
+    if tier_type is not None and not isinstance(tier_type, str):
+        checks.note_invalid("serviceTier.type", tier_type)
+        tier_type = None
     trace = response.get("trace")
     served = _invoked_model(trace) if trace else None
     return to_usage(counts, context, tier_type, served)

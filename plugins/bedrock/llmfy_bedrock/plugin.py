@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from llmfy_core.pricing import CatalogEntry
 
 llmfy_price_rank = PriceRank.PROVIDER
+# The providers whose responses usage_extract reads.
+llmfy_providers = ("bedrock",)
 
 PROVIDER = "bedrock"
 

@@ -128,7 +128,8 @@ def model_stem(model_id: str) -> str:
 
 
 _profile_models: dict[str, str] = {}
-_profile_lock = threading.Lock()
+# Reentrant: a stream finalizer run by garbage collection can resolve too.
+_profile_lock = threading.RLock()
 
 
 def register_profile_model(profile_arn: str, model_id: str) -> None:

@@ -666,7 +666,8 @@ _SCALARS = (str, bytes, bytearray, int, float, list, tuple)
 # that a provider sending the same malformed field on every response logs it
 # once. Bounded, so that endless distinct model ids keep memory flat.
 _logged: set[tuple[str, str, str]] = set()
-_logged_lock = threading.Lock()
+# Reentrant, as a stream finalizer run by garbage collection can log too.
+_logged_lock = threading.RLock()
 _MAX_LOGGED = 1024
 
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from llmfy_openai.overrides import OverrideTable
 
 llmfy_price_rank = PriceRank.PROVIDER
+# The providers whose responses usage_extract reads.
+llmfy_providers = ("openai",)
 
 PROVIDER = "openai"
 

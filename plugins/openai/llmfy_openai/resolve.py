@@ -19,7 +19,8 @@ FINE_TUNED_PREFIX = "ft:"
 # `-2024-07-18` or `-0613` at the end of a model id.
 _SNAPSHOT_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
 
-_azure_lock = threading.Lock()
+# Reentrant: a stream finalizer run by garbage collection can resolve too.
+_azure_lock = threading.RLock()
 _azure_deployments: dict[str, str] = {}
 
 

@@ -225,7 +225,8 @@ class FaultLog:
     ) -> None:
         self.interval = interval
         self._clock = clock
-        self._lock = threading.Lock()
+        # Reentrant: a stream finalizer run by garbage collection can export.
+        self._lock = threading.RLock()
         self._last: float | None = None
         self._suppressed = 0
 
@@ -260,7 +261,8 @@ class Exporter:
     """The export of recorded requests to OpenTelemetry, which never raises."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: a stream finalizer run by garbage collection can export.
+        self._lock = threading.RLock()
         self._meter_provider: metrics.MeterProvider | None = None
         self._instruments: dict[int, tuple[metrics.MeterProvider, Instruments]] = {}
         self._attribute_sets: dict[tuple[Any, ...], AttributeSets] = {}

@@ -50,7 +50,9 @@ class PriceFileState:
     """The price file in use, its last valid prices, and the version read last."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: garbage collection can run a stream's finalizer, which
+        # looks a price up, while this thread reads the file.
+        self._lock = threading.RLock()
         self.explicit_path: Path | None = None
         self.prices: PriceList | None = None
         self.path: Path | None = None
