@@ -126,18 +126,23 @@ def _counts_reader(
             written: object = 0
             reasoning: object = 0
             if in_details is not None:
-                if not _is_details(in_details) or _has_audio(in_details):
+                read_details = _INPUT_DETAILS.get(type(in_details))
+                if read_details is None:
+                    read_details = _details_reader(type(in_details), _INPUT_DETAILS)
+                audio, cached, written = read_details(in_details)
+                if audio is not None and (type(audio) is not int or audio != 0):
                     return None
-                cached = getattr(in_details, "cached_tokens", None)
                 if cached is None:
                     cached = 0
-                written = getattr(in_details, "cache_write_tokens", None)
                 if written is None:
                     written = 0
             if out_details is not None:
-                if not _is_details(out_details) or _has_audio(out_details):
+                read_details = _OUTPUT_DETAILS.get(type(out_details))
+                if read_details is None:
+                    read_details = _details_reader(type(out_details), _OUTPUT_DETAILS)
+                audio, reasoning = read_details(out_details)
+                if audio is not None and (type(audio) is not int or audio != 0):
                     return None
-                reasoning = getattr(out_details, "reasoning_tokens", None)
                 if reasoning is None:
                     reasoning = 0
         except AttributeError:
@@ -179,26 +184,52 @@ def _counts_reader(
     return read
 
 
-# Types of details objects seen so far that are not scalars.
-_DETAILS_TYPES: set[type] = set()
+_DetailsReader = Callable[[Any], tuple[Any, ...]]
+
+
+class _DetailsReaders(dict[type, _DetailsReader]):
+    """The function that reads a details object's counts, by the object's type."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.names = names
+
+
+# audio_tokens first: a reader declines a response that bills audio tokens.
+_INPUT_DETAILS = _DetailsReaders(
+    ("audio_tokens", "cached_tokens", "cache_write_tokens")
+)
+_OUTPUT_DETAILS = _DetailsReaders(("audio_tokens", "reasoning_tokens"))
 _MAX_DETAILS_TYPES = 64
 
 
-def _is_details(details: object) -> bool:
-    """Return whether `details` can hold counts, remembering its type if so."""
-    if type(details) in _DETAILS_TYPES:
-        return True
-    if isinstance(details, _SCALARS):
-        return False
-    if len(_DETAILS_TYPES) < _MAX_DETAILS_TYPES:
-        _DETAILS_TYPES.add(type(details))
-    return True
+def _details_reader(kind: type, readers: _DetailsReaders) -> _DetailsReader:
+    """Build and remember the reader of `readers.names` for details of type `kind`.
+
+    A pydantic model that declares every name is read with one attrgetter
+    call. Other types are read with getattr, a missing field as None, as
+    `extract_usage` reads them. A scalar type's reader raises AttributeError,
+    so that the response takes the checked path, which reports it.
+    """
+    names = readers.names
+    fields = getattr(kind, "model_fields", None)
+    read: _DetailsReader
+    if issubclass(kind, _SCALARS):
+        read = _scalar_details
+    elif isinstance(fields, Mapping) and all(name in fields for name in names):
+        read = attrgetter(*names)
+    else:
+
+        def read(details: Any) -> tuple[Any, ...]:
+            return tuple(getattr(details, name, None) for name in names)
+
+    if len(readers) < _MAX_DETAILS_TYPES:
+        readers[kind] = read
+    return read
 
 
-def _has_audio(details: object) -> bool:
-    """Return whether `details` bills audio tokens, or has an invalid audio count."""
-    audio = getattr(details, "audio_tokens", None)
-    return audio is not None and (type(audio) is not int or audio != 0)
+def _scalar_details(details: Any) -> tuple[Any, ...]:
+    raise AttributeError(f"details of type {type(details).__name__}")
 
 
 read_chat_object = _counts_reader(
