@@ -2,7 +2,7 @@
 
 Each distribution gets its own `pyproject.toml` with an entry point in the
 group `llmfy`, is built and installed by pip into a target folder, and is
-then discovered through `importlib.metadata` like any installed package.
+then discovered through its entry point like any installed package.
 """
 
 from __future__ import annotations
