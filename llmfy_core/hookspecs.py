@@ -25,6 +25,9 @@ A plugin may also define these attributes, which the core reads:
   plugin's `usage_extract` has returned a usage for it; later responses of
   that type are read by the function, which returns None for any response
   that needs `usage_extract`'s checks.
+- `llmfy_readers_check_counts`: true when its readers return only valid
+  counts (ints of at least 0, parts within their totals), so that the core
+  does not check each request's counts again.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from llmfy_core.errors import PluginWarning, emit_warning
-from llmfy_core.ledger import build_record, micros_of, moment_of
+from llmfy_core.ledger import build_record, counts_fit, micros_of, moment_of
 from llmfy_core.logs import get_logger
 from llmfy_core.model import (
     CallContext,
@@ -61,7 +61,7 @@ _warned_no_provider = False
 # readers by (provider, response type); both valid while `CHANGES.count`
 # equals `_extract_stamp`.
 _extract_cache: dict[str, list[Any]] = {}
-_readers: dict[tuple[Any, type], UsageReader | None] = {}
+_readers: dict[tuple[Any, type], tuple[UsageReader, bool] | None] = {}
 _extract_stamp = -1
 _recorded_stamp = -1
 _recorded_impls: list[Any] = []
@@ -205,12 +205,19 @@ def usage_reader(provider: str, response_type: type) -> UsageReader | None:
     """
     if _extract_stamp != CHANGES.count:
         return None
-    return _readers.get((provider, response_type))
+    known = _readers.get((provider, response_type))
+    return None if known is None else known[0]
 
 
-def _reader_of(impl: Any, key: tuple[Any, type]) -> UsageReader | None:
-    """Return the reader that the plugin of `impl` offers for `key`, if any."""
-    factory = getattr(impl.plugin, "llmfy_usage_reader", None)
+def _reader_of(impl: Any, key: tuple[Any, type]) -> tuple[UsageReader, bool] | None:
+    """Return the reader that the plugin of `impl` offers for `key`, if any.
+
+    The flag is the plugin's `llmfy_readers_check_counts`: true when its
+    readers return only counts that `counts_fit` accepts, apart from the
+    64-bit limit, so that the recording path need not check them again.
+    """
+    plugin = impl.plugin
+    factory = getattr(plugin, "llmfy_usage_reader", None)
     if not callable(factory):
         return None
     provider, response_type = key
@@ -225,7 +232,9 @@ def _reader_of(impl: Any, key: tuple[Any, type]) -> UsageReader | None:
             error,
         )
         return None
-    return reader if callable(reader) else None
+    if not callable(reader):
+        return None
+    return reader, getattr(plugin, "llmfy_readers_check_counts", False) is True
 
 
 def _call_extract(impl: Any, response: Any, context: CallContext) -> Usage | None:
@@ -259,13 +268,17 @@ def record_response(
         # The fast path, inlined because it runs for every request: a
         # plugin's reader for this type of response, and the slot that each
         # tracker keeps for a kind of request it has priced before.
-        reader = _readers.get((context.provider, type(response)))
-        if reader is not None:
+        known = _readers.get((context.provider, type(response)))
+        if known is not None:
+            reader, checks_counts = known
             try:
                 if _recorded_impls or PLUGIN_PRICES.versioned:
                     counts = _read_after_checks(reader, response, context)
                 else:
                     counts = reader(response, context)
+                if counts is not None and not checks_counts and not counts_fit(counts):
+                    # Counts the full path must check and report.
+                    counts = None
                 if counts is not None:
                     sent = _time_ns() // 1000 if sent_at is None else _micros(sent_at)
             except Exception:

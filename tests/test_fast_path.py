@@ -49,6 +49,7 @@ class ReadingPlugin(ProviderPlugin):
     def __init__(self, checked: bool = True) -> None:
         super().__init__("openai", {"gpt-4o-mini": GPT_4O_MINI})
         self.checked = checked
+        self.llmfy_readers_check_counts = False
         self.reads = 0
         self.failing = False
 
@@ -222,19 +223,21 @@ def test_invalid_reader_counts_repaired_not_lost(
         record((usage,), 1, outputs=-5)
         record((usage,), 1, cached=2.5)
         record((usage,), 1, cached="12")
+        record((usage,), 1, cached=True)
         record((usage,), 2)
 
-    assert usage.request_count == 8
+    assert usage.request_count == 9
     faults = [each.fault for each in usage.records if each.fault is not None]
-    assert len(faults) == 3
+    assert len(faults) == 4
     assert "output_tokens=-5" in faults[0]
     assert "cache_read_tokens=2.5" in faults[1]
     assert "cache_read_tokens='12'" in faults[2]
-    # The negative output count becomes unknown; the other two lose their
+    assert "cache_read_tokens=True" in faults[3]
+    # The negative output count becomes unknown; the other three lose their
     # invalid cached count: 1370 x 0.15 + 155 x 0.60 = 298.5 each.
     assert usage.totals.unknown_usage == 1
-    assert usage.total_cost == 5 * ONE_REQUEST + 2 * Decimal("0.0002985")
-    assert "from a usage reader" in caplog.text
+    assert usage.total_cost == 5 * ONE_REQUEST + 3 * Decimal("0.0002985")
+    assert "invalid usage for openai model gpt-4o-mini" in caplog.text
 
 
 def test_failing_reader_falls_back(reading: ReadingPlugin) -> None:
@@ -374,7 +377,13 @@ def test_threads_record_exact_totals(reading: ReadingPlugin) -> None:
     assert len(usage.records) == total
 
 
-def test_count_beyond_64_bits_keeps_no_fault(reading: ReadingPlugin) -> None:
+@pytest.mark.parametrize("checks_counts", [False, True])
+def test_count_beyond_64_bits_keeps_no_fault(
+    reading: ReadingPlugin, checks_counts: bool
+) -> None:
+    # With llmfy_readers_check_counts the core trusts the reader's counts, and
+    # the count reaches the ledger, which keeps it as a whole Usage.
+    reading.llmfy_readers_check_counts = checks_counts
     huge = 2**63
     with llmfy_usage_tracker() as usage:
         record((usage,), 3)

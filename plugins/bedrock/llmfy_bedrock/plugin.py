@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 llmfy_price_rank = PriceRank.PROVIDER
 # The providers whose responses usage_extract reads.
 llmfy_providers = ("bedrock",)
+# Its usage readers return only valid counts, so llmfy does not check them.
+llmfy_readers_check_counts = True
 
 PROVIDER = "bedrock"
 
