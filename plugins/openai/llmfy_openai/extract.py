@@ -291,12 +291,6 @@ def _from_chat_object(response: Any, context: CallContext) -> Usage:
         return _unknown(context, served, tier)
     if not checker.usage_present(usage):
         return _unknown(context, served, tier)
-    fast = _well_formed_counts(
-        usage, "prompt_tokens", "completion_tokens", "prompt_tokens_details"
-    )
-    if fast is not None:
-        return _usage_of(context, "chat.completions", served, tier, fast, {})
-
     return _usage_from_counts(
         context,
         checker,
@@ -322,12 +316,6 @@ def _from_responses_object(response: Any, context: CallContext) -> Usage:
     tool_calls = _tool_calls_of_object(response, checker)
     if not checker.usage_present(usage):
         return _unknown(context, served, tier, tool_calls)
-    fast = _well_formed_counts(
-        usage, "input_tokens", "output_tokens", "input_tokens_details"
-    )
-    if fast is not None:
-        return _usage_of(context, "responses", served, tier, fast, tool_calls)
-
     return _usage_from_counts(
         context,
         checker,
@@ -523,56 +511,6 @@ _BODY_OPERATIONS = {
 # Input, output, cached, cache write, input audio, reasoning and output audio
 # tokens, in that order; an unknown input or output count is None.
 _Counts = tuple[int | None, int | None, int, int, int, int, int]
-
-
-def _well_formed_counts(
-    usage: Any, input_name: str, output_name: str, input_details_name: str
-) -> _Counts | None:
-    """Read the counts of an SDK usage object when every one is well formed.
-
-    The common case costs a few attribute reads. Return None when any count
-    is missing, not a whole number of at least 0, or larger than its total,
-    so that the caller takes the checked path that logs each problem.
-    """
-    inputs = getattr(usage, input_name, None)
-    outputs = getattr(usage, output_name, None)
-    if type(inputs) is not int or type(outputs) is not int:
-        return None
-    in_details = getattr(usage, input_details_name, None)
-    output_details_name = input_details_name.replace(input_name, output_name)
-    out_details = getattr(usage, output_details_name, None)
-    cached = _detail(in_details, "cached_tokens")
-    written = _detail(in_details, "cache_write_tokens")
-    input_audio = _detail(in_details, "audio_tokens")
-    reasoning = _detail(out_details, "reasoning_tokens")
-    output_audio = _detail(out_details, "audio_tokens")
-    if (
-        inputs < 0
-        or outputs < 0
-        or cached < 0
-        or written < 0
-        or input_audio < 0
-        or reasoning < 0
-        or output_audio < 0
-        or cached + written > inputs
-        or input_audio > inputs
-        or reasoning > outputs
-        or output_audio > outputs
-    ):
-        return None
-    return inputs, outputs, cached, written, input_audio, reasoning, output_audio
-
-
-def _detail(details: Any, name: str) -> int:
-    """Return one count of an SDK details object; 0 when absent, -1 when invalid."""
-    if details is None:
-        return 0
-    if isinstance(details, _SCALARS):
-        return -1
-    value = getattr(details, name, None)
-    if value is None:
-        return 0
-    return value if type(value) is int else -1
 
 
 def _usage_of(
