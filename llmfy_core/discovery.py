@@ -9,7 +9,7 @@ reads their `entry_points.txt` directly. It follows the rules of
 `importlib.metadata`: folders in `sys.path` order, and the first
 distribution of a name wins. Where a distribution could live elsewhere (a
 zip or egg file on `sys.path`, or an import hook that finds distributions),
-it asks `importlib.metadata` instead.
+it uses `importlib.metadata` instead.
 """
 
 from __future__ import annotations

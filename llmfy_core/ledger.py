@@ -320,6 +320,7 @@ class Ledger:
             return False
         queue = self._queue
         queue.append((slot, counts, sent))
+        # `_fold_when_full`, inlined because this runs for every request.
         if len(queue) >= FOLD_SIZE:
             self.fold_if_free()
         return True
@@ -426,7 +427,7 @@ class Ledger:
         """
         counts = list(map(_COUNTS, batch))
         columns = [list(map(getter, counts)) for getter in _TOKEN_GETTERS]
-        sums = _column_sums(columns)
+        sums = _sums_within_64_bits(columns)
         if sums is None:
             for queued in batch:
                 self._fold_one(slot, queued)
@@ -552,7 +553,7 @@ class KeptRequests:
         return build_record((usage, owner.resolution, sent, None), tags)
 
 
-def _column_sums(columns: list[list[int]]) -> list[int] | None:
+def _sums_within_64_bits(columns: list[list[int]]) -> list[int] | None:
     """Return the sum of each count column, or None when one exceeds 64 bits.
 
     The counts are valid: the recording path checks them, or the plugin's

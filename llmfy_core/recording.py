@@ -60,7 +60,7 @@ _warned_no_provider = False
 # The `usage_extract` implementations that may read each provider, and the
 # readers by (provider, response type); both valid while `CHANGES.count`
 # equals `_extract_stamp`.
-_extract_cache: dict[str, list[Any]] = {}
+_implementations: dict[str, list[Any]] = {}
 _readers: dict[tuple[Any, type], tuple[UsageReader, bool] | None] = {}
 _extract_stamp = -1
 _recorded_stamp = -1
@@ -143,18 +143,18 @@ def _extract(
     first plugin asked returns the usage, its reader for the type of
     response, if it offers one, records the later ones.
     """
-    global _extract_stamp, _extract_cache, _readers
+    global _extract_stamp, _implementations, _readers
     get_registry()  # loads the plugins on first use, which changes the stamp
     stamp = CHANGES.count
     if stamp != _extract_stamp:
-        _extract_cache = {}
+        _implementations = {}
         _readers = {}
         # The fast path reads `_recorded_impls` while this stamp holds.
         _recorded_hooks()
         _extract_stamp = stamp
     # Kept in locals: a change of plugins meanwhile replaces the globals, and
     # what this call learns then goes to the discarded dicts.
-    by_provider = _extract_cache
+    by_provider = _implementations
     readers = _readers
     provider = context.provider
     implementations = by_provider.get(provider)

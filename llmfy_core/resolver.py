@@ -95,8 +95,8 @@ class PluginPrices:
         sent_at: dt.datetime | None,
     ) -> Resolution:
         """Return the first plugin price for `models`, cached under `key`."""
-        # Kept in a local: when the prices change while the plugins are asked,
-        # the answer goes to the replaced cache, not to the new one.
+        # Kept in a local: when prices change during the lookup, its result
+        # goes to the replaced cache, not to the new one.
         cache = self._cache
         found = cache.get(key)
         if found is None:
@@ -122,7 +122,7 @@ class PluginPrices:
             # The change of plugins that calls for this reload bumped CHANGES
             # already, so the recording path's caches need no second bump.
             self._drop_cache(bump=False)
-            # Set last: a thread that sees the new stamp skips the reload, and
+            # Set last: a thread that reads the new stamp skips the reload, and
             # must find the cache already dropped.
             self._registry_stamp = stamp
         self._versions_changed()
@@ -205,8 +205,9 @@ class PriceResolver:
 
     def __init__(self, overrides: Mapping[str, PriceTable]) -> None:
         self._overrides = dict(overrides)
-        # The plugin price generation the cached answers hold for, and the
-        # answers, replaced together so that a reader sees a matching pair.
+        # The plugin price generation that the cached resolutions are valid for,
+        # and those resolutions, replaced together so that readers get a
+        # matching pair.
         self._table: tuple[int, dict[tuple[Any, ...], Resolution]] = (-1, {})
 
     def resolve(self, usage: Usage, sent_at: dt.datetime | None) -> Resolution:

@@ -297,7 +297,7 @@ class UsageTracker:
         if resolution.price is None and usage.known:
             key = (usage.provider, usage.model, usage.region)
             marker = object()
-            # setdefault is atomic, so one thread alone sees its own marker.
+            # setdefault is atomic, so only one thread gets its own marker back.
             if self._warned.setdefault(key, marker) is marker:
                 self._warn_unpriced(usage, resolution.reason)
         return resolution

@@ -1,7 +1,7 @@
 """The recording fast path: plugins' usage readers and the trackers' slots.
 
-After `usage_extract` has answered for a type of response, later responses of
-that type are read by the answering plugin's `llmfy_usage_reader` and added
+After `usage_extract` has returned a usage for a type of response, later
+responses of that type are read by that plugin's `llmfy_usage_reader` and added
 to the slot each tracker keeps for their kind. These tests check that the
 fast path records exactly what the full path records, and that it steps
 aside whenever plugins, prices, days or price tiers change.

@@ -41,7 +41,7 @@ def request_recorded(record: RequestRecord) -> None:
 
 
 # Whether LLMFY_OTEL_ENABLE was set when `llmfy_wants_records` first read it.
-# Kept because the core asks before every request, and reading the
+# Kept because the core calls it before every request, and reading the
 # environment costs more than the rest of recording a request.
 _environment_set: bool | None = None
 

@@ -33,7 +33,7 @@ CHECKED = dt.date(2026, 12, 1)
 EXPECTED_SHAPE = '{"acme-large-2": {"input": 2.0, "output": 8.0}}'
 
 llmfy_price_rank = PriceRank.PROVIDER
-# The providers whose responses usage_extract reads, so that llmfy asks it
+# The providers whose responses usage_extract reads, so that llmfy calls it
 # for those alone.
 llmfy_providers = ("acme",)
 
