@@ -17,7 +17,7 @@ recorded by a finalizer that garbage collection runs inside the fold is
 queued behind the others, never deadlocked or lost.
 
 A kept request is stored compactly: six 64-bit integers (send time in
-microseconds and five token counts) in arrays, plus references to its
+nanoseconds and five token counts) in arrays, plus references to its
 `Slot` and its request id. Its `Usage` and `RequestRecord` are built only
 when the records are read.
 """
@@ -30,12 +30,14 @@ import threading
 from array import array
 from collections.abc import Iterator
 from decimal import Decimal
-from itertools import repeat
-from operator import countOf, itemgetter
-from typing import TYPE_CHECKING, Any, Final
+from itertools import repeat, starmap
+from operator import itemgetter
+from struct import pack
+from typing import TYPE_CHECKING, Any
 
 from llmfy_core.logs import get_logger
 from llmfy_core.model import (
+    INPUT_TOKENS_INDEX,
     USAGE_KEY_FIELDS,
     Cost,
     Price,
@@ -77,36 +79,32 @@ FOLD_SIZE = 256
 # counts take the slower path that keeps the whole `Usage`.
 MAX_COUNT = 2**63 - 1
 
-DAY_MICROSECONDS = 86_400_000_000
+DAY_NANOSECONDS = 86_400 * 10**9
+# Send times are kept as nanoseconds since 1970 in 64-bit integers, from
+# MIN_SENT to MAX_COUNT: the years 1677 to 2262. A request sent outside them
+# takes the slower path that keeps its whole `datetime`.
+MIN_SENT = -(2**63)
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 _ZERO = Decimal(0)
-# The index of input_tokens in `UsageCounts`, after the key and request id
-# (USAGE_KEY_FIELDS + 1, as a literal so that type checkers see its type).
-_INPUT_TOKENS: Final = 8
 
 # Readers of a queued request's fields, and of its `UsageCounts`.
 _SLOT = itemgetter(0)
 _COUNTS = itemgetter(1)
 _SENT = itemgetter(2)
-_REQUEST_ID = itemgetter(_INPUT_TOKENS - 1)
-_INPUT = itemgetter(_INPUT_TOKENS)
-_OUTPUT = itemgetter(_INPUT_TOKENS + 1)
-_CACHE_READ = itemgetter(_INPUT_TOKENS + 2)
-_CACHE_WRITE = itemgetter(_INPUT_TOKENS + 3)
-_REASONING = itemgetter(_INPUT_TOKENS + 4)
-_TOKEN_GETTERS = (_INPUT, _OUTPUT, _CACHE_READ, _CACHE_WRITE, _REASONING)
+_REQUEST_ID = itemgetter(INPUT_TOKENS_INDEX - 1)
+_TOKEN_GETTERS = tuple(itemgetter(INPUT_TOKENS_INDEX + kind) for kind in range(5))
 
 
-def micros_of(moment: dt.datetime) -> int:
-    """Return a UTC time as whole microseconds since 1970-01-01 UTC."""
-    return (moment - _EPOCH) // _MICROSECOND
+def nanos_of(moment: dt.datetime) -> int:
+    """Return a UTC time as nanoseconds since 1970-01-01 UTC, as `time.time_ns` does."""
+    return (moment - _EPOCH) // _MICROSECOND * 1000
 
 
-def moment_of(micros: int) -> dt.datetime:
-    """Return the UTC time `micros` microseconds after 1970-01-01 UTC."""
-    return _EPOCH + dt.timedelta(microseconds=micros)
+def moment_of(nanos: int) -> dt.datetime:
+    """Return the UTC time `nanos` ns after 1970-01-01 UTC, to the microsecond."""
+    return _EPOCH + dt.timedelta(microseconds=nanos // 1000)
 
 
 class Slot:
@@ -281,9 +279,12 @@ def _add_counts(
     return counts
 
 
-# A queued request: its slot, counts and send time in microseconds; or None,
+# A queued request: its slot, counts and send time in nanoseconds; or None,
 # an `Entry` and 0 for a request without a slot.
 Queued = tuple[Slot | None, Any, int]
+
+# `Ledger.slot_table`: a `CHANGES.count` and two dicts of slots by request kind.
+SlotTable = tuple[int, dict[tuple[Any, ...], Slot], dict[tuple[Any, ...], Slot]]
 
 
 class Ledger:
@@ -292,11 +293,13 @@ class Ledger:
     def __init__(self, keep_requests: bool) -> None:
         self.keep_requests = keep_requests
         self.lock = threading.Lock()
-        self._queue: collections.deque[Queued] = collections.deque()
+        self.queue: collections.deque[Queued] = collections.deque()
         self._buckets: dict[BucketKey, Bucket] = {}
         # The `CHANGES.count` that the slots by request kind are valid for,
-        # and the slots, replaced together so that a reader sees a matching pair.
-        self._slot_table: tuple[int, dict[tuple[Any, ...], Slot]] = (-1, {})
+        # the slots of undated prices, and the slots of dated prices, each
+        # valid only on the day in `Slot.day`. Replaced together, so that a
+        # reader sees a matching set.
+        self.slot_table: SlotTable = (-1, {}, {})
         self._kept = KeptRequests()
         self._records: list[RequestRecord] = []
         self._records_lock = threading.Lock()
@@ -306,19 +309,21 @@ class Ledger:
     def add_counts(self, counts: UsageCounts, sent: int, stamp: int) -> bool:
         """Queue a request whose kind already has a slot; return whether it had one.
 
-        `sent` is the send time in microseconds since 1970 UTC and `stamp`
+        `sent` is the send time in nanoseconds since 1970 UTC and `stamp`
         the current `CHANGES.count`. The caller has checked the counts.
         """
-        table_stamp, slots = self._slot_table
+        table_stamp, plain, checked = self.slot_table
         if table_stamp != stamp:
             return False
-        slot = slots.get(counts[:USAGE_KEY_FIELDS])
-        if slot is None or counts[_INPUT_TOKENS] > slot.input_limit:
+        key = counts[:USAGE_KEY_FIELDS]
+        slot = plain.get(key)
+        if slot is None:
+            slot = checked.get(key)
+            if slot is None or sent // DAY_NANOSECONDS != slot.day:
+                return False
+        if counts[INPUT_TOKENS_INDEX] > slot.input_limit:
             return False
-        day = slot.day
-        if day is not None and sent // DAY_MICROSECONDS != day:
-            return False
-        queue = self._queue
+        queue = self.queue
         queue.append((slot, counts, sent))
         # `_fold_when_full`, inlined because this runs for every request.
         if len(queue) >= FOLD_SIZE:
@@ -343,13 +348,15 @@ class Ledger:
         if fault is None and resolution.fault is None:
             counts = counts_of_usage(usage)
         if counts is not None and counts_fit(counts):
-            sent = micros_of(sent_at)
-            slot = self._slot_for(counts, resolution, sent, stamp, dated)
+            sent = nanos_of(sent_at)
+            slot = None
+            if MIN_SENT <= sent <= MAX_COUNT:
+                slot = self._slot_for(counts, resolution, sent, stamp, dated)
             if slot is not None:
-                self._queue.append((slot, counts, sent))
+                self.queue.append((slot, counts, sent))
                 self._fold_when_full()
                 return
-        self._queue.append((None, (usage, resolution, sent_at, fault), 0))
+        self.queue.append((None, (usage, resolution, sent_at, fault), 0))
         self._fold_when_full()
 
     def _slot_for(
@@ -364,29 +371,34 @@ class Ledger:
         if price is not None and per_token_rates(price) is None:
             return None
         key = counts[:USAGE_KEY_FIELDS]
-        day = sent // DAY_MICROSECONDS if dated else None
-        table_stamp, slots = self._slot_table
+        day = sent // DAY_NANOSECONDS if dated else None
+        table_stamp, plain, checked = self.slot_table
         if table_stamp != stamp:
             if stamp != CHANGES.count:
                 # Prices changed since this request's were resolved: its slot
                 # serves it alone and is not offered to later requests.
                 return self._fitting(Slot(key, resolution, day), counts)
-            slots = {}
-            self._slot_table = (stamp, slots)
-        slot = slots.get(key)
+            plain, checked = {}, {}
+            self.slot_table = (stamp, plain, checked)
+        slot = plain.get(key) or checked.get(key)
         if slot is None or slot.resolution is not resolution or slot.day != day:
             slot = Slot(key, resolution, day)
             # A table whose stamp went stale meanwhile is never read again.
-            slots[key] = slot
+            if day is None:
+                checked.pop(key, None)
+                plain[key] = slot
+            else:
+                plain.pop(key, None)
+                checked[key] = slot
         return self._fitting(slot, counts)
 
     @staticmethod
     def _fitting(slot: Slot, counts: UsageCounts) -> Slot | None:
         """Return `slot` unless the request is above its long-context threshold."""
-        return None if counts[_INPUT_TOKENS] > slot.input_limit else slot
+        return None if counts[INPUT_TOKENS_INDEX] > slot.input_limit else slot
 
     def _fold_when_full(self) -> None:
-        if len(self._queue) >= FOLD_SIZE:
+        if len(self.queue) >= FOLD_SIZE:
             self.fold_if_free()
 
     def fold_if_free(self) -> None:
@@ -400,54 +412,87 @@ class Ledger:
 
     def fold(self) -> None:
         """Move every queued request into the buckets; the caller holds `lock`."""
-        queue = self._queue
-        popleft = queue.popleft
+        queue = self.queue
         while queue:
             # Only the lock holder pops, so the queue holds at least this many.
-            batch = [popleft() for _ in range(len(queue))]
-            first = batch[0][0]
-            if first is not None and countOf(map(_SLOT, batch), first) == len(batch):
-                self._fold_batch(first, batch)
+            batch = list(starmap(queue.popleft, repeat((), len(queue))))
+            slots = list(map(_SLOT, batch))
+            if slots[0] is not None and slots.count(slots[0]) == len(slots):
+                self._fold_run(batch)
                 continue
-            for slot, data, sent in batch:
-                try:
-                    if slot is None:
-                        self._fold_entry(data)
-                    else:
-                        self._fold_batch(slot, [(slot, data, sent)])
-                except Exception:
-                    # NOTE: only a bug in llmfy lands here; the request is
-                    # logged, not counted, because its data could not be added.
-                    logger.exception("llmfy failed to add a request to its totals")
+            # Requests without a slot come between the others: fold in runs,
+            # so that the kept requests stay in the order recorded.
+            start = 0
+            for end, slot in enumerate(slots):
+                if slot is None:
+                    if start < end:
+                        self._fold_run(batch[start:end])
+                    self._fold_run_entry(batch[end][1])
+                    start = end + 1
+            if start < len(batch):
+                self._fold_run(batch[start:])
 
-    def _fold_batch(self, slot: Slot, batch: list[Queued]) -> None:
-        """Add requests that all belong to `slot`, with C-level loops.
+    def _fold_run(self, run: list[Queued]) -> None:
+        """Fold queued requests that all have slots."""
+        try:
+            self._fold_batch(
+                list(map(_SLOT, run)), list(map(_COUNTS, run)), list(map(_SENT, run))
+            )
+        except Exception:
+            # NOTE: only a bug in llmfy lands here; the requests are logged,
+            # not counted, because their data could not be added.
+            logger.exception("llmfy failed to add %d requests to its totals", len(run))
+
+    def _fold_run_entry(self, entry: Entry) -> None:
+        """Fold one queued request that has no slot."""
+        try:
+            self._fold_entry(entry)
+        except Exception:
+            logger.exception("llmfy failed to add a request to its totals")
+
+    def _fold_batch(
+        self,
+        slots: list[Slot],
+        counts: list[UsageCounts],
+        sents: list[int],
+    ) -> None:
+        """Add requests that have slots, with C-level loops.
 
         A batch whose sums exceed 64 bits is added request by request.
         """
-        counts = list(map(_COUNTS, batch))
-        columns = [list(map(getter, counts)) for getter in _TOKEN_GETTERS]
-        sums = _sums_within_64_bits(columns)
-        if sums is None:
-            for queued in batch:
-                self._fold_one(slot, queued)
+        tokens = [list(map(getter, counts)) for getter in _TOKEN_GETTERS]
+        sums = [sum(column) for column in tokens]
+        if max(sums) > MAX_COUNT:
+            for queued in zip(slots, counts, sents, strict=True):
+                self._fold_one(*queued)
             return
+        first = slots[0]
+        if slots.count(first) == len(slots):
+            self._add_sums(first, len(slots), sums)
+        else:
+            by_slot: dict[Slot, list[UsageCounts]] = {}
+            for slot, request in zip(slots, counts, strict=True):
+                by_slot.setdefault(slot, []).append(request)
+            for slot, group in by_slot.items():
+                group_tokens = [list(map(get, group)) for get in _TOKEN_GETTERS]
+                self._add_sums(slot, len(group), [sum(c) for c in group_tokens])
+        if self.keep_requests:
+            self._kept.add_batch(slots, counts, tokens, sents)
+
+    def _add_sums(self, slot: Slot, requests: int, sums: list[int]) -> None:
         bucket = slot.bucket
         if bucket is None:
             bucket = slot.bucket = self._bucket(slot.bucket_key, slot.price)
-        bucket.requests += len(counts)
+        bucket.requests += requests
         bucket.input_tokens += sums[0]
         bucket.output_tokens += sums[1]
         bucket.cache_read_tokens += sums[2]
         bucket.cache_write_tokens += sums[3]
         bucket.reasoning_tokens += sums[4]
-        if self.keep_requests:
-            self._kept.add_batch(slot, batch, counts, columns)
 
-    def _fold_one(self, slot: Slot, queued: Queued) -> None:
-        _, counts, sent = queued
+    def _fold_one(self, slot: Slot, counts: UsageCounts, sent: int) -> None:
         if counts_fit(counts):
-            self._fold_batch(slot, [queued])
+            self._fold_batch([slot], [counts], [sent])
             return
         # Deferred import: recording imports this module.
         from llmfy_core.recording import checked_usage
@@ -506,7 +551,7 @@ class KeptRequests:
     """Every request of a tracker that keeps them, compactly, in the order recorded.
 
     A request of a slot costs six 64-bit integers and two references: its
-    send time in microseconds since 1970 UTC, its input, output, cache read,
+    send time in nanoseconds since 1970 UTC, its input, output, cache read,
     cache write and reasoning tokens, its `Slot` and its request id. A request
     without a slot is kept as its `Entry`, with zeros in the integers.
     """
@@ -522,21 +567,27 @@ class KeptRequests:
 
     def add_batch(
         self,
-        slot: Slot,
-        batch: list[Queued],
+        slots: list[Slot],
         counts: list[UsageCounts],
-        columns: list[list[int]],
+        tokens: list[list[int]],
+        sents: list[int],
     ) -> None:
-        """Keep queued requests of one slot, given their counts column by column."""
-        self.sent.fromlist(list(map(_SENT, batch)))
-        for kept, values in zip(self.columns, columns, strict=True):
-            kept.fromlist(values)
-        self.owners.extend(repeat(slot, len(counts)))
+        """Keep requests that have slots, given their token counts column by column.
+
+        Each column becomes 64-bit integers in one `struct.pack` call, which
+        converts them several times faster than `array.fromlist`.
+        """
+        layout = f"{len(slots)}q"
+        self.sent.frombytes(pack(layout, *sents))
+        for kept, values in zip(self.columns, tokens, strict=True):
+            kept.frombytes(pack(layout, *values))
+        self.owners.extend(slots)
         self.request_ids.extend(map(_REQUEST_ID, counts))
 
     def add_entry(self, entry: Entry) -> None:
         """Keep a request that has no slot."""
-        self.sent.append(micros_of(entry[2]))
+        # The entry contains the send time, and its record is built from it.
+        self.sent.append(0)
         for kept in self.columns:
             kept.append(0)
         self.owners.append(entry)
@@ -551,19 +602,6 @@ class KeptRequests:
         usage = usage_from_counts((*owner.key, self.request_ids[index], *counts))
         sent = moment_of(self.sent[index])
         return build_record((usage, owner.resolution, sent, None), tags)
-
-
-def _sums_within_64_bits(columns: list[list[int]]) -> list[int] | None:
-    """Return the sum of each count column, or None when one exceeds 64 bits.
-
-    The counts are valid: the recording path checks them, or the plugin's
-    readers promise to. A count too large for the kept arrays is the one
-    case left.
-    """
-    sums = [sum(column) for column in columns]
-    if max(sums) > MAX_COUNT:
-        return None
-    return sums
 
 
 def counts_fit(counts: UsageCounts) -> bool:

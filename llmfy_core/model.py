@@ -26,7 +26,7 @@ import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -132,6 +132,9 @@ UsageCounts = tuple[
 
 # How many leading fields of `UsageCounts` identify the request's kind.
 USAGE_KEY_FIELDS = 7
+# The index of input_tokens in `UsageCounts`, after the key and request id
+# (USAGE_KEY_FIELDS + 1, as a literal so that type checkers see its type).
+INPUT_TOKENS_INDEX: Final = 8
 
 
 def usage_from_counts(counts: UsageCounts) -> Usage:

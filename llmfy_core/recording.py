@@ -16,9 +16,19 @@ from typing import Any
 import attrs
 
 from llmfy_core.errors import PluginWarning, emit_warning
-from llmfy_core.ledger import build_record, counts_fit, micros_of, moment_of
+from llmfy_core.ledger import (
+    FOLD_SIZE,
+    MAX_COUNT,
+    MIN_SENT,
+    build_record,
+    counts_fit,
+    moment_of,
+    nanos_of,
+)
 from llmfy_core.logs import get_logger
 from llmfy_core.model import (
+    INPUT_TOKENS_INDEX,
+    USAGE_KEY_FIELDS,
     CallContext,
     RequestRecord,
     Usage,
@@ -280,14 +290,29 @@ def record_response(
                     # Counts the full path must check and report.
                     counts = None
                 if counts is not None:
-                    sent = _time_ns() // 1000 if sent_at is None else _micros(sent_at)
+                    sent = _time_ns() if sent_at is None else _nanos(sent_at)
             except Exception:
                 counts = None
             if counts is not None:
                 stamp = CHANGES.count
                 for tracker in trackers:
                     try:
-                        if tracker.add_counts(counts, sent, stamp):
+                        # `Ledger.add_counts` for a slot of undated prices,
+                        # inlined because it runs per request.
+                        ledger = tracker.ledger
+                        table_stamp, plain, _ = ledger.slot_table
+                        slot = plain.get(counts[:USAGE_KEY_FIELDS])
+                        if (
+                            slot is not None
+                            and table_stamp == stamp
+                            and counts[INPUT_TOKENS_INDEX] <= slot.input_limit
+                        ):
+                            queue = ledger.queue
+                            queue.append((slot, counts, sent))
+                            if len(queue) >= FOLD_SIZE:
+                                ledger.fold_if_free()
+                            continue
+                        if ledger.add_counts(counts, sent, stamp):
                             continue
                     except Exception as error:
                         logger.warning(
@@ -334,8 +359,12 @@ def _read_after_checks(
     return reader(response, context)
 
 
-def _micros(sent_at: dt.datetime) -> int:
-    return micros_of(as_utc(sent_at))
+def _nanos(sent_at: dt.datetime) -> int:
+    """Return a send time in nanoseconds; ValueError if no kept request can hold it."""
+    sent = nanos_of(as_utc(sent_at))
+    if not MIN_SENT <= sent <= MAX_COUNT:
+        raise ValueError(f"send time {sent_at} outside the years 1677 to 2262")
+    return sent
 
 
 def record_usage(

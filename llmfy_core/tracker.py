@@ -26,7 +26,7 @@ from llmfy_core.errors import (
 )
 from llmfy_core.ledger import Ledger, build_record
 from llmfy_core.logs import get_logger
-from llmfy_core.model import RequestRecord, Usage, UsageCounts
+from llmfy_core.model import RequestRecord, Usage
 from llmfy_core.plugins import CHANGES, PluginRegistry, get_registry
 from llmfy_core.pricing import PriceTable, tidy_decimal
 from llmfy_core.resolver import PLUGIN_PRICES, PriceResolver, Resolution
@@ -106,15 +106,8 @@ class UsageTracker:
     ) -> None:
         self.tags: Mapping[str, str] = MappingProxyType(dict(tags or {}))
         self._resolver = PriceResolver(overrides)
-        self._ledger = Ledger(keep_requests)
-        # add_counts(counts, sent, stamp) records a request of a kind recorded
-        # before and returns False, recording nothing, for a new kind; then
-        # `add_fast` must be called. The recording fast path calls it with
-        # checked counts, the send time in microseconds since 1970 UTC and
-        # `CHANGES.count`. Bound here to save a call per request.
-        self.add_counts: Callable[[UsageCounts, int, int], bool] = (
-            self._ledger.add_counts
-        )
+        # The recording fast path adds requests to the ledger's queue itself.
+        self.ledger = Ledger(keep_requests)
         # Guards `_depth`, the number of blocks the tracker is active in.
         self._lock = threading.Lock()
         self._warned: dict[tuple[str, str, str | None], object] = {}
@@ -159,7 +152,7 @@ class UsageTracker:
     @property
     def keep_requests(self) -> bool:
         """Whether every request is kept for `records`, not only the totals."""
-        return self._ledger.keep_requests
+        return self.ledger.keep_requests
 
     @property
     def active(self) -> bool:
@@ -293,7 +286,7 @@ class UsageTracker:
         if resolution.fault is not None:
             fault = fault or resolution.fault
         dated = PLUGIN_PRICES.dated
-        self._ledger.add(usage, resolution, sent_at, fault, stamp, dated)
+        self.ledger.add(usage, resolution, sent_at, fault, stamp, dated)
         if resolution.price is None and usage.known:
             key = (usage.provider, usage.model, usage.region)
             marker = object()
@@ -399,13 +392,13 @@ class UsageTracker:
     @property
     def records(self) -> list[RequestRecord]:
         """Every recorded request in the order recorded (empty in totals-only mode)."""
-        return self._ledger.records(self.tags)
+        return self.ledger.records(self.tags)
 
     @property
     def totals(self) -> ModelTotals:
         """A snapshot of the totals over every request."""
         totals = ModelTotals()
-        ledger = self._ledger
+        ledger = self.ledger
         with ledger.lock:
             ledger.fold()
             for _, bucket in ledger.buckets():
@@ -416,7 +409,7 @@ class UsageTracker:
     def totals_by_model(self) -> dict[tuple[str, str, str | None], ModelTotals]:
         """Return totals per (provider, model, region), as requested."""
         groups: dict[tuple[str, str, str | None], ModelTotals] = {}
-        ledger = self._ledger
+        ledger = self.ledger
         with ledger.lock:
             ledger.fold()
             for (provider, model, region, _), bucket in ledger.buckets():

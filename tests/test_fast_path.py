@@ -199,6 +199,48 @@ def test_record_order_kept_across_kinds(reading: ReadingPlugin) -> None:
     assert models == {"gpt-4o-mini", "gpt-4.1"}
 
 
+def test_alternating_kinds_priced_by_their_own_rates(reading: ReadingPlugin) -> None:
+    # A fold batch that holds two kinds adds each kind's sums to its own price.
+    reading.prices["gpt-4.1"] = Price(Decimal(2), Decimal(8))
+    other = CallContext("openai", model="gpt-4.1")
+    count = 2 * FOLD_SIZE + 3
+    with llmfy_usage_tracker() as usage:
+        for number in range(count):
+            if number % 2:
+                record_response(response(model="gpt-4.1"), other, (usage,))
+            else:
+                record_response(response(), CONTEXT, (usage,))
+
+    mini_requests = (count + 1) // 2
+    other_requests = count // 2
+    # gpt-4.1 has no cached rate: 1370 x 2 + 155 x 8 = 3980 per million.
+    want = mini_requests * ONE_REQUEST + other_requests * Decimal("0.00398")
+    assert usage.total_cost == want
+    assert sum(each.cost.total for each in usage.records if each.cost) == want
+    models = [each.usage.model for each in usage.records]
+    assert models == ["gpt-4o-mini", "gpt-4.1"] * other_requests + ["gpt-4o-mini"]
+
+
+def test_send_times_beyond_nanosecond_range_kept(reading: ReadingPlugin) -> None:
+    # Kept requests store send times as 64-bit nanoseconds (1677 to 2262).
+    # Other send times are kept as given, through the fast and the full path.
+    times = [
+        dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(1677, 9, 22, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 4, 21, 30, 0, 123456, tzinfo=dt.UTC),
+        dt.datetime(2262, 4, 11, 23, 47, 16, 854775, tzinfo=dt.UTC),
+        dt.datetime(2262, 4, 12, tzinfo=dt.UTC),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+    ]
+    with llmfy_usage_tracker() as usage:
+        for sent_at in times * 3:
+            record_response(response(), CONTEXT, (usage,), sent_at)
+
+    assert [each.sent_at for each in usage.records] == times * 3
+    assert usage.request_count == 18
+    assert usage.total_cost == 18 * ONE_REQUEST
+
+
 def test_nested_trackers_both_count(reading: ReadingPlugin) -> None:
     with llmfy_usage_tracker() as outer:
         record((outer,), 3)

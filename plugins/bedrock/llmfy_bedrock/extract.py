@@ -207,11 +207,15 @@ def read_converse(response: Any, context: CallContext) -> UsageCounts | None:
     operation = context.operation
     if operation not in _CONVERSE_OPERATIONS or type(response) is not dict:
         return None
-    usage = response.get("usage")
+    # Indexing costs less than `dict.get`, and this runs per request.
+    try:
+        usage = response["usage"]
+        input_tokens = usage["inputTokens"]
+        output_tokens = usage["outputTokens"]
+    except (KeyError, TypeError):
+        return None
     if type(usage) is not dict or usage.get("cacheDetails") or response.get("trace"):
         return None
-    input_tokens = usage.get("inputTokens")
-    output_tokens = usage.get("outputTokens")
     cache_read = usage.get("cacheReadInputTokens")
     if cache_read is None:
         cache_read = usage.get("cacheReadInputTokenCount", 0)
@@ -229,8 +233,9 @@ def read_converse(response: Any, context: CallContext) -> UsageCounts | None:
         and cache_write >= 0
     ):
         return None
-    tier = response.get("serviceTier")
-    if tier is not None:
+    tier = None
+    if "serviceTier" in response:
+        tier = response["serviceTier"]
         tier = tier.get("type") if type(tier) is dict else None
         if tier is not None and type(tier) is not str:
             return None
