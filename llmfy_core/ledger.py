@@ -418,7 +418,7 @@ class Ledger:
             batch = list(starmap(queue.popleft, repeat((), len(queue))))
             slots = list(map(_SLOT, batch))
             if slots[0] is not None and slots.count(slots[0]) == len(slots):
-                self._fold_run(batch)
+                self._fold_run(slots, batch)
                 continue
             # Requests without a slot come between the others: fold in runs,
             # so that the kept requests stay in the order recorded.
@@ -426,18 +426,16 @@ class Ledger:
             for end, slot in enumerate(slots):
                 if slot is None:
                     if start < end:
-                        self._fold_run(batch[start:end])
+                        self._fold_run(slots[start:end], batch[start:end])
                     self._fold_run_entry(batch[end][1])
                     start = end + 1
             if start < len(batch):
-                self._fold_run(batch[start:])
+                self._fold_run(slots[start:], batch[start:])
 
-    def _fold_run(self, run: list[Queued]) -> None:
-        """Fold queued requests that all have slots."""
+    def _fold_run(self, slots: list[Slot], run: list[Queued]) -> None:
+        """Fold queued requests that all have slots, given with their slots."""
         try:
-            self._fold_batch(
-                list(map(_SLOT, run)), list(map(_COUNTS, run)), list(map(_SENT, run))
-            )
+            self._fold_batch(slots, list(map(_COUNTS, run)), list(map(_SENT, run)))
         except Exception:
             # NOTE: only a bug in llmfy lands here; the requests are logged,
             # not counted, because their data could not be added.

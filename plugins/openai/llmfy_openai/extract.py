@@ -116,7 +116,14 @@ def _counts_reader(
         input_name, output_name, input_details_name, output_details_name
     )
 
+    # The details types read last, with their readers, so that a request
+    # costs one `is` test instead of a dict lookup. Each pair is replaced
+    # whole, so a thread never pairs one type with another type's reader.
+    input_seen: tuple[type, _DetailsReader] = (type(None), _scalar_details)
+    output_seen: tuple[type, _DetailsReader] = (type(None), _scalar_details)
+
     def read(response: Any, context: CallContext) -> UsageCounts | None:
+        nonlocal input_seen, output_seen
         try:
             usage, served, tier = response_fields(response)
             if usage is None:
@@ -126,9 +133,10 @@ def _counts_reader(
             written: object = 0
             reasoning: object = 0
             if in_details is not None:
-                read_details = _INPUT_DETAILS.get(type(in_details))
-                if read_details is None:
+                seen_type, read_details = input_seen
+                if type(in_details) is not seen_type:
                     read_details = _details_reader(type(in_details), _INPUT_DETAILS)
+                    input_seen = (type(in_details), read_details)
                 audio, cached, written = read_details(in_details)
                 if audio is not None and (type(audio) is not int or audio != 0):
                     return None
@@ -137,9 +145,10 @@ def _counts_reader(
                 if written is None:
                     written = 0
             if out_details is not None:
-                read_details = _OUTPUT_DETAILS.get(type(out_details))
-                if read_details is None:
+                seen_type, read_details = output_seen
+                if type(out_details) is not seen_type:
                     read_details = _details_reader(type(out_details), _OUTPUT_DETAILS)
+                    output_seen = (type(out_details), read_details)
                 audio, reasoning = read_details(out_details)
                 if audio is not None and (type(audio) is not int or audio != 0):
                     return None
@@ -204,13 +213,16 @@ _MAX_DETAILS_TYPES = 64
 
 
 def _details_reader(kind: type, readers: _DetailsReaders) -> _DetailsReader:
-    """Build and remember the reader of `readers.names` for details of type `kind`.
+    """Return the reader of `readers.names` for details of type `kind`, built once.
 
     A pydantic model that declares every name is read with one attrgetter
     call. Other types are read with getattr, a missing field as None, as
     `extract_usage` reads them. A scalar type's reader raises AttributeError,
     so that the response takes the checked path, which reports it.
     """
+    known = readers.get(kind)
+    if known is not None:
+        return known
     names = readers.names
     fields = getattr(kind, "model_fields", None)
     read: _DetailsReader

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import types
+
 import pytest
 from llmfy_openai import extract_usage, plugin, usage_from_body
 from llmfy_openai.extract import read_chat_object, read_responses_object, reader_for
@@ -260,3 +263,31 @@ def test_reader_declines_what_extract_checks(bodies):
         usage = extract_usage(response, context)
         assert usage is not None
         assert (usage.input_tokens, usage.output_tokens) == (100, 50), name
+
+
+def test_reader_follows_details_type_changes(bodies):
+    # The reader remembers the last details type it read. A response with
+    # another type must be read by that type's rules, and the first type again.
+    chat = ChatCompletion.construct(
+        **bodies.chat(prompt=1370, completion=155, cached=1280)
+    )
+    other_details = copy.copy(chat)
+    other_details.usage = copy.copy(chat.usage)
+    # A details object that declares no cache_write_tokens or audio_tokens.
+    other_details.usage.prompt_tokens_details = types.SimpleNamespace(
+        cached_tokens=1024
+    )
+    scalar_details = copy.copy(chat)
+    scalar_details.usage = copy.copy(chat.usage)
+    scalar_details.usage.prompt_tokens_details = 1280
+
+    for response in (chat, other_details, scalar_details, chat, other_details):
+        usage = extract_usage(response, CHAT_CONTEXT)
+        assert usage is not None
+        counts = read_chat_object(response, CHAT_CONTEXT)
+        if response is scalar_details:
+            assert counts is None
+        else:
+            assert counts == counts_of_usage(usage)
+    assert read_chat_object(chat, CHAT_CONTEXT)[10] == 1280
+    assert read_chat_object(other_details, CHAT_CONTEXT)[10] == 1024
