@@ -9,12 +9,14 @@ costs to the last digit. Requests that the linear form cannot price (priced
 token subsets, tool calls, long-context tiers, units that are not a power of
 ten) are costed one by one into the same bucket.
 
-Recording takes no lock: a request is appended to a queue
-(`collections.deque`, whose `append` and `popleft` are atomic), and the queue
-is folded into the buckets under the ledger's lock once it holds
-`FOLD_SIZE` requests and whenever totals or records are read. A request
-recorded by a finalizer that garbage collection runs inside the fold is
-queued behind the others, never deadlocked or lost.
+Recording takes no lock: a request's slot, counts and send time are added
+to the end of a queue, a flat list, with one `list.extend` call, which CPython
+runs atomically. The queue is folded into the buckets under the lock once it
+contains `FOLD_SIZE` requests and whenever totals or records are read. The fold
+copies the requests queued so far and deletes them from the front, while
+other threads keep adding at the end. A request recorded by a finalizer that
+garbage collection runs inside the fold is queued behind the others, never
+deadlocked or lost.
 
 A kept request is stored compactly: six 64-bit integers (send time in
 nanoseconds and five token counts) in arrays, plus references to its
@@ -24,13 +26,11 @@ when the records are read.
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import threading
 from array import array
 from collections.abc import Iterator
 from decimal import Decimal
-from itertools import repeat, starmap
 from operator import itemgetter
 from struct import pack
 from typing import TYPE_CHECKING, Any
@@ -74,6 +74,8 @@ Entry = tuple[Usage, "Resolution", dt.datetime, str | None]
 # How many queued requests a recording thread folds at once. Bounds the queue
 # in totals-only mode and spreads the folding over the requests.
 FOLD_SIZE = 256
+# The length of the queue, three items per request, that triggers a fold.
+FOLD_LENGTH = 3 * FOLD_SIZE
 
 # The largest token count stored in a kept request's 64-bit integers; larger
 # counts take the slower path that keeps the whole `Usage`.
@@ -89,10 +91,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 _ZERO = Decimal(0)
 
-# Readers of a queued request's fields, and of its `UsageCounts`.
-_SLOT = itemgetter(0)
-_COUNTS = itemgetter(1)
-_SENT = itemgetter(2)
+# Readers of the fields of `UsageCounts`.
 _REQUEST_ID = itemgetter(INPUT_TOKENS_INDEX - 1)
 _TOKEN_GETTERS = tuple(itemgetter(INPUT_TOKENS_INDEX + kind) for kind in range(5))
 
@@ -279,9 +278,9 @@ def _add_counts(
     return counts
 
 
-# A queued request: its slot, counts and send time in nanoseconds; or None,
-# an `Entry` and 0 for a request without a slot.
-Queued = tuple[Slot | None, Any, int]
+# A queued request is three items of `Ledger.queue`: its slot, counts and
+# send time in nanoseconds, or None, an `Entry` and 0 for a request without
+# a slot.
 
 # `Ledger.slot_table`: a `CHANGES.count` and two dicts of slots by request kind.
 SlotTable = tuple[int, dict[tuple[Any, ...], Slot], dict[tuple[Any, ...], Slot]]
@@ -293,7 +292,7 @@ class Ledger:
     def __init__(self, keep_requests: bool) -> None:
         self.keep_requests = keep_requests
         self.lock = threading.Lock()
-        self.queue: collections.deque[Queued] = collections.deque()
+        self.queue: list[Any] = []
         self._buckets: dict[BucketKey, Bucket] = {}
         # The `CHANGES.count` that the slots by request kind are valid for,
         # the slots of undated prices, and the slots of dated prices, each
@@ -324,9 +323,9 @@ class Ledger:
         if counts[INPUT_TOKENS_INDEX] > slot.input_limit:
             return False
         queue = self.queue
-        queue.append((slot, counts, sent))
+        queue.extend((slot, counts, sent))
         # `_fold_when_full`, inlined because this runs for every request.
-        if len(queue) >= FOLD_SIZE:
+        if len(queue) >= FOLD_LENGTH:
             self.fold_if_free()
         return True
 
@@ -353,10 +352,10 @@ class Ledger:
             if MIN_SENT <= sent <= MAX_COUNT:
                 slot = self._slot_for(counts, resolution, sent, stamp, dated)
             if slot is not None:
-                self.queue.append((slot, counts, sent))
+                self.queue.extend((slot, counts, sent))
                 self._fold_when_full()
                 return
-        self.queue.append((None, (usage, resolution, sent_at, fault), 0))
+        self.queue.extend((None, (usage, resolution, sent_at, fault), 0))
         self._fold_when_full()
 
     def _slot_for(
@@ -398,7 +397,7 @@ class Ledger:
         return None if counts[INPUT_TOKENS_INDEX] > slot.input_limit else slot
 
     def _fold_when_full(self) -> None:
-        if len(self.queue) >= FOLD_SIZE:
+        if len(self.queue) >= FOLD_LENGTH:
             self.fold_if_free()
 
     def fold_if_free(self) -> None:
@@ -414,11 +413,16 @@ class Ledger:
         """Move every queued request into the buckets; the caller holds `lock`."""
         queue = self.queue
         while queue:
-            # Only the lock holder pops, so the queue holds at least this many.
-            batch = list(starmap(queue.popleft, repeat((), len(queue))))
-            slots = list(map(_SLOT, batch))
+            # Only the lock holder deletes, and other threads add at the end,
+            # so the first `length` items stay in place until deleted here.
+            length = len(queue)
+            items = queue[:length]
+            del queue[:length]
+            slots = items[0::3]
+            counts = items[1::3]
+            sents = items[2::3]
             if slots[0] is not None and slots.count(slots[0]) == len(slots):
-                self._fold_run(slots, batch)
+                self._fold_run(slots, counts, sents)
                 continue
             # Requests without a slot come between the others: fold in runs,
             # so that the kept requests stay in the order recorded.
@@ -426,20 +430,26 @@ class Ledger:
             for end, slot in enumerate(slots):
                 if slot is None:
                     if start < end:
-                        self._fold_run(slots[start:end], batch[start:end])
-                    self._fold_run_entry(batch[end][1])
+                        self._fold_run(
+                            slots[start:end], counts[start:end], sents[start:end]
+                        )
+                    self._fold_run_entry(counts[end])
                     start = end + 1
-            if start < len(batch):
-                self._fold_run(slots[start:], batch[start:])
+            if start < len(slots):
+                self._fold_run(slots[start:], counts[start:], sents[start:])
 
-    def _fold_run(self, slots: list[Slot], run: list[Queued]) -> None:
-        """Fold queued requests that all have slots, given with their slots."""
+    def _fold_run(
+        self, slots: list[Slot], counts: list[UsageCounts], sents: list[int]
+    ) -> None:
+        """Fold queued requests that all have slots."""
         try:
-            self._fold_batch(slots, list(map(_COUNTS, run)), list(map(_SENT, run)))
+            self._fold_batch(slots, counts, sents)
         except Exception:
             # NOTE: only a bug in llmfy lands here; the requests are logged,
             # not counted, because their data could not be added.
-            logger.exception("llmfy failed to add %d requests to its totals", len(run))
+            logger.exception(
+                "llmfy failed to add %d requests to its totals", len(slots)
+            )
 
     def _fold_run_entry(self, entry: Entry) -> None:
         """Fold one queued request that has no slot."""
@@ -573,7 +583,7 @@ class KeptRequests:
         """Keep requests that have slots, given their token counts column by column.
 
         Each column becomes 64-bit integers in one `struct.pack` call, which
-        converts them several times faster than `array.fromlist`.
+        converts them faster than `array.fromlist` (up to twice as fast here).
         """
         layout = f"{len(slots)}q"
         self.sent.frombytes(pack(layout, *sents))

@@ -17,7 +17,7 @@ import attrs
 
 from llmfy_core.errors import PluginWarning, emit_warning
 from llmfy_core.ledger import (
-    FOLD_SIZE,
+    FOLD_LENGTH,
     MAX_COUNT,
     MIN_SENT,
     build_record,
@@ -67,11 +67,17 @@ _instrumented: dict[int, str | None] = {}
 _instrumented_stamp: tuple[int, int] | None = None
 _warned_no_provider = False
 
-# The `usage_extract` implementations that may read each provider, and the
-# readers by (provider, response type); both valid while `CHANGES.count`
-# equals `_extract_stamp`.
+# A plugin's usage reader: the provider it reads, the reader, and the
+# plugin's `llmfy_readers_check_counts`.
+KnownReader = tuple[str, UsageReader, bool]
+
+# The `usage_extract` implementations that may read each provider, the
+# readers by (provider, response type), and the first reader of each response
+# type. The last saves the fast path a key tuple per request. All are valid
+# while `CHANGES.count` equals `_extract_stamp`.
 _implementations: dict[str, list[Any]] = {}
-_readers: dict[tuple[Any, type], tuple[UsageReader, bool] | None] = {}
+_readers: dict[tuple[str, type], KnownReader | None] = {}
+_readers_by_type: dict[type, KnownReader] = {}
 _extract_stamp = -1
 _recorded_stamp = -1
 _recorded_impls: list[Any] = []
@@ -153,12 +159,13 @@ def _extract(
     first plugin asked returns the usage, its reader for the type of
     response, if it offers one, records the later ones.
     """
-    global _extract_stamp, _implementations, _readers
+    global _extract_stamp, _implementations, _readers, _readers_by_type
     get_registry()  # loads the plugins on first use, which changes the stamp
     stamp = CHANGES.count
     if stamp != _extract_stamp:
         _implementations = {}
         _readers = {}
+        _readers_by_type = {}
         # The fast path reads `_recorded_impls` while this stamp holds.
         _recorded_hooks()
         _extract_stamp = stamp
@@ -166,6 +173,7 @@ def _extract(
     # what this call learns then goes to the discarded dicts.
     by_provider = _implementations
     readers = _readers
+    readers_by_type = _readers_by_type
     provider = context.provider
     implementations = by_provider.get(provider)
     if implementations is None:
@@ -183,7 +191,9 @@ def _extract(
         if usage is not None:
             key = (provider, type(response))
             if position == 0 and key not in readers:
-                readers[key] = _reader_of(impl, key)
+                known = readers[key] = _reader_of(impl, key)
+                if known is not None:
+                    readers_by_type.setdefault(key[1], known)
             return usage, fault, first_error
     return None, fault, first_error
 
@@ -216,13 +226,13 @@ def usage_reader(provider: str, response_type: type) -> UsageReader | None:
     if _extract_stamp != CHANGES.count:
         return None
     known = _readers.get((provider, response_type))
-    return None if known is None else known[0]
+    return None if known is None else known[1]
 
 
-def _reader_of(impl: Any, key: tuple[Any, type]) -> tuple[UsageReader, bool] | None:
+def _reader_of(impl: Any, key: tuple[str, type]) -> KnownReader | None:
     """Return the reader that the plugin of `impl` offers for `key`, if any.
 
-    The flag is the plugin's `llmfy_readers_check_counts`: true when its
+    Its flag is the plugin's `llmfy_readers_check_counts`: true when its
     readers return only counts that `counts_fit` accepts, apart from the
     64-bit limit, so that the recording path need not check them again.
     """
@@ -244,7 +254,8 @@ def _reader_of(impl: Any, key: tuple[Any, type]) -> tuple[UsageReader, bool] | N
         return None
     if not callable(reader):
         return None
-    return reader, getattr(plugin, "llmfy_readers_check_counts", False) is True
+    checks_counts = getattr(plugin, "llmfy_readers_check_counts", False) is True
+    return provider, reader, checks_counts
 
 
 def _call_extract(impl: Any, response: Any, context: CallContext) -> Usage | None:
@@ -278,9 +289,12 @@ def record_response(
         # The fast path, inlined because it runs for every request: a
         # plugin's reader for this type of response, and the slot that each
         # tracker keeps for a kind of request it has priced before.
-        known = _readers.get((context.provider, type(response)))
+        known = _readers_by_type.get(type(response))
+        if known is not None and known[0] != context.provider:
+            # Another provider's reader came first for this type.
+            known = _readers.get((context.provider, type(response)))
         if known is not None:
-            reader, checks_counts = known
+            _, reader, checks_counts = known
             try:
                 if _recorded_impls or PLUGIN_PRICES.versioned:
                     counts = _read_after_checks(reader, response, context)
@@ -308,8 +322,8 @@ def record_response(
                             and counts[INPUT_TOKENS_INDEX] <= slot.input_limit
                         ):
                             queue = ledger.queue
-                            queue.append((slot, counts, sent))
-                            if len(queue) >= FOLD_SIZE:
+                            queue.extend((slot, counts, sent))
+                            if len(queue) >= FOLD_LENGTH:
                                 ledger.fold_if_free()
                             continue
                         if ledger.add_counts(counts, sent, stamp):

@@ -46,8 +46,13 @@ class ReadingPlugin(ProviderPlugin):
     as the response gives them, valid or not.
     """
 
-    def __init__(self, checked: bool = True) -> None:
-        super().__init__("openai", {"gpt-4o-mini": GPT_4O_MINI})
+    def __init__(
+        self,
+        checked: bool = True,
+        provider: str = "openai",
+        prices: dict[str, Price] | None = None,
+    ) -> None:
+        super().__init__(provider, prices or {"gpt-4o-mini": GPT_4O_MINI})
         self.checked = checked
         self.llmfy_readers_check_counts = False
         self.reads = 0
@@ -72,7 +77,7 @@ class ReadingPlugin(ProviderPlugin):
             return None
         served = response.get("model")
         model = context.model or served
-        key = ("openai", model, served, None, None, None, False)
+        key = (self.provider, model, served, None, None, None, False)
         return (*key, None, inputs, outputs, cached, 0, 0)
 
 
@@ -200,7 +205,7 @@ def test_record_order_kept_across_kinds(reading: ReadingPlugin) -> None:
 
 
 def test_alternating_kinds_priced_by_their_own_rates(reading: ReadingPlugin) -> None:
-    # A fold batch that holds two kinds adds each kind's sums to its own price.
+    # A fold batch that contains two kinds adds each kind's sums to its own price.
     reading.prices["gpt-4.1"] = Price(Decimal(2), Decimal(8))
     other = CallContext("openai", model="gpt-4.1")
     count = 2 * FOLD_SIZE + 3
@@ -239,6 +244,27 @@ def test_send_times_beyond_nanosecond_range_kept(reading: ReadingPlugin) -> None
     assert [each.sent_at for each in usage.records] == times * 3
     assert usage.request_count == 18
     assert usage.total_cost == 18 * ONE_REQUEST
+
+
+def test_two_providers_of_one_type_read_fast(reading: ReadingPlugin) -> None:
+    # Both providers' responses are dicts, and each keeps its own reader.
+    other = ReadingPlugin(provider="acme", prices={"m": Price(Decimal(1), Decimal(2))})
+    # Declared, so that each plugin is asked first for its own provider.
+    reading.llmfy_providers = ("openai",)
+    other.llmfy_providers = ("acme",)
+    llmfy_core.register_plugin(other, "test-acme")
+    acme = CallContext("acme", model="m")
+    with llmfy_usage_tracker() as usage:
+        for _ in range(10):
+            record_response(response(), CONTEXT, (usage,))
+            record_response(response(model="m", cached=0), acme, (usage,))
+
+    # acme has no cached rate: 1370 x 1 + 155 x 2 = 1680 per million.
+    assert usage.total_cost == 10 * ONE_REQUEST + 10 * Decimal("0.00168")
+    assert reading.reads >= 9
+    assert other.reads >= 9
+    providers = [each.usage.provider for each in usage.records]
+    assert providers == ["openai", "acme"] * 10
 
 
 def test_nested_trackers_both_count(reading: ReadingPlugin) -> None:
