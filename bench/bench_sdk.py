@@ -295,7 +295,7 @@ def run_section(quick: bool) -> dict[str, Any]:
     counts = (
         {"warmup": 20, "calls": 100, "paced": 4, "burst": 20}
         if quick
-        else {"warmup": 50, "calls": 300, "paced": 6, "burst": 60}
+        else {"warmup": 50, "calls": 300, "paced": 12, "burst": 200}
     )
     results: dict[str, list[dict[str, Any]]] = {sdk: [] for sdk in SDKS}
     environment = client_environment()
