@@ -331,13 +331,50 @@ def record_response(
                     except Exception as error:
                         logger.warning(
                             "recording failed for %s model %s: %r",
-                            counts[0],
-                            counts[1],
+                            context.provider,
+                            context.model,
                             error,
                         )
                     # A kind the tracker has not priced yet, or changed prices.
-                    _add_to(tracker, usage_from_counts(counts), moment_of(sent), None)
+                    _add_read_counts(tracker, counts, response, context, sent)
                 return
+    _record_fully(response, context, trackers, sent_at)
+
+
+def _add_read_counts(
+    tracker: UsageTracker,
+    counts: UsageCounts,
+    response: Any,
+    context: CallContext,
+    sent: int,
+) -> None:
+    """Add a reader's counts to a tracker that has no slot for their kind.
+
+    `record_usage` checks the counts even when the plugin promised to, so
+    that invalid ones are repaired and reported. A reader result that is not
+    a `UsageCounts` at all is read again through `usage_extract`.
+    """
+    sent_at = moment_of(sent)
+    try:
+        usage = usage_from_counts(counts)
+    except (TypeError, ValueError):
+        logger.warning(
+            "the %s usage reader returned %r, not a UsageCounts",
+            context.provider,
+            counts,
+        )
+        _record_fully(response, context, (tracker,), sent_at)
+        return
+    record_usage(usage, (tracker,), sent_at)
+
+
+def _record_fully(
+    response: Any,
+    context: CallContext,
+    trackers: Sequence[UsageTracker],
+    sent_at: dt.datetime | None,
+) -> None:
+    """Record `response` through `usage_extract` and the price lookup."""
     try:
         found, fault, _ = _extract(response, context)
     except Exception as error:

@@ -267,6 +267,89 @@ def test_two_providers_of_one_type_read_fast(reading: ReadingPlugin) -> None:
     assert providers == ["openai", "acme"] * 10
 
 
+def test_bad_trusted_reader_spares_other_requests(reading: ReadingPlugin) -> None:
+    # A plugin that promises valid counts returns a float, a str or a short
+    # tuple once. Only that request is repaired; the others are added whole.
+    bad_counts: dict[str, Any] = {
+        "float": 100.0,
+        "str": "100",
+        "short": None,
+    }
+    for name, bad in bad_counts.items():
+        other = ReadingPlugin(
+            provider="acme", prices={"m": Price(Decimal(1), Decimal(2))}
+        )
+        other.llmfy_readers_check_counts = True
+        reading.llmfy_providers = ("openai",)
+        other.llmfy_providers = ("acme",)
+        read_well = other.read
+
+        def read_badly(
+            response: Any, context: CallContext, bad: Any = bad, read: Any = read_well
+        ) -> Any:
+            counts = read(response, context)
+            if not response.get("bad") or counts is None:
+                return counts
+            if bad is None:
+                return counts[:9]
+            return (*counts[:8], bad, *counts[9:])
+
+        other.read = read_badly  # type: ignore[method-assign]
+        llmfy_core.register_plugin(other, f"test-acme-{name}")
+        acme = CallContext("acme", model="m")
+        with llmfy_usage_tracker() as usage:
+            record_response(response(model="m", cached=0), acme, (usage,))
+            record_response(response(model="m", cached=0), acme, (usage,))
+            for number in range(200):
+                record_response(response(), CONTEXT, (usage,))
+                if number == 100:
+                    bad_response = {**response(model="m", cached=0), "bad": True}
+                    record_response(bad_response, acme, (usage,))
+
+        records = usage.records
+        assert usage.request_count == 203, name
+        assert len(records) == 203, name
+        openai_records = [each for each in records if each.usage.provider == "openai"]
+        assert len(openai_records) == 200, name
+        # 2 good acme requests: 1370 x 1 + 155 x 2 = 1680 per million each.
+        good = 200 * ONE_REQUEST + 2 * Decimal("0.00168")
+        # The bad request is counted with unknown usage, at no cost.
+        assert usage.total_cost == good, name
+        assert sum(1 for each in records if each.fault) == 1, name
+        llmfy_core.unregister_plugin(f"test-acme-{name}")
+
+
+def test_reader_result_not_counts_never_raises(reading: ReadingPlugin) -> None:
+    # A reader that returns something other than a UsageCounts, while its
+    # plugin promises checked counts: the call goes on, and the request is
+    # read again by usage_extract.
+    reading.llmfy_readers_check_counts = True
+    results: list[Any] = [7, (), ("openai",), [*range(13)]]
+    for result in results:
+        reading.read = lambda response, context, result=result: result  # type: ignore[method-assign]
+        with llmfy_usage_tracker() as usage:
+            record((usage,), 3)
+
+        assert usage.request_count == 3, result
+        assert usage.input_tokens == 3 * 1370, result
+        assert usage.total_cost == 3 * ONE_REQUEST, result
+
+
+def test_recording_call_folds_bounded_batch(reading: ReadingPlugin) -> None:
+    # While another thread folds, requests pile up; the next recording call
+    # folds at most 4 * FOLD_SIZE of them, and a read folds the rest.
+    with llmfy_usage_tracker(keep_requests=False) as usage:
+        record((usage,), 2)
+        ledger = usage.ledger
+        with ledger.lock:
+            record((usage,), 10 * FOLD_SIZE)
+        queued = len(ledger.queue) // 3
+        record((usage,), 1)
+        assert len(ledger.queue) // 3 == queued + 1 - 4 * FOLD_SIZE
+        assert usage.request_count == 2 + 10 * FOLD_SIZE + 1
+        assert ledger.queue == []
+
+
 def test_nested_trackers_both_count(reading: ReadingPlugin) -> None:
     with llmfy_usage_tracker() as outer:
         record((outer,), 3)

@@ -207,14 +207,15 @@ def read_converse(response: Any, context: CallContext) -> UsageCounts | None:
     operation = context.operation
     if operation not in _CONVERSE_OPERATIONS or type(response) is not dict:
         return None
-    # Indexing costs less than `dict.get`, and this runs per request.
+    usage = response.get("usage")
+    if type(usage) is not dict or usage.get("cacheDetails") or response.get("trace"):
+        return None
+    # Indexing costs less than `dict.get`, and this runs per request. It
+    # comes after the type check, so that no dict subclass adds a missing key.
     try:
-        usage = response["usage"]
         input_tokens = usage["inputTokens"]
         output_tokens = usage["outputTokens"]
-    except (KeyError, TypeError):
-        return None
-    if type(usage) is not dict or usage.get("cacheDetails") or response.get("trace"):
+    except KeyError:
         return None
     cache_read = usage.get("cacheReadInputTokens")
     if cache_read is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import gzip
 import json
@@ -20,6 +21,7 @@ from llmfy_bedrock.extract import (
     counts_from_body,
     counts_from_stream_chunks,
     counts_from_token_usage,
+    read_converse,
 )
 from llmfy_bedrock.offline import invocation_log_sent_at
 
@@ -364,3 +366,17 @@ def test_plugin_extract_ignores_other_providers() -> None:
     assert (
         usage_extract({"usage": {"inputTokens": 1, "outputTokens": 1}}, context) is None
     )
+
+
+def test_converse_reader_leaves_response_unchanged() -> None:
+    # A usage mapping that is a dict subclass, such as a defaultdict, is left
+    # to the checked path, and the reader adds no key to it.
+    usage: dict[str, int] = collections.defaultdict(int, inputTokens=100)
+    response = {"usage": usage, "output": {}, "stopReason": "end_turn"}
+    context = CallContext("bedrock", "Converse", "amazon.nova-micro-v1:0", "us-east-1")
+
+    assert read_converse(response, context) is None
+    assert dict(usage) == {"inputTokens": 100}
+    plain = {"usage": {"inputTokens": 100}, "stopReason": "end_turn"}
+    assert read_converse(plain, context) is None
+    assert plain["usage"] == {"inputTokens": 100}
