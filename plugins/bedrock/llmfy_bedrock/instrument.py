@@ -131,10 +131,16 @@ def _tracked_call(
         model = api_params.get("modelId")
         region = billing_region(model, client.meta.region_name)
         metadata = response.get("ResponseMetadata") or {}
-        # A read-only view: CallContext keeps it as is instead of copying it.
-        headers = MappingProxyType(metadata.get("HTTPHeaders") or {})
-        context = CallContext(PROVIDER, operation, model, region, headers=headers)
-        _observe(response, context, trackers, sent_at)
+        headers = metadata.get("HTTPHeaders") or {}
+        if operation in _STREAM_KEYS:
+            _observe_stream(
+                response, operation, model, region, headers, trackers, sent_at
+            )
+        else:
+            # A read-only view: CallContext keeps it as is instead of copying it.
+            view = MappingProxyType(headers)
+            context = CallContext(PROVIDER, operation, model, region, headers=view)
+            _observe(response, context, trackers, sent_at)
     except Exception as error:  # llmfy never breaks the caller's request
         _report_fault(error, context, client, operation, api_params, trackers, sent_at)
     return response
@@ -146,23 +152,36 @@ def _observe(
     trackers: Sequence[UsageTracker],
     sent_at: dt.datetime,
 ) -> None:
-    operation = context.operation
-    if operation == "Converse":
+    if context.operation == "Converse":
         record_response(response, context, trackers, sent_at)
-    elif operation == "InvokeModel":
-        _observe_invoke(response, context, trackers, sent_at)
     else:
-        key = "stream" if operation == "ConverseStream" else "body"
-        watch = StreamWatch(context, trackers, sent_at)
-        if not watch.attach(response.get(key)):
-            logger.warning(
-                "%s response of provider bedrock, model %s, region %s is not a "
-                "botocore EventStream; counted with unknown usage",
-                operation,
-                context.model,
-                context.region,
-            )
-            record_response({}, context, trackers, sent_at)
+        _observe_invoke(response, context, trackers, sent_at)
+
+
+# The key of each streaming operation's EventStream in its response.
+_STREAM_KEYS = {"ConverseStream": "stream", "InvokeModelWithResponseStream": "body"}
+
+
+def _observe_stream(
+    response: dict[str, Any],
+    operation: str,
+    model: str | None,
+    region: str | None,
+    headers: dict[str, str],
+    trackers: Sequence[UsageTracker],
+    sent_at: dt.datetime,
+) -> None:
+    """Watch a streamed response, whose `CallContext` is built when it is recorded."""
+    watch = StreamWatch(operation, model, region, headers, trackers, sent_at)
+    if not watch.attach(response.get(_STREAM_KEYS[operation])):
+        logger.warning(
+            "%s response of provider bedrock, model %s, region %s is not a "
+            "botocore EventStream; counted with unknown usage",
+            operation,
+            model,
+            region,
+        )
+        record_response({}, watch.context(), trackers, sent_at)
 
 
 def _observe_invoke(

@@ -15,9 +15,10 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
-from llmfy_bedrock.extract import INVOCATION_METRICS
+from llmfy_bedrock.extract import INVOCATION_METRICS, PROVIDER
 from llmfy_core import CallContext
 from llmfy_core.logs import get_logger
 from llmfy_core.recording import record_response
@@ -36,25 +37,37 @@ class StreamWatch:
 
     __slots__ = (
         "_close",
-        "_context",
         "_done",
         "_first",
+        "_headers",
         "_last",
         "_metadata",
+        "_model",
         "_once",
+        "_operation",
         "_parse",
         "_previous",
+        "_region",
         "_sent_at",
         "_trackers",
     )
 
     def __init__(
         self,
-        context: CallContext,
+        operation: str,
+        model: str | None,
+        region: str | None,
+        headers: dict[str, str],
         trackers: Sequence[UsageTracker],
         sent_at: dt.datetime,
     ) -> None:
-        self._context = context
+        # The fields of the request's `CallContext`, which is built only when
+        # the request is recorded, so that the first event reaches the
+        # caller sooner.
+        self._operation = operation
+        self._model = model
+        self._region = region
+        self._headers = headers
         self._trackers = trackers
         self._sent_at = sent_at
         self._done = False
@@ -76,7 +89,7 @@ class StreamWatch:
             return False
         self._parse = parse
         self._close = close
-        if self._context.operation == "ConverseStream":
+        if self._operation == "ConverseStream":
             stream._parse_event = self._parse_converse_event
         else:
             stream._parse_event = self._parse_invoke_event
@@ -133,28 +146,26 @@ class StreamWatch:
         self._done = True
         try:
             record_response(
-                self._response(), self._context, self._trackers, self._sent_at
+                self._response(), self.context(), self._trackers, self._sent_at
             )
         except Exception:  # recording never breaks the caller's stream
-            context = self._context
             logger.warning(
                 "recording failed for provider bedrock, model %s, region %s",
-                context.model,
-                context.region,
+                self._model,
+                self._region,
                 exc_info=True,
             )
 
     def fail(self, error: BaseException) -> None:
         """Record the request after its stream raised, naming a broken frame."""
         if not self._done and type(error).__module__ == _EVENT_STREAM_MODULE:
-            context = self._context
             logger.warning(
                 "The bedrock %s response for model %s in region %s has a broken "
                 "event-stream frame (%s); the request is counted with the usage "
                 "read before it.",
-                context.operation,
-                context.model,
-                context.region,
+                self._operation,
+                self._model,
+                self._region,
                 type(error).__name__,
             )
         self.finish()
@@ -170,10 +181,21 @@ class StreamWatch:
         try:
             threading.Thread(target=self.finish, name="llmfy-bedrock-stream").start()
         except RuntimeError:  # the interpreter is shutting down
-            logger.debug("stream of model %s dropped at shutdown", self._context.model)
+            logger.debug("stream of model %s dropped at shutdown", self._model)
+
+    def context(self) -> CallContext:
+        """Return the `CallContext` of the request."""
+        return CallContext(
+            PROVIDER,
+            self._operation,
+            self._model,
+            self._region,
+            # A read-only view: CallContext keeps it as is instead of copying it.
+            headers=MappingProxyType(self._headers),
+        )
 
     def _response(self) -> Any:
-        if self._context.operation == "ConverseStream":
+        if self._operation == "ConverseStream":
             return self._metadata if self._metadata is not None else {}
         decoded = []
         for data in (self._first, self._previous, self._last):

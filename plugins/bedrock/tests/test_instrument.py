@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError, EventStreamError
 from botocore.response import StreamingBody
 from llmfy_bedrock import instrument, streams
 
-from llmfy_core import CallContext, llmfy_usage_tracker
+from llmfy_core import llmfy_usage_tracker
 
 MESSAGES = [{"role": "user", "content": [{"text": "Hello"}]}]
 SONNET_45_US = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -133,7 +133,9 @@ def test_converse_stream_metadata(
 ) -> None:
     client = make_client()
     usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
-    bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
+    bedrock_server.queue_stream(
+        converse_stream_frames(frames, usage_body), {"x-amzn-RequestId": "req-s1"}
+    )
 
     with llmfy_usage_tracker() as usage:
         response = client.converse_stream(
@@ -148,6 +150,8 @@ def test_converse_stream_metadata(
     assert record.usage.input_tokens == 8
     assert record.usage.output_tokens == 10
     assert record.usage.operation == "ConverseStream"
+    assert record.usage.region == "us-east-1"
+    assert record.usage.request_id == "req-s1"
     # Titan Text Lite in us-east-1: 0.15 in, 0.2 out.
     # 8*0.15 + 10*0.2 = 1.2 + 2 = 3.2 -> 0.0000032
     assert record.cost is not None
@@ -652,10 +656,14 @@ def test_llmfy_fault_never_reaches_caller(
 def test_stream_watch_finishes_once(monkeypatch: pytest.MonkeyPatch) -> None:
     recorded: list[Any] = []
     monkeypatch.setattr(streams, "record_response", lambda *args: recorded.append(1))
-    context = CallContext(
-        "bedrock", "ConverseStream", "amazon.nova-micro-v1:0", "us-east-1"
+    watch = streams.StreamWatch(
+        "ConverseStream",
+        "amazon.nova-micro-v1:0",
+        "us-east-1",
+        {},
+        (),
+        dt.datetime.now(dt.UTC),
     )
-    watch = streams.StreamWatch(context, (), dt.datetime.now(dt.UTC))
     threads = [threading.Thread(target=watch.finish) for _ in range(8)]
     for thread in threads:
         thread.start()

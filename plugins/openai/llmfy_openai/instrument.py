@@ -99,6 +99,7 @@ class _Call:
         "model",
         "operation",
         "request_id",
+        "response_headers",
         "sent_at",
         "trackers",
     )
@@ -116,12 +117,16 @@ class _Call:
         self.model = model
         self.include_usage = include_usage
         self.request_id: str | None = None
+        # A stream's HTTP headers, read for the request id only when it is
+        # recorded, so that the first chunk reaches the caller sooner.
+        self.response_headers: Any = None
         self.latest: Any = None
         self.final: Any = None
         self.done = False
         self.attached = False
 
     def context(self, service_tier: str | None = None) -> CallContext:
+        self._read_request_id()
         headers = {"x-request-id": self.request_id} if self.request_id else {}
         return CallContext(
             provider=PROVIDER,
@@ -192,8 +197,15 @@ class _Call:
         except Exception as error:  # never reach the caller
             self._log_fault(error)
 
+    def _read_request_id(self) -> None:
+        headers = self.response_headers
+        if headers is not None:
+            self.response_headers = None
+            self.request_id = headers.get("x-request-id")
+
     def _record_unknown(self, served: str | None, tier: str | None) -> None:
         self.done = True
+        self._read_request_id()
         usage = unknown_usage(
             self.context(tier), served_model=served, request_id=self.request_id
         )
@@ -320,7 +332,7 @@ def _attach_parsed(call: _Call, parsed: Any, http_response: Any) -> None:
 
 
 def _watch_sync_stream(call: _Call, stream: Any) -> None:
-    call.request_id = stream.response.headers.get("x-request-id")
+    call.response_headers = stream.response.headers
     stream.__dict__[_CALL_ATTRIBUTE] = call
     watch = _watch_response_events if call.operation == "responses" else _watch_chunks
     stream._iterator = watch(stream._iterator, call)
@@ -328,7 +340,7 @@ def _watch_sync_stream(call: _Call, stream: Any) -> None:
 
 
 def _watch_async_stream(call: _Call, stream: Any) -> None:
-    call.request_id = stream.response.headers.get("x-request-id")
+    call.response_headers = stream.response.headers
     stream.__dict__[_CALL_ATTRIBUTE] = call
     if call.operation == "responses":
         stream._iterator = _watch_response_events_async(stream._iterator, call)
@@ -338,9 +350,31 @@ def _watch_async_stream(call: _Call, stream: Any) -> None:
 
 
 def _finish_when_collected(stream: Any, call: _Call) -> None:
-    """Record a stream that is dropped unread and unclosed when it is collected."""
-    finalizer = weakref.finalize(stream, call.finish_stream)
-    finalizer.atexit = False
+    """Record a stream that is dropped unread and unclosed when it is collected.
+
+    A weak reference with a callback costs about a third of `weakref.finalize`,
+    and this runs before the caller gets the stream's first chunk. It is
+    kept by its id, so that the stream need not be hashable.
+    """
+    reference = _StreamReference(stream, _stream_collected)
+    reference.call = call
+    _unfinished_streams[id(reference)] = reference
+
+
+class _StreamReference(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to a stream, with the call to finish when it is collected."""
+
+    __slots__ = ("call",)
+    call: _Call
+
+
+def _stream_collected(reference: _StreamReference) -> None:
+    _unfinished_streams.pop(id(reference), None)
+    reference.call.finish_stream()
+
+
+# The weak references of the streams not yet collected, by their ids.
+_unfinished_streams: dict[int, _StreamReference] = {}
 
 
 # Stream watchers: each chunk passes through at once; only a reference to the

@@ -314,6 +314,8 @@ def test_stream_never_read_then_collected(server, client, bodies):
 
     assert len(usage.records) == 1
     assert usage.records[0].usage.input_tokens is None
+    # The request id comes from the headers, read when the stream is recorded.
+    assert usage.records[0].usage.request_id == "req_sse"
 
 
 def test_stream_error_midway(server, client, bodies):
