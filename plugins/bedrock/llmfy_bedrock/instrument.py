@@ -127,6 +127,7 @@ def _tracked_call(
             _record_unparsed(error, client, operation, api_params, trackers, sent_at)
         raise
     context = None
+    model = region = None
     try:
         model = api_params.get("modelId")
         region = billing_region(model, client.meta.region_name)
@@ -142,6 +143,10 @@ def _tracked_call(
             context = CallContext(PROVIDER, operation, model, region, headers=view)
             _observe(response, context, trackers, sent_at)
     except Exception as error:  # llmfy never breaks the caller's request
+        if context is None and region is not None:
+            # A stream's context is built when it is recorded; a fault in
+            # watching it is counted in the billing region all the same.
+            context = _context_or_none(operation, model, region)
         _report_fault(error, context, client, operation, api_params, trackers, sent_at)
     return response
 
@@ -232,6 +237,15 @@ class FailedRead(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         raise self._error
+
+
+def _context_or_none(
+    operation: str, model: Any, region: str | None
+) -> CallContext | None:
+    try:
+        return CallContext(PROVIDER, operation, model, region)
+    except Exception:
+        return None
 
 
 def _report_fault(

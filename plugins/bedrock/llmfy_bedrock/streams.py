@@ -21,7 +21,7 @@ from typing import Any
 from llmfy_bedrock.extract import INVOCATION_METRICS, PROVIDER
 from llmfy_core import CallContext
 from llmfy_core.logs import get_logger
-from llmfy_core.recording import record_response
+from llmfy_core.recording import record_response, record_usage, unknown_usage
 from llmfy_core.tracker import UsageTracker
 
 # A logger whose calls never raise, even when a handler of the application does.
@@ -148,13 +148,25 @@ class StreamWatch:
             record_response(
                 self._response(), self.context(), self._trackers, self._sent_at
             )
-        except Exception:  # recording never breaks the caller's stream
+        except Exception as error:  # recording never breaks the caller's stream
             logger.warning(
                 "recording failed for provider bedrock, model %s, region %s",
                 self._model,
                 self._region,
                 exc_info=True,
             )
+            self._record_fault(error)
+
+    def _record_fault(self, error: Exception) -> None:
+        """Count the request with unknown usage when its context or usage failed."""
+        try:
+            model = self._model if isinstance(self._model, str) else None
+            region = self._region if isinstance(self._region, str) else None
+            context = CallContext(PROVIDER, self._operation, model, region)
+            fault = f"bedrock: {error!r}"
+            record_usage(unknown_usage(context), self._trackers, self._sent_at, fault)
+        except Exception:
+            logger.exception("recording the fault of a bedrock stream failed")
 
     def fail(self, error: BaseException) -> None:
         """Record the request after its stream raised, naming a broken frame."""
@@ -191,7 +203,9 @@ class StreamWatch:
             self._model,
             self._region,
             # A read-only view: CallContext keeps it as is instead of copying it.
-            headers=MappingProxyType(self._headers),
+            headers=MappingProxyType(
+                self._headers if isinstance(self._headers, Mapping) else {}
+            ),
         )
 
     def _response(self) -> Any:

@@ -673,6 +673,29 @@ def test_stream_watch_finishes_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert recorded == [1]
 
 
+def test_stream_watch_records_odd_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Headers that a botocore hook replaced with a list: the request is still
+    # recorded once, without them.
+    contexts: list[Any] = []
+    monkeypatch.setattr(
+        streams, "record_response", lambda _, context, *rest: contexts.append(context)
+    )
+    headers: Any = [("x-amzn-requestid", "req-1")]
+    watch = streams.StreamWatch(
+        "ConverseStream",
+        "amazon.nova-micro-v1:0",
+        "us-east-1",
+        headers,
+        (),
+        dt.datetime.now(dt.UTC),
+    )
+    watch.finish()
+
+    assert len(contexts) == 1
+    assert contexts[0].region == "us-east-1"
+    assert dict(contexts[0].headers) == {}
+
+
 def run_script(script: str) -> subprocess.CompletedProcess[str]:
     """Run Python code in a fresh interpreter, where botocore is not imported yet."""
     return subprocess.run(

@@ -370,7 +370,10 @@ class _StreamReference(weakref.ref):  # type: ignore[type-arg]
 
 def _stream_collected(reference: _StreamReference) -> None:
     _unfinished_streams.pop(id(reference), None)
-    reference.call.finish_stream()
+    # Streams still alive when the interpreter exits are left unrecorded, as
+    # `weakref.finalize(..., atexit=False)` left them: modules are torn down.
+    if not sys.is_finalizing():
+        reference.call.finish_stream()
 
 
 # The weak references of the streams not yet collected, by their ids.
