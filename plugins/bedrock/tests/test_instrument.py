@@ -673,6 +673,49 @@ def test_stream_watch_finishes_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert recorded == [1]
 
 
+class _ReadOnlyStream:
+    """A stream object that refuses the attributes a stream watch replaces."""
+
+    __slots__ = ()
+    _parse_event = property(lambda self: lambda event: event)
+    _event_generator = property(lambda self: iter(()))
+    close = property(lambda self: lambda: None)
+
+
+def test_stream_fault_counted_in_billing_region(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    # A stream that cannot be watched is counted as a fault, in the region
+    # that the model's ARN bills, not the client's region.
+    client = make_client("us-east-1")
+    replaced: list[Any] = []
+
+    def replace_stream(parsed: dict[str, Any], **_: Any) -> None:
+        replaced.append(parsed["stream"])
+        parsed["stream"] = _ReadOnlyStream()
+
+    client.meta.events.register(
+        "after-call.bedrock-runtime.ConverseStream", replace_stream
+    )
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
+    model = (
+        "arn:aws:bedrock:eu-west-1:123456789012:"
+        "inference-profile/eu.amazon.nova-micro-v1:0"
+    )
+
+    with llmfy_usage_tracker() as usage:
+        client.converse_stream(modelId=model, messages=MESSAGES)
+    for stream in replaced:
+        stream.close()
+
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.region == "eu-west-1"
+    assert record.usage.operation == "ConverseStream"
+    assert record.fault is not None
+
+
 def test_stream_watch_records_odd_headers(monkeypatch: pytest.MonkeyPatch) -> None:
     # Headers that a botocore hook replaced with a list: the request is still
     # recorded once, without them.
