@@ -40,6 +40,7 @@ from llmfy_core.logs import get_logger
 from llmfy_core.model import (
     INPUT_TOKENS_INDEX,
     USAGE_KEY_FIELDS,
+    CallContext,
     Cost,
     Price,
     RequestRecord,
@@ -95,6 +96,11 @@ _ZERO = Decimal(0)
 # Readers of the fields of `UsageCounts`.
 _REQUEST_ID = itemgetter(INPUT_TOKENS_INDEX - 1)
 _TOKEN_GETTERS = tuple(itemgetter(INPUT_TOKENS_INDEX + kind) for kind in range(5))
+
+
+def sent_fits(sent: int) -> bool:
+    """Return whether a send time in nanoseconds fits a kept request's integer."""
+    return MIN_SENT <= sent <= MAX_COUNT
 
 
 def nanos_of(moment: dt.datetime) -> int:
@@ -350,7 +356,7 @@ class Ledger:
         if counts is not None and counts_fit(counts):
             sent = nanos_of(sent_at)
             slot = None
-            if MIN_SENT <= sent <= MAX_COUNT:
+            if sent_fits(sent):
                 slot = self._slot_for(counts, resolution, sent, stamp, dated)
             if slot is not None:
                 self.queue.extend((slot, counts, sent))
@@ -545,12 +551,15 @@ class Ledger:
             self._fold_batch([slot], [counts], [sent])
             return
         # Deferred import: recording imports this module.
-        from llmfy_core.recording import checked_usage
+        from llmfy_core.recording import checked_usage, unknown_usage
 
         try:
             usage, problem = checked_usage(usage_from_counts(counts))
         except (TypeError, ValueError):
-            usage, problem = _unknown_usage_of(slot), f"not a UsageCounts: {counts!r}"
+            provider, model, served, region, tier, operation, batch = slot.key
+            context = CallContext(provider, operation, model, region, tier, batch=batch)
+            usage = unknown_usage(context, served_model=served)
+            problem = f"not a UsageCounts: {counts!r}"
         fault = None
         if problem is not None:
             logger.warning(
@@ -658,22 +667,6 @@ class KeptRequests:
         usage = usage_from_counts((*owner.key, self.request_ids[index], *counts))
         sent = moment_of(self.sent[index])
         return build_record((usage, owner.resolution, sent, None), tags)
-
-
-def _unknown_usage_of(slot: Slot) -> Usage:
-    """Return a `Usage` of unknown counts for a request of `slot`'s kind."""
-    provider, model, served_model, region, service_tier, operation, batch = slot.key
-    return Usage(
-        provider,
-        model,
-        None,
-        None,
-        served_model=served_model,
-        region=region,
-        service_tier=service_tier,
-        operation=operation,
-        batch=batch,
-    )
 
 
 def counts_fit(counts: UsageCounts) -> bool:

@@ -18,12 +18,11 @@ import attrs
 from llmfy_core.errors import PluginWarning, emit_warning
 from llmfy_core.ledger import (
     FOLD_LENGTH,
-    MAX_COUNT,
-    MIN_SENT,
     build_record,
     counts_fit,
     moment_of,
     nanos_of,
+    sent_fits,
 )
 from llmfy_core.logs import get_logger
 from llmfy_core.model import (
@@ -411,9 +410,12 @@ def _read_after_checks(
 
 
 def _nanos(sent_at: dt.datetime) -> int:
-    """Return a send time in nanoseconds; ValueError if no kept request can hold it."""
+    """Return a send time in nanoseconds, or raise ValueError outside 1677-2262.
+
+    The full path records the other times, keeping their `datetime`.
+    """
     sent = nanos_of(as_utc(sent_at))
-    if not MIN_SENT <= sent <= MAX_COUNT:
+    if not sent_fits(sent):
         raise ValueError(f"send time {sent_at} outside the years 1677 to 2262")
     return sent
 

@@ -127,26 +127,26 @@ def _tracked_call(
             _record_unparsed(error, client, operation, api_params, trackers, sent_at)
         raise
     context = None
-    model = region = None
+    watch = None
     try:
         model = api_params.get("modelId")
         region = billing_region(model, client.meta.region_name)
         metadata = response.get("ResponseMetadata") or {}
         headers = metadata.get("HTTPHeaders") or {}
         if operation in _STREAM_KEYS:
-            _observe_stream(
-                response, operation, model, region, headers, trackers, sent_at
-            )
+            # The watch builds the stream's `CallContext` when it records.
+            watch = StreamWatch(operation, model, region, headers, trackers, sent_at)
+            if not watch.attach(response.get(_STREAM_KEYS[operation])):
+                watch.record_unwatched()
         else:
             # A read-only view: CallContext keeps it as is instead of copying it.
             view = MappingProxyType(headers)
             context = CallContext(PROVIDER, operation, model, region, headers=view)
             _observe(response, context, trackers, sent_at)
     except Exception as error:  # llmfy never breaks the caller's request
-        if context is None and region is not None:
-            # A stream's context is built when it is recorded; a fault in
-            # watching it is counted in the billing region all the same.
-            context = _context_or_none(operation, model, region)
+        if context is None and watch is not None:
+            # Counted in the stream's billing region, not the client's.
+            context = watch.context_without_headers()
         _report_fault(error, context, client, operation, api_params, trackers, sent_at)
     return response
 
@@ -165,28 +165,6 @@ def _observe(
 
 # The key of each streaming operation's EventStream in its response.
 _STREAM_KEYS = {"ConverseStream": "stream", "InvokeModelWithResponseStream": "body"}
-
-
-def _observe_stream(
-    response: dict[str, Any],
-    operation: str,
-    model: str | None,
-    region: str | None,
-    headers: dict[str, str],
-    trackers: Sequence[UsageTracker],
-    sent_at: dt.datetime,
-) -> None:
-    """Watch a streamed response, whose `CallContext` is built when it is recorded."""
-    watch = StreamWatch(operation, model, region, headers, trackers, sent_at)
-    if not watch.attach(response.get(_STREAM_KEYS[operation])):
-        logger.warning(
-            "%s response of provider bedrock, model %s, region %s is not a "
-            "botocore EventStream; counted with unknown usage",
-            operation,
-            model,
-            region,
-        )
-        record_response({}, watch.context(), trackers, sent_at)
 
 
 def _observe_invoke(
@@ -237,15 +215,6 @@ class FailedRead(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         raise self._error
-
-
-def _context_or_none(
-    operation: str, model: Any, region: str | None
-) -> CallContext | None:
-    try:
-        return CallContext(PROVIDER, operation, model, region)
-    except Exception:
-        return None
 
 
 def _report_fault(

@@ -160,13 +160,23 @@ class StreamWatch:
     def _record_fault(self, error: Exception) -> None:
         """Count the request with unknown usage when its context or usage failed."""
         try:
-            model = self._model if isinstance(self._model, str) else None
-            region = self._region if isinstance(self._region, str) else None
-            context = CallContext(PROVIDER, self._operation, model, region)
+            context = self.context_without_headers()
             fault = f"bedrock: {error!r}"
             record_usage(unknown_usage(context), self._trackers, self._sent_at, fault)
         except Exception:
             logger.exception("recording the fault of a bedrock stream failed")
+
+    def record_unwatched(self) -> None:
+        """Count a response whose stream is not a botocore EventStream."""
+        self._done = True
+        logger.warning(
+            "%s response of provider bedrock, model %s, region %s is not a "
+            "botocore EventStream; counted with unknown usage",
+            self._operation,
+            self._model,
+            self._region,
+        )
+        record_response({}, self.context(), self._trackers, self._sent_at)
 
     def fail(self, error: BaseException) -> None:
         """Record the request after its stream raised, naming a broken frame."""
@@ -207,6 +217,12 @@ class StreamWatch:
                 self._headers if isinstance(self._headers, Mapping) else {}
             ),
         )
+
+    def context_without_headers(self) -> CallContext:
+        """Return the request's `CallContext` for a fault, with only valid fields."""
+        model = self._model if isinstance(self._model, str) else None
+        region = self._region if isinstance(self._region, str) else None
+        return CallContext(PROVIDER, self._operation, model, region)
 
     def _response(self) -> Any:
         if self._operation == "ConverseStream":

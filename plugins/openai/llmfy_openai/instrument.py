@@ -205,7 +205,6 @@ class _Call:
 
     def _record_unknown(self, served: str | None, tier: str | None) -> None:
         self.done = True
-        self._read_request_id()
         usage = unknown_usage(
             self.context(tier), served_model=served, request_id=self.request_id
         )
