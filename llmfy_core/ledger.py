@@ -411,8 +411,8 @@ class Ledger:
         """Fold the oldest queued requests, unless this or another thread is folding.
 
         A recording thread folds at most `4 * FOLD_SIZE` requests, so that its
-        call stays short while other threads keep queueing. Each request it
-        then records above `FOLD_SIZE` folds more.
+        call stays short while other threads keep queueing. Every request
+        recorded while the queue is still full folds more.
         """
         lock = self.lock
         if lock.acquire(blocking=False):
@@ -632,8 +632,8 @@ class KeptRequests:
         """Return the send times and token columns as 64-bit integers, in bytes.
 
         One `struct.pack` call per column converts them faster than
-        `array.fromlist` (up to twice as fast here). Raises `struct.error`
-        for a value that is not an int or does not fit in 64 bits.
+        `array.fromlist`. Raises `struct.error` for a value that is not an
+        int or does not fit in 64 bits.
         """
         layout = f"{len(sents)}q"
         return [pack(layout, *sents), *(pack(layout, *column) for column in tokens)]

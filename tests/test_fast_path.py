@@ -204,7 +204,7 @@ def test_record_order_kept_across_kinds(reading: ReadingPlugin) -> None:
     assert models == {"gpt-4o-mini", "gpt-4.1"}
 
 
-def test_alternating_kinds_priced_by_their_own_rates(reading: ReadingPlugin) -> None:
+def test_alternating_kinds_priced_separately(reading: ReadingPlugin) -> None:
     # A fold batch that contains two kinds adds each kind's sums to its own price.
     reading.prices["gpt-4.1"] = Price(Decimal(2), Decimal(8))
     other = CallContext("openai", model="gpt-4.1")
@@ -269,7 +269,7 @@ def test_two_providers_of_one_type_read_fast(reading: ReadingPlugin) -> None:
 
 def test_bad_trusted_reader_spares_other_requests(reading: ReadingPlugin) -> None:
     # A plugin that promises valid counts returns a float, a str or a short
-    # tuple once. Only that request is repaired; the others are added whole.
+    # tuple once. Only that request is repaired, and the others are added whole.
     bad_counts: dict[str, Any] = {
         "float": 100.0,
         "str": "100",
@@ -336,7 +336,7 @@ def test_reader_result_not_counts_never_raises(reading: ReadingPlugin) -> None:
 
 
 def test_recording_call_folds_bounded_batch(reading: ReadingPlugin) -> None:
-    # While another thread folds, requests pile up; the next recording call
+    # While another thread folds, requests pile up. The next recording call
     # folds at most 4 * FOLD_SIZE of them, and a read folds the rest.
     with llmfy_usage_tracker(keep_requests=False) as usage:
         record((usage,), 2)
