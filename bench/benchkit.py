@@ -104,6 +104,8 @@ def bedrock_converse_body() -> dict[str, Any]:
             "cacheReadInputTokenCount": BEDROCK_CACHE_READ_TOKENS,
             "cacheWriteInputTokens": BEDROCK_CACHE_WRITE_TOKENS,
             "cacheWriteInputTokenCount": BEDROCK_CACHE_WRITE_TOKENS,
+            # The recorded response lists its cache write by TTL, as here.
+            "cacheDetails": [{"ttl": "5m", "inputTokens": BEDROCK_CACHE_WRITE_TOKENS}],
         },
     }
 

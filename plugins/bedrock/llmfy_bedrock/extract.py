@@ -201,15 +201,24 @@ def read_converse(response: Any, context: CallContext) -> UsageCounts | None:
 
     Returns the `UsageCounts` that `usage_from_converse` would normalize, and
     None for every response that needs its checks: another operation, a
-    missing or malformed count, 1-hour cache writes, a trace or an unusual
-    service tier.
+    missing or malformed count, cache details other than a list of dicts
+    without 1-hour writes, a trace or an unusual service tier.
     """
     operation = context.operation
     if operation not in _CONVERSE_OPERATIONS or type(response) is not dict:
         return None
     usage = response.get("usage")
-    if type(usage) is not dict or usage.get("cacheDetails") or response.get("trace"):
+    if type(usage) is not dict or response.get("trace"):
         return None
+    details = usage.get("cacheDetails")
+    if details:
+        # Recorded Claude responses that write to the cache list the writes by
+        # TTL here. Writes kept for 1 hour have their own price, on the full path.
+        if type(details) is not list:
+            return None
+        for detail in details:
+            if type(detail) is not dict or detail.get("ttl") == "1h":
+                return None
     # Indexing costs less than `dict.get`, and this runs per request. It
     # comes after the type check, so that no dict subclass adds a missing key.
     try:

@@ -22,10 +22,12 @@ from llmfy_bedrock.extract import (
     counts_from_stream_chunks,
     counts_from_token_usage,
     read_converse,
+    usage_from_converse,
 )
 from llmfy_bedrock.offline import invocation_log_sent_at
 
 from llmfy_core import CallContext, llmfy_usage_tracker
+from llmfy_core.model import usage_from_counts
 
 LOG_RECORD: dict[str, Any] = {
     "schemaType": "ModelInvocationLog",
@@ -380,3 +382,44 @@ def test_converse_reader_leaves_response_unchanged() -> None:
     plain = {"usage": {"inputTokens": 100}, "stopReason": "end_turn"}
     assert read_converse(plain, context) is None
     assert plain["usage"] == {"inputTokens": 100}
+
+
+FIVE_MINUTES = {"ttl": "5m", "inputTokens": 236}
+
+
+@pytest.mark.parametrize(
+    ("details", "fast"),
+    [
+        ([FIVE_MINUTES], True),
+        ([FIVE_MINUTES, {"ttl": "5m", "inputTokens": 4}], True),
+        ([], True),
+        ([{"ttl": "1h", "inputTokens": 236}], False),
+        ([FIVE_MINUTES, {"ttl": "1h", "inputTokens": 4}], False),
+        ([FIVE_MINUTES, "5m"], False),
+        ({"ttl": "5m", "inputTokens": 236}, False),
+    ],
+)
+def test_converse_reader_cache_details(details: Any, fast: bool) -> None:
+    # The reader takes responses whose cache writes all last 5 minutes and
+    # reads them as the checked path does. It leaves 1-hour writes and other
+    # shapes of cacheDetails to the checked path.
+    usage = {
+        "inputTokens": 3,
+        "outputTokens": 121,
+        "cacheReadInputTokens": 1712,
+        "cacheWriteInputTokens": 236,
+        "cacheDetails": details,
+    }
+    response = {"usage": usage, "stopReason": "end_turn"}
+    context = CallContext(
+        "bedrock", "Converse", "us.anthropic.claude-sonnet-4-20250514-v1:0", "us-east-1"
+    )
+
+    counts = read_converse(response, context)
+
+    if not fast:
+        assert counts is None
+        return
+    assert counts is not None
+    assert usage_from_counts(counts) == usage_from_converse(response, context)
+    assert counts[8:12] == (3 + 1712 + 236, 121, 1712, 236)
