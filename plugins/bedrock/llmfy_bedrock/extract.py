@@ -29,6 +29,7 @@ CACHE_READ_HEADER = "x-amzn-bedrock-cache-read-input-token-count"
 CACHE_WRITE_HEADER = "x-amzn-bedrock-cache-write-input-token-count"
 SERVICE_TIER_HEADER = "x-amzn-bedrock-service-tier"
 REQUEST_ID_HEADER = "x-amzn-requestid"
+_TOKEN_HEADERS = (INPUT_HEADER, OUTPUT_HEADER, CACHE_READ_HEADER, CACHE_WRITE_HEADER)
 INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
 
 
@@ -196,16 +197,20 @@ def _invoked_model(trace: Any) -> str | None:
 _CONVERSE_OPERATIONS = frozenset({"Converse", "ConverseStream"})
 
 
-def read_converse(response: Any, context: CallContext) -> UsageCounts | None:
-    """Read a well-formed Converse response or ConverseStream `metadata` quickly.
+def read_response(response: Any, context: CallContext) -> UsageCounts | None:
+    """Read a well-formed Converse, ConverseStream or InvokeModel response quickly.
 
-    Returns the `UsageCounts` that `usage_from_converse` would normalize, and
-    None for every response that needs its checks: another operation, a
-    missing or malformed count, cache details other than a list of dicts
-    without 1-hour writes, a trace or an unusual service tier.
+    For ConverseStream the response is the `metadata` event, and for
+    InvokeModel botocore's response dict with the body unread. Returns the
+    `UsageCounts` that `extract_usage` would normalize, and None for every
+    response that needs its checks: another operation, a missing or
+    malformed count, cache details other than a list of dicts without 1-hour
+    writes, a trace or an unusual service tier.
     """
     operation = context.operation
     if operation not in _CONVERSE_OPERATIONS or type(response) is not dict:
+        if operation == "InvokeModel":
+            return _read_invoke_headers(response, context)
         return None
     usage = response.get("usage")
     if type(usage) is not dict or response.get("trace"):
@@ -267,6 +272,48 @@ def read_converse(response: Any, context: CallContext) -> UsageCounts | None:
     )
 
 
+def _read_invoke_headers(response: Any, context: CallContext) -> UsageCounts | None:
+    """Read the token headers of an InvokeModel response whose body was not read.
+
+    Returns the `UsageCounts` that `usage_from_invoke` would normalize, and
+    None when a header needs its checks: a missing input count, or a value
+    that is not a string of ASCII digits.
+    """
+    headers = context.headers
+    if type(response) is not dict or "ResponseMetadata" not in response or not headers:
+        return None
+    counts = []
+    for name in _TOKEN_HEADERS:
+        value = headers.get(name)
+        if value is None and name != INPUT_HEADER:
+            counts.append(0)
+        elif type(value) is str and value.isascii() and value.isdigit():
+            if len(value) > _MAX_DIGITS:
+                return None
+            counts.append(int(value))
+        else:
+            return None
+    tier = headers.get(SERVICE_TIER_HEADER)
+    if tier is not None and type(tier) is not str:
+        return None
+    input_tokens, output_tokens, cache_read, cache_write = counts
+    return (
+        PROVIDER,
+        context.model or "unknown",
+        None,
+        context.region,
+        tier or context.service_tier,
+        "InvokeModel",
+        context.batch,
+        headers.get(REQUEST_ID_HEADER),
+        input_tokens + cache_read + cache_write,
+        output_tokens,
+        cache_read,
+        cache_write,
+        0,
+    )
+
+
 # InvokeModel
 
 
@@ -278,7 +325,7 @@ def counts_from_headers(headers: Mapping[str, str]) -> TokenCounts | None:
     so that the body is read instead.
     """
     counts = []
-    for name in (INPUT_HEADER, OUTPUT_HEADER, CACHE_READ_HEADER, CACHE_WRITE_HEADER):
+    for name in _TOKEN_HEADERS:
         value = headers.get(name)
         count = as_int(value, f"header {name}")
         if count is None and (value is not None or name == INPUT_HEADER):
@@ -516,7 +563,7 @@ def extract_usage(response: Any, context: CallContext) -> Usage:
 
     See the plugin's `usage_extract` for what `response` is per operation.
     """
-    counts = read_converse(response, context)
+    counts = read_response(response, context)
     if counts is not None:
         return usage_from_counts(counts)
     with checks.collecting() as problems:

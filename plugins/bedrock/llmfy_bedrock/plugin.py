@@ -48,12 +48,12 @@ def usage_extract(response: Any, context: CallContext) -> Usage | None:
 def llmfy_usage_reader(
     provider: str, response_type: type
 ) -> Callable[[Any, CallContext], UsageCounts | None] | None:
-    """Return the fast reader of Converse responses, which botocore gives as dicts."""
+    """Return the fast reader of botocore's Converse and InvokeModel dicts."""
     if provider != PROVIDER or response_type is not dict:
         return None
-    from llmfy_bedrock.extract import read_converse
+    from llmfy_bedrock.extract import read_response
 
-    return read_converse
+    return read_response
 
 
 @hookimpl

@@ -21,8 +21,9 @@ from llmfy_bedrock.extract import (
     counts_from_body,
     counts_from_stream_chunks,
     counts_from_token_usage,
-    read_converse,
+    read_response,
     usage_from_converse,
+    usage_from_invoke,
 )
 from llmfy_bedrock.offline import invocation_log_sent_at
 
@@ -377,10 +378,10 @@ def test_converse_reader_leaves_response_unchanged() -> None:
     response = {"usage": usage, "output": {}, "stopReason": "end_turn"}
     context = CallContext("bedrock", "Converse", "amazon.nova-micro-v1:0", "us-east-1")
 
-    assert read_converse(response, context) is None
+    assert read_response(response, context) is None
     assert dict(usage) == {"inputTokens": 100}
     plain = {"usage": {"inputTokens": 100}, "stopReason": "end_turn"}
-    assert read_converse(plain, context) is None
+    assert read_response(plain, context) is None
     assert plain["usage"] == {"inputTokens": 100}
 
 
@@ -415,7 +416,7 @@ def test_converse_reader_cache_details(details: Any, fast: bool) -> None:
         "bedrock", "Converse", "us.anthropic.claude-sonnet-4-20250514-v1:0", "us-east-1"
     )
 
-    counts = read_converse(response, context)
+    counts = read_response(response, context)
 
     if not fast:
         assert counts is None
@@ -423,3 +424,70 @@ def test_converse_reader_cache_details(details: Any, fast: bool) -> None:
     assert counts is not None
     assert usage_from_counts(counts) == usage_from_converse(response, context)
     assert counts[8:12] == (3 + 1712 + 236, 121, 1712, 236)
+
+
+INVOKE_HEADERS = {
+    "x-amzn-requestid": "req-invoke-1",
+    "x-amzn-bedrock-input-token-count": "19",
+    "x-amzn-bedrock-output-token-count": "121",
+    "x-amzn-bedrock-cache-read-input-token-count": "1712",
+    "x-amzn-bedrock-cache-write-input-token-count": "236",
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "fast"),
+    [
+        ({}, True),
+        ({"x-amzn-bedrock-service-tier": "priority"}, True),
+        ({"x-amzn-bedrock-output-token-count": None}, True),
+        ({"x-amzn-bedrock-cache-read-input-token-count": None}, True),
+        ({"x-amzn-bedrock-input-token-count": None}, False),
+        ({"x-amzn-bedrock-input-token-count": " 19"}, False),
+        ({"x-amzn-bedrock-output-token-count": "-1"}, False),
+        ({"x-amzn-bedrock-output-token-count": "١٢"}, False),
+        ({"x-amzn-bedrock-output-token-count": "1" * 19}, False),
+        ({"x-amzn-bedrock-cache-write-input-token-count": 236}, False),
+        ({"x-amzn-bedrock-service-tier": 3}, False),
+    ],
+)
+def test_invoke_reader_token_headers(changes: dict[str, Any], fast: bool) -> None:
+    # An InvokeModel response whose body was not read is counted from its
+    # token headers. The reader returns what the checked path reads from
+    # them, or None where a header needs the checks.
+    headers = {**INVOKE_HEADERS, **changes}
+    headers = {name: value for name, value in headers.items() if value is not None}
+    response = {"ResponseMetadata": {"HTTPStatusCode": 200}, "body": None}
+    context = CallContext(
+        "bedrock",
+        "InvokeModel",
+        "us.anthropic.claude-sonnet-4-20250514-v1:0",
+        "us-east-1",
+        headers=headers,
+    )
+
+    counts = read_response(response, context)
+
+    if not fast:
+        assert counts is None
+        return
+    assert counts is not None
+    assert usage_from_counts(counts) == usage_from_invoke(None, context)
+    assert counts[7] == "req-invoke-1"
+
+
+def test_invoke_reader_declines_body_or_no_headers() -> None:
+    # A decoded body may split cache writes by TTL, which the headers do not.
+    body = {"usage": {"input_tokens": 19, "output_tokens": 121}}
+    context = CallContext(
+        "bedrock",
+        "InvokeModel",
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        "us-east-1",
+        headers=INVOKE_HEADERS,
+    )
+
+    no_headers = CallContext("bedrock", "InvokeModel", context.model, "us-east-1")
+
+    assert read_response(body, context) is None
+    assert read_response({"ResponseMetadata": {}}, no_headers) is None
