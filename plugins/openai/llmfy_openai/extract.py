@@ -92,6 +92,8 @@ def reader_for(response_type: type) -> UsageReader | None:
         return read_chat_object
     if extractor is _from_responses_object:
         return read_responses_object
+    if extractor is _from_embeddings_object:
+        return read_embeddings_object
     return None
 
 
@@ -275,6 +277,38 @@ def read_responses_object(response: Any, context: CallContext) -> UsageCounts | 
     return _read_responses_counts(response, context)
 
 
+_embeddings_fields = attrgetter("usage", "model")
+
+
+def read_embeddings_object(response: Any, context: CallContext) -> UsageCounts | None:
+    """Read a well-formed embeddings response quickly: input tokens only."""
+    try:
+        usage, served = _embeddings_fields(response)
+        inputs = usage.prompt_tokens
+    except AttributeError:
+        # Usage is None or a dict, or the SDK lacks a field.
+        return None
+    if type(inputs) is not int or inputs < 0:
+        return None
+    if type(served) is not str or not served:
+        served = None
+    return (
+        PROVIDER,
+        context.model or served or "unknown",
+        served,
+        context.region,
+        context.service_tier,
+        context.operation or "embeddings",
+        context.batch,
+        context.headers.get("x-request-id"),
+        inputs,
+        0,
+        0,
+        0,
+        0,
+    )
+
+
 _BILLED_TOOL_ITEMS = frozenset(
     {"web_search_call", "file_search_call", "code_interpreter_call"}
 )
@@ -343,6 +377,9 @@ def _from_responses_object(response: Any, context: CallContext) -> Usage:
 
 
 def _from_embeddings_object(response: Any, context: CallContext) -> Usage:
+    counts = _read_or_none(read_embeddings_object, response, context)
+    if counts is not None:
+        return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
     served = _text(getattr(response, "model", None))
     checker = _Checker(context, served)

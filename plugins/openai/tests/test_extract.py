@@ -7,9 +7,15 @@ import types
 
 import pytest
 from llmfy_openai import extract_usage, plugin, usage_from_body
-from llmfy_openai.extract import read_chat_object, read_responses_object, reader_for
+from llmfy_openai.extract import (
+    read_chat_object,
+    read_embeddings_object,
+    read_responses_object,
+    reader_for,
+)
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.create_embedding_response import Usage as EmbeddingUsage
 from openai.types.responses import Response
 
 from llmfy import CallContext
@@ -291,3 +297,40 @@ def test_reader_follows_details_type_changes(bodies):
             assert counts == counts_of_usage(usage)
     assert read_chat_object(chat, CHAT_CONTEXT)[10] == 1280
     assert read_chat_object(other_details, CHAT_CONTEXT)[10] == 1024
+
+
+@pytest.mark.parametrize(
+    ("prompt_tokens", "fast"),
+    [(8, True), (0, True), (-1, False), (8.0, False), (True, False), (None, False)],
+)
+def test_embeddings_reader_matches_body(bodies, prompt_tokens, fast):
+    body = bodies.embeddings(prompt=8, model="text-embedding-3-small")
+    body["usage"]["prompt_tokens"] = prompt_tokens
+    context = CallContext("openai", "embeddings", "text-embedding-3-small")
+    # As the SDK builds it: nested models, counts not validated.
+    usage = EmbeddingUsage.construct(**body["usage"])
+    response = CreateEmbeddingResponse.construct(**{**body, "usage": usage})
+
+    counts = read_embeddings_object(response, context)
+
+    assert reader_for(CreateEmbeddingResponse) is read_embeddings_object
+    if not fast:
+        assert counts is None
+        return
+    assert counts is not None
+    assert counts == counts_of_usage(usage_from_body(body, context))
+    assert counts[8] == prompt_tokens
+
+
+def test_embeddings_reader_without_usage(bodies):
+    body = bodies.embeddings(prompt=8, model="text-embedding-3-small")
+    context = CallContext("openai", "embeddings", "text-embedding-3-small")
+    without_usage = CreateEmbeddingResponse.construct(**{**body, "usage": None})
+    usage_as_dict = CreateEmbeddingResponse.construct(**body)
+    usage_as_dict.usage = {"prompt_tokens": 8, "total_tokens": 8}
+
+    assert read_embeddings_object(without_usage, context) is None
+    assert read_embeddings_object(usage_as_dict, context) is None
+    usage = extract_usage(usage_as_dict, context)
+    assert usage is not None
+    assert usage.input_tokens == 8
