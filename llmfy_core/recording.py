@@ -44,11 +44,16 @@ _UTC = dt.UTC
 _EXTRACT_ARGUMENTS = ("response", "context")
 _time_ns = time.time_ns
 
+# A send time: a `datetime`, naive ones taken as UTC, or nanoseconds since
+# 1970-01-01 UTC as `time.time_ns()` returns, which costs less to read.
+SentAt = dt.datetime | int
+
 # A plugin's function that reads a well-formed response of one type as
 # `UsageCounts`, or returns None to leave it to `usage_extract`.
 UsageReader = Callable[[Any, CallContext], UsageCounts | None]
 
 __all__ = [
+    "SentAt",
     "active_trackers",
     "ensure_instrumented",
     "extract_usage",
@@ -275,12 +280,13 @@ def record_response(
     response: Any,
     context: CallContext,
     trackers: Sequence[UsageTracker],
-    sent_at: dt.datetime | None = None,
+    sent_at: SentAt | None = None,
 ) -> None:
     """Extract the usage of `response` and record it into `trackers`.
 
-    Never raises. A response that no plugin reads, or whose reading fails, is
-    recorded with unknown usage and the fault named.
+    `sent_at` is when the request was sent, None for now. Never raises. A
+    response that no plugin reads, or whose reading fails, is recorded with
+    unknown usage and the fault named.
     """
     if not trackers:
         return
@@ -371,7 +377,7 @@ def _record_fully(
     response: Any,
     context: CallContext,
     trackers: Sequence[UsageTracker],
-    sent_at: dt.datetime | None,
+    sent_at: SentAt | None,
 ) -> None:
     """Record `response` through `usage_extract` and the price lookup."""
     try:
@@ -409,26 +415,49 @@ def _read_after_checks(
     return reader(response, context)
 
 
-def _nanos(sent_at: dt.datetime) -> int:
+def _nanos(sent_at: SentAt) -> int:
     """Return a send time in nanoseconds, or raise ValueError outside 1677-2262.
 
     The full path records the other times, keeping their `datetime`.
     """
-    sent = nanos_of(as_utc(sent_at))
+    if isinstance(sent_at, dt.datetime):
+        sent = nanos_of(as_utc(sent_at))
+    else:
+        sent = _int_nanos(sent_at)
     if not sent_fits(sent):
         raise ValueError(f"send time {sent_at} outside the years 1677 to 2262")
     return sent
 
 
+def _moment(sent_at: SentAt) -> dt.datetime:
+    """Return a send time as a UTC `datetime`."""
+    if isinstance(sent_at, dt.datetime):
+        return as_utc(sent_at)
+    return moment_of(_int_nanos(sent_at))
+
+
+def _int_nanos(sent_at: object) -> int:
+    """Return a send time given in nanoseconds; raise TypeError for another value."""
+    if isinstance(sent_at, int) and not isinstance(sent_at, bool):
+        return sent_at
+    raise TypeError(
+        f"invalid send time {sent_at!r}: expected a datetime, or nanoseconds "
+        "since 1970 UTC as an int, as time.time_ns() returns"
+    )
+
+
 def record_usage(
     usage: Usage,
     trackers: Sequence[UsageTracker],
-    sent_at: dt.datetime | None = None,
+    sent_at: SentAt | None = None,
     fault: str | None = None,
 ) -> None:
-    """Record one request's usage into every tracker in `trackers`. Never raises."""
+    """Record one request's usage into every tracker in `trackers`. Never raises.
+
+    `sent_at` is when the request was sent, None for now.
+    """
     try:
-        sent = dt.datetime.now(_UTC) if sent_at is None else as_utc(sent_at)
+        sent = dt.datetime.now(_UTC) if sent_at is None else _moment(sent_at)
         usage, problem = checked_usage(usage)
     except Exception as error:
         # A send time or usage that cannot even be checked: count the request

@@ -25,6 +25,7 @@ from llmfy_core import (
     Price,
     PriceRank,
     RequestRecord,
+    Usage,
     UsageTracker,
     hookimpl,
     invalidate_price_cache,
@@ -33,7 +34,7 @@ from llmfy_core import (
 from llmfy_core.ledger import FOLD_SIZE
 from llmfy_core.model import UsageCounts
 from llmfy_core.model import counts_of_usage as usage_counts
-from llmfy_core.recording import record_response, usage_reader
+from llmfy_core.recording import record_response, record_usage, usage_reader
 from tests.conftest import GPT_4O_MINI, ProviderPlugin
 
 CONTEXT = CallContext("openai", model="gpt-4o-mini")
@@ -244,6 +245,34 @@ def test_send_times_beyond_nanosecond_range_kept(reading: ReadingPlugin) -> None
     assert [each.sent_at for each in usage.records] == times * 3
     assert usage.request_count == 18
     assert usage.total_cost == 18 * ONE_REQUEST
+
+
+def test_send_time_in_nanoseconds(reading: ReadingPlugin) -> None:
+    # The instrumentation passes time.time_ns(), which costs less than a
+    # datetime. Both forms give the same records, on the fast and full paths.
+    moment = dt.datetime(2026, 12, 4, 21, 30, 0, 123456, tzinfo=dt.UTC)
+    nanos = 1_796_419_800_123_456_789
+    with llmfy_usage_tracker() as usage:
+        for _ in range(3):
+            record_response(response(), CONTEXT, (usage,), nanos)
+            record_response(response(), CONTEXT, (usage,), moment)
+        record_usage(Usage("openai", "gpt-4o-mini", 1370, 155, 1280), (usage,), nanos)
+
+    assert [each.sent_at for each in usage.records] == [moment] * 7
+    assert usage.total_cost == 7 * ONE_REQUEST
+
+
+@pytest.mark.parametrize("sent_at", [True, "2026-12-04", 1.5e18])
+def test_invalid_send_time_still_counted(
+    reading: ReadingPlugin, sent_at: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with llmfy_usage_tracker() as usage:
+        for _ in range(2):
+            record_response(response(), CONTEXT, (usage,), sent_at)
+
+    assert usage.request_count == 2
+    assert all(each.fault for each in usage.records)
+    assert "invalid send time" in caplog.text
 
 
 def test_two_providers_of_one_type_read_fast(reading: ReadingPlugin) -> None:

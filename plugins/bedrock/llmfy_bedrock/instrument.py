@@ -13,13 +13,13 @@ botocore is never imported here: when the application has not imported
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import importlib.abc
 import importlib.machinery
 import io
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType, ModuleType
 from typing import Any
@@ -119,7 +119,9 @@ def _tracked_call(
     api_params: Mapping[str, Any],
     trackers: Sequence[UsageTracker],
 ) -> Any:
-    sent_at = dt.datetime.now(dt.UTC)
+    # In nanoseconds: right after an SDK call, `time.time_ns()` took about
+    # 0.6 us on the benchmark machine and `datetime.now(UTC)` about 5 us.
+    sent_at = time.time_ns()
     try:
         response = original(client, operation, api_params)
     except Exception as error:
@@ -155,7 +157,7 @@ def _observe(
     response: dict[str, Any],
     context: CallContext,
     trackers: Sequence[UsageTracker],
-    sent_at: dt.datetime,
+    sent_at: int,
 ) -> None:
     if context.operation == "Converse":
         record_response(response, context, trackers, sent_at)
@@ -171,7 +173,7 @@ def _observe_invoke(
     response: dict[str, Any],
     context: CallContext,
     trackers: Sequence[UsageTracker],
-    sent_at: dt.datetime,
+    sent_at: int,
 ) -> None:
     # The headers are what Bedrock bills. The body is read only when they are
     # missing or invalid, or to split cache writes by time-to-live.
@@ -224,7 +226,7 @@ def _report_fault(
     operation: str,
     api_params: Mapping[str, Any],
     trackers: Sequence[UsageTracker],
-    sent_at: dt.datetime,
+    sent_at: int,
 ) -> None:
     try:
         if context is None:
@@ -264,7 +266,7 @@ def _record_unparsed(
     operation: str,
     api_params: Mapping[str, Any],
     trackers: Sequence[UsageTracker],
-    sent_at: dt.datetime,
+    sent_at: int,
 ) -> None:
     """Count a request whose response botocore failed to parse. Never raises."""
     try:

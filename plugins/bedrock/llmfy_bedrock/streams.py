@@ -11,7 +11,6 @@ end of the stream, an error, `close()`, or the stream being garbage-collected.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -59,7 +58,7 @@ class StreamWatch:
         region: str | None,
         headers: dict[str, str],
         trackers: Sequence[UsageTracker],
-        sent_at: dt.datetime,
+        sent_at: int,
     ) -> None:
         # The fields of the request's `CallContext`, which is built only when
         # the request is recorded, so that the first event reaches the
