@@ -725,3 +725,48 @@ def test_patch_waits_for_openai_import():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True"]
+
+
+def test_streams_alive_at_exit_leave_no_error(server, bodies):
+    # Streams never read and still referenced when the interpreter exits are
+    # collected during module teardown, where recording could fail noisily.
+    for _ in range(3):
+        server.add_sse(
+            CHAT,
+            [
+                bodies.chunk("Paris."),
+                bodies.chunk(None, usage=bodies.chunk_usage(14, 2)),
+                "[DONE]",
+            ],
+        )
+    code = (
+        "import logging, openai\n"
+        "from llmfy import llmfy_usage_tracker\n"
+        "logging.basicConfig(level=logging.WARNING)\n"
+        f"client = openai.OpenAI(base_url={server.base_url!r}, api_key='k',"
+        " max_retries=0)\n"
+        "usage = llmfy_usage_tracker()\n"
+        "usage.__enter__()\n"
+        "streams = [\n"
+        "    client.chat.completions.create(\n"
+        "        model='gpt-4o-mini', stream=True,\n"
+        "        messages=[{'role': 'user', 'content': 'Capital of France?'}],\n"
+        "        stream_options={'include_usage': True},\n"
+        "    )\n"
+        "    for _ in range(3)\n"
+        "]\n"
+        "print(usage.request_count)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0"]
+    assert "Traceback" not in result.stderr
+    assert "Exception ignored" not in result.stderr
+    assert "llmfy" not in result.stderr
