@@ -16,8 +16,9 @@ the cost of an active tracker within one process, pair by pair.
 
 Each client times single non-streaming calls, streams paced by the server
 (time to the first event, and how long each event took from the server's
-write to the application), and streams sent in one burst (time per event
-while the client is busy parsing). The figures are medians over every sample
+write to the application), and streams sent in one burst (time to the first
+event again, from many more streams, and time per event while the client is
+busy parsing). The figures are medians over every sample
 of all rounds.
 """
 
@@ -49,6 +50,7 @@ VARIANT_MODES = {
 PAIRED_KEYS = (
     "call_us",
     "first_event_us",
+    "burst_first_event_us",
     "stream_delivery_us",
     "event_wall_us",
     "event_cpu_us",
@@ -172,8 +174,12 @@ def time_paced_stream(client: Client) -> tuple[float, list[float], int]:
     return first, latencies, count
 
 
-def time_burst_stream(client: Client) -> tuple[float, float, int]:
-    """Return the wall and CPU time per event after the first one, in µs."""
+def time_burst_stream(client: Client) -> tuple[float, float, float, int]:
+    """Return the time to the first event, then the wall and CPU time per later event.
+
+    All three are in µs. The count of events comes last.
+    """
+    started = time.perf_counter_ns()
     count = 0
     first_wall = first_cpu = 0
     for _ in client.stream("burst"):
@@ -181,9 +187,10 @@ def time_burst_stream(client: Client) -> tuple[float, float, int]:
             first_wall = time.perf_counter_ns()
             first_cpu = time.thread_time_ns()
         count += 1
+    first = (first_wall - started) / 1000
     wall = (time.perf_counter_ns() - first_wall) / 1000 / max(count - 1, 1)
     cpu = (time.thread_time_ns() - first_cpu) / 1000 / max(count - 1, 1)
-    return wall, cpu, count
+    return first, wall, cpu, count
 
 
 def empty_samples() -> dict[str, list[float]]:
@@ -217,7 +224,10 @@ def measure(
         samples[mode]["delivery_us"].extend(latencies)
         samples[mode]["stream_delivery_us"].append(statistics.median(latencies))
     for _, mode, tracked in each_mode(counts.burst):
-        wall, cpu, events = sampler.run(tracked, lambda: time_burst_stream(client))
+        first, wall, cpu, events = sampler.run(
+            tracked, lambda: time_burst_stream(client)
+        )
+        samples[mode]["burst_first_event_us"].append(first)
         samples[mode]["event_wall_us"].append(wall)
         samples[mode]["event_cpu_us"].append(cpu)
     return samples, events

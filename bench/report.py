@@ -144,6 +144,9 @@ def alternatives_of(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 # Sections 2 and 3
 
 # Row label, mode whose medians the row shows, comparison whose difference it shows.
+# The time to the first event of the burst streams, which outnumber the paced ones.
+BURST_FIRST = "burst_first_event_us"
+
 SDK_ROWS = [
     ("bare", "bare", None),
     ("idle (vs bare)", "idle", "idle"),
@@ -258,6 +261,8 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
                     label,
                     us(row["first_event_us"]["median"]),
                     delta_cell(summary, compared, "first_event_us", 0),
+                    us(row.get(BURST_FIRST, row["first_event_us"])["median"]),
+                    delta_cell(summary, compared, BURST_FIRST, 0),
                     us(row["delivery_us"]["median"]),
                     delta_cell(summary, compared, delivery_key),
                     us(row["event_cpu_us"]["median"]),
@@ -265,15 +270,20 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
                     us(row["event_wall_us"]["median"]),
                 ]
             )
-        first, first_noise = difference(summary, "paired", "first_event_us")
-        isolated, isolated_noise = difference(summary, "tracked", "first_event_us")
+        paced, paced_noise = difference(summary, "paired", "first_event_us")
+        first, first_noise = difference(summary, "paired", BURST_FIRST)
+        isolated, isolated_noise = difference(summary, "tracked", BURST_FIRST)
+        if math.isnan(first):
+            # A saved run from before the burst streams timed their first event.
+            first, first_noise = paced, paced_noise
+            isolated, isolated_noise = difference(summary, "tracked", "first_event_us")
         per_event, event_noise = difference(summary, "paired", "event_cpu_us")
         detected = first > first_noise or isolated > isolated_noise
         per_event_verdict = bounded(per_event, event_noise, CHUNK_TARGET_US)
         stream_targets += [
             [
                 f"{sdk} stream: no added time to the first event",
-                f"{signed(first, 0)} µs ±{first_noise:,.0f} paired",
+                f"{signed(first, 0)} µs ±{first_noise:,.0f} paired, burst streams",
                 verdict(not detected),
             ],
             [
@@ -284,8 +294,9 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
         ]
         stream_notes.append(
             f"{sdk}: an active tracker adds {signed(first, 0)} µs ±{first_noise:,.0f} "
-            f"to the first event paired ({signed(isolated, 0)} µs "
-            f"±{isolated_noise:,.0f} against bare): no added time "
+            f"to the first event of burst streams paired ({signed(isolated, 0)} µs "
+            f"±{isolated_noise:,.0f} against bare), and {signed(paced, 0)} µs "
+            f"±{paced_noise:,.0f} to that of paced streams paired: no added time "
             f"{verdict(not detected)} at a resolution of ±{first_noise:,.0f} µs. It "
             f"adds {signed(per_event, 2)} ±{event_noise:,.2f} CPU µs per event "
             f"paired: at most {CHUNK_TARGET_US:g} µs per event "
@@ -296,7 +307,9 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
         [
             "sdk",
             "variant",
-            "first event µs",
+            "first event µs (paced)",
+            "difference",
+            "first event µs (burst)",
             "difference",
             "delivery µs",
             "difference",
@@ -312,9 +325,10 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             "delivery: from the server's write of an event to the application. "
             f"The server paces these events {result['pace_ms']:g} ms apart "
             f"({counts['paced']} streams per mode and process).",
-            "CPU µs/event and wall µs/event: time per event after the first, with "
-            f"every event written at once ({counts['burst']} streams per mode and "
-            "process).",
+            "The burst streams have every event written at once "
+            f"({counts['burst']} streams per mode and process). They give the "
+            "first event again, from more streams, and CPU µs/event and wall "
+            "µs/event: time per event after the first.",
             *stream_notes,
         ],
         stream_targets,
