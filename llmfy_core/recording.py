@@ -433,17 +433,34 @@ def _moment(sent_at: SentAt) -> dt.datetime:
     """Return a send time as a UTC `datetime`."""
     if isinstance(sent_at, dt.datetime):
         return as_utc(sent_at)
-    return moment_of(_int_nanos(sent_at))
+    try:
+        return moment_of(_int_nanos(sent_at))
+    except OverflowError:
+        raise ValueError(
+            f"invalid send time {sent_at}: as nanoseconds it falls after the year 9999"
+        ) from None
 
 
 def _int_nanos(sent_at: object) -> int:
-    """Return a send time given in nanoseconds; raise TypeError for another value."""
-    if isinstance(sent_at, int) and not isinstance(sent_at, bool):
-        return sent_at
-    raise TypeError(
-        f"invalid send time {sent_at!r}: expected a datetime, or nanoseconds "
-        "since 1970 UTC as an int, as time.time_ns() returns"
-    )
+    """Return a send time given in nanoseconds, or raise for another value.
+
+    An int before 1973 is taken for seconds or milliseconds passed by mistake.
+    """
+    if not isinstance(sent_at, int) or isinstance(sent_at, bool):
+        raise TypeError(
+            f"invalid send time {sent_at!r}: expected a datetime, or nanoseconds "
+            "since 1970 UTC as an int, as time.time_ns() returns"
+        )
+    if sent_at < _MIN_INT_NANOS:
+        raise ValueError(
+            f"invalid send time {sent_at}: as nanoseconds it falls before 1973. "
+            "Pass nanoseconds, as time.time_ns() returns, or a datetime"
+        )
+    return sent_at
+
+
+# 1973-03-03 UTC in nanoseconds. Seconds and milliseconds of today fall below.
+_MIN_INT_NANOS = 10**17
 
 
 def record_usage(
@@ -458,11 +475,21 @@ def record_usage(
     """
     try:
         sent = dt.datetime.now(_UTC) if sent_at is None else _moment(sent_at)
+    except Exception as error:
+        # The usage is still counted, as sent now.
+        sent = dt.datetime.now(_UTC)
+        logger.warning(
+            "%s for %s model %s; the request is counted as sent now",
+            error,
+            getattr(usage, "provider", "unknown"),
+            getattr(usage, "model", "unknown"),
+        )
+        fault = fault or f"{error}; counted as sent now"
+    try:
         usage, problem = checked_usage(usage)
     except Exception as error:
-        # A send time or usage that cannot even be checked: count the request
-        # with unknown usage, now, rather than lose it.
-        sent = dt.datetime.now(_UTC)
+        # Usage that cannot even be checked: count the request with unknown
+        # usage rather than lose it.
         context = CallContext(str(getattr(usage, "provider", "unknown")))
         usage, problem = unknown_usage(context), f"unreadable usage: {error!r}"
     if problem is not None:

@@ -262,17 +262,30 @@ def test_send_time_in_nanoseconds(reading: ReadingPlugin) -> None:
     assert usage.total_cost == 7 * ONE_REQUEST
 
 
-@pytest.mark.parametrize("sent_at", [True, "2026-12-04", 1.5e18])
-def test_invalid_send_time_still_counted(
+@pytest.mark.parametrize(
+    "sent_at",
+    [True, "2026-12-04", 1.5e18, 1_796_419_800, 1_796_419_800_123, -1, 10**30],
+)
+def test_invalid_send_time_keeps_usage(
     reading: ReadingPlugin, sent_at: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Floats, strings, and ints that read as seconds, milliseconds or a time
+    # past the year 9999 are invalid. The request is counted as sent now.
+    before = dt.datetime.now(dt.UTC)
     with llmfy_usage_tracker() as usage:
         for _ in range(2):
             record_response(response(), CONTEXT, (usage,), sent_at)
+        record_usage(Usage("openai", "gpt-4o-mini", 1370, 155, 1280), (usage,), sent_at)
 
-    assert usage.request_count == 2
-    assert all(each.fault for each in usage.records)
-    assert "invalid send time" in caplog.text
+    assert usage.request_count == 3
+    assert usage.total_cost == 3 * ONE_REQUEST
+    for record in usage.records:
+        assert record.usage.input_tokens == 1370
+        assert record.sent_at >= before
+        assert record.fault is not None
+        assert record.fault.startswith("invalid send time ")
+        assert str(sent_at) in record.fault
+    assert "counted as sent now" in caplog.text
 
 
 def test_two_providers_of_one_type_read_fast(reading: ReadingPlugin) -> None:

@@ -107,6 +107,8 @@ def test_unreadable_send_time_still_counted(provider: ProviderPlugin) -> None:
             "yesterday",  # type: ignore[arg-type]
         )
 
+    # The usage is kept: only the send time is replaced, by the time of recording.
     assert usage.request_count == 1
-    assert usage.totals.unknown_usage == 1
-    assert "unreadable usage" in (usage.records[0].fault or "")
+    assert usage.totals.unknown_usage == 0
+    assert usage.totals.input_tokens == 60
+    assert "invalid send time 'yesterday'" in (usage.records[0].fault or "")
