@@ -173,9 +173,10 @@ def _counts_reader(
         ):
             return None
         if type(served) is not str or not served:
-            served = None
+            # A str subclass is kept, as the checked path keeps it.
+            served = _text(served)
         if type(tier) is not str or not tier:
-            tier = context.service_tier
+            tier = _text(tier) or context.service_tier
         return (
             PROVIDER,
             context.model or served or "unknown",
@@ -281,7 +282,11 @@ _embeddings_fields = attrgetter("usage", "model")
 
 
 def read_embeddings_object(response: Any, context: CallContext) -> UsageCounts | None:
-    """Read a well-formed embeddings response quickly: input tokens only."""
+    """Read a well-formed embeddings response quickly: input tokens only.
+
+    Returns None for input token details, which embeddings responses do not
+    carry today, so that the checked path reads them.
+    """
     try:
         usage, served = _embeddings_fields(response)
         inputs = usage.prompt_tokens
@@ -290,14 +295,15 @@ def read_embeddings_object(response: Any, context: CallContext) -> UsageCounts |
         return None
     if type(inputs) is not int or inputs < 0:
         return None
-    if type(served) is not str or not served:
-        served = None
+    if getattr(usage, "prompt_tokens_details", None) is not None:
+        return None
+    served = _text(served)
     return (
         PROVIDER,
         context.model or served or "unknown",
         served,
         context.region,
-        context.service_tier,
+        _text(getattr(response, "service_tier", None)) or context.service_tier,
         context.operation or "embeddings",
         context.batch,
         context.headers.get("x-request-id"),
@@ -382,19 +388,21 @@ def _from_embeddings_object(response: Any, context: CallContext) -> Usage:
         return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
     served = _text(getattr(response, "model", None))
+    tier = _text(getattr(response, "service_tier", None)) or context.service_tier
     checker = _Checker(context, served)
     if not checker.usage_present(usage):
-        return _unknown(context, served, context.service_tier)
+        return _unknown(context, served, tier)
 
+    # Read as the raw body is read, so that both give the same usage.
     return _usage_from_counts(
         context,
         checker,
         operation="embeddings",
         served=served,
-        tier=context.service_tier,
+        tier=tier,
         input_tokens=_field(usage, "prompt_tokens"),
         output_tokens=0,
-        input_details=None,
+        input_details=_field(usage, "prompt_tokens_details"),
         output_details=None,
         tool_calls={},
     )

@@ -334,3 +334,43 @@ def test_embeddings_reader_without_usage(bodies):
     usage = extract_usage(usage_as_dict, context)
     assert usage is not None
     assert usage.input_tokens == 8
+
+
+def test_embeddings_object_reads_like_body(bodies):
+    # Fields that embeddings responses do not carry today are read alike from
+    # the SDK object and from the raw body.
+    body = bodies.embeddings(prompt=8, model="text-embedding-3-small")
+    body["usage"]["prompt_tokens_details"] = {"cached_tokens": 4}
+    body["service_tier"] = "flex"
+    context = CallContext("openai", "embeddings", "text-embedding-3-small")
+    response = CreateEmbeddingResponse.construct(**body)
+
+    from_object = extract_usage(response, context)
+    from_body = usage_from_body(body, context)
+
+    assert read_embeddings_object(response, context) is None
+    assert from_object == from_body
+    assert from_object is not None
+    assert from_object.cache_read_tokens == 4
+    assert from_object.service_tier == "flex"
+
+
+class ModelName(str):
+    """A str subclass, as some wrappers return for model names."""
+
+
+def test_readers_keep_str_subclass_model(bodies):
+    body = bodies.embeddings(prompt=8, model="text-embedding-3-small")
+    response = CreateEmbeddingResponse.construct(**body)
+    response.model = ModelName("text-embedding-3-small")
+    chat = ChatCompletion.construct(**bodies.chat(prompt=10, completion=2))
+    chat.model = ModelName("gpt-4o-mini-2024-07-18")
+    no_model = CallContext("openai")
+
+    embedding_counts = read_embeddings_object(response, no_model)
+    chat_counts = read_chat_object(chat, no_model)
+
+    assert embedding_counts is not None
+    assert embedding_counts[1:3] == ("text-embedding-3-small",) * 2
+    assert chat_counts is not None
+    assert chat_counts[1:3] == ("gpt-4o-mini-2024-07-18",) * 2
