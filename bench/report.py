@@ -296,7 +296,7 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             f"{sdk}: an active tracker adds {signed(first, 0)} µs ±{first_noise:,.0f} "
             f"to the first event of burst streams paired ({signed(isolated, 0)} µs "
             f"±{isolated_noise:,.0f} against bare), and {signed(paced, 0)} µs "
-            f"±{paced_noise:,.0f} to that of paced streams paired: no added time "
+            f"±{paced_noise:,.0f} to that of paced streams paired. No added time: "
             f"{verdict(not detected)} at a resolution of ±{first_noise:,.0f} µs. It "
             f"adds {signed(per_event, 2)} ±{event_noise:,.2f} CPU µs per event "
             f"paired: at most {CHUNK_TARGET_US:g} µs per event "
