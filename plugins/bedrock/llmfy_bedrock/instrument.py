@@ -132,15 +132,19 @@ def _tracked_call(
     watch = None
     try:
         model = api_params.get("modelId")
-        region = billing_region(model, client.meta.region_name)
+        client_region = client.meta.region_name
         metadata = response.get("ResponseMetadata") or {}
         headers = metadata.get("HTTPHeaders") or {}
         if operation in _STREAM_KEYS:
-            # The watch builds the stream's `CallContext` when it records.
-            watch = StreamWatch(operation, model, region, headers, trackers, sent_at)
+            # The watch finds the billing Region and builds the stream's
+            # `CallContext` when it records.
+            watch = StreamWatch(
+                operation, model, client_region, headers, trackers, sent_at
+            )
             if not watch.attach(response.get(_STREAM_KEYS[operation])):
                 watch.record_unwatched()
         else:
+            region = billing_region(model, client_region)
             # A read-only view: CallContext keeps it as is instead of copying it.
             view = MappingProxyType(headers)
             context = CallContext(PROVIDER, operation, model, region, headers=view)

@@ -1,23 +1,25 @@
 """Recording of ConverseStream and InvokeModelWithResponseStream responses.
 
 The caller keeps botocore's own `EventStream` object. Three of its instance
-attributes are replaced: the iterator of raw messages, to learn when the stream
-ends or raises, the event parser, to see each parsed event as it passes, and
-`close`. Nothing is held back: each event reaches the caller as soon as
-botocore parses it. The request is recorded once, at the first of: the usage event (the
-`metadata` event, or the chunk with `amazon-bedrock-invocationMetrics`), the
-end of the stream, an error, `close()`, or the stream being garbage-collected.
+attributes are replaced, each by the stream's `StreamWatch`: the iterator of
+raw messages, to learn when the stream ends or raises, the event parser, to
+see each parsed event as it passes, and `close`. Nothing is held back: each
+event reaches the caller as soon as botocore parses it. The request is
+recorded once, at the first of: the usage event (the `metadata` event, or the
+chunk with `amazon-bedrock-invocationMetrics`), the end of the stream, an
+error, `close()`, or the stream being garbage-collected.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from llmfy_bedrock.extract import INVOCATION_METRICS, PROVIDER
+from llmfy_bedrock.resolve import billing_region
 from llmfy_core import CallContext
 from llmfy_core.logs import get_logger
 from llmfy_core.recording import record_response, record_usage, unknown_usage
@@ -27,6 +29,8 @@ from llmfy_core.tracker import UsageTracker
 logger = get_logger("llmfy.bedrock")
 
 _METRICS_MARK = INVOCATION_METRICS.encode()
+# Makes `StreamWatch.finish` record once when several threads finish a stream.
+_FINISH_LOCK = threading.Lock()
 # botocore's event-stream decoder, whose errors mean a malformed frame.
 _EVENT_STREAM_MODULE = "botocore.eventstream"
 
@@ -35,18 +39,18 @@ class StreamWatch:
     """Follows one event stream and records its request exactly once."""
 
     __slots__ = (
+        "_client_region",
         "_close",
         "_done",
+        "_events",
         "_first",
         "_headers",
         "_last",
         "_metadata",
         "_model",
-        "_once",
         "_operation",
         "_parse",
         "_previous",
-        "_region",
         "_sent_at",
         "_trackers",
     )
@@ -55,28 +59,26 @@ class StreamWatch:
         self,
         operation: str,
         model: str | None,
-        region: str | None,
+        client_region: str | None,
         headers: dict[str, str],
         trackers: Sequence[UsageTracker],
         sent_at: int,
     ) -> None:
-        # The fields of the request's `CallContext`, which is built only when
-        # the request is recorded, so that the first event reaches the
-        # caller sooner.
+        # The fields of the request's `CallContext`, which is built, with the
+        # billing Region, only when the request is recorded, so that the
+        # first event reaches the caller sooner.
         self._operation = operation
         self._model = model
-        self._region = region
+        self._client_region = client_region
         self._headers = headers
         self._trackers = trackers
         self._sent_at = sent_at
         self._done = False
-        self._once = threading.Lock()
         self._metadata: Mapping[str, Any] | None = None
         self._first: bytes | None = None
         self._previous: bytes | None = None
         self._last: bytes | None = None
-        self._parse: Callable[[Any], Any] = _no_parser
-        self._close: Callable[[], Any] = _no_close
+        # `_events`, `_parse` and `_close` are set by `attach`.
 
     def attach(self, stream: Any) -> bool:
         """Hook into a botocore `EventStream`; return False if it has another shape."""
@@ -88,13 +90,32 @@ class StreamWatch:
             return False
         self._parse = parse
         self._close = close
+        self._events = events
         if self._operation == "ConverseStream":
             stream._parse_event = self._parse_converse_event
         else:
             stream._parse_event = self._parse_invoke_event
-        stream._event_generator = WatchedEvents(events, self)
+        stream._event_generator = self
         stream.close = self.close
         return True
+
+    def __iter__(self) -> StreamWatch:
+        return self
+
+    def __next__(self) -> Any:
+        """Return the stream's next raw message, finishing the watch at its end."""
+        try:
+            return next(self._events)
+        except StopIteration:
+            self.finish()
+            raise
+        except BaseException as error:
+            self.fail(error)
+            raise
+
+    def __del__(self) -> None:
+        # The stream was dropped before its end, or never read.
+        self.finish_later()
 
     def _parse_converse_event(self, event: Any) -> Any:
         try:
@@ -140,9 +161,8 @@ class StreamWatch:
 
     def finish(self) -> None:
         """Record the request unless it is already recorded. Never raises."""
-        if self._done or not self._once.acquire(blocking=False):
+        if self._done or not self._claim():
             return
-        self._done = True
         try:
             record_response(
                 self._response(), self.context(), self._trackers, self._sent_at
@@ -151,10 +171,19 @@ class StreamWatch:
             logger.warning(
                 "recording failed for provider bedrock, model %s, region %s",
                 self._model,
-                self._region,
+                self._billing_region(),
                 exc_info=True,
             )
             self._record_fault(error)
+
+    def _claim(self) -> bool:
+        """Mark the request recorded; return False if another thread did first."""
+        # One lock for every stream: it is held for a test and a store only.
+        with _FINISH_LOCK:
+            if self._done:
+                return False
+            self._done = True
+            return True
 
     def _record_fault(self, error: Exception) -> None:
         """Count the request with unknown usage when its context or usage failed."""
@@ -173,7 +202,7 @@ class StreamWatch:
             "botocore EventStream; counted with unknown usage",
             self._operation,
             self._model,
-            self._region,
+            self._billing_region(),
         )
         record_response({}, self.context(), self._trackers, self._sent_at)
 
@@ -186,7 +215,7 @@ class StreamWatch:
                 "read before it.",
                 self._operation,
                 self._model,
-                self._region,
+                self._billing_region(),
                 type(error).__name__,
             )
         self.finish()
@@ -210,7 +239,7 @@ class StreamWatch:
             PROVIDER,
             self._operation,
             self._model,
-            self._region,
+            self._billing_region(),
             # A read-only view: CallContext keeps it as is instead of copying it.
             headers=MappingProxyType(
                 self._headers if isinstance(self._headers, Mapping) else {}
@@ -220,8 +249,18 @@ class StreamWatch:
     def context_without_headers(self) -> CallContext:
         """Return the request's `CallContext` for a fault, with only valid fields."""
         model = self._model if isinstance(self._model, str) else None
-        region = self._region if isinstance(self._region, str) else None
-        return CallContext(PROVIDER, self._operation, model, region)
+        return CallContext(PROVIDER, self._operation, model, self._billing_region())
+
+    def _billing_region(self) -> str | None:
+        """Return the Region the request is billed in: an ARN's, else the client's."""
+        model = self._model if isinstance(self._model, str) else None
+        region = self._client_region
+        region = region if isinstance(region, str) else None
+        try:
+            return billing_region(model, region)
+        except Exception:
+            logger.debug("unreadable model id %r; the client's Region is used", model)
+            return region
 
     def _response(self) -> Any:
         if self._operation == "ConverseStream":
@@ -237,37 +276,3 @@ class StreamWatch:
             if isinstance(chunk, Mapping):
                 decoded.append(chunk)
         return decoded
-
-
-class WatchedEvents:
-    """The raw message iterator of an `EventStream`, finishing the watch at its end."""
-
-    __slots__ = ("_events", "_watch")
-
-    def __init__(self, events: Iterator[Any], watch: StreamWatch) -> None:
-        self._events = events
-        self._watch = watch
-
-    def __iter__(self) -> WatchedEvents:
-        return self
-
-    def __next__(self) -> Any:
-        try:
-            return next(self._events)
-        except StopIteration:
-            self._watch.finish()
-            raise
-        except BaseException as error:
-            self._watch.fail(error)
-            raise
-
-    def __del__(self) -> None:
-        self._watch.finish_later()
-
-
-def _no_parser(event: Any) -> Any:
-    return event
-
-
-def _no_close() -> None:
-    return None

@@ -28,6 +28,10 @@ from llmfy_core import llmfy_usage_tracker
 
 MESSAGES = [{"role": "user", "content": [{"text": "Hello"}]}]
 SONNET_45_US = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+# An inference profile billed in eu-west-1, whichever Region the client is in.
+EU_PROFILE = (
+    "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.amazon.nova-micro-v1:0"
+)
 
 
 def converse_body(usage: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -156,6 +160,28 @@ def test_converse_stream_metadata(
     # 8*0.15 + 10*0.2 = 1.2 + 2 = 3.2 -> 0.0000032
     assert record.cost is not None
     assert record.cost.total == Decimal("0.0000032")
+
+
+def test_converse_stream_billed_in_arn_region(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    # The stream's billing Region is found when it is recorded: the Region of
+    # the profile's ARN, not the client's.
+    client = make_client("us-east-1")
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
+
+    with llmfy_usage_tracker() as usage:
+        response = client.converse_stream(modelId=EU_PROFILE, messages=MESSAGES)
+        events = list(response["stream"])
+
+    assert len(events) == 5
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.region == "eu-west-1"
+    assert record.usage.model == EU_PROFILE
+    assert record.usage.input_tokens == 8
+    assert record.fault is None
 
 
 def test_converse_prompt_router_served_model(
@@ -699,13 +725,9 @@ def test_stream_fault_counted_in_billing_region(
     )
     usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
     bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
-    model = (
-        "arn:aws:bedrock:eu-west-1:123456789012:"
-        "inference-profile/eu.amazon.nova-micro-v1:0"
-    )
 
     with llmfy_usage_tracker() as usage:
-        client.converse_stream(modelId=model, messages=MESSAGES)
+        client.converse_stream(modelId=EU_PROFILE, messages=MESSAGES)
     for stream in replaced:
         stream.close()
 
