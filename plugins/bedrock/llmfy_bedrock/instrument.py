@@ -151,8 +151,10 @@ def _tracked_call(
             _observe(response, context, trackers, sent_at)
     except Exception as error:  # llmfy never breaks the caller's request
         if context is None and watch is not None:
-            # Counted in the stream's billing region, not the client's.
+            # Counted below, in the stream's billing region, not the client's.
+            # The watch, which may be half attached, must not count it again.
             context = watch.context_without_headers()
+            watch.mark_recorded()
         _report_fault(error, context, client, operation, api_params, trackers, sent_at)
     return response
 

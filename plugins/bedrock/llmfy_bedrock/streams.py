@@ -13,6 +13,7 @@ error, `close()`, or the stream being garbage-collected.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -176,6 +177,10 @@ class StreamWatch:
             )
             self._record_fault(error)
 
+    def mark_recorded(self) -> None:
+        """Record nothing from now on: the caller counted the request itself."""
+        self._done = True
+
     def _claim(self) -> bool:
         """Mark the request recorded; return False if another thread did first."""
         # One lock for every stream: it is held for a test and a store only.
@@ -227,6 +232,11 @@ class StreamWatch:
         so recording right there could deadlock.
         """
         if self._done:
+            return
+        # At interpreter exit on Python 3.11.7, the thread was created but never
+        # ran, so that `start()` waited forever.
+        if sys.is_finalizing():
+            logger.debug("stream of model %s dropped at shutdown", self._model)
             return
         try:
             threading.Thread(target=self.finish, name="llmfy-bedrock-stream").start()

@@ -708,11 +708,17 @@ class _ReadOnlyStream:
     close = property(lambda self: lambda: None)
 
 
-def test_stream_fault_counted_in_billing_region(
-    bedrock_server: Any, make_client: Any, frames: Any
+def test_stream_fault_counted_once_in_billing_region(
+    bedrock_server: Any,
+    make_client: Any,
+    frames: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A stream that cannot be watched is counted as a fault, in the region
-    # that the model's ARN bills, not the client's region.
+    # that the model's ARN bills, not the client's region. Its watch must not
+    # count it again when collected. Logging is off so that no log record
+    # keeps the watch alive.
+    monkeypatch.setattr(logging.getLogger("llmfy.bedrock"), "disabled", True)
     client = make_client("us-east-1")
     replaced: list[Any] = []
 
@@ -728,14 +734,44 @@ def test_stream_fault_counted_in_billing_region(
 
     with llmfy_usage_tracker() as usage:
         client.converse_stream(modelId=EU_PROFILE, messages=MESSAGES)
-    for stream in replaced:
-        stream.close()
+        for stream in replaced:
+            stream.close()
+        gc.collect()
+        for thread in threading.enumerate():
+            if thread.name == "llmfy-bedrock-stream":
+                thread.join(5)
 
     assert usage.request_count == 1
     record = usage.records[0]
     assert record.usage.region == "eu-west-1"
     assert record.usage.operation == "ConverseStream"
     assert record.fault is not None
+
+
+def test_exit_with_unread_stream_does_not_hang(
+    bedrock_server: Any, frames: Any
+) -> None:
+    # A stream never read is collected at interpreter exit, where starting a
+    # thread to record it waited forever on Python 3.11.
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
+    script = (
+        "import boto3\n"
+        "from llmfy import llmfy_usage_tracker\n"
+        "client = boto3.client('bedrock-runtime', region_name='us-east-1',\n"
+        f"    endpoint_url={bedrock_server.url!r},\n"
+        "    aws_access_key_id='testing', aws_secret_access_key='testing')\n"
+        "with llmfy_usage_tracker() as usage:\n"
+        "    response = client.converse_stream(modelId='amazon.nova-micro-v1:0',\n"
+        "        messages=[{'role': 'user', 'content': [{'text': 'Hi'}]}])\n"
+        "print(usage.request_count)\n"
+    )
+
+    result = run_script(script)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0"]
+    assert "Traceback" not in result.stderr
 
 
 def test_stream_watch_records_odd_headers(monkeypatch: pytest.MonkeyPatch) -> None:
