@@ -30,6 +30,8 @@ from llmfy_core.tracker import UsageTracker
 logger = get_logger("llmfy.bedrock")
 
 _METRICS_MARK = INVOCATION_METRICS.encode()
+# CPython's message when a running generator is called again, as from another thread.
+_ALREADY_EXECUTING = "generator already executing"
 # Makes `StreamWatch.finish` record once when several threads finish a stream.
 _FINISH_LOCK = threading.Lock()
 # botocore's event-stream decoder, whose errors mean a malformed frame.
@@ -109,6 +111,12 @@ class StreamWatch:
             return next(self._events)
         except StopIteration:
             self.finish()
+            raise
+        except ValueError as error:
+            # Another thread is reading the stream at this moment. The stream
+            # goes on, and that thread may still read the usage event.
+            if str(error) != _ALREADY_EXECUTING:
+                self.fail(error)
             raise
         except BaseException as error:
             self.fail(error)

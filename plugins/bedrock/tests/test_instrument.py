@@ -752,7 +752,7 @@ def test_exit_with_unread_stream_does_not_hang(
     bedrock_server: Any, frames: Any
 ) -> None:
     # A stream never read is collected at interpreter exit, where starting a
-    # thread to record it waited forever on Python 3.11.
+    # thread to record it waited forever on Python 3.11.7.
     usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
     bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
     script = (
@@ -857,3 +857,51 @@ def test_uninstall_restores_botocore() -> None:
         instrument.install()
 
     assert instrument.is_installed()
+
+
+def test_stream_read_by_two_threads_keeps_usage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A second thread that calls the stream while the first is inside it gets
+    # "generator already executing". The request is not recorded then: the
+    # stream goes on, and its usage event is still counted.
+    recorded: list[Any] = []
+    monkeypatch.setattr(
+        streams, "record_response", lambda response, *rest: recorded.append(response)
+    )
+    metadata = {"usage": {"inputTokens": 8, "outputTokens": 2}}
+
+    class RawMessages:
+        """Raw messages whose second read finds the generator busy."""
+
+        def __init__(self) -> None:
+            self.messages = iter([{"messageStart": {}}, None, {"metadata": metadata}])
+
+        def __iter__(self) -> RawMessages:
+            return self
+
+        def __next__(self) -> Any:
+            message = next(self.messages)
+            if message is None:
+                raise ValueError("generator already executing")
+            return message
+
+    class Stream:
+        _parse_event = staticmethod(lambda event: event)
+        _event_generator = RawMessages()
+
+        def close(self) -> None:
+            return None
+
+    stream = Stream()
+    watch = streams.StreamWatch(
+        "ConverseStream", "amazon.nova-micro-v1:0", "us-east-1", {}, (), 0
+    )
+    assert watch.attach(stream)
+    stream._parse_event(next(stream._event_generator))
+    with pytest.raises(ValueError, match="already executing"):
+        next(stream._event_generator)
+    assert recorded == []
+    stream._parse_event(next(stream._event_generator))
+
+    assert recorded == [metadata]
