@@ -113,8 +113,8 @@ class StreamWatch:
             self.finish()
             raise
         except ValueError as error:
-            # Another thread is reading the stream at this moment. The stream
-            # goes on, and that thread may still read the usage event.
+            # "Generator already executing" means that another thread is
+            # reading the stream, which goes on and may still give the usage.
             if str(error) != _ALREADY_EXECUTING:
                 self.fail(error)
             raise

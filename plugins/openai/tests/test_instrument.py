@@ -704,6 +704,17 @@ def test_recording_fault_is_logged(server, client, bodies, monkeypatch, caplog):
     assert "gpt-4o-mini" in caplog.text
 
 
+def run_python(code: str, warnings: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter with the warnings filter `warnings`."""
+    return subprocess.run(
+        [sys.executable, "-W", warnings, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_patch_waits_for_openai_import():
     code = (
         "import sys\n"
@@ -715,13 +726,7 @@ def test_patch_waits_for_openai_import():
         "from openai._base_client import SyncAPIClient\n"
         "print(getattr(SyncAPIClient.request, '__llmfy_openai_patch__', False))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(code, warnings="ignore")
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True"]
@@ -757,13 +762,7 @@ def test_streams_alive_at_exit_leave_no_error(server, bodies):
         "]\n"
         "print(usage.request_count)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(code, warnings="error")
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0"]
