@@ -22,6 +22,8 @@ from collections.abc import Mapping
 
 import attrs
 
+from llmfy_core.resolver import invalidate_price_cache
+
 GLOBAL_SCOPE = "global"
 
 # Prefixes of system-defined cross-region inference profiles.
@@ -137,10 +139,12 @@ def register_profile_model(profile_arn: str, model_id: str) -> None:
 
     Bedrock's responses do not name the model of an application inference
     profile, so its requests stay unpriced until the model is known. After this
-    call they are priced as `model_id` in the profile's Region.
+    call they are priced as `model_id` in the profile's Region, also in
+    trackers that priced the profile before.
     """
     with _profile_lock:
         _profile_models[profile_arn] = model_id
+    invalidate_price_cache()
 
 
 def profile_models() -> Mapping[str, str]:

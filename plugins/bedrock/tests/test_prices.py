@@ -7,6 +7,7 @@ override (USD per 1,000 tokens).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from llmfy_core import (
     Unpriced,
     Usage,
     compute_cost,
+    invalidate_price_cache,
     llmfy_usage_tracker,
 )
 from llmfy_core.recording import record_usage
@@ -188,6 +190,31 @@ def test_application_profile_with_registered_model(
     # The ARN's Region (us-east-1) prices it: Claude 3 Haiku 0.25 in, 1.25 out.
     assert price.input == Decimal("0.25")
     assert price.output == Decimal("1.25")
+
+
+@pytest.fixture
+def profile_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Give the test an empty profile mapping, and drop the prices it caused."""
+    monkeypatch.setattr(resolve, "_profile_models", {})
+    yield
+    monkeypatch.undo()
+    invalidate_price_cache()
+
+
+@pytest.mark.usefixtures("profile_models")
+def test_profile_registered_after_request_priced() -> None:
+    with llmfy_usage_tracker() as tracker:
+        with pytest.warns(PricingWarning, match="register_profile_model"):
+            tracker.record("bedrock", APP_PROFILE, 1000, 1000, region="us-east-1")
+        resolve.register_profile_model(APP_PROFILE, "amazon.nova-lite-v1:0")
+        tracker.record("bedrock", APP_PROFILE, 1000, 1000, region="us-east-1")
+
+    before, after = tracker.records
+    assert before.cost is None
+    # Nova Lite in us-east-1: 1000 input tokens at 0.06 and 1000 output tokens
+    # at 0.24 USD per million, 0.00006 + 0.00024 USD.
+    assert after.cost is not None
+    assert after.cost.total == Decimal("0.0003")
 
 
 def test_application_profile_warns_in_tracker() -> None:

@@ -14,6 +14,8 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 
+from llmfy_core.resolver import invalidate_price_cache
+
 FINE_TUNED_PREFIX = "ft:"
 
 # `-2024-07-18` or `-0613` at the end of a model id.
@@ -45,12 +47,15 @@ def map_azure_deployments(deployments: Mapping[str, str]) -> None:
             )
     with _azure_lock:
         _azure_deployments.update(deployments)
+    # Trackers price the deployments again, including ones priced before.
+    invalidate_price_cache()
 
 
 def clear_azure_deployments() -> None:
     """Forget every mapping made with `map_azure_deployments`."""
     with _azure_lock:
         _azure_deployments.clear()
+    invalidate_price_cache()
 
 
 def strip_snapshot(model: str) -> str:

@@ -189,6 +189,24 @@ def test_azure_deployment_mapping(azure_deployments):
     assert lookup_price("prod-chat", None, False) == standard("gpt-4o-mini")
 
 
+def test_azure_mapping_after_request_priced(azure_deployments):
+    with llmfy_usage_tracker() as tracker:
+        with pytest.warns(PricingWarning):
+            tracker.record("openai", "prod-mini", 1000, 1000)
+        map_azure_deployments({"prod-mini": "gpt-4o-mini"})
+        tracker.record("openai", "prod-mini", 1000, 1000)
+        clear_azure_deployments()
+        tracker.record("openai", "prod-mini", 1000, 1000)
+
+    before, mapped, cleared = tracker.records
+    assert before.cost is None
+    # gpt-4o-mini: 1000 input tokens at 0.15 and 1000 output tokens at 0.60
+    # USD per million, 0.00015 + 0.0006 USD.
+    assert mapped.cost is not None
+    assert mapped.cost.total == Decimal("0.00075")
+    assert cleared.cost is None
+
+
 def test_azure_deployment_mapping_rejects_empty(azure_deployments):
     with pytest.raises(ValueError, match="empty"):
         map_azure_deployments({"prod-chat": ""})
