@@ -157,7 +157,7 @@ class StreamWatch:
         else:
             self._previous = self._last
             self._last = data
-        if _METRICS_MARK in data:
+        if _METRICS_MARK in data and _has_metrics(data):
             self.finish()
         return parsed
 
@@ -294,3 +294,15 @@ class StreamWatch:
             if isinstance(chunk, Mapping):
                 decoded.append(chunk)
         return decoded
+
+
+def _has_metrics(data: bytes) -> bool:
+    """Return whether a chunk has the invocation metrics as a top-level key.
+
+    The model's text may quote the key, and such a chunk does not end the usage.
+    """
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(chunk, Mapping) and INVOCATION_METRICS in chunk

@@ -434,6 +434,48 @@ def test_invoke_stream_metrics_win(
     assert record.cost.total == Decimal("0.002526")
 
 
+def test_invoke_stream_text_quoting_metrics_key(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    quoted = '{"amazon-bedrock-invocationMetrics": {"outputTokenCount": 1}}'
+    chunks = [
+        {
+            "type": "message_start",
+            "message": {"usage": {"input_tokens": 500, "output_tokens": 1}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": quoted},
+        },
+        {"type": "message_delta", "usage": {"output_tokens": 300}},
+        {
+            "type": "message_stop",
+            "amazon-bedrock-invocationMetrics": {
+                "inputTokenCount": 500,
+                "outputTokenCount": 300,
+            },
+        },
+    ]
+    bedrock_server.queue_stream([frames.chunk(chunk) for chunk in chunks])
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model_with_response_stream(
+            modelId="anthropic.claude-3-haiku-20240307-v1:0", body=b"{}"
+        )
+        received = [json.loads(event["chunk"]["bytes"]) for event in response["body"]]
+
+    assert received == chunks
+    record = usage.records[0]
+    assert record.usage.input_tokens == 500
+    assert record.usage.output_tokens == 300
+    # Claude 3 Haiku in us-east-1: 0.25 in, 1.25 out. 500*0.25 + 300*1.25
+    # = 125 + 375 = 500 -> 0.0005
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0005")
+
+
 def test_invoke_stream_model_usage_fallback(
     bedrock_server: Any, make_client: Any, frames: Any
 ) -> None:
