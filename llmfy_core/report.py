@@ -70,13 +70,13 @@ def _total_lines(totals: ModelTotals) -> list[str]:
 
 
 def _cost_lines(totals: ModelTotals) -> list[str]:
-    priced = totals.requests - totals.unpriced - totals.unknown_usage
-    if totals.requests and not priced:
+    cost = totals.known_cost
+    if cost is None:
         return ["Total Cost (USD): unknown", "Total Cost (USD formatted): unknown"]
     suffix = "" if totals.cost_complete else " (incomplete)"
     return [
-        f"Total Cost (USD): ${float(totals.cost)}{suffix}",
-        f"Total Cost (USD formatted): ${format_decimal(totals.cost)}{suffix}",
+        f"Total Cost (USD): ${float(cost)}{suffix}",
+        f"Total Cost (USD formatted): ${format_decimal(cost)}{suffix}",
     ]
 
 
@@ -175,8 +175,12 @@ def _group_lines(
         details.append(f"requests_with_unknown_usage: {group.unknown_usage}")
     if group.unpriced:
         details.append(f"unpriced_requests: {group.unpriced}")
-    suffix = "" if group.cost_complete else " (incomplete)"
-    details.append(f"total_cost (USD formatted): {format_decimal(group.cost)}{suffix}")
+    cost = group.known_cost
+    if cost is None:
+        details.append("total_cost (USD formatted): unknown")
+    else:
+        suffix = "" if group.cost_complete else " (incomplete)"
+        details.append(f"total_cost (USD formatted): {format_decimal(cost)}{suffix}")
     lines = [f"{number}. {model} "]
     lines += [f"\t{detail} " for detail in details[:-1]]
     lines.append(f"\t{details[-1]}")
@@ -214,7 +218,7 @@ def totals_dict(totals: ModelTotals) -> dict[str, Any]:
         "reasoning_tokens": totals.reasoning_tokens,
         "other_tokens": dict(totals.other_tokens),
         "tool_calls": dict(totals.tool_calls),
-        "cost_usd": format_decimal(totals.cost),
+        "cost_usd": None if totals.known_cost is None else format_decimal(totals.cost),
         "cost_complete": totals.cost_complete,
         "unpriced_requests": totals.unpriced,
         "unknown_usage_requests": totals.unknown_usage,

@@ -44,6 +44,13 @@ class ModelTotals:
         """Whether `cost` covers every request."""
         return not self.unpriced and not self.unknown_usage
 
+    @property
+    def known_cost(self) -> Decimal | None:
+        """Cost in USD of the priced requests, or None when none is priced."""
+        if self.requests and self.requests == self.unpriced + self.unknown_usage:
+            return None
+        return self.cost
+
     def add(self, record: RequestRecord) -> None:
         """Add one request to the totals."""
         usage = record.usage

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from llmfy_core import llmfy_usage_tracker
+import pytest
+
+from llmfy_core import PricingWarning, llmfy_usage_tracker
 
 GOLDEN = """
 ------------------
@@ -102,6 +104,40 @@ def test_report_never_shows_zero_for_unknown_usage(provider: object) -> None:
     assert "Total Cost (USD): unknown\n" in report
     assert "Requests With Unknown Usage: 1\n" in report
     assert "\tinput_tokens: unknown \n" in report
+
+
+def test_unpriced_model_cost_unknown(provider: object) -> None:
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(PricingWarning):
+            usage.record("openai", "my-own-model", 1000, 100)
+        usage.record("openai", "gpt-4o-mini", 60, 3)
+
+    data = usage.to_dict()
+    report = str(usage)
+
+    groups = {group["model"]: group for group in data["by_model"]}
+    assert groups["my-own-model"]["cost_usd"] is None
+    assert groups["my-own-model"]["cost_complete"] is False
+    # gpt-4o-mini: 60 input tokens at 0.15 and 3 output tokens at 0.60 USD per
+    # million, 9 + 1.8 = 10.8 millionths of a USD.
+    assert groups["gpt-4o-mini"]["cost_usd"] == "0.0000108"
+    assert data["totals"]["cost_usd"] == "0.0000108"
+    assert data["totals"]["cost_complete"] is False
+    assert "1. my-own-model \n" in report
+    assert "\ttotal_cost (USD formatted): unknown\n" in report
+    assert "Total Cost (USD formatted): $0.0000108 (incomplete)\n" in report
+
+
+def test_all_unpriced_totals_cost_unknown(provider: object) -> None:
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(PricingWarning):
+            usage.record("openai", "my-own-model", 1000, 100)
+
+    data = usage.to_dict()
+
+    assert data["totals"]["cost_usd"] is None
+    assert data["by_model"][0]["cost_usd"] is None
+    assert "Total Cost (USD): unknown\n" in str(usage)
 
 
 def test_report_marks_partial_totals_incomplete(provider: object) -> None:

@@ -267,12 +267,12 @@ def _total_cells(group: ModelTotals) -> list[str]:
 
 
 def _cost_cell(group: ModelTotals) -> str:
-    priced = group.requests - group.unpriced - group.unknown_usage
-    if group.requests and not priced:
+    cost = group.known_cost
+    if cost is None:
         return "unknown"
     if group.cost_complete:
-        return money(group.cost)
-    return f"{money(group.cost)} (incomplete)"
+        return money(cost)
+    return f"{money(cost)} (incomplete)"
 
 
 def _summary_lines(report: ReportRun) -> list[str]:
