@@ -46,6 +46,15 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 # Token kinds that `other_tokens` may carry, with the count they are part of.
 INPUT_SUBSET_KINDS = frozenset({"input_audio", "input_image", "cache_write_1h"})
 OUTPUT_SUBSET_KINDS = frozenset({"output_audio", "output_image"})
+# The count that each subset is part of, whose rate it takes when a price has
+# no rate for the subset.
+SUBSET_PARENTS = MappingProxyType(
+    {
+        **{kind: "input" for kind in INPUT_SUBSET_KINDS - {"cache_write_1h"}},
+        "cache_write_1h": "cache write",
+        **{kind: "output" for kind in OUTPUT_SUBSET_KINDS},
+    }
+)
 
 
 @attrs.frozen(slots=True)

@@ -32,6 +32,10 @@ MAX_PRICE_EXPONENT = 12
 # A price above this many USD per million tokens is almost surely a unit mistake.
 PLAUSIBLE_MAX_PER_MILLION = Decimal(1000)
 
+# `Cost.parts` names subset tokens charged at their parent count's rate, because
+# the price has no rate of their own, as `estimated:<kind>` with a zero amount.
+ESTIMATED_PREFIX = "estimated:"
+
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 
@@ -231,6 +235,9 @@ def compute_cost(usage: Usage, price: Price) -> Cost:
     tier reprices the whole request. Tool calls are charged per call; tools
     the price does not list are named in `Cost.parts` under `unpriced:<tool>`
     with a zero amount, so that callers can tell the total is a lower bound.
+    Subset tokens whose rate the price lacks are charged at the rate of the
+    count they belong to, and named under `estimated:<kind>` with a zero
+    amount.
     """
     if usage.other_tokens or usage.tool_calls or price.long_context:
         return _compute_cost_in_full(usage, price)
@@ -307,9 +314,15 @@ def _compute_cost_in_full(usage: Usage, price: Price) -> Cost:
 
     plain_input = input_tokens - cache_read - cache_write
     plain_output = output_tokens
+    estimated = []
     for kind, tokens in other.items():
+        if not tokens:
+            continue
         rate = price.other.get(kind)
-        if rate is None or not tokens:
+        if rate is None:
+            # The tokens stay in the count they are part of, at its rate.
+            if kind in INPUT_SUBSET_KINDS or kind in OUTPUT_SUBSET_KINDS:
+                estimated.append(kind)
             continue
         parts[kind] = ctx.multiply(rate, tokens)
         if kind == "cache_write_1h":
@@ -329,6 +342,9 @@ def _compute_cost_in_full(usage: Usage, price: Price) -> Cost:
     unit = price.price_per_tokens
     for kind, amount in parts.items():
         parts[kind] = ctx.divide(amount, unit)
+
+    for kind in estimated:
+        parts[ESTIMATED_PREFIX + kind] = _ZERO
 
     for tool, calls in usage.tool_calls.items():
         if not calls:

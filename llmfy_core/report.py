@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from llmfy_core.model import Price, RequestRecord
-from llmfy_core.pricing import format_decimal
+from llmfy_core.pricing import ESTIMATED_PREFIX, format_decimal
 
 if TYPE_CHECKING:
     from llmfy_core.totals import ModelTotals
@@ -145,13 +145,17 @@ def _price_lines(record: RequestRecord) -> list[str]:
     if record.cost is None:
         lines += ["total_cost (USD): unknown (usage unknown)"]
         return lines
-    unpriced_tools = [
-        part for part in record.cost.parts if part.startswith("unpriced:")
-    ]
-    suffix = ""
+    parts = record.cost.parts
+    unpriced_tools = [part for part in parts if part.startswith("unpriced:")]
+    estimated = [part for part in parts if part.startswith(ESTIMATED_PREFIX)]
+    notes = []
     if unpriced_tools:
         names = ", ".join(part.removeprefix("unpriced:") for part in unpriced_tools)
-        suffix = f" (incomplete: no price for {names})"
+        notes.append(f"incomplete: no price for {names}")
+    if estimated:
+        kinds = ", ".join(part.removeprefix(ESTIMATED_PREFIX) for part in estimated)
+        notes.append(f"estimate: no rate for {kinds}")
+    suffix = f" ({'; '.join(notes)})" if notes else ""
     total = record.cost.total
     lines += [
         f"total_cost (USD): {float(total)}{suffix}",

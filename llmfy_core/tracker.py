@@ -26,7 +26,7 @@ from llmfy_core.errors import (
 )
 from llmfy_core.ledger import Ledger, build_record
 from llmfy_core.logs import get_logger
-from llmfy_core.model import RequestRecord, Usage
+from llmfy_core.model import SUBSET_PARENTS, Price, RequestRecord, Usage
 from llmfy_core.plugins import CHANGES, PluginRegistry, get_registry
 from llmfy_core.pricing import PriceTable, tidy_decimal
 from llmfy_core.resolver import PLUGIN_PRICES, PriceResolver, Resolution
@@ -110,7 +110,7 @@ class UsageTracker:
         self.ledger = Ledger(keep_requests)
         # Guards `_depth`, the number of blocks the tracker is active in.
         self._lock = threading.Lock()
-        self._warned: dict[tuple[str, str, str | None], object] = {}
+        self._warned: dict[tuple[str | None, ...], object] = {}
         self._depth = 0
 
     # Activation
@@ -287,13 +287,28 @@ class UsageTracker:
             fault = fault or resolution.fault
         dated = PLUGIN_PRICES.dated
         self.ledger.add(usage, resolution, sent_at, fault, stamp, dated)
-        if resolution.price is None and usage.known:
-            key = (usage.provider, usage.model, usage.region)
-            marker = object()
-            # setdefault is atomic, so only one thread gets its own marker back.
-            if self._warned.setdefault(key, marker) is marker:
+        price = resolution.price
+        if price is None:
+            if usage.known and self._first_warning(
+                (usage.provider, usage.model, usage.region)
+            ):
                 self._warn_unpriced(usage, resolution.reason)
+        elif usage.other_tokens:
+            for kind, tokens in usage.other_tokens.items():
+                if (
+                    tokens
+                    and kind in SUBSET_PARENTS
+                    and kind not in price.other
+                    and self._first_warning((usage.provider, usage.model, kind))
+                ):
+                    self._warn_missing_rate(usage, price, kind)
         return resolution
+
+    def _first_warning(self, key: tuple[str | None, ...]) -> bool:
+        """Return True the first time `key` is given, and False after."""
+        marker = object()
+        # setdefault is atomic, so only one thread gets its own marker back.
+        return self._warned.setdefault(key, marker) is marker
 
     def _warn_unpriced(self, usage: Usage, reason: str | None) -> None:
         region = f" in region {usage.region!r}" if usage.region else ""
@@ -301,6 +316,18 @@ class UsageTracker:
             f"No price for {usage.provider} model {usage.model!r}{region}; its "
             "requests are counted with an unknown cost. "
             + (reason or _how_to_add_price(usage.provider, usage.model))
+        )
+        logger.warning("%s", message)
+        emit_warning(PricingWarning(message), stacklevel=3)
+
+    def _warn_missing_rate(self, usage: Usage, price: Price, kind: str) -> None:
+        source = f" from {price.source}" if price.source else ""
+        message = (
+            f"The price of {usage.provider} model {usage.model!r}{source} has no "
+            f"{kind!r} rate, so {kind} tokens are charged at the "
+            f"{SUBSET_PARENTS[kind]} rate and the cost is an estimate. Give the "
+            f"rate as {kind!r} in the model's entry of {usage.provider}_pricing=, "
+            "in the unit of its 'input' price."
         )
         logger.warning("%s", message)
         emit_warning(PricingWarning(message), stacklevel=3)

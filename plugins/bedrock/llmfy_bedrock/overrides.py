@@ -8,11 +8,13 @@ AWS Regions, and each Region to its prices, in USD per 1,000 tokens unless
         "us-east-1": {"region": "US East (N. Virginia)",
                       "input": 0.003, "output": 0.015}}}
 
-`cache_read` and `cache_write` are optional, and cache tokens without a price
-are charged at the `input` rate. An entry applies to on-demand and batch
-requests of every service tier. Model ids resolve the way the bundled table
-resolves them, so an entry for a model id also prices its `us.`, `eu.`,
-`global.` (...) profiles and its ARNs in that Region.
+`cache_read`, `cache_write` and `cache_write_1h` (cache writes kept for one
+hour) are optional. Cache tokens without a price are charged at the `input`
+rate, and 1-hour writes without one at the `cache_write` rate. An entry
+applies to on-demand and batch requests of every service tier. Model ids
+resolve the way the bundled table resolves them, so an entry for a model id
+also prices its `us.`, `eu.`, `global.` (...) profiles and its ARNs in that
+Region.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from llmfy_bedrock.prices import PROVIDER, BedrockPriceTable, EntryKey
 from llmfy_core import Price, PricingTableError
 from llmfy_core.pricing import (
     describe_entry,
     parse_price_per_tokens,
+    parse_price_value,
     price_from_mapping,
 )
 
@@ -40,9 +45,11 @@ EXPECTED_SHAPE = (
 SOURCE = "bedrock_pricing override"
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$")
+ONE_HOUR_WRITE = "cache_write_1h"
 _PRICE_FIELDS = frozenset(
-    {"input", "output", "cache_read", "cache_write", "price_per_tokens"}
+    {"input", "output", "cache_read", "cache_write", ONE_HOUR_WRITE, "price_per_tokens"}
 )
+_EXTRA_FIELDS = frozenset({"region", ONE_HOUR_WRITE})
 
 
 def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
@@ -66,8 +73,19 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
                 default_unit=OVERRIDE_UNIT,
                 expected_shape=EXPECTED_SHAPE,
                 source=SOURCE,
-                allowed_extra=frozenset({"region"}),
+                allowed_extra=_EXTRA_FIELDS,
             )
+            if ONE_HOUR_WRITE in entry:
+                rate = parse_price_value(
+                    entry[ONE_HOUR_WRITE],
+                    provider=PROVIDER,
+                    model=model,
+                    field=ONE_HOUR_WRITE,
+                    region=region,
+                    price_per_tokens=price.price_per_tokens,
+                    expected_shape=EXPECTED_SHAPE,
+                )
+                price = attrs.evolve(price, other={ONE_HOUR_WRITE: rate})
             _check_region_name(model, region, entry.get("region"))
             entries[(model, region, False)] = price
             entries[(model, region, True)] = price

@@ -113,6 +113,11 @@ BAD_TABLES: list[tuple[str, Any, list[str]]] = [
         ["'cache_read'", "negative"],
     ),
     (
+        "one-hour write text",
+        {MODEL: {"us-east-1": {**GOOD_ENTRY, "cache_write_1h": "a lot"}}},
+        ["'cache_write_1h'", "'a lot'"],
+    ),
+    (
         "unit zero",
         {MODEL: {"us-east-1": {**GOOD_ENTRY, "price_per_tokens": 0}}},
         ["'price_per_tokens'"],
@@ -163,3 +168,64 @@ def test_implausible_price_warns() -> None:
     # 5 USD per 1,000 tokens is 5,000 USD per million: almost surely a unit mistake.
     with pytest.warns(PricingWarning, match="per million"):
         parse_overrides({MODEL: {"us-east-1": {"input": 5, "output": 0.015}}})
+
+
+# Claude Sonnet 4.5 at its published us-east-1 rates, in USD per 1,000 tokens.
+SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+SONNET_45_RATES = {
+    "input": "0.0033",
+    "output": "0.0165",
+    "cache_read": "0.00033",
+    "cache_write": "0.004125",
+}
+
+
+def record_one_hour_writes(tracker: Any) -> Any:
+    """Record 10 plain input, 2000 cache-read and 1000 1-hour cache-write tokens."""
+    return tracker.record(
+        "bedrock",
+        SONNET_45,
+        10 + 2000 + 1000,
+        100,
+        cache_read_tokens=2000,
+        cache_write_tokens=1000,
+        other_tokens={"cache_write_1h": 1000},
+        region="us-east-1",
+    )
+
+
+def test_one_hour_write_rate_priced() -> None:
+    entry = {**SONNET_45_RATES, "cache_write_1h": "0.0066"}
+
+    with llmfy_usage_tracker(
+        bedrock_pricing={SONNET_45: {"us-east-1": entry}}
+    ) as usage:
+        record = record_one_hour_writes(usage)
+
+    # Per 1,000 tokens: 10*0.0033 + 100*0.0165 + 2000*0.00033 + 1000*0.0066
+    # = 0.033 + 1.65 + 0.66 + 6.6 = 8.943, so 0.008943 USD.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.008943")
+    assert record.cost.parts["cache_write_1h"] == Decimal("0.0066")
+
+
+def test_missing_one_hour_rate_warns_once() -> None:
+    table = {SONNET_45: {"us-east-1": SONNET_45_RATES}}
+
+    with llmfy_usage_tracker(bedrock_pricing=table) as usage:
+        with pytest.warns(PricingWarning) as warned:
+            first = record_one_hour_writes(usage)
+            record_one_hour_writes(usage)
+
+    messages = [str(warning.message) for warning in warned]
+    assert len(messages) == 1
+    assert SONNET_45 in messages[0]
+    assert "'cache_write_1h'" in messages[0]
+    assert "estimate" in messages[0]
+    assert "bedrock_pricing=" in messages[0]
+    # The 1-hour writes at the cache_write rate: 0.033 + 1.65 + 0.66 + 1000 *
+    # 0.004125 = 6.468 per 1,000 tokens, so 0.006468 USD.
+    assert first.cost is not None
+    assert first.cost.total == Decimal("0.006468")
+    assert first.cost.parts["estimated:cache_write_1h"] == 0
+    assert "(estimate: no rate for cache_write_1h)" in str(usage)

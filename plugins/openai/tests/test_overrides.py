@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from llmfy_openai.overrides import parse_override_table
 
-from llmfy import Price, PricingTableError, Usage, llmfy_usage_tracker
+from llmfy import Price, PricingTableError, PricingWarning, Usage, llmfy_usage_tracker
 
 
 def test_documented_format():
@@ -251,3 +251,29 @@ def test_bad_table_rejected(table, fragments):
 def test_bad_table_is_value_error():
     with pytest.raises(ValueError):
         llmfy_usage_tracker(openai_pricing={"gpt-4o-mini": {"input": -1, "output": 1}})
+
+
+def test_override_without_audio_rates_warns():
+    table = {"gpt-4o-audio-preview": {"input": "2.50", "output": "10.00"}}
+
+    with llmfy_usage_tracker(openai_pricing=table) as usage:
+        with pytest.warns(PricingWarning) as warned:
+            record = usage.record(
+                "openai",
+                "gpt-4o-audio-preview",
+                1000,
+                1000,
+                other_tokens={"input_audio": 1000, "output_audio": 1000},
+            )
+
+    messages = sorted(str(warning.message) for warning in warned)
+    assert len(messages) == 2
+    assert "'input_audio' rate" in messages[0]
+    assert "charged at the input rate" in messages[0]
+    assert "'output_audio' rate" in messages[1]
+    assert "openai_pricing=" in messages[1]
+    # Every token at the text rates: 1000 x 2.50 + 1000 x 10.00 = 12500 per
+    # million, so 0.0125 USD, marked as an estimate.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0125")
+    assert set(record.cost.parts) >= {"estimated:input_audio", "estimated:output_audio"}
