@@ -16,7 +16,8 @@ once; this module never records usage.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -38,11 +39,28 @@ PROVIDER = "bedrock"
 def _optional_unit_interval(
     instance: Any, attribute: attrs.Attribute[Any], value: Any
 ) -> None:
-    if value is not None and not 0 <= value <= 1:
+    if value is None:
+        return
+    # NaN fails every comparison, so the range check rejects a float NaN.
+    if not _is_number(value) or not 0 <= value <= 1:
         raise ValueError(
-            f"BedrockConverseConfig.{attribute.name} must be between 0 and 1, "
-            f"got {value!r}."
+            f"BedrockConverseConfig.{attribute.name} must be a number between 0 "
+            f"and 1, got {value!r}."
         )
+
+
+def _is_number(value: Any) -> bool:
+    """Return whether `value` is an int, float or Decimal, which botocore sends.
+
+    A bool is rejected, though bool subclasses int. So are a NaN and an
+    infinite Decimal, because comparing a NaN Decimal raises
+    `decimal.InvalidOperation` where a float NaN returns False.
+    """
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return isinstance(value, int | float)
 
 
 def _optional_positive(
@@ -57,12 +75,47 @@ def _optional_positive(
         )
 
 
+def _tuple_unless_text(value: Any) -> Any:
+    # A str is left for the validator to reject, because tuple("END") would
+    # send the stop sequences "E", "N" and "D".
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        return value
+    return tuple(value)
+
+
+def _list_of_strings(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if isinstance(value, str):
+        raise ValueError(
+            f"BedrockConverseConfig.{attribute.name} must be a list of strings, got "
+            f"the str {value!r}; write {attribute.name}=[{value!r}]."
+        )
+    if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
+        raise ValueError(
+            f"BedrockConverseConfig.{attribute.name} must be a list of strings such "
+            f"as ['END'], got {value!r}."
+        )
+
+
+def _optional_mapping(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ValueError(
+            f"BedrockConverseConfig.{attribute.name} must be a dict such as "
+            f"{{'inferenceConfig': {{'topK': 20}}}}, or None, got {value!r}."
+        )
+
+
 @attrs.frozen(slots=True)
 class BedrockConverseConfig:
     """Inference settings sent with every Converse request.
 
     A field left as None is not sent, so the model's default applies. The
-    ranges are those of the Converse API's `inferenceConfig`.
+    ranges are those of the Converse API's `inferenceConfig`. `temperature`
+    and `top_p` accept an int, a float or a finite `decimal.Decimal`, the
+    number types that botocore sends.
     `additional_model_request_fields` is sent as is, for settings that only
     some models accept (Nova's `{"inferenceConfig": {"topK": 20}}`, for one).
     """
@@ -72,9 +125,11 @@ class BedrockConverseConfig:
     )
     top_p: float | None = attrs.field(default=None, validator=_optional_unit_interval)
     max_tokens: int | None = attrs.field(default=None, validator=_optional_positive)
-    stop_sequences: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    stop_sequences: tuple[str, ...] = attrs.field(
+        default=(), converter=_tuple_unless_text, validator=_list_of_strings
+    )
     additional_model_request_fields: Mapping[str, Any] | None = attrs.field(
-        default=None, hash=False
+        default=None, hash=False, validator=_optional_mapping
     )
 
     def request_parameters(self) -> dict[str, Any]:

@@ -431,8 +431,65 @@ def test_client_and_region_rejected_together() -> None:
 
 
 def test_config_rejects_out_of_range_temperature() -> None:
-    with pytest.raises(ValueError, match="temperature must be between 0 and 1"):
+    with pytest.raises(
+        ValueError, match="temperature must be a number between 0 and 1"
+    ):
         BedrockConverseConfig(temperature=1.5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "accepted"),
+    [
+        ("temperature", "hot", "a number between 0 and 1"),
+        ("temperature", "0.7", "a number between 0 and 1"),
+        ("temperature", True, "a number between 0 and 1"),
+        ("temperature", float("nan"), "a number between 0 and 1"),
+        ("temperature", float("inf"), "a number between 0 and 1"),
+        ("temperature", Decimal("NaN"), "a number between 0 and 1"),
+        ("temperature", Decimal("sNaN"), "a number between 0 and 1"),
+        ("top_p", "high", "a number between 0 and 1"),
+        ("top_p", False, "a number between 0 and 1"),
+        ("top_p", float("nan"), "a number between 0 and 1"),
+        ("top_p", Decimal("-Infinity"), "a number between 0 and 1"),
+        ("max_tokens", "200", "a whole number of at least 1"),
+        ("max_tokens", True, "a whole number of at least 1"),
+        ("max_tokens", 200.0, "a whole number of at least 1"),
+        ("stop_sequences", 5, "a list of strings"),
+        ("stop_sequences", ("END", 1), "a list of strings"),
+        ("additional_model_request_fields", "topK=20", "a dict"),
+        ("additional_model_request_fields", [("topK", 20)], "a dict"),
+    ],
+)
+def test_config_rejects_invalid_value(field: str, value: Any, accepted: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        BedrockConverseConfig(**{field: value})
+
+    message = str(raised.value)
+    assert f"BedrockConverseConfig.{field} must be {accepted}" in message
+    assert f"got {value!r}." in message
+
+
+def test_config_rejects_stop_sequences_as_string() -> None:
+    with pytest.raises(
+        ValueError, match=r"got the str 'END'; write stop_sequences=\['END'\]"
+    ):
+        BedrockConverseConfig(stop_sequences="END")
+
+
+def test_config_decimal_temperature_sent(server: Any) -> None:
+    # botocore sends a Decimal as a JSON number, so the config accepts one.
+    server.add(replay.Reply.bedrock_json(converse_body("Paris.", 30, 2)))
+    model = BedrockConverseModel(
+        model=MODEL,
+        config=BedrockConverseConfig(temperature=Decimal("0.25"), top_p=1),
+        region_name="us-east-1",
+        endpoint_url=server.url,
+    )
+
+    LLMfy(model).invoke("Capital?")
+
+    body = server.requests[0].json()
+    assert body["inferenceConfig"] == {"temperature": 0.25, "topP": 1}
 
 
 def test_config_rejects_zero_max_tokens() -> None:

@@ -13,7 +13,7 @@ instrumentation counts each of them once; this module never records usage.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -35,10 +35,15 @@ OPERATION = "chat.completions"
 
 def _optional_range(low: float, high: float) -> Any:
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if value is not None and not low <= value <= high:
+        if value is None:
+            return
+        # bool is a subclass of int, so True would pass as 1 without the first
+        # check. NaN fails every comparison, so the range check rejects it.
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not is_number or not low <= value <= high:
             raise ValueError(
-                f"OpenAIChatConfig.{attribute.name} must be between {low} and "
-                f"{high}, got {value!r}."
+                f"OpenAIChatConfig.{attribute.name} must be a number between {low} "
+                f"and {high}, got {value!r}."
             )
 
     return check
@@ -56,6 +61,29 @@ def _optional_positive(
         )
 
 
+def _tuple_unless_text(value: Any) -> Any:
+    # A str is left for the validator to reject, because tuple("END") would
+    # send the stop sequences "E", "N" and "D".
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        return value
+    return tuple(value)
+
+
+def _list_of_strings(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if isinstance(value, str):
+        raise ValueError(
+            f"OpenAIChatConfig.{attribute.name} must be a list of strings, got the "
+            f"str {value!r}; write {attribute.name}=[{value!r}]."
+        )
+    if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
+        raise ValueError(
+            f"OpenAIChatConfig.{attribute.name} must be a list of strings such as "
+            f"['END'], got {value!r}."
+        )
+
+
 @attrs.frozen(slots=True)
 class OpenAIChatConfig:
     """Sampling settings sent with every Chat Completions request.
@@ -70,7 +98,9 @@ class OpenAIChatConfig:
     )
     top_p: float | None = attrs.field(default=None, validator=_optional_range(0, 1))
     max_tokens: int | None = attrs.field(default=None, validator=_optional_positive)
-    stop: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    stop: tuple[str, ...] = attrs.field(
+        default=(), converter=_tuple_unless_text, validator=_list_of_strings
+    )
 
     def request_parameters(self) -> dict[str, Any]:
         """Return the settings as keyword arguments of `chat.completions.create`."""

@@ -418,8 +418,54 @@ def test_client_and_base_url_rejected_together() -> None:
 
 
 def test_config_rejects_out_of_range_temperature() -> None:
-    with pytest.raises(ValueError, match="temperature must be between 0 and 2"):
+    with pytest.raises(
+        ValueError, match="temperature must be a number between 0 and 2"
+    ):
         OpenAIChatConfig(temperature=2.5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "accepted"),
+    [
+        ("temperature", "hot", "a number between 0 and 2"),
+        ("temperature", "0.7", "a number between 0 and 2"),
+        ("temperature", True, "a number between 0 and 2"),
+        ("temperature", float("nan"), "a number between 0 and 2"),
+        ("temperature", float("inf"), "a number between 0 and 2"),
+        ("top_p", "high", "a number between 0 and 1"),
+        ("top_p", False, "a number between 0 and 1"),
+        ("top_p", float("nan"), "a number between 0 and 1"),
+        ("top_p", float("-inf"), "a number between 0 and 1"),
+        ("max_tokens", "200", "a whole number of at least 1"),
+        ("max_tokens", True, "a whole number of at least 1"),
+        ("max_tokens", 200.0, "a whole number of at least 1"),
+        ("stop", 5, "a list of strings"),
+        ("stop", ("END", 1), "a list of strings"),
+    ],
+)
+def test_config_rejects_invalid_value(field: str, value: Any, accepted: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        OpenAIChatConfig(**{field: value})
+
+    message = str(raised.value)
+    assert f"OpenAIChatConfig.{field} must be {accepted}" in message
+    assert f"got {value!r}." in message
+
+
+def test_config_rejects_stop_as_string() -> None:
+    with pytest.raises(ValueError, match=r"got the str 'END'; write stop=\['END'\]"):
+        OpenAIChatConfig(stop="END")
+
+
+def test_config_accepts_range_ends_and_lists() -> None:
+    config = OpenAIChatConfig(temperature=2, top_p=0.0, max_tokens=1, stop=["END"])
+
+    assert config.request_parameters() == {
+        "temperature": 2,
+        "top_p": 0.0,
+        "max_completion_tokens": 1,
+        "stop": ["END"],
+    }
 
 
 def test_config_rejects_zero_max_tokens() -> None:
