@@ -40,6 +40,9 @@ __all__ = [
 # identifier, so that every placeholder can be passed as a keyword argument.
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
+# A name in any number of braces, to find `{name}` written for `{{name}}`.
+_BRACED_NAME = re.compile(r"(\{+)\s*([A-Za-z_][A-Za-z0-9_]*)\s*(\}+)")
+
 
 class Role(StrEnum):
     """The author of a message in a conversation."""
@@ -260,14 +263,34 @@ def _declared_variables(input_variables: Iterable[str] | None) -> tuple[str, ...
     return tuple(names)
 
 
+def _check_single_braces(template: str, input_variables: Sequence[str]) -> None:
+    """Raise TemplateVariableError for a declared name in single braces, `{info}`.
+
+    Such text is not a placeholder, so it would be sent as written. A name with
+    two or more braces on each side contains a placeholder. Braces around
+    anything else, such as a JSON example or an undeclared name, are left alone.
+    """
+    for match in _BRACED_NAME.finditer(template):
+        opening, name, closing = match.groups()
+        if name not in input_variables or min(len(opening), len(closing)) >= 2:
+            continue
+        raise TemplateVariableError(
+            f"The system message contains {match.group(0)}, which is not a "
+            "placeholder, so it would be sent as written instead of the value of the "
+            f"input variable {name!r}. Write {{{{{name}}}}}, with double braces."
+        )
+
+
 class LLMfy:
     """An agent: a chat model with a system message that may contain variables.
 
     `system_message` may contain `{{name}}` placeholders. Every placeholder
-    must be listed in `input_variables`, checked here. Every listed variable
+    must be listed in `input_variables`, and no listed variable may be
+    written in single braces (`{name}`), checked here. Every listed variable
     must be given as a keyword argument on each call, checked on the call.
-    Both checks raise `TemplateVariableError` (a ValueError). Values are
-    inserted literally.
+    These checks raise `TemplateVariableError` (a ValueError). Values are
+    inserted literally. The messages of `chat` and the text of `invoke` are
+    not templates and are sent as written.
     """
 
     def __init__(
@@ -303,6 +326,7 @@ class LLMfy:
                     f"{name!r} is not in input_variables (declared: {declared}). "
                     f"Add {name!r} to input_variables."
                 )
+        _check_single_braces(self.system_message, self.input_variables)
 
     def render_system_message(self, **variables: Any) -> str | None:
         """Return the system message with each `{{name}}` replaced by its value.

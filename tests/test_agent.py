@@ -98,6 +98,51 @@ def test_placeholder_error_names_declared_variables() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("template", "written"),
+    [
+        ("Use {info}", "{info}"),
+        ("Use { info }", "{ info }"),
+        ("Use {{info}", "{{info}"),
+        ("Use {info}}", "{info}}"),
+        ("{{info}} and again {info}", "{info}"),
+    ],
+)
+def test_single_braced_variable_rejected(template: str, written: str) -> None:
+    with pytest.raises(TemplateVariableError) as raised:
+        LLMfy(RecordingModel(), system_message=template, input_variables=["info"])
+
+    message = str(raised.value)
+    assert f"contains {written}, which is not a placeholder" in message
+    assert "input variable 'info'" in message
+    assert "Write {{info}}, with double braces." in message
+
+
+def test_single_brace_error_is_value_error() -> None:
+    with pytest.raises(ValueError, match="not a placeholder"):
+        LLMfy(RecordingModel(), system_message="Use {info}", input_variables=["info"])
+
+
+def test_other_braces_kept_with_variables() -> None:
+    template = 'Reply as {"info": "..."} about {topic}, {info,x} and {{{info}}}.'
+    agent = LLMfy(RecordingModel(), system_message=template, input_variables=["info"])
+
+    rendered = agent.render_system_message(info="Paris")
+
+    assert rendered == 'Reply as {"info": "..."} about {topic}, {info,x} and {Paris}.'
+
+
+def test_user_text_with_braces_sent_as_written() -> None:
+    model = RecordingModel()
+    agent = agent_with_info(model)
+
+    agent.chat([Message(Role.USER, "What is {info}?")], info="x")
+    agent.invoke("And {{info}}?", info="x")
+
+    assert model.conversations[0][1] == Message(Role.USER, "What is {info}?")
+    assert model.conversations[1][1] == Message(Role.USER, "And {{info}}?")
+
+
 def test_input_variables_as_string_rejected() -> None:
     with pytest.raises(TemplateVariableError, match=r"input_variables=\['info'\]"):
         LLMfy(RecordingModel(), system_message="{{info}}", input_variables="info")
