@@ -52,6 +52,17 @@ class Role(StrEnum):
     ASSISTANT = "assistant"
 
 
+def _convert_role(value: Any) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        valid = ", ".join(repr(role.value) for role in Role)
+        raise ValueError(
+            f"Invalid message role {value!r}. Valid roles are {valid}, or the "
+            "members of llmfy.Role."
+        ) from None
+
+
 def _validate_content(instance: Message, attribute: Any, value: Any) -> None:
     if not isinstance(value, str):
         raise TypeError(
@@ -66,7 +77,7 @@ class Message:
     `role` accepts a `Role` or its value (`"user"`, `"assistant"`, `"system"`).
     """
 
-    role: Role = attrs.field(converter=Role)
+    role: Role = attrs.field(converter=_convert_role)
     content: str = attrs.field(validator=_validate_content)
 
 

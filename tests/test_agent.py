@@ -339,6 +339,17 @@ def test_message_rejects_unknown_role() -> None:
         Message("bot", "Hi")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("role", ["human", "User", None, ["user"]])
+def test_unknown_role_error_lists_roles(role: Any) -> None:
+    with pytest.raises(ValueError) as raised:
+        Message(role, "Hi")
+
+    message = str(raised.value)
+    assert f"Invalid message role {role!r}." in message
+    assert "Valid roles are 'system', 'user', 'assistant'" in message
+    assert "llmfy.Role" in message
+
+
 def test_message_rejects_non_text_content() -> None:
     with pytest.raises(TypeError, match="content must be a str"):
         Message(Role.USER, None)  # type: ignore[arg-type]
