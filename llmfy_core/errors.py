@@ -100,6 +100,16 @@ def emit_warning(warning: LlmfyWarning, stacklevel: int = 2) -> None:
         warnings.warn(warning, stacklevel=_application_stacklevel(stacklevel + 1))
 
 
+def warn_in_setup(warning: LlmfyWarning, stacklevel: int = 2) -> None:
+    """Issue `warning` at the application's line, raising under `-W error`.
+
+    It serves checks of configuration, such as a price table: no LLM call is
+    under way then, and an application that turns warnings into errors wants
+    to stop. The line is found as in `emit_warning`.
+    """
+    warnings.warn(warning, stacklevel=_application_stacklevel(stacklevel + 1))
+
+
 def _application_stacklevel(default: int) -> int:
     frame: FrameType | None = sys._getframe(2)
     level = 2

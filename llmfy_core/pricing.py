@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Context, Decimal, InvalidOperation
 from typing import Protocol
 
 import attrs
 
-from llmfy_core.errors import PricingTableError, PricingWarning
+from llmfy_core.errors import PricingTableError, PricingWarning, warn_in_setup
+from llmfy_core.logs import get_logger
 from llmfy_core.model import (
     INPUT_SUBSET_KINDS,
     MILLION,
@@ -21,6 +21,8 @@ from llmfy_core.model import (
     Unpriced,
     Usage,
 )
+
+logger = get_logger("llmfy.pricing")
 
 # Exact for any realistic token count times any price: 60 significant digits.
 DECIMAL_CONTEXT = Context(prec=60)
@@ -38,6 +40,7 @@ ESTIMATED_PREFIX = "estimated:"
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+_RATIO_CONTEXT = Context(prec=3)
 
 
 class PriceTable(Protocol):
@@ -182,14 +185,14 @@ def parse_price_value(
         )
     per_million = DECIMAL_CONTEXT.divide(price * MILLION, price_per_tokens)
     if per_million > PLAUSIBLE_MAX_PER_MILLION:
-        warnings.warn(
-            PricingWarning(
-                f"The price for {where} is {price} USD per {price_per_tokens:,} "
-                f"tokens, which is {per_million} USD per million tokens. Check the "
-                f"unit: this table is in USD per {price_per_tokens:,} tokens."
-            ),
-            stacklevel=3,
+        message = (
+            f"The price for {where} is {price} USD per {price_per_tokens:,} "
+            f"tokens, which is {format_decimal(per_million)} USD per million "
+            f"tokens. Check the unit: this table is in USD per {price_per_tokens:,} "
+            "tokens."
         )
+        logger.warning("%s", message)
+        warn_in_setup(PricingWarning(message))
     return price
 
 
@@ -381,6 +384,13 @@ def tidy_decimal(value: Decimal) -> Decimal:
     if normalized.as_tuple().exponent > 0:  # type: ignore[operator]
         return normalized.quantize(_ONE, context=DECIMAL_CONTEXT)
     return normalized
+
+
+def format_ratio(ratio: Decimal) -> str:
+    """Format a ratio for a message: whole from 10 up (`33,333`), else 3 digits."""
+    if ratio >= 10:
+        return f"{ratio:,.0f}"
+    return format_decimal(ratio.normalize(_RATIO_CONTEXT))
 
 
 def format_decimal(value: Decimal) -> str:

@@ -23,7 +23,7 @@ from llmfy_core.errors import PricingWarning, emit_warning
 from llmfy_core.logs import get_logger
 from llmfy_core.model import MILLION, Price, Unpriced, Usage
 from llmfy_core.plugins import CHANGES, get_registry
-from llmfy_core.pricing import PriceTable, format_decimal
+from llmfy_core.pricing import PriceTable, format_decimal, format_ratio
 
 logger = get_logger("llmfy.tracker")
 
@@ -295,7 +295,7 @@ def _check_override_unit(
         f"The override input price for {usage.provider} model {model!r} is "
         f"{format_decimal(override.input)} USD per {override.price_per_tokens:,} "
         f"tokens, which is {format_decimal(given)} USD per million tokens and "
-        f"{format_decimal(ratio.normalize())} times the published price of "
+        f"{format_ratio(ratio)} times the published price of "
         f"{format_decimal(known)} USD per million, from "
         f"{published.source or 'a bundled table'}. Check the unit of "
         f"{usage.provider}_pricing=: give `price_per_tokens` when the prices are "

@@ -277,3 +277,20 @@ def test_override_without_audio_rates_warns():
     assert record.cost is not None
     assert record.cost.total == Decimal("0.0125")
     assert set(record.cost.parts) >= {"estimated:input_audio", "estimated:output_audio"}
+
+
+def test_unit_warnings_point_at_caller():
+    # 5000 USD per million is implausible on its own, and 33,333.3 times
+    # gpt-4o-mini's published input price of 0.15.
+    pricing = {"gpt-4o-mini": {"input": 5000, "output": 0.6}}
+
+    with pytest.warns(PricingWarning) as warned:
+        with llmfy_usage_tracker(openai_pricing=pricing) as usage:
+            usage.record("openai", "gpt-4o-mini", 1000, 100)
+
+    messages = [str(warning.message) for warning in warned]
+    assert len(messages) == 2
+    assert "5000 USD per million tokens. Check the unit" in messages[0]
+    assert " 33,333 times the published price " in messages[1]
+    assert warned[0].filename == __file__
+    assert warned[1].filename == __file__

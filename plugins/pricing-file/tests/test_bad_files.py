@@ -410,8 +410,13 @@ def test_warning_as_error_rejects_file(
         prices = llmfy_pricing_file.check_price_file()
         again = llmfy_pricing_file.check_price_file()
 
+    records = [
+        record
+        for record in caplog.records
+        if record.name == "llmfy.plugins.pricing_file"
+    ]
     assert prices is None
     assert again is None
-    assert len(caplog.records) == 1
-    assert "5000" in caplog.records[0].getMessage()
-    assert "The file was rejected" in caplog.records[0].getMessage()
+    assert len(records) == 1
+    assert "5000" in records[0].getMessage()
+    assert "The file was rejected" in records[0].getMessage()
