@@ -386,6 +386,62 @@ def tidy_decimal(value: Decimal) -> Decimal:
     return normalized
 
 
+def likely_typo(name: str, known: Iterable[str]) -> str | None:
+    """Return the id in `known` that `name` misspells, if there is one.
+
+    A misspelling here is one edit on letters: a letter added, dropped or
+    replaced, or two neighbouring characters swapped (`gpt-4o-mnii`). An id
+    that differs in a digit is another version, not a misspelling, so
+    `gpt-5.7` does not match `gpt-5.6`.
+    """
+    for candidate in known:
+        if candidate != name and _one_letter_edit(name, candidate):
+            return candidate
+    return None
+
+
+def warn_if_misspelt(
+    keyword: str, key: str, model: str, known: Iterable[str], kind: str
+) -> None:
+    """Warn when the `model` of an override entry misspells a known model id.
+
+    `keyword` is the table's argument (`openai_pricing`), `key` the entry's
+    key, which names `model`, and `kind` the kind of id (`an OpenAI`).
+    """
+    meant = likely_typo(model, known)
+    if meant is None:
+        return
+    unknown = "which is" if model == key else f"whose model {model!r} is"
+    message = (
+        f"{keyword} has an entry for {key!r}, {unknown} not {kind} model id that "
+        f"llmfy knows. Did you mean {meant!r}? As written, the entry prices only "
+        f"requests for {key!r}, and {meant!r} keeps its bundled price."
+    )
+    logger.warning("%s", message)
+    warn_in_setup(PricingWarning(message))
+
+
+def _one_letter_edit(first: str, second: str) -> bool:
+    if abs(len(first) - len(second)) > 1:
+        return False
+    start = 0
+    while start < min(len(first), len(second)) and first[start] == second[start]:
+        start += 1
+    end_first, end_second = len(first), len(second)
+    while (
+        end_first > start
+        and end_second > start
+        and first[end_first - 1] == second[end_second - 1]
+    ):
+        end_first -= 1
+        end_second -= 1
+    differing = first[start:end_first] + second[start:end_second]
+    if len(first) == len(second) and end_first - start == 2:
+        # Two neighbouring characters swapped.
+        return first[start:end_first] == second[start:end_second][::-1]
+    return len(differing) <= 2 and differing.isalpha()
+
+
 def format_ratio(ratio: Decimal) -> str:
     """Format a ratio for a message: whole from 10 up (`33,333`), else 3 digits."""
     if ratio >= 10:

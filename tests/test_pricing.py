@@ -23,6 +23,7 @@ from llmfy_core.pricing import (
     PriceKey,
     StaticPriceTable,
     format_decimal,
+    likely_typo,
     parse_price_value,
 )
 from llmfy_core.recording import record_usage
@@ -304,3 +305,24 @@ def record_usage_all(batch: list[Usage]) -> None:
     trackers = llmfy_core.active_trackers()
     for each in batch:
         record_usage(each, trackers)
+
+
+KNOWN_IDS = ["gpt-4o", "gpt-4o-mini", "gpt-5.6"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("gpt-4o-mnii", "gpt-4o-mini"),
+        ("gtp-4o-mini", "gpt-4o-mini"),
+        ("gpt-4o-mni", "gpt-4o-mini"),
+        ("gpt-4o-minii", "gpt-4o-mini"),
+        ("gpt-4o-mimi", "gpt-4o-mini"),
+        ("gpt-4o-mini", None),
+        ("gpt-5.7", None),
+        ("gpt-4o-mini-custom", None),
+        ("my-model", None),
+    ],
+)
+def test_likely_typo_finds_misspelling(name: str, expected: str | None) -> None:
+    assert likely_typo(name, KNOWN_IDS) == expected

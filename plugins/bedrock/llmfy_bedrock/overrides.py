@@ -25,13 +25,15 @@ from typing import Any
 
 import attrs
 
-from llmfy_bedrock.prices import PROVIDER, BedrockPriceTable, EntryKey
+from llmfy_bedrock.prices import PROVIDER, BedrockPriceTable, EntryKey, bundled_table
+from llmfy_bedrock.resolve import parse_model_id
 from llmfy_core import Price, PricingTableError
 from llmfy_core.pricing import (
     describe_entry,
     parse_price_per_tokens,
     parse_price_value,
     price_from_mapping,
+    warn_if_misspelt,
 )
 
 OVERRIDE_UNIT = 1000
@@ -61,6 +63,7 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
     entries: dict[EntryKey, Price] = {}
     for model, regions in table.items():
         _check_model(model)
+        _check_spelling(model)
         _check_regions(model, regions)
         for region, entry in regions.items():
             _check_region(model, region, entry)
@@ -101,6 +104,16 @@ def _check_model(model: object) -> None:
         raise _fail(
             f"Invalid bedrock_pricing: the model key {model!r} is not a model id; "
             "use a Bedrock model id, inference-profile id or ARN as the key."
+        )
+
+
+def _check_spelling(model: str) -> None:
+    """Warn when `model` is unknown and looks like a misspelt bundled model id."""
+    bundled = bundled_table()
+    base = parse_model_id(model).base_model
+    if base is not None and bundled.base_model_of(model) is None:
+        warn_if_misspelt(
+            "bedrock_pricing", model, base, bundled.model_ids(), "a Bedrock"
         )
 
 

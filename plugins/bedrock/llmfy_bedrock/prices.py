@@ -58,6 +58,7 @@ class BedrockPriceTable:
         self._entries = dict(entries)
         self._complete = complete
         self._models = _model_index(model for model, _, _ in self._entries)
+        self._model_ids = sorted(set(self._models.values()))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -103,6 +104,15 @@ class BedrockPriceTable:
         if found is not None or not self._complete:
             return found
         return Unpriced(self._missing_reason(model, key, region, batch), final=True)
+
+    def model_ids(self) -> list[str]:
+        """Return the model ids that have prices in the table, sorted."""
+        return self._model_ids
+
+    def base_model_of(self, model: str) -> str | None:
+        """Return the table's key for the model that `model` invokes, if priced."""
+        base = parse_model_id(model).base_model
+        return None if base is None else self._known_model(base)
 
     def _known_model(self, base: str) -> str | None:
         for candidate in candidate_ids(base):

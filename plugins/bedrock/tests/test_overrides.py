@@ -229,3 +229,21 @@ def test_missing_one_hour_rate_warns_once() -> None:
     assert first.cost.total == Decimal("0.006468")
     assert first.cost.parts["estimated:cache_write_1h"] == 0
     assert "(estimate: no rate for cache_write_1h)" in str(usage)
+
+
+def test_misspelt_model_key_warns() -> None:
+    misspelt = "anthropic.claude-3-5-sonet-20240620-v1:0"
+    table = {
+        f"us.{misspelt}": {"us-east-1": GOOD_ENTRY},
+        MODEL: {"us-east-1": GOOD_ENTRY},
+        "anthropic.claude-sonnet-9-20300101-v1:0": {"us-east-1": GOOD_ENTRY},
+    }
+
+    with pytest.warns(PricingWarning) as warned:
+        llmfy_usage_tracker(bedrock_pricing=table)
+
+    messages = [str(warning.message) for warning in warned]
+    assert len(messages) == 1
+    assert f"'us.{misspelt}'" in messages[0]
+    assert f"Did you mean {MODEL!r}?" in messages[0]
+    assert warned[0].filename == __file__

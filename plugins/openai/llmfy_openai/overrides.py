@@ -22,8 +22,13 @@ import attrs
 
 from llmfy_core import Price, PriceKey, PricingTableError, StaticPriceTable, Unpriced
 from llmfy_core.model import MILLION
-from llmfy_core.pricing import describe_entry, parse_price_value, price_from_mapping
-from llmfy_openai.prices import bundled_price_table, tool_prices
+from llmfy_core.pricing import (
+    describe_entry,
+    parse_price_value,
+    price_from_mapping,
+    warn_if_misspelt,
+)
+from llmfy_openai.prices import bundled_model_ids, bundled_price_table, tool_prices
 from llmfy_openai.resolve import model_candidates
 
 PROVIDER = "openai"
@@ -93,10 +98,19 @@ def parse_override_table(table: Mapping[str, Any]) -> OverrideTable:
             aliases[model] = entry
             continue
         entries.update(_parse_entry(model, entry))
+        _check_spelling(model)
 
     for model, target in aliases.items():
         _check_alias(model, target, entries)
     return OverrideTable(entries, aliases)
+
+
+def _check_spelling(model: str) -> None:
+    """Warn when `model` is unknown and looks like a misspelt bundled model id."""
+    if bundled_price_table().lookup(model, None, None, False) is None:
+        warn_if_misspelt(
+            "openai_pricing", model, model, bundled_model_ids(), "an OpenAI"
+        )
 
 
 def _parse_entry(model: str, entry: object) -> dict[PriceKey, Price]:

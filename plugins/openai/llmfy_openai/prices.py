@@ -83,6 +83,12 @@ def list_prices() -> list[PriceListing]:
 
 
 @functools.cache
+def bundled_model_ids() -> tuple[str, ...]:
+    """Return the model ids of the bundled table, sorted."""
+    return tuple(sorted({row.model for row in list_prices()}))
+
+
+@functools.cache
 def bundled_price_table() -> StaticPriceTable:
     """Return the bundled table as a `StaticPriceTable`, loaded once."""
     entries: dict[PriceKey, Price | Unpriced] = {}

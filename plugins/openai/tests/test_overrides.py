@@ -294,3 +294,20 @@ def test_unit_warnings_point_at_caller():
     assert " 33,333 times the published price " in messages[1]
     assert warned[0].filename == __file__
     assert warned[1].filename == __file__
+
+
+def test_misspelt_model_key_warns():
+    table = {
+        "gpt-4o-mnii": {"input": 1, "output": 2},
+        "gpt-5.7": {"input": 1, "output": 2},
+        "my-team-model": {"input": 1, "output": 2},
+    }
+
+    with pytest.warns(PricingWarning) as warned:
+        llmfy_usage_tracker(openai_pricing=table)
+
+    messages = [str(warning.message) for warning in warned]
+    assert len(messages) == 1
+    assert "'gpt-4o-mnii'" in messages[0]
+    assert "Did you mean 'gpt-4o-mini'?" in messages[0]
+    assert warned[0].filename == __file__
