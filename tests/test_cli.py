@@ -394,6 +394,25 @@ def test_misspelt_provider_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Did you mean openai?" in err
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("prices", "opnai"),
+        ("prices", "--provider", "opnai"),
+        ("prices", "opnai", "--json"),
+    ],
+)
+def test_prices_listing_misspelt_provider_exits_2(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    code, out, err = run(capsys, *args)
+
+    assert code == 2
+    assert out == ""
+    assert "'opnai'" in err
+    assert "Did you mean openai?" in err
+
+
 @pytest.mark.parametrize("command", ["cost", "prices"])
 def test_unknown_tier_rejected(
     capsys: pytest.CaptureFixture[str], command: str
@@ -654,6 +673,17 @@ def test_cost_named_provider_resolves(capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 0
     assert data["price_origin"] == "zeta"
     assert Decimal(data["cost_usd"]) == Decimal(1)
+
+
+@pytest.mark.usefixtures("two_providers")
+def test_prices_listing_no_match_names_filters(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "prices", "acme", "--batch")
+
+    assert code == 0
+    assert "No listed price matches provider acme, batch." in out
+    assert "No installed plugin lists prices" not in out
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ same checks, so the same cause ends both with the same exit code.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -184,6 +184,30 @@ def check_tier(tier: str | None, provider: str | None, known: KnownPrices) -> No
     )
 
 
+def check_provider(provider: str | None, known: KnownPrices) -> None:
+    """Raise `CliError` for a provider that no plugin lists prices for.
+
+    Only the listing of `llmfy prices` checks this before it starts. A price
+    lookup calls every plugin, because a plugin may price a provider that it
+    does not list, and `explain_unpriced` rejects the provider afterwards.
+    """
+    if provider is None or provider in known.models:
+        return
+    listed = ", ".join(known.providers) or "none"
+    raise CliError(
+        f"No installed plugin lists prices for provider {provider!r}. Providers "
+        f"with listed prices: {listed}.{did_you_mean(provider, known.providers)} "
+        "Check the spelling and `llmfy plugins`, or resolve one model of the "
+        "provider with --model ID."
+    )
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return " Did you mean X?" for the choice closest to `name`, else ""."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" Did you mean {close[0]}?" if close else ""
+
+
 def explain_unpriced(
     resolver: PriceResolver,
     query: PriceQuery,
@@ -207,13 +231,11 @@ def explain_unpriced(
             "give the price with --prices FILE."
         )
     if provider not in known.models and found.origin is None:
-        close = difflib.get_close_matches(provider, known.providers, n=1)
-        hint = f" Did you mean {close[0]}?" if close else ""
         listed = ", ".join(known.providers) or "none"
         raise CliError(
             f"No installed plugin lists prices for provider {provider!r}, and none "
             f"has a price for its model {query.model!r}. Providers with listed "
-            f"prices: {listed}.{hint}"
+            f"prices: {listed}.{did_you_mean(provider, known.providers)}"
         )
     reason = describe_unpriced(found.reason, provider, query.model)
     suggestions = known.close_models(query.model, provider)

@@ -12,7 +12,7 @@ from llmfy_core.pricing import PriceKey
 from llmfy_core.report import price_dict
 from llmfy_core.resolver import PriceResolver, Resolution
 
-from .lookup import KnownPrices, PriceQuery, check_tier, find_price
+from .lookup import KnownPrices, PriceQuery, check_provider, check_tier, find_price
 from .output import (
     EXIT_OK,
     EXIT_UNPRICED,
@@ -150,7 +150,9 @@ def _price_lines(price: Price, origin: str | None) -> list[str]:
 
 
 def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
-    check_tier(args.tier, args.provider, KnownPrices.collect())
+    known = KnownPrices.collect()
+    check_provider(args.provider, known)
+    check_tier(args.tier, args.provider, known)
     keys: dict[tuple[str, PriceKey], ListedPrice] = {}
     for listed in catalog(args.provider):
         key = listed.entry.key
@@ -281,8 +283,23 @@ def _row_dict(
 
 
 def _nothing_listed(args: argparse.Namespace) -> str:
-    what = f" for provider {args.provider!r}" if args.provider else ""
+    filters = [
+        part
+        for part in (
+            f"provider {args.provider}" if args.provider else "",
+            f"region {args.region}" if args.region else "",
+            f"tier {args.tier}" if args.tier else "",
+            "batch" if args.batch else "",
+        )
+        if part
+    ]
+    if not filters:
+        return (
+            "No installed plugin lists prices. Provider plugins list their "
+            "bundled tables; check `llmfy plugins`, or resolve one model with "
+            "--model."
+        )
     return (
-        f"No installed plugin lists prices{what}. Provider plugins list their "
-        "bundled tables; check `llmfy plugins`, or resolve one model with --model."
+        f"No listed price matches {', '.join(filters)}. Leave out a filter, or "
+        "resolve one model with --model."
     )
