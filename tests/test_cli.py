@@ -341,6 +341,40 @@ def test_region_without_price_exits_3(
     assert "us-east-1, us-east-2, us-west-2, but not in eu-west-1" in out
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("prices", "bedrock", "--region", "us-eats-1"),
+        ("prices", "--region", "us-eats-1"),
+        ("prices", "--model", "amazon.nova-lite-v1:0", "--region", "us-eats-1"),
+        # Priced only by genai-prices, whose Bedrock prices apply to every region.
+        ("prices", "bedrock", "--model", "writer.palmyra-x5-v1:0", "--region",
+         "us-eats-1"),
+        ("cost", "amazon.nova-lite-v1:0", "--region", "us-eats-1", "--input", "1",
+         "--output", "1"),
+    ],
+)  # fmt: skip
+def test_misspelt_region_exits_2(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    code, out, err = run(capsys, *args)
+
+    assert code == 2
+    assert out == ""
+    assert "No installed plugin lists bedrock prices in region 'us-eats-1'" in err
+    assert "Did you mean us-east-1?" in err
+
+
+def test_region_ignored_for_openai(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(
+        capsys, "cost", "gpt-4o-mini", "--region", "eu-north-1", "--input",
+        "1000000", "--output", "0",
+    )  # fmt: skip
+
+    assert code == 0
+    assert Decimal(data["cost_usd"]) == Decimal("0.15")
+
+
 @pytest.mark.parametrize("command", ["cost", "prices"])
 def test_misspelt_model_suggests_close_ids(
     capsys: pytest.CaptureFixture[str], command: str

@@ -104,11 +104,13 @@ def find_price(
 
     Returns the provider, the resolution and, when there is no price, the
     reason to show. Raises `CliError` (exit code 2) when the arguments do not
-    select one price: the provider cannot be guessed, the model is priced by
-    region and no region was given, or the service tier is unknown.
+    select one price: the provider cannot be guessed or is unknown, the model
+    is priced by region and no region was given, or the region or service
+    tier is unknown.
     """
     provider = query.provider or guess_provider(resolver, query, known)
     check_tier(query.service_tier, provider, known)
+    check_region(query.region, provider, known)
     found = _resolve(resolver, query, provider, query.region)
     if found.price is not None:
         return provider, found, None
@@ -181,6 +183,29 @@ def check_tier(tier: str | None, provider: str | None, known: KnownPrices) -> No
         f"Unknown service tier {tier!r} for {whose}. The known tiers are "
         f"{', '.join(accepted)}. Check the spelling, or give the tier's prices "
         "with --prices FILE."
+    )
+
+
+def check_region(region: str | None, provider: str | None, known: KnownPrices) -> None:
+    """Raise `CliError` for a region in which no plugin lists prices of `provider`.
+
+    Without this check a misspelt region such as `us-eats-1` would be priced
+    by a source whose price applies to every region, or listed with it. A
+    provider whose listings name no region, such as OpenAI, accepts any region.
+    """
+    if region is None:
+        return
+    names = [provider] if provider else known.providers
+    regional = [name for name in names if known.regions.get(name)]
+    listed = sorted(set().union(*(known.regions[name] for name in regional)))
+    if not listed or region in listed:
+        return
+    provider_names = " or ".join(regional)
+    raise CliError(
+        f"No installed plugin lists {provider_names} prices in region {region!r}. "
+        f"Regions with listed prices: {', '.join(listed)}."
+        f"{did_you_mean(region, listed)} Check the spelling, or give the prices "
+        "of that region with --prices FILE."
     )
 
 

@@ -12,7 +12,14 @@ from llmfy_core.pricing import PriceKey
 from llmfy_core.report import price_dict
 from llmfy_core.resolver import PriceResolver, Resolution
 
-from .lookup import KnownPrices, PriceQuery, check_provider, check_tier, find_price
+from .lookup import (
+    KnownPrices,
+    PriceQuery,
+    check_provider,
+    check_region,
+    check_tier,
+    find_price,
+)
 from .output import (
     EXIT_OK,
     EXIT_UNPRICED,
@@ -37,9 +44,9 @@ def add_parser(commands: Any) -> None:
             "of each. Prices are shown in USD per million tokens; --json keeps "
             "each price in its own unit. With --model, resolve one model's price "
             "as a tracker would. Exits 2 when the arguments do not select one "
-            "price (the provider cannot be guessed, the model is priced by region "
-            "and --region is missing, or the tier is unknown), and 3 when the "
-            "model has no price."
+            "price (the provider is unknown or cannot be guessed, the model is "
+            "priced by region and --region is missing, or the region or tier is "
+            "unknown), and 3 when the model has no price."
         ),
     )
     parser.add_argument(
@@ -153,6 +160,7 @@ def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
     known = KnownPrices.collect()
     check_provider(args.provider, known)
     check_tier(args.tier, args.provider, known)
+    check_region(args.region, args.provider, known)
     keys: dict[tuple[str, PriceKey], ListedPrice] = {}
     for listed in catalog(args.provider):
         key = listed.entry.key
