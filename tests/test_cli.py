@@ -1015,6 +1015,32 @@ def test_report_unknown_record(
     assert "--provider" in data["errors"][0]["message"]
 
 
+def test_report_misspelt_model_suggests_close_ids(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "logs.jsonl"
+    path.write_text(json.dumps(invocation_log("amazon.nova-lte-v1:0", 4, 38)) + "\n")
+
+    code, out, _ = run(capsys, "report", str(path))
+
+    assert code == 3
+    assert "No price for bedrock amazon.nova-lte-v1:0 in us-east-1" in out
+    assert "close to it: amazon.nova-lite-v1:0 (bedrock)" in out
+
+
+def test_report_misspelt_provider_suggests_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "other.jsonl"
+    path.write_text('{"id": "r-1", "usage": {"prompt": 3, "completion": 1}}\n')
+
+    code, _, err = run(capsys, "report", str(path), "--provider", "opnai")
+
+    assert code == 1
+    assert "as a opnai response" in err
+    assert "(did you mean openai?)" in err
+
+
 def test_report_price_file(
     capsys: pytest.CaptureFixture[str], batch_file: Path, tmp_path: Path
 ) -> None:

@@ -96,6 +96,16 @@ class KnownPrices:
         found = list(dict.fromkeys([*similar, *sorted(containing, key=len)]))
         return [f"{known} ({owners[known]})" for known in found[:MAX_SUGGESTIONS]]
 
+    def close_models_hint(self, model: str, provider: str) -> str:
+        """Return a sentence that names the listed ids closest to `model`.
+
+        Returns "" when `provider` lists `model` or no listed id is close.
+        """
+        suggestions = self.close_models(model, provider)
+        if not suggestions or model in self.models.get(provider, ()):
+            return ""
+        return f" Listed model ids close to it: {', '.join(suggestions)}."
+
 
 def find_price(
     resolver: PriceResolver, query: PriceQuery, known: KnownPrices
@@ -229,8 +239,14 @@ def check_provider(provider: str | None, known: KnownPrices) -> None:
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return " Did you mean X?" for the choice closest to `name`, else ""."""
+    close = closest_name(name, choices)
+    return f" Did you mean {close}?" if close else ""
+
+
+def closest_name(name: str, choices: Iterable[str]) -> str | None:
+    """Return the choice closest to `name`, or None when none is close."""
     close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" Did you mean {close[0]}?" if close else ""
+    return close[0] if close else None
 
 
 def explain_unpriced(
@@ -263,9 +279,7 @@ def explain_unpriced(
             f"prices: {listed}.{did_you_mean(provider, known.providers)}"
         )
     reason = describe_unpriced(found.reason, provider, query.model)
-    suggestions = known.close_models(query.model, provider)
-    if suggestions and query.model not in known.models.get(provider, ()):
-        reason += f" Listed model ids close to it: {', '.join(suggestions)}."
+    reason += known.close_models_hint(query.model, provider)
     return reason + " With the llmfy command, give the price with --prices FILE."
 
 

@@ -115,8 +115,9 @@ def run(args: argparse.Namespace) -> int:
     """Run `llmfy report`."""
     if args.prices:
         use_price_file(args.prices)
-    reader = UsageReader(args.provider, args.model, args.region)
     report = ReportRun(llmfy_usage_tracker(keep_requests=False))
+    known_providers = _known_prices(report).providers if args.provider else []
+    reader = UsageReader(args.provider, args.model, args.region, known_providers)
     inputs = [InputFile(path) for path in args.files]
     progress = Progress.for_input(
         sys.stderr, sum(each.size for each in inputs), args.progress
@@ -186,26 +187,33 @@ def _read_all(
 
 
 def _unpriced_reason(report: ReportRun, record: RequestRecord) -> str:
-    """Explain a missing price; for a record without a region, ask for --region."""
+    """Explain why a record has no price.
+
+    A record without a region gets the regions where its model has a price,
+    and a model id that no plugin lists gets the listed ids closest to it.
+    """
     usage = record.usage
+    known = _known_prices(report)
+    model = usage.served_model or usage.model
     if usage.region is None:
-        if report.known is None:
-            report.known = KnownPrices.collect()
         query = PriceQuery(
-            usage.served_model or usage.model,
-            usage.provider,
-            service_tier=usage.service_tier,
-            batch=usage.batch,
+            model, usage.provider, service_tier=usage.service_tier, batch=usage.batch
         )
-        regions = regions_with_price(
-            report.resolver, query, usage.provider, report.known
-        )
+        regions = regions_with_price(report.resolver, query, usage.provider, known)
         if regions:
             return (
                 "the price depends on the region, and these records name none. "
                 + region_advice(regions)
             )
-    return describe_unpriced(record.unpriced_reason, usage.provider, usage.model)
+    reason = describe_unpriced(record.unpriced_reason, usage.provider, usage.model)
+    return reason + known.close_models_hint(model, usage.provider)
+
+
+def _known_prices(report: ReportRun) -> KnownPrices:
+    """Return the plugins' price listings, collected on first use."""
+    if report.known is None:
+        report.known = KnownPrices.collect()
+    return report.known
 
 
 def _exit_code(report: ReportRun) -> int:

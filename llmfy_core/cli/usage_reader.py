@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -16,6 +16,7 @@ import attrs
 from llmfy_core.model import CallContext, Usage
 from llmfy_core.recording import extract_usage
 
+from .lookup import closest_name
 from .readers import Record
 
 
@@ -49,7 +50,8 @@ class UsageReader:
     OpenAI Batch lines, OpenAI bodies and Bedrock logs and bodies are read by
     the functions that `llmfy-openai` and `llmfy-bedrock` export for offline
     reading. A body of any other provider, named with `provider`, is read
-    through the `usage_extract` hook.
+    through the `usage_extract` hook. `known_providers` are the providers that
+    plugins list prices for, suggested when no plugin reads a body as `provider`.
     """
 
     def __init__(
@@ -57,10 +59,12 @@ class UsageReader:
         provider: str | None = None,
         model: str | None = None,
         region: str | None = None,
+        known_providers: Sequence[str] = (),
     ) -> None:
         self.provider = provider
         self.model = model
         self.region = region
+        self.known_providers = known_providers
 
     def read(self, record: Record) -> Reading | Skipped:
         """Return the usage in `record`, or why it is skipped; raise `RecordError`."""
@@ -125,9 +129,16 @@ class UsageReader:
         if usage is None:
             raise RecordError(
                 f"no installed plugin reads this body as a {provider} response; "
-                "check --provider, or install the provider's plugin"
+                f"check --provider{self._suggestion(provider)}, or install the "
+                "provider's plugin"
             )
         return Reading(usage, _created_at(body))
+
+    def _suggestion(self, provider: str) -> str:
+        if provider in self.known_providers:
+            return ""
+        close = closest_name(provider, self.known_providers)
+        return f" (did you mean {close}?)" if close else ""
 
     def _read_openai_body(self, body: Mapping[str, Any]) -> Usage | None:
         openai = _plugin("openai", "OpenAI response bodies")
