@@ -38,6 +38,32 @@ PLAUSIBLE_MAX_PER_MILLION = Decimal(1000)
 # the price has no rate of their own, as `estimated:<kind>` with a zero amount.
 ESTIMATED_PREFIX = "estimated:"
 
+STANDARD_TIERS = frozenset({"default", "standard"})
+"""Names of the standard service tier, which is priced at a model's standard rate.
+
+OpenAI and Bedrock responses report it as `default`, and Google Vertex AI
+calls it `standard`.
+"""
+
+SERVICE_TIERS = frozenset({"flex", "priority", "scale", "ultrafast"})
+"""Names of the service tiers other than the standard one.
+
+An `openai_pricing` entry may price these under `tiers`, and `llmfy cost` and
+`llmfy prices` accept them with --tier for every provider. OpenAI's API names
+flex, priority and scale (for Scale Tier projects), and genai-prices 0.2.5
+lists OpenAI ultrafast prices.
+"""
+# NOTE: genai-prices 0.2.5 also lists OpenAI `fast` prices, described there as
+# the former priority tier. `openai_pricing` cannot price `fast`, and the CLI
+# accepts it only because genai-prices lists it.
+
+BATCH_TIER = "batch"
+"""The key under `tiers` of an `openai_pricing` entry that prices the Batch API.
+
+The Batch API is not a service tier: a request sent through it has
+`Usage.batch` set, and the CLI selects its prices with --batch.
+"""
+
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _RATIO_CONTEXT = Context(prec=3)

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from llmfy_openai.overrides import SERVICE_TIERS as OPENAI_PRICING_TIERS
+from llmfy_openai.overrides import parse_override_table
 
 import llmfy_core
 from llmfy_core import CatalogEntry, Price, PriceKey, PriceRank, hookimpl
@@ -462,6 +464,56 @@ def test_unknown_tier_rejected(
     assert out == ""
     assert "Unknown service tier 'flx' for provider openai" in err
     assert "flex, priority" in err
+    assert "Did you mean flex?" in err
+
+
+@pytest.mark.parametrize("tier", sorted(OPENAI_PRICING_TIERS))
+def test_cost_accepts_openai_pricing_tiers(
+    capsys: pytest.CaptureFixture[str], tier: str
+) -> None:
+    entry = {"input": 1, "output": 2}
+    parse_override_table({"gpt-4o-mini": {**entry, "tiers": {tier: entry}}})
+
+    code, out, err = run(
+        capsys, "cost", "gpt-4o-mini", "--tier", tier, "--input", "1", "--output", "1"
+    )
+
+    assert code == 0
+    assert err == ""
+    assert f"{tier} tier" in out
+
+
+def test_batch_tier_points_to_batch_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "prices", "--model", "gpt-4o-mini", "--tier", "batch")
+
+    assert code == 2
+    assert out == ""
+    assert "Pass --batch" in err
+
+
+def test_bedrock_priority_tier_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "cost", "amazon.nova-lite-v1:0", "--region", "us-east-1", "--tier",
+        "priority", "--input", "1", "--output", "1",
+    )  # fmt: skip
+
+    assert code == 3
+    assert "holds standard-tier prices only" in out
+
+
+@pytest.mark.parametrize("tier", ["default", "standard"])
+def test_prices_listing_standard_tier(
+    capsys: pytest.CaptureFixture[str], tier: str
+) -> None:
+    code, data = run_json(capsys, "prices", "openai", "--tier", tier)
+
+    tiers = {row["service_tier"] for row in data["prices"]}
+    models = {row["model"] for row in data["prices"]}
+    assert code == 0
+    assert tiers == {None}
+    assert "gpt-4o-mini" in models
 
 
 def test_prices_listing_unknown_tier_rejected(

@@ -13,14 +13,12 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from llmfy_core.pricing import BATCH_TIER, SERVICE_TIERS, STANDARD_TIERS
 from llmfy_core.ranks import PriceRank
 from llmfy_core.resolver import PriceResolver, Resolution
 
 from .output import EXIT_USAGE, CliError
 from .sources import catalog, describe_unpriced, origin_rank, resolve
-
-STANDARD_TIERS = ("default", "standard")
-"""Names of the standard service tier, accepted for every provider."""
 
 PROVIDER_NAMES = {"openai": "OpenAI", "bedrock": "Bedrock"}
 
@@ -78,10 +76,17 @@ class KnownPrices:
         return sorted(self.models)
 
     def tiers_of(self, provider: str | None) -> list[str]:
-        """Return the service tiers accepted for `provider`, or for any provider."""
+        """Return the service tiers accepted for `provider`, or for any provider.
+
+        These are the tiers that `openai_pricing` takes (`SERVICE_TIERS`), with
+        two additions. The names of the standard tier are accepted, although
+        `openai_pricing` needs none because an entry's own prices are the
+        standard ones. A tier that a price source lists for the provider, such
+        as one in a price file, is accepted because that source prices it.
+        """
         names = [provider] if provider else self.providers
         listed = {tier for name in names for tier in self.tiers.get(name, ())}
-        return sorted(listed | set(STANDARD_TIERS))
+        return sorted(listed | STANDARD_TIERS | SERVICE_TIERS)
 
     def close_models(self, model: str, provider: str | None = None) -> list[str]:
         """Return up to three listed model ids close to `model`, with their provider."""
@@ -178,22 +183,34 @@ def guess_provider(
 
 
 def check_tier(tier: str | None, provider: str | None, known: KnownPrices) -> None:
-    """Raise `CliError` for a service tier that no price source lists.
+    """Raise `CliError` for a service tier that `KnownPrices.tiers_of` does not accept.
 
     Without this check a misspelt tier such as `flx` would be priced at the
     standard rate, as tables fall back to it for tiers they do not list.
+    `batch`, which `openai_pricing` takes beside the tiers, is rejected with a
+    pointer to --batch.
     """
     if tier is None:
         return
+    if tier == BATCH_TIER:
+        raise CliError(
+            f"--tier {BATCH_TIER}: the Batch API is not a service tier. Pass --batch "
+            "for Batch API prices."
+        )
     accepted = known.tiers_of(provider)
     if tier in accepted:
         return
     whose = f"provider {provider}" if provider else "any provider"
     raise CliError(
-        f"Unknown service tier {tier!r} for {whose}. The known tiers are "
-        f"{', '.join(accepted)}. Check the spelling, or give the tier's prices "
-        "with --prices FILE."
+        f"Unknown service tier {tier!r} for {whose}. Valid tiers: "
+        f"{', '.join(accepted)}.{did_you_mean(tier, accepted)} Check the "
+        "spelling, or give the tier's prices with --prices FILE."
     )
+
+
+def is_standard_tier(tier: str | None) -> bool:
+    """Return whether `tier` is None or a name of the standard service tier."""
+    return tier is None or tier in STANDARD_TIERS
 
 
 def check_region(region: str | None, provider: str | None, known: KnownPrices) -> None:

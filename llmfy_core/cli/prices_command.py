@@ -19,6 +19,7 @@ from .lookup import (
     check_region,
     check_tier,
     find_price,
+    is_standard_tier,
 )
 from .output import (
     EXIT_OK,
@@ -168,7 +169,7 @@ def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
             continue
         if args.region and key.region not in (args.region, None):
             continue
-        if args.tier and key.service_tier != args.tier:
+        if args.tier and not _tier_matches(key.service_tier, args.tier):
             continue
         if args.batch and not key.batch:
             continue
@@ -198,6 +199,17 @@ def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
         return EXIT_OK
     print(_listing_table(rows))
     return EXIT_OK
+
+
+def _tier_matches(listed: str | None, requested: str) -> bool:
+    """Return whether a listed price's tier is the requested one.
+
+    A price listed without a tier is the standard price, so it matches the
+    names of the standard tier.
+    """
+    if is_standard_tier(requested):
+        return is_standard_tier(listed)
+    return listed == requested
 
 
 def _with_listed_price(found: Resolution, listed: ListedPrice) -> Resolution:

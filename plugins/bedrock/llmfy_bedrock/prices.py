@@ -26,7 +26,7 @@ from llmfy_bedrock.resolve import (
     parse_model_id,
     registered_profile_model,
 )
-from llmfy_core import LongContextTier, Price, PriceKey, Unpriced
+from llmfy_core import LongContextTier, Price, PriceKey, Unpriced, pricing
 from llmfy_core.model import MILLION
 from llmfy_core.pricing import CatalogEntry
 
@@ -34,7 +34,7 @@ PROVIDER = "bedrock"
 DATA_FILE = "prices.json"
 
 # Service tiers billed at the standard rate that the bundled table holds.
-STANDARD_TIERS = frozenset({None, "default", "standard"})
+STANDARD_TIERS = frozenset({None, *pricing.STANDARD_TIERS})
 
 EntryKey = tuple[str, str | None, bool]
 

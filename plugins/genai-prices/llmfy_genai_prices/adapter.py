@@ -20,7 +20,7 @@ from genai_prices import data_snapshot
 from genai_prices import types as gp
 
 from llmfy_core import CatalogEntry, LongContextTier, Price, PriceKey, Unpriced
-from llmfy_core.pricing import DECIMAL_CONTEXT
+from llmfy_core.pricing import DECIMAL_CONTEXT, STANDARD_TIERS
 
 # llmfy provider names whose genai-prices provider id differs. Any other name
 # is looked up as a genai-prices provider id of the same spelling.
@@ -45,9 +45,6 @@ _OTHER_FIELDS: Mapping[str, str] = {
 }
 # genai-prices price keys in USD per thousand calls, by llmfy's tool name.
 _PER_THOUSAND_CALLS: Mapping[str, str] = {"web_search": "web_searches_kcount"}
-
-# Service tiers priced at a model's standard rate.
-_STANDARD_TIERS = frozenset({"default"})
 
 PriceValue = Decimal | gp.TieredPrices
 
@@ -85,7 +82,7 @@ def lookup(
             f"with llmfy_usage_tracker({provider}_pricing=...) or a price file."
         )
     context: dict[str, str] = {}
-    if service_tier is not None and service_tier not in _STANDARD_TIERS:
+    if service_tier is not None and service_tier not in STANDARD_TIERS:
         context["service_tier"] = service_tier
     if batch:
         context["processing"] = "batch"
@@ -140,7 +137,7 @@ def _catalog_entries(
         if len(variant.when) != 1 or not _active(variant.constraint, now):
             continue
         ((name, value),) = variant.when.items()
-        if name == "service_tier" and value not in _STANDARD_TIERS:
+        if name == "service_tier" and value not in STANDARD_TIERS:
             keys.append((PriceKey(info.id, service_tier=value), {name: value}))
         elif name == "processing" and value == "batch":
             keys.append((PriceKey(info.id, batch=True), {name: value}))

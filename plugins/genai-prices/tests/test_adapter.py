@@ -190,6 +190,15 @@ def test_service_tier_variant_priced() -> None:
     assert default.output == Decimal("10")
 
 
+@pytest.mark.parametrize("tier", ["default", "standard"])
+def test_standard_tier_names_priced_as_standard(tier: str) -> None:
+    found = lookup("openai", "gpt-5", service_tier=tier, requested_at=AFTER_VARIANTS)
+
+    assert isinstance(found, Price)
+    assert found.input == Decimal("1.25")
+    assert found.output == Decimal("10")
+
+
 @pytest.mark.parametrize(
     ("model", "moment"),
     [

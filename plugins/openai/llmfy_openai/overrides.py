@@ -6,10 +6,11 @@ The documented format maps a model id to its prices in USD per million tokens:
 
 Optional fields are `cache_read`, `cache_write`, `input_audio`,
 `output_audio`, `price_per_tokens` (the unit, default 1,000,000) and `tiers`,
-which maps `flex`, `priority`, `scale`, `ultrafast` or `batch` (the Batch API)
-to prices of the same shape. An entry without a tier applies to every tier
-and to the Batch API. A string value maps a name to another model id, for
-Azure deployments: `{"prod-chat": "gpt-4o-mini"}`.
+which maps a name of `llmfy_core.pricing.SERVICE_TIERS` (`flex`, `priority`,
+`scale`, `ultrafast`) or `batch` (the Batch API) to prices of the same shape.
+An entry without a tier applies to every tier and to the Batch API. A string
+value maps a name to another model id, for Azure deployments:
+`{"prod-chat": "gpt-4o-mini"}`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import attrs
 from llmfy_core import Price, PriceKey, PricingTableError, StaticPriceTable, Unpriced
 from llmfy_core.model import MILLION
 from llmfy_core.pricing import (
+    BATCH_TIER,
+    SERVICE_TIERS,
     describe_entry,
     parse_price_value,
     price_from_mapping,
@@ -41,8 +44,6 @@ EXPECTED_SHAPE = (
     'or a model id string for an Azure deployment ({"prod-chat": "gpt-4o-mini"})'
 )
 
-BATCH_TIER = "batch"
-SERVICE_TIERS = frozenset({"flex", "priority", "scale", "ultrafast"})
 _AUDIO_FIELDS = {"input_audio": "input_audio", "output_audio": "output_audio"}
 _EXTRA_FIELDS = frozenset({"tiers", *_AUDIO_FIELDS})
 
