@@ -544,6 +544,23 @@ def test_console_example(
         assert captured.err + captured.out == expected, " ".join(argv)
 
 
+# NOTE: openai.md runs `llmfy report batch-output.jsonl` without naming the
+# folder of the file, so it is not checked here yet.
+@pytest.mark.parametrize("page", ["cli.md"])
+def test_page_names_sample_file_folder(page: str) -> None:
+    sample_files = {
+        argument
+        for block in CONSOLE_BLOCKS
+        if block.page == page
+        for argv, _ in console_commands(block)
+        for argument in argv[1:]
+        if (DATA / argument).is_file()
+    }
+
+    assert sample_files, f"{page}: no console command reads a sample file"
+    assert "`docs/examples/data`" in (DOCS / page).read_text()
+
+
 def test_every_page_has_tested_examples() -> None:
     pages = {block.page for block in PYTHON_BLOCKS + CONSOLE_BLOCKS}
 
