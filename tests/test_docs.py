@@ -544,9 +544,7 @@ def test_console_example(
         assert captured.err + captured.out == expected, " ".join(argv)
 
 
-# NOTE: openai.md runs `llmfy report batch-output.jsonl` without naming the
-# folder of the file, so it is not checked here yet.
-@pytest.mark.parametrize("page", ["cli.md"])
+@pytest.mark.parametrize("page", ["cli.md", "openai.md"])
 def test_page_names_sample_file_folder(page: str) -> None:
     sample_files = {
         argument
