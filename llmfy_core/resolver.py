@@ -64,6 +64,7 @@ class PluginPrices:
         self._lookups: list[tuple[str, Any]] = []
         self._versions: list[Callable[[], object]] = []
         self._seen_versions: list[object] = []
+        self._mappings: list[Callable[[str, str], object]] = []
         self._cache: dict[tuple[Any, ...], Resolution] = {}
 
     def current_generation(self) -> int:
@@ -107,6 +108,25 @@ class PluginPrices:
                 cache[key] = found
         return found
 
+    def is_mapped(self, provider: str, model: str) -> bool:
+        """Return whether a plugin's `llmfy_mapped_model` maps `model` to a model.
+
+        A user's mapping, such as an Azure deployment's, names the model that
+        the request ran on, so it wins over the served model the response names.
+        """
+        for mapped_model in self._mappings:
+            try:
+                if mapped_model(provider, model) is not None:
+                    return True
+            except Exception as error:
+                logger.warning(
+                    "a plugin's llmfy_mapped_model failed for %s model %s: %r",
+                    provider,
+                    model,
+                    error,
+                )
+        return False
+
     def _reload(self, registry: Any, stamp: tuple[int, int]) -> None:
         with self._lock:
             self._lookups = registry.ranked_price_lookups()
@@ -119,6 +139,11 @@ class PluginPrices:
             ]
             self._seen_versions = [None] * len(self._versions)
             self.versioned = bool(self._versions)
+            self._mappings = [
+                plugin.llmfy_mapped_model
+                for plugin in plugins
+                if callable(getattr(plugin, "llmfy_mapped_model", None))
+            ]
             # The change of plugins that calls for this reload bumped CHANGES
             # already, so the recording path's caches need no second bump.
             self._drop_cache(bump=False)
@@ -243,8 +268,12 @@ class PriceResolver:
         self, key: tuple[Any, ...], usage: Usage, sent_at: dt.datetime | None
     ) -> Resolution:
         models = [usage.model]
-        if usage.served_model and usage.served_model != usage.model:
-            models.insert(0, usage.served_model)
+        served = usage.served_model
+        if served and served != usage.model:
+            if PLUGIN_PRICES.is_mapped(usage.provider, usage.model):
+                models.append(served)
+            else:
+                models.insert(0, served)
         reason: str | None = None
 
         table = self._overrides.get(usage.provider)

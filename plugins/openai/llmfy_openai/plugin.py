@@ -44,6 +44,15 @@ def llmfy_usage_reader(provider: str, response_type: type) -> UsageReader | None
     return reader_for(response_type)
 
 
+def llmfy_mapped_model(provider: str, model: str) -> str | None:
+    """Return the model that the Azure deployment `model` was mapped to, if any."""
+    if provider != PROVIDER:
+        return None
+    from llmfy_openai.resolve import mapped_deployment
+
+    return mapped_deployment(model)
+
+
 @hookimpl
 def price_lookup(
     provider: str, model: str, service_tier: str | None, batch: bool

@@ -31,8 +31,9 @@ def map_azure_deployments(deployments: Mapping[str, str]) -> None:
 
     `deployments` maps a deployment name (the `model=` passed to
     `AzureOpenAI`) to an OpenAI model id, such as `{"prod-chat": "gpt-4o-mini"}`.
-    Azure responses usually name the model they served, which is priced
-    first; this mapping is the fallback. Raises ValueError for an empty name.
+    The mapping wins over the model that Azure names in its responses, which
+    can be less precise than the mapped model. Raises ValueError for an empty
+    name.
     """
     for deployment, model in deployments.items():
         if not isinstance(deployment, str) or not isinstance(model, str):
@@ -56,6 +57,11 @@ def clear_azure_deployments() -> None:
     with _azure_lock:
         _azure_deployments.clear()
     invalidate_price_cache()
+
+
+def mapped_deployment(deployment: str) -> str | None:
+    """Return the model id that `map_azure_deployments` mapped `deployment` to."""
+    return _azure_deployments.get(deployment)
 
 
 def strip_snapshot(model: str) -> str:

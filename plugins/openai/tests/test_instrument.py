@@ -19,7 +19,7 @@ from typing import Any
 import openai
 import pydantic
 import pytest
-from llmfy_openai import extract
+from llmfy_openai import clear_azure_deployments, extract, map_azure_deployments
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
@@ -662,6 +662,33 @@ def test_azure_client_recorded(server, bodies):
     assert record.usage.served_model == "gpt-4o-mini-2024-07-18"
     assert record.cost is not None
     assert record.cost.total == Decimal("0.0000108")
+
+
+def test_azure_mapping_wins_over_served_model(server, bodies):
+    server.add_json(
+        "/openai/deployments/turbo-prod/chat/completions",
+        bodies.chat(model="gpt-4", prompt=1000, completion=1000),
+    )
+    azure = openai.AzureOpenAI(
+        azure_endpoint=f"http://127.0.0.1:{server.port}",
+        api_key="test-key",
+        api_version="2024-10-21",
+        max_retries=0,
+    )
+    map_azure_deployments({"turbo-prod": "gpt-4-turbo"})
+    try:
+        with llmfy_usage_tracker() as usage:
+            azure.chat.completions.create(model="turbo-prod", messages=MESSAGES)
+    finally:
+        clear_azure_deployments()
+        azure.close()
+
+    record = usage.records[0]
+    assert record.usage.served_model == "gpt-4"
+    # gpt-4-turbo, as mapped: 1000 x 10 + 1000 x 30 = 40000 per million. The
+    # served name's gpt-4 price would give 1000 x 30 + 1000 x 60.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.04")
 
 
 # Faults and import
