@@ -312,9 +312,11 @@ class UsageTracker:
 
     def _warn_unpriced(self, usage: Usage, reason: str | None) -> None:
         region = f" in region {usage.region!r}" if usage.region else ""
+        close = _listed_model_like(usage.provider, usage.model)
+        guess = f" Did you mean {close!r}?" if close else ""
         message = (
             f"No price for {usage.provider} model {usage.model!r}{region}; its "
-            "requests are counted with an unknown cost. "
+            f"requests are counted with an unknown cost.{guess} "
             + (reason or _how_to_add_price(usage.provider, usage.model))
         )
         logger.warning("%s", message)
@@ -578,6 +580,27 @@ def _check_parts(
             f"({reasoning}) exceed output_tokens ({output_tokens}). output_tokens "
             "includes the reasoning tokens."
         )
+
+
+def _listed_model_like(provider: str, model: str) -> str | None:
+    """Return the model id that pricing plugins list closest to `model`, if close."""
+    try:
+        listings = get_registry().manager.hook.price_catalog(provider=provider)
+        models = {
+            entry.key.model
+            for entries in listings
+            if entries is not None
+            for entry in entries
+            if entry.provider == provider
+        }
+    except Exception as error:
+        logger.warning("listing the %s prices failed: %r", provider, error)
+        return None
+    models.discard(model)
+    import difflib  # Imported here: only a missing price needs it.
+
+    close = difflib.get_close_matches(model, sorted(models), n=1, cutoff=0.85)
+    return close[0] if close else None
 
 
 def _how_to_add_price(provider: str, model: str) -> str:

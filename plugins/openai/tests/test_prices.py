@@ -247,3 +247,14 @@ def test_cache_write_cost():
     # 8 x 5 + 4012 x 6.25 + 4 x 30 = 40 + 25075 + 120 = 25235 per million
     assert record.cost is not None
     assert record.cost.total == Decimal("0.025235")
+
+
+def test_unpriced_misspelt_model_suggests_listed():
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(PricingWarning) as warned:
+            usage.record("openai", "gpt-4o-mnii", 1000, 100)
+
+    message = str(warned[0].message)
+    assert "No price for openai model 'gpt-4o-mnii'" in message
+    assert "Did you mean 'gpt-4o-mini'?" in message
+    assert usage.records[0].cost is None
