@@ -62,6 +62,7 @@ __all__ = [
     "record_usage",
     "unknown_usage",
     "usage_reader",
+    "watch_stream",
 ]
 
 # Reentrant: a provider_instrument hook may start a process-wide tracker,
@@ -344,6 +345,20 @@ def record_response(
                     _add_read_counts(tracker, counts, response, context, sent)
                 return
     _record_fully(response, context, trackers, sent_at)
+
+
+def watch_stream(stream: Any, trackers: Sequence[UsageTracker]) -> None:
+    """Show `stream` as open in the reports of `trackers` until it is recorded.
+
+    `stream` is the plugin's object that records one streamed request, with a
+    `done` attribute that is true once the request is recorded. It must accept
+    weak references. Never raises.
+    """
+    for tracker in trackers:
+        try:
+            tracker.watch_stream(stream)
+        except Exception as error:
+            logger.warning("failed to watch a stream in a tracker: %r", error)
 
 
 def _add_read_counts(

@@ -21,6 +21,12 @@ def format_report(tracker: UsageTracker) -> str:
     totals = tracker.totals
     lines = [RULE, "USAGE: ", ""]
     lines += _total_lines(totals)
+    open_streams = tracker.open_streams
+    if open_streams:
+        lines.append(
+            f"Open Streams: {open_streams} (not counted yet: a stream is counted "
+            "when it ends, is closed or is garbage-collected)"
+        )
     lines.append("")
     if tracker.keep_requests:
         lines.append("Request Details:")
@@ -197,6 +203,7 @@ def report_dict(tracker: UsageTracker) -> dict[str, Any]:
         "schema": SCHEMA,
         "tags": dict(tracker.tags),
         "totals": totals_dict(tracker.totals),
+        "open_streams": tracker.open_streams,
         "by_model": [
             {
                 "provider": provider,

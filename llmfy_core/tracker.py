@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import inspect
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import ContextVar
 from decimal import Decimal
@@ -112,6 +113,9 @@ class UsageTracker:
         self._lock = threading.Lock()
         self._warned: dict[tuple[str | None, ...], object] = {}
         self._depth = 0
+        # Streams sent while the tracker was active, until garbage-collected.
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._streams_lock = threading.Lock()
 
     # Activation
 
@@ -148,6 +152,21 @@ class UsageTracker:
         traceback: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, traceback)
+
+    @property
+    def open_streams(self) -> int:
+        """How many streams sent while the tracker was active are not counted yet.
+
+        Each is counted when it ends, is closed or is garbage-collected.
+        """
+        with self._streams_lock:
+            streams = list(self._streams)
+        return sum(1 for stream in streams if not stream.done)
+
+    def watch_stream(self, stream: Any) -> None:
+        """Count `stream` in `open_streams` until its `done` attribute is true."""
+        with self._streams_lock:
+            self._streams.add(stream)
 
     @property
     def keep_requests(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -22,7 +23,7 @@ from llmfy_core import (
     hookimpl,
     llmfy_usage_tracker,
 )
-from llmfy_core.recording import record_response, record_usage
+from llmfy_core.recording import record_response, record_usage, watch_stream
 
 from .conftest import ProviderPlugin
 
@@ -564,3 +565,35 @@ def test_reentrant_recording_is_queued_not_lost(provider: ProviderPlugin) -> Non
     assert usage.input_tokens == 167
     # 167 * 0.15 + 6 * 0.60 = 28.65 per million
     assert usage.total_cost == Decimal("0.00002865")
+
+
+class FakeStream:
+    """A plugin's stream watch: `done` once its request is recorded."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+
+def test_open_streams_counted_until_done() -> None:
+    with llmfy_usage_tracker() as outer, llmfy_usage_tracker() as inner:
+        finished, dropped, pending = FakeStream(), FakeStream(), FakeStream()
+        for stream in (finished, dropped, pending):
+            watch_stream(stream, [outer, inner])
+        finished.done = True
+        del dropped
+        gc.collect()
+
+    assert outer.open_streams == 1
+    assert inner.open_streams == 1
+    pending.done = True
+    assert outer.open_streams == 0
+
+
+def test_unwatchable_stream_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # object() takes no weak reference, so the tracker cannot watch it: the
+    # failure is logged and nothing is raised to the caller.
+    with llmfy_usage_tracker() as usage:
+        watch_stream(object(), [usage])
+
+    assert usage.open_streams == 0
+    assert "failed to watch a stream" in caplog.text

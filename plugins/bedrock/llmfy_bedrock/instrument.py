@@ -29,7 +29,12 @@ from llmfy_bedrock.resolve import billing_region
 from llmfy_bedrock.streams import StreamWatch
 from llmfy_core import CallContext
 from llmfy_core.logs import get_logger
-from llmfy_core.recording import record_response, record_usage, unknown_usage
+from llmfy_core.recording import (
+    record_response,
+    record_usage,
+    unknown_usage,
+    watch_stream,
+)
 from llmfy_core.tracker import UsageTracker, active_trackers
 
 # A logger whose calls never raise, even when a handler of the application does.
@@ -141,7 +146,9 @@ def _tracked_call(
             watch = StreamWatch(
                 operation, model, client_region, headers, trackers, sent_at
             )
-            if not watch.attach(response.get(_STREAM_KEYS[operation])):
+            if watch.attach(response.get(_STREAM_KEYS[operation])):
+                watch_stream(watch, trackers)
+            else:
                 watch.record_unwatched()
         else:
             region = billing_region(model, client_region)

@@ -42,6 +42,7 @@ class StreamWatch:
     """Follows one event stream and records its request exactly once."""
 
     __slots__ = (
+        "__weakref__",
         "_client_region",
         "_close",
         "_done",
@@ -101,6 +102,11 @@ class StreamWatch:
         stream._event_generator = self
         stream.close = self.close
         return True
+
+    @property
+    def done(self) -> bool:
+        """Whether the request is recorded (or counted by the caller)."""
+        return self._done
 
     def __iter__(self) -> StreamWatch:
         return self

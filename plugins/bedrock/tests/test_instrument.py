@@ -549,10 +549,14 @@ def test_stream_closed_early_counted_once(
         stream = response["stream"]
         iterator = iter(stream)
         next(iterator)
+        open_before_close = usage.open_streams
         stream.close()
         stream.close()
         release.set()
 
+    assert open_before_close == 1
+    assert usage.open_streams == 0
+    assert usage.to_dict()["open_streams"] == 0
     assert usage.request_count == 1
     assert usage.records[0].usage.input_tokens is None
     assert usage.totals.unknown_usage == 1

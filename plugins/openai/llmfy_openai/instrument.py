@@ -35,7 +35,12 @@ from typing import Any
 from llmfy_core import CallContext, UsageTracker, UsageWarning, active_trackers
 from llmfy_core.errors import emit_warning
 from llmfy_core.logs import get_logger
-from llmfy_core.recording import record_response, record_usage, unknown_usage
+from llmfy_core.recording import (
+    record_response,
+    record_usage,
+    unknown_usage,
+    watch_stream,
+)
 
 # A logger whose calls never raise, even when a handler of the application does.
 logger = get_logger("llmfy.openai")
@@ -91,6 +96,7 @@ class _Call:
     """The state of one request until it is recorded: trackers, send time, context."""
 
     __slots__ = (
+        "__weakref__",
         "attached",
         "done",
         "final",
@@ -338,6 +344,7 @@ def _watch_sync_stream(call: _Call, stream: Any) -> None:
     watch = _watch_response_events if call.operation == "responses" else _watch_chunks
     stream._iterator = watch(stream._iterator, call)
     _finish_when_collected(stream, call)
+    watch_stream(call, call.trackers)
 
 
 def _watch_async_stream(call: _Call, stream: Any) -> None:
@@ -348,6 +355,7 @@ def _watch_async_stream(call: _Call, stream: Any) -> None:
     else:
         stream._iterator = _watch_chunks_async(stream._iterator, call)
     _finish_when_collected(stream, call)
+    watch_stream(call, call.trackers)
 
 
 def _finish_when_collected(stream: Any, call: _Call) -> None:

@@ -291,12 +291,20 @@ def test_stream_break_then_collected(server, client, bodies):
         for _ in stream:
             break
         recorded_before_collection = len(usage.records)
+        open_before_collection = usage.open_streams
+        report_before_collection = str(usage)
+        data_before_collection = usage.to_dict()
         del stream
         gc.collect()
 
     assert recorded_before_collection == 0
+    assert open_before_collection == 1
+    assert "Open Streams: 1 (not counted yet" in report_before_collection
+    assert data_before_collection["open_streams"] == 1
     assert len(usage.records) == 1
     assert usage.records[0].usage.input_tokens is None
+    assert usage.open_streams == 0
+    assert "Open Streams" not in str(usage)
 
 
 def test_stream_never_read_then_collected(server, client, bodies):
