@@ -108,16 +108,14 @@ class PluginPrices:
                 cache[key] = found
         return found
 
-    def is_mapped(self, provider: str, model: str) -> bool:
-        """Return whether a plugin's `llmfy_mapped_model` maps `model` to a model.
+    def mapped_model(self, provider: str, model: str) -> str | None:
+        """Return the model that a plugin's `llmfy_mapped_model` maps `model` to.
 
-        A user's mapping, such as an Azure deployment's, names the model that
-        the request ran on, so it wins over the served model the response names.
+        Such a mapping is the user's, as for an Azure deployment's name.
         """
         for mapped_model in self._mappings:
             try:
-                if mapped_model(provider, model) is not None:
-                    return True
+                mapped = mapped_model(provider, model)
             except Exception as error:
                 logger.warning(
                     "a plugin's llmfy_mapped_model failed for %s model %s: %r",
@@ -125,7 +123,10 @@ class PluginPrices:
                     model,
                     error,
                 )
-        return False
+                continue
+            if isinstance(mapped, str) and mapped:
+                return mapped
+        return None
 
     def _reload(self, registry: Any, stamp: tuple[int, int]) -> None:
         with self._lock:
@@ -267,13 +268,7 @@ class PriceResolver:
     def _lookup(
         self, key: tuple[Any, ...], usage: Usage, sent_at: dt.datetime | None
     ) -> Resolution:
-        models = [usage.model]
-        served = usage.served_model
-        if served and served != usage.model:
-            if PLUGIN_PRICES.is_mapped(usage.provider, usage.model):
-                models.append(served)
-            else:
-                models.insert(0, served)
+        models = _models_to_price(usage)
         reason: str | None = None
 
         table = self._overrides.get(usage.provider)
@@ -307,6 +302,29 @@ class PriceResolver:
         if resolution.price is None and resolution.reason is None and reason:
             return attrs.evolve(resolution, reason=reason)
         return resolution
+
+
+def _models_to_price(usage: Usage) -> list[str]:
+    """Return the model ids to look prices up for, the most precise first.
+
+    The model that the response names comes first, then the requested one.
+    A requested name that the user mapped to a model, such as an Azure
+    deployment's, adds that model id, which every price source can look up.
+    When it extends the served name, as `gpt-4-turbo` extends `gpt-4`, it
+    names the model more precisely and replaces the served name.
+    """
+    requested = usage.model
+    served = usage.served_model
+    if not served or served == requested:
+        served = None
+    mapped = PLUGIN_PRICES.mapped_model(usage.provider, requested)
+    if mapped is None:
+        return [requested] if served is None else [served, requested]
+    if served is None or served == mapped:
+        return [mapped, requested]
+    if mapped.startswith(served):
+        return [mapped, requested]
+    return [served, mapped, requested]
 
 
 def _check_override_unit(

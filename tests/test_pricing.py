@@ -14,6 +14,7 @@ import llmfy_core
 from llmfy_core import (
     LongContextTier,
     Price,
+    PriceRank,
     PricingTableError,
     PricingWarning,
     Usage,
@@ -322,7 +323,58 @@ KNOWN_IDS = ["gpt-4o", "gpt-4o-mini", "gpt-5.6"]
         ("gpt-5.7", None),
         ("gpt-4o-mini-custom", None),
         ("my-model", None),
+        ("gpt-4ov", None),
+        ("gpt-4oo", "gpt-4o"),
+        ("gpt-4", None),
     ],
 )
 def test_likely_typo_finds_misspelling(name: str, expected: str | None) -> None:
     assert likely_typo(name, KNOWN_IDS) == expected
+
+
+class MappingPlugin(ProviderPlugin):
+    """A provider plugin whose users map deployment names to models."""
+
+    def __init__(self, prices: dict[str, Price], mapping: dict[str, str]) -> None:
+        super().__init__("acme", prices)
+        self.mapping = mapping
+
+    def llmfy_mapped_model(self, provider: str, model: str) -> str | None:
+        return self.mapping.get(model) if provider == "acme" else None
+
+
+class OrganizationPrices(ProviderPlugin):
+    """An organisation's price list, asked before the provider's table."""
+
+    llmfy_price_rank = PriceRank.ORGANIZATION
+
+
+@pytest.mark.parametrize(
+    ("served", "expected_input"),
+    [
+        # The mapping extends the served name: big-2-turbo, from the provider
+        # table, although the organisation lists big-2.
+        ("big-2", "4"),
+        # A name the mapping does not extend wins, from the organisation list.
+        ("big-3", "7"),
+    ],
+)
+def test_mapped_model_against_served_name(served: str, expected_input: str) -> None:
+    llmfy_core.load_plugins(autoload=False)
+    provider_prices = {
+        "big-2": Price(Decimal(10), Decimal(10)),
+        "big-2-turbo": Price(Decimal(4), Decimal(4)),
+    }
+    organization_prices = {
+        "big-2": Price(Decimal(9), Decimal(9)),
+        "big-3": Price(Decimal(7), Decimal(7)),
+    }
+    mapping = MappingPlugin(provider_prices, {"deploy": "big-2-turbo"})
+    llmfy_core.register_plugin(mapping, "acme")
+    llmfy_core.register_plugin(OrganizationPrices("acme", organization_prices), "org")
+
+    with llmfy_core.llmfy_usage_tracker() as usage:
+        record = usage.record("acme", "deploy", 100, 100, served_model=served)
+
+    assert record.price is not None
+    assert record.price.input == Decimal(expected_input)

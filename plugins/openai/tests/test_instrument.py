@@ -672,10 +672,26 @@ def test_azure_client_recorded(server, bodies):
     assert record.cost.total == Decimal("0.0000108")
 
 
-def test_azure_mapping_wins_over_served_model(server, bodies):
+# (mapped model, model the response names, cost of 1000 input and 1000 output
+# tokens by hand, in USD per million tokens)
+AZURE_MAPPINGS = [
+    # The mapping extends the served name, so it wins: gpt-4-turbo at 10 and
+    # 30, not gpt-4 at 30 and 60.
+    ("gpt-4-turbo", "gpt-4", "0.04"),
+    # The dated snapshot is more precise: gpt-4o-2024-05-13 at 5 and 15, not
+    # gpt-4o at 2.50 and 10.
+    ("gpt-4o", "gpt-4o-2024-05-13", "0.02"),
+    # A model router names the model that answered: gpt-5-nano at 0.05 and
+    # 0.40, not gpt-4.1 at 2 and 8.
+    ("gpt-4.1", "gpt-5-nano-2025-08-07", "0.00045"),
+]
+
+
+@pytest.mark.parametrize(("mapped", "served", "expected"), AZURE_MAPPINGS)
+def test_azure_mapping_against_served_model(server, bodies, mapped, served, expected):
     server.add_json(
-        "/openai/deployments/turbo-prod/chat/completions",
-        bodies.chat(model="gpt-4", prompt=1000, completion=1000),
+        "/openai/deployments/prod/chat/completions",
+        bodies.chat(model=served, prompt=1000, completion=1000),
     )
     azure = openai.AzureOpenAI(
         azure_endpoint=f"http://127.0.0.1:{server.port}",
@@ -683,20 +699,18 @@ def test_azure_mapping_wins_over_served_model(server, bodies):
         api_version="2024-10-21",
         max_retries=0,
     )
-    map_azure_deployments({"turbo-prod": "gpt-4-turbo"})
+    map_azure_deployments({"prod": mapped})
     try:
         with llmfy_usage_tracker() as usage:
-            azure.chat.completions.create(model="turbo-prod", messages=MESSAGES)
+            azure.chat.completions.create(model="prod", messages=MESSAGES)
     finally:
         clear_azure_deployments()
         azure.close()
 
     record = usage.records[0]
-    assert record.usage.served_model == "gpt-4"
-    # gpt-4-turbo, as mapped: 1000 x 10 + 1000 x 30 = 40000 per million. The
-    # served name's gpt-4 price would give 1000 x 30 + 1000 x 60.
+    assert record.usage.served_model == served
     assert record.cost is not None
-    assert record.cost.total == Decimal("0.04")
+    assert record.cost.total == Decimal(expected)
 
 
 # Faults and import
