@@ -418,7 +418,8 @@ def likely_typo(name: str, known: Iterable[str]) -> str | None:
     A misspelling here is one edit on letters: a letter added, dropped or
     replaced, or two neighbouring characters swapped (`gpt-4o-mnii`). An id
     that differs in a digit is another version, not a misspelling, so
-    `gpt-5.7` does not match `gpt-5.6`.
+    `gpt-5.7` does not match `gpt-5.6`, and one with a new last letter is a
+    variant, so `gpt-4v` does not match `gpt-4`.
     """
     for candidate in known:
         if candidate != name and _one_letter_edit(name, candidate):
@@ -465,6 +466,10 @@ def _one_letter_edit(first: str, second: str) -> bool:
     if len(first) == len(second) and end_first - start == 2:
         # Two neighbouring characters swapped.
         return first[start:end_first] == second[start:end_second][::-1]
+    if len(differing) == 1 and start == min(len(first), len(second)):
+        # A letter added at the end names a variant (`gpt-4v`, `o3s`), unless
+        # it repeats the last one (`gpt-4o-minii`).
+        return start > 0 and differing == first[start - 1]
     return len(differing) <= 2 and differing.isalpha()
 
 

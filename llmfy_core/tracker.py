@@ -29,7 +29,7 @@ from llmfy_core.ledger import Ledger, build_record
 from llmfy_core.logs import get_logger
 from llmfy_core.model import SUBSET_PARENTS, Price, RequestRecord, Usage
 from llmfy_core.plugins import CHANGES, PluginRegistry, get_registry
-from llmfy_core.pricing import PriceTable, tidy_decimal
+from llmfy_core.pricing import PriceTable, likely_typo, tidy_decimal
 from llmfy_core.resolver import PLUGIN_PRICES, PriceResolver, Resolution
 from llmfy_core.totals import ModelTotals
 
@@ -602,7 +602,7 @@ def _check_parts(
 
 
 def _listed_model_like(provider: str, model: str) -> str | None:
-    """Return the model id that pricing plugins list closest to `model`, if close."""
+    """Return the model id that pricing plugins list and `model` misspells, if any."""
     try:
         listings = get_registry().manager.hook.price_catalog(provider=provider)
         models = {
@@ -615,11 +615,7 @@ def _listed_model_like(provider: str, model: str) -> str | None:
     except Exception as error:
         logger.warning("listing the %s prices failed: %r", provider, error)
         return None
-    models.discard(model)
-    import difflib  # Imported here: only a missing price needs it.
-
-    close = difflib.get_close_matches(model, sorted(models), n=1, cutoff=0.85)
-    return close[0] if close else None
+    return likely_typo(model, sorted(models))
 
 
 def _how_to_add_price(provider: str, model: str) -> str:
