@@ -367,6 +367,34 @@ def test_misspelt_region_exits_2(
     assert "Did you mean us-east-1?" in err
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("cost", "amazon.titan-text-express-v1", "--provider", "bedrock", "--input",
+         "1", "--output", "1"),
+        ("prices", "--model", "amazon.titan-text-express-v1"),
+    ],
+)  # fmt: skip
+def test_unlisted_real_region_exits_3(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    # ap-south-1 is an AWS Region in which no installed table prices the model.
+    code, out, err = run(capsys, *args, "--region", "ap-south-1")
+
+    assert code == 3
+    assert "but not in ap-south-1" in out
+    assert "Did you mean" not in out + err
+
+
+def test_provider_listed_only_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    # genai-prices lists providers other than OpenAI and Bedrock only when
+    # asked for one of them by name.
+    code, out, _ = run(capsys, "prices", "--provider", "anthropic")
+
+    assert code == 0
+    assert "\nanthropic  claude-" in out
+
+
 def test_region_ignored_for_openai(capsys: pytest.CaptureFixture[str]) -> None:
     code, data = run_json(
         capsys, "cost", "gpt-4o-mini", "--region", "eu-north-1", "--input",

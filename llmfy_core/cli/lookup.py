@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from llmfy_core.pricing import BATCH_TIER, SERVICE_TIERS, STANDARD_TIERS
+from llmfy_core.pricing import BATCH_TIER, SERVICE_TIERS, STANDARD_TIERS, likely_typo
 from llmfy_core.ranks import PriceRank
 from llmfy_core.resolver import PriceResolver, Resolution
 
@@ -214,25 +214,26 @@ def is_standard_tier(tier: str | None) -> bool:
 
 
 def check_region(region: str | None, provider: str | None, known: KnownPrices) -> None:
-    """Raise `CliError` for a region in which no plugin lists prices of `provider`.
+    """Raise `CliError` for a region that misspells one with listed prices.
 
     Without this check a misspelt region such as `us-eats-1` would be priced
-    by a source whose price applies to every region, or listed with it. A
-    provider whose listings name no region, such as OpenAI, accepts any region.
+    by a source whose price applies to every region, or listed with it. Any
+    other region is accepted: the bundled tables list a few AWS Regions only,
+    and a lookup in another one reports that it has no price there.
     """
     if region is None:
         return
     names = [provider] if provider else known.providers
     regional = [name for name in names if known.regions.get(name)]
     listed = sorted(set().union(*(known.regions[name] for name in regional)))
-    if not listed or region in listed:
+    meant = likely_typo(region, listed)
+    if meant is None:
         return
     provider_names = " or ".join(regional)
     raise CliError(
         f"No installed plugin lists {provider_names} prices in region {region!r}. "
-        f"Regions with listed prices: {', '.join(listed)}."
-        f"{did_you_mean(region, listed)} Check the spelling, or give the prices "
-        "of that region with --prices FILE."
+        f"Did you mean {meant}? Regions with listed prices: {', '.join(listed)}. "
+        "Check the spelling, or give the prices of that region with --prices FILE."
     )
 
 
@@ -244,6 +245,10 @@ def check_provider(provider: str | None, known: KnownPrices) -> None:
     does not list, and `explain_unpriced` rejects the provider afterwards.
     """
     if provider is None or provider in known.models:
+        return
+    # A plugin may list a provider only when asked for it by name, as
+    # genai-prices does for the providers besides OpenAI and Bedrock.
+    if any(listed.entry.provider == provider for listed in catalog(provider)):
         return
     listed = ", ".join(known.providers) or "none"
     raise CliError(
