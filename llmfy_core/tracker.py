@@ -109,13 +109,14 @@ class UsageTracker:
         self._resolver = PriceResolver(overrides)
         # The recording fast path adds requests to the ledger's queue itself.
         self.ledger = Ledger(keep_requests)
-        # Guards `_depth`, the number of blocks the tracker is active in.
+        # Guards `_depth`, the number of blocks the tracker is active in, and
+        # `_streams`.
         self._lock = threading.Lock()
         self._warned: dict[tuple[str | None, ...], object] = {}
         self._depth = 0
         # Streams sent while the tracker was active, until garbage-collected.
-        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._streams_lock = threading.Lock()
+        # Created with the first stream: the set and its lock take about 1 KB.
+        self._streams: weakref.WeakSet[Any] | None = None
 
     # Activation
 
@@ -159,13 +160,15 @@ class UsageTracker:
 
         Each is counted when it ends, is closed or is garbage-collected.
         """
-        with self._streams_lock:
-            streams = list(self._streams)
+        with self._lock:
+            streams = list(self._streams or ())
         return sum(1 for stream in streams if not stream.done)
 
     def watch_stream(self, stream: Any) -> None:
         """Count `stream` in `open_streams` until its `done` attribute is true."""
-        with self._streams_lock:
+        with self._lock:
+            if self._streams is None:
+                self._streams = weakref.WeakSet()
             self._streams.add(stream)
 
     @property
