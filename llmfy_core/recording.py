@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -352,13 +353,18 @@ def watch_stream(stream: Any, trackers: Sequence[UsageTracker]) -> None:
 
     `stream` is the plugin's object that records one streamed request, with a
     `done` attribute that is true once the request is recorded. It must accept
-    weak references. Never raises.
+    weak references. Never raises, and runs before a stream's first chunk.
     """
-    for tracker in trackers:
-        try:
-            tracker.watch_stream(stream)
-        except Exception as error:
-            logger.warning("failed to watch a stream in a tracker: %r", error)
+    try:
+        reference = weakref.ref(stream)
+        for tracker in trackers:
+            # No tracker method call here: this runs before every stream's first chunk.
+            streams = tracker.open_stream_references
+            streams.append(reference)
+            if len(streams) >= tracker.prune_streams_at:
+                tracker.prune_streams()
+    except Exception as error:
+        logger.warning("failed to watch a stream in a tracker: %r", error)
 
 
 def _add_read_counts(

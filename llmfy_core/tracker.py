@@ -109,14 +109,17 @@ class UsageTracker:
         self._resolver = PriceResolver(overrides)
         # The recording fast path adds requests to the ledger's queue itself.
         self.ledger = Ledger(keep_requests)
-        # Guards `_depth`, the number of blocks the tracker is active in, and
-        # `_streams`.
+        # Guards `_depth`, the number of blocks the tracker is active in.
         self._lock = threading.Lock()
         self._warned: dict[tuple[str | None, ...], object] = {}
         self._depth = 0
-        # Streams sent while the tracker was active, until garbage-collected.
-        # Created with the first stream: the set and its lock take about 1 KB.
-        self._streams: weakref.WeakSet[Any] | None = None
+        # Weak references to the streams sent while the tracker was active,
+        # which `recording.watch_stream` appends to. They are pruned of
+        # recorded and collected streams when the list reaches
+        # `prune_streams_at`. A list append costs less than a WeakSet's, and
+        # it runs before a stream's first chunk.
+        self.open_stream_references: list[weakref.ref[Any]] = []
+        self.prune_streams_at = _FIRST_PRUNE
 
     # Activation
 
@@ -160,16 +163,17 @@ class UsageTracker:
 
         Each is counted when it ends, is closed or is garbage-collected.
         """
-        with self._lock:
-            streams = list(self._streams or ())
-        return sum(1 for stream in streams if not stream.done)
+        return len(_open_streams(self.open_stream_references))
 
-    def watch_stream(self, stream: Any) -> None:
-        """Count `stream` in `open_streams` until its `done` attribute is true."""
-        with self._lock:
-            if self._streams is None:
-                self._streams = weakref.WeakSet()
-            self._streams.add(stream)
+    def prune_streams(self) -> None:
+        """Drop the references to streams that are recorded or collected.
+
+        Without a lock: a stream added while another thread prunes may be
+        left out of `open_streams`, and is still recorded.
+        """
+        live = _open_streams(self.open_stream_references)
+        self.open_stream_references = live
+        self.prune_streams_at = max(_FIRST_PRUNE, 2 * len(live))
 
     @property
     def keep_requests(self) -> bool:
@@ -619,6 +623,20 @@ def _listed_model_like(provider: str, model: str) -> str | None:
         logger.warning("listing the %s prices failed: %r", provider, error)
         return None
     return likely_typo(model, sorted(models))
+
+
+# How many streams a tracker lists before it first drops the recorded ones.
+_FIRST_PRUNE = 64
+
+
+def _open_streams(streams: list[weakref.ref[Any]]) -> list[weakref.ref[Any]]:
+    """Return the references to streams that are alive and not recorded yet."""
+    live = []
+    for reference in list(streams):
+        stream = reference()
+        if stream is not None and not stream.done:
+            live.append(reference)
+    return live
 
 
 def _how_to_add_price(provider: str, model: str) -> str:

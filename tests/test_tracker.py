@@ -589,8 +589,20 @@ def test_open_streams_counted_until_done() -> None:
     assert outer.open_streams == 0
 
 
+def test_recorded_streams_pruned() -> None:
+    with llmfy_usage_tracker() as usage:
+        streams = [FakeStream() for _ in range(300)]
+        for number, stream in enumerate(streams):
+            watch_stream(stream, [usage])
+            # Every stream but each hundredth is recorded before the next starts.
+            stream.done = number % 100 != 0
+
+    assert usage.open_streams == 3
+    assert len(usage.open_stream_references) < 100
+
+
 def test_unwatchable_stream_logged(caplog: pytest.LogCaptureFixture) -> None:
-    # object() takes no weak reference, so the tracker cannot watch it: the
+    # object() takes no weak reference, so no tracker can watch it: the
     # failure is logged and nothing is raised to the caller.
     with llmfy_usage_tracker() as usage:
         watch_stream(object(), [usage])
