@@ -630,11 +630,17 @@ _FIRST_PRUNE = 64
 
 
 def _open_streams(streams: list[weakref.ref[Any]]) -> list[weakref.ref[Any]]:
-    """Return the references to streams that are alive and not recorded yet."""
+    """Return the references to streams that are alive and not recorded yet.
+
+    A stream listed twice, as a raw response and then as its parsed stream,
+    is returned once.
+    """
     live = []
+    seen = set()
     for reference in list(streams):
         stream = reference()
-        if stream is not None and not stream.done:
+        if stream is not None and not stream.done and id(stream) not in seen:
+            seen.add(id(stream))
             live.append(reference)
     return live
 

@@ -281,11 +281,10 @@ def _attach(call: _Call, result: Any) -> None:
         elif isinstance(result, kinds.async_stream):
             _watch_async_stream(call, result)
         elif isinstance(result, kinds.legacy_response):
-            # NOTE: a raw stream (`with_raw_response` and stream=True) whose
-            # parse() is never called is not recorded, because
-            # LegacyAPIResponse has no close() to hook.
             result.__dict__[_CALL_ATTRIBUTE] = call
-            if not result._stream:
+            if result._stream:
+                _finish_unparsed_when_collected(result, call)
+            else:
                 call.record_body(result.http_response)
         elif isinstance(result, kinds.api_response):
             result.__dict__[_CALL_ATTRIBUTE] = call
@@ -368,6 +367,28 @@ def _finish_when_collected(stream: Any, call: _Call) -> None:
     reference = _StreamReference(stream, _stream_collected)
     reference.call = call
     _unfinished_streams[id(reference)] = reference
+
+
+def _finish_unparsed_when_collected(response: Any, call: _Call) -> None:
+    """Record a raw stream whose parse() is never called, when it is collected.
+
+    `with_raw_response` and stream=True return a `LegacyAPIResponse`, which has
+    no close() to hook. Its body read by hand is not seen, so the request is
+    counted with unknown usage.
+    """
+    reference = _StreamReference(response, _unparsed_stream_collected)
+    reference.call = call
+    _unfinished_streams[id(reference)] = reference
+    watch_stream(call, call.trackers)
+
+
+def _unparsed_stream_collected(reference: _StreamReference) -> None:
+    _unfinished_streams.pop(id(reference), None)
+    call = reference.call
+    # A parsed stream is recorded by its own watch, also after this response
+    # object is gone.
+    if not call.attached and not sys.is_finalizing():
+        call.finish_stream()
 
 
 class _StreamReference(weakref.ref):  # type: ignore[type-arg]

@@ -137,6 +137,51 @@ def test_raw_response_recorded_before_parse(server, client, bodies):
     assert usage.records[0].usage.request_id == "req_raw"
 
 
+def create_raw_stream(client: openai.OpenAI) -> Any:
+    """Send a chat stream through `with_raw_response`, unparsed."""
+    return client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        stream_options=INCLUDE_USAGE,
+    )
+
+
+def test_raw_stream_read_by_hand_counted_when_collected(server, client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with llmfy_usage_tracker() as usage:
+        raw = create_raw_stream(client)
+        lines = list(raw.http_response.iter_lines())
+        open_while_alive = usage.open_streams
+        del raw
+        gc.collect()
+
+    assert lines
+    assert open_while_alive == 1
+    assert usage.open_streams == 0
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens is None
+
+
+def test_raw_stream_parsed_counted_once(server, client, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with llmfy_usage_tracker() as usage:
+        raw = create_raw_stream(client)
+        stream = raw.parse()
+        del raw
+        gc.collect()
+        open_while_reading = usage.open_streams
+        chunks = list(stream)
+
+    assert chunks
+    assert open_while_reading == 1
+    assert usage.open_streams == 0
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens == 12
+
+
 def test_streaming_response_parse(server, client, bodies):
     server.add_json(CHAT, bodies.chat(prompt=30, completion=2))
 
