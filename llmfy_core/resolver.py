@@ -268,7 +268,7 @@ class PriceResolver:
     def _lookup(
         self, key: tuple[Any, ...], usage: Usage, sent_at: dt.datetime | None
     ) -> Resolution:
-        models = _models_to_price(usage)
+        models = _models_to_price(usage, self._overrides.get(usage.provider))
         reason: str | None = None
 
         table = self._overrides.get(usage.provider)
@@ -304,20 +304,35 @@ class PriceResolver:
         return resolution
 
 
-def _models_to_price(usage: Usage) -> list[str]:
+def _models_to_price(usage: Usage, overrides: PriceTable | None) -> list[str]:
     """Return the model ids to look prices up for, the most precise first.
 
     The model that the response names comes first, then the requested one.
     A requested name that the user mapped to a model, such as an Azure
     deployment's, adds that model id, which every price source can look up.
     When it extends the served name, as `gpt-4-turbo` extends `gpt-4`, it
-    names the model more precisely and replaces the served name.
+    names the model more precisely and replaces the served name. A mapping
+    in the tracker's override table (its `mapped_model`) comes before the
+    plugins' mappings.
     """
     requested = usage.model
     served = usage.served_model
     if not served or served == requested:
         served = None
-    mapped = PLUGIN_PRICES.mapped_model(usage.provider, requested)
+    mapped = None
+    mapped_in_table = getattr(overrides, "mapped_model", None)
+    if callable(mapped_in_table):
+        try:
+            mapped = mapped_in_table(requested)
+        except Exception as error:
+            logger.warning(
+                "the %s override table failed to map model %s: %r",
+                usage.provider,
+                requested,
+                error,
+            )
+    if not isinstance(mapped, str) or not mapped:
+        mapped = PLUGIN_PRICES.mapped_model(usage.provider, requested)
     if mapped is None:
         return [requested] if served is None else [served, requested]
     if served is None or served == mapped:

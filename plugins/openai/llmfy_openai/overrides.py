@@ -63,19 +63,27 @@ class OverrideTable:
     def lookup(
         self, model: str, region: str | None, service_tier: str | None, batch: bool
     ) -> Price | Unpriced | None:
-        """Return the override price of `model`, following deployment aliases."""
+        """Return the override price of `model`, following deployment aliases.
+
+        An alias whose model has no entry here returns None: the tracker then
+        asks the price plugins for that model, from `mapped_model`.
+        """
         found = self._table.lookup(model, region, service_tier, batch)
-        if found is not None or not self._aliases:
+        if found is not None:
             return found
+        target = self.mapped_model(model)
+        if target is None:
+            return None
+        return self._table.lookup(target, region, service_tier, batch)
+
+    def mapped_model(self, model: str) -> str | None:
+        """Return the model id that an alias entry maps `model` to, if any."""
+        if not self._aliases:
+            return None
         for candidate in model_candidates(model):
             target = self._aliases.get(candidate)
             if target is not None:
-                found = self._table.lookup(target, region, service_tier, batch)
-                if found is None:
-                    found = bundled_price_table().lookup(
-                        target, region, service_tier, batch
-                    )
-                return found
+                return target
         return None
 
 

@@ -31,9 +31,9 @@ def map_azure_deployments(deployments: Mapping[str, str]) -> None:
 
     `deployments` maps a deployment name (the `model=` passed to
     `AzureOpenAI`) to an OpenAI model id, such as `{"prod-chat": "gpt-4o-mini"}`.
-    The mapping wins over the model that Azure names in its responses, which
-    can be less precise than the mapped model. Raises ValueError for an empty
-    name.
+    The model that Azure names in a response wins, unless the mapped id
+    extends it and so names the model more precisely (`gpt-4-turbo` for a
+    response naming `gpt-4`). Raises ValueError for an empty name.
     """
     for deployment, model in deployments.items():
         if not isinstance(deployment, str) or not isinstance(model, str):

@@ -732,8 +732,11 @@ AZURE_MAPPINGS = [
 ]
 
 
+@pytest.mark.parametrize("where", ["process", "tracker"])
 @pytest.mark.parametrize(("mapped", "served", "expected"), AZURE_MAPPINGS)
-def test_azure_mapping_against_served_model(server, bodies, mapped, served, expected):
+def test_azure_mapping_against_served_model(
+    server, bodies, mapped, served, expected, where
+):
     server.add_json(
         "/openai/deployments/prod/chat/completions",
         bodies.chat(model=served, prompt=1000, completion=1000),
@@ -744,9 +747,15 @@ def test_azure_mapping_against_served_model(server, bodies, mapped, served, expe
         api_version="2024-10-21",
         max_retries=0,
     )
-    map_azure_deployments({"prod": mapped})
+    # The same mapping, made for the process or as an alias entry of the
+    # tracker's override table.
+    pricing = {}
+    if where == "process":
+        map_azure_deployments({"prod": mapped})
+    else:
+        pricing = {"prod": mapped}
     try:
-        with llmfy_usage_tracker() as usage:
+        with llmfy_usage_tracker(openai_pricing=pricing) as usage:
             azure.chat.completions.create(model="prod", messages=MESSAGES)
     finally:
         clear_azure_deployments()
