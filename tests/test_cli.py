@@ -386,6 +386,51 @@ def test_unlisted_real_region_exits_3(
     assert "Did you mean" not in out + err
 
 
+REGION_PAIR_PRICES = """\
+[[providers.bedrock.prices]]
+model = "anthropic.claude-3-haiku-20240307-v1:0"
+region = "me-central-1"
+input = 0.25
+output = 1.25
+
+[[providers.bedrock.prices]]
+model = "anthropic.claude-3-haiku-20240307-v1:0"
+region = "ap-south-1"
+input = 0.25
+output = 1.25
+"""
+
+
+@pytest.mark.parametrize(
+    ("region", "expected_code"),
+    [
+        # Listed in the price file.
+        ("me-central-1", 0),
+        # Real AWS Regions one letter from a listed one, in another area.
+        ("mx-central-1", 3),
+        ("af-south-1", 3),
+        # A misspelling of a listed region.
+        ("me-cnetral-1", 2),
+    ],
+)
+def test_region_near_listed_region(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    region: str,
+    expected_code: int,
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(REGION_PAIR_PRICES)
+
+    code, _, _ = run(
+        capsys, "cost", "anthropic.claude-3-haiku-20240307-v1:0", "--provider",
+        "bedrock", "--prices", str(prices), "--region", region, "--input", "1000",
+        "--output", "1000",
+    )  # fmt: skip
+
+    assert code == expected_code
+
+
 def test_provider_listed_only_by_name(capsys: pytest.CaptureFixture[str]) -> None:
     # genai-prices lists providers other than OpenAI and Bedrock only when
     # asked for one of them by name.

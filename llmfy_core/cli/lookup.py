@@ -226,7 +226,12 @@ def check_region(region: str | None, provider: str | None, known: KnownPrices) -
     names = [provider] if provider else known.providers
     regional = [name for name in names if known.regions.get(name)]
     listed = sorted(set().union(*(known.regions[name] for name in regional)))
-    meant = likely_typo(region, listed)
+    if region in listed:
+        return
+    # Only regions of the same area (`us`, `ap`...) are compared: `af-south-1`
+    # and `ap-south-1` are both real AWS Regions, one letter apart.
+    area = region.partition("-")[0] + "-"
+    meant = likely_typo(region, [each for each in listed if each.startswith(area)])
     if meant is None:
         return
     provider_names = " or ".join(regional)
