@@ -109,7 +109,8 @@ class UsageTracker:
         self._resolver = PriceResolver(overrides)
         # The recording fast path adds requests to the ledger's queue itself.
         self.ledger = Ledger(keep_requests)
-        # Guards `_depth`, the number of blocks the tracker is active in.
+        # Guards `_depth`, the number of blocks the tracker is active in, and
+        # the pruning of `open_stream_references`.
         self._lock = threading.Lock()
         self._warned: dict[tuple[str | None, ...], object] = {}
         self._depth = 0
@@ -166,14 +167,15 @@ class UsageTracker:
         return len(_open_streams(self.open_stream_references))
 
     def prune_streams(self) -> None:
-        """Drop the references to streams that are recorded or collected.
-
-        Without a lock: a stream added while another thread prunes may be
-        left out of `open_streams`, and is still recorded.
-        """
-        live = _open_streams(self.open_stream_references)
-        self.open_stream_references = live
-        self.prune_streams_at = max(_FIRST_PRUNE, 2 * len(live))
+        """Drop the references to streams that are recorded or collected."""
+        with self._lock:
+            streams = self.open_stream_references
+            examined = len(streams)
+            live = _open_streams(streams[:examined])
+            # In place, and only the part examined: other threads append to
+            # the list meanwhile, without the lock.
+            streams[:examined] = live
+            self.prune_streams_at = max(_FIRST_PRUNE, 2 * len(streams))
 
     @property
     def keep_requests(self) -> bool:
@@ -621,6 +623,9 @@ def _listed_model_like(provider: str, model: str) -> str | None:
         }
     except Exception as error:
         logger.warning("listing the %s prices failed: %r", provider, error)
+        return None
+    if model in models:
+        # Listed: only its price for this tier, batch or region is missing.
         return None
     return likely_typo(model, sorted(models))
 

@@ -14,6 +14,9 @@ import pytest
 import llmfy_core
 from llmfy_core import (
     CallContext,
+    CatalogEntry,
+    Price,
+    PriceKey,
     PricingTableError,
     PricingWarning,
     UnknownProviderError,
@@ -601,6 +604,21 @@ def test_recorded_streams_pruned() -> None:
     assert len(usage.open_stream_references) < 100
 
 
+def test_streams_watched_from_threads_all_listed() -> None:
+    streams = [[FakeStream() for _ in range(5_000)] for _ in range(8)]
+
+    with llmfy_usage_tracker() as usage:
+
+        def watch_all(batch: list[FakeStream]) -> None:
+            for stream in batch:
+                watch_stream(stream, [usage])
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(watch_all, streams))
+
+    assert usage.open_streams == 8 * 5_000
+
+
 def test_unwatchable_stream_logged(caplog: pytest.LogCaptureFixture) -> None:
     # object() takes no weak reference, so no tracker can watch it: the
     # failure is logged and nothing is raised to the caller.
@@ -609,3 +627,44 @@ def test_unwatchable_stream_logged(caplog: pytest.LogCaptureFixture) -> None:
 
     assert usage.open_streams == 0
     assert "failed to watch a stream" in caplog.text
+
+
+class ListedModels(ProviderPlugin):
+    """A provider plugin that lists its models, with no batch prices."""
+
+    @hookimpl
+    def price_catalog(self, provider: str | None) -> list[CatalogEntry]:
+        return [
+            CatalogEntry(self.provider, PriceKey(model), price)
+            for model, price in self.prices.items()
+        ]
+
+    @hookimpl
+    def price_lookup(self, provider: str, model: str, batch: bool) -> Price | None:
+        return None if batch else super().price_lookup(provider, model)
+
+
+@pytest.mark.parametrize(
+    ("model", "batch", "suggestion"),
+    [
+        ("comand-r", False, "Did you mean 'command-r'?"),
+        # Listed: only the batch price is missing, so nothing is suggested.
+        ("command-r", True, None),
+    ],
+)
+def test_unpriced_warning_suggests_misspelt_only(
+    model: str, batch: bool, suggestion: str | None
+) -> None:
+    price = Price(Decimal(1), Decimal(1))
+    plugin = ListedModels("acme", {"command-r": price, "command-a": price})
+    llmfy_core.register_plugin(plugin, "acme-listed")
+
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(PricingWarning) as warned:
+            usage.record("acme", model, 10, 10, batch=batch)
+
+    message = str(warned[0].message)
+    if suggestion is None:
+        assert "Did you mean" not in message
+    else:
+        assert suggestion in message
