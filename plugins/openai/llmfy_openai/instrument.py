@@ -287,7 +287,9 @@ def _attach(call: _Call, result: Any) -> None:
             else:
                 call.record_body(result.http_response)
         elif isinstance(result, kinds.api_response):
+            # `with_streaming_response`: recorded when parsed or closed.
             result.__dict__[_CALL_ATTRIBUTE] = call
+            watch_stream(call, call.trackers)
         elif hasattr(result, "usage"):
             call.request_id = getattr(result, "_request_id", None)
             call.record(result)

@@ -209,8 +209,11 @@ def test_streaming_response_json_without_parse(server, client, bodies):
             model="gpt-4o-mini", messages=MESSAGES
         ) as response,
     ):
+        open_while_reading = usage.open_streams
         data = response.json()
 
+    assert open_while_reading == 1
+    assert usage.open_streams == 0
     assert data["usage"]["prompt_tokens"] == 31
     assert len(usage.records) == 1
     assert usage.records[0].usage.input_tokens == 31
