@@ -50,6 +50,11 @@ class PriceListing:
     aliases: tuple[str, ...] = ()
 
 
+# The service tier of Priority processing, which costs more than the standard
+# rate and is priced per model.
+PRIORITY_TIER = "priority"
+
+
 def lookup_price(
     model: str, service_tier: str | None, batch: bool
 ) -> Price | Unpriced | None:
@@ -58,7 +63,21 @@ def lookup_price(
     Returns `Unpriced` for a fine-tuned model whose base model has no
     fine-tuned price in the table, and None for an unknown model id.
     """
-    found = bundled_price_table().lookup(model, None, service_tier, batch)
+    table = bundled_price_table()
+    found = table.lookup(model, None, service_tier, batch)
+    if (
+        service_tier == PRIORITY_TIER
+        and isinstance(found, Price)
+        and found is table.lookup(model, None, None, batch)
+    ):
+        # Priority costs more than the standard rate found instead.
+        return Unpriced(
+            f"The bundled table has no Priority processing price for {model!r}, "
+            "only its standard price, which Priority requests exceed. Add it "
+            f"with llmfy_usage_tracker(openai_pricing={{{model!r}: {{'input': "
+            "..., 'output': ..., 'tiers': {'priority': {'input': ..., "
+            "'output': ...}}}}), in USD per million tokens."
+        )
     if found is not None:
         return found
     if is_fine_tuned(model):

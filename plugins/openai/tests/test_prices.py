@@ -13,8 +13,10 @@ from llmfy_openai import (
     lookup_price,
     map_azure_deployments,
 )
+from llmfy_openai import plugin as openai_plugin
 from llmfy_openai.resolve import model_candidates, strip_snapshot
 
+import llmfy
 from llmfy import Price, PricingWarning, Unpriced, llmfy_usage_tracker
 
 REQUIRED_MODELS = [
@@ -258,3 +260,31 @@ def test_unpriced_misspelt_model_suggests_listed():
     assert "No price for openai model 'gpt-4o-mnii'" in message
     assert "Did you mean 'gpt-4o-mini'?" in message
     assert usage.records[0].cost is None
+
+
+def test_priority_without_bundled_rate_unpriced():
+    missing = lookup_price("gpt-5.5", "priority", False)
+    listed = lookup_price("gpt-4o-mini", "priority", False)
+
+    assert isinstance(missing, Unpriced)
+    assert not missing.final
+    assert "'priority'" in missing.reason
+    assert isinstance(listed, Price)
+    assert listed.input == Decimal("0.25")
+
+
+def test_priority_without_any_rate_unpriced_in_tracker():
+    # Only the bundled table is asked: genai-prices, when installed, has
+    # Priority prices of its own for some models.
+    llmfy.load_plugins(autoload=False)
+    llmfy.register_plugin(openai_plugin, "openai")
+    try:
+        with llmfy_usage_tracker() as usage:
+            with pytest.warns(PricingWarning, match="Priority processing"):
+                record = usage.record(
+                    "openai", "gpt-5.5", 1000, 100, service_tier="priority"
+                )
+    finally:
+        llmfy.load_plugins()
+
+    assert record.cost is None
