@@ -52,6 +52,40 @@ class Role(StrEnum):
     ASSISTANT = "assistant"
 
 
+def string_list_field() -> Any:
+    """Return an attrs field of a chat model config for a list of strings.
+
+    Stop sequences take this field: the value is kept as a tuple, and a single
+    str raises ValueError, because tuple("END") would send "E", "N" and "D".
+    """
+    return attrs.field(
+        default=(), converter=_tuple_unless_text, validator=_check_string_list
+    )
+
+
+def _tuple_unless_text(value: Any) -> Any:
+    # A str is left for the validator to reject.
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        return value
+    return tuple(value)
+
+
+def _check_string_list(
+    instance: Any, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    owner = type(instance).__name__
+    if isinstance(value, str):
+        raise ValueError(
+            f"{owner}.{attribute.name} must be a list of strings, got the str "
+            f"{value!r}; write {attribute.name}=[{value!r}]."
+        )
+    if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
+        raise ValueError(
+            f"{owner}.{attribute.name} must be a list of strings such as ['END'], "
+            f"got {value!r}."
+        )
+
+
 def _convert_role(value: Any) -> Role:
     try:
         return Role(value)

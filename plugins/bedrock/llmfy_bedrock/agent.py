@@ -16,7 +16,7 @@ once; this module never records usage.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,14 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from llmfy_core import CallContext, ProviderCallError
-from llmfy_core.agent import ChatResponse, Message, Role, StreamChunk, read_usage
+from llmfy_core.agent import (
+    ChatResponse,
+    Message,
+    Role,
+    StreamChunk,
+    read_usage,
+    string_list_field,
+)
 from llmfy_core.logs import get_logger
 
 # A logger whose calls never raise, even when a handler of the application does.
@@ -75,29 +82,6 @@ def _optional_positive(
         )
 
 
-def _tuple_unless_text(value: Any) -> Any:
-    # A str is left for the validator to reject, because tuple("END") would
-    # send the stop sequences "E", "N" and "D".
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        return value
-    return tuple(value)
-
-
-def _list_of_strings(
-    instance: Any, attribute: attrs.Attribute[Any], value: Any
-) -> None:
-    if isinstance(value, str):
-        raise ValueError(
-            f"BedrockConverseConfig.{attribute.name} must be a list of strings, got "
-            f"the str {value!r}; write {attribute.name}=[{value!r}]."
-        )
-    if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
-        raise ValueError(
-            f"BedrockConverseConfig.{attribute.name} must be a list of strings such "
-            f"as ['END'], got {value!r}."
-        )
-
-
 def _optional_mapping(
     instance: Any, attribute: attrs.Attribute[Any], value: Any
 ) -> None:
@@ -125,9 +109,7 @@ class BedrockConverseConfig:
     )
     top_p: float | None = attrs.field(default=None, validator=_optional_unit_interval)
     max_tokens: int | None = attrs.field(default=None, validator=_optional_positive)
-    stop_sequences: tuple[str, ...] = attrs.field(
-        default=(), converter=_tuple_unless_text, validator=_list_of_strings
-    )
+    stop_sequences: tuple[str, ...] = string_list_field()
     additional_model_request_fields: Mapping[str, Any] | None = attrs.field(
         default=None, hash=False, validator=_optional_mapping
     )

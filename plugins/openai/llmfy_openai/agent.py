@@ -13,7 +13,7 @@ instrumentation counts each of them once; this module never records usage.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -21,7 +21,14 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from llmfy_core import CallContext, ProviderCallError
-from llmfy_core.agent import ChatResponse, Message, Role, StreamChunk, read_usage
+from llmfy_core.agent import (
+    ChatResponse,
+    Message,
+    Role,
+    StreamChunk,
+    read_usage,
+    string_list_field,
+)
 from llmfy_core.logs import get_logger
 
 # A logger whose calls never raise, even when a handler of the application does.
@@ -61,29 +68,6 @@ def _optional_positive(
         )
 
 
-def _tuple_unless_text(value: Any) -> Any:
-    # A str is left for the validator to reject, because tuple("END") would
-    # send the stop sequences "E", "N" and "D".
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        return value
-    return tuple(value)
-
-
-def _list_of_strings(
-    instance: Any, attribute: attrs.Attribute[Any], value: Any
-) -> None:
-    if isinstance(value, str):
-        raise ValueError(
-            f"OpenAIChatConfig.{attribute.name} must be a list of strings, got the "
-            f"str {value!r}; write {attribute.name}=[{value!r}]."
-        )
-    if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
-        raise ValueError(
-            f"OpenAIChatConfig.{attribute.name} must be a list of strings such as "
-            f"['END'], got {value!r}."
-        )
-
-
 @attrs.frozen(slots=True)
 class OpenAIChatConfig:
     """Sampling settings sent with every Chat Completions request.
@@ -98,9 +82,7 @@ class OpenAIChatConfig:
     )
     top_p: float | None = attrs.field(default=None, validator=_optional_range(0, 1))
     max_tokens: int | None = attrs.field(default=None, validator=_optional_positive)
-    stop: tuple[str, ...] = attrs.field(
-        default=(), converter=_tuple_unless_text, validator=_list_of_strings
-    )
+    stop: tuple[str, ...] = string_list_field()
 
     def request_parameters(self) -> dict[str, Any]:
         """Return the settings as keyword arguments of `chat.completions.create`."""
