@@ -18,7 +18,7 @@ from llmfy_core.ranks import PriceRank
 from llmfy_core.resolver import PriceResolver, Resolution
 
 from .output import EXIT_USAGE, CliError
-from .sources import catalog, describe_unpriced, origin_rank, resolve
+from .sources import ListedPrice, catalog, describe_unpriced, origin_rank, resolve
 
 PROVIDER_NAMES = {"openai": "OpenAI", "bedrock": "Bedrock"}
 
@@ -242,18 +242,21 @@ def check_region(region: str | None, provider: str | None, known: KnownPrices) -
     )
 
 
-def check_provider(provider: str | None, known: KnownPrices) -> None:
+def check_provider(
+    provider: str | None, known: KnownPrices, listing: Iterable[ListedPrice]
+) -> None:
     """Raise `CliError` for a provider that no plugin lists prices for.
 
-    Only the listing of `llmfy prices` checks this before it starts. A price
-    lookup calls every plugin, because a plugin may price a provider that it
-    does not list, and `explain_unpriced` rejects the provider afterwards.
+    `listing` is `catalog(provider)`: a plugin may list a provider only when
+    asked for it by name, as genai-prices does for the providers besides
+    OpenAI and Bedrock. Only the listing of `llmfy prices` checks this before
+    it starts. A price lookup calls every plugin, because a plugin may price a
+    provider that it does not list, and `explain_unpriced` rejects the
+    provider afterwards.
     """
     if provider is None or provider in known.models:
         return
-    # A plugin may list a provider only when asked for it by name, as
-    # genai-prices does for the providers besides OpenAI and Bedrock.
-    if any(listed.entry.provider == provider for listed in catalog(provider)):
+    if any(listed.entry.provider == provider for listed in listing):
         return
     listed = ", ".join(known.providers) or "none"
     raise CliError(

@@ -159,11 +159,12 @@ def _price_lines(price: Price, origin: str | None) -> list[str]:
 
 def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
     known = KnownPrices.collect()
-    check_provider(args.provider, known)
+    listing = catalog(args.provider)
+    check_provider(args.provider, known, listing)
     check_tier(args.tier, args.provider, known)
     check_region(args.region, args.provider, known)
     keys: dict[tuple[str, PriceKey], ListedPrice] = {}
-    for listed in catalog(args.provider):
+    for listed in listing:
         key = listed.entry.key
         if args.provider and listed.entry.provider != args.provider:
             continue
