@@ -268,10 +268,10 @@ class PriceResolver:
     def _lookup(
         self, key: tuple[Any, ...], usage: Usage, sent_at: dt.datetime | None
     ) -> Resolution:
-        models = _models_to_price(usage, self._overrides.get(usage.provider))
+        table = self._overrides.get(usage.provider)
+        models = _models_to_price(usage, table)
         reason: str | None = None
 
-        table = self._overrides.get(usage.provider)
         if table is not None:
             for model in models:
                 try:
@@ -335,9 +335,7 @@ def _models_to_price(usage: Usage, overrides: PriceTable | None) -> list[str]:
         mapped = PLUGIN_PRICES.mapped_model(usage.provider, requested)
     if mapped is None:
         return [requested] if served is None else [served, requested]
-    if served is None or served == mapped:
-        return [mapped, requested]
-    if mapped.startswith(served):
+    if served is None or mapped.startswith(served):
         return [mapped, requested]
     return [served, mapped, requested]
 
