@@ -468,8 +468,8 @@ def _one_letter_edit(first: str, second: str) -> bool:
         return first[start:end_first] == second[start:end_second][::-1]
     if len(differing) == 1 and start == min(len(first), len(second)):
         # A letter added at the end names a variant (`gpt-4v`, `o3s`), unless
-        # it repeats the last one (`gpt-4o-minii`).
-        return start > 0 and differing == first[start - 1]
+        # it repeats the last one (`gpt-4o-minii`). A digit is a version.
+        return start > 0 and differing.isalpha() and differing == first[start - 1]
     return len(differing) <= 2 and differing.isalpha()
 
 

@@ -324,6 +324,7 @@ KNOWN_IDS = ["gpt-4o", "gpt-4o-mini", "gpt-5.6"]
         ("gpt-4o-mini-custom", None),
         ("my-model", None),
         ("gpt-4ov", None),
+        ("gpt-5.66", None),
         ("gpt-4oo", "gpt-4o"),
         ("gpt-4", None),
     ],
