@@ -111,7 +111,7 @@ def _check_spelling(model: str) -> None:
     """Warn when `model` is unknown and looks like a misspelt bundled model id."""
     bundled = bundled_table()
     base = parse_model_id(model).base_model
-    if base is not None and bundled.base_model_of(model) is None:
+    if base is not None and bundled.known_model(base) is None:
         warn_if_misspelt(
             "bedrock_pricing", model, base, bundled.model_ids(), "a Bedrock"
         )

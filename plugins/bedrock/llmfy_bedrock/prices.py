@@ -87,7 +87,7 @@ class BedrockPriceTable:
             if not self._complete:
                 return None
             return Unpriced(_no_model_reason(ref, region), final=True)
-        key = self._known_model(base)
+        key = self.known_model(base)
         if key is None:
             return None
         if self._complete and service_tier not in STANDARD_TIERS:
@@ -109,12 +109,8 @@ class BedrockPriceTable:
         """Return the model ids that have prices in the table, sorted."""
         return self._model_ids
 
-    def base_model_of(self, model: str) -> str | None:
-        """Return the table's key for the model that `model` invokes, if priced."""
-        base = parse_model_id(model).base_model
-        return None if base is None else self._known_model(base)
-
-    def _known_model(self, base: str) -> str | None:
+    def known_model(self, base: str) -> str | None:
+        """Return the table's key for the base model id `base`, if it is priced."""
         for candidate in candidate_ids(base):
             key = self._models.get(candidate)
             if key is not None:
