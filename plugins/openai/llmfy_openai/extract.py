@@ -97,171 +97,183 @@ def reader_for(response_type: type) -> UsageReader | None:
     return None
 
 
-def _counts_reader(
-    operation: str,
-    input_name: str,
-    output_name: str,
-    input_details_name: str,
-    output_details_name: str,
-) -> UsageReader:
-    """Build the reader of one API's usage object, with its field names bound.
+def read_chat_object(response: Any, context: CallContext) -> UsageCounts | None:
+    """Read a Chat Completion, or a chunk that carries usage, quickly.
 
-    The reader returns None when usage is missing, when a count or details
-    object is malformed, when the SDK lacks a response or usage field, or
-    when audio tokens are billed. Those fields are read with
-    `operator.attrgetter`, several per call. Details fields differ between
-    APIs and SDK versions, so a missing one is read as None, as
-    `extract_usage` reads it.
+    Returns None when usage is missing, when a count or details object is
+    malformed, or when audio tokens are billed, and `extract_usage` then
+    reads and checks the response. This runs per request, so fields are
+    read one by one, not with `operator.attrgetter`, and the checks are
+    inline: a shared helper for them cost each request about 0.1 us.
     """
-    response_fields = attrgetter("usage", "model", "service_tier")
-    usage_fields = attrgetter(
-        input_name, output_name, input_details_name, output_details_name
+    try:
+        usage = response.usage
+        if usage is None:
+            return None
+        inputs = usage.prompt_tokens
+        outputs = usage.completion_tokens
+        cached: object = 0
+        written: object = 0
+        reasoning: object = 0
+        details = usage.prompt_tokens_details
+        if details is not None:
+            try:
+                audio = details.audio_tokens
+                cached = details.cached_tokens
+                written = details.cache_write_tokens
+            except AttributeError:
+                audio, cached, written = _details(details, _INPUT_DETAILS)
+            if audio is not None and (type(audio) is not int or audio != 0):
+                return None
+            if cached is None:
+                cached = 0
+            if written is None:
+                written = 0
+        details = usage.completion_tokens_details
+        if details is not None:
+            try:
+                audio = details.audio_tokens
+                reasoning = details.reasoning_tokens
+            except AttributeError:
+                audio, reasoning = _details(details, _OUTPUT_DETAILS)
+            if audio is not None and (type(audio) is not int or audio != 0):
+                return None
+            if reasoning is None:
+                reasoning = 0
+        served = response.model
+        tier = response.service_tier
+    except AttributeError:
+        # A scalar where an object belongs, or an SDK without the field.
+        return None
+    if not (
+        type(inputs) is int
+        and type(outputs) is int
+        and type(cached) is int
+        and type(written) is int
+        and type(reasoning) is int
+        and cached >= 0
+        and written >= 0
+        and reasoning >= 0
+        and cached + written <= inputs
+        and reasoning <= outputs
+    ):
+        return None
+    if type(served) is not str or not served:
+        # A str subclass is kept, as the checked path keeps it.
+        served = _text(served)
+    if type(tier) is not str or not tier:
+        tier = _text(tier) or context.service_tier
+    return (
+        PROVIDER,
+        context.model or served or "unknown",
+        served,
+        context.region,
+        tier,
+        context.operation or "chat.completions",
+        context.batch,
+        context.headers.get("x-request-id"),
+        inputs,
+        outputs,
+        cached,
+        written,
+        reasoning,
     )
 
-    # The details types read last, with their readers, so that a request
-    # costs one `is` test instead of a dict lookup. Each pair is replaced
-    # whole, so a thread never pairs one type with another type's reader.
-    input_seen: tuple[type, _DetailsReader] = (type(None), _scalar_details)
-    output_seen: tuple[type, _DetailsReader] = (type(None), _scalar_details)
 
-    def read(response: Any, context: CallContext) -> UsageCounts | None:
-        nonlocal input_seen, output_seen
-        try:
-            usage, served, tier = response_fields(response)
-            if usage is None:
-                return None
-            inputs, outputs, in_details, out_details = usage_fields(usage)
-            cached: object = 0
-            written: object = 0
-            reasoning: object = 0
-            if in_details is not None:
-                seen_type, read_details = input_seen
-                if type(in_details) is not seen_type:
-                    read_details = _details_reader(type(in_details), _INPUT_DETAILS)
-                    input_seen = (type(in_details), read_details)
-                audio, cached, written = read_details(in_details)
-                if audio is not None and (type(audio) is not int or audio != 0):
-                    return None
-                if cached is None:
-                    cached = 0
-                if written is None:
-                    written = 0
-            if out_details is not None:
-                seen_type, read_details = output_seen
-                if type(out_details) is not seen_type:
-                    read_details = _details_reader(type(out_details), _OUTPUT_DETAILS)
-                    output_seen = (type(out_details), read_details)
-                audio, reasoning = read_details(out_details)
-                if audio is not None and (type(audio) is not int or audio != 0):
-                    return None
-                if reasoning is None:
-                    reasoning = 0
-        except AttributeError:
-            # A scalar where an object belongs, or an SDK without the field.
-            return None
-        if not (
-            type(inputs) is int
-            and type(outputs) is int
-            and type(cached) is int
-            and type(written) is int
-            and type(reasoning) is int
-            and cached >= 0
-            and written >= 0
-            and reasoning >= 0
-            and cached + written <= inputs
-            and reasoning <= outputs
-        ):
-            return None
-        if type(served) is not str or not served:
-            # A str subclass is kept, as the checked path keeps it.
-            served = _text(served)
-        if type(tier) is not str or not tier:
-            tier = _text(tier) or context.service_tier
-        return (
-            PROVIDER,
-            context.model or served or "unknown",
-            served,
-            context.region,
-            tier,
-            context.operation or operation,
-            context.batch,
-            context.headers.get("x-request-id"),
-            inputs,
-            outputs,
-            cached,
-            written,
-            reasoning,
-        )
+def _read_responses_counts(response: Any, context: CallContext) -> UsageCounts | None:
+    """Read a Responses object's usage as `read_chat_object` reads a Chat Completion.
 
-    return read
-
-
-_DetailsReader = Callable[[Any], tuple[Any, ...]]
-
-
-class _DetailsReaders(dict[type, _DetailsReader]):
-    """The function that reads a details object's counts, by the object's type."""
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        super().__init__()
-        self.names = names
-
-
-# audio_tokens first: a reader declines a response that bills audio tokens.
-_INPUT_DETAILS = _DetailsReaders(
-    ("audio_tokens", "cached_tokens", "cache_write_tokens")
-)
-_OUTPUT_DETAILS = _DetailsReaders(("audio_tokens", "reasoning_tokens"))
-_MAX_DETAILS_TYPES = 64
-
-
-def _details_reader(kind: type, readers: _DetailsReaders) -> _DetailsReader:
-    """Return the reader of `readers.names` for details of type `kind`, built once.
-
-    A pydantic model that declares every name is read with one attrgetter
-    call. Other types are read with getattr, a missing field as None, as
-    `extract_usage` reads them. A scalar type's reader raises AttributeError,
-    so that the response takes the checked path, which reports it.
+    The SDK's details types of this API declare no audio tokens, so a
+    response that reports them anyway carries them as an extra field.
     """
-    known = readers.get(kind)
-    if known is not None:
-        return known
-    names = readers.names
-    fields = getattr(kind, "model_fields", None)
-    read: _DetailsReader
-    if issubclass(kind, _SCALARS):
-        read = _scalar_details
-    elif isinstance(fields, Mapping) and all(name in fields for name in names):
-        read = attrgetter(*names)
-    else:
+    try:
+        usage = response.usage
+        if usage is None:
+            return None
+        inputs = usage.input_tokens
+        outputs = usage.output_tokens
+        cached: object = 0
+        written: object = 0
+        reasoning: object = 0
+        details = usage.input_tokens_details
+        if details is not None:
+            try:
+                audio = getattr(details, "audio_tokens", None)
+                cached = details.cached_tokens
+                written = details.cache_write_tokens
+            except AttributeError:
+                audio, cached, written = _details(details, _INPUT_DETAILS)
+            if audio is not None and (type(audio) is not int or audio != 0):
+                return None
+            if cached is None:
+                cached = 0
+            if written is None:
+                written = 0
+        details = usage.output_tokens_details
+        if details is not None:
+            try:
+                audio = getattr(details, "audio_tokens", None)
+                reasoning = details.reasoning_tokens
+            except AttributeError:
+                audio, reasoning = _details(details, _OUTPUT_DETAILS)
+            if audio is not None and (type(audio) is not int or audio != 0):
+                return None
+            if reasoning is None:
+                reasoning = 0
+        served = response.model
+        tier = response.service_tier
+    except AttributeError:
+        return None
+    if not (
+        type(inputs) is int
+        and type(outputs) is int
+        and type(cached) is int
+        and type(written) is int
+        and type(reasoning) is int
+        and cached >= 0
+        and written >= 0
+        and reasoning >= 0
+        and cached + written <= inputs
+        and reasoning <= outputs
+    ):
+        return None
+    if type(served) is not str or not served:
+        served = _text(served)
+    if type(tier) is not str or not tier:
+        tier = _text(tier) or context.service_tier
+    return (
+        PROVIDER,
+        context.model or served or "unknown",
+        served,
+        context.region,
+        tier,
+        context.operation or "responses",
+        context.batch,
+        context.headers.get("x-request-id"),
+        inputs,
+        outputs,
+        cached,
+        written,
+        reasoning,
+    )
 
-        def read(details: Any) -> tuple[Any, ...]:
-            return tuple(getattr(details, name, None) for name in names)
 
-    if len(readers) < _MAX_DETAILS_TYPES:
-        readers[kind] = read
-    return read
-
-
-def _scalar_details(details: Any) -> tuple[Any, ...]:
-    raise AttributeError(f"details of type {type(details).__name__}")
+# The fields of a details object that the readers need. audio_tokens comes
+# first in both: a reader declines a response that bills audio tokens.
+_INPUT_DETAILS = ("audio_tokens", "cached_tokens", "cache_write_tokens")
+_OUTPUT_DETAILS = ("audio_tokens", "reasoning_tokens")
 
 
-read_chat_object = _counts_reader(
-    "chat.completions",
-    "prompt_tokens",
-    "completion_tokens",
-    "prompt_tokens_details",
-    "completion_tokens_details",
-)
+def _details(details: object, names: tuple[str, ...]) -> tuple[Any, ...]:
+    """Return the fields `names` of a details object, a missing one as None.
 
-_read_responses_counts = _counts_reader(
-    "responses",
-    "input_tokens",
-    "output_tokens",
-    "input_tokens_details",
-    "output_tokens_details",
-)
+    `extract_usage` reads a missing field as None too. Raises AttributeError
+    for a scalar, so that the reader declines the response and the checked
+    path reports the field.
+    """
+    if isinstance(details, _SCALARS):
+        raise AttributeError(f"details of type {type(details).__name__}")
+    return tuple(getattr(details, name, None) for name in names)
 
 
 def read_responses_object(response: Any, context: CallContext) -> UsageCounts | None:

@@ -272,8 +272,8 @@ def test_reader_declines_what_extract_checks(bodies):
 
 
 def test_reader_follows_details_type_changes(bodies):
-    # The reader remembers the last details type it read. A response with
-    # another type must be read by that type's rules, and the first type again.
+    # A details object of another type, one without some fields or a scalar,
+    # must be read by its own rules, and the SDK's type again after it.
     chat = ChatCompletion.construct(
         **bodies.chat(prompt=1370, completion=155, cached=1280)
     )
