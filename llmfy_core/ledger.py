@@ -19,21 +19,22 @@ garbage collection runs inside the fold is queued behind the others, never
 deadlocked or lost.
 
 A kept request is stored compactly: six 64-bit integers (send time in
-nanoseconds and five token counts) in arrays, plus references to its
-`Slot` and its request id. Its `Usage` and `RequestRecord` are built only
-when the records are read.
+nanoseconds and five token counts) in the bytes object of the batch it was
+folded with, plus references to its `Slot` and its request id. Its `Usage`
+and `RequestRecord` are built only when the records are read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
-from array import array
+from bisect import bisect_right
 from collections.abc import Iterator
 from decimal import Decimal
+from itertools import chain
 from operator import itemgetter
+from struct import Struct, pack, unpack
 from struct import error as StructError
-from struct import pack
 from typing import TYPE_CHECKING, Any
 
 from llmfy_core.logs import get_logger
@@ -493,13 +494,18 @@ class Ledger:
         request, so that one bad request does not cost the others.
         """
         try:
-            tokens = [list(map(getter, counts)) for getter in _TOKEN_GETTERS]
-            sums = [sum(column) for column in tokens]
+            if self.keep_requests:
+                tokens = [list(map(getter, counts)) for getter in _TOKEN_GETTERS]
+                sums = [sum(column) for column in tokens]
+            else:
+                # Summing without building the columns costs about a quarter less.
+                tokens = None
+                sums = [sum(map(getter, counts)) for getter in _TOKEN_GETTERS]
             valid = all(
                 type(total) is int and 0 <= total <= MAX_COUNT for total in sums
             )
             packed = (
-                self._kept.pack(tokens, sents) if valid and self.keep_requests else None
+                self._kept.pack(tokens, sents) if valid and tokens is not None else None
             )
         except (LookupError, TypeError, StructError):
             valid = False
@@ -614,13 +620,17 @@ class KeptRequests:
 
     A request of a slot costs six 64-bit integers and two references: its
     send time in nanoseconds since 1970 UTC, its input, output, cache read,
-    cache write and reasoning tokens, its `Slot` and its request id. A request
-    without a slot is kept as its `Entry`, with zeros in the integers.
+    cache write and reasoning tokens, its `Slot` and its request id. The
+    integers of the requests folded together stay in one bytes object, a
+    chunk, column after column: appending them to six growing arrays made
+    the fold up to a fifth slower. A request without a slot is kept as its
+    `Entry` and has no integers.
     """
 
     def __init__(self) -> None:
-        self.sent = array("q")
-        self.columns = tuple(array("q") for _ in _TOKEN_GETTERS)
+        self.chunks: list[bytes] = []
+        # The index of the first request of each chunk.
+        self.starts: list[int] = []
         self.owners: list[Slot | Entry] = []
         self.request_ids: list[str | None] = []
 
@@ -628,33 +638,50 @@ class KeptRequests:
         return len(self.owners)
 
     @staticmethod
-    def pack(tokens: list[list[int]], sents: list[int]) -> list[bytes]:
-        """Return the send times and token columns as 64-bit integers, in bytes.
+    def pack(tokens: list[list[int]], sents: list[int]) -> bytes:
+        """Return the send times and token columns as one chunk of 64-bit integers.
 
-        One `struct.pack` call per column converts them faster than
-        `array.fromlist`. Raises `struct.error` for a value that is not an
-        int or does not fit in 64 bits.
+        Raises `struct.error` for a value that is not an int or does not fit
+        in 64 bits.
         """
-        layout = f"{len(sents)}q"
-        return [pack(layout, *sents), *(pack(layout, *column) for column in tokens)]
+        inputs, outputs, cache_reads, cache_writes, reasoning = tokens
+        return pack(
+            f"{_ROW_INTEGERS * len(sents)}q",
+            *sents,
+            *inputs,
+            *outputs,
+            *cache_reads,
+            *cache_writes,
+            *reasoning,
+        )
 
     def add_packed(
-        self, slots: list[Slot], counts: list[UsageCounts], packed: list[bytes]
+        self, slots: list[Slot], counts: list[UsageCounts], chunk: bytes
     ) -> None:
-        """Keep requests that have slots, given their columns from `pack`."""
-        sent, *tokens = packed
-        self.sent.frombytes(sent)
-        for kept, column in zip(self.columns, tokens, strict=True):
-            kept.frombytes(column)
+        """Keep requests that have slots, given their chunk from `pack`.
+
+        A small chunk right after another small one is merged into it, so
+        that a tracker read after every request does not keep a chunk per
+        request.
+        """
+        start = len(self.owners)
+        chunks = self.chunks
+        if (
+            chunks
+            and len(chunk) < _SMALL_CHUNK
+            and len(chunks[-1]) < _SMALL_CHUNK
+            and self.starts[-1] + len(chunks[-1]) // _ROW_BYTES == start
+        ):
+            chunks[-1] = _merged(chunks[-1], chunk)
+        else:
+            chunks.append(chunk)
+            self.starts.append(start)
         self.owners.extend(slots)
         self.request_ids.extend(map(_REQUEST_ID, counts))
 
     def add_entry(self, entry: Entry) -> None:
         """Keep a request that has no slot."""
         # The entry contains the send time, and its record is built from it.
-        self.sent.append(0)
-        for kept in self.columns:
-            kept.append(0)
         self.owners.append(entry)
         self.request_ids.append(None)
 
@@ -663,10 +690,37 @@ class KeptRequests:
         owner = self.owners[index]
         if not isinstance(owner, Slot):
             return build_record(owner, tags)
-        counts = [column[index] for column in self.columns]
+        number = bisect_right(self.starts, index) - 1
+        chunk = self.chunks[number]
+        size = len(chunk) // _ROW_BYTES
+        offset = index - self.starts[number]
+        sent, *counts = (
+            _INTEGER.unpack_from(chunk, _INTEGER.size * (offset + column * size))[0]
+            for column in range(_ROW_INTEGERS)
+        )
         usage = usage_from_counts((*owner.key, self.request_ids[index], *counts))
-        sent = moment_of(self.sent[index])
-        return build_record((usage, owner.resolution, sent, None), tags)
+        return build_record((usage, owner.resolution, moment_of(sent), None), tags)
+
+
+# A kept request's integers: its send time and five token counts.
+_ROW_INTEGERS = 1 + len(_TOKEN_GETTERS)
+_INTEGER = Struct("q")
+_ROW_BYTES = _ROW_INTEGERS * _INTEGER.size
+# Chunks of fewer requests than a full fold are merged.
+_SMALL_CHUNK = FOLD_SIZE * _ROW_BYTES
+
+
+def _merged(first: bytes, second: bytes) -> bytes:
+    """Return the chunk of the requests of `first` followed by those of `second`."""
+    first_size = len(first) // _ROW_BYTES
+    second_size = len(second) // _ROW_BYTES
+    first_values = unpack(f"{_ROW_INTEGERS * first_size}q", first)
+    second_values = unpack(f"{_ROW_INTEGERS * second_size}q", second)
+    columns = []
+    for column in range(_ROW_INTEGERS):
+        columns.append(first_values[column * first_size : (column + 1) * first_size])
+        columns.append(second_values[column * second_size : (column + 1) * second_size])
+    return pack(f"{len(first_values) + len(second_values)}q", *chain(*columns))
 
 
 def counts_fit(counts: UsageCounts) -> bool:

@@ -205,6 +205,31 @@ def test_record_order_kept_across_kinds(reading: ReadingPlugin) -> None:
     assert models == {"gpt-4o-mini", "gpt-4.1"}
 
 
+def test_records_read_after_every_request(reading: ReadingPlugin) -> None:
+    # Each read of the totals folds one request, and the small batches are
+    # merged. Every request must keep its own counts and send time, in order,
+    # with requests of the full path between them.
+    start = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    count = FOLD_SIZE + 40
+    with llmfy_usage_tracker() as usage:
+        for number in range(count):
+            sent = start + dt.timedelta(seconds=number)
+            if number % 97 == 0:
+                fields = response(inputs=None)
+            else:
+                fields = response(inputs=2000 + number, outputs=number, cached=0)
+            record_response(fields, CONTEXT, (usage,), sent)
+            assert usage.request_count == number + 1
+
+    for number, each in enumerate(usage.records):
+        assert each.sent_at == start + dt.timedelta(seconds=number)
+        tokens = (each.usage.input_tokens, each.usage.output_tokens)
+        if number % 97 == 0:
+            assert tokens[0] is None
+        else:
+            assert tokens == (2000 + number, number)
+
+
 def test_alternating_kinds_priced_separately(reading: ReadingPlugin) -> None:
     # A fold batch that contains two kinds adds each kind's sums to its own price.
     reading.prices["gpt-4.1"] = Price(Decimal(2), Decimal(8))
