@@ -633,6 +633,8 @@ class KeptRequests:
         self.starts: list[int] = []
         self.owners: list[Slot | Entry] = []
         self.request_ids: list[str | None] = []
+        # How many small chunks end `chunks`, with no entry between them.
+        self.small_run = 0
 
     def __len__(self) -> int:
         return len(self.owners)
@@ -660,22 +662,21 @@ class KeptRequests:
     ) -> None:
         """Keep requests that have slots, given their chunk from `pack`.
 
-        A small chunk right after another small one is merged into it, so
-        that a tracker read after every request does not keep a chunk per
-        request.
+        A tracker read after every request folds one request at a time. So
+        that it does not keep a chunk per request, every `_MERGE_RUN`
+        consecutive small chunks are merged into one.
         """
-        start = len(self.owners)
         chunks = self.chunks
-        if (
-            chunks
-            and len(chunk) < _SMALL_CHUNK
-            and len(chunks[-1]) < _SMALL_CHUNK
-            and self.starts[-1] + len(chunks[-1]) // _ROW_BYTES == start
-        ):
-            chunks[-1] = _merged(chunks[-1], chunk)
+        chunks.append(chunk)
+        self.starts.append(len(self.owners))
+        if len(chunk) >= _SMALL_CHUNK:
+            self.small_run = 0
         else:
-            chunks.append(chunk)
-            self.starts.append(start)
+            self.small_run += 1
+            if self.small_run == _MERGE_RUN:
+                chunks[-_MERGE_RUN:] = [_merged(chunks[-_MERGE_RUN:])]
+                del self.starts[1 - _MERGE_RUN :]
+                self.small_run = 1 if len(chunks[-1]) < _SMALL_CHUNK else 0
         self.owners.extend(slots)
         self.request_ids.extend(map(_REQUEST_ID, counts))
 
@@ -684,6 +685,8 @@ class KeptRequests:
         # The entry contains the send time, and its record is built from it.
         self.owners.append(entry)
         self.request_ids.append(None)
+        # The chunks before and after the entry are not consecutive.
+        self.small_run = 0
 
     def record_at(self, index: int, tags: Mapping[str, str]) -> RequestRecord:
         """Build the record of the kept request at `index`."""
@@ -706,21 +709,24 @@ class KeptRequests:
 _ROW_INTEGERS = 1 + len(_TOKEN_GETTERS)
 _INTEGER = Struct("q")
 _ROW_BYTES = _ROW_INTEGERS * _INTEGER.size
-# Chunks of fewer requests than a full fold are merged.
+# A chunk of fewer requests than a full fold is small, and every
+# `_MERGE_RUN` consecutive small chunks are merged. A request is then copied
+# about FOLD_SIZE / (2 * _MERGE_RUN) times when every fold contains one request.
 _SMALL_CHUNK = FOLD_SIZE * _ROW_BYTES
+_MERGE_RUN = 16
 
 
-def _merged(first: bytes, second: bytes) -> bytes:
-    """Return the chunk of the requests of `first` followed by those of `second`."""
-    first_size = len(first) // _ROW_BYTES
-    second_size = len(second) // _ROW_BYTES
-    first_values = unpack(f"{_ROW_INTEGERS * first_size}q", first)
-    second_values = unpack(f"{_ROW_INTEGERS * second_size}q", second)
-    columns = []
-    for column in range(_ROW_INTEGERS):
-        columns.append(first_values[column * first_size : (column + 1) * first_size])
-        columns.append(second_values[column * second_size : (column + 1) * second_size])
-    return pack(f"{len(first_values) + len(second_values)}q", *chain(*columns))
+def _merged(parts: list[bytes]) -> bytes:
+    """Return the chunk of the requests of `parts`, in order."""
+    columns: list[list[tuple[int, ...]]] = [[] for _ in range(_ROW_INTEGERS)]
+    total = 0
+    for part in parts:
+        size = len(part) // _ROW_BYTES
+        values = unpack(f"{_ROW_INTEGERS * size}q", part)
+        for column, kept in enumerate(columns):
+            kept.append(values[column * size : (column + 1) * size])
+        total += size
+    return pack(f"{_ROW_INTEGERS * total}q", *chain(*chain(*columns)))
 
 
 def counts_fit(counts: UsageCounts) -> bool:

@@ -230,6 +230,21 @@ def test_records_read_after_every_request(reading: ReadingPlugin) -> None:
             assert tokens == (2000 + number, number)
 
 
+def test_small_folds_share_chunks(reading: ReadingPlugin) -> None:
+    # A tracker read after every request must not keep a bytes object per
+    # request: its one-request chunks are merged in runs.
+    count = 4 * FOLD_SIZE
+    with llmfy_usage_tracker() as usage:
+        for _ in range(count):
+            record((usage,))
+            assert usage.request_count > 0
+
+    kept = usage.ledger._kept
+    assert len(kept) == count
+    assert len(kept.chunks) <= count // FOLD_SIZE + 16
+    assert usage.total_cost == count * ONE_REQUEST
+
+
 def test_alternating_kinds_priced_separately(reading: ReadingPlugin) -> None:
     # A fold batch that contains two kinds adds each kind's sums to its own price.
     reading.prices["gpt-4.1"] = Price(Decimal(2), Decimal(8))
