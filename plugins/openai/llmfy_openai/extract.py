@@ -100,15 +100,18 @@ def reader_for(response_type: type) -> UsageReader | None:
 def read_chat_object(response: Any, context: CallContext) -> UsageCounts | None:
     """Read a Chat Completion, or a chunk that carries usage, quickly.
 
-    Returns None when usage is missing, when a count or details object is
-    malformed, or when audio tokens are billed, and `extract_usage` then
-    reads and checks the response. This runs per request, so fields are
-    read one by one, not with `operator.attrgetter`, and the checks are
-    inline: a shared helper for them cost each request about 0.1 us.
+    Returns None when usage is missing, when a count is invalid, when a
+    usage or details object is a scalar or a mapping, or when audio tokens
+    are billed, and `extract_usage` then reads and checks the response.
+    This runs per request, so fields are read one by one, not with
+    `operator.attrgetter`, and the checks are inline: a shared helper for
+    them cost each request about 0.1 us.
     """
     try:
         usage = response.usage
         if usage is None:
+            return None
+        if type(usage) not in _READABLE_TYPES and not _is_readable(type(usage)):
             return None
         inputs = usage.prompt_tokens
         outputs = usage.completion_tokens
@@ -117,6 +120,8 @@ def read_chat_object(response: Any, context: CallContext) -> UsageCounts | None:
         reasoning: object = 0
         details = usage.prompt_tokens_details
         if details is not None:
+            if type(details) not in _READABLE_TYPES and not _is_readable(type(details)):
+                return None
             try:
                 audio = details.audio_tokens
                 cached = details.cached_tokens
@@ -131,6 +136,8 @@ def read_chat_object(response: Any, context: CallContext) -> UsageCounts | None:
                 written = 0
         details = usage.completion_tokens_details
         if details is not None:
+            if type(details) not in _READABLE_TYPES and not _is_readable(type(details)):
+                return None
             try:
                 audio = details.audio_tokens
                 reasoning = details.reasoning_tokens
@@ -190,6 +197,8 @@ def _read_responses_counts(response: Any, context: CallContext) -> UsageCounts |
         usage = response.usage
         if usage is None:
             return None
+        if type(usage) not in _READABLE_TYPES and not _is_readable(type(usage)):
+            return None
         inputs = usage.input_tokens
         outputs = usage.output_tokens
         cached: object = 0
@@ -197,6 +206,8 @@ def _read_responses_counts(response: Any, context: CallContext) -> UsageCounts |
         reasoning: object = 0
         details = usage.input_tokens_details
         if details is not None:
+            if type(details) not in _READABLE_TYPES and not _is_readable(type(details)):
+                return None
             try:
                 audio = getattr(details, "audio_tokens", None)
                 cached = details.cached_tokens
@@ -211,6 +222,8 @@ def _read_responses_counts(response: Any, context: CallContext) -> UsageCounts |
                 written = 0
         details = usage.output_tokens_details
         if details is not None:
+            if type(details) not in _READABLE_TYPES and not _is_readable(type(details)):
+                return None
             try:
                 audio = getattr(details, "audio_tokens", None)
                 reasoning = details.reasoning_tokens
@@ -258,8 +271,8 @@ def _read_responses_counts(response: Any, context: CallContext) -> UsageCounts |
     )
 
 
-# The fields of a details object that the readers need. audio_tokens comes
-# first in both: a reader declines a response that bills audio tokens.
+# The fields of a details object that the readers read with `_details`, in
+# the order they unpack them.
 _INPUT_DETAILS = ("audio_tokens", "cached_tokens", "cache_write_tokens")
 _OUTPUT_DETAILS = ("audio_tokens", "reasoning_tokens")
 
@@ -267,13 +280,29 @@ _OUTPUT_DETAILS = ("audio_tokens", "reasoning_tokens")
 def _details(details: object, names: tuple[str, ...]) -> tuple[Any, ...]:
     """Return the fields `names` of a details object, a missing one as None.
 
-    `extract_usage` reads a missing field as None too. Raises AttributeError
-    for a scalar, so that the reader declines the response and the checked
-    path reports the field.
+    `extract_usage` reads a missing field as None too.
     """
-    if isinstance(details, _SCALARS):
-        raise AttributeError(f"details of type {type(details).__name__}")
     return tuple(getattr(details, name, None) for name in names)
+
+
+def _is_readable(kind: type) -> bool:
+    """Return whether a reader reads usage or details objects of type `kind`.
+
+    It does not read a scalar or a mapping, even one with the fields: the
+    checked path reports a scalar as invalid and reads a mapping by key. The
+    readers look `kind` up in `_READABLE_TYPES` before calling this.
+    """
+    if issubclass(kind, (*_SCALARS, Mapping)):
+        return False
+    if len(_READABLE_TYPES) < _MAX_READABLE_TYPES:
+        _READABLE_TYPES.add(kind)
+    return True
+
+
+# The types that `_is_readable` accepted, so that a request costs one set
+# lookup per object. An SDK version has a few.
+_READABLE_TYPES: set[type] = set()
+_MAX_READABLE_TYPES = 64
 
 
 def read_responses_object(response: Any, context: CallContext) -> UsageCounts | None:

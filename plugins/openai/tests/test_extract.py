@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import types
 
@@ -297,6 +298,60 @@ def test_reader_follows_details_type_changes(bodies):
             assert counts == counts_of_usage(usage)
     assert read_chat_object(chat, CHAT_CONTEXT)[10] == 1280
     assert read_chat_object(other_details, CHAT_CONTEXT)[10] == 1024
+
+
+class CountWithFields(int):
+    """An int that also has the fields of a details object."""
+
+    audio_tokens = 0
+    cached_tokens = 1024
+    cache_write_tokens = 0
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        collections.namedtuple(
+            "Details", "audio_tokens cached_tokens cache_write_tokens"
+        )(0, 1024, 0),
+        CountWithFields(7),
+        {"cached_tokens": 1024},
+    ],
+    ids=["namedtuple", "int subclass", "dict"],
+)
+def test_reader_declines_scalar_or_mapping_details(bodies, details):
+    # The checked path reports a scalar as invalid and reads a mapping by
+    # key, so the reader must leave both to it, even when they have fields.
+    chat = ChatCompletion.construct(
+        **bodies.chat(prompt=1370, completion=155, cached=1280)
+    )
+    chat.usage.prompt_tokens_details = details
+    response = Response.construct(
+        **bodies.response(input_tokens=1370, cached=1280, output_tokens=155)
+    )
+    response.usage.input_tokens_details = details
+    want_cached = 1024 if isinstance(details, dict) else 0
+
+    for sdk_object, context, reader in [
+        (chat, CHAT_CONTEXT, read_chat_object),
+        (response, CallContext("openai", "responses", "gpt-5"), read_responses_object),
+    ]:
+        assert reader(sdk_object, context) is None
+        usage = extract_usage(sdk_object, context)
+        assert usage is not None
+        assert usage.cache_read_tokens == want_cached
+
+
+def test_reader_declines_namedtuple_usage(bodies):
+    chat = ChatCompletion.construct(**bodies.chat(prompt=1370, completion=155))
+    fields = "prompt_tokens completion_tokens prompt_tokens_details"
+    Usage = collections.namedtuple("Usage", f"{fields} completion_tokens_details")
+    chat.usage = Usage(1370, 155, None, None)
+
+    assert read_chat_object(chat, CHAT_CONTEXT) is None
+    usage = extract_usage(chat, CHAT_CONTEXT)
+    assert usage is not None
+    assert usage.input_tokens is None
 
 
 @pytest.mark.parametrize(
