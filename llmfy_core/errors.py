@@ -53,6 +53,22 @@ class TemplateVariableError(LlmfyError, ValueError):
     """A system-message placeholder was not declared or not given a value."""
 
 
+def describe_invalid(value: object) -> str:
+    """Describe an invalid value for a message, without showing text.
+
+    Text may be a secret, so only its length is shown. An integer longer
+    than 64 bits is described by its size, because Python converts at most
+    4,300 digits to text by default.
+    """
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"is invalid (an integer of {value.bit_length()} bits)"
+    if isinstance(value, (int, float)):
+        return f"is invalid ({value!r})"
+    if isinstance(value, str):
+        return f"is invalid (a string of {len(value)} characters)"
+    return f"is invalid (a {type(value).__name__})"
+
+
 class LlmfyWarning(UserWarning):
     """Base class of every warning that llmfy emits."""
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 
 from llmfy_core import CallContext
+from llmfy_core.errors import describe_invalid
 from llmfy_core.logs import get_logger
 
 logger = get_logger("llmfy.bedrock")
@@ -52,15 +53,6 @@ def note_text(problem: str) -> None:
 def note_invalid(field: str, value: object) -> None:
     """Note that `field` contains `value`, which is not a valid token count."""
     note(field, describe_invalid(value))
-
-
-def describe_invalid(value: object) -> str:
-    """Describe an invalid value without showing text, which may be a secret."""
-    if isinstance(value, (int, float)):
-        return f"is invalid ({value!r})"
-    if isinstance(value, str):
-        return f"is invalid (a string of {len(value)} characters)"
-    return f"is invalid (a {type(value).__name__})"
 
 
 @contextlib.contextmanager

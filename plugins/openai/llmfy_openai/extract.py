@@ -28,6 +28,7 @@ from operator import attrgetter
 from typing import Any
 
 from llmfy_core import CallContext, Usage
+from llmfy_core.errors import describe_invalid
 from llmfy_core.logs import get_logger
 from llmfy_core.model import UsageCounts, usage_from_counts
 
@@ -753,14 +754,15 @@ class _Checker:
             self.report("usage", "is missing", "all token counts are unknown")
             return False
         if isinstance(usage, _SCALARS):
-            self.report("usage", _invalid(usage), "all token counts are unknown")
+            problem = describe_invalid(usage)
+            self.report("usage", problem, "all token counts are unknown")
             return False
         return True
 
     def details(self, details: object, path: str) -> object:
         """Return a details object or dict, or None when it is absent or malformed."""
         if details is not None and isinstance(details, _SCALARS):
-            self.report(path, _invalid(details), "its counts are taken as 0")
+            self.report(path, describe_invalid(details), "its counts are taken as 0")
             return None
         return details
 
@@ -792,7 +794,7 @@ class _Checker:
         """Return `value` if it is a whole number of at least 0, else log it."""
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
-        self.report(path, _invalid(value), effect)
+        self.report(path, describe_invalid(value), effect)
         return None
 
     def report(self, path: str, problem: str, effect: str) -> None:
@@ -813,15 +815,6 @@ class _Checker:
             problem,
             effect,
         )
-
-
-def _invalid(value: object) -> str:
-    """Describe an invalid value without showing text, which may be a secret."""
-    if isinstance(value, (int, float)):
-        return f"is invalid ({value!r})"
-    if isinstance(value, str):
-        return f"is invalid (a string of {len(value)} characters)"
-    return f"is invalid (a {type(value).__name__})"
 
 
 def _text(value: object) -> str | None:

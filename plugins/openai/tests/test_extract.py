@@ -68,6 +68,19 @@ def test_chat_body_without_details(bodies, details):
     assert dict(usage.other_tokens) == {}
 
 
+def test_chat_body_huge_invalid_count(bodies, caplog):
+    # Python converts at most 4,300 digits to text by default, so the warning
+    # gives the count's size.
+    body = bodies.chat(prompt=60, completion=3)
+    body["usage"]["prompt_tokens"] = -(10**5000)
+
+    usage = usage_from_body(body, CHAT_CONTEXT)
+
+    assert usage is not None
+    assert usage.input_tokens is None
+    assert "an integer of 16610 bits" in caplog.text
+
+
 def test_chat_body_details_with_none_counts(bodies):
     body = bodies.chat(
         prompt=7, completion=2, cached=None, reasoning=None, input_audio=None
