@@ -70,8 +70,8 @@ def to_usage(
     cache_write_1h = counts.cache_write_1h
     if cache_write_1h > counts.cache_write:
         checks.note_text(
-            f"{cache_write_1h} cache write tokens have a 1-hour TTL, more than the "
-            f"{counts.cache_write} cache write tokens; taken as all of them"
+            "the cache write tokens with a 1-hour TTL outnumber all cache write "
+            "tokens; taken as all of them"
         )
         cache_write_1h = counts.cache_write
     return Usage(
@@ -126,11 +126,20 @@ def _required_int(mapping: Mapping[str, Any], name: str, where: str) -> int | No
 
 
 def _first_int(mapping: Mapping[str, Any], name: str, alias: str) -> int:
+    """Return the count under `name`, or under its older spelling `alias`.
+
+    An invalid count under `name` is noted, and a valid one under `alias`
+    is taken instead.
+    """
     value = mapping.get(name)
+    if value is not None:
+        count = as_int(value, f"usage.{name}")
+        if count is not None:
+            return count
+    value = mapping.get(alias)
     if value is None:
-        value = mapping.get(alias)
-        name = alias
-    return as_int(value, f"usage.{name}") or 0
+        return 0
+    return as_int(value, f"usage.{alias}") or 0
 
 
 # Converse and ConverseStream
@@ -148,18 +157,22 @@ def counts_from_token_usage(usage: Mapping[str, Any]) -> TokenCounts | None:
         output_tokens,
         _first_int(usage, "cacheReadInputTokens", "cacheReadInputTokenCount"),
         _first_int(usage, "cacheWriteInputTokens", "cacheWriteInputTokenCount"),
-        _one_hour_writes(details) if details else 0,
+        0 if details is None else _one_hour_writes(details),
     )
 
 
 def _one_hour_writes(details: Any) -> int:
+    """Return the cache write tokens that `cacheDetails` lists with a 1-hour TTL."""
     if not isinstance(details, list):
         checks.note_invalid("usage.cacheDetails", details)
         return 0
     total = 0
     for detail in details:
-        if isinstance(detail, Mapping) and detail.get("ttl") == "1h":
-            total += as_int(detail.get("inputTokens"), "usage.cacheDetails") or 0
+        if not isinstance(detail, Mapping):
+            checks.note_invalid("usage.cacheDetails[]", detail)
+        elif detail.get("ttl") == "1h":
+            count = _required_int(detail, "inputTokens", "usage.cacheDetails[]")
+            total += count or 0
     return total
 
 
@@ -180,7 +193,9 @@ def usage_from_converse(response: Mapping[str, Any], context: CallContext) -> Us
         checks.note("usage", "is missing")
     tier = response.get("serviceTier")
     tier_type = tier.get("type") if isinstance(tier, Mapping) else None
-    if tier_type is not None and not isinstance(tier_type, str):
+    if tier is not None and not isinstance(tier, Mapping):
+        checks.note_invalid("serviceTier", tier)
+    elif tier_type is not None and not isinstance(tier_type, str):
         checks.note_invalid("serviceTier.type", tier_type)
         tier_type = None
     trace = response.get("trace")
@@ -216,7 +231,7 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
     if type(usage) is not dict or response.get("trace"):
         return None
     details = usage.get("cacheDetails")
-    if details:
+    if details is not None:
         # Recorded Claude responses that write to the cache list the writes by
         # TTL here. Writes kept for 1 hour have their own price, on the full path.
         if type(details) is not list:
@@ -251,7 +266,10 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
     tier = None
     if "serviceTier" in response:
         tier = response["serviceTier"]
-        tier = tier.get("type") if type(tier) is dict else None
+        if type(tier) is not dict:
+            # None, a mapping of another type or an invalid value.
+            return None
+        tier = tier.get("type")
         if tier is not None and type(tier) is not str:
             return None
     headers = context.headers

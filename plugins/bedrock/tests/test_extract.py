@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from llmfy_bedrock import (
+    checks,
     read_invocation_logs,
     record_invocation_logs,
     usage_from_invocation_log,
@@ -398,6 +399,8 @@ FIVE_MINUTES = {"ttl": "5m", "inputTokens": 236}
         ([FIVE_MINUTES, {"ttl": "1h", "inputTokens": 4}], False),
         ([FIVE_MINUTES, "5m"], False),
         ({"ttl": "5m", "inputTokens": 236}, False),
+        ({}, False),
+        (0, False),
     ],
 )
 def test_converse_reader_cache_details(details: Any, fast: bool) -> None:
@@ -424,6 +427,91 @@ def test_converse_reader_cache_details(details: Any, fast: bool) -> None:
     assert counts is not None
     assert usage_from_counts(counts) == usage_from_converse(response, context)
     assert counts[8:12] == (3 + 1712 + 236, 121, 1712, 236)
+
+
+CLAUDE_CONTEXT = CallContext(
+    "bedrock", "Converse", "us.anthropic.claude-sonnet-4-20250514-v1:0", "us-east-1"
+)
+
+
+@pytest.mark.parametrize(
+    ("details", "problem"),
+    [
+        ([{"ttl": "1h"}], "field usage.cacheDetails[].inputTokens is missing"),
+        (
+            [{"ttl": "1h", "inputTokens": None}],
+            "field usage.cacheDetails[].inputTokens is missing",
+        ),
+        ([1712], "field usage.cacheDetails[] is invalid (1712)"),
+        ({}, "field usage.cacheDetails is invalid (a dict)"),
+    ],
+)
+def test_converse_cache_details_problems_noted(details: Any, problem: str) -> None:
+    usage = {
+        "inputTokens": 3,
+        "outputTokens": 121,
+        "cacheWriteInputTokens": 236,
+        "cacheDetails": details,
+    }
+
+    with checks.collecting() as problems:
+        counts = counts_from_token_usage(usage)
+
+    assert counts is not None
+    assert counts.cache_write == 236
+    assert counts.cache_write_1h == 0
+    assert problems == [problem]
+
+
+def test_converse_invalid_count_takes_older_spelling() -> None:
+    usage = {
+        "inputTokens": 2,
+        "outputTokens": 5,
+        "cacheReadInputTokens": -1,
+        "cacheReadInputTokenCount": 1322,
+    }
+
+    with checks.collecting() as problems:
+        counts = counts_from_token_usage(usage)
+
+    assert counts is not None
+    assert counts.cache_read == 1322
+    assert problems == ["field usage.cacheReadInputTokens is invalid (-1)"]
+
+
+@pytest.mark.parametrize(
+    ("tier", "want", "problem"),
+    [
+        (collections.OrderedDict(type="flex"), "flex", None),
+        ("priority", None, "field serviceTier is invalid (a string of 8 characters)"),
+        (None, None, None),
+    ],
+)
+def test_converse_unusual_service_tier(
+    tier: Any, want: str | None, problem: str | None
+) -> None:
+    # The reader leaves every service tier but a dict to the checked path,
+    # which reads any mapping and notes any other value.
+    response = {"usage": {"inputTokens": 3, "outputTokens": 5}, "serviceTier": tier}
+
+    with checks.collecting() as problems:
+        usage = usage_from_converse(response, CLAUDE_CONTEXT)
+
+    assert read_response(response, CLAUDE_CONTEXT) is None
+    assert usage.service_tier == want
+    assert problems == ([problem] if problem else [])
+
+
+def test_converse_huge_invalid_count_noted() -> None:
+    # Python converts at most 4,300 digits to text by default, so the note
+    # gives the count's size.
+    usage = {"inputTokens": -(10**5000), "outputTokens": 5}
+
+    with checks.collecting() as problems:
+        counts = counts_from_token_usage(usage)
+
+    assert counts is None
+    assert problems == ["field usage.inputTokens is invalid (an integer of 16610 bits)"]
 
 
 INVOKE_HEADERS = {
