@@ -484,8 +484,16 @@ def usage_from_invoke(body: Mapping[str, Any] | None, context: CallContext) -> U
         usage = body.get("usage")
         if isinstance(usage, Mapping):
             counts = counts._replace(cache_write_1h=anthropic_cache_write_1h(usage))
+    return to_usage(counts, context, _header_tier(headers))
+
+
+def _header_tier(headers: Mapping[str, Any] | None) -> str | None:
+    """Return the service tier header, noting a value that is not text."""
     tier = headers.get(SERVICE_TIER_HEADER) if headers else None
-    return to_usage(counts, context, tier)
+    if tier is None or isinstance(tier, str):
+        return tier
+    checks.note_invalid(SERVICE_TIER_HEADER, tier)
+    return None
 
 
 # InvokeModelWithResponseStream
@@ -571,8 +579,7 @@ def usage_from_stream_chunks(
     chunks: Iterable[Mapping[str, Any]], context: CallContext
 ) -> Usage:
     """Normalize an InvokeModelWithResponseStream response from its chunks."""
-    headers = context.headers
-    tier = headers.get(SERVICE_TIER_HEADER) if headers else None
+    tier = _header_tier(context.headers)
     return to_usage(counts_from_stream_chunks(chunks), context, tier)
 
 

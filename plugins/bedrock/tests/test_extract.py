@@ -579,3 +579,20 @@ def test_invoke_reader_declines_body_or_no_headers() -> None:
 
     assert read_response(body, context) is None
     assert read_response({"ResponseMetadata": {}}, no_headers) is None
+
+
+def test_invoke_tier_header_not_text_noted() -> None:
+    headers = {**INVOKE_HEADERS, "x-amzn-bedrock-service-tier": 3}
+    context = CallContext(
+        "bedrock",
+        "InvokeModel",
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        headers=headers,
+    )
+
+    with checks.collecting() as problems:
+        usage = usage_from_invoke({}, context)
+
+    assert usage.service_tier is None
+    assert usage.input_tokens == 19 + 1712 + 236
+    assert problems == ["field x-amzn-bedrock-service-tier is invalid (3)"]
