@@ -170,9 +170,16 @@ def _one_hour_writes(details: Any) -> int:
     for detail in details:
         if not isinstance(detail, Mapping):
             checks.note_invalid("usage.cacheDetails[]", detail)
-        elif detail.get("ttl") == "1h":
+            continue
+        ttl = detail.get("ttl")
+        if ttl == "1h":
             count = _required_int(detail, "inputTokens", "usage.cacheDetails[]")
             total += count or 0
+        elif ttl is None:
+            checks.note("usage.cacheDetails[].ttl", "is missing")
+        elif ttl != "5m":
+            # Bedrock documents only 5m and 1h, so these count as 5-minute writes.
+            checks.note_invalid("usage.cacheDetails[].ttl", ttl)
     return total
 
 
@@ -219,7 +226,7 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
     InvokeModel botocore's response dict with the body unread. Returns the
     `UsageCounts` that `extract_usage` would normalize, and None for every
     response that needs its checks: another operation, a missing or
-    malformed count, cache details other than a list of dicts without 1-hour
+    malformed count, cache details other than a list of dicts of 5-minute
     writes, a trace or an unusual service tier.
     """
     operation = context.operation
@@ -237,7 +244,7 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
         if type(details) is not list:
             return None
         for detail in details:
-            if type(detail) is not dict or detail.get("ttl") == "1h":
+            if type(detail) is not dict or detail.get("ttl") != "5m":
                 return None
     # Indexing costs less than `dict.get`, and this runs per request. It
     # comes after the type check, so that no dict subclass adds a missing key.

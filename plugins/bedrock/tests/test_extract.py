@@ -401,6 +401,8 @@ FIVE_MINUTES = {"ttl": "5m", "inputTokens": 236}
         ({"ttl": "5m", "inputTokens": 236}, False),
         ({}, False),
         (0, False),
+        ([{"ttl": "60m", "inputTokens": 236}], False),
+        ([{"inputTokens": 236}], False),
     ],
 )
 def test_converse_reader_cache_details(details: Any, fast: bool) -> None:
@@ -443,6 +445,11 @@ CLAUDE_CONTEXT = CallContext(
             "field usage.cacheDetails[].inputTokens is missing",
         ),
         ([1712], "field usage.cacheDetails[] is invalid (1712)"),
+        (
+            [{"ttl": "1H", "inputTokens": 236}],
+            "field usage.cacheDetails[].ttl is invalid (a string of 2 characters)",
+        ),
+        ([{"inputTokens": 236}], "field usage.cacheDetails[].ttl is missing"),
         ({}, "field usage.cacheDetails is invalid (a dict)"),
     ],
 )
