@@ -53,6 +53,7 @@ from llmfy_core.model import (
 from llmfy_core.plugins import CHANGES
 from llmfy_core.pricing import (
     DECIMAL_CONTEXT,
+    UNPRICED_PREFIX,
     Rates,
     compute_cost,
     per_token_rates,
@@ -178,6 +179,7 @@ class Bucket:
         "requests",
         "tool_calls",
         "unknown_usage",
+        "unpriced_tool_calls",
     )
 
     def __init__(self, price: Price | None) -> None:
@@ -197,6 +199,7 @@ class Bucket:
         self.other_tokens: dict[str, int] | None = None
         self.tool_calls: dict[str, int] | None = None
         self.unknown_usage = 0
+        self.unpriced_tool_calls = 0
         self.faults = 0
 
     def add(self, usage: Usage, fault: str | None) -> None:
@@ -224,8 +227,10 @@ class Bucket:
         if price is None:
             return
         if self.rates is None or usage.other_tokens or usage.tool_calls:
-            cost = compute_cost(usage, price).total
-            self.extra_cost = DECIMAL_CONTEXT.add(self.extra_cost, cost)
+            cost = compute_cost(usage, price)
+            self.extra_cost = DECIMAL_CONTEXT.add(self.extra_cost, cost.total)
+            if any(part.startswith(UNPRICED_PREFIX) for part in cost.parts):
+                self.unpriced_tool_calls += 1
             self.costed_input += input_tokens - cache_read - cache_write
             self.costed_cache_read += cache_read
             self.costed_cache_write += cache_write
@@ -274,6 +279,7 @@ class Bucket:
         totals.cost = DECIMAL_CONTEXT.add(totals.cost, self.cost())
         totals.unpriced += self.unpriced
         totals.unknown_usage += self.unknown_usage
+        totals.unpriced_tool_calls += self.unpriced_tool_calls
         totals.faults += self.faults
 
 

@@ -37,6 +37,9 @@ PLAUSIBLE_MAX_PER_MILLION = Decimal(1000)
 # `Cost.parts` names subset tokens charged at their parent count's rate, because
 # the price has no rate of their own, as `estimated:<kind>` with a zero amount.
 ESTIMATED_PREFIX = "estimated:"
+# `Cost.parts` names a billed tool without a price as `unpriced:<tool>`, with a
+# zero amount, because the cost leaves that tool's calls out.
+UNPRICED_PREFIX = "unpriced:"
 
 STANDARD_TIERS = frozenset({"default", "standard"})
 """Names of the standard service tier, which is priced at a model's standard rate.
@@ -380,7 +383,7 @@ def _compute_cost_in_full(usage: Usage, price: Price) -> Cost:
             continue
         rate = price.per_call.get(tool)
         if rate is None:
-            parts[f"unpriced:{tool}"] = _ZERO
+            parts[UNPRICED_PREFIX + tool] = _ZERO
         else:
             parts[f"tool:{tool}"] = ctx.multiply(rate, calls)
 

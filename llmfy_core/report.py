@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from llmfy_core.model import Price, RequestRecord
-from llmfy_core.pricing import ESTIMATED_PREFIX, format_decimal
+from llmfy_core.pricing import ESTIMATED_PREFIX, UNPRICED_PREFIX, format_decimal
 
 if TYPE_CHECKING:
     from llmfy_core.totals import ModelTotals
@@ -69,6 +69,8 @@ def _total_lines(totals: ModelTotals) -> list[str]:
         lines.append(f"Requests With Unknown Usage: {totals.unknown_usage}")
     if totals.unpriced:
         lines.append(f"Unpriced Requests: {totals.unpriced}")
+    if totals.unpriced_tool_calls:
+        lines.append(f"Requests With Unpriced Tool Calls: {totals.unpriced_tool_calls}")
     if totals.faults:
         lines.append(f"Recording Faults: {totals.faults}")
     lines += _cost_lines(totals)
@@ -152,11 +154,11 @@ def _price_lines(record: RequestRecord) -> list[str]:
         lines += ["total_cost (USD): unknown (usage unknown)"]
         return lines
     parts = record.cost.parts
-    unpriced_tools = [part for part in parts if part.startswith("unpriced:")]
+    unpriced_tools = [part for part in parts if part.startswith(UNPRICED_PREFIX)]
     estimated = [part for part in parts if part.startswith(ESTIMATED_PREFIX)]
     notes = []
     if unpriced_tools:
-        names = ", ".join(part.removeprefix("unpriced:") for part in unpriced_tools)
+        names = ", ".join(part.removeprefix(UNPRICED_PREFIX) for part in unpriced_tools)
         notes.append(f"incomplete: no price for {names}")
     if estimated:
         kinds = ", ".join(part.removeprefix(ESTIMATED_PREFIX) for part in estimated)
@@ -185,6 +187,9 @@ def _group_lines(
         details.append(f"requests_with_unknown_usage: {group.unknown_usage}")
     if group.unpriced:
         details.append(f"unpriced_requests: {group.unpriced}")
+    if group.unpriced_tool_calls:
+        calls = group.unpriced_tool_calls
+        details.append(f"requests_with_unpriced_tool_calls: {calls}")
     cost = group.known_cost
     if cost is None:
         details.append("total_cost (USD formatted): unknown")
@@ -233,6 +238,7 @@ def totals_dict(totals: ModelTotals) -> dict[str, Any]:
         "cost_complete": totals.cost_complete,
         "unpriced_requests": totals.unpriced,
         "unknown_usage_requests": totals.unknown_usage,
+        "unpriced_tool_call_requests": totals.unpriced_tool_calls,
         "faults": totals.faults,
     }
 

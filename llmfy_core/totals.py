@@ -7,7 +7,7 @@ from decimal import Decimal
 import attrs
 
 from llmfy_core.model import RequestRecord
-from llmfy_core.pricing import DECIMAL_CONTEXT
+from llmfy_core.pricing import DECIMAL_CONTEXT, UNPRICED_PREFIX
 
 _ZERO = Decimal(0)
 
@@ -32,6 +32,8 @@ class ModelTotals:
     cost: Decimal = _ZERO
     unpriced: int = 0
     unknown_usage: int = 0
+    # Requests priced without some of their billed tool calls, which have no price.
+    unpriced_tool_calls: int = 0
     faults: int = 0
 
     @property
@@ -41,8 +43,8 @@ class ModelTotals:
 
     @property
     def cost_complete(self) -> bool:
-        """Whether `cost` covers every request."""
-        return not self.unpriced and not self.unknown_usage
+        """Whether `cost` covers every request and every billed tool call."""
+        return not (self.unpriced or self.unknown_usage or self.unpriced_tool_calls)
 
     @property
     def known_cost(self) -> Decimal | None:
@@ -71,6 +73,8 @@ class ModelTotals:
             self.tool_calls[tool] = self.tool_calls.get(tool, 0) + calls
         if record.cost is not None:
             self.cost = DECIMAL_CONTEXT.add(self.cost, record.cost.total)
+            if any(part.startswith(UNPRICED_PREFIX) for part in record.cost.parts):
+                self.unpriced_tool_calls += 1
         elif usage.known:
             self.unpriced += 1
 

@@ -521,7 +521,7 @@ class UsageTracker:
 
     @property
     def cost_complete(self) -> bool:
-        """Whether every request was priced and had known usage."""
+        """Whether every request had known usage and a price, for its tool calls too."""
         return self.totals.cost_complete
 
     def to_dict(self) -> dict[str, Any]:

@@ -151,6 +151,27 @@ def test_report_marks_partial_totals_incomplete(provider: object) -> None:
     assert "Total Cost (USD formatted): $0.0000108 (incomplete)\n" in report
 
 
+@pytest.mark.parametrize("keep_requests", [True, False])
+def test_unpriced_tool_call_marks_cost_incomplete(
+    provider: object, keep_requests: bool
+) -> None:
+    # The test price has no per-call rates, so the call is left out of the
+    # cost: 60 x 0.15 + 3 x 0.60 = 10.8 USD per million tokens.
+    with llmfy_usage_tracker(keep_requests=keep_requests) as usage:
+        usage.record("openai", "gpt-4o-mini", 60, 3, tool_calls={"code_interpreter": 1})
+
+    data = usage.to_dict()
+    report = str(usage)
+
+    assert usage.total_cost == Decimal("0.0000108")
+    assert usage.cost_complete is False
+    assert data["totals"]["cost_complete"] is False
+    assert data["totals"]["unpriced_tool_call_requests"] == 1
+    assert data["by_model"][0]["cost_complete"] is False
+    assert "Requests With Unpriced Tool Calls: 1\n" in report
+    assert "Total Cost (USD formatted): $0.0000108 (incomplete)\n" in report
+
+
 def test_report_totals_only_mode(provider: object) -> None:
     with llmfy_usage_tracker(keep_requests=False) as usage:
         usage.record("openai", "gpt-4o-mini", 60, 3)
