@@ -514,7 +514,8 @@ def counts_from_stream_chunks(
     The `amazon-bedrock-invocationMetrics` of the last chunk is what Bedrock
     bills and wins over the usage events of the model itself (Anthropic's
     `message_start` and `message_delta`, Nova's `metadata`, Titan's and Llama's
-    counts), which are used only when no chunk carries the metrics.
+    counts), which are used only when no chunk carries the metrics. Returns
+    None when neither gives the counts, such as for a stream stopped early.
     """
     metrics: Mapping[str, Any] | None = None
     model_counts: TokenCounts | None = None
@@ -542,8 +543,8 @@ def counts_from_stream_chunks(
                 model_counts = anthropic_input._replace(output=output)
         elif kind is None:
             model_counts = _other_stream_counts(chunk) or model_counts
-    if model_counts is None:
-        model_counts = anthropic_input
+    # Without a message_delta, an Anthropic stream stopped early: the output
+    # count of its message_start is a placeholder, so the usage stays unknown.
     if metrics is None:
         return model_counts
     where = INVOCATION_METRICS

@@ -211,6 +211,21 @@ def test_stream_metrics_with_cache() -> None:
     assert tuple(counts) == (2, 9, 0, 500, 500)
 
 
+def test_stream_stopped_after_message_start() -> None:
+    # message_start carries a placeholder output count, so a stream stopped
+    # before its message_delta and its metrics has unknown usage.
+    start = {
+        "type": "message_start",
+        "message": {"usage": {"input_tokens": 392, "output_tokens": 4}},
+    }
+    delta = {"type": "message_delta", "usage": {"output_tokens": 87}}
+
+    assert counts_from_stream_chunks([start]) is None
+    counts = counts_from_stream_chunks([start, delta])
+    assert counts is not None
+    assert tuple(counts) == (392, 87, 0, 0, 0)
+
+
 def test_stream_without_usage() -> None:
     assert counts_from_stream_chunks([{"type": "message_stop"}]) is None
 
