@@ -452,8 +452,11 @@ async def _watch_chunks_async(
                 call.final = chunk
             yield chunk
     finally:
+        # The SDK's generator is left to asyncio, which closes it when it is
+        # collected, as it does without llmfy. Closing it here as well raced
+        # with that close when a stream was dropped, and asyncio logged the
+        # "already running" error of the losing task.
         call.finish_stream()
-        await _aclose_quietly(chunks)
 
 
 async def _watch_response_events_async(
@@ -468,27 +471,14 @@ async def _watch_response_events_async(
                     call.final = event.response
             yield event
     finally:
+        # The SDK's generator is left to asyncio, as in `_watch_chunks_async`.
         call.finish_stream()
-        await _aclose_quietly(events)
 
 
 def _close_quietly(iterator: Iterator[Any]) -> None:
     close = getattr(iterator, "close", None)
     if close is not None:
         close()
-
-
-async def _aclose_quietly(iterator: AsyncIterator[Any]) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is None:
-        return
-    try:
-        await aclose()
-    except RuntimeError:
-        # asyncio's finalizer of an abandoned stream may be closing the SDK's
-        # generator already ("aclose(): asynchronous generator is already
-        # running"); it finishes the close itself.
-        logger.debug("the SDK's stream generator was already being closed")
 
 
 def _finish_call_of(owner: Any) -> None:

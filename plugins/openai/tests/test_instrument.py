@@ -523,6 +523,41 @@ def test_async_stream_closed_early(server, async_client, bodies):
     assert usage.records[0].usage.input_tokens is None
 
 
+def test_async_stream_dropped_logs_nothing(server, async_client, bodies):
+    # A stream left with break and dropped is closed by asyncio's finalizer,
+    # with no error in the loop's exception handler, as without llmfy.
+    server.add_sse(CHAT, chat_stream_events(bodies))
+    loop_errors: list[dict[str, Any]] = []
+
+    async def abandon() -> None:
+        stream = await async_client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+        async for _ in stream:
+            break
+
+    async def run() -> Any:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: loop_errors.append(context)
+        )
+        async with llmfy_usage_tracker() as usage:
+            await abandon()
+            for _ in range(3):
+                gc.collect()
+                await asyncio.sleep(0.05)
+        await async_client.close()
+        return usage
+
+    usage = asyncio.run(run())
+
+    assert loop_errors == []
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens is None
+
+
 def test_async_raw_response(server, async_client, bodies):
     server.add_json(CHAT, bodies.chat(prompt=21, completion=2))
 
