@@ -201,35 +201,52 @@ def _observe_invoke(
 def read_and_restore_body(response: dict[str, Any]) -> bytes | None:
     """Read an InvokeModel body and put an equivalent unread body in its place.
 
-    Returns the bytes, or None when there is no readable body. A read that fails
-    is replayed to the caller: its body raises the same error when read.
+    Returns the bytes, or None when there is no readable body. A read that
+    fails is replayed to the caller: the new body returns the bytes read
+    before the failure, then raises the same error.
     """
     from botocore.response import StreamingBody
 
     body = response.get("body")
     if body is None or not hasattr(body, "read"):
         return None
+    pieces: list[bytes] = []
     try:
-        data: bytes = body.read()
+        # In pieces, as a caller reading in pieces would, so that a body cut
+        # short fails with the error such a caller gets, after the same bytes.
+        while piece := body.read(_READ_SIZE):
+            pieces.append(piece)
     except Exception as error:  # the caller sees this error on read
-        response["body"] = StreamingBody(FailedRead(error), None)
+        response["body"] = StreamingBody(FailedRead(b"".join(pieces), error), None)
         return None
+    data = b"".join(pieces)
     response["body"] = StreamingBody(io.BytesIO(data), len(data))
     return data
 
 
-class FailedRead(io.RawIOBase):
-    """A raw stream whose reads raise the error that reading the real body raised."""
+_READ_SIZE = 64 * 1024
 
-    def __init__(self, error: Exception) -> None:
+
+class FailedRead(io.RawIOBase):
+    """A raw stream of the bytes read before the real body failed, then its error."""
+
+    def __init__(self, data: bytes, error: Exception) -> None:
         super().__init__()
+        self._data = data
+        self._position = 0
         self._error = error
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        raise self._error
+        remaining = len(self._data) - self._position
+        if remaining <= 0:
+            raise self._error
+        count = min(len(buffer), remaining)
+        buffer[:count] = self._data[self._position : self._position + count]
+        self._position += count
+        return count
 
 
 def _report_fault(

@@ -85,6 +85,8 @@ class Reply:
     """One queued response: a whole body, or frames sent one by one.
 
     `wait_before[i]` makes the server wait on that event before frame `i`.
+    With `cut_at`, the server declares the whole body's length, sends its
+    first `cut_at` bytes and closes the connection.
     """
 
     status: int = 200
@@ -92,6 +94,7 @@ class Reply:
     body: bytes = b""
     frames: Sequence[bytes] | None = None
     wait_before: Mapping[int, threading.Event] = attrs.Factory(dict)
+    cut_at: int | None = None
 
 
 @attrs.define
@@ -153,6 +156,10 @@ class BedrockServer:
         frames = split_frames(body) if stream else None
         self.queue(Reply(status=status, headers=headers, body=body, frames=frames))
 
+    def queue_cut(self, headers: Mapping[str, str], body: bytes, cut_at: int) -> None:
+        """Queue a response whose connection closes after `cut_at` bytes of `body`."""
+        self.queue(Reply(headers=headers, body=body, cut_at=cut_at))
+
     def queue_error(self, status: int, code: str, message: str) -> None:
         """Queue an AWS JSON error response."""
         self.queue(
@@ -204,7 +211,11 @@ class BedrockServer:
                 if reply.frames is None:
                     self.send_header("Content-Length", str(len(reply.body)))
                     self.end_headers()
-                    self.wfile.write(reply.body)
+                    if reply.cut_at is None:
+                        self.wfile.write(reply.body)
+                        return
+                    self.wfile.write(reply.body[: reply.cut_at])
+                    self.close_connection = True
                     return
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()

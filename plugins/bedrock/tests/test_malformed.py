@@ -340,6 +340,41 @@ def test_invoke_garbage_headers_and_truncated_body(
     assert "token counts are missing" in warned
 
 
+def test_invoke_body_cut_short_reads_the_same(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    # With a cache write header, llmfy reads the body for the 1-hour writes.
+    # A caller reading in pieces must then get the same bytes, then the same
+    # error, as without llmfy.
+    client = make_client()
+    body = json.dumps(ANTHROPIC_BODY).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Amzn-Bedrock-Input-Token-Count": "20",
+        "X-Amzn-Bedrock-Output-Token-Count": "7",
+        "X-Amzn-Bedrock-Cache-Write-Input-Token-Count": "100",
+    }
+    for _ in range(2):
+        bedrock_server.queue_cut(headers, body, cut_at=40)
+
+    def read_in_pieces() -> tuple[Any, ...]:
+        response = client.invoke_model(modelId=HAIKU_3, body=b'{"messages": []}')
+        received = b""
+        try:
+            while piece := response["body"].read(16):
+                received += piece
+        except Exception as error:
+            return (received, type(error).__name__)
+        return (received, None)
+
+    untracked, tracked, usage = untracked_then_tracked(read_in_pieces)
+
+    assert tracked == untracked
+    assert tracked == ("returned", (body[:40], "IncompleteReadError"))
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens == 120
+
+
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
