@@ -228,7 +228,12 @@ _READ_SIZE = 64 * 1024
 
 
 class FailedRead(io.RawIOBase):
-    """A raw stream of the bytes read before the real body failed, then its error."""
+    """A raw stream of the bytes read before the real body failed, then its error.
+
+    NOTE: a caller that reads the whole body at once gets the error of a read
+    in pieces: for a connection closed early, botocore's IncompleteReadError
+    where it raises ResponseStreamingError without llmfy.
+    """
 
     def __init__(self, data: bytes, error: Exception) -> None:
         super().__init__()
@@ -238,6 +243,12 @@ class FailedRead(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        # botocore's StreamingBody.read() passes None, which RawIOBase rejects.
+        if size is None or size < 0:
+            return self.readall()
+        return super().read(size) or b""
 
     def readinto(self, buffer: Any) -> int:
         remaining = len(self._data) - self._position

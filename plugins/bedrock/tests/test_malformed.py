@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.exceptions import BotoCoreError
 from llmfy_bedrock import checks
 
 from llmfy_core import llmfy_usage_tracker
@@ -367,12 +368,26 @@ def test_invoke_body_cut_short_reads_the_same(
             return (received, type(error).__name__)
         return (received, None)
 
+    def read_all() -> str:
+        response = client.invoke_model(modelId=HAIKU_3, body=b'{"messages": []}')
+        try:
+            response["body"].read()
+        except BotoCoreError as error:
+            return type(error).__name__
+        return "no error"
+
     untracked, tracked, usage = untracked_then_tracked(read_in_pieces)
 
     assert tracked == untracked
     assert tracked == ("returned", (body[:40], "IncompleteReadError"))
     assert usage.request_count == 1
     assert usage.records[0].usage.input_tokens == 120
+    # Read at once, the body raises botocore's error of a read in pieces.
+    for _ in range(2):
+        bedrock_server.queue_cut(headers, body, cut_at=40)
+    untracked, tracked, _ = untracked_then_tracked(read_all)
+    assert untracked == ("returned", "ResponseStreamingError")
+    assert tracked == ("returned", "IncompleteReadError")
 
 
 @pytest.mark.parametrize(
