@@ -613,10 +613,14 @@ class Ledger:
             with self.lock:
                 self.fold()
                 end = len(self._kept)
+                # Other threads may fold and merge chunks while the records
+                # are built outside the lock, so they are built from copies.
+                chunks = self._kept.chunks_now()
             records = self._records
             kept = self._kept
             records.extend(
-                kept.record_at(index, tags) for index in range(len(records), end)
+                kept.record_at(index, tags, chunks)
+                for index in range(len(records), end)
             )
             return list(records)
 
@@ -694,15 +698,26 @@ class KeptRequests:
         # The chunks before and after the entry are not consecutive.
         self.small_run = 0
 
-    def record_at(self, index: int, tags: Mapping[str, str]) -> RequestRecord:
-        """Build the record of the kept request at `index`."""
+    def chunks_now(self) -> ChunkList:
+        """Return copies of `chunks` and `starts`, under the ledger's lock.
+
+        A later fold may merge the last chunks, so a reader outside the lock
+        reads the copies.
+        """
+        return list(self.chunks), list(self.starts)
+
+    def record_at(
+        self, index: int, tags: Mapping[str, str], chunks: ChunkList
+    ) -> RequestRecord:
+        """Build the record of the kept request at `index`, given `chunks_now()`."""
         owner = self.owners[index]
         if not isinstance(owner, Slot):
             return build_record(owner, tags)
-        number = bisect_right(self.starts, index) - 1
-        chunk = self.chunks[number]
+        parts, starts = chunks
+        number = bisect_right(starts, index) - 1
+        chunk = parts[number]
         size = len(chunk) // _ROW_BYTES
-        offset = index - self.starts[number]
+        offset = index - starts[number]
         sent, *counts = (
             _INTEGER.unpack_from(chunk, _INTEGER.size * (offset + column * size))[0]
             for column in range(_ROW_INTEGERS)
@@ -710,6 +725,10 @@ class KeptRequests:
         usage = usage_from_counts((*owner.key, self.request_ids[index], *counts))
         return build_record((usage, owner.resolution, moment_of(sent), None), tags)
 
+
+# `KeptRequests.chunks_now()`: the chunks and the index of each one's first
+# request.
+ChunkList = tuple[list[bytes], list[int]]
 
 # A kept request's integers: its send time and five token counts.
 _ROW_INTEGERS = 1 + len(_TOKEN_GETTERS)

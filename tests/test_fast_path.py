@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -243,6 +244,44 @@ def test_small_folds_share_chunks(reading: ReadingPlugin) -> None:
     assert len(kept) == count
     assert len(kept.chunks) <= count // FOLD_SIZE + 16
     assert usage.total_cost == count * ONE_REQUEST
+
+
+def test_records_read_while_chunks_merge(reading: ReadingPlugin) -> None:
+    # One thread records and reads the totals after each request, so its
+    # small chunks keep merging, while another builds records: each record
+    # must still have its own request's counts.
+    count = 4 * FOLD_SIZE
+    failures: list[str] = []
+    done = threading.Event()
+
+    def read_records(usage: UsageTracker) -> None:
+        while not done.is_set():
+            try:
+                for number, each in enumerate(usage.records):
+                    if each.usage.output_tokens != number:
+                        failures.append(f"record {number}: {each.usage}")
+                        return
+            except Exception as error:
+                failures.append(repr(error))
+                return
+
+    interval = sys.getswitchinterval()
+    # Switch threads often, so that the reader runs between a fold's steps.
+    sys.setswitchinterval(1e-6)
+    try:
+        with llmfy_usage_tracker() as usage:
+            reader = threading.Thread(target=read_records, args=(usage,))
+            reader.start()
+            for number in range(count):
+                record_response(response(outputs=number), CONTEXT, (usage,))
+                assert usage.request_count == number + 1
+            done.set()
+            reader.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+    assert failures == []
+    assert [each.usage.output_tokens for each in usage.records] == list(range(count))
 
 
 def test_alternating_kinds_priced_separately(reading: ReadingPlugin) -> None:
