@@ -53,7 +53,6 @@ from llmfy_core.model import (
 from llmfy_core.plugins import CHANGES
 from llmfy_core.pricing import (
     DECIMAL_CONTEXT,
-    UNPRICED_PREFIX,
     Rates,
     compute_cost,
     per_token_rates,
@@ -229,7 +228,7 @@ class Bucket:
         if self.rates is None or usage.other_tokens or usage.tool_calls:
             cost = compute_cost(usage, price)
             self.extra_cost = DECIMAL_CONTEXT.add(self.extra_cost, cost.total)
-            if any(part.startswith(UNPRICED_PREFIX) for part in cost.parts):
+            if cost.unpriced_tools:
                 self.unpriced_tool_calls += 1
             self.costed_input += input_tokens - cache_read - cache_write
             self.costed_cache_read += cache_read
@@ -510,7 +509,7 @@ class Ledger:
             valid = all(
                 type(total) is int and 0 <= total <= MAX_COUNT for total in sums
             )
-            packed = (
+            chunk = (
                 self._kept.pack(tokens, sents) if valid and tokens is not None else None
             )
         except (LookupError, TypeError, StructError):
@@ -534,8 +533,8 @@ class Ledger:
             for slot, group in by_slot.items():
                 group_tokens = [list(map(get, group)) for get in _TOKEN_GETTERS]
                 self._add_sums(slot, len(group), [sum(c) for c in group_tokens])
-        if packed is not None:
-            self._kept.add_packed(slots, counts, packed)
+        if chunk is not None:
+            self._kept.add_chunk(slots, counts, chunk)
 
     def _add_sums(self, slot: Slot, requests: int, sums: list[int]) -> None:
         bucket = slot.bucket
@@ -667,7 +666,7 @@ class KeptRequests:
             *reasoning,
         )
 
-    def add_packed(
+    def add_chunk(
         self, slots: list[Slot], counts: list[UsageCounts], chunk: bytes
     ) -> None:
         """Keep requests that have slots, given their chunk from `pack`.
@@ -699,7 +698,7 @@ class KeptRequests:
         self.small_run = 0
 
     def chunks_now(self) -> ChunkList:
-        """Return copies of `chunks` and `starts`, under the ledger's lock.
+        """Return copies of `chunks` and `starts`. The caller holds the ledger's lock.
 
         A later fold may merge the last chunks, so a reader outside the lock
         reads the copies.
@@ -748,8 +747,8 @@ def _merged(parts: list[bytes]) -> bytes:
     for part in parts:
         size = len(part) // _ROW_BYTES
         values = unpack(f"{_ROW_INTEGERS * size}q", part)
-        for column, kept in enumerate(columns):
-            kept.append(values[column * size : (column + 1) * size])
+        for column, column_parts in enumerate(columns):
+            column_parts.append(values[column * size : (column + 1) * size])
         total += size
     return pack(f"{_ROW_INTEGERS * total}q", *chain(*chain(*columns)))
 

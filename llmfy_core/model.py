@@ -270,6 +270,11 @@ class Unpriced:
     final: bool = False
 
 
+# `Cost.parts` names a billed tool without a price as `unpriced:<tool>`, with a
+# zero amount, because the cost leaves that tool's calls out.
+UNPRICED_PREFIX = "unpriced:"
+
+
 @attrs.frozen(slots=True)
 class Cost:
     """The cost of one request in USD, with its parts by token kind or tool."""
@@ -278,6 +283,15 @@ class Cost:
     parts: Mapping[str, Decimal] = attrs.field(
         default=_EMPTY, converter=_frozen_mapping
     )
+
+    @property
+    def unpriced_tools(self) -> list[str]:
+        """Names of the billed tools without a price, left out of the cost."""
+        return [
+            part.removeprefix(UNPRICED_PREFIX)
+            for part in self.parts
+            if part.startswith(UNPRICED_PREFIX)
+        ]
 
 
 @attrs.frozen(slots=True)

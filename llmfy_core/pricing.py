@@ -16,6 +16,7 @@ from llmfy_core.model import (
     INPUT_SUBSET_KINDS,
     MILLION,
     OUTPUT_SUBSET_KINDS,
+    UNPRICED_PREFIX,
     Cost,
     Price,
     Unpriced,
@@ -37,9 +38,6 @@ PLAUSIBLE_MAX_PER_MILLION = Decimal(1000)
 # `Cost.parts` names subset tokens charged at their parent count's rate, because
 # the price has no rate of their own, as `estimated:<kind>` with a zero amount.
 ESTIMATED_PREFIX = "estimated:"
-# `Cost.parts` names a billed tool without a price as `unpriced:<tool>`, with a
-# zero amount, because the cost leaves that tool's calls out.
-UNPRICED_PREFIX = "unpriced:"
 
 STANDARD_TIERS = frozenset({"default", "standard"})
 """Names of the standard service tier, which is priced at a model's standard rate.

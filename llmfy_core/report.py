@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from llmfy_core.model import Price, RequestRecord
-from llmfy_core.pricing import ESTIMATED_PREFIX, UNPRICED_PREFIX, format_decimal
+from llmfy_core.pricing import ESTIMATED_PREFIX, format_decimal
 
 if TYPE_CHECKING:
     from llmfy_core.totals import ModelTotals
@@ -154,11 +154,11 @@ def _price_lines(record: RequestRecord) -> list[str]:
         lines += ["total_cost (USD): unknown (usage unknown)"]
         return lines
     parts = record.cost.parts
-    unpriced_tools = [part for part in parts if part.startswith(UNPRICED_PREFIX)]
+    unpriced_tools = record.cost.unpriced_tools
     estimated = [part for part in parts if part.startswith(ESTIMATED_PREFIX)]
     notes = []
     if unpriced_tools:
-        names = ", ".join(part.removeprefix(UNPRICED_PREFIX) for part in unpriced_tools)
+        names = ", ".join(unpriced_tools)
         notes.append(f"incomplete: no price for {names}")
     if estimated:
         kinds = ", ".join(part.removeprefix(ESTIMATED_PREFIX) for part in estimated)

@@ -7,7 +7,7 @@ from decimal import Decimal
 import attrs
 
 from llmfy_core.model import RequestRecord
-from llmfy_core.pricing import DECIMAL_CONTEXT, UNPRICED_PREFIX
+from llmfy_core.pricing import DECIMAL_CONTEXT
 
 _ZERO = Decimal(0)
 
@@ -73,7 +73,7 @@ class ModelTotals:
             self.tool_calls[tool] = self.tool_calls.get(tool, 0) + calls
         if record.cost is not None:
             self.cost = DECIMAL_CONTEXT.add(self.cost, record.cost.total)
-            if any(part.startswith(UNPRICED_PREFIX) for part in record.cost.parts):
+            if record.cost.unpriced_tools:
                 self.unpriced_tool_calls += 1
         elif usage.known:
             self.unpriced += 1

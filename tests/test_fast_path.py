@@ -222,9 +222,9 @@ def test_records_read_after_every_request(reading: ReadingPlugin) -> None:
             record_response(fields, CONTEXT, (usage,), sent)
             assert usage.request_count == number + 1
 
-    for number, each in enumerate(usage.records):
-        assert each.sent_at == start + dt.timedelta(seconds=number)
-        tokens = (each.usage.input_tokens, each.usage.output_tokens)
+    for number, request in enumerate(usage.records):
+        assert request.sent_at == start + dt.timedelta(seconds=number)
+        tokens = (request.usage.input_tokens, request.usage.output_tokens)
         if number % 97 == 0:
             assert tokens[0] is None
         else:
@@ -240,9 +240,9 @@ def test_small_folds_share_chunks(reading: ReadingPlugin) -> None:
             record((usage,))
             assert usage.request_count > 0
 
-    kept = usage.ledger._kept
-    assert len(kept) == count
-    assert len(kept.chunks) <= count // FOLD_SIZE + 16
+    kept_requests = usage.ledger._kept
+    assert len(kept_requests) == count
+    assert len(kept_requests.chunks) <= count // FOLD_SIZE + 16
     assert usage.total_cost == count * ONE_REQUEST
 
 
@@ -257,9 +257,9 @@ def test_records_read_while_chunks_merge(reading: ReadingPlugin) -> None:
     def read_records(usage: UsageTracker) -> None:
         while not done.is_set():
             try:
-                for number, each in enumerate(usage.records):
-                    if each.usage.output_tokens != number:
-                        failures.append(f"record {number}: {each.usage}")
+                for number, record_read in enumerate(usage.records):
+                    if record_read.usage.output_tokens != number:
+                        failures.append(f"record {number}: {record_read.usage}")
                         return
             except Exception as error:
                 failures.append(repr(error))
@@ -281,7 +281,8 @@ def test_records_read_while_chunks_merge(reading: ReadingPlugin) -> None:
         sys.setswitchinterval(interval)
 
     assert failures == []
-    assert [each.usage.output_tokens for each in usage.records] == list(range(count))
+    outputs = [request.usage.output_tokens for request in usage.records]
+    assert outputs == list(range(count))
 
 
 def test_alternating_kinds_priced_separately(reading: ReadingPlugin) -> None:

@@ -198,6 +198,10 @@ def _observe_invoke(
     record_response(response if body is None else body, context, trackers, sent_at)
 
 
+# The size in bytes of each read of an InvokeModel body.
+_READ_SIZE = 64 * 1024
+
+
 def read_and_restore_body(response: dict[str, Any]) -> bytes | None:
     """Read an InvokeModel body and put an equivalent unread body in its place.
 
@@ -212,8 +216,8 @@ def read_and_restore_body(response: dict[str, Any]) -> bytes | None:
         return None
     pieces: list[bytes] = []
     try:
-        # In pieces, as a caller reading in pieces would, so that a body cut
-        # short fails with the error such a caller gets, after the same bytes.
+        # Reading in pieces keeps the bytes received before a cut, and gets the
+        # error that a caller reading in pieces gets.
         while piece := body.read(_READ_SIZE):
             pieces.append(piece)
     except Exception as error:  # the caller sees this error on read
@@ -222,9 +226,6 @@ def read_and_restore_body(response: dict[str, Any]) -> bytes | None:
     data = b"".join(pieces)
     response["body"] = StreamingBody(io.BytesIO(data), len(data))
     return data
-
-
-_READ_SIZE = 64 * 1024
 
 
 class FailedRead(io.RawIOBase):
