@@ -17,6 +17,7 @@ import gc
 import io
 import pstats
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -80,11 +81,16 @@ def llmfy_candidates(case: str) -> list[Candidate]:
 
     response, context = llmfy_inputs(case)
 
-    def tracked_round(keep_requests: bool, context_per_call: bool) -> RoundFactory:
+    def tracked_round(
+        keep_requests: bool, context_per_call: bool, sent_given: bool = True
+    ) -> RoundFactory:
         @contextlib.contextmanager
         def start() -> Iterator[Callable[[], Any]]:
             with llmfy_usage_tracker(keep_requests=keep_requests):
                 trackers = active_trackers()
+                # The instrumentation reads `time.time_ns()` as it sends the
+                # request and passes it: that read is part of the SDK call.
+                sent_at = time.time_ns() if sent_given else None
                 if context_per_call:
                     fields = (
                         context.provider,
@@ -93,10 +99,10 @@ def llmfy_candidates(case: str) -> list[Candidate]:
                         context.region,
                     )
                     yield lambda: record_response(
-                        response, CallContext(*fields), trackers
+                        response, CallContext(*fields), trackers, sent_at
                     )
                 else:
-                    yield lambda: record_response(response, context, trackers)
+                    yield lambda: record_response(response, context, trackers, sent_at)
 
         return start
 
@@ -127,12 +133,20 @@ def llmfy_candidates(case: str) -> list[Candidate]:
             "record_response (keeps every request)",
             tracked_round(True, False),
             cost,
+            "given the send time, as the instrumentation passes it",
         ),
         Candidate(
             "llmfy",
             "record_response, keep_requests=False",
             tracked_round(False, False),
             cost,
+        ),
+        Candidate(
+            "llmfy",
+            "record_response, sent_at=None",
+            tracked_round(True, False, sent_given=False),
+            cost,
+            "reads the clock itself, as when a caller passes no send time",
         ),
         Candidate(
             "llmfy",
@@ -533,11 +547,12 @@ def profile_llmfy(case: str) -> str:
     profiler = cProfile.Profile()
     with llmfy_usage_tracker():
         trackers = active_trackers()
+        sent_at = time.time_ns()
         for _ in range(1000):
-            record_response(response, context, trackers)
+            record_response(response, context, trackers, sent_at)
         profiler.enable()
         for _ in range(50_000):
-            record_response(response, context, trackers)
+            record_response(response, context, trackers, sent_at)
         profiler.disable()
     output = io.StringIO()
     stats = pstats.Stats(profiler, stream=output)

@@ -343,8 +343,38 @@ def test_send_time_in_nanoseconds(reading: ReadingPlugin) -> None:
 
 
 @pytest.mark.parametrize(
+    ("nanos", "moment"),
+    [
+        (10**17, dt.datetime(1973, 3, 3, 9, 46, 40, tzinfo=dt.UTC)),
+        (2**63 - 1, dt.datetime(2262, 4, 11, 23, 47, 16, 854775, tzinfo=dt.UTC)),
+        # Past the 64-bit range, kept as a datetime on the full path.
+        (2**63 + 10**9, dt.datetime(2262, 4, 11, 23, 47, 17, 854775, tzinfo=dt.UTC)),
+    ],
+)
+def test_send_time_in_nanoseconds_at_limits(
+    reading: ReadingPlugin, nanos: int, moment: dt.datetime
+) -> None:
+    with llmfy_usage_tracker() as usage:
+        for _ in range(3):
+            record_response(response(), CONTEXT, (usage,), nanos)
+
+    assert [each.sent_at for each in usage.records] == [moment] * 3
+    assert [each.fault for each in usage.records] == [None] * 3
+    assert usage.total_cost == 3 * ONE_REQUEST
+
+
+@pytest.mark.parametrize(
     "sent_at",
-    [True, "2026-12-04", 1.5e18, 1_796_419_800, 1_796_419_800_123, -1, 10**30],
+    [
+        True,
+        "2026-12-04",
+        1.5e18,
+        1_796_419_800,
+        1_796_419_800_123,
+        -1,
+        10**30,
+        10**17 - 1,
+    ],
 )
 def test_invalid_send_time_keeps_usage(
     reading: ReadingPlugin, sent_at: Any, caplog: pytest.LogCaptureFixture
@@ -455,6 +485,45 @@ def test_reader_result_not_counts_never_raises(reading: ReadingPlugin) -> None:
         assert usage.request_count == 3, result
         assert usage.input_tokens == 3 * 1370, result
         assert usage.total_cost == 3 * ONE_REQUEST, result
+
+
+@pytest.mark.parametrize("keep_requests", [True, False])
+@pytest.mark.parametrize(
+    "lengths",
+    [[13] * 5 + [12, 14] + [13] * 4, [12] * 11],
+    ids=["mixed", "all-short"],
+)
+def test_reader_counts_of_wrong_length_counted_unknown(
+    reading: ReadingPlugin, keep_requests: bool, lengths: list[int]
+) -> None:
+    # Counts one field short or long start like valid ones and get a slot.
+    # Each such request is counted with unknown usage, and the others in its
+    # batch keep their counts. The first request is read by usage_extract,
+    # the other 11 by the reader.
+    reading.llmfy_readers_check_counts = True
+    valid = reading.read
+    length_of_read = iter(lengths)
+
+    def read(response: Any, context: CallContext) -> Any:
+        counts = valid(response, context)
+        assert counts is not None
+        length = next(length_of_read)
+        return counts[:length] if length <= 13 else (*counts, 0)
+
+    reading.read = read  # type: ignore[method-assign]
+    with llmfy_usage_tracker(keep_requests=keep_requests) as usage:
+        record((usage,), 12)
+
+    bad = [length != 13 for length in [13, *lengths]]
+    good_requests = bad.count(False)
+    totals = usage.totals
+    assert usage.request_count == 12
+    assert totals.unknown_usage == 12 - good_requests
+    assert totals.faults == 12 - good_requests
+    assert usage.input_tokens == good_requests * 1370
+    assert usage.total_cost == good_requests * ONE_REQUEST
+    if keep_requests:
+        assert [record.fault is not None for record in usage.records] == bad
 
 
 def test_recording_call_folds_bounded_batch(reading: ReadingPlugin) -> None:
