@@ -4,9 +4,11 @@ What the plugins return is cached once per process (`PLUGIN_PRICES`), so a
 new tracker does not ask them again; each tracker's `PriceResolver` caches its
 final answers, overrides included. Both caches are keyed by provider, model
 ids, region, tier and batch flag (and the UTC day, when a plugin has dated
-prices), and both are dropped whenever plugins change, a plugin calls
-`invalidate_price_cache`, or a plugin's `llmfy_price_version()` changes. A
-request therefore normally costs one dictionary lookup.
+prices). The plugins' cache is also keyed by the model ids it asks the
+plugins for, which a tracker's deployment mapping changes. Both are dropped
+whenever plugins change, a plugin calls `invalidate_price_cache`, or a
+plugin's `llmfy_price_version()` changes. A request therefore normally costs
+one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -95,17 +97,22 @@ class PluginPrices:
         models: list[str],
         sent_at: dt.datetime | None,
     ) -> Resolution:
-        """Return the first plugin price for `models`, cached under `key`."""
+        """Return the first plugin price for `models`, cached under `key` and `models`.
+
+        A tracker's own deployment mapping changes the models to look up for
+        a request, so trackers with different mappings share no entry.
+        """
         # Kept in a local: when prices change during the lookup, its result
         # goes to the replaced cache, not to the new one.
         cache = self._cache
-        found = cache.get(key)
+        cache_key = (key, tuple(models))
+        found = cache.get(cache_key)
         if found is None:
             found = self._ask_plugins(usage, models, sent_at)
             if found.fault is None:
                 if len(cache) >= _CACHE_SIZE:
                     cache.clear()
-                cache[key] = found
+                cache[cache_key] = found
         return found
 
     def mapped_model(self, provider: str, model: str) -> str | None:

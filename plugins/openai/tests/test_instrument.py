@@ -805,6 +805,38 @@ def test_azure_mapping_against_served_model(
     assert record.cost.total == Decimal(expected)
 
 
+@pytest.mark.parametrize("mapped_first", [True, False])
+def test_azure_mapping_of_one_tracker_only(server, bodies, mapped_first):
+    # Deployment `prod` answers as gpt-4. One tracker maps it to gpt-4-turbo,
+    # the other leaves it alone, and neither price reaches the other tracker.
+    for _ in range(2):
+        server.add_json(
+            "/openai/deployments/prod/chat/completions",
+            bodies.chat(model="gpt-4", prompt=1000, completion=1000),
+        )
+    azure = openai.AzureOpenAI(
+        azure_endpoint=f"http://127.0.0.1:{server.port}",
+        api_key="test-key",
+        api_version="2024-10-21",
+        max_retries=0,
+    )
+    pricings = [{"prod": "gpt-4-turbo"}, {}]
+    if not mapped_first:
+        pricings.reverse()
+    costs = {}
+    try:
+        for pricing in pricings:
+            with llmfy_usage_tracker(openai_pricing=pricing) as usage:
+                azure.chat.completions.create(model="prod", messages=MESSAGES)
+            costs["mapped" if pricing else "unmapped"] = usage.total_cost
+    finally:
+        azure.close()
+
+    # gpt-4-turbo: 1000 x 10 + 1000 x 30 per million; gpt-4: 1000 x 30 + 1000 x 60.
+    assert costs["mapped"] == Decimal("0.04")
+    assert costs["unmapped"] == Decimal("0.09")
+
+
 # Faults and import
 
 

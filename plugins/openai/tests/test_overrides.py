@@ -118,6 +118,25 @@ def test_azure_deployment_alias():
     assert record.cost.total == Decimal("0.0000108")
 
 
+def test_deployment_alias_of_one_tracker_only():
+    # One deployment name mapped to two models by two trackers, and not at
+    # all by a third: each tracker prices it by its own mapping.
+    with llmfy_usage_tracker(openai_pricing={"prod": "gpt-4o"}) as first:
+        first_record = first.record("openai", "prod", 1_000_000, 0)
+    with llmfy_usage_tracker(openai_pricing={"prod": "gpt-4o-mini"}) as second:
+        second_record = second.record("openai", "prod", 1_000_000, 0)
+    with llmfy_usage_tracker() as third:
+        third_record = third.record("openai", "prod", 1_000_000, 0)
+
+    # 1M input tokens at 2.50 (gpt-4o) and 0.15 (gpt-4o-mini) per million.
+    assert first_record.cost is not None
+    assert first_record.cost.total == Decimal("2.5")
+    assert second_record.cost is not None
+    assert second_record.cost.total == Decimal("0.15")
+    assert third_record.price is None
+    assert third_record.cost is None
+
+
 def test_alias_to_override_entry():
     table = parse_override_table(
         {"prod": "house-model", "house-model": {"input": 1, "output": 1}}
