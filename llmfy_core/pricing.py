@@ -416,16 +416,40 @@ def tidy_decimal(value: Decimal) -> Decimal:
 def likely_typo(name: str, known: Iterable[str]) -> str | None:
     """Return the id in `known` that `name` misspells, if there is one.
 
-    A misspelling here is one edit on letters: a letter added, dropped or
-    replaced, or two neighbouring characters swapped (`gpt-4o-mnii`). An id
-    that differs in a digit is another version, not a misspelling, so
-    `gpt-5.7` does not match `gpt-5.6`, and one with a new last letter is a
-    variant, so `gpt-4v` does not match `gpt-4`.
+    A misspelling here is the same id in other letter case or with other
+    separators (`GPT-4o-mini`, `gpt4o-mini`, `us-east1`), or one edit on
+    letters: a letter added, dropped or replaced, or two neighbouring
+    characters swapped (`gpt-4o-mnii`). An id that differs in a digit is
+    another version, not a misspelling, so `gpt-5.7` does not match
+    `gpt-5.6`, and one with a new last letter is a variant, so `gpt-4v` does
+    not match `gpt-4`.
     """
+    known = list(known)
+    return same_id_spelled_otherwise(name, known) or next(
+        (
+            candidate
+            for candidate in known
+            if candidate != name and _one_letter_edit(name, candidate)
+        ),
+        None,
+    )
+
+
+def same_id_spelled_otherwise(name: str, known: Iterable[str]) -> str | None:
+    """Return the id in `known` that `name` spells in other case or separators."""
+    bare = _bare_id(name)
     for candidate in known:
-        if candidate != name and _one_letter_edit(name, candidate):
+        if candidate != name and _bare_id(candidate) == bare:
             return candidate
     return None
+
+
+def _bare_id(name: str) -> str:
+    """Return `name` in lower case without the separators `-`, `_`, `.` and spaces."""
+    return name.casefold().translate(_SEPARATORS)
+
+
+_SEPARATORS = str.maketrans("", "", "-_. ")
 
 
 def warn_if_misspelt(

@@ -367,6 +367,23 @@ def test_misspelt_region_exits_2(
     assert "Did you mean us-east-1?" in err
 
 
+@pytest.mark.parametrize("region", ["us-east1", "useast1", "US-EAST-1", "us_east_1"])
+@pytest.mark.parametrize("command", ["prices", "cost"])
+def test_region_with_other_separators_exits_2(
+    capsys: pytest.CaptureFixture[str], region: str, command: str
+) -> None:
+    if command == "cost":
+        args = ["amazon.nova-lite-v1:0", "--input", "1", "--output", "1"]
+    else:
+        args = ["--model", "amazon.nova-lite-v1:0"]
+    code, out, err = run(capsys, command, *args, "--region", region)
+
+    assert code == 2
+    assert out == ""
+    assert f"in region {region!r}" in err
+    assert "Did you mean us-east-1?" in err
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -327,6 +327,12 @@ KNOWN_IDS = ["gpt-4o", "gpt-4o-mini", "gpt-5.6"]
         ("gpt-5.66", None),
         ("gpt-4oo", "gpt-4o"),
         ("gpt-4", None),
+        ("GPT-4o-mini", "gpt-4o-mini"),
+        ("gpt4o-mini", "gpt-4o-mini"),
+        ("gpt_4o_mini", "gpt-4o-mini"),
+        ("GPT-5.6", "gpt-5.6"),
+        ("gpt-56", "gpt-5.6"),
+        ("GPT-5.7", None),
     ],
 )
 def test_likely_typo_finds_misspelling(name: str, expected: str | None) -> None:

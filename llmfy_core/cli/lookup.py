@@ -13,7 +13,13 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from llmfy_core.pricing import BATCH_TIER, SERVICE_TIERS, STANDARD_TIERS, likely_typo
+from llmfy_core.pricing import (
+    BATCH_TIER,
+    SERVICE_TIERS,
+    STANDARD_TIERS,
+    likely_typo,
+    same_id_spelled_otherwise,
+)
 from llmfy_core.ranks import PriceRank
 from llmfy_core.resolver import PriceResolver, Resolution
 
@@ -231,7 +237,9 @@ def check_region(region: str | None, provider: str | None, known: KnownPrices) -
     # Only regions of the same area (`us`, `ap`...) are compared: `af-south-1`
     # and `ap-south-1` are both real AWS Regions, one letter apart.
     area = region.partition("-")[0] + "-"
-    meant = likely_typo(region, [each for each in listed if each.startswith(area)])
+    meant = likely_typo(
+        region, [each for each in listed if each.startswith(area)]
+    ) or same_id_spelled_otherwise(region, listed)
     if meant is None:
         return
     provider_names = " or ".join(regional)

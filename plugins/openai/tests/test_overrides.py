@@ -315,6 +315,17 @@ def test_unit_warnings_point_at_caller():
     assert warned[1].filename == __file__
 
 
+@pytest.mark.parametrize("key", ["GPT-4o-mini", "gpt4o-mini", "gpt_4o_mini"])
+def test_model_key_in_other_case_or_separators_warns(key: str):
+    with pytest.warns(PricingWarning) as warned:
+        llmfy_usage_tracker(openai_pricing={key: {"input": 1, "output": 2}})
+
+    messages = [str(warning.message) for warning in warned]
+    assert len(messages) == 1
+    assert f"{key!r}" in messages[0]
+    assert "Did you mean 'gpt-4o-mini'?" in messages[0]
+
+
 def test_misspelt_model_key_warns():
     table = {
         "gpt-4o-mnii": {"input": 1, "output": 2},

@@ -251,13 +251,14 @@ def test_cache_write_cost():
     assert record.cost.total == Decimal("0.025235")
 
 
-def test_unpriced_misspelt_model_suggests_listed():
+@pytest.mark.parametrize("model", ["gpt-4o-mnii", "GPT4o-Mini"])
+def test_unpriced_misspelt_model_suggests_listed(model: str):
     with llmfy_usage_tracker() as usage:
         with pytest.warns(PricingWarning) as warned:
-            usage.record("openai", "gpt-4o-mnii", 1000, 100)
+            usage.record("openai", model, 1000, 100)
 
     message = str(warned[0].message)
-    assert "No price for openai model 'gpt-4o-mnii'" in message
+    assert f"No price for openai model {model!r}" in message
     assert "Did you mean 'gpt-4o-mini'?" in message
     assert usage.records[0].cost is None
 
