@@ -8,6 +8,7 @@ record, and the request is still recorded with what could be read.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import threading
 import time
 import weakref
@@ -72,6 +73,8 @@ __all__ = [
 _state_lock = threading.RLock()
 _instrumented: dict[int, str | None] = {}
 _instrumented_stamp: tuple[int, int] | None = None
+# The providers whose calls the loaded plugins count, as of `_instrumented_stamp`.
+_counted_providers: frozenset[str] = frozenset()
 _warned_no_provider = False
 
 # A plugin's usage reader: the provider it reads, the reader, and the
@@ -92,7 +95,7 @@ _recorded_impls: list[Any] = []
 
 def ensure_instrumented() -> None:
     """Let every provider plugin install its instrumentation, once per plugin."""
-    global _instrumented_stamp, _warned_no_provider
+    global _counted_providers, _instrumented_stamp, _warned_no_provider
     registry = get_registry()
     stamp = (id(registry), registry.generation)
     if stamp == _instrumented_stamp:
@@ -112,6 +115,7 @@ def ensure_instrumented() -> None:
                     name = registry.manager.get_name(impl.plugin)
                     logger.warning("plugin %s failed to instrument: %r", name, error)
             providers.append(_instrumented[key])
+        _counted_providers = frozenset(filter(None, providers))
         _instrumented_stamp = stamp
         if any(providers) or _warned_no_provider:
             return
@@ -123,6 +127,44 @@ def ensure_instrumented() -> None:
     )
     logger.warning("%s", message)
     emit_warning(PluginWarning(message), stacklevel=3)
+
+
+# The SDK module whose calls each provider's plugin counts, and its install name.
+_PROVIDER_SDKS = {
+    "openai": ("openai", "llmfy-openai"),
+    "bedrock": ("botocore", "llmfy-bedrock"),
+}
+_warned_sdks: set[str] = set()
+
+
+def warn_uninstrumented_sdks(tracker: UsageTracker) -> None:
+    """Warn once per SDK that is imported while no loaded plugin counts its calls.
+
+    A tracker calls this as it exits. The warning comes only when the
+    tracker recorded no request, which is what a user sees when the
+    provider's plugin is not installed.
+    """
+    uncounted = [
+        provider
+        for provider, (module, _) in _PROVIDER_SDKS.items()
+        if provider not in _counted_providers
+        and provider not in _warned_sdks
+        and module in sys.modules
+    ]
+    if not uncounted or tracker.request_count:
+        return
+    for provider in uncounted:
+        module, distribution = _PROVIDER_SDKS[provider]
+        _warned_sdks.add(provider)
+        message = (
+            f"The tracker counted no request. The {module} package is imported, "
+            f"but no loaded llmfy plugin counts {provider} calls, so they go "
+            f"uncounted. Install the {distribution} distribution (pip install "
+            f"plugins/{provider} in a checkout of llmfy), and check LLMFY_PLUGINS, "
+            "LLMFY_DISABLED_PLUGINS and LLMFY_DISABLE_PLUGIN_AUTOLOAD."
+        )
+        logger.warning("%s", message)
+        emit_warning(PluginWarning(message), stacklevel=3)
 
 
 def unknown_usage(context: CallContext, **fields: Any) -> Usage:

@@ -146,6 +146,10 @@ class UsageTracker:
                 break
         with self._lock:
             self._depth = max(self._depth - 1, 0)
+        if exc_type is None and not self._depth:
+            from llmfy_core.recording import warn_uninstrumented_sdks
+
+            warn_uninstrumented_sdks(self)
 
     async def __aenter__(self) -> UsageTracker:
         return self.__enter__()

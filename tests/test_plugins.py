@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -321,6 +322,30 @@ def test_request_recorded_fault_isolated(provider: ProviderPlugin) -> None:
         usage.record("openai", "gpt-4o-mini", 5, 5)
 
     assert usage.request_count == 1
+
+
+def test_uncounted_sdk_warns_when_nothing_counted(
+    provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmfy_core.recording as recording
+
+    # The test provider counts `openai` calls; nothing counts Bedrock's.
+    monkeypatch.setattr(recording, "_warned_sdks", set())
+    # Stand-ins where the SDKs are not imported yet: only the names are read.
+    for module in ("openai", "botocore"):
+        monkeypatch.setitem(sys.modules, module, sys.modules.get(module, sys))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with llmfy_usage_tracker() as counted:
+            counted.record("openai", "gpt-4o-mini", 5, 5)
+        for _ in range(2):
+            with llmfy_usage_tracker():
+                pass
+
+    messages = [str(warning.message) for warning in caught]
+    assert len(messages) == 1
+    assert "no loaded llmfy plugin counts bedrock calls" in messages[0]
 
 
 def test_no_provider_plugin_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:

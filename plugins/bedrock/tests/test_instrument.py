@@ -850,6 +850,42 @@ def run_script(script: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_call_without_plugin_warns(
+    bedrock_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when llmfy-bedrock is not installed: the call is not counted, and the
+    # tracker that counted nothing says why, once per process.
+    monkeypatch.setenv("LLMFY_DISABLED_PLUGINS", "bedrock")
+    for _ in range(2):
+        bedrock_server.queue_json(converse_body({"inputTokens": 5, "outputTokens": 2}))
+    script = (
+        "import warnings\n"
+        "import boto3\n"
+        "from llmfy_core import llmfy_usage_tracker\n"
+        "client = boto3.client('bedrock-runtime', region_name='us-east-1', "
+        f"endpoint_url={bedrock_server.url!r})\n"
+        "messages = [{'role': 'user', 'content': [{'text': 'Hi'}]}]\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    for _ in range(2):\n"
+        "        with llmfy_usage_tracker() as usage:\n"
+        "            client.converse(modelId='amazon.nova-lite-v1:0', "
+        "messages=messages)\n"
+        "        print(usage.request_count)\n"
+        "for warning in caught:\n"
+        "    print(warning.category.__name__, warning.message)\n"
+    )
+    result = run_script(script)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["0", "0"]
+    assert len(lines) == 3
+    assert lines[2].startswith("PluginWarning The tracker counted no request.")
+    assert "no loaded llmfy plugin counts bedrock calls" in lines[2]
+    assert "pip install plugins/bedrock" in lines[2]
+
+
 def test_install_does_not_import_botocore() -> None:
     script = (
         "import sys\n"
