@@ -265,6 +265,9 @@ def main() -> int:
 
     RESULTS_DIR.mkdir(exist_ok=True)
     name = "quick" if args.quick else "full"
+    if set(chosen) != set(SECTIONS):
+        # A run of some sections does not replace the last run of all of them.
+        name += "-some"
     (RESULTS_DIR / f"last-{name}.json").write_text(json.dumps(results, indent=1))
     print_results(results, args.markdown)
     return 1 if results["failed"] else 0
