@@ -24,8 +24,9 @@ import attrs
 from llmfy_core.errors import PricingWarning, emit_warning
 from llmfy_core.logs import get_logger
 from llmfy_core.model import MILLION, Price, Unpriced, Usage
-from llmfy_core.plugins import CHANGES, get_registry
+from llmfy_core.plugins import CHANGES, get_registry, price_rank_of
 from llmfy_core.pricing import PriceTable, format_decimal, format_ratio
+from llmfy_core.ranks import PriceRank
 
 logger = get_logger("llmfy.tracker")
 
@@ -192,7 +193,8 @@ class PluginPrices:
             "batch": usage.batch,
             "requested_at": sent_at,
         }
-        for name, impl in self._lookups:
+        lookups = self._lookups
+        for position, (name, impl) in enumerate(lookups):
             for model in models:
                 arguments["model"] = model
                 try:
@@ -208,6 +210,16 @@ class PluginPrices:
                     )
                     break
                 if isinstance(found, Price):
+                    if price_rank_of(impl.plugin) > PriceRank.PROVIDER:
+                        published = _first_price(lookups[position + 1 :], arguments)
+                        if published is not None:
+                            fix = (
+                                f"Check the unit of plugin {name}'s price"
+                                + (f" in {found.source}" if found.source else "")
+                                + ": give its `price_per_tokens` when the prices "
+                                "are for another number of tokens."
+                            )
+                            _check_unit(usage, model, found, published, fix)
                     return Resolution(found, name, None, fault)
                 if isinstance(found, Unpriced):
                     if found.final:
@@ -347,11 +359,51 @@ def _models_to_price(usage: Usage, overrides: PriceTable | None) -> list[str]:
     return [served, mapped, requested]
 
 
+def _first_price(
+    lookups: list[tuple[str, Any]], arguments: dict[str, Any]
+) -> Price | None:
+    """Return the first `Price` that `lookups` give for `arguments`, quietly.
+
+    It serves a plausibility check only, so a plugin that raises is skipped.
+    """
+    for _, impl in lookups:
+        try:
+            found = impl.function(*[arguments[arg] for arg in impl.argnames])
+        except Exception:
+            continue
+        if isinstance(found, Price):
+            return found
+    return None
+
+
 def _check_override_unit(
     usage: Usage, model: str, override: Price, published: Price
 ) -> None:
     """Warn when an override price is off from the published one by a unit factor."""
-    given = override.input * MILLION / override.price_per_tokens
+    _check_unit(
+        usage,
+        model,
+        override,
+        published,
+        f"Check the unit of {usage.provider}_pricing=: give `price_per_tokens` "
+        "when the prices are for another number of tokens.",
+        kind="override",
+    )
+
+
+def _check_unit(
+    usage: Usage,
+    model: str,
+    price: Price,
+    published: Price,
+    fix: str,
+    kind: str = "organization",
+) -> None:
+    """Warn when a price is off from the published one by a unit factor.
+
+    `fix` is the message's last sentence, and `kind` names the price.
+    """
+    given = price.input * MILLION / price.price_per_tokens
     known = published.input * MILLION / published.price_per_tokens
     if not given or not known:
         return
@@ -359,14 +411,12 @@ def _check_override_unit(
     if 1 / _UNIT_MISTAKE_RATIO < ratio < _UNIT_MISTAKE_RATIO:
         return
     message = (
-        f"The override input price for {usage.provider} model {model!r} is "
-        f"{format_decimal(override.input)} USD per {override.price_per_tokens:,} "
+        f"The {kind} input price for {usage.provider} model {model!r} is "
+        f"{format_decimal(price.input)} USD per {price.price_per_tokens:,} "
         f"tokens, which is {format_decimal(given)} USD per million tokens and "
         f"{format_ratio(ratio)} times the published price of "
         f"{format_decimal(known)} USD per million, from "
-        f"{published.source or 'a bundled table'}. Check the unit of "
-        f"{usage.provider}_pricing=: give `price_per_tokens` when the prices are "
-        "for another number of tokens."
+        f"{published.source or 'a bundled table'}. {fix}"
     )
     logger.warning("%s", message)
     emit_warning(PricingWarning(message), stacklevel=2)

@@ -398,6 +398,55 @@ def test_implausible_price_warns_and_loads(write_file: WriteFile) -> None:
     assert price.input == Decimal(5000)
 
 
+@pytest.mark.parametrize(
+    ("entry", "provider", "model", "region", "ratio"),
+    [
+        # gpt-4o-mini's per-1,000 prices written as per million: 0.00015
+        # against the bundled 0.15 per million is a thousandth.
+        (
+            ENTRY + "input = 0.00015\noutput = 0.0006\n",
+            "openai",
+            "gpt-4o-mini",
+            None,
+            " 0.001 times the published price ",
+        ),
+        # Nova Lite's per-million prices (0.06 and 0.24 in us-east-1) marked
+        # as per 1,000 tokens: 60 USD per million, 1,000 times the price.
+        (
+            "[[providers.bedrock.prices]]\n"
+            'model = "amazon.nova-lite-v1:0"\n'
+            'unit = "usd_per_thousand_tokens"\n'
+            "input = 0.06\noutput = 0.24\n",
+            "bedrock",
+            "amazon.nova-lite-v1:0",
+            "us-east-1",
+            " 1,000 times the published price ",
+        ),
+    ],
+)
+def test_price_in_wrong_unit_warns_on_use(
+    write_file: WriteFile,
+    monkeypatch: pytest.MonkeyPatch,
+    entry: str,
+    provider: str,
+    model: str,
+    region: str | None,
+    ratio: str,
+) -> None:
+    path = write_file("prices.toml", entry)
+    monkeypatch.setenv(ENV_VAR, str(path))
+
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(PricingWarning) as caught:
+            record = usage.record(provider, model, 1000, 100, region=region)
+
+    messages = [str(warning.message) for warning in caught]
+    assert len(messages) == 1
+    assert ratio in messages[0]
+    assert "Check the unit of plugin pricing-file's price" in messages[0]
+    assert record.price_origin == "pricing-file"
+
+
 def test_warning_as_error_rejects_file(
     write_file: WriteFile,
     monkeypatch: pytest.MonkeyPatch,
