@@ -24,6 +24,12 @@ from llmfy_core.ranks import PriceRank
 logger = get_logger("llmfy.plugins")
 
 ENTRY_POINT_GROUP = "llmfy"
+# How to install the provider plugins, for messages that find none: they are
+# installed from a checkout of the repository, as the README shows.
+PROVIDER_INSTALL_HINT = (
+    "from a checkout of the llmfy repository, such as llmfy-openai and "
+    "llmfy-bedrock with `pip install ./plugins/openai ./plugins/bedrock`"
+)
 
 _TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 

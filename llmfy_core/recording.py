@@ -37,7 +37,7 @@ from llmfy_core.model import (
     UsageCounts,
     usage_from_counts,
 )
-from llmfy_core.plugins import CHANGES, get_registry
+from llmfy_core.plugins import CHANGES, PROVIDER_INSTALL_HINT, get_registry
 from llmfy_core.resolver import PLUGIN_PRICES, Resolution
 from llmfy_core.tracker import UsageTracker, active_trackers, as_utc
 
@@ -122,8 +122,8 @@ def ensure_instrumented() -> None:
         _warned_no_provider = True
     message = (
         "No llmfy provider plugin is loaded, so no LLM call will be counted. "
-        "Install one, such as `pip install llmfy-openai llmfy-bedrock`, and check "
-        "LLMFY_PLUGINS, LLMFY_DISABLED_PLUGINS and LLMFY_DISABLE_PLUGIN_AUTOLOAD."
+        f"Install one {PROVIDER_INSTALL_HINT}, and check LLMFY_PLUGINS, "
+        "LLMFY_DISABLED_PLUGINS and LLMFY_DISABLE_PLUGIN_AUTOLOAD."
     )
     logger.warning("%s", message)
     emit_warning(PluginWarning(message), stacklevel=3)

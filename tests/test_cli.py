@@ -25,7 +25,7 @@ from llmfy_openai.overrides import SERVICE_TIERS as OPENAI_PRICING_TIERS
 from llmfy_openai.overrides import parse_override_table
 
 import llmfy_core
-from llmfy_core import CatalogEntry, Price, PriceKey, PriceRank, hookimpl
+from llmfy_core import CatalogEntry, Price, PriceKey, PriceRank, discovery, hookimpl
 from llmfy_core.cli import main
 from llmfy_core.cli.progress import Progress
 
@@ -144,6 +144,20 @@ def test_plugins_lists_provider_plugins(capsys: pytest.CaptureFixture[str]) -> N
     assert "llmfy-openai" in out
     assert "llmfy-bedrock" in out
     assert "PROVIDER" in out
+
+
+def test_plugins_none_installed_hint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(discovery, "entry_points", lambda group: [])
+    llmfy_core.load_plugins()
+
+    code, out, _ = run(capsys, "plugins")
+
+    assert code == 0
+    assert "No llmfy plugin is installed" in out
+    assert "pip install ./plugins/openai ./plugins/bedrock" in out
+    assert "pip install llmfy-openai" not in out
 
 
 def test_plugins_json_names_hooks(capsys: pytest.CaptureFixture[str]) -> None:

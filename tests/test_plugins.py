@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import tomllib
 import warnings
 from collections.abc import Iterator
 from decimal import Decimal
@@ -20,9 +21,12 @@ from llmfy_core import (
     hookimpl,
     llmfy_usage_tracker,
 )
+from llmfy_core.plugins import PROVIDER_INSTALL_HINT
 
 from .conftest import ProviderPlugin
 from .distributions import install_distribution
+
+ROOT = Path(__file__).resolve().parent.parent
 
 COMPANY_PRICES = """
 from decimal import Decimal
@@ -359,3 +363,33 @@ def test_no_provider_plugin_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
             pass
     with llmfy_usage_tracker():
         pass
+
+
+def test_no_provider_warning_install_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import llmfy_core.recording as recording
+
+    monkeypatch.setattr(recording, "_warned_no_provider", False)
+    llmfy_core.load_plugins(autoload=False)
+
+    with pytest.warns(PluginWarning) as warned:
+        with llmfy_usage_tracker():
+            pass
+
+    message = str(warned[0].message)
+    assert "pip install ./plugins/openai ./plugins/bedrock" in message
+    assert "pip install llmfy-openai" not in message
+
+
+@pytest.mark.parametrize(
+    ("folder", "distribution"),
+    [("openai", "llmfy-openai"), ("bedrock", "llmfy-bedrock")],
+)
+def test_install_hint_names_real_folders(folder: str, distribution: str) -> None:
+    pyproject = ROOT / "plugins" / folder / "pyproject.toml"
+    project = tomllib.loads(pyproject.read_text())["project"]
+
+    assert f"./plugins/{folder}" in PROVIDER_INSTALL_HINT
+    assert distribution in PROVIDER_INSTALL_HINT
+    assert project["name"] == distribution

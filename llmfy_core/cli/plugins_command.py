@@ -12,6 +12,7 @@ import attrs
 from llmfy_core import discovery
 from llmfy_core.plugins import (
     ENTRY_POINT_GROUP,
+    PROVIDER_INSTALL_HINT,
     PluginInfo,
     get_registry,
     hook_order,
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if not infos and not loading.installed:
         notes = [
             "No llmfy plugin is installed, so no LLM call is counted. Install a "
-            "provider plugin, such as `pip install llmfy-openai llmfy-bedrock`."
+            f"provider plugin {PROVIDER_INSTALL_HINT}."
         ]
     elif not infos and loading.autoload:
         notes.insert(0, "No llmfy plugin was loaded, so no LLM call is counted.")
