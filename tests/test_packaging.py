@@ -3,7 +3,9 @@
 An editable install reads the source tree, so a package left out of a
 `pyproject.toml` goes unnoticed by the other tests. Here pip builds and
 installs each distribution from a copy of its sources into a folder, and
-the installed files must be the source files of its packages.
+the installed files must be the source files of its packages. Every
+distribution that requires the core, the example plugins of the docs
+included, must exclude the versions of the unrelated `llmfy` on PyPI.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import attrs
 import pluggy
 import pytest
+from packaging.requirements import Requirement
+
+import llmfy_core
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_SUFFIXES = {".py", ".json", ".toml", ".typed"}
@@ -28,6 +34,18 @@ DISTRIBUTIONS = {
         if (plugin / "pyproject.toml").is_file()
     },
 }
+
+# Every distribution that requires the core, the documented example plugins
+# included.
+DEPENDENT_PYPROJECTS = sorted(
+    [
+        *ROOT.glob("plugins/*/pyproject.toml"),
+        *ROOT.glob("docs/examples/*/pyproject.toml"),
+    ]
+)
+# Versions of the unrelated project named `llmfy` on PyPI: `pip index versions
+# llmfy` listed 0.3.1 to 0.11.0 in December 2026.
+PYPI_NAMESAKE_VERSIONS = ("0.3.1", "0.11.0")
 
 
 def source_files(root: Path, packages: list[str]) -> set[str]:
@@ -103,3 +121,17 @@ def test_installed_core_runs_the_command(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "usage: llmfy" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "pyproject", DEPENDENT_PYPROJECTS, ids=lambda path: path.parent.name
+)
+def test_core_requirement_excludes_pypi_namesake(pyproject: Path) -> None:
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    requirements = [Requirement(each) for each in dependencies]
+    core = [each for each in requirements if each.name == "llmfy"]
+
+    assert len(core) == 1
+    assert core[0].specifier.contains(llmfy_core.__version__)
+    for version in PYPI_NAMESAKE_VERSIONS:
+        assert not core[0].specifier.contains(version), version
