@@ -129,6 +129,14 @@ def ensure_instrumented() -> None:
     emit_warning(PluginWarning(message), stacklevel=3)
 
 
+def instrumented_providers() -> set[str]:
+    """Return the providers whose loaded plugins installed their instrumentation."""
+    hook = get_registry().manager.hook.provider_instrument
+    with _state_lock:
+        found = (_instrumented.get(id(impl.plugin)) for impl in hook.get_hookimpls())
+        return {provider for provider in found if provider}
+
+
 # The SDK module whose calls each provider's plugin counts, and its install name.
 _PROVIDER_SDKS = {
     "openai": ("openai", "llmfy-openai"),

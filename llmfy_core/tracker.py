@@ -29,7 +29,7 @@ from llmfy_core.ledger import Ledger, build_record
 from llmfy_core.logs import get_logger
 from llmfy_core.model import SUBSET_PARENTS, Price, RequestRecord, Usage
 from llmfy_core.plugins import CHANGES, PluginRegistry, get_registry
-from llmfy_core.pricing import PriceTable, likely_typo, tidy_decimal
+from llmfy_core.pricing import CatalogEntry, PriceTable, likely_typo, tidy_decimal
 from llmfy_core.resolver import PLUGIN_PRICES, PriceResolver, Resolution
 from llmfy_core.totals import ModelTotals
 
@@ -344,8 +344,7 @@ class UsageTracker:
 
     def _warn_unpriced(self, usage: Usage, reason: str | None) -> None:
         region = f" in region {usage.region!r}" if usage.region else ""
-        close = _listed_model_like(usage.provider, usage.model)
-        guess = f" Did you mean {close!r}?" if close else ""
+        guess = _misspelling_question(usage.provider, usage.model)
         message = (
             f"No price for {usage.provider} model {usage.model!r}{region}; its "
             f"requests are counted with an unknown cost.{guess} "
@@ -359,9 +358,8 @@ class UsageTracker:
         message = (
             f"The price of {usage.provider} model {usage.model!r}{source} has no "
             f"{kind!r} rate, so {kind} tokens are charged at the "
-            f"{SUBSET_PARENTS[kind]} rate and the cost is an estimate. Give the "
-            f"rate as {kind!r} in the model's entry of {usage.provider}_pricing=, "
-            "in the unit of its 'input' price."
+            f"{SUBSET_PARENTS[kind]} rate and the cost is an estimate. "
+            + _how_to_add_rate(usage.provider, kind)
         )
         logger.warning("%s", message)
         emit_warning(PricingWarning(message), stacklevel=3)
@@ -614,24 +612,50 @@ def _check_parts(
         )
 
 
-def _listed_model_like(provider: str, model: str) -> str | None:
-    """Return the model id that pricing plugins list and `model` misspells, if any."""
+def _misspelling_question(provider: str, model: str) -> str:
+    """Return " Did you mean ...?" naming the model id or provider misspelt, or "".
+
+    A provider that pricing plugins list models for is known, so only its
+    model id is compared. Otherwise the provider is compared with the known
+    ones: those instrumented and those that pricing plugins list.
+    """
+    entries = _catalog_entries(provider)
+    if entries is None:
+        return ""
+    models = {entry.key.model for entry in entries if entry.provider == provider}
+    if models:
+        # A listed model has only its price for this tier, batch or region missing.
+        close = None if model in models else likely_typo(model, sorted(models))
+        return f" Did you mean {close!r}?" if close else ""
+    known = _known_providers()
+    if provider in known:
+        return ""
+    close = likely_typo(provider, sorted(known))
+    return f" Did you mean provider {close!r}?" if close else ""
+
+
+def _catalog_entries(provider: str | None) -> list[CatalogEntry] | None:
+    """Return the prices that plugins list for `provider` (None: every provider).
+
+    Returns None when a plugin's `price_catalog` fails, which is logged.
+    """
     try:
         listings = get_registry().manager.hook.price_catalog(provider=provider)
-        models = {
-            entry.key.model
-            for entries in listings
-            if entries is not None
-            for entry in entries
-            if entry.provider == provider
-        }
+        return [
+            entry for entries in listings if entries is not None for entry in entries
+        ]
     except Exception as error:
-        logger.warning("listing the %s prices failed: %r", provider, error)
+        listed = provider or "every provider"
+        logger.warning("listing the prices of %s failed: %r", listed, error)
         return None
-    if model in models:
-        # Listed: only its price for this tier, batch or region is missing.
-        return None
-    return likely_typo(model, sorted(models))
+
+
+def _known_providers() -> set[str]:
+    """Return the providers that plugins instrument or list prices for."""
+    from llmfy_core.recording import instrumented_providers
+
+    entries = _catalog_entries(None) or []
+    return instrumented_providers() | {entry.provider for entry in entries}
 
 
 # How many streams a tracker lists before it first drops the recorded ones.
@@ -655,10 +679,41 @@ def _open_streams(streams: list[weakref.ref[Any]]) -> list[weakref.ref[Any]]:
 
 
 def _how_to_add_price(provider: str, model: str) -> str:
+    if reads_pricing_tables(provider):
+        return (
+            f"Add it with llmfy_usage_tracker({provider}_pricing={{{model!r}: "
+            "{'input': ..., 'output': ...}}), or install a pricing plugin."
+        )
     return (
-        f"Add it with llmfy_usage_tracker({provider}_pricing={{{model!r}: "
-        "{'input': ..., 'output': ...}}), or install a pricing plugin."
+        f"No installed plugin reads {provider}_pricing= tables, so add the price "
+        "to an organisation's price file (llmfy-pricing-file) or return it from "
+        "a pricing plugin's price_lookup."
     )
+
+
+def _how_to_add_rate(provider: str, kind: str) -> str:
+    if reads_pricing_tables(provider):
+        return (
+            f"Give the rate as {kind!r} in the model's entry of {provider}_pricing=, "
+            "in the unit of its 'input' price."
+        )
+    return (
+        f"No installed plugin reads {provider}_pricing= tables, so give the rate "
+        f"as {kind!r} in the `other` rates of the Price that a pricing plugin's "
+        "price_lookup returns."
+    )
+
+
+def reads_pricing_tables(provider: str) -> bool:
+    """Return True when a loaded plugin reads `<provider>_pricing=` tables.
+
+    Hints on adding a price offer that keyword only then.
+    """
+    try:
+        return _parse_with_plugins(get_registry(), provider, {}) is not None
+    except (PricingTableError, Warning):
+        # The provider's plugin read the empty table, and rejected it.
+        return True
 
 
 def llmfy_usage_tracker(

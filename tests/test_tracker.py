@@ -668,3 +668,88 @@ def test_unpriced_warning_suggests_misspelt_only(
         assert "Did you mean" not in message
     else:
         assert suggestion in message
+
+
+class CatalogOnly:
+    """A pricing plugin that only lists prices, of one provider."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+
+    @hookimpl
+    def price_catalog(self, provider: str | None) -> list[CatalogEntry]:
+        price = Price(Decimal(1), Decimal(1))
+        return [CatalogEntry(self.provider, PriceKey("listed-model"), price)]
+
+
+def unpriced_warning(provider: str, model: str = "some-model") -> str:
+    """Record one request by hand and return the PricingWarning's message."""
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(PricingWarning) as warned:
+            usage.record(provider, model, 10, 10)
+
+    assert len(warned) == 1
+    return str(warned[0].message)
+
+
+def test_unpriced_warning_offers_existing_keyword(provider: ProviderPlugin) -> None:
+    message = unpriced_warning("openai")
+    # The keyword the warning offers is accepted.
+    table = {"some-model": {"input": 1, "output": 1}}
+
+    with llmfy_usage_tracker(openai_pricing=table) as usage:
+        usage.record("openai", "some-model", 10, 10)
+
+    assert "llmfy_usage_tracker(openai_pricing={'some-model'" in message
+    assert usage.cost_complete
+
+
+def test_unpriced_warning_no_keyword_names_price_file(
+    provider: ProviderPlugin,
+) -> None:
+    message = unpriced_warning("mistral")
+
+    with pytest.raises(UnknownProviderError):
+        llmfy_usage_tracker(mistral_pricing={"some-model": {"input": 1, "output": 1}})
+    assert "llmfy_usage_tracker(mistral_pricing" not in message
+    assert "No installed plugin reads mistral_pricing= tables" in message
+    assert "price file (llmfy-pricing-file)" in message
+    assert "Did you mean" not in message
+
+
+@pytest.mark.parametrize(
+    ("misspelt", "meant"),
+    [
+        # openai is instrumented by the test provider plugin.
+        ("opeani", "openai"),
+        # mistral has prices listed by a pricing plugin only.
+        ("mistrla", "mistral"),
+    ],
+)
+def test_unpriced_warning_flags_misspelt_provider(
+    provider: ProviderPlugin, misspelt: str, meant: str
+) -> None:
+    llmfy_core.register_plugin(CatalogOnly("mistral"), "mistral-catalog")
+
+    message = unpriced_warning(misspelt, "gpt-4o-mini")
+
+    assert f"Did you mean provider {meant!r}?" in message
+    assert f"llmfy_usage_tracker({misspelt}_pricing" not in message
+
+
+def test_missing_rate_warning_no_keyword(provider: ProviderPlugin) -> None:
+    class MistralPrices:
+        @hookimpl
+        def price_lookup(self, provider: str) -> Price | None:
+            return Price(Decimal(1), Decimal(1)) if provider == "mistral" else None
+
+    llmfy_core.register_plugin(MistralPrices(), "mistral-prices")
+
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(PricingWarning) as warned:
+            usage.record("mistral", "voxtral", 10, 10, other_tokens={"input_audio": 5})
+
+    message = str(warned[0].message)
+    assert "has no 'input_audio' rate" in message
+    assert "mistral_pricing=," not in message
+    assert "the `other` rates of the Price" in message

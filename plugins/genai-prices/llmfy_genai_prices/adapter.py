@@ -21,6 +21,7 @@ from genai_prices import types as gp
 
 from llmfy_core import CatalogEntry, LongContextTier, Price, PriceKey, Unpriced
 from llmfy_core.pricing import DECIMAL_CONTEXT, STANDARD_TIERS
+from llmfy_core.tracker import reads_pricing_tables
 
 # llmfy provider names whose genai-prices provider id differs. Any other name
 # is looked up as a genai-prices provider id of the same spelling.
@@ -78,8 +79,8 @@ def lookup(
     if _varies_by_time_of_day(info):
         return Unpriced(
             f"{database} prices {provider} model {model!r} by the time of day, which "
-            "llmfy's price cache (one price per day) cannot follow. Add the price "
-            f"with llmfy_usage_tracker({provider}_pricing=...) or a price file."
+            "llmfy's price cache (one price per day) cannot follow. "
+            + _how_to_add_price(provider)
         )
     context: dict[str, str] = {}
     if service_tier is not None and service_tier not in STANDARD_TIERS:
@@ -93,18 +94,26 @@ def lookup(
             )
             return Unpriced(
                 f"{database} has no price for {variant} of {provider} model "
-                f"{model!r} on {when.date().isoformat()}. Add the price with "
-                f"llmfy_usage_tracker({provider}_pricing=...) or a price file."
+                f"{model!r} on {when.date().isoformat()}. "
+                + _how_to_add_price(provider)
             )
 
     price = convert_price(info.get_prices(when, context or None), source)
     if price is None:
         return Unpriced(
             f"{database} has no per-token input price for {provider} model "
-            f"{model!r}. Add the price with llmfy_usage_tracker({provider}_pricing="
-            "...) or a price file."
+            f"{model!r}. " + _how_to_add_price(provider)
         )
     return price
+
+
+def _how_to_add_price(provider: str) -> str:
+    if reads_pricing_tables(provider):
+        return (
+            f"Add the price with llmfy_usage_tracker({provider}_pricing=...) or a "
+            "price file."
+        )
+    return "Add the price to a price file."
 
 
 def catalog(provider: str | None) -> Iterator[CatalogEntry]:

@@ -308,3 +308,15 @@ def test_catalog_of_one_provider() -> None:
 
     assert entries
     assert {entry.provider for entry in entries} == {"bedrock"}
+
+
+def test_unpriced_reason_offers_keyword_only_if_read() -> None:
+    # The openai plugin reads openai_pricing= tables; no plugin reads deepseek's.
+    deepseek = lookup("deepseek", "deepseek-chat")
+    openai = lookup("openai", "tts-1")
+
+    assert isinstance(deepseek, Unpriced)
+    assert isinstance(openai, Unpriced)
+    assert "deepseek_pricing" not in deepseek.reason
+    assert deepseek.reason.endswith("Add the price to a price file.")
+    assert "llmfy_usage_tracker(openai_pricing=...)" in openai.reason
