@@ -35,9 +35,12 @@ import base64
 import contextlib
 import gc
 import html
+import importlib
+import inspect
 import io
 import json
 import os
+import pkgutil
 import re
 import shlex
 import shutil
@@ -664,6 +667,74 @@ def test_example_plugins_in_llmfy_prices(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0
     assert origins[("acme", "acme-large-2")] == "acme"
     assert origins[("openai", "gpt-4o-mini")] == "team-prices"
+
+
+# Names in the text
+
+CODE_PACKAGES = (
+    "llmfy_core",
+    "llmfy_openai",
+    "llmfy_bedrock",
+    "llmfy_pricing_file",
+    "llmfy_genai_prices",
+    "llmfy_otel",
+)
+# A dotted name in backticks, such as `llmfy_core.model.usage_from_counts`.
+# Metric and logger names (`llmfy.client.cost`) have the same form.
+DOTTED_NAME = re.compile(r"`(llmfy\w*(?:\.\w+)+)")
+
+
+def public_definitions() -> set[str]:
+    """Return the names of the public functions and classes of llmfy's packages."""
+    names = set()
+    for package_name in CODE_PACKAGES:
+        package = importlib.import_module(package_name)
+        found = pkgutil.walk_packages(package.__path__, f"{package_name}.")
+        # A `__main__` module runs its command when imported.
+        modules = [package_name] + [
+            module.name for module in found if not module.name.endswith(".__main__")
+        ]
+        for module_name in modules:
+            module = importlib.import_module(module_name)
+            for name, value in vars(module).items():
+                if (
+                    not name.startswith("_")
+                    and (inspect.isfunction(value) or inspect.isclass(value))
+                    and value.__module__ == module_name
+                ):
+                    names.add(name)
+    return names
+
+
+def resolve(dotted: str) -> object:
+    """Import the longest module prefix of `dotted` and get the rest as attributes."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:end]))
+        except ModuleNotFoundError:
+            continue
+        for part in parts[end:]:
+            found = getattr(found, part)
+        return found
+    raise ModuleNotFoundError(dotted)
+
+
+def test_docs_function_and_class_paths_resolve() -> None:
+    # Only names that end in a public function or class are checked, which
+    # leaves out the metric and logger names.
+    definitions = public_definitions()
+    unresolved = []
+    for page in sorted(DOCS.glob("*.md")):
+        for dotted in DOTTED_NAME.findall(page.read_text()):
+            if dotted.rsplit(".", 1)[1] not in definitions:
+                continue
+            try:
+                resolve(dotted)
+            except (ImportError, AttributeError):
+                unresolved.append(f"{page.name}: {dotted}")
+
+    assert unresolved == []
 
 
 # The site
