@@ -659,14 +659,40 @@ def test_example_pricing_plugin_precedence() -> None:
 
 
 @pytest.mark.usefixtures("example_plugins")
+@pytest.mark.parametrize(
+    ("service_tier", "origin"),
+    [
+        (None, "team-prices"),
+        ("default", "team-prices"),
+        # The contract sets no rate for these tiers: the bundled rates apply.
+        ("flex", "openai"),
+        ("priority", "openai"),
+    ],
+)
+def test_example_pricing_plugin_service_tiers(
+    service_tier: str | None, origin: str
+) -> None:
+    with llmfy_usage_tracker() as usage:
+        record = usage.record(
+            "openai", "gpt-4o-mini", 1_000_000, 1_000_000, service_tier=service_tier
+        )
+
+    assert record.price_origin == origin
+
+
+@pytest.mark.usefixtures("example_plugins")
 def test_example_plugins_in_llmfy_prices(capsys: pytest.CaptureFixture[str]) -> None:
     code = llmfy_main(["prices", "--json"])
     rows = json.loads(capsys.readouterr().out)["prices"]
 
-    origins = {(row["provider"], row["model"]): row["origin"] for row in rows}
+    origins = {}
+    for row in rows:
+        key = (row["provider"], row["model"], row["service_tier"], row["batch"])
+        origins[key] = row["origin"]
     assert code == 0
-    assert origins[("acme", "acme-large-2")] == "acme"
-    assert origins[("openai", "gpt-4o-mini")] == "team-prices"
+    assert origins[("acme", "acme-large-2", None, False)] == "acme"
+    assert origins[("openai", "gpt-4o-mini", None, False)] == "team-prices"
+    assert origins[("openai", "gpt-4o-mini", "priority", False)] == "openai"
 
 
 # Names in the text

@@ -7,13 +7,15 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from llmfy_core import CatalogEntry, Price, PriceKey, PriceRank, hookimpl
+from llmfy_core.pricing import STANDARD_TIERS
 
 llmfy_price_rank = PriceRank.ORGANIZATION
 
 CONTRACT = "Team contract 2026-07, section 4"
 SIGNED = dt.date(2026, 7, 1)
 
-# USD per million tokens, keyed by provider and model id.
+# USD per million tokens at the standard service tier, keyed by provider and
+# model id.
 NEGOTIATED = {
     ("openai", "gpt-4o-mini"): Price(
         Decimal("0.12"), Decimal("0.48"), source=CONTRACT, checked=SIGNED
@@ -22,9 +24,15 @@ NEGOTIATED = {
 
 
 @hookimpl
-def price_lookup(provider: str, model: str, batch: bool) -> Price | None:
-    """Return the negotiated price; Batch API requests keep the bundled rate."""
-    if batch:
+def price_lookup(
+    provider: str, model: str, service_tier: str | None, batch: bool
+) -> Price | None:
+    """Return the negotiated price of a standard request.
+
+    The contract sets no Flex, Priority or Batch API rates, so those requests
+    are left to the lower-ranked sources, such as the bundled table.
+    """
+    if batch or (service_tier is not None and service_tier not in STANDARD_TIERS):
         return None
     return NEGOTIATED.get((provider, model))
 
