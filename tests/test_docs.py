@@ -31,11 +31,14 @@ exact output (standard error first). Blocks that include a file with
 
 from __future__ import annotations
 
+import ast
 import base64
 import contextlib
+import functools
 import gc
 import html
 import importlib
+import importlib.metadata
 import inspect
 import io
 import json
@@ -46,6 +49,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 import warnings
 from collections.abc import Iterator
 from decimal import Decimal
@@ -54,6 +58,8 @@ from typing import Any
 
 import attrs
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import llmfy_core
 from llmfy_core import PriceRank, llmfy_usage_tracker
@@ -761,6 +767,89 @@ def test_docs_function_and_class_paths_resolve() -> None:
                 unresolved.append(f"{page.name}: {dotted}")
 
     assert unresolved == []
+
+
+# Distributions the examples import
+
+PROJECT_DISTRIBUTIONS = ["llmfy"] + [
+    tomllib.loads(path.read_text())["project"]["name"]
+    for path in sorted(ROOT.glob("plugins/*/pyproject.toml"))
+]
+
+
+@functools.cache
+def installed_files() -> list[tuple[str, tuple[str, ...]]]:
+    """Return each installed distribution's name with the paths of its files."""
+    return [
+        (dist.metadata["Name"], tuple(file.as_posix() for file in dist.files or ()))
+        for dist in importlib.metadata.distributions()
+    ]
+
+
+def distribution_of(module: str) -> str | None:
+    """Return the distribution whose files contain `module`, None for the stdlib.
+
+    Editable installs, such as llmfy's own, list no module files either.
+    """
+    path = module.replace(".", "/")
+    for name, files in installed_files():
+        if any(file.startswith(f"{path}/") or file == f"{path}.py" for file in files):
+            return name
+    return None
+
+
+@functools.cache
+def project_requirements() -> set[str]:
+    """Return llmfy's distributions and all they require, by normalized name."""
+    found: set[str] = set()
+    pending = list(PROJECT_DISTRIBUTIONS)
+    while pending:
+        name = canonicalize_name(pending.pop())
+        if name in found:
+            continue
+        found.add(name)
+        try:
+            requirements = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for text in requirements:
+            requirement = Requirement(text)
+            if requirement.marker is None or "extra" not in str(requirement.marker):
+                pending.append(requirement.name)
+    return found
+
+
+def imported_modules(code: str) -> list[str]:
+    """Return the absolute module names that `code` imports, in order."""
+    modules = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.append(node.module)
+    return modules
+
+
+@pytest.mark.parametrize("page", sorted({block.page for block in PYTHON_BLOCKS}))
+def test_page_names_imported_distributions(page: str) -> None:
+    # A distribution that no llmfy distribution requires is one the reader
+    # installs, so the page names it before the first example that needs it.
+    lines = (DOCS / page).read_text().splitlines()
+    unnamed = []
+    for block in PYTHON_BLOCKS:
+        if block.page != page:
+            continue
+        text_before = "\n".join(lines[: block.line - 1])
+        for module in imported_modules(block.code):
+            distribution = distribution_of(module)
+            if (
+                distribution is not None
+                and canonicalize_name(distribution) not in project_requirements()
+                and distribution not in text_before
+            ):
+                unnamed.append(f"line {block.line}: {module} ({distribution})")
+
+    assert unnamed == []
 
 
 # The site
