@@ -557,6 +557,11 @@ def start_process_tracker(
     passed to `request_recorded` once. Stop it with `stop_process_tracker`.
     """
     global _process_trackers
+    if "keep_requests" in provider_pricing:
+        raise TypeError(
+            "start_process_tracker() takes no keep_requests argument: a process "
+            "tracker always keeps totals per model only, so that memory stays flat."
+        )
     tracker = llmfy_usage_tracker(tags=tags, keep_requests=False, **provider_pricing)
     from llmfy_core.recording import ensure_instrumented
 
@@ -731,12 +736,20 @@ def llmfy_usage_tracker(
     its bundled price. Each table is validated here, before any request, and an
     invalid one raises `PricingTableError` (a ValueError). `tags` are kept on
     every record. With `keep_requests=False` the tracker keeps totals per model
-    only, so memory stays flat in long-running services.
+    only, so memory stays flat in long-running services. Raises TypeError when
+    `tags` is not a mapping of str to str or `keep_requests` is not a bool.
     """
     if callable(openai_pricing):
         raise TypeError(
             "llmfy_usage_tracker is used as a decorator without calling it: write "
             "@llmfy_usage_tracker() (with parentheses) above the function."
+        )
+    _check_tags(tags)
+    if not isinstance(keep_requests, bool):
+        raise TypeError(
+            f"Invalid keep_requests: {_short_repr(keep_requests)} of type "
+            f"{type(keep_requests).__name__}. Pass True to keep every request, or "
+            "False to keep totals per model only."
         )
     tables: dict[str, Mapping[str, Any]] = {}
     if openai_pricing is not None:
@@ -755,11 +768,33 @@ def llmfy_usage_tracker(
         provider: parse_override_table(provider, table)
         for provider, table in tables.items()
     }
-    if tags is not None:
-        for key, value in tags.items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise TypeError(f"tags must map str to str; got {key!r}: {value!r}")
     return UsageTracker(overrides, tags=tags, keep_requests=keep_requests)
+
+
+def _check_tags(tags: object) -> None:
+    """Raise TypeError unless `tags` is None or a mapping of str to str."""
+    if tags is None:
+        return
+    example = "such as tags={'team': 'search'}"
+    if not isinstance(tags, Mapping):
+        raise TypeError(
+            f"Invalid tags: {_short_repr(tags)} of type {type(tags).__name__}. "
+            f"Pass a mapping of tag name to value, {example}."
+        )
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(
+                f"Invalid tags entry {_short_repr(key)}: {_short_repr(value)}. Tag "
+                f"names and values are str, {example}."
+            )
+
+
+def _short_repr(value: object) -> str:
+    """Return the repr of `value`, shortened when long."""
+    # Imported here, for errors only, to keep `import llmfy` cheap.
+    import reprlib
+
+    return reprlib.repr(value)
 
 
 def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:

@@ -25,6 +25,7 @@ from llmfy_core import (
     bind_trackers,
     hookimpl,
     llmfy_usage_tracker,
+    start_process_tracker,
 )
 from llmfy_core.recording import record_response, record_usage, watch_stream
 
@@ -222,6 +223,51 @@ def test_unknown_provider_pricing_raises(provider: ProviderPlugin) -> None:
 def test_unknown_keyword_raises_type_error(provider: ProviderPlugin) -> None:
     with pytest.raises(TypeError, match="opeanai_prices"):
         llmfy_usage_tracker(opeanai_prices={})
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (["team"], "Invalid tags: ['team'] of type list"),
+        ("team=search", "Invalid tags: 'team=search' of type str"),
+        ({"team": 1}, "Invalid tags entry 'team': 1"),
+        ({1: "search"}, "Invalid tags entry 1: 'search'"),
+    ],
+)
+@pytest.mark.parametrize("start", [llmfy_usage_tracker, start_process_tracker])
+def test_wrong_tags_type_raises(
+    provider: ProviderPlugin, start: Any, tags: object, expected: str
+) -> None:
+    with pytest.raises(TypeError) as raised:
+        start(tags=tags)
+
+    message = str(raised.value)
+    assert expected in message
+    assert "such as tags={'team': 'search'}" in message
+
+
+@pytest.mark.parametrize(
+    ("keep_requests", "expected"),
+    [
+        ("no", "Invalid keep_requests: 'no' of type str"),
+        (0, "Invalid keep_requests: 0 of type int"),
+        (None, "Invalid keep_requests: None of type NoneType"),
+    ],
+)
+def test_wrong_keep_requests_type_raises(
+    provider: ProviderPlugin, keep_requests: object, expected: str
+) -> None:
+    with pytest.raises(TypeError) as raised:
+        llmfy_usage_tracker(keep_requests=keep_requests)  # type: ignore[arg-type]
+
+    message = str(raised.value)
+    assert expected in message
+    assert "Pass True to keep every request" in message
+
+
+def test_process_tracker_keep_requests_raises(provider: ProviderPlugin) -> None:
+    with pytest.raises(TypeError, match="takes no keep_requests argument"):
+        start_process_tracker(keep_requests=True)
 
 
 def test_unpriced_model_warns_once_and_costs_unknown(provider: ProviderPlugin) -> None:
