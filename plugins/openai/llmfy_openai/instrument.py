@@ -68,6 +68,9 @@ _FINAL_EVENTS = frozenset(
 _RESPONSE_EVENTS = _FINAL_EVENTS | {"response.created", "response.in_progress"}
 
 _patch_lock = threading.Lock()
+# Lets `_Call._claim` pick one thread to record a call when several threads
+# finish it at once, as when two threads close one stream.
+_FINISH_LOCK = threading.Lock()
 _patched = False
 _warned_trackers: weakref.WeakSet[UsageTracker] = weakref.WeakSet()
 
@@ -146,9 +149,8 @@ class _Call:
 
     def record(self, response: Any) -> None:
         """Record a complete response (an SDK object or a JSON dict)."""
-        if self.done:
+        if self.done or not self._claim():
             return
-        self.done = True
         try:
             record_response(response, self.context(), self.trackers, self.sent_at)
         except Exception as error:  # never reach the caller
@@ -180,10 +182,14 @@ class _Call:
             return
         try:
             latest = self.latest
-            self._record_unknown(
+            recorded = self._record_unknown(
                 getattr(latest, "model", None), getattr(latest, "service_tier", None)
             )
-            if self.operation == "chat.completions" and not self.include_usage:
+            if (
+                recorded
+                and self.operation == "chat.completions"
+                and not self.include_usage
+            ):
                 self._warn_no_usage()
         except Exception as error:  # never reach the caller
             self._log_fault(error)
@@ -192,18 +198,20 @@ class _Call:
         """Record a response whose body could not be read, with unknown usage."""
         if self.done:
             return
-        logger.warning(
-            "The %s %s response for model %s %s; the request is counted with "
-            "unknown usage.",
-            PROVIDER,
-            self.operation,
-            self.model,
-            problem,
-        )
         try:
-            self._record_unknown(None, None)
+            recorded = self._record_unknown(None, None)
         except Exception as error:  # never reach the caller
             self._log_fault(error)
+            return
+        if recorded:
+            logger.warning(
+                "The %s %s response for model %s %s; the request is counted with "
+                "unknown usage.",
+                PROVIDER,
+                self.operation,
+                self.model,
+                problem,
+            )
 
     def _read_request_id(self) -> None:
         headers = self.response_headers
@@ -211,12 +219,26 @@ class _Call:
             self.response_headers = None
             self.request_id = headers.get("x-request-id")
 
-    def _record_unknown(self, served: str | None, tier: str | None) -> None:
-        self.done = True
+    def _claim(self) -> bool:
+        """Mark the call recorded, or return False when another thread did first.
+
+        Only recording takes the lock, so reading a stream's chunks costs no more.
+        """
+        with _FINISH_LOCK:
+            if self.done:
+                return False
+            self.done = True
+            return True
+
+    def _record_unknown(self, served: str | None, tier: str | None) -> bool:
+        """Record the call with unknown usage; return False if already recorded."""
+        if not self._claim():
+            return False
         usage = unknown_usage(
             self.context(tier), served_model=served, request_id=self.request_id
         )
         record_usage(usage, self.trackers, self.sent_at)
+        return True
 
     def _warn_no_usage(self) -> None:
         fresh = [

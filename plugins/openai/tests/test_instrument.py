@@ -8,6 +8,7 @@ caller receives are the SDK's own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import subprocess
@@ -19,7 +20,12 @@ from typing import Any
 import openai
 import pydantic
 import pytest
-from llmfy_openai import clear_azure_deployments, extract, map_azure_deployments
+from llmfy_openai import (
+    clear_azure_deployments,
+    extract,
+    instrument,
+    map_azure_deployments,
+)
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
@@ -31,6 +37,8 @@ RESPONSES = "/v1/responses"
 EMBEDDINGS = "/v1/embeddings"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 INCLUDE_USAGE = {"include_usage": True}
+# How long a test waits for its threads to meet before it goes on alone.
+MEETING_TIMEOUT_S = 5.0
 
 
 def chat_stream_events(bodies: Any, *, usage_last: bool = True) -> list[Any]:
@@ -324,6 +332,43 @@ def test_stream_closed_early(server, client, bodies):
     assert record.usage.output_tokens is None
     assert record.usage.served_model == "gpt-4o-mini-2024-07-18"
     assert record.cost is None
+
+
+def test_concurrent_close_records_once(server, client, bodies, monkeypatch):
+    """Two threads closing one stream at once record it once.
+
+    Each thread is held where it records the stream with unknown usage, after
+    the unlocked check that the stream is not recorded yet, until the other
+    thread gets there too. Without a lock both then record it.
+    """
+    server.add_sse(CHAT, chat_stream_events(bodies))
+    both_closing = threading.Barrier(2)
+    record_unknown = instrument._Call._record_unknown
+
+    def record_unknown_together(call: Any, served: Any, tier: Any) -> Any:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_closing.wait(MEETING_TIMEOUT_S)
+        return record_unknown(call, served, tier)
+
+    monkeypatch.setattr(instrument._Call, "_record_unknown", record_unknown_together)
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+        first = next(iter(stream))
+        closers = [threading.Thread(target=stream.close) for _ in range(2)]
+        for closer in closers:
+            closer.start()
+        for closer in closers:
+            closer.join()
+
+    assert first.choices[0].delta.content == "Par"
+    assert usage.request_count == 1
+    assert usage.totals.unknown_usage == 1
 
 
 def test_stream_break_then_collected(server, client, bodies):
