@@ -975,6 +975,36 @@ def test_report_saved_openai_body(
     assert Decimal(group["cost_usd"]) == Decimal("0.0000108")
 
 
+def test_report_saved_compaction_body(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    body = {
+        "id": "cmp_1",
+        "object": "response.compaction",
+        "created_at": 1780000000,
+        "output": [],
+        "usage": {
+            "input_tokens": 120000,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 3000,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 123000,
+        },
+    }
+    path = tmp_path / "compaction.json"
+    path.write_text(json.dumps(body))
+
+    code, data = run_json(capsys, "report", str(path), "--model", "gpt-5.4")
+
+    group = data["by_model"][0]
+    assert code == 0
+    assert group["model"] == "gpt-5.4"
+    assert group["requests"] == 1
+    # gpt-5.4 costs 2.50 input and 15 output per million tokens:
+    # 120,000 * 2.50 + 3,000 * 15 = 300,000 + 45,000 = 345,000 millionths.
+    assert Decimal(group["cost_usd"]) == Decimal("0.345")
+
+
 def test_report_json_array_of_bodies(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -162,7 +162,14 @@ class UsageReader:
 
 
 OPENAI_OBJECTS = frozenset(
-    {"chat.completion", "chat.completion.chunk", "text_completion", "response", "list"}
+    {
+        "chat.completion",
+        "chat.completion.chunk",
+        "text_completion",
+        "response",
+        "response.compaction",
+        "list",
+    }
 )
 
 

@@ -537,9 +537,10 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     """Return the usage of one OpenAI response body given as a parsed JSON dict.
 
     Reads Chat Completions (and their stream chunks), Completions, Responses
-    (also the `response` of a `response.completed` stream event) and
-    Embeddings bodies. Returns None for a body that matches none of these, and a
-    `Usage` with unknown token counts for one of these without `usage`.
+    (also the `response` of a `response.completed` stream event), Responses
+    compactions and Embeddings bodies. Returns None for a body that matches
+    none of these, and a `Usage` with unknown token counts for one of these
+    without `usage`.
     """
     if body.get("type") in _RESPONSE_EVENTS and isinstance(
         body.get("response"), Mapping
@@ -550,13 +551,17 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     tier = _text(body.get("service_tier")) or context.service_tier
     usage = body.get("usage")
 
-    if kind == "response" or (kind is None and "output" in body):
-        checker = _Checker(_with_operation(context, "responses"), served)
+    responses_operation = (
+        _RESPONSES_OBJECTS.get(kind) if isinstance(kind, str) else None
+    )
+    if responses_operation or (kind is None and "output" in body):
+        responses_context = _with_operation(context, responses_operation or "responses")
+        checker = _Checker(responses_context, served)
         tool_calls = _tool_calls_of_body(body, checker)
         if not checker.usage_present(usage):
             return _unknown(checker.context, served, tier, tool_calls)
         return _usage_from_counts(
-            context,
+            checker.context,
             checker,
             operation="responses",
             served=served,
@@ -598,7 +603,14 @@ _RESPONSE_EVENTS = frozenset(
     {"response.completed", "response.incomplete", "response.failed"}
 )
 
-# The `object` field of a body, and the operation it comes from.
+# The `object` field of a Responses API body, and the operation it comes from.
+# A compaction's usage has the fields of a Responses usage.
+_RESPONSES_OBJECTS = {
+    "response": "responses",
+    "response.compaction": "responses.compact",
+}
+
+# The `object` field of another body, and the operation it comes from.
 _BODY_OPERATIONS = {
     "chat.completion": "chat.completions",
     "chat.completion.chunk": "chat.completions",

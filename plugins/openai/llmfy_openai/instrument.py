@@ -47,12 +47,15 @@ logger = get_logger("llmfy.openai")
 
 PROVIDER = "openai"
 
-# POST paths that bill tokens, and the operation name each one is recorded
-# under. Other endpoints (retrieving a stored response, token counting, files)
-# are not billed requests and are not recorded.
+# POST paths that bill tokens at the model's token rates, and the operation
+# name each one is recorded under. A compaction (`responses.compact()`) runs
+# the model over a conversation and reports its usage as a Responses call
+# does. Other paths are not recorded: retrieving a stored response, counting
+# input tokens and uploading files are not billed per token.
 TRACKED_OPERATIONS = {
     "/chat/completions": "chat.completions",
     "/responses": "responses",
+    "/responses/compact": "responses.compact",
     "/embeddings": "embeddings",
     "/completions": "completions",
 }

@@ -342,6 +342,39 @@ class Bodies:
         return body
 
     @staticmethod
+    def compaction(
+        *, input_tokens: int = 120_000, output_tokens: int = 3000, cached: int = 0
+    ) -> dict[str, Any]:
+        """A `responses.compact()` body: no model, and a Responses usage."""
+        return {
+            "id": "cmp_test",
+            "object": "response.compaction",
+            "created_at": 1_780_000_000,
+            "output": [
+                {
+                    "id": "msg_test",
+                    "type": "message",
+                    "role": "user",
+                    "status": "completed",
+                    "content": [{"type": "input_text", "text": "Plan a trip."}],
+                },
+                {
+                    "id": "cmp_item_test",
+                    "type": "compaction",
+                    "encrypted_content": "gAAAAB",
+                },
+            ],
+            "service_tier": "default",
+            "usage": {
+                "input_tokens": input_tokens,
+                "input_tokens_details": {"cached_tokens": cached},
+                "output_tokens": output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": input_tokens + output_tokens,
+            },
+        }
+
+    @staticmethod
     def response_events(
         final: Mapping[str, Any], *, final_type: str = "response.completed"
     ) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from llmfy_openai.extract import (
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.create_embedding_response import Usage as EmbeddingUsage
-from openai.types.responses import Response
+from openai.types.responses import CompactedResponse, Response
 
 from llmfy import CallContext
 from llmfy_core.model import counts_of_usage
@@ -183,6 +183,23 @@ def test_responses_completed_event_body(bodies):
     assert usage.operation == "responses"
 
 
+def test_compaction_object_and_body(bodies):
+    body = bodies.compaction(input_tokens=5000, cached=1000, output_tokens=300)
+    context = CallContext(
+        provider="openai", operation="responses.compact", model="gpt-5.4"
+    )
+
+    from_object = extract_usage(CompactedResponse.construct(**body), context)
+    from_body = usage_from_body(body, CallContext(provider="openai", model="gpt-5.4"))
+
+    assert from_object == from_body
+    assert from_body is not None
+    assert from_body.operation == "responses.compact"
+    assert from_body.input_tokens == 5000
+    assert from_body.cache_read_tokens == 1000
+    assert from_body.output_tokens == 300
+
+
 def test_failed_response_without_usage_is_unknown(bodies):
     body = bodies.response(status="failed", usage=False)
 
@@ -222,6 +239,12 @@ def test_legacy_completion_body():
     assert usage is not None
     assert usage.operation == "completions"
     assert usage.output_tokens == 7
+
+
+def test_body_with_list_object_is_not_read():
+    body = {"object": ["response"], "output": [], "usage": None}
+
+    assert usage_from_body(body, CallContext(provider="openai")) is None
 
 
 def test_foreign_body_is_not_read():

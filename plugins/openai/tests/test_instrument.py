@@ -34,6 +34,7 @@ from llmfy import UsageWarning, llmfy_usage_tracker
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
+COMPACT = "/v1/responses/compact"
 EMBEDDINGS = "/v1/embeddings"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 INCLUDE_USAGE = {"include_usage": True}
@@ -685,6 +686,35 @@ def test_responses_create_with_tools(server, client, bodies):
     assert record.cost is not None
     assert record.cost.total == Decimal("0.018525")
     assert record.cost.parts["unpriced:code_interpreter"] == 0
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["parsed", "raw"])
+def test_responses_compact_counted(server, client, bodies, raw):
+    body = bodies.compaction(input_tokens=120_000, cached=20_000, output_tokens=3000)
+    server.add_json(COMPACT, body, **{"x-request-id": "req_compact"})
+
+    with llmfy_usage_tracker() as usage:
+        if raw:
+            client.responses.with_raw_response.compact(model="gpt-5.4", input="Hi")
+        else:
+            client.responses.compact(model="gpt-5.4", input="Hi")
+
+    assert server.requests[-1][0] == COMPACT
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.operation == "responses.compact"
+    assert record.usage.model == "gpt-5.4"
+    assert record.usage.served_model is None
+    assert record.usage.request_id == "req_compact"
+    assert record.usage.input_tokens == 120_000
+    assert record.usage.cache_read_tokens == 20_000
+    assert record.usage.output_tokens == 3000
+    # gpt-5.4 (2.50 input, 0.25 cached input, 15 output per million tokens):
+    # 100,000 x 2.50 + 20,000 x 0.25 + 3,000 x 15 = 250,000 + 5,000 + 45,000
+    # = 300,000 USD per million = 0.3
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.3")
+    assert usage.cost_complete
 
 
 def test_responses_tool_usage_wins_over_items(server, client, bodies):
