@@ -10,7 +10,11 @@ Which counts include which, stated once for the whole project:
 - `other_tokens` breaks out subsets that have a price of their own, such as
   `input_audio` or `cache_write_1h`. A token in a subset is still counted in
   `input_tokens` or `output_tokens`, and the cost charges it once, at the
-  subset's rate.
+  subset's rate. A kind that is not a subset (see `INPUT_SUBSET_KINDS` and
+  `OUTPUT_SUBSET_KINDS`) counts tokens billed besides the input and output
+  tokens, such as those of OpenAI's image generation tool. The cost charges
+  them only at a rate of their own in `Price.other`, and leaves them out
+  when the price has none.
 
 Providers report these differently (Bedrock's `inputTokens` excludes cached
 tokens, OpenAI's `prompt_tokens` includes them): each provider plugin

@@ -25,7 +25,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmfy_core import CallContext, Usage
 from llmfy_core.errors import describe_invalid
@@ -36,10 +36,18 @@ logger = get_logger("llmfy.openai")
 
 PROVIDER = "openai"
 
-# Output item types of the Responses API that are billed per call, by tool name.
+# Built-in tools of the Responses API that are billed per call, by tool name.
 WEB_SEARCH = "web_search"
 FILE_SEARCH = "file_search"
 CODE_INTERPRETER = "code_interpreter"
+# The image generation tool. OpenAI bills its tokens at the image model's
+# rates, which llmfy does not bundle, so its calls have no price and the cost
+# of a request that ran it is incomplete. Its tokens are not part of the
+# request's input and output tokens, and are kept as `other_tokens` of the
+# two kinds below.
+IMAGE_GENERATION = "image_generation"
+IMAGE_GENERATION_INPUT = "image_generation_input"
+IMAGE_GENERATION_OUTPUT = "image_generation_output"
 
 _Extractor = Callable[[Any, CallContext], Usage]
 UsageReader = Callable[[Any, CallContext], UsageCounts | None]
@@ -358,7 +366,12 @@ def read_embeddings_object(response: Any, context: CallContext) -> UsageCounts |
 
 
 _BILLED_TOOL_ITEMS = frozenset(
-    {"web_search_call", "file_search_call", "code_interpreter_call"}
+    {
+        "web_search_call",
+        "file_search_call",
+        "code_interpreter_call",
+        "image_generation_call",
+    }
 )
 
 
@@ -395,7 +408,7 @@ def _from_chat_object(response: Any, context: CallContext) -> Usage:
         output_tokens=_field(usage, "completion_tokens"),
         input_details=_field(usage, "prompt_tokens_details"),
         output_details=_field(usage, "completion_tokens_details"),
-        tool_calls={},
+        tools=_NO_TOOLS,
     )
 
 
@@ -407,9 +420,9 @@ def _from_responses_object(response: Any, context: CallContext) -> Usage:
     served = _text(getattr(response, "model", None))
     tier = _text(getattr(response, "service_tier", None)) or context.service_tier
     checker = _Checker(context, served)
-    tool_calls = _tool_calls_of_object(response, checker)
+    tools = _tools_of_object(response, checker)
     if not checker.usage_present(usage):
-        return _unknown(context, served, tier, tool_calls)
+        return _unknown(context, served, tier, tools)
     return _usage_from_counts(
         context,
         checker,
@@ -420,7 +433,7 @@ def _from_responses_object(response: Any, context: CallContext) -> Usage:
         output_tokens=_field(usage, "output_tokens"),
         input_details=_field(usage, "input_tokens_details"),
         output_details=_field(usage, "output_tokens_details"),
-        tool_calls=tool_calls,
+        tools=tools,
     )
 
 
@@ -446,20 +459,33 @@ def _from_embeddings_object(response: Any, context: CallContext) -> Usage:
         output_tokens=0,
         input_details=_field(usage, "prompt_tokens_details"),
         output_details=None,
-        tool_calls={},
+        tools=_NO_TOOLS,
     )
 
 
-def _tool_calls_of_object(response: Any, checker: _Checker) -> dict[str, int]:
-    """Count the built-in tool calls of a Responses object that are billed per call.
+class _ToolUse(NamedTuple):
+    """The built-in tools that a Responses call ran.
 
-    `tool_usage.web_search.num_requests` is OpenAI's own count of billable
-    searches and wins where present. Without it, each `web_search_call` item
-    whose action is a search counts once. Code Interpreter is billed per
-    container, so distinct `container_id`s are counted.
+    `calls` counts the calls by tool name, and `tokens` the image generation
+    tokens by kind, which become `other_tokens`.
+    """
+
+    calls: Mapping[str, int]
+    tokens: Mapping[str, int]
+
+
+_NO_TOOLS = _ToolUse({}, {})
+
+
+def _tools_of_object(response: Any, checker: _Checker) -> _ToolUse:
+    """Count the built-in tool calls of a Responses object and their tokens.
+
+    Each `web_search_call` item whose action is a search counts once, and
+    Code Interpreter is billed per container, so distinct `container_id`s are
+    counted. `_tool_use` adds what `tool_usage` reports.
     """
     output = getattr(response, "output", None) or ()
-    searches = file_searches = 0
+    searches = file_searches = images = 0
     containers: set[object] = set()
     for item in output:
         kind = getattr(item, "type", None)
@@ -471,11 +497,50 @@ def _tool_calls_of_object(response: Any, checker: _Checker) -> dict[str, int]:
             file_searches += 1
         elif kind == "code_interpreter_call":
             containers.add(getattr(item, "container_id", None))
+        elif kind == "image_generation_call":
+            images += 1
 
-    reported = _reported_web_searches(getattr(response, "tool_usage", None), checker)
+    counts = _ToolCounts(searches, file_searches, len(containers), images)
+    return _tool_use(counts, getattr(response, "tool_usage", None), checker)
+
+
+class _ToolCounts(NamedTuple):
+    """The tool calls counted from the output items of a Responses call."""
+
+    searches: int
+    file_searches: int
+    containers: int
+    images: int
+
+
+def _tool_use(counts: _ToolCounts, tool_usage: Any, checker: _Checker) -> _ToolUse:
+    """Combine the tool calls counted from output items with `tool_usage`.
+
+    `tool_usage.web_search.num_requests` is OpenAI's own count of billable
+    searches and wins where present. `tool_usage.image_gen` sums the tokens
+    of the image generation calls but may leave out a call whose usage is
+    missing (openai 3.63, `ToolUsage`), so each `image_generation_call` item
+    counts as a call, and tokens without such an item count as one call.
+    """
+    searches = counts.searches
+    reported = _reported_web_searches(tool_usage, checker)
     if reported is not None:
         searches = reported
-    return _tool_counts(searches, file_searches, len(containers))
+    tokens = _image_generation_tokens(tool_usage, checker)
+    images = counts.images
+    if tokens and not images:
+        images = 1
+
+    calls = {}
+    if searches:
+        calls[WEB_SEARCH] = searches
+    if counts.file_searches:
+        calls[FILE_SEARCH] = counts.file_searches
+    if counts.containers:
+        calls[CODE_INTERPRETER] = counts.containers
+    if images:
+        calls[IMAGE_GENERATION] = images
+    return _ToolUse(calls, tokens)
 
 
 def _reported_web_searches(tool_usage: Any, checker: _Checker) -> int | None:
@@ -487,15 +552,21 @@ def _reported_web_searches(tool_usage: Any, checker: _Checker) -> int | None:
     return checker.count(count, "tool_usage.web_search.num_requests", "ignored")
 
 
-def _tool_counts(searches: int, file_searches: int, containers: int) -> dict[str, int]:
-    counts = {}
-    if searches:
-        counts[WEB_SEARCH] = searches
-    if file_searches:
-        counts[FILE_SEARCH] = file_searches
-    if containers:
-        counts[CODE_INTERPRETER] = containers
-    return counts
+def _image_generation_tokens(tool_usage: Any, checker: _Checker) -> dict[str, int]:
+    """Return the input and output tokens of `tool_usage.image_gen` that are not 0."""
+    image_gen = _field(tool_usage, "image_gen")
+    tokens = {}
+    for field, kind in (
+        ("input_tokens", IMAGE_GENERATION_INPUT),
+        ("output_tokens", IMAGE_GENERATION_OUTPUT),
+    ):
+        value = _field(image_gen, field)
+        if value is None:
+            continue
+        count = checker.count(value, f"tool_usage.image_gen.{field}", "taken as 0")
+        if count:
+            tokens[kind] = count
+    return tokens
 
 
 def _audio(input_audio: int, output_audio: int) -> dict[str, int]:
@@ -513,14 +584,15 @@ def _unknown(
     context: CallContext,
     served: str | None,
     tier: str | None,
-    tool_calls: Mapping[str, int] | None = None,
+    tools: _ToolUse = _NO_TOOLS,
 ) -> Usage:
     return Usage(
         provider=PROVIDER,
         model=context.model or served or "unknown",
         input_tokens=None,
         output_tokens=None,
-        tool_calls=tool_calls or {},
+        other_tokens=tools.tokens,
+        tool_calls=tools.calls,
         served_model=served,
         region=context.region,
         service_tier=tier,
@@ -557,9 +629,9 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     if responses_operation or (kind is None and "output" in body):
         responses_context = _with_operation(context, responses_operation or "responses")
         checker = _Checker(responses_context, served)
-        tool_calls = _tool_calls_of_body(body, checker)
+        tools = _tools_of_body(body, checker)
         if not checker.usage_present(usage):
-            return _unknown(checker.context, served, tier, tool_calls)
+            return _unknown(checker.context, served, tier, tools)
         return _usage_from_counts(
             checker.context,
             checker,
@@ -570,7 +642,7 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
             output_tokens=_field(usage, "output_tokens"),
             input_details=_field(usage, "input_tokens_details"),
             output_details=_field(usage, "output_tokens_details"),
-            tool_calls=tool_calls,
+            tools=tools,
         )
 
     operation = _BODY_OPERATIONS.get(kind) if isinstance(kind, str) else None
@@ -595,7 +667,7 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
         output_tokens=output_tokens,
         input_details=_field(usage, "prompt_tokens_details"),
         output_details=_field(usage, "completion_tokens_details"),
-        tool_calls={},
+        tools=_NO_TOOLS,
     )
 
 
@@ -630,9 +702,12 @@ def _usage_of(
     served: str | None,
     tier: str | None,
     counts: _Counts,
-    tool_calls: Mapping[str, int],
+    tools: _ToolUse,
 ) -> Usage:
     inputs, outputs, cached, written, input_audio, reasoning, output_audio = counts
+    other = _audio(input_audio, output_audio)
+    if tools.tokens:
+        other.update(tools.tokens)
     return Usage(
         provider=PROVIDER,
         model=context.model or served or "unknown",
@@ -641,8 +716,8 @@ def _usage_of(
         cache_read_tokens=cached,
         cache_write_tokens=written,
         reasoning_tokens=reasoning,
-        other_tokens=_audio(input_audio, output_audio),
-        tool_calls=tool_calls,
+        other_tokens=other,
+        tool_calls=tools.calls,
         served_model=served,
         region=context.region,
         service_tier=tier,
@@ -663,7 +738,7 @@ def _usage_from_counts(
     output_tokens: object,
     input_details: object,
     output_details: object,
-    tool_calls: Mapping[str, int],
+    tools: _ToolUse,
 ) -> Usage:
     """Build a `Usage` from the raw values of a response, checking each count."""
     prefix = "prompt_tokens" if operation != "responses" else "input_tokens"
@@ -683,15 +758,13 @@ def _usage_from_counts(
     output_audio = checker.part(out_details, out_path, "audio_tokens", outputs)
 
     counts = (inputs, outputs, cache_read, cache_write, input_audio, reasoning)
-    return _usage_of(
-        context, operation, served, tier, (*counts, output_audio), tool_calls
-    )
+    return _usage_of(context, operation, served, tier, (*counts, output_audio), tools)
 
 
-def _tool_calls_of_body(body: Mapping[str, Any], checker: _Checker) -> dict[str, int]:
+def _tools_of_body(body: Mapping[str, Any], checker: _Checker) -> _ToolUse:
     output = body.get("output")
     items: Iterable[Any] = output if isinstance(output, list) else ()
-    searches = file_searches = 0
+    searches = file_searches = images = 0
     containers: set[object] = set()
     for item in items:
         if not isinstance(item, Mapping):
@@ -708,11 +781,11 @@ def _tool_calls_of_body(body: Mapping[str, Any], checker: _Checker) -> dict[str,
             file_searches += 1
         elif kind == "code_interpreter_call":
             containers.add(item.get("container_id"))
+        elif kind == "image_generation_call":
+            images += 1
 
-    reported = _reported_web_searches(body.get("tool_usage"), checker)
-    if reported is not None:
-        searches = reported
-    return _tool_counts(searches, file_searches, len(containers))
+    counts = _ToolCounts(searches, file_searches, len(containers), images)
+    return _tool_use(counts, body.get("tool_usage"), checker)
 
 
 def _with_operation(context: CallContext, operation: str) -> CallContext:

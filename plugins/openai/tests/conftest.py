@@ -342,6 +342,26 @@ class Bodies:
         return body
 
     @staticmethod
+    def image_gen_usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+        """A `tool_usage` with the image generation tokens of a Responses call."""
+        return {
+            "image_gen": {
+                "input_tokens": input_tokens,
+                "input_tokens_details": {
+                    "image_tokens": 0,
+                    "text_tokens": input_tokens,
+                },
+                "output_tokens": output_tokens,
+                "output_tokens_details": {
+                    "image_tokens": output_tokens,
+                    "text_tokens": 0,
+                },
+                "total_tokens": input_tokens + output_tokens,
+            },
+            "web_search": {"num_requests": 0},
+        }
+
+    @staticmethod
     def compaction(
         *, input_tokens: int = 120_000, output_tokens: int = 3000, cached: int = 0
     ) -> dict[str, Any]:

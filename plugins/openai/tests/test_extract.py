@@ -183,6 +183,59 @@ def test_responses_completed_event_body(bodies):
     assert usage.operation == "responses"
 
 
+def test_image_generation_object_matches_body(bodies):
+    output = [
+        {"id": "ig_1", "type": "image_generation_call", "status": "completed"},
+        {"id": "ig_2", "type": "image_generation_call", "status": "completed"},
+    ]
+    body = bodies.response(output=output, tool_usage=bodies.image_gen_usage(80, 8320))
+    context = CallContext(provider="openai", operation="responses", model="gpt-5")
+
+    from_object = extract_usage(Response.construct(**body), context)
+    from_body = usage_from_body(body, context)
+
+    assert from_object == from_body
+    assert from_body is not None
+    assert dict(from_body.tool_calls) == {"image_generation": 2}
+    assert dict(from_body.other_tokens) == {
+        "image_generation_input": 80,
+        "image_generation_output": 8320,
+    }
+
+
+@pytest.mark.parametrize(
+    ("items", "tokens", "calls", "other"),
+    [
+        # The shape of a real response that ran web search and no image tool.
+        (0, (0, 0), {}, {}),
+        # OpenAI may leave a call without usage out of `tool_usage.image_gen`.
+        (1, (0, 0), {"image_generation": 1}, {}),
+        # Tokens without an output item still come from a call.
+        (
+            0,
+            (50, 4160),
+            {"image_generation": 1},
+            {"image_generation_input": 50, "image_generation_output": 4160},
+        ),
+    ],
+    ids=["no image tool", "item without tokens", "tokens without item"],
+)
+def test_image_generation_calls_and_tokens(bodies, items, tokens, calls, other):
+    output = [
+        {"id": f"ig_{number}", "type": "image_generation_call", "status": "completed"}
+        for number in range(items)
+    ]
+    tool_usage = bodies.image_gen_usage(*tokens)
+    body = bodies.response(output=output or (), tool_usage=tool_usage)
+    context = CallContext(provider="openai", operation="responses", model="gpt-5")
+
+    usage = usage_from_body(body, context)
+
+    assert usage is not None
+    assert dict(usage.tool_calls) == calls
+    assert dict(usage.other_tokens) == other
+
+
 def test_compaction_object_and_body(bodies):
     body = bodies.compaction(input_tokens=5000, cached=1000, output_tokens=300)
     context = CallContext(
@@ -294,6 +347,9 @@ def test_reader_declines_what_extract_checks(bodies):
     declined = {
         "web search": bodies.response(
             output=[{"id": "ws_1", "type": "web_search_call", "status": "completed"}]
+        ),
+        "image generation": bodies.response(
+            output=[{"id": "ig_1", "type": "image_generation_call"}]
         ),
         "item type not text": bodies.response(
             output=[{"type": ["message"], "id": "msg_1"}]

@@ -717,6 +717,67 @@ def test_responses_compact_counted(server, client, bodies, raw):
     assert usage.cost_complete
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+def test_responses_image_generation_incomplete(server, client, bodies, stream):
+    output = [
+        {
+            "id": "ig_1",
+            "type": "image_generation_call",
+            "status": "completed",
+            "result": "aGVsbG8=",
+        },
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "Here.", "annotations": []}],
+        },
+    ]
+    body = bodies.response(
+        input_tokens=2000,
+        output_tokens=100,
+        output=output,
+        tool_usage=bodies.image_gen_usage(50, 4160),
+    )
+    if stream:
+        server.add_sse(RESPONSES, bodies.response_events(body))
+    else:
+        server.add_json(RESPONSES, body)
+    tools = [{"type": "image_generation"}]
+
+    with llmfy_usage_tracker() as usage:
+        if stream:
+            for _ in client.responses.create(
+                model="gpt-5", input="Draw a cat.", tools=tools, stream=True
+            ):
+                pass
+        else:
+            client.responses.create(model="gpt-5", input="Draw a cat.", tools=tools)
+
+    record = usage.records[0]
+    assert record.usage.input_tokens == 2000
+    assert record.usage.output_tokens == 100
+    assert dict(record.usage.other_tokens) == {
+        "image_generation_input": 50,
+        "image_generation_output": 4160,
+    }
+    assert dict(record.usage.tool_calls) == {"image_generation": 1}
+    # gpt-5 text tokens only: 2000 x 1.25 + 100 x 10 = 2500 + 1000 = 3500 USD
+    # per million. The image tokens are billed at the image model's rates,
+    # which llmfy does not bundle.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0035")
+    assert record.cost.unpriced_tools == ["image_generation"]
+    assert not usage.cost_complete
+    totals = usage.to_dict()["totals"]
+    assert totals["unpriced_tool_call_requests"] == 1
+    assert totals["other_tokens"] == {
+        "image_generation_input": 50,
+        "image_generation_output": 4160,
+    }
+
+
 def test_responses_tool_usage_wins_over_items(server, client, bodies):
     output = [
         {
