@@ -77,6 +77,44 @@ def chat_body(
     }
 
 
+def chat_chunk(
+    stream_id: str,
+    content: str | None,
+    usage: dict[str, Any] | None = None,
+    model: str = "gpt-4-0613",
+) -> dict[str, Any]:
+    """A Chat Completions stream chunk; `content=None` gives a `choices: []` chunk."""
+    choices = []
+    if content is not None:
+        delta = {"content": content}
+        choices = [{"index": 0, "delta": delta, "finish_reason": None}]
+    return {
+        "id": stream_id,
+        "object": "chat.completion.chunk",
+        "created": 1731368639,
+        "model": model,
+        "choices": choices,
+        "usage": usage,
+    }
+
+
+def in_progress_response() -> dict[str, Any]:
+    """The `response` of a Responses stream's first events, without usage."""
+    return {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1780000000,
+        "status": "in_progress",
+        "model": "gpt-4o-mini-2024-07-18",
+        "output": [],
+        "usage": None,
+    }
+
+
+def write_lines(path: Path, records: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
 def batch_line(number: int, body: dict[str, Any] | None) -> str:
     """One line of an OpenAI Batch output file; a None body is a failed request."""
     line: dict[str, Any] = {
@@ -1005,6 +1043,135 @@ def test_report_saved_compaction_body(
     assert Decimal(group["cost_usd"]) == Decimal("0.345")
 
 
+def test_report_saved_chat_stream(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "stream.jsonl"
+    usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    write_lines(
+        path,
+        [
+            chat_chunk("chatcmpl-1", ""),
+            chat_chunk("chatcmpl-1", "This is a test."),
+            chat_chunk("chatcmpl-1", None, usage),
+            # A chunk after the usage chunk, as gpt-5 sends for moderation.
+            chat_chunk("chatcmpl-1", None),
+        ],
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert code == 0
+    assert totals["requests"] == 1
+    assert totals["unknown_usage_requests"] == 0
+    assert totals["input_tokens"] == 12
+    assert totals["output_tokens"] == 5
+    # gpt-4-0613 at the gpt-4 price, 30 input and 60 output per million tokens:
+    # 12 * 30 + 5 * 60 = 360 + 300 = 660 millionths of a USD.
+    assert Decimal(totals["cost_usd"]) == Decimal("0.00066")
+    assert totals["cost_complete"] is True
+    assert data["files"][0]["stream_chunks"] == 3
+
+
+def test_report_saved_streams_grouped_by_id(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "streams.jsonl"
+    usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    write_lines(
+        path,
+        [
+            chat_chunk("chatcmpl-1", "This is"),
+            chat_chunk("chatcmpl-2", "Another"),
+            chat_chunk("chatcmpl-1", " a test."),
+            chat_chunk("chatcmpl-2", " one."),
+            chat_chunk("chatcmpl-1", None, usage),
+        ],
+    )
+
+    code, out, _ = run(capsys, "report", str(path))
+
+    assert code == 3
+    assert "5 records, 2 requests counted, 4 stream chunks" in out
+    assert "1 request had no usage in its record." in out
+
+
+def test_report_saved_stream_without_usage(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "stream.jsonl"
+    write_lines(path, [chat_chunk("chatcmpl-1", "Hi"), chat_chunk("chatcmpl-1", ".")])
+
+    code, data = run_json(capsys, "report", str(path))
+
+    group = data["by_model"][0]
+    assert code == 3
+    assert group["model"] == "gpt-4-0613"
+    assert group["requests"] == 1
+    assert group["unknown_usage_requests"] == 1
+    assert group["cost_usd"] is None
+
+
+def test_report_saved_responses_stream(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    response = in_progress_response()
+    usage = {
+        "input_tokens": 22,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 6,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 28,
+    }
+    done = {**response, "status": "completed", "usage": usage}
+    where = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+    write_lines(
+        path,
+        [
+            {"type": "response.created", "response": response},
+            {"type": "response.in_progress", "response": response},
+            {"type": "response.output_text.delta", **where, "delta": "Paris."},
+            {"type": "response.completed", "response": done},
+        ],
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert code == 0
+    assert data["errors"] == []
+    assert totals["requests"] == 1
+    assert totals["input_tokens"] == 22
+    assert totals["output_tokens"] == 6
+    # 22 * 0.15 + 6 * 0.60 = 3.3 + 3.6 = 6.9 millionths of a USD.
+    assert Decimal(totals["cost_usd"]) == Decimal("0.0000069")
+
+
+def test_report_cut_responses_stream(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    response = in_progress_response()
+    where = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+    write_lines(
+        path,
+        [
+            {"type": "response.created", "response": response},
+            {"type": "response.output_text.delta", **where, "delta": "Par"},
+        ],
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert code == 3
+    assert data["errors"] == []
+    assert totals["requests"] == 1
+    assert totals["unknown_usage_requests"] == 1
+
+
 def test_report_json_array_of_bodies(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -1328,6 +1495,51 @@ def test_report_real_invocation_log(capsys: pytest.CaptureFixture[str]) -> None:
     assert group["output_tokens"] == 38
     # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 millionths of a USD.
     assert Decimal(group["cost_usd"]) == Decimal("0.00000936")
+
+
+@NEEDS_REAL_DATA
+@pytest.mark.parametrize(
+    ("cassette", "input_tokens", "output_tokens", "cost"),
+    [
+        # gpt-4-0613 at the gpt-4 price: 12 * 30 + 5 * 60 = 660 millionths.
+        ("chat-stream-include-usage-gpt-4.yaml", 12, 5, "0.00066"),
+        # The usage chunk is second to last: 13 * 1.25 + 11 * 10 = 126.25.
+        ("chat-stream-include-usage-gpt-5.yaml", 13, 11, "0.00012625"),
+        # 22 * 0.15 + 6 * 0.60 = 3.3 + 3.6 = 6.9 millionths.
+        ("responses-stream-gpt-4o-mini.yaml", 22, 6, "0.0000069"),
+        # No chunk carries usage.
+        ("chat-stream-no-usage-gpt-4.1.yaml", 0, 0, None),
+    ],
+)
+def test_report_real_saved_stream(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    cassette: str,
+    input_tokens: int,
+    output_tokens: int,
+    cost: str | None,
+) -> None:
+    yaml = pytest.importorskip("yaml")
+    recording = Path(str(REAL_DATA)) / "openai" / cassette
+    interaction = yaml.safe_load(recording.read_text("utf-8"))["interactions"][0]
+    events = interaction["response"]["body"]["string"]
+    path = tmp_path / "stream.jsonl"
+    path.write_text(
+        "".join(
+            line.removeprefix("data: ") + "\n"
+            for line in events.splitlines()
+            if line.startswith("data: {")
+        )
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert code == (0 if cost else 3)
+    assert totals["requests"] == 1
+    assert totals["input_tokens"] == input_tokens
+    assert totals["output_tokens"] == output_tokens
+    assert totals["cost_usd"] == cost
 
 
 # The console script

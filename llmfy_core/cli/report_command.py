@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -27,9 +28,9 @@ from .output import (
 )
 from .prices_command import add_prices_option
 from .progress import Progress
-from .readers import InputFile, ReadFailure
+from .readers import InputFile, ReadFailure, Record
 from .sources import describe_unpriced, use_price_file
-from .usage_reader import Reading, RecordError, UsageReader
+from .usage_reader import Reading, RecordError, Skipped, StreamChunk, UsageReader
 
 SCHEMA = "llmfy.report/1"
 MAX_FAILURES_SHOWN = 20
@@ -42,7 +43,8 @@ def add_parser(commands: Any) -> None:
         help="total the usage and cost of requests saved in files",
         description=(
             "Read OpenAI Batch output files, saved OpenAI or Bedrock response "
-            "bodies (JSON or JSON lines) and Bedrock model invocation logs, and "
+            "bodies (JSON or JSON lines), saved OpenAI streams (one chunk or event "
+            "per line) and Bedrock model invocation logs, and "
             "print the totals per provider and model and in all. Files may be "
             "gzip-compressed. Exits 1 when a line or file could not be read (the "
             "rest is still counted), and 3 when a request has no price."
@@ -86,12 +88,17 @@ def add_parser(commands: Any) -> None:
 
 @attrs.define
 class FileSummary:
-    """The counts of one input file: records, counted requests, skips and failures."""
+    """The counts of one input file: records, counted requests, skips and failures.
+
+    `stream_chunks` counts the chunks and events of saved streams that are
+    not requests by themselves.
+    """
 
     path: str
     records: int = 0
     counted: int = 0
     skipped: int = 0
+    stream_chunks: int = 0
     failures: list[ReadFailure] = attrs.Factory(list)
 
 
@@ -167,23 +174,40 @@ def _read_all(
                 summary.failures.append(item)
                 continue
             summary.records += 1
-            try:
-                outcome = reader.read(item)
-            except RecordError as error:
-                summary.failures.append(ReadFailure(item.path, item.line, str(error)))
-                continue
-            if not isinstance(outcome, Reading):
-                summary.skipped += 1
-                continue
-            record = report.tracker.add_usage(outcome.usage, outcome.sent_at)
-            usage = record.usage
-            key = (usage.provider, usage.model, usage.region)
-            if record.price is None and usage.known and key not in report.unpriced:
-                report.unpriced[key] = _unpriced_reason(report, record)
-            summary.counted += 1
-            counted += 1
-            progress.update(done_before + each.position(), counted)
+            if _count_record(reader.read, item, report, summary):
+                counted += 1
+                progress.update(done_before + each.position(), counted)
+        for item in reader.end_file():
+            if _count_record(reader.read_unfinished, item, report, summary):
+                counted += 1
         done_before += each.size
+
+
+def _count_record(
+    read: Callable[[Record], Reading | Skipped | StreamChunk],
+    item: Record,
+    report: ReportRun,
+    summary: FileSummary,
+) -> bool:
+    """Read `item` with `read`, count its request and return whether it had one."""
+    try:
+        outcome = read(item)
+    except RecordError as error:
+        summary.failures.append(ReadFailure(item.path, item.line, str(error)))
+        return False
+    if isinstance(outcome, StreamChunk):
+        summary.stream_chunks += 1
+        return False
+    if not isinstance(outcome, Reading):
+        summary.skipped += 1
+        return False
+    record = report.tracker.add_usage(outcome.usage, outcome.sent_at)
+    usage = record.usage
+    key = (usage.provider, usage.model, usage.region)
+    if record.price is None and usage.known and key not in report.unpriced:
+        report.unpriced[key] = _unpriced_reason(report, record)
+    summary.counted += 1
+    return True
 
 
 def _unpriced_reason(report: ReportRun, record: RequestRecord) -> str:
@@ -287,9 +311,16 @@ def _summary_lines(report: ReportRun) -> list[str]:
     records = sum(each.records for each in report.files)
     counted = sum(each.counted for each in report.files)
     skipped = sum(each.skipped for each in report.files)
+    stream_chunks = sum(each.stream_chunks for each in report.files)
+    in_streams = ""
+    if stream_chunks:
+        in_streams = (
+            f"{count_of(stream_chunks, 'stream chunk')} (one request per stream), "
+        )
     lines = [
         f"Read {count_of(len(report.files), 'file')}: "
-        f"{count_of(records, 'record')}, {count_of(counted, 'request')} counted, "
+        f"{count_of(records, 'record')}, "
+        f"{count_of(counted, 'request')} counted, {in_streams}"
         f"{skipped:,} skipped (not billed), {len(report.failures):,} unreadable."
     ]
     totals = report.tracker.totals
@@ -336,6 +367,7 @@ def _report_dict(report: ReportRun) -> dict[str, Any]:
                 "path": each.path,
                 "records": each.records,
                 "counted": each.counted,
+                "stream_chunks": each.stream_chunks,
                 "skipped": each.skipped,
                 "unreadable": len(each.failures),
             }

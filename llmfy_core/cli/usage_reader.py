@@ -1,7 +1,9 @@
 """Turn one JSON record of `llmfy report` into the usage of one request.
 
 Three kinds of record are recognised: a line of an OpenAI Batch output file,
-a Bedrock model invocation log record, and a saved response body.
+a Bedrock model invocation log record, and a saved response body. The chunks
+and events of a saved OpenAI stream are counted once per stream (see
+`saved_streams`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from llmfy_core.recording import extract_usage
 
 from .lookup import closest_name
 from .readers import Record
+from .saved_streams import SavedStreams
 
 
 class RecordError(Exception):
@@ -37,6 +40,11 @@ class Skipped:
     """A record that is not a billed request, such as a failed Batch request."""
 
     reason: str
+
+
+@attrs.frozen(slots=True)
+class StreamChunk:
+    """A chunk or event of a saved stream, whose request another record counts."""
 
 
 class UsageReader:
@@ -65,9 +73,14 @@ class UsageReader:
         self.model = model
         self.region = region
         self.known_providers = known_providers
+        self._streams = SavedStreams()
 
-    def read(self, record: Record) -> Reading | Skipped:
-        """Return the usage in `record`, or why it is skipped; raise `RecordError`."""
+    def read(self, record: Record) -> Reading | Skipped | StreamChunk:
+        """Return the usage in `record`, or why it is skipped; raise `RecordError`.
+
+        Returns `StreamChunk` for a record of a saved stream that carries no
+        usage, and `end_file` then returns the streams of the file that had none.
+        """
         data = record.data
         if not isinstance(data, Mapping):
             raise RecordError(
@@ -79,7 +92,27 @@ class UsageReader:
                 return self._read_invocation_log(data)
             if "custom_id" in data and ("response" in data or "error" in data):
                 return self._read_batch_line(data)
+            if self._streams.hold(record):
+                return StreamChunk()
             return self._read_body(data)
+        except RecordError:
+            raise
+        except Exception as error:
+            raise RecordError(f"reading failed: {error}") from error
+
+    def end_file(self) -> list[Record]:
+        """Return a record of each saved stream of the file that had no usage.
+
+        Each such stream is one request with unknown usage: read it with
+        `read_unfinished`. Call this after the last record of each file.
+        """
+        return self._streams.end_file()
+
+    def read_unfinished(self, record: Record) -> Reading:
+        """Return the unknown usage of a stream that `end_file` returned."""
+        data = record.data
+        try:
+            return self._read_body(_response_of(data) or data)
         except RecordError:
             raise
         except Exception as error:
