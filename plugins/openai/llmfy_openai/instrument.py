@@ -50,12 +50,15 @@ PROVIDER = "openai"
 # POST paths that bill tokens at the model's token rates, and the operation
 # name each one is recorded under. A compaction (`responses.compact()`) runs
 # the model over a conversation and reports its usage as a Responses call
-# does. Other paths are not recorded: retrieving a stored response, counting
+# does. `client.beta.responses` sends the same calls with `?beta=true` in the
+# path. Other paths are not recorded: retrieving a stored response, counting
 # input tokens and uploading files are not billed per token.
 TRACKED_OPERATIONS = {
     "/chat/completions": "chat.completions",
     "/responses": "responses",
+    "/responses?beta=true": "responses",
     "/responses/compact": "responses.compact",
+    "/responses/compact?beta=true": "responses.compact",
     "/embeddings": "embeddings",
     "/completions": "completions",
 }

@@ -778,6 +778,31 @@ def test_responses_image_generation_incomplete(server, client, bodies, stream):
     }
 
 
+def test_beta_responses_counted(server, client, bodies):
+    final = bodies.response(input_tokens=53, output_tokens=469, reasoning=448)
+    server.add_json(RESPONSES, bodies.response(input_tokens=22, output_tokens=6))
+    server.add_sse(RESPONSES, bodies.response_events(final))
+    server.add_json(COMPACT, bodies.compaction(input_tokens=9000, output_tokens=700))
+
+    with llmfy_usage_tracker() as usage:
+        client.beta.responses.create(model="gpt-5", input="Hi")
+        for _ in client.beta.responses.create(model="gpt-5", input="Hi", stream=True):
+            pass
+        client.beta.responses.compact(model="gpt-5", input="Hi")
+
+    assert [path for path, _ in server.requests] == [RESPONSES, RESPONSES, COMPACT]
+    operations = [record.usage.operation for record in usage.records]
+    assert operations == ["responses", "responses", "responses.compact"]
+    assert [record.usage.input_tokens for record in usage.records] == [22, 53, 9000]
+    assert [record.usage.output_tokens for record in usage.records] == [6, 469, 700]
+    # gpt-5 (1.25 input, 10 output per million tokens):
+    # 22 x 1.25 + 6 x 10 = 27.5 + 60 = 87.5
+    # 53 x 1.25 + 469 x 10 = 66.25 + 4690 = 4756.25
+    # 9000 x 1.25 + 700 x 10 = 11250 + 7000 = 18250
+    # in all 23093.75 USD per million
+    assert usage.total_cost == Decimal("0.02309375")
+
+
 def test_responses_tool_usage_wins_over_items(server, client, bodies):
     output = [
         {
