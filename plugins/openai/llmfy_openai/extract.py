@@ -3,8 +3,10 @@
 Chat Completions, legacy Completions and Embeddings report `prompt_tokens`
 (cached, cache write and audio tokens included) and `completion_tokens`
 (reasoning and audio tokens included). The Responses API reports
-`input_tokens` and `output_tokens` with the same inclusions. Both match the
-inclusion rules of `llmfy_core.model`, so the counts are copied, never summed.
+`input_tokens` and `output_tokens` with the same inclusions, and so do audio
+transcriptions and GPT Image generations, with their audio or image tokens
+included. All match the inclusion rules of `llmfy_core.model`, so the counts
+are copied, never summed.
 
 SDK objects are read attribute by attribute and never converted to dicts;
 plain dicts (Batch API output lines, stored bodies) take a separate path.
@@ -49,6 +51,15 @@ IMAGE_GENERATION = "image_generation"
 IMAGE_GENERATION_INPUT = "image_generation_input"
 IMAGE_GENERATION_OUTPUT = "image_generation_output"
 
+# Operations whose responses report token usage only for the models billed
+# per token: gpt-4o-transcribe and the other token-billed transcription
+# models, and the GPT Image models. whisper-1 reports the audio duration
+# instead, and DALL-E reports no usage: those are billed by the duration of
+# the audio or per image, which llmfy does not price.
+TOKEN_USAGE_OPERATIONS = frozenset(
+    {"audio.transcriptions", "images.generations", "images.edits"}
+)
+
 _Extractor = Callable[[Any, CallContext], Usage]
 UsageReader = Callable[[Any, CallContext], UsageCounts | None]
 
@@ -58,8 +69,12 @@ def extract_usage(response: Any, context: CallContext) -> Usage | None:
 
     `response` is a Chat Completions, Completions, Responses or Embeddings
     object of the SDK, a stream chunk or final `Response` of a stream, or the
-    same shapes as plain dicts.
+    same shapes as plain dicts. For an operation in `TOKEN_USAGE_OPERATIONS`
+    it is a transcription or an image response, or the stream event that
+    carries its usage.
     """
+    if context.operation in TOKEN_USAGE_OPERATIONS:
+        return _from_token_usage(response, context)
     if isinstance(response, Mapping):
         return usage_from_body(response, context)
 
@@ -80,7 +95,8 @@ def _choose_extractor(response_type: type) -> _Extractor | None:
         return _from_responses_object
     if "choices" in fields:
         return _from_chat_object
-    if "data" in fields:
+    if "data" in fields and "model" in fields:
+        # An images response has `data` and `usage` too, but no `model`.
         return _from_embeddings_object
     return None
 
@@ -475,6 +491,61 @@ class _ToolUse(NamedTuple):
 
 
 _NO_TOOLS = _ToolUse({}, {})
+
+
+def reports_token_usage(response: Any) -> bool:
+    """Return whether a transcription or an image response is billed per token.
+
+    `response` is an SDK object, a stream event or a JSON dict. It is billed
+    per token when it has a `usage` whose `type` is not "duration".
+    """
+    usage = _field(response, "usage")
+    return usage is not None and _field(usage, "type") != "duration"
+
+
+def _from_token_usage(response: Any, context: CallContext) -> Usage:
+    """Read the usage of a transcription or an image response.
+
+    A transcription's usage has `input_token_details` with `audio_tokens`,
+    and an image response's has `input_tokens_details` with `image_tokens`:
+    these become `input_audio` and `input_image`, which have rates of their
+    own. The output tokens of an image model are image tokens, at its output
+    rate. Neither response names its model, so the requested one prices it.
+    """
+    # NOTE: an images response for output_format "svg" also has `svg_usage`,
+    # tokens of another model that writes the SVG. They are not counted.
+    usage = _field(response, "usage")
+    served = _text(_field(response, "model"))
+    tier = _text(_field(response, "service_tier")) or context.service_tier
+    checker = _Checker(context, served)
+    if not checker.usage_present(usage):
+        return _unknown(context, served, tier)
+
+    inputs = checker.total(_field(usage, "input_tokens"), "usage.input_tokens")
+    outputs = checker.total(_field(usage, "output_tokens"), "usage.output_tokens")
+    other = {}
+    for name, field, kind in (
+        ("input_token_details", "audio_tokens", "input_audio"),
+        ("input_tokens_details", "image_tokens", "input_image"),
+    ):
+        path = f"usage.{name}"
+        details = checker.details(_field(usage, name), path)
+        count = checker.part(details, path, field, inputs)
+        if count:
+            other[kind] = count
+    return Usage(
+        provider=PROVIDER,
+        model=context.model or served or "unknown",
+        input_tokens=inputs,
+        output_tokens=outputs,
+        other_tokens=other,
+        served_model=served,
+        region=context.region,
+        service_tier=tier,
+        operation=context.operation,
+        request_id=context.headers.get("x-request-id"),
+        batch=context.batch,
+    )
 
 
 def _tools_of_object(response: Any, checker: _Checker) -> _ToolUse:

@@ -41,6 +41,7 @@ from llmfy_core.recording import (
     unknown_usage,
     watch_stream,
 )
+from llmfy_openai.extract import TOKEN_USAGE_OPERATIONS, reports_token_usage
 
 # A logger whose calls never raise, even when a handler of the application does.
 logger = get_logger("llmfy.openai")
@@ -51,8 +52,10 @@ PROVIDER = "openai"
 # name each one is recorded under. A compaction (`responses.compact()`) runs
 # the model over a conversation and reports its usage as a Responses call
 # does. `client.beta.responses` sends the same calls with `?beta=true` in the
-# path. Other paths are not recorded: retrieving a stored response, counting
-# input tokens and uploading files are not billed per token.
+# path. A transcription or an image generation or edit is recorded only when
+# its response reports token usage (see `TOKEN_USAGE_OPERATIONS`). Other paths
+# are not recorded: retrieving a stored response, counting input tokens and
+# uploading files are not billed per token.
 TRACKED_OPERATIONS = {
     "/chat/completions": "chat.completions",
     "/responses": "responses",
@@ -61,6 +64,9 @@ TRACKED_OPERATIONS = {
     "/responses/compact?beta=true": "responses.compact",
     "/embeddings": "embeddings",
     "/completions": "completions",
+    "/audio/transcriptions": "audio.transcriptions",
+    "/images/generations": "images.generations",
+    "/images/edits": "images.edits",
 }
 
 _CALL_ATTRIBUTE = "_llmfy_openai_call"
@@ -158,6 +164,10 @@ class _Call:
         if self.done or not self._claim():
             return
         try:
+            if self.operation in TOKEN_USAGE_OPERATIONS and not reports_token_usage(
+                response
+            ):
+                return
             record_response(response, self.context(), self.trackers, self.sent_at)
         except Exception as error:  # never reach the caller
             self._log_fault(error)
@@ -169,6 +179,11 @@ class _Call:
         try:
             self.request_id = http_response.headers.get("x-request-id")
             content = getattr(http_response, "_content", None)
+            if self.operation in TOKEN_USAGE_OPERATIONS and not _starts_object(content):
+                # An unread body, or a transcription as text, srt or vtt, shows
+                # no usage, so nothing tells whether it was billed per token.
+                self._claim()
+                return
             body = json.loads(content) if content else None
             if isinstance(body, Mapping):
                 self.record(body)
@@ -203,6 +218,10 @@ class _Call:
     def record_unreadable(self, problem: str) -> None:
         """Record a response whose body could not be read, with unknown usage."""
         if self.done:
+            return
+        if self.operation in TOKEN_USAGE_OPERATIONS:
+            # A transcription as text shows no usage, so it is not counted.
+            self._claim()
             return
         try:
             recorded = self._record_unknown(None, None)
@@ -270,6 +289,11 @@ class _Call:
             self.model,
             error,
         )
+
+
+def _starts_object(content: bytes | None) -> bool:
+    """Return whether an HTTP body starts like a JSON object."""
+    return content is not None and content.lstrip()[:1] == b"{"
 
 
 def _start_call(

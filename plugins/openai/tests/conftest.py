@@ -362,6 +362,45 @@ class Bodies:
         }
 
     @staticmethod
+    def transcription(
+        *, audio: int = 100, text: int = 20, output_tokens: int = 8
+    ) -> dict[str, Any]:
+        """A transcription of a model billed per token, such as gpt-4o-transcribe."""
+        return {
+            "text": "Hello.",
+            "usage": {
+                "type": "tokens",
+                "input_tokens": audio + text,
+                "input_token_details": {"audio_tokens": audio, "text_tokens": text},
+                "output_tokens": output_tokens,
+                "total_tokens": audio + text + output_tokens,
+            },
+        }
+
+    @staticmethod
+    def images(
+        *, text: int = 50, image: int = 0, output_tokens: int = 4160
+    ) -> dict[str, Any]:
+        """An images response of a GPT Image model, which reports token usage."""
+        return {
+            "created": 1_780_000_000,
+            "data": [{"b64_json": "aGVsbG8="}],
+            "output_format": "png",
+            "quality": "high",
+            "size": "1024x1024",
+            "usage": {
+                "input_tokens": text + image,
+                "input_tokens_details": {"image_tokens": image, "text_tokens": text},
+                "output_tokens": output_tokens,
+                "output_tokens_details": {
+                    "image_tokens": output_tokens,
+                    "text_tokens": 0,
+                },
+                "total_tokens": text + image + output_tokens,
+            },
+        }
+
+    @staticmethod
     def compaction(
         *, input_tokens: int = 120_000, output_tokens: int = 3000, cached: int = 0
     ) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from llmfy_openai.extract import (
     read_responses_object,
     reader_for,
 )
-from openai.types import CreateEmbeddingResponse
+from openai.types import CreateEmbeddingResponse, ImagesResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.create_embedding_response import Usage as EmbeddingUsage
 from openai.types.responses import CompactedResponse, Response
@@ -234,6 +234,22 @@ def test_image_generation_calls_and_tokens(bodies, items, tokens, calls, other):
     assert usage is not None
     assert dict(usage.tool_calls) == calls
     assert dict(usage.other_tokens) == other
+
+
+def test_image_edit_object_matches_body(bodies):
+    body = bodies.images(text=30, image=1000, output_tokens=4160)
+    context = CallContext("openai", "images.edits", "gpt-image-1")
+
+    from_object = extract_usage(ImagesResponse.construct(**body), context)
+    from_body = extract_usage(body, context)
+
+    assert from_object == from_body
+    assert from_body is not None
+    assert from_body.operation == "images.edits"
+    assert from_body.input_tokens == 1030
+    assert from_body.output_tokens == 4160
+    assert dict(from_body.other_tokens) == {"input_image": 1000}
+    assert reader_for(ImagesResponse) is None
 
 
 def test_compaction_object_and_body(bodies):

@@ -35,6 +35,13 @@ from llmfy import UsageWarning, llmfy_usage_tracker
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
 COMPACT = "/v1/responses/compact"
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
+IMAGES = "/v1/images/generations"
+AUDIO_FILE = ("hello.wav", b"RIFF\x00\x00\x00\x00WAVE")
+# Prices for these tests, in USD per million tokens. The bundled table has no
+# transcription or image model.
+TRANSCRIBE_PRICE = {"input": 2.50, "output": 10.00, "input_audio": 6.00}
+IMAGE_PRICE = {"input": 5.00, "output": 40.00}
 EMBEDDINGS = "/v1/embeddings"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 INCLUDE_USAGE = {"include_usage": True}
@@ -875,6 +882,144 @@ def test_chat_stream_helper_closed_early(server, client, bodies):
 
     assert recorded_at_exit == 1
     assert usage.records[0].usage.input_tokens is None
+
+
+# Transcriptions and images
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["parsed", "raw"])
+def test_transcription_counted(server, client, bodies, raw):
+    body = bodies.transcription(audio=100, text=20, output_tokens=8)
+    server.add_json(TRANSCRIPTIONS, body, **{"x-request-id": "req_audio"})
+    transcriptions = client.audio.transcriptions
+    if raw:
+        transcriptions = transcriptions.with_raw_response
+
+    with llmfy_usage_tracker(
+        openai_pricing={"gpt-4o-transcribe": TRANSCRIBE_PRICE}
+    ) as usage:
+        transcriptions.create(file=AUDIO_FILE, model="gpt-4o-transcribe")
+
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.operation == "audio.transcriptions"
+    assert record.usage.model == "gpt-4o-transcribe"
+    assert record.usage.request_id == "req_audio"
+    assert record.usage.input_tokens == 120
+    assert record.usage.output_tokens == 8
+    assert dict(record.usage.other_tokens) == {"input_audio": 100}
+    # 20 text x 2.50 + 100 audio x 6.00 + 8 x 10.00 = 50 + 600 + 80 = 730 USD
+    # per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00073")
+
+
+def test_transcription_stream_counted(server, client, bodies):
+    done = {"type": "transcript.text.done", **bodies.transcription(audio=90)}
+    server.add_sse(
+        TRANSCRIPTIONS,
+        [
+            {"type": "transcript.text.delta", "delta": "Hel"},
+            {"type": "transcript.text.delta", "delta": "lo."},
+            done,
+        ],
+    )
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.audio.transcriptions.create(
+            file=AUDIO_FILE, model="gpt-4o-transcribe", stream=True
+        )
+        events = [event.type for event in stream]
+
+    assert events[-1] == "transcript.text.done"
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens == 110
+    assert dict(usage.records[0].usage.other_tokens) == {"input_audio": 90}
+
+
+@pytest.mark.parametrize(
+    "response_format", ["json", "text"], ids=["duration usage", "text"]
+)
+def test_transcription_without_token_usage_ignored(
+    server, client, caplog, response_format
+):
+    # whisper-1 is billed by the duration of the audio, which llmfy does not
+    # price.
+    if response_format == "json":
+        body = {"text": "Hello.", "usage": {"type": "duration", "seconds": 3}}
+        server.add_json(TRANSCRIPTIONS, body)
+    else:
+        headers = {"content-type": "text/plain"}
+        server.add_raw(TRANSCRIPTIONS, status=200, headers=headers, body=b"Hello.")
+    caplog.set_level(logging.DEBUG, logger="llmfy")
+
+    with llmfy_usage_tracker() as usage:
+        transcription = client.audio.transcriptions.create(
+            file=AUDIO_FILE, model="whisper-1", response_format=response_format
+        )
+
+    assert "Hello." in str(transcription)
+    assert usage.request_count == 0
+    assert usage.open_streams == 0
+    assert usage.cost_complete
+    assert [record.message for record in caplog.records] == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+def test_image_generation_counted(server, client, bodies, stream):
+    body = bodies.images(text=50, output_tokens=4160)
+    if stream:
+        completed = {
+            "type": "image_generation.completed",
+            "b64_json": "aGVsbG8=",
+            "background": "opaque",
+            "created_at": 1_780_000_000,
+            "output_format": "png",
+            "quality": "high",
+            "size": "1024x1024",
+            "usage": body["usage"],
+        }
+        partial = {
+            "type": "image_generation.partial_image",
+            "b64_json": "aGVs",
+            "background": "opaque",
+            "created_at": 1_780_000_000,
+            "output_format": "png",
+            "partial_image_index": 0,
+            "quality": "high",
+            "size": "1024x1024",
+        }
+        server.add_sse(IMAGES, [partial, completed])
+    else:
+        server.add_json(IMAGES, body)
+
+    with llmfy_usage_tracker(openai_pricing={"gpt-image-1": IMAGE_PRICE}) as usage:
+        result = client.images.generate(
+            model="gpt-image-1", prompt="A cat.", stream=stream
+        )
+        if stream:
+            for _ in result:
+                pass
+
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.operation == "images.generations"
+    assert record.usage.input_tokens == 50
+    assert record.usage.output_tokens == 4160
+    # 50 x 5.00 + 4160 x 40.00 = 250 + 166,400 = 166,650 USD per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.16665")
+
+
+def test_image_without_usage_ignored(server, client):
+    # DALL-E images are billed per image and report no usage.
+    server.add_json(IMAGES, {"created": 1_780_000_000, "data": [{"url": "u"}]})
+
+    with llmfy_usage_tracker() as usage:
+        client.images.generate(model="dall-e-3", prompt="A cat.")
+
+    assert usage.request_count == 0
+    assert usage.cost_complete
 
 
 def test_embeddings_create(server, client, bodies):
