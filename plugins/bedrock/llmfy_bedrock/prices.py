@@ -74,26 +74,32 @@ class BedrockPriceTable:
         ref = parse_model_id(model)
         if ref.kind is ModelKind.PROVISIONED_MODEL:
             return Unpriced(_provisioned_reason(model), final=True)
-        region = ref.arn_region or region
+        # An application inference profile is billed as what it was copied from.
+        copied = ref
+        if ref.kind is ModelKind.APPLICATION_INFERENCE_PROFILE:
+            registered = registered_profile_model(model)
+            if registered is not None:
+                copied = parse_model_id(registered)
+        region = ref.arn_region or copied.arn_region or region
 
         found = self._entries.get((model, region, batch))
         if found is not None and (not self._complete or service_tier in STANDARD_TIERS):
             return found
 
-        base = ref.base_model
-        if base is None and ref.kind is ModelKind.APPLICATION_INFERENCE_PROFILE:
-            base = registered_profile_model(model)
+        base = copied.base_model
         if base is None:
             if not self._complete:
                 return None
             return Unpriced(_no_model_reason(ref, region), final=True)
         key = self.known_model(base)
         if key is None:
-            return None
+            if copied is ref or not self._complete:
+                return None
+            return Unpriced(_unknown_copy_reason(model, copied.model_id, region))
         if self._complete and service_tier not in STANDARD_TIERS:
             return Unpriced(_tier_reason(key, region, service_tier), final=True)
 
-        if ref.scope == GLOBAL_SCOPE:
+        if copied.scope == GLOBAL_SCOPE:
             scoped = global_key(key)
             found = self._entries.get((scoped, region, batch)) or self._entries.get(
                 (scoped, None, batch)
@@ -200,6 +206,15 @@ def _no_model_reason(ref: ModelRef, region: str | None) -> str:
         "custom or imported model, or a prompt router whose response did not name "
         f"the model it invoked. Add its price with "
         f"{_override_example(ref.model_id, region)}."
+    )
+
+
+def _unknown_copy_reason(profile: str, copied: str, region: str | None) -> str:
+    return (
+        f"Application inference profile {profile!r} is registered as a copy of "
+        f"{copied!r}, which the bundled Bedrock table has no price for. Check the "
+        "id given to llmfy_bedrock.register_profile_model(), or add the price with "
+        f"{_override_example(profile, region)}."
     )
 
 

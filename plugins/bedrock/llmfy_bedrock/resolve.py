@@ -22,7 +22,12 @@ from collections.abc import Mapping
 
 import attrs
 
+from llmfy_core.errors import PricingWarning, warn_in_setup
+from llmfy_core.logs import get_logger
+from llmfy_core.pricing import likely_typo
 from llmfy_core.resolver import invalidate_price_cache
+
+logger = get_logger("llmfy.bedrock")
 
 GLOBAL_SCOPE = "global"
 
@@ -34,6 +39,25 @@ _ARN = re.compile(
     r"(?P<kind>[a-z-]+)/(?P<name>.+)$"
 )
 _VERSION_SUFFIX = re.compile(r"(-v\d+)?(:\d+)?$")
+# A foundation-model id: the provider, a dot and the model's name, such as
+# `anthropic.claude-3-haiku-20240307-v1:0` or `amazon.titan-embed-text-v1`.
+_FOUNDATION_MODEL_ID = re.compile(r"^[a-z0-9-]+\.[A-Za-z0-9][A-Za-z0-9._:-]*$")
+# The ids and ARNs that `register_profile_model` accepts as the source of an
+# application inference profile, as its error messages list them.
+_COPY_SOURCES = (
+    "a foundation-model id such as 'anthropic.claude-sonnet-4-5-20250929-v1:0', "
+    "a cross-region inference profile id such as "
+    "'us.anthropic.claude-sonnet-4-5-20250929-v1:0' or "
+    "'global.anthropic.claude-sonnet-4-5-20250929-v1:0', or the ARN of either"
+)
+# The resource named by each kind of ARN that names no foundation model, as
+# error messages describe it.
+_NOT_A_MODEL = {
+    "application-inference-profile": "another application inference profile",
+    "provisioned-model": "a provisioned-throughput model",
+    "custom-model": "a custom or imported model",
+    "other": "a Bedrock resource that is not a model",
+}
 
 
 class ModelKind(enum.Enum):
@@ -135,16 +159,89 @@ _profile_lock = threading.RLock()
 
 
 def register_profile_model(profile_arn: str, model_id: str) -> None:
-    """Name the model behind an application inference profile ARN.
+    """Name the model that an application inference profile was copied from.
 
     Bedrock's responses do not name the model of an application inference
-    profile, so its requests stay unpriced until the model is known. After this
-    call they are priced as `model_id` in the profile's Region, also in
-    trackers that priced the profile before.
+    profile, so its requests stay unpriced until the model is known.
+    `model_id` is the id or ARN the profile was created from: a foundation
+    model, or a system-defined cross-region inference profile (`us.`, `eu.`,
+    `global.`, ...). After this call the profile's requests are priced as
+    requests for `model_id` in the profile's Region: at the global rate when
+    it is a `global.` profile, at the Region's rate otherwise. Trackers that
+    priced the profile before price it again.
+
+    Raises ValueError when `profile_arn` is not an application inference
+    profile ARN, or when `model_id` is not a model id or ARN that names a
+    foundation model. Warns with `PricingWarning` when the bundled table has
+    no price for the model.
     """
+    _check_profile_arn(profile_arn, model_id)
+    copied = _check_copy_source(profile_arn, model_id)
     with _profile_lock:
         _profile_models[profile_arn] = model_id
     invalidate_price_cache()
+    _warn_if_unpriced(profile_arn, model_id, copied)
+
+
+def _check_profile_arn(profile_arn: object, model_id: object) -> None:
+    kind = None
+    if isinstance(profile_arn, str):
+        kind = parse_model_id(profile_arn).kind
+    if kind is not ModelKind.APPLICATION_INFERENCE_PROFILE:
+        raise ValueError(
+            f"Invalid application inference profile ARN {profile_arn!r} (registered "
+            f"as a copy of {model_id!r}): pass the profile's ARN, such as "
+            "'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/"
+            "a1b2c3d4e5f6'."
+        )
+
+
+def _check_copy_source(profile_arn: str, model_id: object) -> str:
+    """Return the foundation-model id in `model_id`, or raise ValueError."""
+    if not isinstance(model_id, str):
+        raise ValueError(
+            f"Invalid model id {model_id!r} for application inference profile "
+            f"{profile_arn!r}: expected a str, got {type(model_id).__name__}. "
+            f"Pass {_COPY_SOURCES}."
+        )
+    ref = parse_model_id(model_id)
+    if ref.base_model is None:
+        raise ValueError(
+            f"Invalid model id {model_id!r} for application inference profile "
+            f"{profile_arn!r}: it is the ARN of {_NOT_A_MODEL[ref.kind.value]}, "
+            f"not of a foundation model to price the profile by. Pass "
+            f"{_COPY_SOURCES}. To price the profile at a rate of your own, key "
+            "llmfy_usage_tracker(bedrock_pricing=...) by its ARN."
+        )
+    if _FOUNDATION_MODEL_ID.match(ref.base_model) is None:
+        hint = ""
+        if model_id.startswith("claude-"):
+            hint = f" For this model that is 'anthropic.{model_id}'."
+        raise ValueError(
+            f"Invalid model id {model_id!r} for application inference profile "
+            f"{profile_arn!r}: it is not a Bedrock model id or ARN. Pass "
+            f"{_COPY_SOURCES}.{hint}"
+        )
+    return ref.base_model
+
+
+def _warn_if_unpriced(profile_arn: str, model_id: str, base_model: str) -> None:
+    """Warn when the bundled table has no price for the model a profile copies."""
+    from llmfy_bedrock.prices import bundled_table
+
+    table = bundled_table()
+    if table.known_model(base_model) is not None:
+        return
+    meant = likely_typo(base_model, table.model_ids())
+    hint = "" if meant is None else f" Did you mean {meant!r}?"
+    message = (
+        f"The bundled Bedrock table has no price for {model_id!r}, registered as "
+        f"the model of application inference profile {profile_arn!r}.{hint} "
+        "Requests through the profile stay unpriced unless "
+        "llmfy_usage_tracker(bedrock_pricing=...) prices the model or the profile."
+    )
+    logger.warning("%s", message)
+    warn_in_setup(PricingWarning(message))
 
 
 def profile_models() -> Mapping[str, str]:

@@ -22,6 +22,9 @@ from typing import Any
 import attrs
 import boto3
 import pytest
+from llmfy_bedrock import resolve
+
+from llmfy_core import invalidate_price_cache
 
 
 def encode_frame(headers: Mapping[str, str], payload: bytes) -> bytes:
@@ -255,6 +258,15 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+
+
+@pytest.fixture
+def profile_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Give the test an empty profile mapping, and drop the prices it caused."""
+    monkeypatch.setattr(resolve, "_profile_models", {})
+    yield
+    monkeypatch.undo()
+    invalidate_price_cache()
 
 
 @pytest.fixture

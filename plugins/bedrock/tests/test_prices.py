@@ -7,7 +7,6 @@ override (USD per 1,000 tokens).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +21,6 @@ from llmfy_core import (
     Unpriced,
     Usage,
     compute_cost,
-    invalidate_price_cache,
     llmfy_usage_tracker,
 )
 from llmfy_core.recording import record_usage
@@ -190,15 +188,6 @@ def test_application_profile_with_registered_model(
     # The ARN's Region (us-east-1) prices it: Claude 3 Haiku 0.25 in, 1.25 out.
     assert price.input == Decimal("0.25")
     assert price.output == Decimal("1.25")
-
-
-@pytest.fixture
-def profile_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Give the test an empty profile mapping, and drop the prices it caused."""
-    monkeypatch.setattr(resolve, "_profile_models", {})
-    yield
-    monkeypatch.undo()
-    invalidate_price_cache()
 
 
 @pytest.mark.usefixtures("profile_models")
