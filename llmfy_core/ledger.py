@@ -119,9 +119,11 @@ class Slot:
 
     `key` is the first `USAGE_KEY_FIELDS` fields of `UsageCounts`. `day` is
     the UTC day number (days since 1970-01-01) that the resolution holds
-    for, or None when no price depends on the day a request was sent. A
-    request with more input tokens than `input_limit` is charged at a
-    long-context tier and does not belong to the slot.
+    for, or None when no price depends on the day a request was sent. Only
+    requests sent from `sent_from` up to, not including, `sent_until`
+    (nanoseconds since 1970 UTC) belong to the slot: that day, or any time
+    when `day` is None. A request with more input tokens than `input_limit`
+    is charged at a long-context tier and does not belong to the slot.
     """
 
     __slots__ = (
@@ -132,6 +134,8 @@ class Slot:
         "key",
         "price",
         "resolution",
+        "sent_from",
+        "sent_until",
     )
 
     def __init__(
@@ -141,6 +145,11 @@ class Slot:
         self.resolution = resolution
         self.price = price = resolution.price
         self.day = day
+        if day is None:
+            self.sent_from, self.sent_until = MIN_SENT, MAX_COUNT + 1
+        else:
+            self.sent_from = day * DAY_NANOSECONDS
+            self.sent_until = self.sent_from + DAY_NANOSECONDS
         self.input_limit = MAX_COUNT
         if price is not None and price.long_context:
             self.input_limit = min(
@@ -295,8 +304,8 @@ def _add_counts(
 # send time in nanoseconds, or None, an `Entry` and 0 for a request without
 # a slot.
 
-# `Ledger.slot_table`: a `CHANGES.count` and two dicts of slots by request kind.
-SlotTable = tuple[int, dict[tuple[Any, ...], Slot], dict[tuple[Any, ...], Slot]]
+# `Ledger.slot_table`: a `CHANGES.count` and the slots by request kind.
+SlotTable = tuple[int, dict[tuple[Any, ...], Slot]]
 
 
 class Ledger:
@@ -308,10 +317,9 @@ class Ledger:
         self.queue: list[Any] = []
         self._buckets: dict[BucketKey, Bucket] = {}
         # The `CHANGES.count` that the slots by request kind are valid for,
-        # the slots of undated prices, and the slots of dated prices, each
-        # valid only on the day in `Slot.day`. Replaced together, so that a
-        # reader sees a matching set.
-        self.slot_table: SlotTable = (-1, {}, {})
+        # and the slots. A slot of dated prices applies only to requests sent
+        # on its day. Replaced together, so that a reader sees a matching pair.
+        self.slot_table: SlotTable = (-1, {})
         self._kept = KeptRequests()
         self._records: list[RequestRecord] = []
         self._records_lock = threading.Lock()
@@ -324,15 +332,12 @@ class Ledger:
         `sent` is the send time in nanoseconds since 1970 UTC and `stamp`
         the current `CHANGES.count`. The caller has checked the counts.
         """
-        table_stamp, plain, checked = self.slot_table
+        table_stamp, slots = self.slot_table
         if table_stamp != stamp:
             return False
-        key = counts[:USAGE_KEY_FIELDS]
-        slot = plain.get(key)
-        if slot is None:
-            slot = checked.get(key)
-            if slot is None or sent // DAY_NANOSECONDS != slot.day:
-                return False
+        slot = slots.get(counts[:USAGE_KEY_FIELDS])
+        if slot is None or not slot.sent_from <= sent < slot.sent_until:
+            return False
         if counts[INPUT_TOKENS_INDEX] > slot.input_limit:
             return False
         queue = self.queue
@@ -384,24 +389,19 @@ class Ledger:
             return None
         key = counts[:USAGE_KEY_FIELDS]
         day = sent // DAY_NANOSECONDS if dated else None
-        table_stamp, plain, checked = self.slot_table
+        table_stamp, slots = self.slot_table
         if table_stamp != stamp:
             if stamp != CHANGES.count:
                 # Prices changed since this request's were resolved: its slot
                 # serves it alone and is not offered to later requests.
                 return self._fitting(Slot(key, resolution, day), counts)
-            plain, checked = {}, {}
-            self.slot_table = (stamp, plain, checked)
-        slot = plain.get(key) or checked.get(key)
+            slots = {}
+            self.slot_table = (stamp, slots)
+        slot = slots.get(key)
         if slot is None or slot.resolution is not resolution or slot.day != day:
             slot = Slot(key, resolution, day)
             # A table whose stamp went stale meanwhile is never read again.
-            if day is None:
-                checked.pop(key, None)
-                plain[key] = slot
-            else:
-                plain.pop(key, None)
-                checked[key] = slot
+            slots[key] = slot
         return self._fitting(slot, counts)
 
     @staticmethod

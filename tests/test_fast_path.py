@@ -649,6 +649,41 @@ def test_dated_prices_follow_send_day(reading: ReadingPlugin) -> None:
     assert sent == [before] * 4 + [after] * 4 + [before, after]
 
 
+def test_dated_slot_recorded_inline(
+    reading: ReadingPlugin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmfy_core.ledger import Ledger
+
+    class DatedPrices:
+        llmfy_price_rank = PriceRank.ORGANIZATION
+        llmfy_price_dated = True
+
+        @hookimpl
+        def price_lookup(self, model: str) -> Price:
+            return Price(Decimal(1), Decimal(2))
+
+    llmfy_core.register_plugin(DatedPrices(), "dated-prices")
+    calls: list[int] = []
+    add_counts = Ledger.add_counts
+
+    def counted(ledger: Ledger, counts: UsageCounts, sent: int, stamp: int) -> bool:
+        calls.append(sent)
+        return add_counts(ledger, counts, sent, stamp)
+
+    monkeypatch.setattr(Ledger, "add_counts", counted)
+    sent_at = dt.datetime(2026, 7, 9, 12, tzinfo=dt.UTC)
+    with llmfy_usage_tracker() as usage:
+        for _ in range(5):
+            record_response(response(), CONTEXT, (usage,), sent_at)
+
+    # The first request takes the full path and leaves the slot, and
+    # record_response queues the others into it itself.
+    assert calls == []
+    # 1370 x 1 + 155 x 2 = 1680 per million for each request.
+    assert usage.total_cost == 5 * Decimal("0.00168")
+    assert [record.sent_at for record in usage.records] == [sent_at] * 5
+
+
 def test_long_context_tier_above_threshold(reading: ReadingPlugin) -> None:
     reading.prices["gpt-4o-mini"] = Price(
         Decimal(1),
