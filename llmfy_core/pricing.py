@@ -396,6 +396,18 @@ def _add_part(parts: dict[str, Decimal], kind: str, rate: Decimal, tokens: int) 
         parts[kind] = DECIMAL_CONTEXT.multiply(rate, tokens)
 
 
+def request_day(requested_at: dt.datetime | None) -> dt.date:
+    """Return the UTC day a request was sent on, which chooses among dated prices.
+
+    None stands for now, and a naive datetime is taken as UTC.
+    """
+    if requested_at is None:
+        return dt.datetime.now(dt.UTC).date()
+    if requested_at.tzinfo is not None:
+        requested_at = requested_at.astimezone(dt.UTC)
+    return requested_at.date()
+
+
 def price_with_source(price: Price, source: str, checked: dt.date | None) -> Price:
     """Return `price` with its source and check date set."""
     return attrs.evolve(price, source=source, checked=checked)

@@ -23,6 +23,8 @@ llmfy_price_rank = PriceRank.PROVIDER
 llmfy_providers = ("bedrock",)
 # Its usage readers return only valid counts, so llmfy does not check them.
 llmfy_readers_check_counts = True
+# Some bundled prices changed on a given day, so llmfy caches prices per day.
+llmfy_price_dated = True
 
 PROVIDER = "bedrock"
 
@@ -65,12 +67,12 @@ def price_lookup(
     batch: bool,
     requested_at: dt.datetime | None,
 ) -> Price | Unpriced | None:
-    """Return the bundled price of a Bedrock model in a Region."""
+    """Return the bundled price of a Bedrock model in a Region on the day sent."""
     if provider != PROVIDER:
         return None
     from llmfy_bedrock.prices import bundled_table
 
-    return bundled_table().lookup(model, region, service_tier, batch)
+    return bundled_table().lookup(model, region, service_tier, batch, requested_at)
 
 
 @hookimpl

@@ -4,7 +4,9 @@ Prices are keyed by foundation-model id, AWS Region and the batch flag. Where
 AWS prices the `global.` profile apart from the Regions, it has an entry of its
 own under the key `global.<model id>`. Every other call is priced at the rate
 of the Region it was sent to. A Region missing from the table is never priced
-at another Region's rate.
+at another Region's rate. An entry may keep the prices it had before a price
+change, each with the first UTC day it no longer applied, so that a request is
+priced at the rate of the day it was sent.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from importlib import resources
+from operator import itemgetter
 from typing import Any
 
 from llmfy_bedrock.resolve import (
@@ -28,7 +31,7 @@ from llmfy_bedrock.resolve import (
 )
 from llmfy_core import LongContextTier, Price, PriceKey, Unpriced, pricing
 from llmfy_core.model import MILLION
-from llmfy_core.pricing import CatalogEntry
+from llmfy_core.pricing import CatalogEntry, request_day
 
 PROVIDER = "bedrock"
 DATA_FILE = "prices.json"
@@ -37,6 +40,9 @@ DATA_FILE = "prices.json"
 STANDARD_TIERS = frozenset({None, *pricing.STANDARD_TIERS})
 
 EntryKey = tuple[str, str | None, bool]
+# The earlier prices of one entry, oldest first: the first UTC day each one no
+# longer applied, and the price, or None where the table has no price then.
+History = tuple[tuple[dt.date, Price | None], ...]
 
 
 def global_key(model_id: str) -> str:
@@ -54,9 +60,16 @@ class BedrockPriceTable:
     None, and the next price source is asked.
     """
 
-    def __init__(self, entries: Mapping[EntryKey, Price], *, complete: bool) -> None:
+    def __init__(
+        self,
+        entries: Mapping[EntryKey, Price],
+        *,
+        complete: bool,
+        history: Mapping[EntryKey, History] | None = None,
+    ) -> None:
         self._entries = dict(entries)
         self._complete = complete
+        self._history = dict(history or {})
         self._models = _model_index(model for model, _, _ in self._entries)
         self._model_ids = sorted(set(self._models.values()))
 
@@ -67,10 +80,23 @@ class BedrockPriceTable:
         """Return every entry, keyed by (model, Region or None, batch)."""
         return dict(self._entries)
 
+    def history(self) -> Mapping[EntryKey, History]:
+        """Return the earlier prices of the entries that have them, oldest first."""
+        return dict(self._history)
+
     def lookup(
-        self, model: str, region: str | None, service_tier: str | None, batch: bool
+        self,
+        model: str,
+        region: str | None,
+        service_tier: str | None,
+        batch: bool,
+        requested_at: dt.datetime | None = None,
     ) -> Price | Unpriced | None:
-        """Return the price AWS bills for `model` called in `region`."""
+        """Return the price AWS bills for `model` called in `region`.
+
+        `requested_at` is when the request was sent, None for now. Its UTC day
+        chooses among an entry's earlier prices.
+        """
         ref = parse_model_id(model)
         if ref.kind is ModelKind.PROVISIONED_MODEL:
             return Unpriced(_provisioned_reason(model), final=True)
@@ -82,7 +108,7 @@ class BedrockPriceTable:
                 copied = parse_model_id(registered)
         region = ref.arn_region or copied.arn_region or region
 
-        found = self._entries.get((model, region, batch))
+        found = self._price_on((model, region, batch), requested_at)
         if found is not None and (not self._complete or service_tier in STANDARD_TIERS):
             return found
 
@@ -101,15 +127,30 @@ class BedrockPriceTable:
 
         if copied.scope == GLOBAL_SCOPE:
             scoped = global_key(key)
-            found = self._entries.get((scoped, region, batch)) or self._entries.get(
-                (scoped, None, batch)
-            )
+            found = self._price_on((scoped, region, batch), requested_at)
+            if found is None:
+                found = self._price_on((scoped, None, batch), requested_at)
             if found is not None:
                 return found
-        found = self._entries.get((key, region, batch))
+        found = self._price_on((key, region, batch), requested_at)
         if found is not None or not self._complete:
             return found
         return Unpriced(self._missing_reason(model, key, region, batch), final=True)
+
+    def _price_on(
+        self, key: EntryKey, requested_at: dt.datetime | None
+    ) -> Price | Unpriced | None:
+        """Return the price of the entry `key` for a request sent at `requested_at`."""
+        history = self._history.get(key)
+        if history is None:
+            return self._entries.get(key)
+        day = request_day(requested_at)
+        for ended, price in history:
+            if day < ended:
+                if price is None:
+                    return Unpriced(_no_earlier_reason(key, ended), final=True)
+                return price
+        return self._entries.get(key)
 
     def model_ids(self) -> list[str]:
         """Return the model ids that have prices in the table, sorted."""
@@ -218,6 +259,20 @@ def _unknown_copy_reason(profile: str, copied: str, region: str | None) -> str:
     )
 
 
+def _no_earlier_reason(key: EntryKey, ended: dt.date) -> str:
+    model, region, batch = key
+    mode = "batch " if batch else ""
+    where = f"region {region!r}"
+    if region is None:
+        where = "the global cross-region profile"
+    return (
+        f"The bundled Bedrock table has no {mode}price for model {model!r} in {where} "
+        f"for requests sent before {ended.isoformat()}. Its current price starts on "
+        "that day and is not used for earlier requests. Add the price with "
+        f"{_override_example(model, region)}."
+    )
+
+
 def _tier_reason(key: str, region: str | None, tier: str | None) -> str:
     return (
         f"The bundled Bedrock table holds standard-tier prices only, and the "
@@ -234,23 +289,52 @@ def _tier_reason(key: str, region: str | None, tier: str | None) -> str:
 def bundled_table() -> BedrockPriceTable:
     """Return the bundled price table, read from the package data once."""
     text = resources.files("llmfy_bedrock").joinpath(DATA_FILE).read_text("utf-8")
-    return BedrockPriceTable(dict(_parse_data(json.loads(text))), complete=True)
+    entries, history = _parse_data(json.loads(text))
+    return BedrockPriceTable(entries, complete=True, history=history)
 
 
-def _parse_data(data: Mapping[str, Any]) -> Iterator[tuple[EntryKey, Price]]:
+def _parse_data(
+    data: Mapping[str, Any],
+) -> tuple[dict[EntryKey, Price], dict[EntryKey, History]]:
+    """Return the current prices of the data file, and the earlier ones by entry."""
+    entries: dict[EntryKey, Price] = {}
+    history: dict[EntryKey, History] = {}
     for model, spec in data["models"].items():
         for rate in spec["rates"]:
-            price = _price_of(rate, rate)
-            batch = rate.get("batch")
-            batch_price = None if batch is None else _price_of(batch, rate)
+            current = _rate_prices(rate)
+            earlier = sorted(
+                (
+                    (dt.date.fromisoformat(past["effective_until"]), _rate_prices(past))
+                    for past in rate.get("earlier", ())
+                ),
+                key=itemgetter(0),
+            )
             if rate.get("scope") == GLOBAL_SCOPE:
                 keys: Iterable[tuple[str, str | None]] = [(global_key(model), None)]
             else:
                 keys = [(model, region) for region in rate["regions"]]
             for key_model, region in keys:
-                yield (key_model, region, False), price
-                if batch_price is not None:
-                    yield (key_model, region, True), batch_price
+                for batch, price in current.items():
+                    key = (key_model, region, batch)
+                    if price is not None:
+                        entries[key] = price
+                    past = tuple((ended, prices[batch]) for ended, prices in earlier)
+                    if past and (price is not None or any(p for _, p in past)):
+                        history[key] = past
+    return entries, history
+
+
+def _rate_prices(rate: Mapping[str, Any]) -> dict[bool, Price | None]:
+    """Return a rate's on-demand price (key False) and batch price (key True).
+
+    `rate` is a rate of the data file or one of its earlier prices. The batch
+    price is None when it has none.
+    """
+    batch = rate.get("batch")
+    return {
+        False: _price_of(rate, rate),
+        True: None if batch is None else _price_of(batch, rate),
+    }
 
 
 def _price_of(fields: Mapping[str, Any], rate: Mapping[str, Any]) -> Price:
