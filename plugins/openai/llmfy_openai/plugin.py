@@ -6,6 +6,7 @@ only when a hook first runs: `import llmfy` and discovery stay cheap.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ llmfy_price_rank = PriceRank.PROVIDER
 llmfy_providers = ("openai",)
 # Its usage readers return only valid counts, so llmfy does not check them.
 llmfy_readers_check_counts = True
+# Some bundled prices changed on a given day, so llmfy caches prices per day.
+llmfy_price_dated = True
 
 PROVIDER = "openai"
 
@@ -55,14 +58,21 @@ def llmfy_mapped_model(provider: str, model: str) -> str | None:
 
 @hookimpl
 def price_lookup(
-    provider: str, model: str, service_tier: str | None, batch: bool
+    provider: str,
+    model: str,
+    service_tier: str | None,
+    batch: bool,
+    requested_at: dt.datetime | None,
 ) -> Price | Unpriced | None:
-    """Return the bundled price of an OpenAI model id, or None when unknown."""
+    """Return the bundled price of an OpenAI model id on the day the request was sent.
+
+    Returns None when the model id is unknown.
+    """
     if provider != PROVIDER:
         return None
     from llmfy_openai.prices import lookup_price
 
-    return lookup_price(model, service_tier, batch)
+    return lookup_price(model, service_tier, batch, requested_at)
 
 
 @hookimpl

@@ -2,7 +2,9 @@
 
 Prices are USD per million tokens. Standard, Batch API, Flex and Priority
 rates are separate entries keyed by service tier and batch flag; model ids
-resolve through `llmfy_openai.resolve.model_candidates`.
+resolve through `llmfy_openai.resolve.model_candidates`. A model may keep the
+prices it had before a price change, each with the first UTC day it no longer
+applied, so that a request is priced at the rate of the day it was sent.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import attrs
 
 from llmfy_core import LongContextTier, Price, PriceKey, StaticPriceTable, Unpriced
+from llmfy_core.pricing import request_day
 from llmfy_openai.resolve import is_fine_tuned, model_candidates
 
 PRICE_FILE = "prices.toml"
@@ -28,6 +31,13 @@ PRIORITY = "priority"
 # Price fields given per million tokens in the data file, and the token
 # subset each one prices in `Price.other`.
 _SUBSET_FIELDS = {"input_audio": "input_audio", "output_audio": "output_audio"}
+
+# The key of a model's earlier prices in the data file.
+EARLIER = "earlier"
+
+# The prices of one model: its standard, Batch API, Flex and Priority prices,
+# keyed by service tier (None for the standard one) and batch flag.
+ModelPrices = dict[tuple[str | None, bool], Price]
 
 _BATCH_RULE = "50% of the standard rates, https://platform.openai.com/docs/guides/batch"
 _FLEX_RULE = (
@@ -56,14 +66,19 @@ PRIORITY_TIER = "priority"
 
 
 def lookup_price(
-    model: str, service_tier: str | None, batch: bool
+    model: str,
+    service_tier: str | None,
+    batch: bool,
+    requested_at: dt.datetime | None = None,
 ) -> Price | Unpriced | None:
     """Return the bundled price of `model`, resolved the way OpenAI bills it.
 
-    Returns `Unpriced` for a fine-tuned model whose base model has no
-    fine-tuned price in the table, and None for an unknown model id.
+    `requested_at` is when the request was sent, None for now: a request sent
+    before a price change gets the price of that day. Returns `Unpriced` for a
+    fine-tuned model whose base model has no fine-tuned price in the table,
+    and None for an unknown model id.
     """
-    table = bundled_price_table()
+    table = price_table_on(requested_at)
     found = table.lookup(model, None, service_tier, batch)
     if (
         service_tier == PRIORITY_TIER
@@ -91,11 +106,11 @@ def lookup_price(
 
 
 def list_prices() -> list[PriceListing]:
-    """Return every row of the bundled table, sorted by model, batch and tier."""
+    """Return every row of the bundled table today, sorted by model, batch and tier."""
     listings = []
     for model, entry in _load_file()["models"].items():
         aliases = tuple(entry.get("aliases", ()))
-        for (tier, batch), price in _entry_prices(model, entry).items():
+        for (tier, batch), price in _current_prices()[model].items():
             listings.append(PriceListing(model, tier, batch, price, aliases))
     listings.sort(key=lambda row: (row.model, row.batch, row.service_tier or ""))
     return listings
@@ -109,14 +124,86 @@ def bundled_model_ids() -> tuple[str, ...]:
 
 @functools.cache
 def bundled_price_table() -> StaticPriceTable:
-    """Return the bundled table as a `StaticPriceTable`, loaded once."""
+    """Return the bundled table of today's prices as a `StaticPriceTable`."""
+    return _static_table(_current_prices())
+
+
+def price_table_on(requested_at: dt.datetime | None) -> StaticPriceTable:
+    """Return the bundled table of the prices in force when a request was sent.
+
+    `requested_at` is the send time, None for now. Its UTC day is used.
+    """
+    earlier = _earlier_tables()
+    if earlier:
+        day = request_day(requested_at)
+        for ended, table in earlier:
+            if day < ended:
+                return table
+    return bundled_price_table()
+
+
+@functools.cache
+def _earlier_tables() -> tuple[tuple[dt.date, StaticPriceTable], ...]:
+    """Return a table for each period before a price change, oldest first.
+
+    Each table is paired with the first UTC day it no longer applies. In the
+    period that ends on that day, each model has the first of its earlier
+    prices that ended on that day or later, or else its current price.
+    """
+    history = _earlier_prices()
+    ends = sorted({ended for past in history.values() for ended, _ in past})
+    tables = []
+    for end in ends:
+        prices = dict(_current_prices())
+        for model, past in history.items():
+            for ended, model_prices in past:
+                if ended >= end:
+                    prices[model] = model_prices
+                    break
+        tables.append((end, _static_table(prices)))
+    return tuple(tables)
+
+
+def _static_table(prices: Mapping[str, ModelPrices]) -> StaticPriceTable:
+    """Build a table of one price per model and its aliases."""
     entries: dict[PriceKey, Price | Unpriced] = {}
     for model, entry in _load_file()["models"].items():
-        prices = _entry_prices(model, entry)
         for model_id in (model, *entry.get("aliases", ())):
-            for (tier, batch), price in prices.items():
+            for (tier, batch), price in prices[model].items():
                 entries[PriceKey(model_id, None, tier, batch)] = price
     return StaticPriceTable(entries, candidates=model_candidates)
+
+
+@functools.cache
+def _current_prices() -> dict[str, ModelPrices]:
+    """Return the prices of each model of the data file, as of today."""
+    return {
+        model: _entry_prices(model, entry)
+        for model, entry in _load_file()["models"].items()
+    }
+
+
+@functools.cache
+def _earlier_prices() -> dict[str, list[tuple[dt.date, ModelPrices]]]:
+    """Return each model's earlier prices, oldest first, with the day each ended.
+
+    An earlier price has its own price fields, `via` and `checked`, and the
+    model's `source` unless it gives its own.
+    """
+    defaults = _load_file()["defaults"]
+    history: dict[str, list[tuple[dt.date, ModelPrices]]] = {}
+    for model, entry in _load_file()["models"].items():
+        source = entry.get("source", defaults["source"])
+        past = [
+            (
+                earlier["effective_until"],
+                _entry_prices(model, {"source": source, **earlier}),
+            )
+            for earlier in entry.get(EARLIER, ())
+        ]
+        if past:
+            history[model] = sorted(past, key=lambda item: item[0])
+    return history
 
 
 @functools.cache
@@ -132,9 +219,7 @@ def _load_file() -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def _entry_prices(
-    model: str, entry: Mapping[str, Any]
-) -> dict[tuple[str | None, bool], Price]:
+def _entry_prices(model: str, entry: Mapping[str, Any]) -> ModelPrices:
     """Build the standard, Batch, Flex and Priority prices of one file entry."""
     defaults = _load_file()["defaults"]
     checked: dt.date = entry.get("checked", defaults["checked"])
