@@ -178,7 +178,10 @@ class BedrockPriceTable:
         mode = "batch " if batch else ""
         regions = ", ".join(self.regions_of(key, batch)) or "none"
         if region is None:
-            where = "an unknown region (the client had no region configured)"
+            where = (
+                "an unknown region (the client had no region configured, or a "
+                "request recorded by hand gave none)"
+            )
         else:
             where = f"region {region!r}"
         return (

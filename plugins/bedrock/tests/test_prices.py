@@ -149,6 +149,8 @@ def test_unknown_client_region_is_unpriced() -> None:
 
     assert isinstance(found, Unpriced)
     assert "unknown region" in found.reason
+    # The same reason serves a request recorded by hand without a region.
+    assert "or a request recorded by hand gave none" in found.reason
 
 
 def test_application_profile_unpriced_with_hint() -> None:
