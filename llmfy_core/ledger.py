@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from llmfy_core.logs import get_logger
 from llmfy_core.model import (
     INPUT_TOKENS_INDEX,
+    NO_PRICE_FOUND,
     USAGE_KEY_FIELDS,
     CallContext,
     Cost,
@@ -296,7 +297,9 @@ def _add_counts(
 ) -> dict[str, int]:
     counts = {} if counts is None else counts
     for name, count in more.items():
-        counts[name] = counts.get(name, 0) + count
+        if count:
+            # A count of 0 adds no key, so that the totals list only what occurred.
+            counts[name] = counts.get(name, 0) + count
     return counts
 
 
@@ -793,17 +796,20 @@ def build_record(entry: Entry, tags: Mapping[str, str]) -> RequestRecord:
     usage, resolution, sent_at, fault = entry
     price = resolution.price
     cost = None
+    reason = None
     if price is not None and usage.known:
         exact = compute_cost(usage, price)
         parts = {kind: tidy_decimal(amount) for kind, amount in exact.parts.items()}
         cost = Cost(tidy_decimal(exact.total), parts)
+    elif price is None:
+        reason = resolution.reason or (NO_PRICE_FOUND if usage.known else None)
     return RequestRecord(
         usage=usage,
         price=price,
         cost=cost,
         sent_at=sent_at,
         tags=tags,
-        unpriced_reason=resolution.reason if price is None else None,
+        unpriced_reason=reason,
         price_origin=resolution.origin,
         fault=fault,
     )

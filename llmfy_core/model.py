@@ -150,6 +150,11 @@ USAGE_KEY_FIELDS = 7
 INPUT_TOKENS_INDEX: Final = 8
 
 
+# The `unpriced_reason` of a request with known usage whose price sources
+# gave neither a price nor a reason.
+NO_PRICE_FOUND = "no installed price source lists this model"
+
+
 def usage_from_counts(counts: UsageCounts) -> Usage:
     """Build the `Usage` that a `UsageCounts` tuple stands for."""
     (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from llmfy_core.model import Price, RequestRecord
+from llmfy_core.model import NO_PRICE_FOUND, Price, RequestRecord
 from llmfy_core.pricing import ESTIMATED_PREFIX, format_decimal
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def _request_lines(number: int, record: RequestRecord) -> list[str]:
 def _price_lines(record: RequestRecord) -> list[str]:
     price = record.price
     if price is None:
-        reason = record.unpriced_reason or "no price found for this model"
+        reason = record.unpriced_reason or NO_PRICE_FOUND
         lines = [f"price: unknown ({reason})"]
         if record.usage.known:
             lines += [

@@ -281,6 +281,31 @@ def test_unpriced_model_warns_once_and_costs_unknown(provider: ProviderPlugin) -
     assert usage.totals.unpriced == 2
     assert usage.cost_complete is False
     assert "Unpriced Requests: 2" in str(usage)
+    # No price source gave a reason, so the record names the missing price.
+    reason = "no installed price source lists this model"
+    assert usage.records[0].unpriced_reason == reason
+    assert usage.to_dict()["requests"][0]["unpriced_reason"] == reason
+
+
+def test_zero_counts_add_no_keys(provider: ProviderPlugin) -> None:
+    # The same request in two trackers, one keeping requests and one not.
+    with llmfy_usage_tracker(keep_requests=False) as totals_only:
+        with llmfy_usage_tracker() as keeping:
+            keeping.record(
+                "openai",
+                "gpt-4o-mini",
+                100,
+                10,
+                other_tokens={"input_audio": 0},
+                tool_calls={"web_search": 0},
+            )
+
+    for usage in (totals_only, keeping):
+        data = usage.to_dict()
+        assert data["totals"]["other_tokens"] == {}
+        assert data["totals"]["tool_calls"] == {}
+        assert data["by_model"][0]["other_tokens"] == {}
+        assert data["by_model"][0]["tool_calls"] == {}
 
 
 def test_unknown_usage_counted_not_zero(provider: ProviderPlugin) -> None:
