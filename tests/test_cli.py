@@ -111,6 +111,17 @@ def in_progress_response() -> dict[str, Any]:
     }
 
 
+def responses_usage(inputs: int, outputs: int) -> dict[str, Any]:
+    """The `usage` of a Responses body, without cached or reasoning tokens."""
+    return {
+        "input_tokens": inputs,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": outputs,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": inputs + outputs,
+    }
+
+
 def write_lines(path: Path, records: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
 
@@ -1118,13 +1129,7 @@ def test_report_saved_responses_stream(
 ) -> None:
     path = tmp_path / "events.jsonl"
     response = in_progress_response()
-    usage = {
-        "input_tokens": 22,
-        "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": 6,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": 28,
-    }
+    usage = responses_usage(22, 6)
     done = {**response, "status": "completed", "usage": usage}
     where = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
     write_lines(
@@ -1147,6 +1152,67 @@ def test_report_saved_responses_stream(
     assert totals["output_tokens"] == 6
     # 22 * 0.15 + 6 * 0.60 = 3.3 + 3.6 = 6.9 millionths of a USD.
     assert Decimal(totals["cost_usd"]) == Decimal("0.0000069")
+
+
+def test_report_saved_responses_stream_priced_at_send_day(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Sent on 2026-07-20, before gpt-5.6-luna's price cut of 2026-07-30.
+    response = {
+        **in_progress_response(),
+        "model": "gpt-5.6-luna",
+        "created_at": 1784505600,
+    }
+    usage = responses_usage(1000, 100)
+    done = {**response, "status": "completed", "usage": usage}
+    stream = tmp_path / "events.jsonl"
+    write_lines(
+        stream,
+        [
+            {"type": "response.created", "response": response},
+            {"type": "response.completed", "response": done},
+        ],
+    )
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps(done))
+
+    for path in (stream, body):
+        code, data = run_json(capsys, "report", str(path))
+
+        assert code == 0, path.name
+        # The launch price, 1.00 input and 6.00 output per million tokens:
+        # 1000 * 1.00 + 100 * 6.00 = 1600 millionths (0.00032 at today's price).
+        assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.0016"), path.name
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_report_stream_saved_twice_counted_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, api: str
+) -> None:
+    if api == "chat":
+        usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+        records = [
+            chat_chunk("chatcmpl-1", "Hi"),
+            chat_chunk("chatcmpl-1", None, usage),
+        ]
+    else:
+        usage = responses_usage(12, 5)
+        response = in_progress_response()
+        done = {**response, "status": "completed", "usage": usage}
+        records = [
+            {"type": "response.created", "response": response},
+            {"type": "response.completed", "response": done},
+        ]
+    path = tmp_path / "streams.jsonl"
+    write_lines(path, records + records)
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert code == 0
+    assert totals["requests"] == 1
+    assert totals["input_tokens"] == 12
+    assert totals["output_tokens"] == 5
 
 
 def test_report_cut_responses_stream(

@@ -43,7 +43,9 @@ class SavedStreams:
         """Return whether `record` is part of a stream and not a request by itself.
 
         A chunk with usage or a final event is not held: the caller counts it,
-        and the other records of its stream are then held without a trace.
+        and the other records of its stream are then held without a trace. A
+        second one of a stream with an id, such as a line written twice, is
+        held too, so that the stream is one request.
         """
         part = _stream_part(record.data)
         if part is None:
@@ -52,6 +54,8 @@ class SavedStreams:
         if key is None:
             return True
         if counted:
+            if key[1] is not None and key in self._counted:
+                return True
             self._counted.add(key)
             self._unfinished.pop(key, None)
             return False

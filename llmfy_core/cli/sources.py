@@ -79,7 +79,8 @@ def use_price_file(path: str) -> None:
     except ImportError:
         raise CliError(
             f"--prices {path}: reading a price file needs the llmfy-pricing-file "
-            "plugin. Install it with `pip install llmfy-pricing-file`."
+            "plugin. Install it from a checkout of llmfy with "
+            "`pip install ./plugins/pricing-file`."
         ) from None
     if not Path(path).is_file():
         raise CliError(f"--prices {path}: file not found. Check the path.")

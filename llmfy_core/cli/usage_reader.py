@@ -165,7 +165,10 @@ class UsageReader:
                 f"check --provider{self._suggestion(provider)}, or install the "
                 "provider's plugin"
             )
-        return Reading(usage, _created_at(body))
+        # A saved Responses stream's final event contains its response, whose
+        # `created_at` is the send time.
+        sent_at = _created_at(body) or _created_at(_response_of(body))
+        return Reading(usage, sent_at)
 
     def _suggestion(self, provider: str) -> str:
         if provider in self.known_providers:
@@ -241,8 +244,8 @@ def _plugin(provider: str, what: str) -> Any:
         return importlib.import_module(_PLUGIN_MODULES[provider])
     except ImportError:
         raise RecordError(
-            f"reading {what} needs the llmfy-{provider} plugin; install it with "
-            f"`pip install llmfy-{provider}`"
+            f"reading {what} needs the llmfy-{provider} plugin; install it from a "
+            f"checkout of llmfy with `pip install ./plugins/{provider}`"
         ) from None
 
 
