@@ -55,6 +55,8 @@ PAIRED_KEYS = (
     "stream_delivery_us",
     "event_wall_us",
     "event_cpu_us",
+    "burst_cpu_total_us",
+    "short_cpu_total_us",
 )
 SAMPLE_KEYS = (*PAIRED_KEYS, "delivery_us")
 SDKS = ("openai", "bedrock")
@@ -77,7 +79,7 @@ class Client:
                 mode: openai.OpenAI(
                     base_url=f"{base}/{mode}/v1", api_key="bench-key", max_retries=0
                 )
-                for mode in ("fixed", "paced", "burst")
+                for mode in ("fixed", "paced", "burst", "short")
             }
         else:
             import boto3
@@ -93,7 +95,7 @@ class Client:
                     aws_secret_access_key="bench",
                     config=config,
                 )
-                for mode in ("fixed", "paced", "burst")
+                for mode in ("fixed", "paced", "burst", "short")
             }
 
     def call(self) -> Any:
@@ -175,7 +177,9 @@ def time_paced_stream(client: Client) -> tuple[float, list[float], int]:
     return first, latencies, count
 
 
-def time_burst_stream(client: Client) -> tuple[float, float, float, int]:
+def time_burst_stream(
+    client: Client, mode: str = "burst"
+) -> tuple[float, float, float, int]:
     """Return the time to the first event, then the wall and CPU time per later event.
 
     All three are in µs. The count of events comes last.
@@ -183,7 +187,7 @@ def time_burst_stream(client: Client) -> tuple[float, float, float, int]:
     started = time.perf_counter_ns()
     count = 0
     first_wall = first_cpu = 0
-    for _ in client.stream("burst"):
+    for _ in client.stream(mode):
         if not count:
             first_wall = time.perf_counter_ns()
             first_cpu = time.thread_time_ns()
@@ -200,14 +204,16 @@ def empty_samples() -> dict[str, list[float]]:
 
 def measure(
     client: Client, sampler: Sampler, modes: list[tuple[str, bool]], counts: Any
-) -> tuple[dict[str, dict[str, list[float]]], int]:
+) -> tuple[dict[str, dict[str, list[float]]], int, int]:
     """Take every sample once per mode, alternating the modes' order.
+
+    Returns the samples and the events of a burst and of a short stream.
 
     Sample `i` of every mode comes from the same pair of back-to-back requests,
     so that differences can be taken pair by pair.
     """
     samples = {mode: empty_samples() for mode, _ in modes}
-    events = 0
+    events = short_events = 0
 
     def each_mode(count: int) -> Iterable[tuple[int, str, bool]]:
         for number in range(count):
@@ -231,7 +237,14 @@ def measure(
         samples[mode]["burst_first_event_us"].append(first)
         samples[mode]["event_wall_us"].append(wall)
         samples[mode]["event_cpu_us"].append(cpu)
-    return samples, events
+        samples[mode]["burst_cpu_total_us"].append(cpu * (events - 1))
+        # A short stream right after: the difference of the two totals is the
+        # cost of the added events alone, without the per-stream costs.
+        _, _, cpu, short_events = sampler.run(
+            tracked, lambda: time_burst_stream(client, "short")
+        )
+        samples[mode]["short_cpu_total_us"].append(cpu * (short_events - 1))
+    return samples, events, short_events
 
 
 def prepare_llmfy() -> Any:
@@ -266,7 +279,7 @@ def run_client(args: argparse.Namespace) -> None:
     for _, tracked in modes:
         for _ in range(args.warmup):
             sampler.run(tracked, client.call)
-        for stream_mode in ("paced", "burst"):
+        for stream_mode in ("paced", "burst", "short"):
             sampler.run(tracked, lambda mode=stream_mode: list(client.stream(mode)))
 
     # As in section 1: the objects made so far leave the collector's
@@ -274,8 +287,12 @@ def run_client(args: argparse.Namespace) -> None:
     # ones. Every variant, bare included, does the same.
     gc.collect()
     gc.freeze()
-    samples, events = measure(client, sampler, modes, args)
-    result: dict[str, Any] = {"modes": samples, "events_per_stream": events}
+    samples, events, short_events = measure(client, sampler, modes, args)
+    result: dict[str, Any] = {
+        "modes": samples,
+        "events_per_stream": events,
+        "short_events_per_stream": short_events,
+    }
     if tracker is not None:
         result["recorded"] = tracker.request_count
         result["expected_records"] = sampler.tracked_requests
@@ -331,6 +348,7 @@ def run_section(quick: bool) -> dict[str, Any]:
         "rounds": rounds,
         "counts": counts,
         "events_per_stream": first["events_per_stream"],
+        "short_events_per_stream": first["short_events_per_stream"],
         "pace_ms": 1.0,
         **{sdk: summarize_sdk(results[sdk]) for sdk in SDKS},
     }
@@ -414,6 +432,15 @@ def summarize_sdk(results: list[dict[str, Any]]) -> dict[str, Any]:
                 )
             ]
             compared["paired"][key] = benchkit.median_with_ci(differences)
+    # CPU per added event: the paired difference of a burst stream's total
+    # less that of a short stream, over the events between their lengths.
+    added = results[0]["events_per_stream"] - results[0]["short_events_per_stream"]
+    long_total = compared["paired"]["burst_cpu_total_us"]
+    short_total = compared["paired"]["short_cpu_total_us"]
+    compared["paired"]["event_cpu_slope_us"] = {
+        "median": (long_total["median"] - short_total["median"]) / added,
+        "ci": (long_total["ci"] ** 2 + short_total["ci"] ** 2) ** 0.5 / added,
+    }
     summary["compared"] = compared
 
     llmfy_runs = [each for each in results if each["variant"] != "bare"]

@@ -10,7 +10,8 @@ mode can share the server:
   seconds, each carrying the server's `time.monotonic_ns()` at sending, so the
   client can measure how long each event took to reach the application;
 - `/burst/...`: every event written at once, so that the client is busy
-  parsing and any work added per event shows in its time.
+  parsing and any work added per event shows in its time;
+- `/short/...`: as `/burst/...`, with `SHORT_STREAM_EVENTS` events.
 
 Routes after the mode: `POST /v1/chat/completions` (JSON, or server-sent
 events when the request has `"stream": true`), `POST /model/{id}/converse` and
@@ -38,6 +39,9 @@ from replay_server import encode_event_stream_message
 # finish chunk and the usage chunk; Bedrock's messageStart, content deltas,
 # contentBlockStop, messageStop and metadata.
 STREAM_EVENTS = 200
+# Events of a `/short/...` stream, sent in a burst: the difference from a
+# burst stream gives the cost of each added event without the per-stream costs.
+SHORT_STREAM_EVENTS = 50
 PACE_SECONDS = 0.001
 
 
@@ -105,8 +109,8 @@ class BenchServer:
     def bedrock_json(self) -> bytes:
         return self._bedrock_body
 
-    def openai_events(self, stamp: Callable[[], str]) -> Iterator[bytes]:
-        """Yield the server-sent events of a Chat Completions stream with usage."""
+    def openai_events(self, stamp: Callable[[], str], events: int) -> Iterator[bytes]:
+        """Yield `events` server-sent events of a Chat Completions stream with usage."""
         base = {
             "id": "chatcmpl-BenchStream",
             "object": "chat.completion.chunk",
@@ -127,16 +131,16 @@ class BenchServer:
             ]
 
         yield event(choice({"role": "assistant", "content": "", "refusal": None}))
-        for _ in range(self.events - 3):
+        for _ in range(events - 3):
             yield event(choice({"content": stamp()}))
         yield event(choice({}, "stop"))
         usage = benchkit.openai_chat_body()["usage"]
         yield event([], usage=usage) + b"data: [DONE]\n\n"
 
-    def bedrock_events(self, stamp: Callable[[], str]) -> Iterator[bytes]:
-        """Yield the event-stream messages of a ConverseStream response."""
+    def bedrock_events(self, stamp: Callable[[], str], events: int) -> Iterator[bytes]:
+        """Yield the `events` event-stream messages of a ConverseStream response."""
         yield encode_event_stream_message("messageStart", {"role": "assistant"})
-        for _ in range(self.events - 4):
+        for _ in range(events - 4):
             delta = {"contentBlockIndex": 0, "delta": {"text": stamp()}}
             yield encode_event_stream_message("contentBlockDelta", delta)
         yield encode_event_stream_message("contentBlockStop", {"contentBlockIndex": 0})
@@ -215,7 +219,7 @@ def _handler_for(server: BenchServer) -> type[BaseHTTPRequestHandler]:
                 # Each event is built after the pause, so its stamp is the time
                 # it is written. The last one goes with the end of the body, so
                 # that a client that stops reading there can reuse the connection.
-                events = source(stamp)
+                events = source(stamp, server.events)
                 for index in range(server.events):
                     if index:
                         time.sleep(server.interval)
@@ -225,7 +229,10 @@ def _handler_for(server: BenchServer) -> type[BaseHTTPRequestHandler]:
                         data += terminator
                     self.wfile.write(data)
             else:
-                parts = [b"%x\r\n%s\r\n" % (len(part), part) for part in source(stamp)]
+                count = SHORT_STREAM_EVENTS if mode == "short" else server.events
+                parts = [
+                    b"%x\r\n%s\r\n" % (len(part), part) for part in source(stamp, count)
+                ]
                 self.wfile.write(b"".join(parts) + terminator)
 
         def log_message(self, format: str, *args: Any) -> None:

@@ -269,6 +269,7 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
     stream_rows = []
     stream_targets = []
     stream_notes = []
+    short_events = result.get("short_events_per_stream")
     for sdk in ("openai", "bedrock"):
         summary = result[sdk]
         for label, mode, compared in SDK_ROWS:
@@ -299,8 +300,18 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             first, first_noise = paced, paced_noise
             isolated, isolated_noise = difference(summary, "tracked", "first_event_us")
         per_event, event_noise = difference(summary, "paired", "event_cpu_us")
+        added, added_noise = difference(summary, "paired", "event_cpu_slope_us")
+        # The target is judged per added event, where a run measured it: the
+        # CPU per event also carries the recording at the stream's end.
+        judged, judged_noise, judged_text = per_event, event_noise, "CPU, paired"
+        if not math.isnan(added):
+            judged, judged_noise = added, added_noise
+            judged_text = (
+                f"CPU per added event, paired ({short_events}- and "
+                f"{result['events_per_stream']}-event streams)"
+            )
         detected = first > first_noise or isolated > isolated_noise
-        per_event_verdict = bounded(per_event, event_noise, CHUNK_TARGET_US)
+        per_event_verdict = bounded(judged, judged_noise, CHUNK_TARGET_US)
         stream_targets += [
             [
                 f"{sdk} stream: no added time to the first event",
@@ -309,7 +320,7 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             ],
             [
                 f"{sdk} stream: at most {CHUNK_TARGET_US:g} µs per event",
-                f"{signed(per_event, 2)} µs ±{event_noise:,.2f} CPU, paired",
+                f"{signed(judged, 2)} µs ±{judged_noise:,.2f} {judged_text}",
                 per_event_verdict,
             ],
         ]
@@ -320,8 +331,14 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             f"±{paced_noise:,.0f} to that of paced streams paired. No added time: "
             f"{verdict(not detected)} at a resolution of ±{first_noise:,.0f} µs. It "
             f"adds {signed(per_event, 2)} ±{event_noise:,.2f} CPU µs per event "
-            f"paired: at most {CHUNK_TARGET_US:g} µs per event "
-            f"{per_event_verdict}."
+            f"paired, the recording at the stream's end included"
+            + (
+                ""
+                if math.isnan(added)
+                else f", and {signed(added, 2)} ±{added_noise:,.2f} CPU µs per "
+                "added event"
+            )
+            + f": at most {CHUNK_TARGET_US:g} µs per event {per_event_verdict}."
         )
     streams_table = Table(
         f"3. Streams of {result['events_per_stream']} events (medians)",
@@ -349,7 +366,15 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             "The burst streams have every event written at once "
             f"({counts['burst']} streams per mode and process). They give the "
             "first event again, from more streams, and CPU µs/event and wall "
-            "µs/event: time per event after the first.",
+            "µs/event: time per event after the first."
+            + (
+                f" After each burst stream comes a stream of {short_events} "
+                "events, sent the same way: the paired difference in CPU time of "
+                "the two, over the events between their lengths, is the CPU per "
+                "added event, which leaves out the costs of each stream."
+                if short_events
+                else ""
+            ),
             *stream_notes,
         ],
         stream_targets,
