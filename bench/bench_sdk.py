@@ -432,8 +432,8 @@ def summarize_sdk(results: list[dict[str, Any]]) -> dict[str, Any]:
                 )
             ]
             compared["paired"][key] = benchkit.median_with_ci(differences)
-    # CPU per added event: the paired difference of a burst stream's total
-    # less that of a short stream, over the events between their lengths.
+    # CPU per added event: the paired difference in CPU total between a burst
+    # stream and a short one, divided by the events between their lengths.
     added = results[0]["events_per_stream"] - results[0]["short_events_per_stream"]
     long_total = compared["paired"]["burst_cpu_total_us"]
     short_total = compared["paired"]["short_cpu_total_us"]

@@ -369,9 +369,9 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             "µs/event: time per event after the first."
             + (
                 f" After each burst stream comes a stream of {short_events} "
-                "events, sent the same way: the paired difference in CPU time of "
-                "the two, over the events between their lengths, is the CPU per "
-                "added event, which leaves out the costs of each stream."
+                "events, sent the same way. The paired difference in CPU time of "
+                "the two, divided by the events between their lengths, is the "
+                "CPU per added event, without the costs of each stream."
                 if short_events
                 else ""
             ),
