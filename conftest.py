@@ -15,3 +15,17 @@ def fresh_plugin_registry() -> Iterator[None]:
     llmfy_core.load_plugins()
     yield
     llmfy_core.load_plugins()
+
+
+@pytest.fixture(autouse=True)
+def quiet_uncounted_sdks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Treat the warning of an SDK without its plugin as given, in every test.
+
+    A tracker that counts nothing warns once per process when `openai` or
+    `botocore` is imported and no loaded plugin counts its calls. Whether one
+    is imported depends on which tests ran before, so each test starts as if
+    both had warned; the tests of that warning reset it.
+    """
+    from llmfy_core import recording
+
+    monkeypatch.setattr(recording, "_warned_sdks", {"openai", "bedrock"})

@@ -167,9 +167,10 @@ def warn_uninstrumented_sdks(tracker: UsageTracker) -> None:
         message = (
             f"The tracker counted no request. The {module} package is imported, "
             f"but no loaded llmfy plugin counts {provider} calls, so they go "
-            f"uncounted. Install the {distribution} distribution (pip install "
-            f"plugins/{provider} in a checkout of llmfy), and check LLMFY_PLUGINS, "
-            "LLMFY_DISABLED_PLUGINS and LLMFY_DISABLE_PLUGIN_AUTOLOAD."
+            f"uncounted. Install the {distribution} distribution from a checkout "
+            f"of the llmfy repository with `pip install ./plugins/{provider}`, and "
+            "check LLMFY_PLUGINS, LLMFY_DISABLED_PLUGINS and "
+            "LLMFY_DISABLE_PLUGIN_AUTOLOAD."
         )
         logger.warning("%s", message)
         emit_warning(PluginWarning(message), stacklevel=3)

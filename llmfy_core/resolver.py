@@ -216,8 +216,9 @@ class PluginPrices:
                             fix = (
                                 f"Check the unit of plugin {name}'s price"
                                 + (f" in {found.source}" if found.source else "")
-                                + ": give its `price_per_tokens` when the prices "
-                                "are for another number of tokens."
+                                + ". Prices per 1,000 tokens read as per million, "
+                                "or the reverse, are off by this much. A price "
+                                "file sets its unit with `unit`."
                             )
                             _check_unit(usage, model, found, published, fix)
                     return Resolution(found, name, None, fault)
@@ -401,7 +402,7 @@ def _check_unit(
 ) -> None:
     """Warn when a price is off from the published one by a unit factor.
 
-    `fix` is the message's last sentence, and `kind` names the price.
+    `fix` ends the message, and `kind` names the price.
     """
     given = price.input * MILLION / price.price_per_tokens
     known = published.input * MILLION / published.price_per_tokens

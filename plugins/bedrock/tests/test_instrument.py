@@ -883,7 +883,7 @@ def test_call_without_plugin_warns(
     assert len(lines) == 3
     assert lines[2].startswith("PluginWarning The tracker counted no request.")
     assert "no loaded llmfy plugin counts bedrock calls" in lines[2]
-    assert "pip install plugins/bedrock" in lines[2]
+    assert "pip install ./plugins/bedrock" in lines[2]
 
 
 def test_install_does_not_import_botocore() -> None:
