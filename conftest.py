@@ -24,7 +24,7 @@ def quiet_uncounted_sdks(monkeypatch: pytest.MonkeyPatch) -> None:
     A tracker that counts nothing warns once per process when `openai` or
     `botocore` is imported and no loaded plugin counts its calls. Whether one
     is imported depends on which tests ran before, so each test starts as if
-    both had warned; the tests of that warning reset it.
+    both had warned. The tests of that warning reset it.
     """
     from llmfy_core import recording
 
