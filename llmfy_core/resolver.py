@@ -4,8 +4,8 @@ What the plugins return is cached once per process (`PLUGIN_PRICES`), so a
 new tracker does not ask them again; each tracker's `PriceResolver` caches its
 final answers, overrides included. Both caches are keyed by provider, model
 ids, region, tier and batch flag (and the UTC day, when a plugin has dated
-prices). The plugins' cache is also keyed by the model ids it asks the
-plugins for, which a tracker's deployment mapping changes. Both are dropped
+prices). The plugins' cache is also keyed by the model ids looked up, which a
+tracker's deployment mapping changes. Both are dropped
 whenever plugins change, a plugin calls `invalidate_price_cache`, or a
 plugin's `llmfy_price_version()` changes. A request therefore normally costs
 one dictionary lookup.
@@ -404,17 +404,17 @@ def _check_unit(
 
     `fix` ends the message, and `kind` names the price.
     """
-    given = price.input * MILLION / price.price_per_tokens
+    per_million = price.input * MILLION / price.price_per_tokens
     known = published.input * MILLION / published.price_per_tokens
-    if not given or not known:
+    if not per_million or not known:
         return
-    ratio = given / known
+    ratio = per_million / known
     if 1 / _UNIT_MISTAKE_RATIO < ratio < _UNIT_MISTAKE_RATIO:
         return
     message = (
         f"The {kind} input price for {usage.provider} model {model!r} is "
         f"{format_decimal(price.input)} USD per {price.price_per_tokens:,} "
-        f"tokens, which is {format_decimal(given)} USD per million tokens and "
+        f"tokens, which is {format_decimal(per_million)} USD per million tokens and "
         f"{format_ratio(ratio)} times the published price of "
         f"{format_decimal(known)} USD per million, from "
         f"{published.source or 'a bundled table'}. {fix}"

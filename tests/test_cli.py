@@ -83,7 +83,7 @@ def chat_chunk(
     usage: dict[str, Any] | None = None,
     model: str = "gpt-4-0613",
 ) -> dict[str, Any]:
-    """A Chat Completions stream chunk; `content=None` gives a `choices: []` chunk."""
+    """A Chat Completions stream chunk. With `content=None` its `choices` are empty."""
     choices = []
     if content is not None:
         delta = {"content": content}

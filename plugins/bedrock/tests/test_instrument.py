@@ -854,7 +854,7 @@ def test_call_without_plugin_warns(
     bedrock_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As when llmfy-bedrock is not installed: the call is not counted, and the
-    # tracker that counted nothing says why, once per process.
+    # tracker that counted nothing warns with the reason, once per process.
     monkeypatch.setenv("LLMFY_DISABLED_PLUGINS", "bedrock")
     for _ in range(2):
         bedrock_server.queue_json(converse_body({"inputTokens": 5, "outputTokens": 2}))

@@ -181,7 +181,7 @@ class _Call:
             content = getattr(http_response, "_content", None)
             if self.operation in TOKEN_USAGE_OPERATIONS and not _starts_object(content):
                 # An unread body, or a transcription as text, srt or vtt, shows
-                # no usage, so nothing tells whether it was billed per token.
+                # no usage, so whether it was billed per token is unknown.
                 self._claim()
                 return
             body = json.loads(content) if content else None

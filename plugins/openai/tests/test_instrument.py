@@ -1113,8 +1113,9 @@ def test_azure_mapping_against_served_model(
 
 @pytest.mark.parametrize("mapped_first", [True, False])
 def test_azure_mapping_of_one_tracker_only(server, bodies, mapped_first):
-    # Deployment `prod` answers as gpt-4. One tracker maps it to gpt-4-turbo,
-    # the other leaves it alone, and neither price reaches the other tracker.
+    # Deployment `prod` returns responses that name gpt-4. One tracker maps it
+    # to gpt-4-turbo, the other leaves it alone, and neither price reaches the
+    # other tracker.
     for _ in range(2):
         server.add_json(
             "/openai/deployments/prod/chat/completions",
