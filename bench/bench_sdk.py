@@ -55,8 +55,7 @@ PAIRED_KEYS = (
     "stream_delivery_us",
     "event_wall_us",
     "event_cpu_us",
-    "burst_cpu_total_us",
-    "short_cpu_total_us",
+    "added_cpu_us",
 )
 SAMPLE_KEYS = (*PAIRED_KEYS, "delivery_us")
 SDKS = ("openai", "bedrock")
@@ -204,16 +203,16 @@ def empty_samples() -> dict[str, list[float]]:
 
 def measure(
     client: Client, sampler: Sampler, modes: list[tuple[str, bool]], counts: Any
-) -> tuple[dict[str, dict[str, list[float]]], int, int]:
+) -> tuple[dict[str, dict[str, list[float]]], int, int, int]:
     """Take every sample once per mode, alternating the modes' order.
 
-    Returns the samples and the events of a burst and of a short stream.
+    Returns the samples and the events of a paced, a burst and a short stream.
 
     Sample `i` of every mode comes from the same pair of back-to-back requests,
     so that differences can be taken pair by pair.
     """
     samples = {mode: empty_samples() for mode, _ in modes}
-    events = short_events = 0
+    paced_events = events = short_events = 0
 
     def each_mode(count: int) -> Iterable[tuple[int, str, bool]]:
         for number in range(count):
@@ -224,7 +223,7 @@ def measure(
     for _, mode, tracked in each_mode(counts.calls):
         samples[mode]["call_us"].append(sampler.run(tracked, lambda: time_call(client)))
     for _, mode, tracked in each_mode(counts.paced):
-        first, latencies, events = sampler.run(
+        first, latencies, paced_events = sampler.run(
             tracked, lambda: time_paced_stream(client)
         )
         samples[mode]["first_event_us"].append(first)
@@ -237,14 +236,15 @@ def measure(
         samples[mode]["burst_first_event_us"].append(first)
         samples[mode]["event_wall_us"].append(wall)
         samples[mode]["event_cpu_us"].append(cpu)
-        samples[mode]["burst_cpu_total_us"].append(cpu * (events - 1))
-        # A short stream right after: the difference of the two totals is the
-        # cost of the added events alone, without the per-stream costs.
-        _, _, cpu, short_events = sampler.run(
+        # A short stream right after: the difference of the two CPU totals is
+        # the cost of the added events alone, without the per-stream costs.
+        _, _, short_cpu, short_events = sampler.run(
             tracked, lambda: time_burst_stream(client, "short")
         )
-        samples[mode]["short_cpu_total_us"].append(cpu * (short_events - 1))
-    return samples, events, short_events
+        samples[mode]["added_cpu_us"].append(
+            cpu * (events - 1) - short_cpu * (short_events - 1)
+        )
+    return samples, paced_events, events, short_events
 
 
 def prepare_llmfy() -> Any:
@@ -287,9 +287,10 @@ def run_client(args: argparse.Namespace) -> None:
     # ones. Every variant, bare included, does the same.
     gc.collect()
     gc.freeze()
-    samples, events, short_events = measure(client, sampler, modes, args)
+    samples, paced_events, events, short_events = measure(client, sampler, modes, args)
     result: dict[str, Any] = {
         "modes": samples,
+        "paced_events_per_stream": paced_events,
         "events_per_stream": events,
         "short_events_per_stream": short_events,
     }
@@ -347,6 +348,7 @@ def run_section(quick: bool) -> dict[str, Any]:
     return {
         "rounds": rounds,
         "counts": counts,
+        "paced_events_per_stream": first["paced_events_per_stream"],
         "events_per_stream": first["events_per_stream"],
         "short_events_per_stream": first["short_events_per_stream"],
         "pace_ms": 1.0,
@@ -432,14 +434,14 @@ def summarize_sdk(results: list[dict[str, Any]]) -> dict[str, Any]:
                 )
             ]
             compared["paired"][key] = benchkit.median_with_ci(differences)
-    # CPU per added event: the paired difference in CPU total between a burst
-    # stream and a short one, divided by the events between their lengths.
+    # CPU per added event: the paired difference of the CPU that a burst
+    # stream takes beyond the short one after it, divided by the events
+    # between their lengths.
     added = results[0]["events_per_stream"] - results[0]["short_events_per_stream"]
-    long_total = compared["paired"]["burst_cpu_total_us"]
-    short_total = compared["paired"]["short_cpu_total_us"]
+    added_cpu = compared["paired"]["added_cpu_us"]
     compared["paired"]["event_cpu_slope_us"] = {
-        "median": (long_total["median"] - short_total["median"]) / added,
-        "ci": (long_total["ci"] ** 2 + short_total["ci"] ** 2) ** 0.5 / added,
+        "median": added_cpu["median"] / added,
+        "ci": added_cpu["ci"] / added,
     }
     summary["compared"] = compared
 

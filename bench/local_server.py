@@ -9,8 +9,8 @@ mode can share the server:
 - `/paced/...`: the first event at once, then one event every `interval`
   seconds, each carrying the server's `time.monotonic_ns()` at sending, so the
   client can measure how long each event took to reach the application;
-- `/burst/...`: every event written at once, so that the client is busy
-  parsing and any work added per event shows in its time;
+- `/burst/...`: `BURST_STREAM_EVENTS` events written at once, so that the
+  client is busy parsing and any work added per event shows in its time;
 - `/short/...`: as `/burst/...`, with `SHORT_STREAM_EVENTS` events.
 
 Routes after the mode: `POST /v1/chat/completions` (JSON, or server-sent
@@ -35,10 +35,14 @@ import benchkit
 sys.path.insert(0, str(benchkit.REPO_DIR / "examples"))
 from replay_server import encode_event_stream_message
 
-# Events a client receives per stream: OpenAI's role chunk, content chunks, the
+# Events a client receives per paced stream: OpenAI's role chunk, content chunks, the
 # finish chunk and the usage chunk; Bedrock's messageStart, content deltas,
 # contentBlockStop, messageStop and metadata.
 STREAM_EVENTS = 200
+# Events of a `/burst/...` stream. The more events a burst stream has beyond a
+# short one, the less the noise of each stream's fixed costs weighs on the
+# cost per added event.
+BURST_STREAM_EVENTS = 600
 # Events of a `/short/...` stream, sent in a burst: the difference from a
 # burst stream gives the cost of each added event without the per-stream costs.
 SHORT_STREAM_EVENTS = 50
@@ -56,6 +60,8 @@ class BenchServer:
     ) -> None:
         self.events = events
         self.interval = interval
+        # The bodies of burst and short streams, which never change.
+        self._burst_bodies: dict[tuple[str, int], bytes] = {}
         self._ids = itertools.count()
         self._openai_body = json.dumps(benchkit.openai_chat_body()).encode()
         self._bedrock_body = json.dumps(benchkit.bedrock_converse_body()).encode()
@@ -108,6 +114,19 @@ class BenchServer:
 
     def bedrock_json(self) -> bytes:
         return self._bedrock_body
+
+    def burst_body(self, provider: str, events: int) -> bytes:
+        """Return the chunked body of a stream of `events` events written at once."""
+        key = (provider, events)
+        body = self._burst_bodies.get(key)
+        if body is None:
+            source = self.openai_events if provider == "openai" else self.bedrock_events
+            parts = [
+                b"%x\r\n%s\r\n" % (len(part), part)
+                for part in source(lambda: "token ", events)
+            ]
+            body = self._burst_bodies[key] = b"".join(parts) + b"0\r\n\r\n"
+        return body
 
     def openai_events(self, stamp: Callable[[], str], events: int) -> Iterator[bytes]:
         """Yield `events` server-sent events of a Chat Completions stream with usage."""
@@ -206,34 +225,25 @@ def _handler_for(server: BenchServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("x-amzn-requestid", request_id)
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
-            paced = mode == "paced"
-
-            def stamp() -> str:
-                return str(time.monotonic_ns()) if paced else "token "
-
+            if mode != "paced":
+                count = SHORT_STREAM_EVENTS if mode == "short" else BURST_STREAM_EVENTS
+                self.wfile.write(server.burst_body(provider, count))
+                return
             source = (
                 server.openai_events if provider == "openai" else server.bedrock_events
             )
-            terminator = b"0\r\n\r\n"
-            if paced:
-                # Each event is built after the pause, so its stamp is the time
-                # it is written. The last one goes with the end of the body, so
-                # that a client that stops reading there can reuse the connection.
-                events = source(stamp, server.events)
-                for index in range(server.events):
-                    if index:
-                        time.sleep(server.interval)
-                    part = next(events)
-                    data = b"%x\r\n%s\r\n" % (len(part), part)
-                    if index == server.events - 1:
-                        data += terminator
-                    self.wfile.write(data)
-            else:
-                count = SHORT_STREAM_EVENTS if mode == "short" else server.events
-                parts = [
-                    b"%x\r\n%s\r\n" % (len(part), part) for part in source(stamp, count)
-                ]
-                self.wfile.write(b"".join(parts) + terminator)
+            # Each event is built after the pause, so its stamp is the time it
+            # is written. The last one goes with the end of the body, so that a
+            # client that stops reading there can reuse the connection.
+            events = source(lambda: str(time.monotonic_ns()), server.events)
+            for index in range(server.events):
+                if index:
+                    time.sleep(server.interval)
+                part = next(events)
+                data = b"%x\r\n%s\r\n" % (len(part), part)
+                if index == server.events - 1:
+                    data += b"0\r\n\r\n"
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Keep the benchmark output free of access lines."""

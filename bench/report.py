@@ -270,6 +270,9 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
     stream_targets = []
     stream_notes = []
     short_events = result.get("short_events_per_stream")
+    burst_events = result["events_per_stream"]
+    # A run saved before burst streams had their own length used one for both.
+    paced_events = result.get("paced_events_per_stream", burst_events)
     for sdk in ("openai", "bedrock"):
         summary = result[sdk]
         for label, mode, compared in SDK_ROWS:
@@ -308,7 +311,7 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             judged, judged_noise = added, added_noise
             judged_text = (
                 f"CPU per added event, paired ({short_events}- and "
-                f"{result['events_per_stream']}-event streams)"
+                f"{burst_events}-event streams)"
             )
         detected = first > first_noise or isolated > isolated_noise
         per_event_verdict = bounded(judged, judged_noise, CHUNK_TARGET_US)
@@ -341,7 +344,7 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             + f": at most {CHUNK_TARGET_US:g} µs per event {per_event_verdict}."
         )
     streams_table = Table(
-        f"3. Streams of {result['events_per_stream']} events (medians)",
+        "3. Streams (medians)",
         [
             "sdk",
             "variant",
@@ -361,9 +364,10 @@ def sdk_tables(result: dict[str, Any]) -> list[Table]:
             "taken between each stream's median delivery.",
             "first event: from the call to the first event in the application. "
             "delivery: from the server's write of an event to the application. "
-            f"The server paces these events {result['pace_ms']:g} ms apart "
-            f"({counts['paced']} streams per mode and process).",
-            "The burst streams have every event written at once "
+            f"The server paces the {paced_events} events of these streams "
+            f"{result['pace_ms']:g} ms apart ({counts['paced']} streams per mode "
+            "and process).",
+            f"The burst streams have {burst_events} events written at once "
             f"({counts['burst']} streams per mode and process). They give the "
             "first event again, from more streams, and CPU µs/event and wall "
             "µs/event: time per event after the first."
