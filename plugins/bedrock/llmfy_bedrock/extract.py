@@ -157,11 +157,11 @@ def counts_from_token_usage(usage: Mapping[str, Any]) -> TokenCounts | None:
         output_tokens,
         _first_int(usage, "cacheReadInputTokens", "cacheReadInputTokenCount"),
         _first_int(usage, "cacheWriteInputTokens", "cacheWriteInputTokenCount"),
-        0 if details is None else _one_hour_writes(details),
+        0 if details is None else one_hour_writes(details),
     )
 
 
-def _one_hour_writes(details: Any) -> int:
+def one_hour_writes(details: Any) -> int:
     """Return the cache write tokens that `cacheDetails` lists with a 1-hour TTL."""
     if not isinstance(details, list):
         checks.note_invalid("usage.cacheDetails", details)

@@ -3,7 +3,9 @@
 Bedrock's model invocation logging writes one JSON record per request to S3
 (gzip-compressed JSON lines) or CloudWatch Logs, with `schemaType`
 `ModelInvocationLog`. Its `input.inputTokenCount` excludes cache reads and
-writes, like the runtime responses.
+writes, like the runtime responses. Only the logged response body
+(`output.outputBodyJson`) splits cache writes by TTL and names the service
+tier that served the request.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from typing import Any
 from llmfy_bedrock.extract import (
     PROVIDER,
     TokenCounts,
+    anthropic_cache_write_1h,
     as_int,
     counts_from_stream_chunks,
     decode_body,
+    one_hour_writes,
     to_usage,
     usage_from_converse,
     usage_from_invoke,
@@ -53,10 +57,13 @@ def usage_from_invocation_log(record: Mapping[str, Any]) -> Usage:
         region=billing_region(model, record.get("region")),
         headers=_request_id_header(record.get("requestId")),
     )
-    return to_usage(_log_counts(record), context)
+    body = _output_body(record)
+    return to_usage(_log_counts(record, body), context, _served_tier(body))
 
 
-def _log_counts(record: Mapping[str, Any]) -> TokenCounts | None:
+def _log_counts(
+    record: Mapping[str, Any], body: Mapping[str, Any]
+) -> TokenCounts | None:
     request = record.get("input")
     output = record.get("output")
     if not isinstance(request, Mapping):
@@ -72,7 +79,33 @@ def _log_counts(record: Mapping[str, Any]) -> TokenCounts | None:
         output_tokens or 0,
         as_int(request.get("cacheReadInputTokenCount")) or 0,
         as_int(request.get("cacheWriteInputTokenCount")) or 0,
+        _body_one_hour_writes(body),
     )
+
+
+def _output_body(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return the logged response body, or an empty mapping when it is not logged."""
+    output = record.get("output")
+    body = output.get("outputBodyJson") if isinstance(output, Mapping) else None
+    return body if isinstance(body, Mapping) else {}
+
+
+def _body_one_hour_writes(body: Mapping[str, Any]) -> int:
+    """Return the 1-hour cache writes of a Converse or Anthropic response body."""
+    usage = body.get("usage")
+    if not isinstance(usage, Mapping):
+        return 0
+    details = usage.get("cacheDetails")
+    if details is not None:
+        return one_hour_writes(details)
+    return anthropic_cache_write_1h(usage)
+
+
+def _served_tier(body: Mapping[str, Any]) -> str | None:
+    """Return the service tier that a logged Converse response names."""
+    tier = body.get("serviceTier")
+    kind = tier.get("type") if isinstance(tier, Mapping) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _request_id_header(request_id: object) -> dict[str, str]:

@@ -264,6 +264,93 @@ def test_invocation_log_without_counts() -> None:
     assert usage.output_tokens is None
 
 
+def test_invocation_log_converse_one_hour_writes() -> None:
+    # The log's own counts do not split cache writes by TTL, but the logged
+    # Converse response does.
+    record = {
+        **LOG_RECORD,
+        "modelId": "global.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "input": {"inputTokenCount": 10, "cacheWriteInputTokenCount": 1000},
+        "output": {
+            "outputTokenCount": 20,
+            "outputBodyJson": {
+                "usage": {
+                    "inputTokens": 10,
+                    "outputTokens": 20,
+                    "cacheWriteInputTokens": 1000,
+                    "cacheDetails": [
+                        {"ttl": "1h", "inputTokens": 600},
+                        {"ttl": "5m", "inputTokens": 400},
+                    ],
+                }
+            },
+        },
+    }
+
+    with llmfy_usage_tracker() as tracker:
+        record_invocation_logs([record], tracker)
+
+    logged = tracker.records[0]
+    assert logged.usage.other_tokens == {"cache_write_1h": 600}
+    # global. rate of Haiku 4.5: 1 in, 5 out, 1.25 cache write 5m, 2 cache write 1h.
+    # 10*1 + 400*1.25 + 600*2 + 20*5 = 10 + 500 + 1200 + 100 = 1810 -> 0.00181
+    assert logged.cost is not None
+    assert logged.cost.total == Decimal("0.00181")
+
+
+def test_invocation_log_invoke_one_hour_writes() -> None:
+    record = {
+        **LOG_RECORD,
+        "operation": "InvokeModel",
+        "modelId": "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "region": "eu-central-1",
+        "input": {"inputTokenCount": 3, "cacheWriteInputTokenCount": 1956},
+        "output": {
+            "outputTokenCount": 44,
+            "outputBodyJson": {
+                "type": "message",
+                "usage": {
+                    "input_tokens": 3,
+                    "cache_creation_input_tokens": 1956,
+                    "cache_creation": {
+                        "ephemeral_5m_input_tokens": 956,
+                        "ephemeral_1h_input_tokens": 1000,
+                    },
+                    "output_tokens": 44,
+                },
+            },
+        },
+    }
+
+    usage = usage_from_invocation_log(record)
+
+    assert usage.cache_write_tokens == 1956
+    assert usage.other_tokens == {"cache_write_1h": 1000}
+
+
+def test_invocation_log_service_tier() -> None:
+    record = {
+        **LOG_RECORD,
+        "output": {
+            "outputTokenCount": 40,
+            "outputBodyJson": {
+                "usage": {"inputTokens": 120, "outputTokens": 40},
+                "serviceTier": {"type": "flex"},
+            },
+        },
+    }
+
+    with llmfy_usage_tracker() as tracker:
+        record_invocation_logs([record], tracker)
+
+    logged = tracker.records[0]
+    assert logged.usage.service_tier == "flex"
+    # The bundled table has standard-tier prices only.
+    assert logged.cost is None
+    assert logged.unpriced_reason is not None
+    assert "'flex' service tier" in logged.unpriced_reason
+
+
 def test_invocation_logs_recorded_and_priced() -> None:
     with llmfy_usage_tracker() as tracker:
         count = record_invocation_logs([LOG_RECORD], tracker)
