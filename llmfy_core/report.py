@@ -102,8 +102,9 @@ def _request_lines(number: int, record: RequestRecord) -> list[str]:
     if usage.batch:
         details.append("batch: yes")
     if usage.input_tokens is None or usage.output_tokens is None:
-        details.append("input_tokens: unknown")
-        details.append("output_tokens: unknown")
+        # The count that is known is shown, as `to_dict()` gives it.
+        details.append(f"input_tokens: {_count_or_unknown(usage.input_tokens)}")
+        details.append(f"output_tokens: {_count_or_unknown(usage.output_tokens)}")
     else:
         details.append(f"input_tokens: {usage.input_tokens}")
         if usage.cache_read_tokens:
@@ -125,6 +126,10 @@ def _request_lines(number: int, record: RequestRecord) -> list[str]:
     lines += [f"\t{detail} " for detail in details[:-1]]
     lines.append(f"\t{details[-1]}")
     return lines
+
+
+def _count_or_unknown(count: int | None) -> str:
+    return "unknown" if count is None else str(count)
 
 
 def _price_lines(record: RequestRecord) -> list[str]:

@@ -106,6 +106,18 @@ def test_report_never_shows_zero_for_unknown_usage(provider: object) -> None:
     assert "\tinput_tokens: unknown \n" in report
 
 
+def test_report_shows_known_half_of_usage(provider: object) -> None:
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o-mini", 1000, None)
+
+    report = str(usage)
+    request = usage.to_dict()["requests"][0]
+
+    assert request["input_tokens"] == 1000
+    assert "\tinput_tokens: 1000 \n" in report
+    assert "\toutput_tokens: unknown \n" in report
+
+
 def test_unpriced_model_cost_unknown(provider: object) -> None:
     with llmfy_usage_tracker() as usage:
         with pytest.warns(PricingWarning):
