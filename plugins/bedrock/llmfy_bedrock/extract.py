@@ -28,6 +28,10 @@ OUTPUT_HEADER = "x-amzn-bedrock-output-token-count"
 CACHE_READ_HEADER = "x-amzn-bedrock-cache-read-input-token-count"
 CACHE_WRITE_HEADER = "x-amzn-bedrock-cache-write-input-token-count"
 SERVICE_TIER_HEADER = "x-amzn-bedrock-service-tier"
+LATENCY_HEADER = "x-amzn-bedrock-performanceconfig-latency"
+# The pricing tier of a request sent with latency-optimized inference, which
+# AWS bills at its own rates. It takes the place of the service tier.
+LATENCY_OPTIMIZED_TIER = "latency-optimized"
 REQUEST_ID_HEADER = "x-amzn-requestid"
 _TOKEN_HEADERS = (INPUT_HEADER, OUTPUT_HEADER, CACHE_READ_HEADER, CACHE_WRITE_HEADER)
 INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
@@ -205,9 +209,32 @@ def usage_from_converse(response: Mapping[str, Any], context: CallContext) -> Us
     elif tier_type is not None and not isinstance(tier_type, str):
         checks.note_invalid("serviceTier.type", tier_type)
         tier_type = None
+    config = response.get("performanceConfig")
+    if config is not None:
+        if isinstance(config, Mapping):
+            latency = config.get("latency")
+            tier_type = latency_tier(latency, "performanceConfig.latency") or tier_type
+        else:
+            checks.note_invalid("performanceConfig", config)
     trace = response.get("trace")
     served = _invoked_model(trace) if trace else None
     return to_usage(counts, context, tier_type, served)
+
+
+def latency_tier(latency: object, field: str) -> str | None:
+    """Return the pricing tier of a latency setting, None for standard latency.
+
+    A value other than `standard` and `optimized` gets a tier of its own,
+    which no bundled price has, so that it is not charged at standard rates.
+    """
+    if latency is None or latency == "standard":
+        return None
+    if latency == "optimized":
+        return LATENCY_OPTIMIZED_TIER
+    if isinstance(latency, str) and latency:
+        return f"latency-{latency}"
+    checks.note_invalid(field, latency)
+    return None
 
 
 def _invoked_model(trace: Any) -> str | None:
@@ -279,6 +306,9 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
         tier = tier.get("type")
         if tier is not None and type(tier) is not str:
             return None
+    if "performanceConfig" in response:
+        # Latency-optimized requests have their own price, on the full path.
+        return None
     headers = context.headers
     return (
         PROVIDER,
@@ -320,6 +350,9 @@ def _read_invoke_headers(response: Any, context: CallContext) -> UsageCounts | N
             return None
     tier = headers.get(SERVICE_TIER_HEADER)
     if tier is not None and type(tier) is not str:
+        return None
+    latency = headers.get(LATENCY_HEADER)
+    if latency is not None and latency != "standard":
         return None
     input_tokens, output_tokens, cache_read, cache_write = counts
     return (
@@ -495,8 +528,16 @@ def usage_from_invoke(body: Mapping[str, Any] | None, context: CallContext) -> U
 
 
 def _header_tier(headers: Mapping[str, Any] | None) -> str | None:
-    """Return the service tier header, noting a value that is not text."""
-    tier = headers.get(SERVICE_TIER_HEADER) if headers else None
+    """Return the pricing tier that the headers name, noting invalid values.
+
+    A latency-optimized request takes the latency tier, whatever its service tier.
+    """
+    if not headers:
+        return None
+    latency = latency_tier(headers.get(LATENCY_HEADER), LATENCY_HEADER)
+    if latency is not None:
+        return latency
+    tier = headers.get(SERVICE_TIER_HEADER)
     if tier is None or isinstance(tier, str):
         return tier
     checks.note_invalid(SERVICE_TIER_HEADER, tier)

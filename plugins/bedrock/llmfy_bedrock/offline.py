@@ -25,6 +25,7 @@ from llmfy_bedrock.extract import (
     as_int,
     counts_from_stream_chunks,
     decode_body,
+    latency_tier,
     one_hour_writes,
     to_usage,
     usage_from_converse,
@@ -102,7 +103,15 @@ def _body_one_hour_writes(body: Mapping[str, Any]) -> int:
 
 
 def _served_tier(body: Mapping[str, Any]) -> str | None:
-    """Return the service tier that a logged Converse response names."""
+    """Return the pricing tier that a logged Converse response names.
+
+    A latency-optimized request takes the latency tier, whatever its service tier.
+    """
+    config = body.get("performanceConfig")
+    if isinstance(config, Mapping):
+        latency = latency_tier(config.get("latency"), "performanceConfig.latency")
+        if latency is not None:
+            return latency
     tier = body.get("serviceTier")
     kind = tier.get("type") if isinstance(tier, Mapping) else None
     return kind if isinstance(kind, str) else None

@@ -328,14 +328,27 @@ def test_invocation_log_invoke_one_hour_writes() -> None:
     assert usage.other_tokens == {"cache_write_1h": 1000}
 
 
-def test_invocation_log_service_tier() -> None:
+@pytest.mark.parametrize(
+    ("served", "tier"),
+    [
+        ({"serviceTier": {"type": "flex"}}, "flex"),
+        (
+            {
+                "serviceTier": {"type": "default"},
+                "performanceConfig": {"latency": "optimized"},
+            },
+            "latency-optimized",
+        ),
+    ],
+)
+def test_invocation_log_pricing_tier(served: dict[str, Any], tier: str) -> None:
     record = {
         **LOG_RECORD,
         "output": {
             "outputTokenCount": 40,
             "outputBodyJson": {
                 "usage": {"inputTokens": 120, "outputTokens": 40},
-                "serviceTier": {"type": "flex"},
+                **served,
             },
         },
     }
@@ -344,11 +357,11 @@ def test_invocation_log_service_tier() -> None:
         record_invocation_logs([record], tracker)
 
     logged = tracker.records[0]
-    assert logged.usage.service_tier == "flex"
+    assert logged.usage.service_tier == tier
     # The bundled table has standard-tier prices only.
     assert logged.cost is None
     assert logged.unpriced_reason is not None
-    assert "'flex' service tier" in logged.unpriced_reason
+    assert f"{tier!r} service tier" in logged.unpriced_reason
 
 
 def test_invocation_logs_recorded_and_priced() -> None:
@@ -611,6 +624,40 @@ def test_converse_unusual_service_tier(
     assert problems == ([problem] if problem else [])
 
 
+@pytest.mark.parametrize(
+    ("config", "want", "problem"),
+    [
+        ({"latency": "optimized"}, "latency-optimized", None),
+        ({"latency": "standard"}, "flex", None),
+        ({}, "flex", None),
+        ({"latency": "turbo"}, "latency-turbo", None),
+        ({"latency": 1}, "flex", "field performanceConfig.latency is invalid (1)"),
+        (
+            "optimized",
+            "flex",
+            "field performanceConfig is invalid (a string of 9 characters)",
+        ),
+    ],
+)
+def test_converse_performance_config(
+    config: Any, want: str, problem: str | None
+) -> None:
+    # Any latency but standard is priced apart from the service tier, and
+    # the reader leaves every performanceConfig to the checked path.
+    response = {
+        "usage": {"inputTokens": 3, "outputTokens": 5},
+        "serviceTier": {"type": "flex"},
+        "performanceConfig": config,
+    }
+
+    with checks.collecting() as problems:
+        usage = usage_from_converse(response, CLAUDE_CONTEXT)
+
+    assert read_response(response, CLAUDE_CONTEXT) is None
+    assert usage.service_tier == want
+    assert problems == ([problem] if problem else [])
+
+
 def test_converse_huge_invalid_count_noted() -> None:
     # Python converts at most 4,300 digits to text by default, so the note
     # gives the count's size.
@@ -646,6 +693,8 @@ INVOKE_HEADERS = {
         ({"x-amzn-bedrock-output-token-count": "1" * 19}, False),
         ({"x-amzn-bedrock-cache-write-input-token-count": 236}, False),
         ({"x-amzn-bedrock-service-tier": 3}, False),
+        ({"x-amzn-bedrock-performanceconfig-latency": "standard"}, True),
+        ({"x-amzn-bedrock-performanceconfig-latency": "optimized"}, False),
     ],
 )
 def test_invoke_reader_token_headers(changes: dict[str, Any], fast: bool) -> None:

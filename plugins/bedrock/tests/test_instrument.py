@@ -500,6 +500,145 @@ def test_invoke_stream_model_usage_fallback(
     assert usage.records[0].usage.output_tokens == 7
 
 
+# Latency-optimized inference
+
+
+NOVA_MICRO = "amazon.nova-micro-v1:0"
+THOUSAND_EACH = {"inputTokens": 1000, "outputTokens": 1000, "totalTokens": 2000}
+
+
+def test_latency_optimized_converse_unpriced(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    # AWS bills latency-optimized inference at its own rates, which the
+    # bundled table does not have: the request is counted without a cost.
+    client = make_client()
+    bedrock_server.queue_json(
+        converse_body(THOUSAND_EACH, performanceConfig={"latency": "optimized"})
+    )
+
+    with llmfy_usage_tracker() as usage:
+        client.converse(
+            modelId=NOVA_MICRO,
+            messages=MESSAGES,
+            performanceConfig={"latency": "optimized"},
+        )
+
+    record = usage.records[0]
+    assert record.usage.service_tier == "latency-optimized"
+    assert record.usage.input_tokens == 1000
+    assert record.cost is None
+    assert record.unpriced_reason is not None
+    assert "'latency-optimized'" in record.unpriced_reason
+    assert not usage.cost_complete
+
+
+def test_standard_latency_converse_priced(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    client = make_client()
+    bedrock_server.queue_json(
+        converse_body(THOUSAND_EACH, performanceConfig={"latency": "standard"})
+    )
+
+    with llmfy_usage_tracker() as usage:
+        client.converse(modelId=NOVA_MICRO, messages=MESSAGES)
+
+    record = usage.records[0]
+    assert record.usage.service_tier is None
+    # Nova Micro in us-east-1: 0.035 in, 0.14 out.
+    # 1000*0.035 + 1000*0.14 = 175 -> 0.000175
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.000175")
+
+
+def test_latency_optimized_wins_over_service_tier(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    client = make_client()
+    bedrock_server.queue_json(
+        converse_body(
+            THOUSAND_EACH,
+            serviceTier={"type": "default"},
+            performanceConfig={"latency": "optimized"},
+        )
+    )
+
+    with llmfy_usage_tracker() as usage:
+        client.converse(modelId=NOVA_MICRO, messages=MESSAGES)
+
+    record = usage.records[0]
+    assert record.usage.service_tier == "latency-optimized"
+    assert record.cost is None
+
+
+def test_latency_optimized_converse_stream(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    stream_frames = converse_stream_frames(frames, THOUSAND_EACH)
+    stream_frames[-1] = frames.event(
+        "metadata",
+        {
+            "usage": THOUSAND_EACH,
+            "metrics": {"latencyMs": 300},
+            "performanceConfig": {"latency": "optimized"},
+        },
+    )
+    bedrock_server.queue_stream(stream_frames)
+
+    with llmfy_usage_tracker() as usage:
+        response = client.converse_stream(modelId=NOVA_MICRO, messages=MESSAGES)
+        events = list(response["stream"])
+
+    assert events[-1]["metadata"]["performanceConfig"] == {"latency": "optimized"}
+    record = usage.records[0]
+    assert record.usage.service_tier == "latency-optimized"
+    assert record.usage.output_tokens == 1000
+    assert record.cost is None
+
+
+def test_latency_optimized_invoke_header(bedrock_server: Any, make_client: Any) -> None:
+    client = make_client()
+    body = {"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}}}
+    headers = {
+        "X-Amzn-Bedrock-Input-Token-Count": "1000",
+        "X-Amzn-Bedrock-Output-Token-Count": "1000",
+        "X-Amzn-Bedrock-PerformanceConfig-Latency": "optimized",
+    }
+    bedrock_server.queue_json(body, headers)
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model(
+            modelId=NOVA_MICRO, body=b"{}", performanceConfigLatency="optimized"
+        )
+
+    assert response["performanceConfigLatency"] == "optimized"
+    record = usage.records[0]
+    assert record.usage.service_tier == "latency-optimized"
+    assert record.usage.input_tokens == 1000
+    assert record.cost is None
+
+
+def test_latency_optimized_priced_by_override(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    client = make_client()
+    bedrock_server.queue_json(
+        converse_body(THOUSAND_EACH, performanceConfig={"latency": "optimized"})
+    )
+    # Override rates are USD per 1,000 tokens.
+    prices = {NOVA_MICRO: {"us-east-1": {"input": 0.001, "output": 0.005}}}
+
+    with llmfy_usage_tracker(bedrock_pricing=prices) as usage:
+        client.converse(modelId=NOVA_MICRO, messages=MESSAGES)
+
+    record = usage.records[0]
+    # 1000*0.001/1000 + 1000*0.005/1000 = 0.001 + 0.005 = 0.006
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.006")
+
+
 # Stream lifecycle
 
 
