@@ -758,10 +758,7 @@ def llmfy_usage_tracker(
         tables["bedrock"] = bedrock_pricing
     for keyword, table in other_provider_pricing.items():
         if not keyword.endswith(_PRICING_SUFFIX) or keyword == _PRICING_SUFFIX:
-            raise TypeError(
-                "llmfy_usage_tracker() got an unexpected keyword argument "
-                f"{keyword!r}; price overrides are given as <provider>_pricing=..."
-            )
+            raise TypeError(_unexpected_keyword_message(keyword))
         if table is not None:
             tables[keyword.removesuffix(_PRICING_SUFFIX)] = table
     overrides = {
@@ -769,6 +766,21 @@ def llmfy_usage_tracker(
         for provider, table in tables.items()
     }
     return UsageTracker(overrides, tags=tags, keep_requests=keep_requests)
+
+
+def _unexpected_keyword_message(keyword: str) -> str:
+    """Return the TypeError message for a keyword that llmfy_usage_tracker lacks."""
+    # Imported here, for this error only, to keep `import llmfy` cheap.
+    import difflib
+
+    known = ["openai_pricing", "bedrock_pricing", "tags", "keep_requests"]
+    close = difflib.get_close_matches(keyword, known, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]}=?" if close else ""
+    return (
+        "llmfy_usage_tracker() got an unexpected keyword argument "
+        f"{keyword!r}.{hint} It takes openai_pricing=, bedrock_pricing= and "
+        "other <provider>_pricing= price tables, tags= and keep_requests=."
+    )
 
 
 def _check_tags(tags: object) -> None:

@@ -226,6 +226,26 @@ def test_unknown_keyword_raises_type_error(provider: ProviderPlugin) -> None:
 
 
 @pytest.mark.parametrize(
+    ("keyword", "meant"),
+    [
+        ("keep_request", "keep_requests"),
+        ("openai_prices", "openai_pricing"),
+        ("tag", "tags"),
+    ],
+)
+def test_misspelt_keyword_names_the_meant_one(
+    provider: ProviderPlugin, keyword: str, meant: str
+) -> None:
+    with pytest.raises(TypeError) as raised:
+        llmfy_usage_tracker(**{keyword: None})
+
+    message = str(raised.value)
+    assert f"unexpected keyword argument {keyword!r}" in message
+    assert f"Did you mean {meant}=?" in message
+    assert "tags= and keep_requests=" in message
+
+
+@pytest.mark.parametrize(
     ("tags", "expected"),
     [
         (["team"], "Invalid tags: ['team'] of type list"),
