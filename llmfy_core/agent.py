@@ -326,6 +326,28 @@ def _check_single_braces(template: str, input_variables: Sequence[str]) -> None:
         )
 
 
+def _misspelt_variables_hint(missing: Sequence[str], unexpected: Sequence[str]) -> str:
+    """Return " Did you mean ...?" pairing each unexpected name with a missing one.
+
+    A keyword argument such as `inf=` given where `info=` is missing is most
+    likely a misspelling, so the message names the variable it was meant for.
+    """
+    if not unexpected:
+        return ""
+    # Imported here, for this error only, to keep `import llmfy` cheap.
+    import difflib
+
+    pairs = []
+    for name in unexpected:
+        close = difflib.get_close_matches(name, missing, n=1, cutoff=0.6)
+        if close:
+            pairs.append(f"{close[0]}= instead of {name}=")
+    if pairs:
+        return f" Did you mean {' and '.join(pairs)}?"
+    listed = ", ".join(map(repr, unexpected))
+    return f" Unexpected keyword argument(s) given: {listed}."
+
+
 class LLMfy:
     """An agent: a chat model with a system message that may contain variables.
 
@@ -391,12 +413,13 @@ class LLMfy:
     def _check_variables(self, variables: Mapping[str, Any]) -> None:
         expected = ", ".join(self.input_variables) or "none"
         missing = [name for name in self.input_variables if name not in variables]
+        unexpected = [name for name in variables if name not in self.input_variables]
         if missing:
             raise TemplateVariableError(
                 f"Missing input variable(s) {', '.join(map(repr, missing))} for the "
                 f"system message; expected keyword arguments: {expected}."
+                f"{_misspelt_variables_hint(missing, unexpected)}"
             )
-        unexpected = [name for name in variables if name not in self.input_variables]
         if unexpected:
             raise TemplateVariableError(
                 f"Unexpected input variable(s) {', '.join(map(repr, unexpected))}; "
