@@ -122,7 +122,11 @@ class PriceFileState:
             # errors, such as llmfy's warning for an implausibly high price.
             # Remember this version, so that it is reported once, not per lookup.
             self.path, self.stamp = path, stamp
-            _warn(f"{error} The file was rejected. {self._what_stays()}")
+            # Messages from tomllib and the OS end without a full stop.
+            reason = str(error).rstrip()
+            if not reason.endswith("."):
+                reason += "."
+            _warn(f"{reason} The file was rejected. {self._what_stays()}")
             return
         self._install(path, read_stamp, prices)
 

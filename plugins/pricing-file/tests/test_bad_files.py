@@ -447,6 +447,20 @@ def test_price_in_wrong_unit_warns_on_use(
     assert record.price_origin == "pricing-file"
 
 
+def test_rejected_syntax_error_ends_sentence(
+    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = ENTRY + "input = 0.10\noutput = 0.40 0.50\n"
+    monkeypatch.setenv(ENV_VAR, str(write_file("prices.toml", content)))
+
+    with pytest.warns(PricingWarning) as caught:
+        llmfy_pricing_file.check_price_file()
+
+    message = str(caught[0].message)
+    assert "TOML syntax error" in message
+    assert "). The file was rejected." in message
+
+
 def test_warning_as_error_rejects_file(
     write_file: WriteFile,
     monkeypatch: pytest.MonkeyPatch,
