@@ -45,6 +45,8 @@ _process_trackers: tuple[UsageTracker, ...] = ()
 _ZERO = Decimal(0)
 _UTC = dt.UTC
 _PRICING_SUFFIX = "_pricing"
+# Providers whose plugins live in this repository, under plugins/<provider>.
+_BUNDLED_PROVIDERS = frozenset({"openai", "bedrock"})
 
 
 def active_trackers() -> tuple[UsageTracker, ...]:
@@ -829,11 +831,17 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
         import difflib
 
         close = difflib.get_close_matches(provider, known, n=1, cutoff=0.6)
-        hint = (
-            f"Did you mean {close[0]}_pricing=?"
-            if close
-            else "Install the plugin of that provider, or check the spelling."
-        )
+        if close:
+            hint = f"Did you mean {close[0]}_pricing=?"
+        elif provider in _BUNDLED_PROVIDERS:
+            hint = (
+                f"Install llmfy-{provider} (`pip install ./plugins/{provider}` from "
+                "a checkout of the llmfy repository), and check that LLMFY_PLUGINS, "
+                "LLMFY_DISABLED_PLUGINS and LLMFY_DISABLE_PLUGIN_AUTOLOAD do not "
+                "keep it from loading."
+            )
+        else:
+            hint = "Install the plugin of that provider, or check the spelling."
         raise UnknownProviderError(
             f"Unknown provider {provider!r} in {provider}_pricing=: no installed "
             f"llmfy plugin reads its price tables (plugins that do: {readers}). "

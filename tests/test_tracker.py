@@ -220,6 +220,20 @@ def test_unknown_provider_pricing_raises(provider: ProviderPlugin) -> None:
         llmfy_usage_tracker(acme_pricing={"m": {"input": 1, "output": 1}})
 
 
+def test_bedrock_pricing_without_plugin_says_install(
+    provider: ProviderPlugin,
+) -> None:
+    table = {"amazon.nova-lite-v1:0": {"us-east-1": {"input": 1, "output": 1}}}
+
+    with pytest.raises(UnknownProviderError) as raised:
+        llmfy_usage_tracker(bedrock_pricing=table)
+
+    message = str(raised.value)
+    assert "Unknown provider 'bedrock' in bedrock_pricing=" in message
+    assert "pip install ./plugins/bedrock" in message
+    assert "LLMFY_DISABLED_PLUGINS" in message
+
+
 def test_unknown_keyword_raises_type_error(provider: ProviderPlugin) -> None:
     with pytest.raises(TypeError, match="opeanai_prices"):
         llmfy_usage_tracker(opeanai_prices={})
