@@ -866,6 +866,20 @@ def test_cost_unpriced_model_exits_3(capsys: pytest.CaptureFixture[str]) -> None
     assert "No price for openai model 'my-model'" in out
 
 
+def test_cost_wrong_provider_names_lister(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(
+        capsys, "cost", "gpt-4o-mini", "--provider", "bedrock", "--input", "1",
+        "--output", "1",
+    )  # fmt: skip
+
+    assert code == 3
+    assert "No price for bedrock model 'gpt-4o-mini'" in out
+    assert "Provider openai lists 'gpt-4o-mini'" in out
+    assert "instead of bedrock" in out
+
+
 class ListedProvider:
     """A provider plugin that prices and lists one model id."""
 

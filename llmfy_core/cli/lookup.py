@@ -117,6 +117,21 @@ class KnownPrices:
             return ""
         return f" Listed model ids close to it: {', '.join(suggestions)}."
 
+    def other_providers_hint(self, model: str, provider: str) -> str:
+        """Return a sentence naming the other providers that list `model`, or ""."""
+        others = [
+            name
+            for name in self.providers
+            if name != provider and model in self.models.get(name, ())
+        ]
+        if not others:
+            return ""
+        owners = " and ".join(others)
+        return (
+            f" Provider {owners} lists {model!r}, so name that provider instead "
+            f"of {provider}."
+        )
+
 
 def find_price(
     resolver: PriceResolver, query: PriceQuery, known: KnownPrices
@@ -317,6 +332,7 @@ def explain_unpriced(
             f"prices: {listed}.{did_you_mean(provider, known.providers)}"
         )
     reason = describe_unpriced(found.reason, provider, query.model)
+    reason += known.other_providers_hint(query.model, provider)
     reason += known.close_models_hint(query.model, provider)
     return reason + " With the llmfy command, give the price with --prices FILE."
 
