@@ -939,6 +939,46 @@ def test_prices_listing_no_match_names_filters(
     assert "No installed plugin lists prices" not in out
 
 
+class RegionlessFallback:
+    """A fallback pricing plugin that lists one Bedrock price for every region."""
+
+    llmfy_price_rank = PriceRank.FALLBACK
+
+    def __init__(self) -> None:
+        self.price = Price(Decimal(1), Decimal(2), source="regionless test price")
+
+    @hookimpl
+    def price_lookup(self, provider: str, model: str) -> Price | None:
+        if provider == "bedrock" and model == "amazon.nova-lite-v1:0":
+            return self.price
+        return None
+
+    @hookimpl
+    def price_catalog(self, provider: str | None) -> list[CatalogEntry]:
+        return [CatalogEntry("bedrock", PriceKey("amazon.nova-lite-v1:0"), self.price)]
+
+
+def test_prices_listing_omits_overruled_fallback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The bundled table has no eu-central-1 rate for Nova Lite and leaves such
+    # requests unpriced, so a tracker never reaches the fallback's price.
+    llmfy_core.register_plugin(RegionlessFallback(), "regionless")
+
+    listing_code, listing, _ = run(
+        capsys, "prices", "bedrock", "--region", "eu-central-1"
+    )
+    one_code, one, _ = run(
+        capsys, "prices", "bedrock", "--model", "amazon.nova-lite-v1:0",
+        "--region", "eu-central-1",
+    )  # fmt: skip
+
+    assert listing_code == 0
+    assert "regionless test price" not in listing
+    assert one_code == 3
+    assert "regionless test price" not in one
+
+
 @pytest.mark.parametrize(
     "args",
     [

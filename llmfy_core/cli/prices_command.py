@@ -187,6 +187,11 @@ def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
             service_tier=key.service_tier,
             batch=key.batch,
         )
+        if found.price is None and found.origin not in (None, listed.plugin):
+            # A higher-ranked source leaves this key unpriced, such as the
+            # bundled Bedrock table for a Region it has no rate for, so a
+            # tracker never uses the lower-ranked price listed here.
+            continue
         found = _with_listed_price(found, listed)
         row = _row_dict(
             provider, key.model, key.region, key.service_tier, key.batch, found
