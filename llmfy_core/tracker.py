@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import inspect
 import threading
+import warnings
 import weakref
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import ContextVar
@@ -350,7 +351,7 @@ class UsageTracker:
         message = (
             f"No price for {usage.provider} model {usage.model!r}{region}; its "
             f"requests are counted with an unknown cost.{guess} "
-            + (reason or _how_to_add_price(usage.provider, usage.model))
+            + (reason or _how_to_add_price(usage.provider, usage.model, usage.region))
         )
         logger.warning("%s", message)
         emit_warning(PricingWarning(message), stacklevel=3)
@@ -685,17 +686,63 @@ def _open_streams(streams: list[weakref.ref[Any]]) -> list[weakref.ref[Any]]:
     return live
 
 
-def _how_to_add_price(provider: str, model: str) -> str:
+def _how_to_add_price(provider: str, model: str, region: str | None) -> str:
     if reads_pricing_tables(provider):
+        example = _override_example(provider, model, region)
+        if example is None:
+            return (
+                f"Add an entry for {model!r} to llmfy_usage_tracker({provider}_"
+                "pricing=...), or install a pricing plugin."
+            )
+        argument, unit = example
         return (
-            f"Add it with llmfy_usage_tracker({provider}_pricing={{{model!r}: "
-            "{'input': ..., 'output': ...}}), or install a pricing plugin."
+            f"Add it with llmfy_usage_tracker({argument}){unit}, or install a "
+            "pricing plugin."
         )
     return (
         f"No installed plugin reads {provider}_pricing= tables, so add the price "
         "to an organisation's price file (llmfy-pricing-file) or return it from "
         "a pricing plugin's price_lookup."
     )
+
+
+# A model id that misspells no known one, so that parsing it warns of nothing.
+_PROBE_MODEL = "llmfy-shape-probe"
+
+
+def _override_example(
+    provider: str, model: str, region: str | None
+) -> tuple[str, str] | None:
+    """Return an example `<provider>_pricing=` argument for `model`, and its unit.
+
+    Tables differ by provider: Bedrock's nest prices under a region and are
+    per 1,000 tokens. So the provider's plugin parses a probe entry, flat and
+    then under `region`, and the first shape it takes is the example. Returns
+    None when it takes neither.
+    """
+    prices = "{'input': ..., 'output': ...}"
+    probe_prices = {"input": 0, "output": 0}
+    shapes: list[tuple[str, dict[str, Any]]] = [
+        (f"{{{model!r}: {prices}}}", {_PROBE_MODEL: probe_prices})
+    ]
+    if region:
+        nested = f"{{{model!r}: {{{region!r}: {prices}}}}}"
+        shapes.append((nested, {_PROBE_MODEL: {region: probe_prices}}))
+    for example, table in shapes:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                parsed = _parse_with_plugins(get_registry(), provider, table)
+        except (PricingTableError, Warning):
+            continue
+        if parsed is None:
+            return None
+        argument = f"{provider}_pricing={example}"
+        price = parsed.lookup(_PROBE_MODEL, region, None, False)
+        if isinstance(price, Price):
+            return argument, f" in USD per {price.price_per_tokens:,} tokens"
+        return argument, ""
+    return None
 
 
 def _how_to_add_rate(provider: str, kind: str) -> str:

@@ -809,6 +809,34 @@ def test_unpriced_warning_offers_existing_keyword(provider: ProviderPlugin) -> N
     assert usage.cost_complete
 
 
+def test_unpriced_bedrock_warning_nests_region() -> None:
+    # The installed llmfy-bedrock plugin reads bedrock_pricing= tables.
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(PricingWarning) as warned:
+            usage.record("bedrock", "acme.unlisted-v1:0", 10, 10, region="us-east-1")
+    message = str(warned[0].message)
+    table = {"acme.unlisted-v1:0": {"us-east-1": {"input": 1, "output": 1}}}
+
+    with llmfy_usage_tracker(bedrock_pricing=table) as priced:
+        priced.record("bedrock", "acme.unlisted-v1:0", 10, 10, region="us-east-1")
+
+    assert (
+        "bedrock_pricing={'acme.unlisted-v1:0': {'us-east-1': {'input': ..., "
+        "'output': ...}}}) in USD per 1,000 tokens" in message
+    )
+    assert priced.cost_complete
+
+
+def test_unpriced_openai_warning_gives_unit() -> None:
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(PricingWarning) as warned:
+            usage.record("openai", "acme-unlisted", 10, 10)
+
+    message = str(warned[0].message)
+    assert "openai_pricing={'acme-unlisted': {'input': ..., 'output': ...}})" in message
+    assert "in USD per 1,000,000 tokens" in message
+
+
 def test_unpriced_warning_no_keyword_names_price_file(
     provider: ProviderPlugin,
 ) -> None:
