@@ -631,9 +631,15 @@ def test_cost_accepts_openai_pricing_tiers(
         capsys, "cost", "gpt-4o-mini", "--tier", tier, "--input", "1", "--output", "1"
     )
 
-    assert code == 0
-    assert err == ""
-    assert f"{tier} tier" in out
+    if tier in ("flex", "priority"):
+        assert code == 0
+        assert err == ""
+        assert f"{tier} tier" in out
+    else:
+        # Accepted, but the bundled table has no price for this tier.
+        assert code == 3
+        assert "No price for openai model 'gpt-4o-mini'" in out
+        assert f"'{tier}'" in out
 
 
 def test_batch_tier_points_to_batch_flag(

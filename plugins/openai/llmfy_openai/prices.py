@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from llmfy_core import LongContextTier, Price, PriceKey, StaticPriceTable, Unpriced
-from llmfy_core.pricing import request_day
+from llmfy_core.pricing import STANDARD_TIERS, request_day
 from llmfy_openai.resolve import is_fine_tuned, model_candidates
 
 PRICE_FILE = "prices.toml"
@@ -64,6 +64,38 @@ class PriceListing:
 # rate and is priced per model.
 PRIORITY_TIER = "priority"
 
+# The service tiers that the bundled table prices: the standard tier, which
+# `auto` in a request stands for, Flex and Priority.
+KNOWN_TIERS = frozenset({"auto", *STANDARD_TIERS, FLEX, PRIORITY_TIER})
+# The tier of requests served from Scale Tier units, which are bought ahead
+# by the day rather than per token.
+SCALE_TIER = "scale"
+
+
+def _unknown_tier_reason(model: str, tier: str) -> str:
+    # Imported here, for this message only, to keep `import llmfy` cheap.
+    import difflib
+
+    known = sorted(KNOWN_TIERS - {"auto"})
+    if tier == SCALE_TIER:
+        cause = (
+            f"A request of model {model!r} in the 'scale' service tier ran on "
+            "Scale Tier units, which are bought ahead, not billed per token."
+        )
+    else:
+        close = difflib.get_close_matches(tier, known, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        cause = (
+            f"The bundled table has no price for the service tier {tier!r} of "
+            f"model {model!r}: it prices the tiers {', '.join(map(repr, known))}."
+            f"{hint}"
+        )
+    return (
+        f"{cause} To give these requests a cost, add a price with "
+        f"llmfy_usage_tracker(openai_pricing={{{model!r}: {{'input': ..., "
+        "'output': ...}}), in USD per million tokens."
+    )
+
 
 def lookup_price(
     model: str,
@@ -78,6 +110,8 @@ def lookup_price(
     fine-tuned model whose base model has no fine-tuned price in the table,
     and None for an unknown model id.
     """
+    if service_tier is not None and service_tier not in KNOWN_TIERS:
+        return Unpriced(_unknown_tier_reason(model, service_tier))
     table = price_table_on(requested_at)
     found = table.lookup(model, None, service_tier, batch)
     if (

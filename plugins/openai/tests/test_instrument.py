@@ -30,7 +30,7 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
-from llmfy import UsageWarning, llmfy_usage_tracker
+from llmfy import PricingWarning, UsageWarning, llmfy_usage_tracker
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
@@ -89,6 +89,20 @@ def test_chat_create_recorded_once(server, client, bodies):
     # 60 x 0.15 + 3 x 0.60 = 9 + 1.8 = 10.8 USD per million tokens
     assert record.cost is not None
     assert record.cost.total == Decimal("0.0000108")
+
+
+def test_scale_tier_response_unpriced(server, client, bodies):
+    # Requests served from Scale Tier units are not billed per token.
+    server.add_json(CHAT, bodies.chat(prompt=60, completion=3, service_tier="scale"))
+
+    with llmfy_usage_tracker() as usage, pytest.warns(PricingWarning, match="Scale"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    record = usage.records[0]
+    assert record.usage.service_tier == "scale"
+    assert record.usage.input_tokens == 60
+    assert record.cost is None
+    assert not usage.cost_complete
 
 
 def test_no_tracker_records_nothing(server, client, bodies):

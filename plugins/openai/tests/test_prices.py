@@ -163,9 +163,40 @@ def test_priority_rates():
     assert priority.output == Decimal("1.00")
 
 
-@pytest.mark.parametrize("tier", ["default", "scale", "auto"])
-def test_other_tiers_use_standard_rates(tier):
+@pytest.mark.parametrize("tier", ["default", "standard", "auto"])
+def test_standard_tier_names_use_standard_rates(tier):
     assert lookup_price("gpt-4o-mini", tier, False) == standard("gpt-4o-mini")
+
+
+@pytest.mark.parametrize(
+    ("tier", "expected"),
+    [
+        ("flx", "Did you mean 'flex'?"),
+        ("ultrafast", "no price for the service tier 'ultrafast'"),
+        ("scale", "Scale Tier units, which are bought ahead"),
+    ],
+)
+def test_unpriced_tiers_say_why(tier, expected):
+    # Charging these at the standard rate would be a guess: an unknown or
+    # misspelt tier, one without a bundled price, and Scale Tier's units.
+    found = lookup_price("gpt-4o-mini", tier, False)
+
+    assert isinstance(found, Unpriced)
+    assert expected in found.reason
+    assert "openai_pricing={'gpt-4o-mini'" in found.reason
+
+
+def test_override_prices_unknown_tier():
+    prices = {"gpt-4o-mini": {"input": 0.1, "output": 0.2}}
+
+    with llmfy_usage_tracker(openai_pricing=prices) as tracker:
+        record = tracker.record(
+            "openai", "gpt-4o-mini", 1_000_000, 0, service_tier="scale"
+        )
+
+    # 1,000,000 x 0.1 USD per million tokens.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.1")
 
 
 def test_long_context_reprices_whole_request():
