@@ -26,6 +26,8 @@ from llmfy_core import (
 )
 from llmfy_core.errors import emit_warning
 from llmfy_core.logs import get_logger
+from llmfy_core.plugins import get_registry
+from llmfy_core.pricing import likely_typo
 
 from .prices import PriceList, utc_day
 from .reader import MAX_FILE_BYTES, PriceFileError, parse_price_bytes
@@ -141,6 +143,7 @@ class PriceFileState:
             len(prices),
             path,
         )
+        _warn_misspelt_providers(path, prices)
 
     def _named_by(self) -> str:
         if self.explicit_path is not None:
@@ -170,6 +173,34 @@ def _read(path: Path) -> tuple[PriceList, FileStamp]:
         data = stream.read(MAX_FILE_BYTES + 1)
     stamp = (status.st_dev, status.st_ino, status.st_mtime_ns, status.st_size)
     return parse_price_bytes(data, path), stamp
+
+
+def _warn_misspelt_providers(path: Path, prices: PriceList) -> None:
+    """Warn of each provider in the file that misspells one a plugin counts.
+
+    The prices of `[providers.opnai]` apply to requests of provider `opnai`
+    only, which no plugin records, so they would never price a request.
+    """
+    counted = _counted_providers()
+    for provider in prices.providers:
+        meant = None if provider in counted else likely_typo(provider, counted)
+        if meant is not None:
+            _warn(
+                f"The price file {path} has prices for provider {provider!r}, "
+                f"which no installed plugin counts requests of. Did you mean "
+                f"{meant!r}? Rename providers.{provider} to providers.{meant}, "
+                f"or its prices apply to no request."
+            )
+
+
+def _counted_providers() -> list[str]:
+    """Return the providers that loaded plugins declare in `llmfy_providers`."""
+    counted: set[str] = set()
+    for plugin in get_registry().manager.get_plugins():
+        declared = getattr(plugin, "llmfy_providers", None)
+        if isinstance(declared, (tuple, list, set, frozenset)):
+            counted.update(name for name in declared if isinstance(name, str))
+    return sorted(counted)
 
 
 def _warn(message: str) -> None:

@@ -483,3 +483,36 @@ def test_warning_as_error_rejects_file(
     assert len(records) == 1
     assert "5000" in records[0].getMessage()
     assert "The file was rejected" in records[0].getMessage()
+
+
+def test_misspelt_provider_warned(write_file: WriteFile) -> None:
+    # Prices under providers.opnai apply to requests of provider "opnai",
+    # which no plugin records, so they would silently price nothing.
+    path = write_file(
+        "prices.toml",
+        '[[providers.opnai.prices]]\nmodel = "gpt-4o-mini"\ninput = 0.1\n'
+        "output = 0.2\n",
+    )
+
+    with pytest.warns(PricingWarning, match="Did you mean 'openai'") as caught:
+        llmfy_pricing_file.use_price_file(path)
+
+    message = str(caught[0].message)
+    assert "provider 'opnai'" in message
+    assert "Rename providers.opnai to providers.openai" in message
+
+
+def test_counted_provider_not_warned(write_file: WriteFile) -> None:
+    path = write_file(
+        "prices.toml",
+        '[[providers.openai.prices]]\nmodel = "gpt-4o-mini"\ninput = 0.1\n'
+        'output = 0.2\n\n[[providers.mistral.prices]]\nmodel = "m"\n'
+        "input = 1\noutput = 2\n",
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prices = llmfy_pricing_file.use_price_file(path)
+
+    assert prices is not None
+    assert prices.providers == ("mistral", "openai")
