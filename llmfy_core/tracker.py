@@ -565,6 +565,11 @@ def start_process_tracker(
             "start_process_tracker() takes no keep_requests argument: a process "
             "tracker always keeps totals per model only, so that memory stays flat."
         )
+    for keyword in provider_pricing:
+        if not keyword.endswith(_PRICING_SUFFIX) or keyword == _PRICING_SUFFIX:
+            raise TypeError(
+                _unexpected_keyword_message(keyword, "start_process_tracker")
+            )
     tracker = llmfy_usage_tracker(tags=tags, keep_requests=False, **provider_pricing)
     from llmfy_core.recording import ensure_instrumented
 
@@ -817,18 +822,28 @@ def llmfy_usage_tracker(
     return UsageTracker(overrides, tags=tags, keep_requests=keep_requests)
 
 
-def _unexpected_keyword_message(keyword: str) -> str:
-    """Return the TypeError message for a keyword that llmfy_usage_tracker lacks."""
+def _unexpected_keyword_message(
+    keyword: str, function: str = "llmfy_usage_tracker"
+) -> str:
+    """Return the TypeError message for a keyword that `function` lacks.
+
+    `function` is llmfy_usage_tracker or start_process_tracker, which takes
+    the same keywords but keep_requests.
+    """
     # Imported here, for this error only, to keep `import llmfy` cheap.
     import difflib
 
-    known = ["openai_pricing", "bedrock_pricing", "tags", "keep_requests"]
+    known = ["openai_pricing", "bedrock_pricing", "tags"]
+    takes = "tags="
+    if function == "llmfy_usage_tracker":
+        known.append("keep_requests")
+        takes = "tags= and keep_requests="
     close = difflib.get_close_matches(keyword, known, n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]}=?" if close else ""
     return (
-        "llmfy_usage_tracker() got an unexpected keyword argument "
-        f"{keyword!r}.{hint} It takes openai_pricing=, bedrock_pricing= and "
-        "other <provider>_pricing= price tables, tags= and keep_requests=."
+        f"{function}() got an unexpected keyword argument {keyword!r}.{hint} It "
+        "takes openai_pricing=, bedrock_pricing= and other <provider>_pricing= "
+        f"price tables, and {takes}."
     )
 
 

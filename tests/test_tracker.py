@@ -259,6 +259,17 @@ def test_misspelt_keyword_names_the_meant_one(
     assert "tags= and keep_requests=" in message
 
 
+def test_process_tracker_misspelt_keyword(provider: ProviderPlugin) -> None:
+    # The message names the function called and only the keywords it takes.
+    with pytest.raises(TypeError) as raised:
+        start_process_tracker(tag={"team": "search"})
+
+    message = str(raised.value)
+    assert message.startswith("start_process_tracker() got an unexpected keyword")
+    assert "Did you mean tags=?" in message
+    assert "keep_requests" not in message
+
+
 @pytest.mark.parametrize(
     ("tags", "expected"),
     [
