@@ -85,9 +85,20 @@ def _log_counts(
 
 
 def _output_body(record: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Return the logged response body, or an empty mapping when it is not logged."""
+    """Return the logged response body, or an empty mapping when it is not logged.
+
+    A logged InvokeModelWithResponseStream body is the list of its chunks.
+    For it, return the message of Anthropic's `message_start` chunk, because
+    only that message splits the cache writes by TTL.
+    """
     output = record.get("output")
     body = output.get("outputBodyJson") if isinstance(output, Mapping) else None
+    if isinstance(body, list):
+        for chunk in body:
+            if isinstance(chunk, Mapping) and chunk.get("type") == "message_start":
+                message = chunk.get("message")
+                return message if isinstance(message, Mapping) else {}
+        return {}
     return body if isinstance(body, Mapping) else {}
 
 

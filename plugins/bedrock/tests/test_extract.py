@@ -328,6 +328,50 @@ def test_invocation_log_invoke_one_hour_writes() -> None:
     assert usage.other_tokens == {"cache_write_1h": 1000}
 
 
+def test_invocation_log_stream_one_hour_writes() -> None:
+    # A logged InvokeModelWithResponseStream body is the list of its chunks,
+    # and only the message_start chunk splits cache writes by TTL.
+    record = {
+        **LOG_RECORD,
+        "operation": "InvokeModelWithResponseStream",
+        "modelId": "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "region": "eu-central-1",
+        "input": {"inputTokenCount": 3, "cacheWriteInputTokenCount": 1956},
+        "output": {
+            "outputTokenCount": 44,
+            "outputBodyJson": [
+                {
+                    "type": "message_start",
+                    "message": {
+                        "usage": {
+                            "input_tokens": 3,
+                            "cache_creation_input_tokens": 1956,
+                            "cache_creation": {
+                                "ephemeral_5m_input_tokens": 956,
+                                "ephemeral_1h_input_tokens": 1000,
+                            },
+                            "output_tokens": 1,
+                        }
+                    },
+                },
+                {"type": "message_delta", "usage": {"output_tokens": 44}},
+            ],
+        },
+    }
+
+    with llmfy_usage_tracker() as tracker:
+        record_invocation_logs([record], tracker)
+
+    logged = tracker.records[0]
+    assert logged.usage.cache_write_tokens == 1956
+    assert logged.usage.other_tokens == {"cache_write_1h": 1000}
+    # eu-central-1 rate of Haiku 4.5: 1.1 in, 1.375 cache write 5m, 2.2 cache
+    # write 1h, 5.5 out. 3*1.1 + 956*1.375 + 1000*2.2 + 44*5.5
+    # = 3.3 + 1314.5 + 2200 + 242 = 3759.8 -> 0.0037598
+    assert logged.cost is not None
+    assert logged.cost.total == Decimal("0.0037598")
+
+
 @pytest.mark.parametrize(
     ("served", "tier"),
     [
