@@ -23,13 +23,13 @@ from llmfy_bedrock.extract import (
     TokenCounts,
     anthropic_cache_write_1h,
     as_int,
-    counts_from_stream_chunks,
     decode_body,
     latency_tier,
     one_hour_writes,
     to_usage,
     usage_from_converse,
     usage_from_invoke,
+    usage_from_stream_chunks,
 )
 from llmfy_bedrock.resolve import billing_region
 from llmfy_core import CallContext, Usage
@@ -213,7 +213,7 @@ def usage_from_saved_response(
     if operation == "ConverseStream":
         return usage_from_converse(_converse_metadata(data), context)
     if operation == "InvokeModelWithResponseStream":
-        return to_usage(counts_from_stream_chunks(stream_chunks(data)), context)
+        return usage_from_stream_chunks(stream_chunks(data), context)
     raise ValueError(
         f"Unknown Bedrock operation {operation!r} for model {model!r}: expected "
         "Converse, ConverseStream, InvokeModel or InvokeModelWithResponseStream."

@@ -516,6 +516,40 @@ def test_saved_invoke_stream(frames: Any) -> None:
     assert (usage.input_tokens, usage.output_tokens) == (9, 3)
 
 
+@pytest.mark.parametrize(
+    ("headers", "tier"),
+    [
+        (
+            {"x-amzn-bedrock-performanceconfig-latency": "optimized"},
+            "latency-optimized",
+        ),
+        ({"x-amzn-bedrock-service-tier": "flex"}, "flex"),
+    ],
+)
+def test_saved_invoke_stream_tier(
+    frames: Any, headers: dict[str, str], tier: str
+) -> None:
+    # The saved headers give the tier, as they do for a live stream.
+    data = frames.chunk(
+        {
+            "amazon-bedrock-invocationMetrics": {
+                "inputTokenCount": 5,
+                "outputTokenCount": 10,
+            }
+        }
+    )
+
+    usage = usage_from_saved_response(
+        data,
+        operation="InvokeModelWithResponseStream",
+        model="amazon.nova-micro-v1:0",
+        region="us-east-1",
+        headers=headers,
+    )
+
+    assert usage.service_tier == tier
+
+
 def test_saved_unknown_operation() -> None:
     with pytest.raises(ValueError, match="Unknown Bedrock operation"):
         usage_from_saved_response(b"", operation="ListFoundationModels", model="x")
