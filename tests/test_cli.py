@@ -1534,6 +1534,23 @@ def test_report_price_file(
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.0002")
 
 
+def test_report_price_file_misspelt_provider(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Prices under providers.opnai price no request, so the report would
+    # show the bundled price with no sign that the file was not used.
+    prices = tmp_path / "prices.toml"
+    prices.write_text(PRICE_FILE.replace("providers.openai", "providers.opnai"))
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps(chat_body("gpt-4o-mini", 60, 3)))
+
+    code, _, err = run(capsys, "report", str(body), "--prices", str(prices))
+
+    assert code == 0
+    assert "provider 'opnai'" in err
+    assert "Did you mean 'openai'?" in err
+
+
 def test_report_progress_bar(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -88,6 +88,8 @@ def use_price_file(path: str) -> None:
         prices = reader.load_price_file(path)
     except (PricingTableError, OSError) as error:
         raise CliError(f"--prices {path}: {error}") from None
+    plugin = importlib.import_module("llmfy_pricing_file.plugin")
+    plugin.warn_misspelt_providers(Path(path), prices)
     registry = get_registry()
     if registry.manager.get_plugin(PRICE_FILE_PLUGIN) is not None:
         registry.unregister(PRICE_FILE_PLUGIN)

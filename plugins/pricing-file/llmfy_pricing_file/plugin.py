@@ -143,7 +143,7 @@ class PriceFileState:
             len(prices),
             path,
         )
-        _warn_misspelt_providers(path, prices)
+        warn_misspelt_providers(path, prices)
 
     def _named_by(self) -> str:
         if self.explicit_path is not None:
@@ -175,7 +175,7 @@ def _read(path: Path) -> tuple[PriceList, FileStamp]:
     return parse_price_bytes(data, path), stamp
 
 
-def _warn_misspelt_providers(path: Path, prices: PriceList) -> None:
+def warn_misspelt_providers(path: Path, prices: PriceList) -> None:
     """Warn of each provider in the file that misspells one a plugin counts.
 
     The prices of `[providers.opnai]` apply to requests of provider `opnai`
