@@ -889,12 +889,16 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
             if "pricing_table_parse" in info.hooks
         )
         readers = ", ".join(known) or "none"
-        # Imported here, for this error only, to keep `import llmfy` cheap.
-        import difflib
+        # `likely_typo` finds `OpenAI`, which difflib misses for its letter case.
+        close = likely_typo(provider, known)
+        if close is None:
+            # Imported here, for this error only, to keep `import llmfy` cheap.
+            import difflib
 
-        close = difflib.get_close_matches(provider, known, n=1, cutoff=0.6)
-        if close:
-            hint = f"Did you mean {close[0]}_pricing=?"
+            matches = difflib.get_close_matches(provider, known, n=1, cutoff=0.6)
+            close = matches[0] if matches else None
+        if close is not None:
+            hint = f"Did you mean {close}_pricing=?"
         elif provider in _BUNDLED_PROVIDERS:
             hint = (
                 f"Install llmfy-{provider} (`pip install ./plugins/{provider}` from "

@@ -259,6 +259,14 @@ def test_misspelt_keyword_names_the_meant_one(
     assert "tags= and keep_requests=" in message
 
 
+@pytest.mark.parametrize("keyword", ["OpenAI_pricing", "opnai_pricing"])
+def test_misspelt_provider_keyword_names_meant_one(keyword: str) -> None:
+    with pytest.raises(UnknownProviderError) as raised:
+        llmfy_usage_tracker(**{keyword: {}})
+
+    assert "Did you mean openai_pricing=?" in str(raised.value)
+
+
 def test_process_tracker_misspelt_keyword(provider: ProviderPlugin) -> None:
     # The message names the function called and only the keywords it takes.
     with pytest.raises(TypeError) as raised:
