@@ -65,6 +65,7 @@ __all__ = [
     "record_usage",
     "unknown_usage",
     "usage_reader",
+    "watch_pending",
     "watch_stream",
 ]
 
@@ -431,6 +432,32 @@ def watch_stream(stream: Any, trackers: Sequence[UsageTracker]) -> None:
                 tracker.prune_streams()
     except Exception as error:
         logger.warning("failed to watch a stream in a tracker: %r", error)
+
+
+def watch_pending(request: Any, trackers: Sequence[UsageTracker]) -> None:
+    """Show `request` as pending in the reports of `trackers` until it is recorded.
+
+    `request` is the plugin's object for one request that the provider runs
+    in the background. It must accept weak references and have a `done`
+    attribute, true once it is recorded, and a `settle()` method. A tracker
+    calls `settle()` when it ends its last active block, and this function
+    calls it at once when none of `trackers` is active any more. `settle()`
+    records the request with unknown usage unless one of its trackers is
+    active. Never raises.
+    """
+    try:
+        reference = weakref.ref(request)
+        for tracker in trackers:
+            requests = tracker.pending_request_references
+            requests.append(reference)
+            if len(requests) >= tracker.prune_pending_at:
+                tracker.prune_pending_requests()
+        # After the appends: a tracker that ends its block meanwhile either
+        # finds the request in its list or is seen inactive here.
+        if not any(tracker.active for tracker in trackers):
+            request.settle()
+    except Exception as error:
+        logger.warning("failed to watch a pending request in a tracker: %r", error)
 
 
 def _add_read_counts(

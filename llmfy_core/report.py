@@ -27,6 +27,13 @@ def format_report(tracker: UsageTracker) -> str:
             f"Open Streams: {open_streams} (not counted yet: a stream is counted "
             "when it ends, is closed or is garbage-collected)"
         )
+    pending_requests = tracker.pending_requests
+    if pending_requests:
+        lines.append(
+            f"Pending Requests: {pending_requests} (not counted yet: a background "
+            "request is counted when its result is fetched, or with unknown usage "
+            "when its trackers have all ended)"
+        )
     lines.append("")
     if tracker.keep_requests:
         lines.append("Request Details:")
@@ -214,6 +221,7 @@ def report_dict(tracker: UsageTracker) -> dict[str, Any]:
         "tags": dict(tracker.tags),
         "totals": totals_dict(tracker.totals),
         "open_streams": tracker.open_streams,
+        "pending_requests": tracker.pending_requests,
         "by_model": [
             {
                 "provider": provider,

@@ -124,6 +124,11 @@ class UsageTracker:
         # it runs before a stream's first chunk.
         self.open_stream_references: list[weakref.ref[Any]] = []
         self.prune_streams_at = _FIRST_PRUNE
+        # Weak references to the requests sent while the tracker was active
+        # that the provider still runs in the background, which
+        # `recording.watch_pending` appends to and prunes like the streams.
+        self.pending_request_references: list[weakref.ref[Any]] = []
+        self.prune_pending_at = _FIRST_PRUNE
 
     # Activation
 
@@ -149,7 +154,10 @@ class UsageTracker:
                 break
         with self._lock:
             self._depth = max(self._depth - 1, 0)
-        if exc_type is None and not self._depth:
+            ended = not self._depth
+        if ended and self.pending_request_references:
+            self.settle_pending_requests()
+        if exc_type is None and ended:
             from llmfy_core.recording import warn_uninstrumented_sdks
 
             warn_uninstrumented_sdks(self)
@@ -171,14 +179,48 @@ class UsageTracker:
 
         Each is counted when it ends, is closed or is garbage-collected.
         """
-        return len(_open_streams(self.open_stream_references))
+        return len(_live_unrecorded(self.open_stream_references))
+
+    @property
+    def pending_requests(self) -> int:
+        """How many background requests sent inside the tracker are not counted yet.
+
+        Each is counted when its result is fetched, or with unknown usage once
+        none of the trackers active when it was sent is active any more.
+        """
+        return len(_live_unrecorded(self.pending_request_references))
+
+    def settle_pending_requests(self) -> None:
+        """Ask each pending request to record itself if its trackers have all ended.
+
+        The tracker calls this when it ends its last active block. A request
+        whose other trackers are still active stays pending.
+        """
+        with self._lock:
+            pending = _live_unrecorded(self.pending_request_references)
+        for reference in pending:
+            request = reference()
+            if request is None:
+                continue
+            try:
+                request.settle()
+            except Exception as error:
+                logger.warning("settling a pending request failed: %r", error)
+
+    def prune_pending_requests(self) -> None:
+        """Drop the references to pending requests that are recorded or collected."""
+        with self._lock:
+            requests = self.pending_request_references
+            examined = len(requests)
+            requests[:examined] = _live_unrecorded(requests[:examined])
+            self.prune_pending_at = max(_FIRST_PRUNE, 2 * len(requests))
 
     def prune_streams(self) -> None:
         """Drop the references to streams that are recorded or collected."""
         with self._lock:
             streams = self.open_stream_references
             examined = len(streams)
-            live = _open_streams(streams[:examined])
+            live = _live_unrecorded(streams[:examined])
             # In place, and only the part examined: other threads append to
             # the list meanwhile, without the lock.
             streams[:examined] = live
@@ -586,6 +628,8 @@ def stop_process_tracker(tracker: UsageTracker) -> None:
     _process_trackers = tuple(each for each in _process_trackers if each is not tracker)
     with tracker._lock:
         tracker._depth = 0
+    if tracker.pending_request_references:
+        tracker.settle_pending_requests()
 
 
 def as_utc(moment: dt.datetime) -> dt.datetime:
@@ -671,22 +715,23 @@ def _known_providers() -> set[str]:
     return instrumented_providers() | {entry.provider for entry in entries}
 
 
-# How many streams a tracker lists before it first drops the recorded ones.
+# How many streams or pending requests a tracker lists before it first drops
+# the recorded ones.
 _FIRST_PRUNE = 64
 
 
-def _open_streams(streams: list[weakref.ref[Any]]) -> list[weakref.ref[Any]]:
-    """Return the references to streams that are alive and not recorded yet.
+def _live_unrecorded(requests: list[weakref.ref[Any]]) -> list[weakref.ref[Any]]:
+    """Return the references to streams or requests alive and not recorded yet.
 
     A stream listed twice, as a raw response and then as its parsed stream,
     is returned once.
     """
     live = []
     seen = set()
-    for reference in list(streams):
-        stream = reference()
-        if stream is not None and not stream.done and id(stream) not in seen:
-            seen.add(id(stream))
+    for reference in list(requests):
+        request = reference()
+        if request is not None and not request.done and id(request) not in seen:
+            seen.add(id(request))
             live.append(reference)
     return live
 

@@ -27,7 +27,12 @@ from llmfy_core import (
     llmfy_usage_tracker,
     start_process_tracker,
 )
-from llmfy_core.recording import record_response, record_usage, watch_stream
+from llmfy_core.recording import (
+    record_response,
+    record_usage,
+    watch_pending,
+    watch_stream,
+)
 
 from .conftest import ProviderPlugin
 
@@ -751,6 +756,62 @@ def test_unwatchable_stream_logged(caplog: pytest.LogCaptureFixture) -> None:
 
     assert usage.open_streams == 0
     assert "failed to watch a stream" in caplog.text
+
+
+class FakePending:
+    """A plugin's background request: settles once none of its trackers is active."""
+
+    def __init__(self, trackers: list[llmfy_core.UsageTracker]) -> None:
+        self.trackers = trackers
+        self.done = False
+        self.settle_calls = 0
+
+    def settle(self) -> None:
+        self.settle_calls += 1
+        if not any(tracker.active for tracker in self.trackers):
+            self.done = True
+
+
+def test_pending_requests_settled_when_trackers_end() -> None:
+    with llmfy_usage_tracker() as outer:
+        with llmfy_usage_tracker() as inner:
+            pending = FakePending([outer, inner])
+            watch_pending(pending, pending.trackers)
+            listed_inside = (outer.pending_requests, inner.pending_requests)
+        calls_after_inner = pending.settle_calls
+        pending_after_inner = outer.pending_requests
+
+    assert listed_inside == (1, 1)
+    assert calls_after_inner == 1
+    assert pending_after_inner == 1
+    assert pending.settle_calls == 2
+    assert pending.done
+    assert outer.pending_requests == 0
+    assert inner.pending_requests == 0
+
+
+def test_pending_request_of_ended_tracker_settled_at_once() -> None:
+    with llmfy_usage_tracker() as usage:
+        pass
+    pending = FakePending([usage])
+
+    watch_pending(pending, [usage])
+
+    assert pending.settle_calls == 1
+    assert pending.done
+    assert usage.pending_requests == 0
+
+
+def test_pending_requests_in_report() -> None:
+    with llmfy_usage_tracker() as usage:
+        pending = FakePending([usage])
+        watch_pending(pending, [usage])
+        report = str(usage)
+        data = usage.to_dict()
+
+    assert "Pending Requests: 1 (not counted yet" in report
+    assert data["pending_requests"] == 1
+    assert usage.to_dict()["pending_requests"] == 0
 
 
 class ListedModels(ProviderPlugin):
