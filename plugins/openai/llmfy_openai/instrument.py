@@ -4,8 +4,8 @@ The SDK's classes are patched once per process, so every client counts,
 whenever it was created: `OpenAI`, `AsyncOpenAI` and their Azure subclasses.
 
 - `SyncAPIClient.request` / `AsyncAPIClient.request` capture the active
-  trackers and the send time. With no active tracker they call the SDK and
-  do nothing else.
+  trackers and the send time. With no active tracker and no background
+  response pending they call the SDK and do nothing else.
 - A parsed response is recorded at once. A stream's chunk iterator is wrapped
   by a generator that keeps a reference to the usage chunk (or the final
   `Response` event) and records when the stream ends, raises, is closed or is
@@ -13,6 +13,9 @@ whenever it was created: `OpenAI`, `AsyncOpenAI` and their Azure subclasses.
 - The wrappers of `with_raw_response` and `with_streaming_response` record
   when the body was read: at once for raw responses, on `parse()` or
   `close()` for streamed responses.
+- A background response still running waits in `llmfy_openai.background`
+  until a retrieve or cancel returns it in a final status. While any is
+  pending, those two requests are watched also where no tracker is active.
 
 Nothing here imports `openai` before the application does: `install()` patches
 at once when `openai` is already imported, and otherwise when it is.
@@ -41,6 +44,8 @@ from llmfy_core.recording import (
     unknown_usage,
     watch_stream,
 )
+from llmfy_openai import background
+from llmfy_openai.background import PENDING
 from llmfy_openai.extract import TOKEN_USAGE_OPERATIONS, reports_token_usage
 
 # A logger whose calls never raise, even when a handler of the application does.
@@ -55,7 +60,9 @@ PROVIDER = "openai"
 # path. A transcription or an image generation or edit is recorded only when
 # its response reports token usage (see `TOKEN_USAGE_OPERATIONS`). Other paths
 # are not recorded: retrieving a stored response, counting input tokens and
-# uploading files are not billed per token.
+# uploading files are not billed per token. A retrieve or cancel that returns
+# a background response llmfy saw created records that request instead (see
+# `llmfy_openai.background`).
 TRACKED_OPERATIONS = {
     "/chat/completions": "chat.completions",
     "/responses": "responses",
@@ -113,12 +120,15 @@ class _Call:
     __slots__ = (
         "__weakref__",
         "attached",
+        "background",
         "done",
         "final",
         "include_usage",
         "latest",
         "model",
         "operation",
+        "pending_id",
+        "polled_id",
         "request_id",
         "response_headers",
         "sent_at",
@@ -147,6 +157,12 @@ class _Call:
         self.final: Any = None
         self.done = False
         self.attached = False
+        # True for a Responses create with `background=True`, and for a
+        # retrieve or cancel of a pending one, whose `polled_id` is set.
+        self.background = False
+        self.polled_id: str | None = None
+        # The response id of a background request waiting for its final status.
+        self.pending_id: str | None = None
 
     def context(self, service_tier: str | None = None) -> CallContext:
         self._read_request_id()
@@ -161,7 +177,12 @@ class _Call:
 
     def record(self, response: Any) -> None:
         """Record a complete response (an SDK object or a JSON dict)."""
-        if self.done or not self._claim():
+        if self.done:
+            return
+        if self.background:
+            self._record_background(response)
+            return
+        if not self._claim():
             return
         try:
             if self.operation in TOKEN_USAGE_OPERATIONS and not reports_token_usage(
@@ -171,6 +192,52 @@ class _Call:
             record_response(response, self.context(), self.trackers, self.sent_at)
         except Exception as error:  # never reach the caller
             self._log_fault(error)
+
+    def _record_background(self, response: Any) -> None:
+        """Keep a background response pending, or record the one a poll returned."""
+        try:
+            if self.polled_id is not None:
+                # The poll itself is not billed: it records the pending request.
+                if self._claim():
+                    background.resolve(self.polled_id, response)
+                return
+            response_id = background.running_id(response)
+            if not self._claim():
+                return
+            if response_id is not None:
+                background.add(self.pending_copy(response_id))
+                return
+            record_response(response, self.context(), self.trackers, self.sent_at)
+        except Exception as error:  # never reach the caller
+            self._log_fault(error)
+
+    def pending_copy(self, response_id: str) -> _Call:
+        """Return a new call for this request, to wait for response `response_id`.
+
+        This call is marked recorded, so that a report no longer lists its
+        stream as open, and the new one waits in `llmfy_openai.background`.
+        """
+        self._read_request_id()
+        pending = _Call(self.trackers, self.operation, self.model, self.include_usage)
+        pending.sent_at = self.sent_at
+        pending.request_id = self.request_id
+        pending.pending_id = response_id
+        return pending
+
+    def settle(self) -> None:
+        """Record a pending request with unknown usage if its trackers all ended."""
+        background.settle(self)
+
+    def record_unknown(self, fault: str) -> bool:
+        """Record the call with unknown usage and `fault` as the reason.
+
+        Returns False if it was already recorded.
+        """
+        try:
+            return self._record_unknown(None, None, fault)
+        except Exception as error:  # never reach the caller
+            self._log_fault(error)
+            return False
 
     def record_body(self, http_response: Any) -> None:
         """Record from the HTTP body if it was read, else with unknown usage."""
@@ -200,6 +267,11 @@ class _Call:
         final = self.final
         if final is not None:
             self.record(final)
+            return
+        if self.background and self.polled_id is None and self.latest is not None:
+            # A background stream that ends early: its response runs on, so
+            # it waits for a retrieve, as a background create does.
+            self.record(self.latest)
             return
         try:
             latest = self.latest
@@ -255,14 +327,19 @@ class _Call:
             self.done = True
             return True
 
-    def _record_unknown(self, served: str | None, tier: str | None) -> bool:
-        """Record the call with unknown usage; return False if already recorded."""
-        if not self._claim():
+    def _record_unknown(
+        self, served: str | None, tier: str | None, fault: str | None = None
+    ) -> bool:
+        """Record the call with unknown usage; return False if already recorded.
+
+        A poll of a background response is never recorded: it is not billed.
+        """
+        if not self._claim() or self.polled_id is not None:
             return False
         usage = unknown_usage(
             self.context(tier), served_model=served, request_id=self.request_id
         )
-        record_usage(usage, self.trackers, self.sent_at)
+        record_usage(usage, self.trackers, self.sent_at, fault)
         return True
 
     def _warn_no_usage(self) -> None:
@@ -299,26 +376,46 @@ def _starts_object(content: bytes | None) -> bool:
 def _start_call(
     trackers: Sequence[UsageTracker], options: Any, stream: bool
 ) -> _Call | None:
-    """Return the state for a request that bills tokens, or None for others."""
+    """Return the state for a request that bills tokens, or None for others.
+
+    With no `trackers`, only a retrieve or cancel of a pending background
+    response gets a state.
+    """
     try:
-        if options.method.lower() != "post":
-            return None
-        operation = TRACKED_OPERATIONS.get(options.url)
-        if operation is None:
-            return None
+        method = options.method.lower()
+        operation = TRACKED_OPERATIONS.get(options.url) if method == "post" else None
+        if operation is None or not trackers:
+            return _start_poll(method, options.url)
         body = options.json_data
         model = None
         include_usage = False
+        background_request = False
         if isinstance(body, Mapping):
             requested = body.get("model")
             model = requested if isinstance(requested, str) else None
             stream_options = body.get("stream_options")
             if isinstance(stream_options, Mapping):
                 include_usage = bool(stream_options.get("include_usage"))
-        return _Call(trackers, operation, model, include_usage)
+            background_request = body.get("background") is True
+        call = _Call(trackers, operation, model, include_usage)
+        call.background = background_request and operation == "responses"
+        return call
     except Exception as error:  # never reach the caller
         logger.warning("llmfy failed to read an %s request: %r", PROVIDER, error)
         return None
+
+
+def _start_poll(method: str, url: Any) -> _Call | None:
+    """Return the state of a retrieve or cancel of a pending background response."""
+    if not PENDING or not isinstance(url, str):
+        return None
+    response_id = background.polled_id(method, url)
+    if response_id is None:
+        return None
+    call = _Call((), "responses", None, False)
+    call.background = True
+    call.polled_id = response_id
+    return call
 
 
 # Attaching a call to what the SDK returned
@@ -488,6 +585,10 @@ def _watch_response_events(events: Iterator[Any], call: _Call) -> Iterator[Any]:
                 call.latest = event.response
                 if kind in _FINAL_EVENTS:
                     call.final = event.response
+                    if call.polled_id is not None:
+                        # Recorded before the caller sees the event, in case
+                        # it stops reading there.
+                        call.finish_stream()
             yield event
     finally:
         _close_quietly(events)
@@ -521,6 +622,8 @@ async def _watch_response_events_async(
                 call.latest = event.response
                 if kind in _FINAL_EVENTS:
                     call.final = event.response
+                    if call.polled_id is not None:
+                        call.finish_stream()
             yield event
     finally:
         # The SDK's generator is left to asyncio, as in `_watch_chunks_async`.
@@ -548,7 +651,7 @@ def _patched_request(original: Callable[..., Any]) -> Callable[..., Any]:
         self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any
     ) -> Any:
         trackers = active_trackers()
-        if not trackers:
+        if not trackers and not PENDING:
             return original(self, cast_to, options, *args, **kwargs)
         call = _start_call(trackers, options, bool(kwargs.get("stream")))
         try:
@@ -571,7 +674,7 @@ def _patched_async_request(original: Callable[..., Any]) -> Callable[..., Any]:
         self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any
     ) -> Any:
         trackers = active_trackers()
-        if not trackers:
+        if not trackers and not PENDING:
             return original(self, cast_to, options, *args, **kwargs)
         call = _start_call(trackers, options, bool(kwargs.get("stream")))
         return _tracked_async_request(

@@ -73,6 +73,14 @@ class LocalServer:
         all_headers = {"content-type": "application/json", **headers}
         return self.add(path, Reply(headers=all_headers, body=content))
 
+    def add_held_json(
+        self, path: str, body: Mapping[str, Any], gate: threading.Event
+    ) -> Reply:
+        """Queue a JSON reply whose body is sent only once `gate` is set."""
+        headers = {"content-type": "application/json"}
+        chunks = [gate, json.dumps(body).encode()]
+        return self.add(path, Reply(headers=headers, chunks=chunks))
+
     def add_sse(
         self, path: str, events: Sequence[Mapping[str, Any] | str | threading.Event]
     ) -> Reply:

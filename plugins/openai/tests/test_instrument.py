@@ -709,31 +709,6 @@ def test_responses_create_with_tools(server, client, bodies):
     assert record.cost.parts["unpriced:code_interpreter"] == 0
 
 
-def test_background_response_usage_unknown(server, client, bodies, caplog):
-    # A background response has no usage when created, so the request is
-    # counted then with unknown usage. The completed response that retrieve()
-    # returns later is not counted again.
-    queued = bodies.response(status="queued", usage=False)
-    queued["background"] = True
-    completed = bodies.response(input_tokens=100, output_tokens=50)
-    completed["background"] = True
-    server.add_json(RESPONSES, queued)
-    server.add_json(f"{RESPONSES}/resp_test", completed)
-
-    with llmfy_usage_tracker() as usage:
-        created = client.responses.create(model="gpt-5", input="x", background=True)
-        retrieved = client.responses.retrieve(created.id)
-
-    assert created.status == "queued"
-    assert retrieved.usage is not None
-    assert usage.request_count == 1
-    record = usage.records[0]
-    assert record.usage.input_tokens is None
-    assert record.cost is None
-    assert not usage.cost_complete
-    assert "field usage is missing" in caplog.text
-
-
 @pytest.mark.parametrize("raw", [False, True], ids=["parsed", "raw"])
 def test_responses_compact_counted(server, client, bodies, raw):
     body = bodies.compaction(input_tokens=120_000, cached=20_000, output_tokens=3000)
