@@ -24,6 +24,7 @@ unless another of its trackers is still active.
 from __future__ import annotations
 
 import threading
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -115,9 +116,12 @@ def polled_id(method: str, url: str) -> str | None:
         response_id = response_id.removesuffix(_CANCEL_SUFFIX)
     elif method != "get":
         return None
-    if "/" in response_id or response_id not in PENDING:
+    if "/" in response_id:
         return None
-    return response_id
+    # The SDK percent-encodes the id in the path, and PENDING keys it as the
+    # create call's response returned it.
+    response_id = urllib.parse.unquote(response_id)
+    return response_id if response_id in PENDING else None
 
 
 def resolve(response_id: str, response: Any) -> None:

@@ -456,6 +456,35 @@ def test_retrieve_of_unseen_id_not_counted(server, client, bodies):
     assert usage.total_cost == Decimal("0.000625")
 
 
+def test_poll_of_escaped_id_counts(server, client, bodies):
+    # The SDK percent-encodes an id in the path. OpenAI's own ids need no
+    # escaping, but an OpenAI-compatible server may return such ids.
+    server.add_json(RESPONSES, running(bodies, "resp a/1"))
+    server.add_json(RESPONSES, running(bodies, "resp_é2"))
+    server.add_json(
+        f"{RESPONSES}/resp%20a%2F1",
+        ended(bodies, "resp a/1", input_tokens=100, output_tokens=50),
+    )
+    cancelled = ended(
+        bodies, "resp_é2", status="cancelled", input_tokens=200, output_tokens=10
+    )
+    server.add_json(f"{RESPONSES}/resp_%C3%A92/cancel", cancelled)
+
+    with llmfy_usage_tracker() as usage:
+        first = create(client)
+        second = create(client)
+        done = client.responses.retrieve(first.id)
+        stopped = client.responses.cancel(second.id)
+
+    assert done.status == "completed"
+    assert stopped.status == "cancelled"
+    assert usage.request_count == 2
+    assert all(record.fault is None for record in usage.records)
+    # 100 x 1.25 + 50 x 10 + 200 x 1.25 + 10 x 10 = 625 + 350 = 975 USD per
+    # million tokens
+    assert usage.total_cost == Decimal("0.000975")
+
+
 def test_background_create_already_ended(server, client, bodies):
     server.add_json(
         RESPONSES, ended(bodies, "resp_fast", input_tokens=100, output_tokens=50)
