@@ -208,12 +208,21 @@ class UsageTracker:
                 logger.warning("settling a pending request failed: %r", error)
 
     def prune_pending_requests(self) -> None:
-        """Drop the references to pending requests that are recorded or collected."""
-        with self._lock:
+        """Drop the references to pending requests that are recorded or collected.
+
+        Does nothing while the tracker's lock is held, so that a request added
+        by a finalizer that garbage collection runs inside a locked section
+        does not deadlock. A later call prunes the list.
+        """
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             requests = self.pending_request_references
             examined = len(requests)
             requests[:examined] = _live_unrecorded(requests[:examined])
             self.prune_pending_at = max(_FIRST_PRUNE, 2 * len(requests))
+        finally:
+            self._lock.release()
 
     def prune_streams(self) -> None:
         """Drop the references to streams that are recorded or collected."""

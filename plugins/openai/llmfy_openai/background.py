@@ -52,7 +52,9 @@ MAX_PENDING = 10_000
 # Checks of whether it is empty or contains an id read it without the lock,
 # and the code that removes a call checks again under the lock.
 PENDING: OrderedDict[str, _Call] = OrderedDict()
-_lock = threading.Lock()
+# Reentrant because a background stream that garbage collection finalizes
+# adds its request here, and a collection can start inside `add`.
+_lock = threading.RLock()
 # How many pending requests were recorded with unknown usage, for logging the
 # 1st, 2nd, 4th, 8th, ... only.
 _unfetched = 0

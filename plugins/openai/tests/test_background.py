@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 import threading
 import time
@@ -400,6 +401,44 @@ def test_pending_overflow_counted_unknown(server, client, bodies, monkeypatch):
     assert "resp_0," in fault
     assert usage.request_count == 70
     assert usage.total_cost == 2 * Decimal("0.000625")
+
+
+@pytest.mark.parametrize("lock_owner", ["tracker", "pending"])
+def test_collected_stream_no_deadlock(server, client, bodies, lock_owner):
+    # A background stream dropped unread is in a reference cycle, so garbage
+    # collection finalizes it. A collection can start at any allocation, also
+    # while this thread holds the tracker's lock (to prune its lists) or the
+    # lock of the pending requests (when `add` evicts one).
+    final = ended(bodies, "resp_collected", input_tokens=100, output_tokens=50)
+    events = bodies.response_events(final)
+    events[0]["response"]["status"] = "queued"
+    gate = threading.Event()
+    server.add_sse(RESPONSES, [events[0], gate, *events[1:]])
+    trackers: list[Any] = []
+
+    def drop_stream_and_collect() -> None:
+        with llmfy_usage_tracker() as usage:
+            # As when its list of pending requests reached the pruning size.
+            usage.prune_pending_at = 1
+            stream = create(client, stream=True)
+            next(iter(stream))
+            del stream
+            lock = usage._lock if lock_owner == "tracker" else background._lock
+            with lock:
+                gc.collect()
+        trackers.append(usage)
+
+    # In a thread, so that a deadlock fails the test instead of hanging it.
+    worker = threading.Thread(target=drop_stream_and_collect, daemon=True)
+    worker.start()
+    worker.join(WAIT_TIMEOUT_S)
+    gate.set()
+
+    assert not worker.is_alive()
+    usage = trackers[0]
+    assert usage.request_count == 1
+    assert usage.pending_requests == 0
+    assert usage.records[0].usage.input_tokens is None
 
 
 def test_beta_and_stream_helper_polls(server, client, bodies):
