@@ -6,7 +6,8 @@ response id, and is recorded once, with the trackers and send time of the
 create call, when one of these comes first:
 
 - the SDK returns the response in a final status, from `responses.retrieve`
-  (streamed or not) or `responses.cancel`, in any thread or tracker context;
+  (streamed or not) or `responses.cancel`, in any thread or tracker context,
+  also while the background stream that created it is still open (`STREAMING`);
 - none of its trackers is active any more, which records it with unknown
   usage (a tracker calls `settle()` on its pending requests when it ends its
   last active block);
@@ -55,6 +56,10 @@ PENDING: OrderedDict[str, _Call] = OrderedDict()
 # Reentrant because a background stream that garbage collection finalizes
 # adds its request here, and a collection can start inside `add`.
 _lock = threading.RLock()
+# The calls of background streams still being read, by response id, so that
+# a poll that returns the response in a final status first records the
+# request, as for PENDING. A stream leaves it when it finishes.
+STREAMING: dict[str, _Call] = {}
 # How many pending requests were recorded with unknown usage, for logging the
 # 1st, 2nd, 4th, 8th, ... only.
 _unfetched = 0
@@ -106,7 +111,7 @@ def polled_id(method: str, url: str) -> str | None:
     `/responses/resp_123` or `/responses/resp_123/cancel?beta=true`. Returns
     None for other requests and for ids that llmfy did not see created.
     """
-    if not PENDING:
+    if not PENDING and not STREAMING:
         return None
     path = url.removesuffix(_BETA_QUERY)
     if not path.startswith(_RETRIEVE_PREFIX):
@@ -123,7 +128,7 @@ def polled_id(method: str, url: str) -> str | None:
     # The SDK percent-encodes the id in the path, and PENDING keys it as the
     # create call's response returned it.
     response_id = urllib.parse.unquote(response_id)
-    return response_id if response_id in PENDING else None
+    return response_id if response_id in PENDING or response_id in STREAMING else None
 
 
 def resolve(response_id: str, response: Any) -> None:
@@ -132,8 +137,28 @@ def resolve(response_id: str, response: Any) -> None:
         return
     with _lock:
         pending = PENDING.pop(response_id, None)
+        if pending is None:
+            pending = STREAMING.pop(response_id, None)
     if pending is not None:
         pending.record(response)
+
+
+def stream_started(stream_call: _Call, response: Any) -> None:
+    """Let polls find a background stream's request by the id of `response`."""
+    response_id = _field(response, "id")
+    if not isinstance(response_id, str) or not response_id:
+        return
+    stream_call.stream_id = response_id
+    with _lock:
+        STREAMING.setdefault(response_id, stream_call)
+
+
+def stream_ended(stream_call: _Call) -> None:
+    """Forget a background stream that finished, before its request is recorded."""
+    response_id = stream_call.stream_id
+    with _lock:
+        if response_id is not None and STREAMING.get(response_id) is stream_call:
+            del STREAMING[response_id]
 
 
 def settle(pending: _Call) -> None:

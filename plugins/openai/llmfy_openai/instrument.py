@@ -45,7 +45,7 @@ from llmfy_core.recording import (
     watch_stream,
 )
 from llmfy_openai import background
-from llmfy_openai.background import PENDING
+from llmfy_openai.background import PENDING, STREAMING
 from llmfy_openai.extract import TOKEN_USAGE_OPERATIONS, reports_token_usage
 
 # A logger whose calls never raise, even when a handler of the application does.
@@ -132,6 +132,7 @@ class _Call:
         "request_id",
         "response_headers",
         "sent_at",
+        "stream_id",
         "trackers",
     )
 
@@ -163,6 +164,8 @@ class _Call:
         self.polled_id: str | None = None
         # The response id of a background request waiting for its final status.
         self.pending_id: str | None = None
+        # The response id of a background stream, once its first event names it.
+        self.stream_id: str | None = None
 
     def context(self, service_tier: str | None = None) -> CallContext:
         self._read_request_id()
@@ -264,6 +267,8 @@ class _Call:
         """Record a stream once, from its usage chunk or with unknown usage."""
         if self.done:
             return
+        if self.stream_id is not None:
+            background.stream_ended(self)
         final = self.final
         if final is not None:
             self.record(final)
@@ -407,7 +412,7 @@ def _start_call(
 
 def _start_poll(method: str, url: Any) -> _Call | None:
     """Return the state of a retrieve or cancel of a pending background response."""
-    if not PENDING or not isinstance(url, str):
+    if not (PENDING or STREAMING) or not isinstance(url, str):
         return None
     response_id = background.polled_id(method, url)
     if response_id is None:
@@ -583,6 +588,8 @@ def _watch_response_events(events: Iterator[Any], call: _Call) -> Iterator[Any]:
             kind = getattr(event, "type", None)
             if kind in _RESPONSE_EVENTS:
                 call.latest = event.response
+                if call.background and call.stream_id is None and not call.polled_id:
+                    background.stream_started(call, event.response)
                 if kind in _FINAL_EVENTS:
                     call.final = event.response
                     if call.polled_id is not None:
@@ -620,6 +627,8 @@ async def _watch_response_events_async(
             kind = getattr(event, "type", None)
             if kind in _RESPONSE_EVENTS:
                 call.latest = event.response
+                if call.background and call.stream_id is None and not call.polled_id:
+                    background.stream_started(call, event.response)
                 if kind in _FINAL_EVENTS:
                     call.final = event.response
                     if call.polled_id is not None:
@@ -651,7 +660,7 @@ def _patched_request(original: Callable[..., Any]) -> Callable[..., Any]:
         self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any
     ) -> Any:
         trackers = active_trackers()
-        if not trackers and not PENDING:
+        if not trackers and not PENDING and not STREAMING:
             return original(self, cast_to, options, *args, **kwargs)
         call = _start_call(trackers, options, bool(kwargs.get("stream")))
         try:
@@ -674,7 +683,7 @@ def _patched_async_request(original: Callable[..., Any]) -> Callable[..., Any]:
         self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any
     ) -> Any:
         trackers = active_trackers()
-        if not trackers and not PENDING:
+        if not trackers and not PENDING and not STREAMING:
             return original(self, cast_to, options, *args, **kwargs)
         call = _start_call(trackers, options, bool(kwargs.get("stream")))
         return _tracked_async_request(

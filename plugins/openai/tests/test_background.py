@@ -36,10 +36,14 @@ WAIT_TIMEOUT_S = 5.0
 def no_pending_left() -> Iterator[None]:
     """Check that each test leaves no background response pending, then clear."""
     background.PENDING.clear()
+    background.STREAMING.clear()
     yield
     left = list(background.PENDING)
+    streaming = list(background.STREAMING)
     background.PENDING.clear()
+    background.STREAMING.clear()
     assert left == []
+    assert streaming == []
 
 
 def running(bodies: Any, response_id: str, status: str = "queued") -> dict[str, Any]:
@@ -228,12 +232,24 @@ def test_background_stream_counted_once(server, client, bodies):
     assert usage.total_cost == Decimal("0.000625")
 
 
-def test_background_stream_closed_early_waits(server, client, bodies):
-    final = ended(bodies, "resp_resume", input_tokens=100, output_tokens=50)
+def held_background_stream(
+    server: Any, bodies: Any, response_id: str
+) -> tuple[dict[str, Any], list[Any], threading.Event]:
+    """Queue a background stream whose events after the first wait for a gate.
+
+    Returns the final response (100 input and 50 output tokens), the stream's
+    events and the gate.
+    """
+    final = ended(bodies, response_id, input_tokens=100, output_tokens=50)
     events = bodies.response_events(final)
     events[0]["response"]["status"] = "queued"
     gate = threading.Event()
     server.add_sse(RESPONSES, [events[0], gate, *events[1:]])
+    return final, events, gate
+
+
+def test_background_stream_closed_early_waits(server, client, bodies):
+    _, events, gate = held_background_stream(server, bodies, "resp_resume")
     server.add_sse(f"{RESPONSES}/resp_resume", events[1:])
 
     with llmfy_usage_tracker() as usage:
@@ -256,6 +272,32 @@ def test_background_stream_closed_early_waits(server, client, bodies):
     assert kinds[-1] == "response.completed"
     assert usage.request_count == 1
     assert usage.records[0].usage.input_tokens == 100
+    assert usage.total_cost == Decimal("0.000625")
+
+
+def test_poll_while_stream_open_counts(server, client, bodies):
+    # The caller leaves the background stream at its first event without
+    # closing it, then polls: the polled response records the request.
+    final, _, gate = held_background_stream(server, bodies, "resp_left_open")
+    server.add_json(f"{RESPONSES}/resp_left_open", final)
+
+    with llmfy_usage_tracker() as usage:
+        stream = create(client, stream=True)
+        for event in stream:
+            response_id = event.response.id
+            break
+        retrieved = client.responses.retrieve(response_id)
+        counted_after_poll = usage.request_count
+        gate.set()
+        stream.close()
+
+    assert retrieved.status == "completed"
+    assert counted_after_poll == 1
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.input_tokens == 100
+    assert record.fault is None
+    # gpt-5: 100 x 1.25 + 50 x 10 = 625 USD per million tokens.
     assert usage.total_cost == Decimal("0.000625")
 
 
