@@ -193,26 +193,26 @@ def test_unexpected_variable_rejected_on_call() -> None:
         agent.invoke("Hi", info="Paris", topic="travel")
 
 
-def test_misspelt_variable_named_in_error() -> None:
+@pytest.mark.parametrize(
+    ("variables", "hint"),
+    [
+        ({"inf": "Paris"}, "Did you mean info= instead of inf=?"),
+        ({"colour": "blue"}, "Unexpected keyword argument(s) given: 'colour'."),
+    ],
+)
+def test_wrong_variable_named_with_missing_one(
+    variables: dict[str, str], hint: str
+) -> None:
+    # A misspelling is paired with the variable it was meant for, and any
+    # other unexpected name is listed.
     agent = agent_with_info()
 
     with pytest.raises(TemplateVariableError) as raised:
-        agent.invoke("Hi", inf="Paris")
+        agent.invoke("Hi", **variables)
 
     message = str(raised.value)
     assert "Missing input variable(s) 'info'" in message
-    assert "Did you mean info= instead of inf=?" in message
-
-
-def test_unrelated_variable_named_with_missing_one() -> None:
-    agent = agent_with_info()
-
-    with pytest.raises(TemplateVariableError) as raised:
-        agent.invoke("Hi", colour="blue")
-
-    message = str(raised.value)
-    assert "Missing input variable(s) 'info'" in message
-    assert "Unexpected keyword argument(s) given: 'colour'." in message
+    assert hint in message
 
 
 def test_variables_rejected_without_system_message() -> None:
