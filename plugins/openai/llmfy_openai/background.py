@@ -13,8 +13,9 @@ create call, when one of these comes first:
   last active block);
 - `MAX_PENDING` newer ones are pending, which records it with unknown usage.
 
-Every path removes the request from `PENDING` under `_lock` before recording
-it, so only one of them records it, also when several threads race.
+Every path removes the request from `PENDING` or `STREAMING` under `_lock`
+before recording it, so only one of them records it, also when several
+threads race.
 
 NOTE: a tracker that decorates a generator function is active only while a
 step runs. A background response created in one step and polled in a later
@@ -77,8 +78,14 @@ def running_id(response: Any) -> str | None:
     return response_id if isinstance(response_id, str) and response_id else None
 
 
-def add(pending: _Call) -> None:
+def add(pending: _Call, stream_call: _Call | None = None) -> bool:
     """Keep `pending` until its response ends, and show it pending in its trackers.
+
+    `stream_call` is the background stream that `pending` continues after the
+    stream ended before its final event. `pending` replaces it in `STREAMING`
+    under one hold of the lock, so that a poll finds the request in one of
+    them. Returns False and adds nothing when a poll removed `stream_call`
+    first, because that poll records the request.
 
     A call already pending under the same id, and the oldest one when more
     than `MAX_PENDING` are pending, are recorded with unknown usage.
@@ -86,6 +93,8 @@ def add(pending: _Call) -> None:
     response_id = pending.pending_id
     assert response_id is not None
     with _lock:
+        if stream_call is not None and not _remove_stream(stream_call):
+            return False
         replaced = PENDING.pop(response_id, None)
         PENDING[response_id] = pending
         evicted = PENDING.popitem(last=False)[1] if len(PENDING) > MAX_PENDING else None
@@ -102,6 +111,7 @@ def add(pending: _Call) -> None:
             f"so the oldest, {evicted.pending_id}, was counted before it ended",
         )
     watch_pending(pending, pending.trackers)
+    return True
 
 
 def polled_id(method: str, url: str) -> str | None:
@@ -153,12 +163,22 @@ def stream_started(stream_call: _Call, response: Any) -> None:
         STREAMING.setdefault(response_id, stream_call)
 
 
-def stream_ended(stream_call: _Call) -> None:
-    """Forget a background stream that finished, before its request is recorded."""
-    response_id = stream_call.stream_id
+def stream_ended(stream_call: _Call) -> bool:
+    """Remove a background stream that finished from `STREAMING`.
+
+    Returns False when a poll removed it first, because that poll records
+    the request. The caller records it otherwise.
+    """
     with _lock:
-        if response_id is not None and STREAMING.get(response_id) is stream_call:
-            del STREAMING[response_id]
+        return _remove_stream(stream_call)
+
+
+def _remove_stream(stream_call: _Call) -> bool:
+    response_id = stream_call.stream_id
+    if response_id is None or STREAMING.get(response_id) is not stream_call:
+        return False
+    del STREAMING[response_id]
+    return True
 
 
 def settle(pending: _Call) -> None:

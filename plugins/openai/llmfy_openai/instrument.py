@@ -268,7 +268,8 @@ class _Call:
         if self.done:
             return
         if self.stream_id is not None:
-            background.stream_ended(self)
+            self._finish_background_stream()
+            return
         final = self.final
         if final is not None:
             self.record(final)
@@ -289,6 +290,29 @@ class _Call:
                 and not self.include_usage
             ):
                 self._warn_no_usage()
+        except Exception as error:  # never reach the caller
+            self._log_fault(error)
+
+    def _finish_background_stream(self) -> None:
+        """Record a background stream, or leave its request pending if it ended early.
+
+        The one that removes the stream from `STREAMING` records it: this
+        call, or a poll that returned the response in a final status.
+        """
+        try:
+            final = self.final
+            response_id = (
+                None if final is not None else background.running_id(self.latest)
+            )
+            if response_id is None:
+                if background.stream_ended(self):
+                    self.record(final if final is not None else self.latest)
+                return
+            # Its response runs on, so the request waits for a retrieve. The
+            # copy is built before the stream leaves `STREAMING`, so that a
+            # poll meanwhile still finds the stream there.
+            if background.add(self.pending_copy(response_id), self):
+                self._claim()
         except Exception as error:  # never reach the caller
             self._log_fault(error)
 

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from llmfy_openai import background
+from llmfy_openai import background, instrument
 
 from llmfy import llmfy_usage_tracker
 from llmfy_core import bind_trackers, start_process_tracker, stop_process_tracker
@@ -298,6 +298,46 @@ def test_poll_while_stream_open_counts(server, client, bodies):
     assert record.usage.input_tokens == 100
     assert record.fault is None
     # gpt-5: 100 x 1.25 + 50 x 10 = 625 USD per million tokens.
+    assert usage.total_cost == Decimal("0.000625")
+
+
+def test_poll_while_stream_closes_counts(server, client, bodies, monkeypatch):
+    # Another thread retrieves the final response while this one closes the
+    # background stream early: the poll runs while the closing thread builds
+    # the call that keeps the request pending.
+    final, _, gate = held_background_stream(server, bodies, "resp_closing")
+    server.add_json(f"{RESPONSES}/resp_closing", final)
+    copying = threading.Event()
+    polled = threading.Event()
+    build_copy = instrument._Call.pending_copy
+
+    def pending_copy_after_poll(call: Any, response_id: str) -> Any:
+        copying.set()
+        polled.wait(WAIT_TIMEOUT_S)
+        return build_copy(call, response_id)
+
+    def poll() -> None:
+        copying.wait(WAIT_TIMEOUT_S)
+        try:
+            client.responses.retrieve("resp_closing")
+        finally:
+            polled.set()
+
+    monkeypatch.setattr(instrument._Call, "pending_copy", pending_copy_after_poll)
+    poller = threading.Thread(target=poll)
+    poller.start()
+    with llmfy_usage_tracker() as usage:
+        stream = create(client, stream=True)
+        next(iter(stream))
+        stream.close()
+        gate.set()
+        poller.join(WAIT_TIMEOUT_S)
+
+    assert polled.is_set()
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.fault is None
+    assert record.usage.input_tokens == 100
     assert usage.total_cost == Decimal("0.000625")
 
 
