@@ -301,6 +301,42 @@ def test_poll_while_stream_open_counts(server, client, bodies):
     assert usage.total_cost == Decimal("0.000625")
 
 
+@pytest.mark.parametrize("close_first", [False, True], ids=["poll", "close"])
+def test_async_stream_left_then_polled(server, async_client, bodies, close_first):
+    # An async background stream left at its first event is polled while
+    # still open, or after it was closed and its request became pending.
+    final, _, gate = held_background_stream(server, bodies, "resp_async_left")
+    server.add_json(f"{RESPONSES}/resp_async_left", final)
+
+    async def run() -> tuple[Any, Any]:
+        async with llmfy_usage_tracker() as usage:
+            stream = await async_client.responses.create(
+                model="gpt-5", input="Plan a trip.", background=True, stream=True
+            )
+            async for event in stream:
+                response_id = event.response.id
+                break
+            if close_first:
+                gate.set()
+                await stream.close()
+            retrieved = await async_client.responses.retrieve(response_id)
+            if not close_first:
+                gate.set()
+                await stream.close()
+        await async_client.close()
+        return usage, retrieved
+
+    usage, retrieved = asyncio.run(run())
+
+    assert retrieved.status == "completed"
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.input_tokens == 100
+    assert record.fault is None
+    # gpt-5: 100 x 1.25 + 50 x 10 = 625 USD per million tokens.
+    assert usage.total_cost == Decimal("0.000625")
+
+
 def test_poll_while_stream_closes_counts(server, client, bodies, monkeypatch):
     # Another thread retrieves the final response while this one closes the
     # background stream early: the poll runs while the closing thread builds
