@@ -21,6 +21,7 @@ import attrs
 
 from llmfy_core.errors import TemplateVariableError
 from llmfy_core.model import CallContext, Usage
+from llmfy_core.pricing import closest_name
 from llmfy_core.recording import extract_usage, unknown_usage
 
 logger = logging.getLogger("llmfy.agent")
@@ -334,14 +335,11 @@ def _misspelt_variables_hint(missing: Sequence[str], unexpected: Sequence[str]) 
     """
     if not unexpected:
         return ""
-    # Imported here, for this error only, to keep `import llmfy` cheap.
-    import difflib
-
     pairs = []
     for name in unexpected:
-        close = difflib.get_close_matches(name, missing, n=1, cutoff=0.6)
+        close = closest_name(name, missing)
         if close:
-            pairs.append(f"{close[0]}= instead of {name}=")
+            pairs.append(f"{close}= instead of {name}=")
     if pairs:
         return f" Did you mean {' and '.join(pairs)}?"
     listed = ", ".join(map(repr, unexpected))

@@ -447,6 +447,15 @@ def likely_typo(name: str, known: Iterable[str]) -> str | None:
     )
 
 
+def closest_name(name: str, choices: Iterable[str]) -> str | None:
+    """Return the choice closest to `name` by `difflib`, or None when none is close."""
+    # Imported here, for error messages only, to keep `import llmfy` cheap.
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return close[0] if close else None
+
+
 def same_id_spelled_otherwise(name: str, known: Iterable[str]) -> str | None:
     """Return the id in `known` that `name` spells in other case or separators."""
     bare = _bare_id(name)

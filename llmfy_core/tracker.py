@@ -30,7 +30,13 @@ from llmfy_core.ledger import Ledger, build_record
 from llmfy_core.logs import get_logger
 from llmfy_core.model import SUBSET_PARENTS, Price, RequestRecord, Usage
 from llmfy_core.plugins import CHANGES, PluginRegistry, get_registry
-from llmfy_core.pricing import CatalogEntry, PriceTable, likely_typo, tidy_decimal
+from llmfy_core.pricing import (
+    CatalogEntry,
+    PriceTable,
+    closest_name,
+    likely_typo,
+    tidy_decimal,
+)
 from llmfy_core.resolver import PLUGIN_PRICES, PriceResolver, Resolution
 from llmfy_core.totals import ModelTotals
 
@@ -884,16 +890,13 @@ def _unexpected_keyword_message(
     `function` is llmfy_usage_tracker or start_process_tracker, which takes
     the same keywords but keep_requests.
     """
-    # Imported here, for this error only, to keep `import llmfy` cheap.
-    import difflib
-
     known = ["openai_pricing", "bedrock_pricing", "tags"]
     takes = "tags="
     if function == "llmfy_usage_tracker":
         known.append("keep_requests")
         takes = "tags= and keep_requests="
-    close = difflib.get_close_matches(keyword, known, n=1, cutoff=0.6)
-    hint = f" Did you mean {close[0]}=?" if close else ""
+    close = closest_name(keyword, known)
+    hint = f" Did you mean {close}=?" if close else ""
     return (
         f"{function}() got an unexpected keyword argument {keyword!r}.{hint} It "
         "takes openai_pricing=, bedrock_pricing= and other <provider>_pricing= "
@@ -944,13 +947,7 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
         )
         readers = ", ".join(known) or "none"
         # `likely_typo` finds `OpenAI`, which difflib misses for its letter case.
-        close = likely_typo(provider, known)
-        if close is None:
-            # Imported here, for this error only, to keep `import llmfy` cheap.
-            import difflib
-
-            matches = difflib.get_close_matches(provider, known, n=1, cutoff=0.6)
-            close = matches[0] if matches else None
+        close = likely_typo(provider, known) or closest_name(provider, known)
         if close is not None:
             hint = f"Did you mean {close}_pricing=?"
         elif provider in _BUNDLED_PROVIDERS:

@@ -17,6 +17,7 @@ from llmfy_core.pricing import (
     BATCH_TIER,
     SERVICE_TIERS,
     STANDARD_TIERS,
+    closest_name,
     likely_typo,
     same_id_spelled_otherwise,
 )
@@ -294,12 +295,6 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return " Did you mean X?" for the choice closest to `name`, else ""."""
     close = closest_name(name, choices)
     return f" Did you mean {close}?" if close else ""
-
-
-def closest_name(name: str, choices: Iterable[str]) -> str | None:
-    """Return the choice closest to `name`, or None when none is close."""
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return close[0] if close else None
 
 
 def explain_unpriced(

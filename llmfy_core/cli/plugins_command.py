@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 from typing import Any
 
@@ -18,6 +17,7 @@ from llmfy_core.plugins import (
     hook_order,
     list_plugins,
 )
+from llmfy_core.pricing import closest_name
 
 from .output import (
     EXIT_OK,
@@ -121,10 +121,10 @@ class LoadingState:
         notes = []
         allowed = self.allow or frozenset()
         for name in self.unknown_allowed:
-            close = difflib.get_close_matches(name, self.installed, n=1)
+            close = closest_name(name, self.installed)
             hint = ""
-            if close and close[0] not in allowed:
-                hint = f" Did you mean {close[0]}?"
+            if close and close not in allowed:
+                hint = f" Did you mean {close}?"
             notes.append(
                 f"The allow-list ({_source('LLMFY_PLUGINS', 'allow')}) names "
                 f"{name!r}, which no installed entry point has.{hint} Installed "

@@ -16,9 +16,9 @@ from typing import Any
 import attrs
 
 from llmfy_core.model import CallContext, Usage
+from llmfy_core.pricing import closest_name
 from llmfy_core.recording import extract_usage
 
-from .lookup import closest_name
 from .readers import Record
 from .saved_streams import SavedStreams
 

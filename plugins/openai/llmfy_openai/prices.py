@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from llmfy_core import LongContextTier, Price, PriceKey, StaticPriceTable, Unpriced
-from llmfy_core.pricing import STANDARD_TIERS, request_day
+from llmfy_core.pricing import STANDARD_TIERS, closest_name, request_day
 from llmfy_openai.resolve import is_fine_tuned, model_candidates
 
 PRICE_FILE = "prices.toml"
@@ -73,9 +73,6 @@ SCALE_TIER = "scale"
 
 
 def _unknown_tier_reason(model: str, tier: str) -> str:
-    # Imported here, for this message only, to keep `import llmfy` cheap.
-    import difflib
-
     known = sorted(KNOWN_TIERS - {"auto"})
     if tier == SCALE_TIER:
         cause = (
@@ -83,8 +80,8 @@ def _unknown_tier_reason(model: str, tier: str) -> str:
             "Scale Tier units, which are bought ahead, not billed per token."
         )
     else:
-        close = difflib.get_close_matches(tier, known, n=1, cutoff=0.6)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        close = closest_name(tier, known)
+        hint = f" Did you mean {close!r}?" if close else ""
         cause = (
             f"The bundled table has no price for the service tier {tier!r} of "
             f"model {model!r}: it prices the tiers {', '.join(map(repr, known))}."
