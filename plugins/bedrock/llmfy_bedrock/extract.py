@@ -202,6 +202,17 @@ def usage_from_converse(response: Mapping[str, Any], context: CallContext) -> Us
     elif context.operation != "ConverseStream":
         # A stream closed before its metadata event has no usage, normally.
         checks.note("usage", "is missing")
+    trace = response.get("trace")
+    served = _invoked_model(trace) if trace else None
+    return to_usage(counts, context, converse_tier(response), served)
+
+
+def converse_tier(response: Mapping[str, Any]) -> str | None:
+    """Return the pricing tier of a Converse response, noting invalid fields.
+
+    A latency-optimized request takes the latency tier, whatever its
+    `serviceTier`.
+    """
     tier = response.get("serviceTier")
     tier_type = tier.get("type") if isinstance(tier, Mapping) else None
     if tier is not None and not isinstance(tier, Mapping):
@@ -216,9 +227,7 @@ def usage_from_converse(response: Mapping[str, Any], context: CallContext) -> Us
             tier_type = latency_tier(latency, "performanceConfig.latency") or tier_type
         else:
             checks.note_invalid("performanceConfig", config)
-    trace = response.get("trace")
-    served = _invoked_model(trace) if trace else None
-    return to_usage(counts, context, tier_type, served)
+    return tier_type
 
 
 def latency_tier(latency: object, field: str) -> str | None:

@@ -23,8 +23,8 @@ from llmfy_bedrock.extract import (
     TokenCounts,
     anthropic_cache_write_1h,
     as_int,
+    converse_tier,
     decode_body,
-    latency_tier,
     one_hour_writes,
     to_usage,
     usage_from_converse,
@@ -59,7 +59,7 @@ def usage_from_invocation_log(record: Mapping[str, Any]) -> Usage:
         headers=_request_id_header(record.get("requestId")),
     )
     body = _output_body(record)
-    return to_usage(_log_counts(record, body), context, _served_tier(body))
+    return to_usage(_log_counts(record, body), context, converse_tier(body))
 
 
 def _log_counts(
@@ -111,21 +111,6 @@ def _body_one_hour_writes(body: Mapping[str, Any]) -> int:
     if details is not None:
         return one_hour_writes(details)
     return anthropic_cache_write_1h(usage)
-
-
-def _served_tier(body: Mapping[str, Any]) -> str | None:
-    """Return the pricing tier that a logged Converse response names.
-
-    A latency-optimized request takes the latency tier, whatever its service tier.
-    """
-    config = body.get("performanceConfig")
-    if isinstance(config, Mapping):
-        latency = latency_tier(config.get("latency"), "performanceConfig.latency")
-        if latency is not None:
-            return latency
-    tier = body.get("serviceTier")
-    kind = tier.get("type") if isinstance(tier, Mapping) else None
-    return kind if isinstance(kind, str) else None
 
 
 def _request_id_header(request_id: object) -> dict[str, str]:
