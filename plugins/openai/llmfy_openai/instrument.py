@@ -274,11 +274,6 @@ class _Call:
         if final is not None:
             self.record(final)
             return
-        if self.background and self.polled_id is None and self.latest is not None:
-            # A background stream that ends early: its response runs on, so
-            # it waits for a retrieve, as a background create does.
-            self.record(self.latest)
-            return
         try:
             latest = self.latest
             recorded = self._record_unknown(
