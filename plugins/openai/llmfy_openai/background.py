@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 
 logger = get_logger("llmfy.openai")
 
-# The statuses of a background response that is still running, and of one
-# that ended (openai 3.63, `Response.status`).
+# The statuses of a background response that is still running, and those of
+# a response that ended (openai 3.63, `Response.status`).
 RUNNING_STATUSES = frozenset({"queued", "in_progress"})
 FINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
 
