@@ -131,8 +131,8 @@ class UsageTracker:
         self.open_stream_references: list[weakref.ref[Any]] = []
         self.prune_streams_at = _FIRST_PRUNE
         # Weak references to the requests sent while the tracker was active
-        # that the provider still runs in the background, which
-        # `recording.watch_pending` appends to and prunes like the streams.
+        # that the provider still runs in the background. Appended to by
+        # `recording.watch_pending`, and pruned as the streams are.
         self.pending_request_references: list[weakref.ref[Any]] = []
         self.prune_pending_at = _FIRST_PRUNE
 
