@@ -974,15 +974,15 @@ def test_prices_listing_omits_overruled_fallback(
     listing_code, listing, _ = run(
         capsys, "prices", "bedrock", "--region", "eu-central-1"
     )
-    one_code, one, _ = run(
+    model_code, model_listing, _ = run(
         capsys, "prices", "bedrock", "--model", "amazon.nova-lite-v1:0",
         "--region", "eu-central-1",
     )  # fmt: skip
 
     assert listing_code == 0
     assert "regionless test price" not in listing
-    assert one_code == 3
-    assert "regionless test price" not in one
+    assert model_code == 3
+    assert "regionless test price" not in model_listing
 
 
 @pytest.mark.parametrize(
