@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
@@ -30,6 +30,7 @@ __all__ = [
     "ChatModel",
     "ChatResponse",
     "ChatStream",
+    "ClosingChunks",
     "LLMfy",
     "Message",
     "Role",
@@ -177,8 +178,39 @@ class ChatModel(Protocol):
 
         The request must be sent before this returns, so that it belongs to
         the trackers active at the call, wherever the iterator is consumed.
+        The iterator's `close()`, if it has one, must release the provider's
+        stream also before the first chunk is read (see `ClosingChunks`).
         """
         ...
+
+
+class ClosingChunks:
+    """The chunks of a streamed reply, with a `close()` that closes the SDK stream.
+
+    A generator closed before its first item skips its `finally` block, so an
+    unread stream would keep its connection, and stay uncounted, until garbage
+    collection. `close` is the SDK stream's close method, which must be safe
+    to call twice.
+    """
+
+    def __init__(
+        self, chunks: Generator[StreamChunk, None, None], close: Callable[[], object]
+    ) -> None:
+        self._chunks = chunks
+        self._close = close
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        return self
+
+    def __next__(self) -> StreamChunk:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Close the chunk generator, then the SDK stream."""
+        try:
+            self._chunks.close()
+        finally:
+            self._close()
 
 
 def read_usage(response: Any, context: CallContext) -> Usage:

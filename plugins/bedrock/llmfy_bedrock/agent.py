@@ -16,7 +16,7 @@ once; this module never records usage.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from llmfy_core import CallContext, ProviderCallError
 from llmfy_core.agent import (
     ChatResponse,
+    ClosingChunks,
     Message,
     Role,
     StreamChunk,
@@ -232,9 +233,11 @@ class BedrockConverseModel:
             response = client.converse_stream(**self._request(messages))
         except (BotoCoreError, ClientError) as error:
             raise self._call_error("ConverseStream", error) from error
-        return self._chunks(response)
+        return ClosingChunks(self._chunks(response), response["stream"].close)
 
-    def _chunks(self, response: Mapping[str, Any]) -> Iterator[StreamChunk]:
+    def _chunks(
+        self, response: Mapping[str, Any]
+    ) -> Generator[StreamChunk, None, None]:
         events = response["stream"]
         context = self._context("ConverseStream", response)
         try:

@@ -13,7 +13,7 @@ instrumentation counts each of them once; this module never records usage.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -23,6 +23,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from llmfy_core import CallContext, ProviderCallError
 from llmfy_core.agent import (
     ChatResponse,
+    ClosingChunks,
     Message,
     Role,
     StreamChunk,
@@ -202,9 +203,9 @@ class OpenAIChatModel:
             )
         except openai.OpenAIError as error:
             raise self._call_error("streaming chat completion", error) from error
-        return self._chunks(stream)
+        return ClosingChunks(self._chunks(stream), stream.close)
 
-    def _chunks(self, stream: openai.Stream[Any]) -> Iterator[StreamChunk]:
+    def _chunks(self, stream: openai.Stream[Any]) -> Generator[StreamChunk, None, None]:
         context = CallContext(provider=PROVIDER, operation=OPERATION, model=self.model)
         try:
             for chunk in stream:

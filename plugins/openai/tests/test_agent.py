@@ -332,6 +332,20 @@ def test_stream_finished_after_block_counted(server: Any) -> None:
     assert usage.input_tokens == 60
 
 
+def test_unread_stream_counted_on_close(server: Any) -> None:
+    server.add(replay.Reply.openai_stream(stream_chunks(["Paris", "."], 60, 3)))
+
+    with llmfy_usage_tracker() as usage:
+        stream = agent_for(server).invoke_stream("Capital?", info=INFO)
+        stream.close()
+
+    # `stream` is still referenced, so only close() can have counted it. It
+    # ended before the usage chunk, so its usage is unknown.
+    assert usage.open_streams == 0
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens is None
+
+
 # Errors
 
 
