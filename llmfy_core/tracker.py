@@ -450,10 +450,25 @@ class UsageTracker:
         request too, as they would count an instrumented one. Counts follow the
         inclusion rules of `llmfy_core.model`: `input_tokens` includes cached
         and cache write tokens, `output_tokens` includes reasoning tokens.
-        `sent_at` without a time zone is taken as UTC. Raises ValueError for
-        negative or non-integer counts, and for cached or reasoning counts
+        `sent_at` without a time zone is taken as UTC. Raises TypeError for a
+        provider, model or other argument of the wrong type, and ValueError for
+        negative or non-integer counts and for cached or reasoning counts
         larger than the total they are part of.
         """
+        _check_record_arguments(
+            provider,
+            model,
+            {
+                "region": region,
+                "service_tier": service_tier,
+                "served_model": served_model,
+                "operation": operation,
+                "request_id": request_id,
+            },
+            {"other_tokens": other_tokens, "tool_calls": tool_calls},
+            batch,
+            sent_at,
+        )
         counts = {
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
@@ -654,6 +669,55 @@ def as_utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=_UTC)
     return moment.astimezone(_UTC)
+
+
+def _check_record_arguments(
+    provider: object,
+    model: object,
+    optional_strings: Mapping[str, object],
+    mappings: Mapping[str, object],
+    batch: object,
+    sent_at: object,
+) -> None:
+    """Raise TypeError for an argument of `UsageTracker.record` of the wrong type."""
+    for name, value, example in (
+        ("provider", provider, "'openai'"),
+        ("model", model, "'gpt-4o-mini'"),
+    ):
+        if not isinstance(value, str):
+            raise TypeError(
+                f"Invalid {name} for usage.record(): {_short_repr(value)} of type "
+                f"{type(value).__name__}. Pass a str, such as {example}."
+            )
+        if not value:
+            raise ValueError(
+                f"Invalid {name} for usage.record(): it is empty. Pass the {name} "
+                f"name, such as {example}."
+            )
+    where = f"{provider} model {model!r}"
+    for name, value in optional_strings.items():
+        if value is not None and not isinstance(value, str):
+            raise TypeError(
+                f"Invalid {name} for {where}: {_short_repr(value)} of type "
+                f"{type(value).__name__}. Pass a str, or None."
+            )
+    for name, value in mappings.items():
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(
+                f"Invalid {name} for {where}: {_short_repr(value)} of type "
+                f"{type(value).__name__}. Pass a mapping of kind to count, or None."
+            )
+    if not isinstance(batch, bool):
+        raise TypeError(
+            f"Invalid batch for {where}: {_short_repr(batch)} of type "
+            f"{type(batch).__name__}. Pass True for a Batch API request, else False."
+        )
+    if sent_at is not None and not isinstance(sent_at, dt.datetime):
+        raise TypeError(
+            f"Invalid sent_at for {where}: {_short_repr(sent_at)} of type "
+            f"{type(sent_at).__name__}. Pass a datetime.datetime, such as "
+            "datetime.now(UTC), or None for now."
+        )
 
 
 def _check_parts(

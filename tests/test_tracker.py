@@ -426,6 +426,40 @@ def test_record_by_hand_validates_counts(provider: ProviderPlugin) -> None:
     assert usage.request_count == 0
 
 
+@pytest.mark.parametrize(
+    ("arguments", "keywords", "field"),
+    [
+        (("openai", None, 1, 1), {}, "model"),
+        ((None, "gpt-4o-mini", 1, 1), {}, "provider"),
+        (("openai", "gpt-4o-mini", 1, 1), {"sent_at": "2026-01-01"}, "sent_at"),
+        (("openai", "gpt-4o-mini", 1, 1), {"region": 5}, "region"),
+        (("openai", "gpt-4o-mini", 1, 1), {"request_id": b"req"}, "request_id"),
+        (("openai", "gpt-4o-mini", 1, 1), {"other_tokens": [1]}, "other_tokens"),
+        (("openai", "gpt-4o-mini", 1, 1), {"batch": "yes"}, "batch"),
+    ],
+)
+def test_record_by_hand_rejects_wrong_types(
+    provider: ProviderPlugin,
+    arguments: tuple[Any, ...],
+    keywords: dict[str, Any],
+    field: str,
+) -> None:
+    with llmfy_usage_tracker() as usage:
+        with pytest.raises(TypeError, match=f"Invalid {field} ") as caught:
+            usage.record(*arguments, **keywords)
+
+    assert "Pass " in str(caught.value)
+    assert usage.request_count == 0
+
+
+def test_record_by_hand_rejects_empty_model(provider: ProviderPlugin) -> None:
+    with llmfy_usage_tracker() as usage:
+        with pytest.raises(ValueError, match=r"Invalid model .*: it is empty"):
+            usage.record("openai", "", 1, 1)
+
+    assert usage.request_count == 0
+
+
 def test_threads_without_binding_are_not_counted(provider: ProviderPlugin) -> None:
     with llmfy_usage_tracker() as usage:
         thread = threading.Thread(target=send)
