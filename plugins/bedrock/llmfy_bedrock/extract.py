@@ -564,13 +564,17 @@ def counts_from_stream_chunks(
     The `amazon-bedrock-invocationMetrics` of the last chunk is what Bedrock
     bills and wins over the usage events of the model itself (Anthropic's
     `message_start` and `message_delta`, Nova's `metadata`, Titan's and Llama's
-    counts), which are used only when no chunk carries the metrics. Returns
-    None when neither gives the counts, such as for a stream stopped early.
+    counts), which are used only when no chunk carries the metrics. Titan and
+    Llama count the output so far in every chunk, so only their last chunk,
+    which names why the output stopped, gives the counts. Returns None when
+    neither gives the counts, such as for a stream stopped early.
     """
     metrics: Mapping[str, Any] | None = None
     model_counts: TokenCounts | None = None
     anthropic_input: TokenCounts | None = None
     cache_write_1h = 0
+    # Kept from the chunk that has it: later Llama chunks may carry a null one.
+    llama_prompt: int | None = None
     for chunk in chunks:
         found = chunk.get(INVOCATION_METRICS)
         if isinstance(found, Mapping):
@@ -591,6 +595,16 @@ def counts_from_stream_chunks(
             )
             if output is not None:
                 model_counts = anthropic_input._replace(output=output)
+        elif kind is None and "generation_token_count" in chunk:
+            prompt = chunk.get("prompt_token_count")
+            if prompt is not None:
+                llama_prompt = as_int(prompt, "prompt_token_count")
+            if chunk.get("stop_reason") is not None and llama_prompt is not None:
+                generated = as_int(
+                    chunk.get("generation_token_count"), "generation_token_count"
+                )
+                if generated is not None:
+                    model_counts = TokenCounts(llama_prompt, generated)
         elif kind is None:
             model_counts = _other_stream_counts(chunk) or model_counts
     # Without a message_delta, an Anthropic stream stopped early: the output
@@ -621,15 +635,12 @@ def _other_stream_counts(chunk: Mapping[str, Any]) -> TokenCounts | None:
     metadata = chunk.get("metadata")
     if isinstance(metadata, Mapping) and isinstance(metadata.get("usage"), Mapping):
         return counts_from_token_usage(metadata["usage"])
-    if "inputTextTokenCount" in chunk and "totalOutputTextTokenCount" in chunk:
+    if (
+        "inputTextTokenCount" in chunk
+        and "totalOutputTextTokenCount" in chunk
+        and chunk.get("completionReason") is not None
+    ):
         return _titan_counts(chunk)
-    if "generation_token_count" in chunk:
-        prompt = as_int(chunk.get("prompt_token_count"), "prompt_token_count")
-        generated = as_int(
-            chunk.get("generation_token_count"), "generation_token_count"
-        )
-        if prompt is not None and generated is not None:
-            return TokenCounts(prompt, generated)
     return None
 
 

@@ -161,16 +161,71 @@ def test_invoke_body_without_usage() -> None:
 
 
 def test_stream_chunks_titan_without_metrics() -> None:
-    chunk = {
-        "outputText": "Hi",
-        "inputTextTokenCount": 5,
-        "totalOutputTextTokenCount": 10,
-    }
+    chunks = [
+        {
+            "outputText": "Hi",
+            "inputTextTokenCount": 5,
+            "totalOutputTextTokenCount": 4,
+            "completionReason": None,
+        },
+        {
+            "outputText": " there",
+            "inputTextTokenCount": 5,
+            "totalOutputTextTokenCount": 10,
+            "completionReason": "FINISH",
+        },
+    ]
 
-    counts = counts_from_stream_chunks([chunk])
+    counts = counts_from_stream_chunks(chunks)
 
     assert counts is not None
     assert (counts.input, counts.output) == (5, 10)
+
+
+def test_stream_chunks_titan_stopped_early() -> None:
+    # Without its last chunk, a Titan stream gives only the output so far.
+    chunk = {
+        "outputText": "Hi",
+        "inputTextTokenCount": 5,
+        "totalOutputTextTokenCount": 4,
+        "completionReason": None,
+    }
+
+    assert counts_from_stream_chunks([chunk]) is None
+
+
+LLAMA_STREAM = [
+    {
+        "generation": "Hi",
+        "prompt_token_count": 20,
+        "generation_token_count": 1,
+        "stop_reason": None,
+    },
+    {
+        "generation": " there",
+        "prompt_token_count": None,
+        "generation_token_count": 2,
+        "stop_reason": None,
+    },
+    {
+        "generation": "",
+        "prompt_token_count": None,
+        "generation_token_count": 9,
+        "stop_reason": "stop",
+    },
+]
+
+
+def test_stream_chunks_llama_without_metrics() -> None:
+    # Later chunks carry a null prompt count, and every chunk the output so far.
+    counts = counts_from_stream_chunks(LLAMA_STREAM)
+
+    assert counts is not None
+    assert (counts.input, counts.output) == (20, 9)
+
+
+def test_stream_chunks_llama_stopped_early() -> None:
+    assert counts_from_stream_chunks(LLAMA_STREAM[:2]) is None
 
 
 def test_stream_chunks_nova_metadata() -> None:

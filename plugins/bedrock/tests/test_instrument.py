@@ -500,6 +500,54 @@ def test_invoke_stream_model_usage_fallback(
     assert usage.records[0].usage.output_tokens == 7
 
 
+def test_llama_stream_closed_early_unknown(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    # Every Llama chunk counts the output so far. Only the last one, with its
+    # stop reason and the invocation metrics, gives what Bedrock bills.
+    client = make_client()
+    chunks = [
+        {
+            "generation": "Hi",
+            "prompt_token_count": 20,
+            "generation_token_count": 1,
+            "stop_reason": None,
+        },
+        {
+            "generation": " there",
+            "prompt_token_count": None,
+            "generation_token_count": 2,
+            "stop_reason": None,
+        },
+        {
+            "generation": "",
+            "prompt_token_count": None,
+            "generation_token_count": 9,
+            "stop_reason": "stop",
+            "amazon-bedrock-invocationMetrics": {
+                "inputTokenCount": 20,
+                "outputTokenCount": 9,
+            },
+        },
+    ]
+    bedrock_server.queue_stream([frames.chunk(chunk) for chunk in chunks])
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model_with_response_stream(
+            modelId="meta.llama3-2-1b-instruct-v1:0", body=b"{}"
+        )
+        events = iter(response["body"])
+        next(events)
+        next(events)
+        response["body"].close()
+
+    assert usage.request_count == 1
+    assert usage.open_streams == 0
+    record = usage.records[0]
+    assert not record.usage.known
+    assert record.cost is None
+
+
 # Latency-optimized inference
 
 
