@@ -128,9 +128,93 @@ def read_chat_object(response: Any, context: CallContext) -> UsageCounts | None:
     Returns None when usage is missing, when a count is invalid, when a
     usage or details object is a scalar or a mapping, or when audio tokens
     are billed, and `extract_usage` then reads and checks the response.
-    This runs per request, so fields are read one by one, not with
-    `operator.attrgetter`, and the checks are inline: a shared helper for
-    them cost each request about 0.1 us.
+    This runs per request, so the checks are inline: a shared helper for
+    them cost each request about 0.1 us. The fields are read from each
+    object's `__dict__`, where the SDK's models keep them: reading them as
+    attributes goes through pydantic's `__getattr__` hook, which added about
+    9% to the instructions of `record_response` (callgrind, Python 3.11). An
+    object without the fields there, such as a mapping, a scalar, a property
+    or a pydantic extra field, is read by attribute.
+    """
+    try:
+        fields = response.__dict__
+        usage = fields["usage"]
+        if usage is None:
+            return None
+        counts = usage.__dict__
+        inputs = counts["prompt_tokens"]
+        outputs = counts["completion_tokens"]
+        cached: object = 0
+        written: object = 0
+        reasoning: object = 0
+        details = counts["prompt_tokens_details"]
+        if details is not None:
+            values = details.__dict__
+            audio = values["audio_tokens"]
+            if audio is not None and (type(audio) is not int or audio != 0):
+                return None
+            cached = values["cached_tokens"]
+            written = values["cache_write_tokens"]
+            if cached is None:
+                cached = 0
+            if written is None:
+                written = 0
+        details = counts["completion_tokens_details"]
+        if details is not None:
+            values = details.__dict__
+            audio = values["audio_tokens"]
+            if audio is not None and (type(audio) is not int or audio != 0):
+                return None
+            reasoning = values["reasoning_tokens"]
+            if reasoning is None:
+                reasoning = 0
+        served = fields["model"]
+        tier = fields["service_tier"]
+    except (AttributeError, KeyError):
+        read = _chat_fields_by_attribute(response)
+        if read is None:
+            return None
+        inputs, outputs, cached, written, reasoning, served, tier = read
+    if not (
+        type(inputs) is int
+        and type(outputs) is int
+        and type(cached) is int
+        and type(written) is int
+        and type(reasoning) is int
+        and cached >= 0
+        and written >= 0
+        and reasoning >= 0
+        and cached + written <= inputs
+        and reasoning <= outputs
+    ):
+        return None
+    if type(served) is not str or not served:
+        # A str subclass is kept, as the checked path keeps it.
+        served = _text(served)
+    if type(tier) is not str or not tier:
+        tier = _text(tier) or context.service_tier
+    return (
+        PROVIDER,
+        context.model or served or "unknown",
+        served,
+        context.region,
+        tier,
+        context.operation or "chat.completions",
+        context.batch,
+        context.headers.get("x-request-id"),
+        inputs,
+        outputs,
+        cached,
+        written,
+        reasoning,
+    )
+
+
+def _chat_fields_by_attribute(response: Any) -> tuple[Any, ...] | None:
+    """Return the fields that `read_chat_object` checks, read as attributes.
+
+    Returns None for a usage or details object that is a scalar or a
+    mapping, or for billed audio tokens.
     """
     try:
         usage = response.usage
@@ -177,39 +261,7 @@ def read_chat_object(response: Any, context: CallContext) -> UsageCounts | None:
     except AttributeError:
         # A scalar where an object belongs, or an SDK without the field.
         return None
-    if not (
-        type(inputs) is int
-        and type(outputs) is int
-        and type(cached) is int
-        and type(written) is int
-        and type(reasoning) is int
-        and cached >= 0
-        and written >= 0
-        and reasoning >= 0
-        and cached + written <= inputs
-        and reasoning <= outputs
-    ):
-        return None
-    if type(served) is not str or not served:
-        # A str subclass is kept, as the checked path keeps it.
-        served = _text(served)
-    if type(tier) is not str or not tier:
-        tier = _text(tier) or context.service_tier
-    return (
-        PROVIDER,
-        context.model or served or "unknown",
-        served,
-        context.region,
-        tier,
-        context.operation or "chat.completions",
-        context.batch,
-        context.headers.get("x-request-id"),
-        inputs,
-        outputs,
-        cached,
-        written,
-        reasoning,
-    )
+    return inputs, outputs, cached, written, reasoning, served, tier
 
 
 def _read_responses_counts(response: Any, context: CallContext) -> UsageCounts | None:

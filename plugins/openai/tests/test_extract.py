@@ -6,6 +6,7 @@ import collections
 import copy
 import types
 
+import pydantic
 import pytest
 from llmfy_openai import extract_usage, plugin, usage_from_body
 from llmfy_openai.extract import (
@@ -406,6 +407,46 @@ def test_reader_follows_details_type_changes(bodies):
             assert counts == counts_of_usage(usage)
     assert read_chat_object(chat, CHAT_CONTEXT)[10] == 1280
     assert read_chat_object(other_details, CHAT_CONTEXT)[10] == 1024
+
+
+class DetailsWithoutCacheWrites(pydantic.BaseModel, extra="allow"):
+    """A details model of an SDK that does not declare cache_write_tokens."""
+
+    audio_tokens: int | None = None
+    cached_tokens: int | None = None
+
+
+class ChatWithUsageProperty:
+    """A Chat Completion wrapper whose usage is a property, outside `__dict__`."""
+
+    def __init__(self, chat: ChatCompletion) -> None:
+        self.chat = chat
+        self.model = chat.model
+        self.service_tier = chat.service_tier
+
+    @property
+    def usage(self) -> object:
+        return self.chat.usage
+
+
+def test_reader_reads_fields_outside_dict(bodies):
+    # The reader reads fields from `__dict__` and falls back to attributes
+    # for a pydantic extra field or a property, as the checked path does.
+    chat = ChatCompletion.construct(
+        **bodies.chat(prompt=1370, completion=155, cached=1280)
+    )
+    chat.usage.prompt_tokens_details = DetailsWithoutCacheWrites(
+        audio_tokens=0, cached_tokens=1024, cache_write_tokens=6
+    )
+    assert "cache_write_tokens" not in vars(chat.usage.prompt_tokens_details)
+
+    counts = read_chat_object(chat, CHAT_CONTEXT)
+    usage = extract_usage(chat, CHAT_CONTEXT)
+    assert counts is not None
+    assert usage is not None
+    assert counts == counts_of_usage(usage)
+    assert counts[8:12] == (1370, 155, 1024, 6)
+    assert read_chat_object(ChatWithUsageProperty(chat), CHAT_CONTEXT) == counts
 
 
 class CountWithFields(int):
