@@ -19,6 +19,7 @@ Region.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -27,14 +28,19 @@ import attrs
 
 from llmfy_bedrock.prices import PROVIDER, BedrockPriceTable, EntryKey, bundled_table
 from llmfy_bedrock.resolve import parse_model_id
-from llmfy_core import Price, PricingTableError
+from llmfy_core import Price, PricingTableError, PricingWarning
+from llmfy_core.errors import warn_in_setup
+from llmfy_core.logs import get_logger
 from llmfy_core.pricing import (
     describe_entry,
+    likely_typo,
     parse_price_per_tokens,
     parse_price_value,
     price_from_mapping,
     warn_if_misspelt,
 )
+
+logger = get_logger("llmfy.bedrock")
 
 OVERRIDE_UNIT = 1000
 EXPECTED_SHAPE = (
@@ -46,7 +52,9 @@ EXPECTED_SHAPE = (
 )
 SOURCE = "bedrock_pricing override"
 
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$")
+# Region codes: `us-east-1`, `us-gov-west-1`, `us-isob-east-1`, and the
+# European Sovereign Cloud's `eusc-de-east-1`.
+_REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)*-\d+$")
 ONE_HOUR_WRITE = "cache_write_1h"
 _PRICE_FIELDS = frozenset(
     {"input", "output", "cache_read", "cache_write", ONE_HOUR_WRITE, "price_per_tokens"}
@@ -67,6 +75,7 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
         _check_regions(model, regions)
         for region, entry in regions.items():
             _check_region(model, region, entry)
+            _check_region_spelling(model, region)
             _check_unit(model, region, entry)
             price = price_from_mapping(
                 entry,
@@ -150,6 +159,39 @@ def _check_region(model: str, region: object, entry: object) -> None:
             f"Invalid price entry for {where}: expected a mapping of prices, got "
             f"{type(entry).__name__} {entry!r}."
         )
+
+
+def _check_region_spelling(model: str, region: str) -> None:
+    """Warn when `region` is not a known AWS Region and misspells one."""
+    known = _known_regions()
+    if region in known:
+        return
+    meant = likely_typo(region, sorted(known))
+    if meant is None:
+        return
+    message = (
+        f"bedrock_pricing has an entry for model {model!r} in {region!r}, which is "
+        f"not an AWS Region that llmfy knows. Did you mean {meant!r}? As written, "
+        f"the entry prices only requests sent to {region!r}."
+    )
+    logger.warning("%s", message)
+    warn_in_setup(PricingWarning(message))
+
+
+@functools.cache
+def _known_regions() -> frozenset[str]:
+    """Return the Regions of the bundled prices and of botocore's endpoint data."""
+    regions = {key[1] for key in bundled_table().entries() if key[1] is not None}
+    try:
+        import botocore.loaders
+
+        endpoints = botocore.loaders.create_loader().load_data("endpoints")
+        for partition in endpoints["partitions"]:
+            regions.update(partition["regions"])
+    except Exception as error:
+        # The bundled Regions still catch the usual misspellings.
+        logger.debug("botocore's list of Regions could not be read: %r", error)
+    return frozenset(regions)
 
 
 def _check_unit(model: str, region: str, entry: Mapping[str, Any]) -> None:

@@ -247,3 +247,34 @@ def test_misspelt_model_key_warns() -> None:
     assert f"'us.{misspelt}'" in messages[0]
     assert f"Did you mean {MODEL!r}?" in messages[0]
     assert warned[0].filename == __file__
+
+
+def test_misspelt_region_warns() -> None:
+    table = {
+        MODEL: {
+            "us-eest-1": GOOD_ENTRY,
+            "eu-wset-1": GOOD_ENTRY,
+            # Real Regions one letter apart from a bundled one: no warning.
+            "af-south-1": GOOD_ENTRY,
+            "ap-southeast-7": GOOD_ENTRY,
+        }
+    }
+
+    with pytest.warns(PricingWarning) as warned:
+        llmfy_usage_tracker(bedrock_pricing=table)
+
+    messages = [str(warning.message) for warning in warned]
+    assert len(messages) == 2
+    assert f"model {MODEL!r} in 'us-eest-1'" in messages[0]
+    assert "Did you mean 'us-east-1'?" in messages[0]
+    assert "Did you mean 'eu-west-1'?" in messages[1]
+    assert warned[0].filename == __file__
+
+
+def test_sovereign_cloud_region_parses() -> None:
+    table = parse_overrides({MODEL: {"eusc-de-east-1": GOOD_ENTRY}})
+
+    price = table.lookup(MODEL, "eusc-de-east-1", None, False)
+
+    assert isinstance(price, Price)
+    assert price.input == Decimal("0.003")
