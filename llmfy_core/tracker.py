@@ -1002,13 +1002,21 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
             f"got {type(table).__name__}."
         )
     registry = get_registry()
-    parsed = _parse_with_plugins(registry, provider, table)
+    faults: list[str] = []
+    parsed = _parse_with_plugins(registry, provider, table, faults)
     if parsed is None:
         known = sorted(
             name
             for name, info in registry.infos.items()
             if "pricing_table_parse" in info.hooks
         )
+        if provider in known:
+            # Not a misspelt provider: its plugin is loaded but gave no table.
+            reason = faults[0] if faults else f"plugin {provider} returned None"
+            raise PricingTableError(
+                f"{provider}_pricing= could not be read: {reason}. This is a bug "
+                "in the plugin, not in the table: report it to the plugin's authors."
+            )
         readers = ", ".join(known) or "none"
         # `likely_typo` finds `OpenAI`, which difflib misses for its letter case.
         close = likely_typo(provider, known) or closest_name(provider, known)
@@ -1023,6 +1031,8 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
             )
         else:
             hint = "Install the plugin of that provider, or check the spelling."
+        if faults:
+            hint += f" Also, {faults[0]}."
         raise UnknownProviderError(
             f"Unknown provider {provider!r} in {provider}_pricing=: no installed "
             f"llmfy plugin reads its price tables (plugins that do: {readers}). "
@@ -1032,14 +1042,18 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
 
 
 def _parse_with_plugins(
-    registry: PluginRegistry, provider: str, table: Mapping[str, Any]
+    registry: PluginRegistry,
+    provider: str,
+    table: Mapping[str, Any],
+    faults: list[str] | None = None,
 ) -> PriceTable | None:
     """Ask each `pricing_table_parse` implementation in turn for a price table.
 
     `PricingTableError` from the provider's plugin is the user's error and is
     raised, and so is a warning that the application turned into an error.
     Any other exception, or a result without a `lookup` method, is a plugin
-    fault: it is logged and the next plugin is asked.
+    fault: it is logged, described in `faults` when given, and the next
+    plugin is asked.
     """
     hook = registry.manager.hook.pricing_table_parse
     for impl in reversed(hook.get_hookimpls()):
@@ -1055,6 +1069,8 @@ def _parse_with_plugins(
                 provider,
                 error,
             )
+            if faults is not None:
+                faults.append(f"plugin {impl.plugin_name} failed with {error!r}")
             continue
         if parsed is None:
             continue
@@ -1066,6 +1082,11 @@ def _parse_with_plugins(
                 type(parsed).__name__,
                 provider,
             )
+            if faults is not None:
+                faults.append(
+                    f"plugin {impl.plugin_name} returned {type(parsed).__name__}, "
+                    "not a price table"
+                )
             continue
         return cast(PriceTable, parsed)
     return None

@@ -239,6 +239,43 @@ def test_bedrock_pricing_without_plugin_says_install(
     assert "LLMFY_DISABLED_PLUGINS" in message
 
 
+class FailingTableParser:
+    """A plugin named `acme` whose pricing_table_parse raises for `acme` tables."""
+
+    @hookimpl
+    def pricing_table_parse(self, provider: str, table: object) -> None:
+        if provider == "acme":
+            raise KeyError("prices")
+
+
+def test_failing_table_parser_named_in_error(provider: ProviderPlugin) -> None:
+    # The plugin for `acme` is loaded, so the provider is not misspelt.
+    llmfy_core.register_plugin(FailingTableParser(), "acme")
+
+    with pytest.raises(PricingTableError) as raised:
+        llmfy_usage_tracker(acme_pricing={"m": {"input": 1, "output": 1}})
+
+    message = str(raised.value)
+    assert not isinstance(raised.value, UnknownProviderError)
+    assert "acme_pricing= could not be read" in message
+    assert "plugin acme failed with KeyError('prices')" in message
+    assert "bug in the plugin" in message
+    assert "Did you mean" not in message
+
+
+def test_unknown_provider_error_names_plugin_fault(
+    provider: ProviderPlugin,
+) -> None:
+    llmfy_core.register_plugin(FailingTableParser(), "acme-prices")
+
+    with pytest.raises(UnknownProviderError) as raised:
+        llmfy_usage_tracker(acme_pricing={"m": {"input": 1, "output": 1}})
+
+    message = str(raised.value)
+    assert "Unknown provider 'acme'" in message
+    assert "Also, plugin acme-prices failed with KeyError('prices')." in message
+
+
 def test_unknown_keyword_raises_type_error(provider: ProviderPlugin) -> None:
     with pytest.raises(TypeError, match="opeanai_prices"):
         llmfy_usage_tracker(opeanai_prices={})
