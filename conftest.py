@@ -29,3 +29,16 @@ def quiet_uncounted_sdks(monkeypatch: pytest.MonkeyPatch) -> None:
     from llmfy_core import recording
 
     monkeypatch.setattr(recording, "_warned_sdks", {"openai", "bedrock"})
+
+
+@pytest.fixture(autouse=True)
+def quiet_untracked_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Treat the warning about a request in an untracked thread as given.
+
+    It is given once per process, so each test starts as if it had been, and
+    the tests of that warning reset it.
+    """
+    from llmfy_core.tracker import UNTRACKED
+
+    monkeypatch.setattr(UNTRACKED, "warned", True)
+    monkeypatch.setattr(UNTRACKED, "watch", False)

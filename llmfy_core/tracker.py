@@ -24,6 +24,7 @@ from llmfy_core.errors import (
     PricingTableError,
     PricingWarning,
     UnknownProviderError,
+    UsageWarning,
     emit_warning,
 )
 from llmfy_core.ledger import Ledger, build_record
@@ -78,6 +79,80 @@ def _open_once(stack: tuple[UsageTracker, ...]) -> tuple[UsageTracker, ...]:
     return stack if len(kept) == len(stack) else tuple(kept)
 
 
+class UntrackedThreads:
+    """The threads with a tracker block open, for the warning about other threads.
+
+    A worker thread does not inherit the caller's trackers, so its requests
+    go uncounted. The instrumentation reads `watch` when a request has no
+    tracker, and calls `warn_untracked_thread` only when it is true: while a
+    block is open in some thread and the warning has not been given.
+    """
+
+    __slots__ = ("blocks", "lock", "warned", "watch")
+
+    def __init__(self) -> None:
+        self.watch = False
+        self.warned = False
+        # Thread id to the number of blocks open in it and the thread's name.
+        self.blocks: dict[int, tuple[int, str]] = {}
+        self.lock = threading.Lock()
+
+    def opened(self) -> int:
+        """Count a block opened in this thread; return the thread's id."""
+        thread = threading.current_thread()
+        ident = thread.ident or 0
+        with self.lock:
+            count, _ = self.blocks.get(ident, (0, ""))
+            self.blocks[ident] = (count + 1, thread.name)
+            self.watch = not self.warned
+        return ident
+
+    def closed(self, ident: int) -> None:
+        """Count a block closed that was opened in thread `ident`."""
+        with self.lock:
+            count, name = self.blocks.get(ident, (1, ""))
+            if count > 1:
+                self.blocks[ident] = (count - 1, name)
+            else:
+                self.blocks.pop(ident, None)
+            self.watch = bool(self.blocks) and not self.warned
+
+
+UNTRACKED = UntrackedThreads()
+
+
+def warn_untracked_thread(provider: str, operation: str) -> None:
+    """Warn once that a request in this thread goes uncounted while another counts.
+
+    The instrumentation calls this for a request that no tracker counts,
+    when `UNTRACKED.watch` is true. Never raises.
+    """
+    try:
+        thread = threading.current_thread()
+        with UNTRACKED.lock:
+            if UNTRACKED.warned or thread.ident in UNTRACKED.blocks:
+                # The block's own thread, such as a task started before the block.
+                return
+            others = sorted(name for _, name in UNTRACKED.blocks.values())
+            if not others:
+                return
+            UNTRACKED.warned = True
+            UNTRACKED.watch = False
+        message = (
+            f"A {provider} {operation} request was sent in thread "
+            f"{thread.name!r}, where no llmfy tracker is active, while a tracker "
+            f"block is open in thread {others[0]!r}, so no tracker counts it. "
+            "Threads do not inherit the active trackers: submit "
+            "`bind_trackers(function)` to the executor to count the requests of "
+            "`function`, or call `start_process_tracker()` to count every thread. "
+            "This warning is given once."
+        )
+        logger.warning("%s", message)
+        emit_warning(UsageWarning(message))
+    except Exception as error:
+        logger.debug("the untracked-thread warning failed: %r", error)
+
+
 def bind_trackers(function: Callable[P, R]) -> Callable[P, R]:
     """Wrap `function` so that it records into the trackers active now.
 
@@ -123,6 +198,8 @@ class UsageTracker:
         self._lock = threading.Lock()
         self._warned: dict[tuple[str | None, ...], object] = {}
         self._depth = 0
+        # The thread of each open block, as `UNTRACKED.opened` returned it.
+        self._block_threads: list[int] = []
         # Weak references to the streams sent while the tracker was active,
         # which `recording.watch_stream` appends to. They are pruned of
         # recorded and collected streams when the list reaches
@@ -144,6 +221,7 @@ class UsageTracker:
         ensure_instrumented()
         with self._lock:
             self._depth += 1
+            self._block_threads.append(UNTRACKED.opened())
         _ACTIVE.set((*_ACTIVE.get(), self))
         return self
 
@@ -161,6 +239,14 @@ class UsageTracker:
         with self._lock:
             self._depth = max(self._depth - 1, 0)
             ended = not self._depth
+            if self._block_threads:
+                ident = threading.get_ident()
+                if ident in self._block_threads:
+                    self._block_threads.remove(ident)
+                else:
+                    # Closed in another thread than it was opened in.
+                    ident = self._block_threads.pop()
+                UNTRACKED.closed(ident)
         if ended and self.pending_request_references:
             self.settle_pending_requests()
         if exc_type is None and ended:

@@ -35,7 +35,12 @@ from llmfy_core.recording import (
     unknown_usage,
     watch_stream,
 )
-from llmfy_core.tracker import UsageTracker, active_trackers
+from llmfy_core.tracker import (
+    UNTRACKED,
+    UsageTracker,
+    active_trackers,
+    warn_untracked_thread,
+)
 
 # A logger whose calls never raise, even when a handler of the application does.
 logger = get_logger("llmfy.bedrock")
@@ -111,10 +116,22 @@ def _wrap(original: ApiCall) -> ApiCall:
                 return _tracked_call(
                     original, self, operation_name, api_params, trackers
                 )
+            if UNTRACKED.watch and not trackers:
+                _warn_if_untracked_thread(self, operation_name)
         return original(self, operation_name, api_params)
 
     setattr(_make_api_call, _MARK, original)
     return _make_api_call
+
+
+def _warn_if_untracked_thread(client: Any, operation_name: str) -> None:
+    """Warn once when a Bedrock Runtime request goes uncounted in this thread."""
+    try:
+        if client.meta.service_model.service_name != SERVICE:
+            return
+    except Exception:
+        return
+    warn_untracked_thread(PROVIDER, operation_name)
 
 
 def _tracked_call(

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +25,8 @@ from botocore.exceptions import ClientError, EventStreamError
 from botocore.response import StreamingBody
 from llmfy_bedrock import instrument, streams
 
-from llmfy_core import llmfy_usage_tracker
+from llmfy_core import UsageWarning, llmfy_usage_tracker
+from llmfy_core.tracker import UNTRACKED
 
 MESSAGES = [{"role": "user", "content": [{"text": "Hello"}]}]
 SONNET_45_US = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -66,6 +68,32 @@ def wait_for(condition: Any, timeout: float = 5.0) -> None:
 
 
 # Converse
+
+
+def test_worker_thread_converse_warns_once(
+    bedrock_server: Any, make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(UNTRACKED, "warned", False)
+    client = make_client()
+    usage_counts = {"inputTokens": 10, "outputTokens": 2, "totalTokens": 12}
+    for _ in range(2):
+        bedrock_server.queue_json(converse_body(usage_counts))
+
+    def ask() -> None:
+        client.converse(modelId="amazon.nova-lite-v1:0", messages=[])
+
+    with (
+        llmfy_usage_tracker() as usage,
+        pytest.warns(UsageWarning) as warned,
+        ThreadPoolExecutor(1, thread_name_prefix="worker") as pool,
+    ):
+        pool.submit(ask).result()
+        pool.submit(ask).result()
+
+    messages = [str(warning.message) for warning in warned]
+    assert len(messages) == 1
+    assert "bedrock Converse request was sent in thread 'worker_0'" in messages[0]
+    assert usage.request_count == 0
 
 
 def test_converse_cache_read_and_write(bedrock_server: Any, make_client: Any) -> None:

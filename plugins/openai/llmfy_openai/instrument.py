@@ -44,6 +44,7 @@ from llmfy_core.recording import (
     unknown_usage,
     watch_stream,
 )
+from llmfy_core.tracker import UNTRACKED, warn_untracked_thread
 from llmfy_openai import background
 from llmfy_openai.background import PENDING, STREAMING
 from llmfy_openai.extract import TOKEN_USAGE_OPERATIONS, reports_token_usage
@@ -429,6 +430,18 @@ def _start_call(
         return None
 
 
+def _warn_if_untracked_thread(options: Any) -> None:
+    """Warn once when a request that bills tokens goes uncounted in this thread."""
+    try:
+        if options.method.lower() != "post":
+            return
+        operation = TRACKED_OPERATIONS.get(options.url)
+    except Exception:
+        return
+    if operation is not None:
+        warn_untracked_thread(PROVIDER, operation)
+
+
 def _start_poll(method: str, url: Any) -> _Call | None:
     """Return the state of a retrieve or cancel of a pending background response."""
     if not (PENDING or STREAMING) or not isinstance(url, str):
@@ -679,8 +692,11 @@ def _patched_request(original: Callable[..., Any]) -> Callable[..., Any]:
         self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any
     ) -> Any:
         trackers = active_trackers()
-        if not trackers and not PENDING and not STREAMING:
-            return original(self, cast_to, options, *args, **kwargs)
+        if not trackers:
+            if UNTRACKED.watch:
+                _warn_if_untracked_thread(options)
+            if not PENDING and not STREAMING:
+                return original(self, cast_to, options, *args, **kwargs)
         call = _start_call(trackers, options, bool(kwargs.get("stream")))
         try:
             result = original(self, cast_to, options, *args, **kwargs)
@@ -702,8 +718,11 @@ def _patched_async_request(original: Callable[..., Any]) -> Callable[..., Any]:
         self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any
     ) -> Any:
         trackers = active_trackers()
-        if not trackers and not PENDING and not STREAMING:
-            return original(self, cast_to, options, *args, **kwargs)
+        if not trackers:
+            if UNTRACKED.watch:
+                _warn_if_untracked_thread(options)
+            if not PENDING and not STREAMING:
+                return original(self, cast_to, options, *args, **kwargs)
         call = _start_call(trackers, options, bool(kwargs.get("stream")))
         return _tracked_async_request(
             original, call, self, cast_to, options, args, kwargs

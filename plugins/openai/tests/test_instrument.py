@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import logging
 import subprocess
 import sys
 import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +33,8 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
-from llmfy import PricingWarning, UsageWarning, llmfy_usage_tracker
+from llmfy import PricingWarning, UsageWarning, bind_trackers, llmfy_usage_tracker
+from llmfy_core.tracker import UNTRACKED
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
@@ -127,6 +131,63 @@ def test_no_tracker_records_nothing(server, client, bodies):
     assert completion.to_dict() == body
     assert stream._iterator.gi_code.co_name == "__stream__"
     assert [type(chunk) for chunk in chunks] == [ChatCompletionChunk] * 4
+
+
+@pytest.fixture
+def untracked_warning(monkeypatch):
+    """Let the warning about a request in an untracked thread be given again."""
+    monkeypatch.setattr(UNTRACKED, "warned", False)
+
+
+def test_worker_thread_request_warns_once(server, client, bodies, untracked_warning):
+    for _ in range(3):
+        server.add_json(CHAT, bodies.chat(prompt=60, completion=3))
+
+    def ask() -> None:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    with (
+        llmfy_usage_tracker() as usage,
+        pytest.warns(UsageWarning) as warned,
+        ThreadPoolExecutor(1, thread_name_prefix="worker") as pool,
+    ):
+        pool.submit(ask).result()
+        pool.submit(ask).result()
+        pool.submit(bind_trackers(ask)).result()
+
+    messages = [str(warning.message) for warning in warned]
+    assert len(messages) == 1
+    assert (
+        "openai chat.completions request was sent in thread 'worker_0'" in (messages[0])
+    )
+    assert "block is open in thread 'MainThread'" in messages[0]
+    assert "bind_trackers(function)" in messages[0]
+    assert "start_process_tracker()" in messages[0]
+    assert usage.request_count == 1
+
+
+def test_bound_or_same_thread_request_no_warning(
+    server, client, bodies, untracked_warning
+):
+    for _ in range(3):
+        server.add_json(CHAT, bodies.chat(prompt=60, completion=3))
+    server.add_json("/v1/files", {"object": "list", "data": []})
+
+    def ask() -> None:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UsageWarning)
+        with llmfy_usage_tracker() as usage, ThreadPoolExecutor(1) as pool:
+            pool.submit(bind_trackers(ask)).result()
+            # A context without the trackers, in the thread of the block.
+            contextvars.Context().run(ask)
+            # Files are not billed per token, so a worker may list them.
+            pool.submit(client.files.list).result()
+        ask()
+
+    assert usage.request_count == 1
+    assert not UNTRACKED.warned
 
 
 def test_parse_recorded_once(server, client, bodies):
