@@ -317,3 +317,28 @@ class Frames:
 def frames() -> Frames:
     """Return the event-stream frame encoders."""
     return Frames()
+
+
+@pytest.fixture
+def llama_chunks() -> list[dict[str, Any]]:
+    """Return the decoded chunks of a Llama response stream, without metrics."""
+    return [
+        {
+            "generation": "Hi",
+            "prompt_token_count": 20,
+            "generation_token_count": 1,
+            "stop_reason": None,
+        },
+        {
+            "generation": " there",
+            "prompt_token_count": None,
+            "generation_token_count": 2,
+            "stop_reason": None,
+        },
+        {
+            "generation": "",
+            "prompt_token_count": None,
+            "generation_token_count": 9,
+            "stop_reason": "stop",
+        },
+    ]

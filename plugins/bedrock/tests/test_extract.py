@@ -194,38 +194,16 @@ def test_stream_chunks_titan_stopped_early() -> None:
     assert counts_from_stream_chunks([chunk]) is None
 
 
-LLAMA_STREAM = [
-    {
-        "generation": "Hi",
-        "prompt_token_count": 20,
-        "generation_token_count": 1,
-        "stop_reason": None,
-    },
-    {
-        "generation": " there",
-        "prompt_token_count": None,
-        "generation_token_count": 2,
-        "stop_reason": None,
-    },
-    {
-        "generation": "",
-        "prompt_token_count": None,
-        "generation_token_count": 9,
-        "stop_reason": "stop",
-    },
-]
-
-
-def test_stream_chunks_llama_without_metrics() -> None:
+def test_stream_chunks_llama_without_metrics(llama_chunks: list[Any]) -> None:
     # Later chunks carry a null prompt count, and every chunk the output so far.
-    counts = counts_from_stream_chunks(LLAMA_STREAM)
+    counts = counts_from_stream_chunks(llama_chunks)
 
     assert counts is not None
     assert (counts.input, counts.output) == (20, 9)
 
 
-def test_stream_chunks_llama_stopped_early() -> None:
-    assert counts_from_stream_chunks(LLAMA_STREAM[:2]) is None
+def test_stream_chunks_llama_stopped_early(llama_chunks: list[Any]) -> None:
+    assert counts_from_stream_chunks(llama_chunks[:2]) is None
 
 
 def test_stream_chunks_nova_metadata() -> None:

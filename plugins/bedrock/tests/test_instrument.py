@@ -24,6 +24,7 @@ import pytest
 from botocore.exceptions import ClientError, EventStreamError
 from botocore.response import StreamingBody
 from llmfy_bedrock import instrument, streams
+from llmfy_bedrock.extract import INVOCATION_METRICS
 
 from llmfy_core import UsageWarning, llmfy_usage_tracker
 from llmfy_core.tracker import UNTRACKED
@@ -529,35 +530,13 @@ def test_invoke_stream_model_usage_fallback(
 
 
 def test_llama_stream_closed_early_unknown(
-    bedrock_server: Any, make_client: Any, frames: Any
+    bedrock_server: Any, make_client: Any, frames: Any, llama_chunks: list[Any]
 ) -> None:
     # Every Llama chunk counts the output so far. Only the last one, with its
     # stop reason and the invocation metrics, gives what Bedrock bills.
     client = make_client()
-    chunks = [
-        {
-            "generation": "Hi",
-            "prompt_token_count": 20,
-            "generation_token_count": 1,
-            "stop_reason": None,
-        },
-        {
-            "generation": " there",
-            "prompt_token_count": None,
-            "generation_token_count": 2,
-            "stop_reason": None,
-        },
-        {
-            "generation": "",
-            "prompt_token_count": None,
-            "generation_token_count": 9,
-            "stop_reason": "stop",
-            "amazon-bedrock-invocationMetrics": {
-                "inputTokenCount": 20,
-                "outputTokenCount": 9,
-            },
-        },
-    ]
+    metrics = {"inputTokenCount": 20, "outputTokenCount": 9}
+    chunks = [*llama_chunks[:-1], {**llama_chunks[-1], INVOCATION_METRICS: metrics}]
     bedrock_server.queue_stream([frames.chunk(chunk) for chunk in chunks])
 
     with llmfy_usage_tracker() as usage:
