@@ -86,7 +86,9 @@ def price_lookup(
     Return `Unpriced` to state why a known model has no per-token price.
     Implementations are asked in the order of the rank their plugin declares
     with a `llmfy_price_rank` attribute (see `llmfy_core.PriceRank`); the first
-    `Price` wins, and the first final `Unpriced` stops the lookup.
+    `Price` wins, and the first final `Unpriced` stops the lookup. A `Price`
+    with a rate that is not a finite `Decimal` of at least 0, or a
+    `price_per_tokens` below 1, is logged and skipped.
     """
 
 

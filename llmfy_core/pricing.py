@@ -243,6 +243,38 @@ def parse_price_per_tokens(
     return value
 
 
+def price_problem(price: Price) -> str | None:
+    """Return what makes a `Price` from a plugin unusable, or None when it is valid.
+
+    Every rate must be a finite `Decimal` of at least 0, and `price_per_tokens`
+    a whole number of at least 1. Tables parsed from user input are checked as
+    they are read, so this is for the `Price` objects that plugins build.
+    """
+    rates: list[tuple[str, object]] = [
+        ("input", price.input),
+        ("output", price.output),
+        ("cache_read", price.cache_read),
+        ("cache_write", price.cache_write),
+    ]
+    rates += [(f"other.{kind}", rate) for kind, rate in price.other.items()]
+    rates += [(f"per_call.{tool}", rate) for tool, rate in price.per_call.items()]
+    for field, rate in rates:
+        if rate is None and field in ("cache_read", "cache_write"):
+            continue
+        if not isinstance(rate, Decimal):
+            return f"{field} is a {type(rate).__name__}, not a Decimal"
+        if not rate.is_finite() or rate < 0:
+            return f"{field} is {rate}, not a finite number of at least 0"
+    unit = price.price_per_tokens
+    if isinstance(unit, bool) or not isinstance(unit, int) or unit < 1:
+        return f"price_per_tokens is {unit!r}, not a whole number of at least 1"
+    for tier in price.long_context:
+        problem = price_problem(tier.price)
+        if problem is not None:
+            return f"long-context tier above {tier.above_input_tokens}: {problem}"
+    return None
+
+
 def describe_entry(
     provider: str, model: str, region: str | None, field: str | None
 ) -> str:

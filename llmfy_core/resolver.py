@@ -25,7 +25,12 @@ from llmfy_core.errors import PricingWarning, emit_warning
 from llmfy_core.logs import get_logger
 from llmfy_core.model import MILLION, Price, Unpriced, Usage
 from llmfy_core.plugins import CHANGES, get_registry, price_rank_of
-from llmfy_core.pricing import PriceTable, format_decimal, format_ratio
+from llmfy_core.pricing import (
+    PriceTable,
+    format_decimal,
+    format_ratio,
+    price_problem,
+)
 from llmfy_core.ranks import PriceRank
 
 logger = get_logger("llmfy.tracker")
@@ -210,6 +215,8 @@ class PluginPrices:
                     )
                     break
                 if isinstance(found, Price):
+                    if _invalid_plugin_price(name, usage, model, found):
+                        continue
                     if price_rank_of(impl.plugin) > PriceRank.PROVIDER:
                         published = _first_price(lookups[position + 1 :], arguments)
                         if published is not None:
@@ -372,9 +379,29 @@ def _first_price(
             found = impl.function(*[arguments[arg] for arg in impl.argnames])
         except Exception:
             continue
-        if isinstance(found, Price):
+        if isinstance(found, Price) and price_problem(found) is None:
             return found
     return None
+
+
+def _invalid_plugin_price(name: str, usage: Usage, model: str, price: Price) -> bool:
+    """Log and return True when plugin `name` returned an unusable `price`.
+
+    Such a price is skipped like a result of the wrong type, so that a NaN or
+    negative rate never reaches the cost arithmetic.
+    """
+    problem = price_problem(price)
+    if problem is None:
+        return False
+    logger.warning(
+        "plugin %s returned an invalid price from price_lookup for %s model %s "
+        "(%s); it is skipped, and the next price source is asked",
+        name,
+        usage.provider,
+        model,
+        problem,
+    )
+    return True
 
 
 def _check_override_unit(

@@ -133,6 +133,49 @@ def test_plugin_returning_wrong_types_is_isolated(
     assert "returned dict from price_lookup" in caplog.text
 
 
+class InvalidPrice:
+    """A pricing plugin ranked above the bundled tables that returns `price`."""
+
+    llmfy_price_rank = PriceRank.ORGANIZATION
+
+    def __init__(self, price: Price) -> None:
+        self.price = price
+
+    @hookimpl
+    def price_lookup(self, provider: str) -> Price | None:
+        return self.price if provider == "openai" else None
+
+
+@pytest.mark.parametrize(
+    "price",
+    [
+        Price(Decimal("NaN"), Decimal("0.60")),
+        Price(Decimal("0.15"), Decimal("-0.60")),
+        Price(Decimal("0.15"), Decimal("0.60"), cache_read=Decimal("Infinity")),
+        Price(Decimal("0.15"), Decimal("0.60"), price_per_tokens=0),
+    ],
+    ids=["nan-input", "negative-output", "infinite-cache-read", "zero-unit"],
+)
+def test_invalid_plugin_price_is_skipped(
+    price: Price,
+    loopback: LoopbackLLM,
+    openai_client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    llmfy_core.register_plugin(InvalidPrice(price), "invalid-price")
+    caplog.set_level(logging.WARNING, logger="llmfy")
+
+    with llmfy_usage_tracker() as usage:
+        reply = chat_call(openai_client)()
+
+    assert reply.choices[0].message.content == "Paris."
+    assert usage.request_count == 1
+    # The bundled gpt-4o-mini price: 60 * 0.15 + 3 * 0.60 = 10.8 per million.
+    assert usage.total_cost == ONE_REQUEST_COST
+    assert usage.records[0].price_origin == "openai"
+    assert "invalid-price returned an invalid price" in caplog.text
+
+
 class UnrelatedExtractor:
     """An extractor for another provider, with a bug that raises for any response."""
 
