@@ -1052,6 +1052,33 @@ def test_report_names_unreadable_line(
     assert "0.0000375" in out
 
 
+# Where the first line is cut: before a key, and before a value.
+@pytest.mark.parametrize("cut_before", ['"response"', '{"status_code"'])
+def test_report_cut_first_line_counts_rest(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, cut_before: str
+) -> None:
+    first = batch_line(1, chat_body("gpt-4o-mini-2024-07-18", 500, 50))
+    lines = [
+        first[: first.index(cut_before)],
+        batch_line(2, chat_body("gpt-4o-mini-2024-07-18", 100, 20)),
+        batch_line(3, chat_body("gpt-4o-mini-2024-07-18", 200, 30)),
+    ]
+    path = tmp_path / "cut.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert code == 1
+    assert totals["requests"] == 2
+    assert totals["input_tokens"] == 300
+    assert totals["output_tokens"] == 50
+    # Batch rates of gpt-4o-mini, 0.075 and 0.30 USD per million tokens:
+    # 100 * 0.075 + 20 * 0.30 = 13.5 and 200 * 0.075 + 30 * 0.30 = 24.
+    assert Decimal(totals["cost_usd"]) == Decimal("0.0000375")
+    assert [error["line"] for error in data["errors"]] == [1]
+
+
 def test_report_deeply_nested_file_does_not_stop_others(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

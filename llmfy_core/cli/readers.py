@@ -112,8 +112,11 @@ class InputFile:
                     yield ReadFailure(self.path, number, _json_error(error))
                     break
                 # Perhaps a document spread over several lines: read it whole.
-                rest = stream.read()
-                failure = yield from self._read_document(line + rest, number)
+                peeked = _peek_next_line(lines)
+                rest = b"".join(line for _, line in peeked) + stream.read()
+                failure = yield from self._read_document(
+                    line + rest, number, _continues_json_lines(text, peeked)
+                )
                 if failure is None:
                     return
                 yield ReadFailure(self.path, number, _json_error(error))
@@ -138,17 +141,19 @@ class InputFile:
             yield from self._values(data, number)
 
     def _read_document(
-        self, text: bytes, start: int
+        self, text: bytes, start: int, json_lines: bool
     ) -> Generator[Record | ReadFailure, None, ValueError | RecursionError | None]:
         """Read `text` as one JSON document starting on line `start`.
 
         Returns the error, without yielding anything, when the document is
-        invalid on its first line, so that the caller can read it as JSON lines.
+        invalid on its first line, or invalid anywhere while `json_lines` says
+        that the text looks like JSON lines whose first line was cut short. The
+        caller then reads the text as JSON lines.
         """
         try:
             data = json.loads(text)
         except (ValueError, RecursionError) as error:
-            if not isinstance(error, json.JSONDecodeError):
+            if not isinstance(error, json.JSONDecodeError) or json_lines:
                 return error
             if error.lineno == 1 or error.msg == "Extra data":
                 return error
@@ -164,6 +169,33 @@ class InputFile:
                 yield Record(self.path, line, value, item)
         else:
             yield Record(self.path, line, data)
+
+
+def _peek_next_line(lines: Iterator[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """Take lines from `lines` up to and including the next one that is not blank."""
+    peeked = []
+    for number, line in lines:
+        peeked.append((number, line))
+        if line.strip():
+            break
+    return peeked
+
+
+def _continues_json_lines(first: bytes, peeked: list[tuple[int, bytes]]) -> bool:
+    """Return whether an invalid first line `first` most likely starts JSON lines.
+
+    It does when `first` is more than an opening bracket and the next line
+    that is not blank is a whole JSON object by itself, as in JSON lines.
+    """
+    if first in (b"{", b"[") or not peeked:
+        return False
+    following = peeked[-1][1].strip()
+    if not following:
+        return False
+    try:
+        return isinstance(json.loads(following), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _json_error(error: ValueError | RecursionError) -> str:
