@@ -321,6 +321,11 @@ class ChatStream:
         self.close()
 
 
+# Parameters of `LLMfy.chat`, `invoke` and their stream forms, which a
+# variable passed as a keyword argument of the same name would collide with.
+_PARAMETER_NAMES = frozenset({"self", "messages", "contents"})
+
+
 def _declared_variables(input_variables: Iterable[str] | None) -> tuple[str, ...]:
     if input_variables is None:
         return ()
@@ -335,6 +340,13 @@ def _declared_variables(input_variables: Iterable[str] | None) -> tuple[str, ...
             raise TemplateVariableError(
                 f"Invalid input variable name {name!r}: names must be Python "
                 "identifiers, such as 'info' or 'user_name'."
+            )
+        if name in _PARAMETER_NAMES:
+            raise TemplateVariableError(
+                f"Invalid input variable name {name!r}: it is a parameter of "
+                "chat() or invoke() (self, messages, contents), so it cannot be "
+                f"passed as a keyword argument. Rename it, such as "
+                f"{name + '_text'!r}, in input_variables and in the system message."
             )
         if name not in names:
             names.append(name)

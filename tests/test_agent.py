@@ -153,6 +153,16 @@ def test_input_variable_name_must_be_identifier() -> None:
         LLMfy(RecordingModel(), system_message="x", input_variables=["my-info"])
 
 
+@pytest.mark.parametrize("name", ["messages", "contents", "self"])
+def test_input_variable_name_of_parameter_rejected(name: str) -> None:
+    with pytest.raises(TemplateVariableError, match=f"'{name}'.*Rename it"):
+        LLMfy(
+            RecordingModel(),
+            system_message=f"Use {{{{{name}}}}}",
+            input_variables=[name],
+        )
+
+
 def test_agent_rejects_non_model() -> None:
     with pytest.raises(TypeError, match="chat model"):
         LLMfy("gpt-4o-mini")  # type: ignore[arg-type]
