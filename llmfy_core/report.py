@@ -190,11 +190,10 @@ def _group_lines(
     details = [f"provider: {provider.upper()}"]
     if region:
         details.append(f"region: {region}")
-    details += [
-        f"requests: {group.requests}",
-        f"input_tokens: {group.input_tokens}",
-        f"output_tokens: {group.output_tokens}",
-    ]
+    details.append(f"requests: {group.requests}")
+    details += _group_token_lines(group)
+    for tool, calls in sorted(group.tool_calls.items()):
+        details.append(f"{tool}_calls: {calls}")
     if group.unknown_usage:
         details.append(f"requests_with_unknown_usage: {group.unknown_usage}")
     if group.unpriced:
@@ -211,6 +210,27 @@ def _group_lines(
     lines = [f"{number}. {model} "]
     lines += [f"\t{detail} " for detail in details[:-1]]
     lines.append(f"\t{details[-1]}")
+    return lines
+
+
+def _group_token_lines(group: ModelTotals) -> list[str]:
+    """Return the lines of a model's token counts, which `to_dict()` has in `by_model`.
+
+    A group whose every request had unknown usage shows `unknown`, as the
+    totals do, rather than counts of 0.
+    """
+    if group.unknown_usage == group.requests:
+        return ["input_tokens: unknown", "output_tokens: unknown"]
+    lines = [f"input_tokens: {group.input_tokens}"]
+    if group.cache_read_tokens:
+        lines.append(f"cache_read_tokens: {group.cache_read_tokens}")
+    if group.cache_write_tokens:
+        lines.append(f"cache_write_tokens: {group.cache_write_tokens}")
+    lines.append(f"output_tokens: {group.output_tokens}")
+    if group.reasoning_tokens:
+        lines.append(f"reasoning_tokens: {group.reasoning_tokens}")
+    for kind, tokens in sorted(group.other_tokens.items()):
+        lines.append(f"{kind}_tokens: {tokens}")
     return lines
 
 

@@ -599,6 +599,46 @@ def test_nested_trackers_both_count(server, client, bodies):
     assert inner.request_count == 1
 
 
+def test_totals_only_report_per_model(server, client, bodies):
+    server.add_json(CHAT, bodies.chat(prompt=1370, completion=155, cached=1280))
+    o3_mini = bodies.chat(
+        model="o3-mini-2025-01-31", prompt=7, completion=87, reasoning=64
+    )
+    server.add_json(CHAT, o3_mini)
+    no_usage = [bodies.chunk("Par"), bodies.chunk(None, finish="stop"), "[DONE]"]
+    server.add_sse(CHAT, no_usage)
+
+    with llmfy_usage_tracker(keep_requests=False) as usage:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        client.chat.completions.create(model="o3-mini", messages=MESSAGES)
+        stream = client.chat.completions.create(
+            model="gpt-4.1", messages=MESSAGES, stream=True
+        )
+        with pytest.warns(UsageWarning, match="include_usage"):
+            list(stream)
+
+    report = str(usage)
+    by_model = {group["model"]: group for group in usage.to_dict()["by_model"]}
+
+    # 90 x 0.15 + 1,280 x 0.075 + 155 x 0.60 = 202.5 USD per million tokens.
+    assert by_model["gpt-4o-mini"]["cache_read_tokens"] == 1280
+    assert (
+        "\tinput_tokens: 1370 \n\tcache_read_tokens: 1280 \n\toutput_tokens: 155 \n"
+        "\ttotal_cost (USD formatted): 0.0002025\n"
+    ) in report
+    # 7 x 1.10 + 87 x 4.40 = 390.5 USD per million tokens.
+    assert by_model["o3-mini"]["reasoning_tokens"] == 64
+    assert (
+        "\tinput_tokens: 7 \n\toutput_tokens: 87 \n\treasoning_tokens: 64 \n"
+        "\ttotal_cost (USD formatted): 0.0003905\n"
+    ) in report
+    assert by_model["gpt-4.1"]["unknown_usage_requests"] == 1
+    assert (
+        "\tinput_tokens: unknown \n\toutput_tokens: unknown \n"
+        "\trequests_with_unknown_usage: 1 \n"
+    ) in report
+
+
 # Async
 
 
