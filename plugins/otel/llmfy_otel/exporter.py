@@ -197,6 +197,9 @@ class SpanTotals:
         else:
             self.priced += 1
             self.cost += record.cost.total
+            if record.cost.unpriced_tools:
+                # The cost leaves out billed tool calls that have no price.
+                self.complete = False
 
     def attributes(self) -> Attributes:
         """Return the span attributes for these totals."""

@@ -82,6 +82,37 @@ CONVERSE: dict[str, Any] = {
     "metrics": {"latencyMs": 321},
 }
 
+# A Responses body whose request ran Code Interpreter once, which is billed
+# per container and so has no bundled price: 500 input and 40 output tokens.
+RESPONSE_WITH_CODE_INTERPRETER: dict[str, Any] = {
+    "id": "resp_llmfyotel0001",
+    "object": "response",
+    "created_at": 1767225600,
+    "status": "completed",
+    "model": "gpt-4o-mini-2024-07-18",
+    "output": [
+        {
+            "id": "ci_llmfyotel0001",
+            "type": "code_interpreter_call",
+            "status": "completed",
+            "code": "1 + 1",
+            "container_id": "cntr_llmfyotel0001",
+            "outputs": [],
+        }
+    ],
+    "parallel_tool_calls": True,
+    "tool_choice": "auto",
+    "tools": [],
+    "service_tier": "default",
+    "usage": {
+        "input_tokens": 500,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 40,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 540,
+    },
+}
+
 _CONVERSE_PATH = re.compile(r"^/model/[^/]+/converse$")
 
 
@@ -111,6 +142,9 @@ def _handler(llm: LoopbackLLM) -> type[BaseHTTPRequestHandler]:
             llm.paths.append(self.path)
             if self.path == "/v1/chat/completions":
                 self._send_json(CHAT_COMPLETION, {"x-request-id": "req_llmfyotel"})
+            elif self.path == "/v1/responses":
+                headers = {"x-request-id": "req_llmfyotel_responses"}
+                self._send_json(RESPONSE_WITH_CODE_INTERPRETER, headers)
             elif _CONVERSE_PATH.match(self.path):
                 self._send_json(CONVERSE, {"x-amzn-requestid": "llmfy-otel-0001"})
             else:
@@ -136,7 +170,7 @@ def _handler(llm: LoopbackLLM) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def loopback_llm() -> Iterator[LoopbackLLM]:
-    """Serve the Chat Completions and Converse bodies on 127.0.0.1."""
+    """Serve the Chat Completions, Responses and Converse bodies on 127.0.0.1."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     llm = LoopbackLLM(server)
     server.RequestHandlerClass = _handler(llm)

@@ -202,6 +202,28 @@ def test_span_gets_both_calls(
     assert attributes[names.SPAN_REQUESTS] == 2
 
 
+def test_span_cost_incomplete_for_unpriced_tool(
+    loopback_llm: LoopbackLLM, span_exporter: SpanFixture
+) -> None:
+    provider, exporter = span_exporter
+    tracer = provider.get_tracer("test")
+    client = openai.OpenAI(
+        base_url=f"{loopback_llm.url}/v1", api_key="test-key", max_retries=0
+    )
+
+    with tracer.start_as_current_span("run code"):
+        with llmfy_usage_tracker(openai_pricing=OPENAI_PRICING) as usage:
+            client.responses.create(model="gpt-4o-mini", input="What is 1 + 1?")
+
+    (span,) = exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    # 500 x 0.15 / 1e6 + 40 x 0.60 / 1e6 = 0.000099, without Code Interpreter.
+    assert usage.total_cost == Decimal("0.000099")
+    assert usage.cost_complete is False
+    assert attributes[names.SPAN_COST] == pytest.approx(0.000099, rel=1e-12)
+    assert attributes[names.SPAN_COST_COMPLETE] is False
+
+
 def test_process_mode_counts_real_calls(
     loopback_llm: LoopbackLLM, metric_reader: InMemoryMetricReader
 ) -> None:
