@@ -1191,7 +1191,7 @@ def test_report_saved_streams_grouped_by_id(
     code, out, _ = run(capsys, "report", str(path))
 
     assert code == 3
-    assert "5 records, 2 requests counted, 4 stream chunks" in out
+    assert "5 records, 2 requests counted, 3 stream chunks" in out
     assert "1 request had no usage in its record." in out
 
 
@@ -1209,6 +1209,9 @@ def test_report_saved_stream_without_usage(
     assert group["requests"] == 1
     assert group["unknown_usage_requests"] == 1
     assert group["cost_usd"] is None
+    # Two records: the stream's request and one other chunk.
+    assert data["files"][0]["records"] == 2
+    assert data["files"][0]["stream_chunks"] == 1
 
 
 def test_report_saved_responses_stream(
