@@ -1534,6 +1534,7 @@ def test_report_misspelt_model_suggests_close_ids(
 
     assert code == 3
     assert "No price for bedrock amazon.nova-lte-v1:0 in us-east-1" in out
+    assert "lists this model. Listed model ids close to it: " in out
     assert "close to it: amazon.nova-lite-v1:0 (bedrock)" in out
 
 

@@ -163,5 +163,11 @@ def resolve(
 
 
 def describe_unpriced(reason: str | None, provider: str, model: str) -> str:
-    """Return the plugin's reason for a missing price, or say that none has one."""
-    return reason or f"No installed plugin has a price for {provider} model {model!r}."
+    """Return the plugin's reason for a missing price, or say that none has one.
+
+    The reason ends with a full stop, so that a hint can follow it.
+    """
+    if not reason:
+        return f"No installed plugin has a price for {provider} model {model!r}."
+    reason = reason.rstrip()
+    return reason if reason.endswith((".", "?", "!")) else reason + "."
