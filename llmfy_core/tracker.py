@@ -529,6 +529,7 @@ class UsageTracker:
         batch: bool = False,
         request_id: str | None = None,
         sent_at: dt.datetime | None = None,
+        **unexpected: object,
     ) -> RequestRecord:
         """Record a request by hand, for providers that no plugin instruments.
 
@@ -541,6 +542,8 @@ class UsageTracker:
         negative or non-integer counts and for cached or reasoning counts
         larger than the total they are part of.
         """
+        if unexpected:
+            raise TypeError(_record_keyword_message(next(iter(unexpected))))
         _check_record_arguments(
             provider,
             model,
@@ -1051,6 +1054,44 @@ def _unexpected_keyword_message(
         f"{function}() got an unexpected keyword argument {keyword!r}.{hint} It "
         "takes openai_pricing=, bedrock_pricing= and other <provider>_pricing= "
         f"price tables, and {takes}."
+    )
+
+
+# The providers' names of counts that `UsageTracker.record` names otherwise.
+_RECORD_KEYWORD_ALIASES = {
+    "cached_tokens": "cache_read_tokens",
+    "cache_read_input_tokens": "cache_read_tokens",
+    "cache_creation_input_tokens": "cache_write_tokens",
+    "cache_write_input_tokens": "cache_write_tokens",
+    "prompt_tokens": "input_tokens",
+    "completion_tokens": "output_tokens",
+}
+_RECORD_KEYWORDS = (
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "other_tokens",
+    "tool_calls",
+    "region",
+    "service_tier",
+    "served_model",
+    "operation",
+    "batch",
+    "request_id",
+    "sent_at",
+)
+
+
+def _record_keyword_message(keyword: str) -> str:
+    """Return the TypeError message for a keyword that `UsageTracker.record` lacks."""
+    meant = _RECORD_KEYWORD_ALIASES.get(keyword) or closest_name(
+        keyword, _RECORD_KEYWORDS
+    )
+    hint = f" Did you mean {meant}=?" if meant else ""
+    return (
+        f"usage.record() got an unexpected keyword argument {keyword!r}.{hint} It takes "
+        "provider, model, input_tokens and output_tokens, and the keywords "
+        f"{', '.join(_RECORD_KEYWORDS)}."
     )
 
 

@@ -489,6 +489,27 @@ def test_record_by_hand_rejects_wrong_types(
     assert usage.request_count == 0
 
 
+@pytest.mark.parametrize(
+    ("keyword", "meant"),
+    [
+        ("cached_tokens", "cache_read_tokens"),
+        ("cache_creation_input_tokens", "cache_write_tokens"),
+        ("reasoning_token", "reasoning_tokens"),
+    ],
+)
+def test_record_misspelt_keyword_names_meant_one(
+    provider: ProviderPlugin, keyword: str, meant: str
+) -> None:
+    with llmfy_usage_tracker() as usage:
+        with pytest.raises(TypeError) as raised:
+            usage.record("openai", "gpt-4o-mini", 10, 2, **{keyword: 1})
+
+    message = str(raised.value)
+    assert f"unexpected keyword argument {keyword!r}" in message
+    assert f"Did you mean {meant}=?" in message
+    assert usage.request_count == 0
+
+
 def test_record_by_hand_rejects_empty_model(provider: ProviderPlugin) -> None:
     with llmfy_usage_tracker() as usage:
         with pytest.raises(ValueError, match=r"Invalid model .*: it is empty"):
