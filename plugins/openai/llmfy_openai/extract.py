@@ -8,8 +8,9 @@ transcriptions and GPT Image generations, with their audio or image tokens
 included. All match the inclusion rules of `llmfy_core.model`, so the counts
 are copied, never summed.
 
-SDK objects are read attribute by attribute and never converted to dicts;
-plain dicts (Batch API output lines, stored bodies) take a separate path.
+SDK objects are read field by field, from their `__dict__` on the fast path
+of Chat Completions, and never converted to dicts. Plain dicts (Batch API
+output lines, stored bodies) take a separate path.
 Nothing here imports `openai`.
 
 The SDK builds its objects without validating them, so a malformed response
