@@ -1089,9 +1089,9 @@ def _record_keyword_message(keyword: str) -> str:
     )
     hint = f" Did you mean {meant}=?" if meant else ""
     return (
-        f"usage.record() got an unexpected keyword argument {keyword!r}.{hint} It takes "
-        "provider, model, input_tokens and output_tokens, and the keywords "
-        f"{', '.join(_RECORD_KEYWORDS)}."
+        f"usage.record() got an unexpected keyword argument {keyword!r}.{hint} "
+        "It takes provider, model, input_tokens and output_tokens, and the "
+        f"keywords {', '.join(_RECORD_KEYWORDS)}."
     )
 
 
