@@ -75,6 +75,7 @@ def test_worker_thread_converse_warns_once(
     bedrock_server: Any, make_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(UNTRACKED, "warned", False)
+    monkeypatch.setattr(UNTRACKED, "blocks", {})
     client = make_client()
     usage_counts = {"inputTokens": 10, "outputTokens": 2, "totalTokens": 12}
     for _ in range(2):

@@ -135,8 +135,13 @@ def test_no_tracker_records_nothing(server, client, bodies):
 
 @pytest.fixture
 def untracked_warning(monkeypatch):
-    """Let the warning about a request in an untracked thread be given again."""
+    """Let the warning about a request in an untracked thread be given again.
+
+    The table of open blocks starts empty, so that a block an earlier test
+    left open in another thread cannot change what these tests see.
+    """
     monkeypatch.setattr(UNTRACKED, "warned", False)
+    monkeypatch.setattr(UNTRACKED, "blocks", {})
 
 
 def test_worker_thread_request_warns_once(server, client, bodies, untracked_warning):
