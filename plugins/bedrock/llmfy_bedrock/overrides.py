@@ -163,6 +163,8 @@ def _check_region(model: str, region: object, entry: object) -> None:
 
 def _check_region_spelling(model: str, region: str) -> None:
     """Warn when `region` is not a known AWS Region and misspells one."""
+    if region in _bundled_regions():
+        return
     known = _known_regions()
     if region in known:
         return
@@ -179,9 +181,19 @@ def _check_region_spelling(model: str, region: str) -> None:
 
 
 @functools.cache
+def _bundled_regions() -> frozenset[str]:
+    """Return the Regions that the bundled prices name."""
+    return frozenset(key[1] for key in bundled_table().entries() if key[1] is not None)
+
+
+@functools.cache
 def _known_regions() -> frozenset[str]:
-    """Return the Regions of the bundled prices and of botocore's endpoint data."""
-    regions = {key[1] for key in bundled_table().entries() if key[1] is not None}
+    """Return the Regions of the bundled prices and of botocore's endpoint data.
+
+    Reading botocore's data takes about 0.1 s, so it is read only for a
+    Region that the bundled prices do not name.
+    """
+    regions = set(_bundled_regions())
     try:
         import botocore.loaders
 
