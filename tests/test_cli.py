@@ -870,6 +870,8 @@ def test_cost_unpriced_model_exits_3(capsys: pytest.CaptureFixture[str]) -> None
 
     assert code == 3
     assert "No price for openai model 'my-model'" in out
+    # The reason does not name the provider and the model a second time.
+    assert out.count("my-model") == 1
 
 
 def test_cost_wrong_provider_names_lister(

@@ -326,7 +326,7 @@ def explain_unpriced(
             f"has a price for its model {query.model!r}. Providers with listed "
             f"prices: {listed}.{did_you_mean(provider, known.providers)}"
         )
-    reason = describe_unpriced(found.reason, provider, query.model)
+    reason = describe_unpriced(found.reason)
     reason += known.other_providers_hint(query.model, provider)
     reason += known.close_models_hint(query.model, provider)
     return reason + " With the llmfy command, give the price with --prices FILE."

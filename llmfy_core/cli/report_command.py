@@ -232,7 +232,7 @@ def _unpriced_reason(report: ReportRun, record: RequestRecord) -> str:
                 "the price depends on the region, and these records name none. "
                 + region_advice(regions)
             )
-    reason = describe_unpriced(record.unpriced_reason, usage.provider, usage.model)
+    reason = describe_unpriced(record.unpriced_reason)
     return reason + known.close_models_hint(model, usage.provider)
 
 

@@ -162,12 +162,14 @@ def resolve(
     return resolver.resolve(usage, dt.datetime.now(dt.UTC))
 
 
-def describe_unpriced(reason: str | None, provider: str, model: str) -> str:
-    """Return the plugin's reason for a missing price, or say that none has one.
+def describe_unpriced(reason: str | None) -> str:
+    """Return the plugin's reason for a missing price, or one stating that none has it.
 
-    The reason ends with a full stop, so that a hint can follow it.
+    The reason ends with a full stop, so that a hint can follow it. The
+    callers print it after the provider and the model, so it does not repeat
+    them.
     """
     if not reason:
-        return f"No installed plugin has a price for {provider} model {model!r}."
+        return "no installed plugin has a price for it."
     reason = reason.rstrip()
     return reason if reason.endswith((".", "?", "!")) else reason + "."
