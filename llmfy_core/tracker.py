@@ -98,7 +98,7 @@ class UntrackedThreads:
         self.lock = threading.Lock()
 
     def opened(self) -> int:
-        """Count a block opened in this thread; return the thread's id."""
+        """Count a block opened in this thread, and return the thread's id."""
         thread = threading.current_thread()
         ident = thread.ident or 0
         with self.lock:

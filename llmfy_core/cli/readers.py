@@ -146,9 +146,9 @@ class InputFile:
         """Read `text` as one JSON document starting on line `start`.
 
         Returns the error, without yielding anything, when the document is
-        invalid on its first line, or invalid anywhere while `json_lines` says
-        that the text looks like JSON lines whose first line was cut short. The
-        caller then reads the text as JSON lines.
+        invalid on its first line, or invalid anywhere while `json_lines` is
+        true: the text then looks like JSON lines whose first line was cut
+        short. The caller then reads the text as JSON lines.
         """
         try:
             data = json.loads(text)
