@@ -14,7 +14,9 @@ rate, and 1-hour writes without one at the `cache_write` rate. An entry
 applies to on-demand and batch requests of every service tier. Model ids
 resolve the way the bundled table resolves them, so an entry for a model id
 also prices its `us.`, `eu.`, `global.` (...) profiles and its ARNs in that
-Region.
+Region. A key that the bundled table reads as one of its models, such as
+`anthropic.claude-sonnet-4-5-20250929` or `claude-sonnet-4-5-20250929-v1:0`,
+prices that model as if the key were the bundled model id.
 """
 
 from __future__ import annotations
@@ -69,10 +71,14 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
     showing the expected shape.
     """
     entries: dict[EntryKey, Price] = {}
+    # The key that prices each (model id, Region) pair, to catch two keys
+    # that spell one bundled model differently.
+    keys: dict[tuple[str, str], str] = {}
     for model, regions in table.items():
         _check_model(model)
         _check_spelling(model)
         _check_regions(model, regions)
+        bundled_id = bundled_spelling(model)
         for region, entry in regions.items():
             _check_region(model, region, entry)
             _check_region_spelling(model, region)
@@ -99,9 +105,47 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
                 )
                 price = attrs.evolve(price, other={ONE_HOUR_WRITE: rate})
             _check_region_name(model, region, entry.get("region"))
-            entries[(model, region, False)] = price
-            entries[(model, region, True)] = price
+            for priced in (model, bundled_id):
+                if priced is None:
+                    continue
+                _check_one_key(keys, priced, region, model)
+                entries[(priced, region, False)] = price
+                entries[(priced, region, True)] = price
     return BedrockPriceTable(entries, complete=False)
+
+
+def bundled_spelling(model: str) -> str | None:
+    """Return the bundled table's spelling of an override key, if it differs.
+
+    Requests carry the bundled spelling, so an entry stored only under
+    `anthropic.claude-sonnet-4-5-20250929` (no version suffix) or
+    `claude-sonnet-4-5-20250929-v1:0` (no provider) would price no request.
+    A profile prefix is kept. ARNs and ids the bundled table does not know
+    give None.
+    """
+    if model.startswith("arn:"):
+        return None
+    ref = parse_model_id(model)
+    if ref.base_model is None:
+        return None
+    known = bundled_table().known_model(ref.base_model)
+    if known is None or known == ref.base_model:
+        return None
+    return known if ref.scope is None else f"{ref.scope}.{known}"
+
+
+def _check_one_key(
+    keys: dict[tuple[str, str], str], priced: str, region: str, model: str
+) -> None:
+    """Raise when two keys of the table price one model id in one Region."""
+    other = keys.setdefault((priced, region), model)
+    if other == model:
+        return
+    where = describe_entry(PROVIDER, priced, region, None)
+    raise _fail(
+        f"Invalid bedrock_pricing: the keys {other!r} and {model!r} both price "
+        f"{where}. Keep one of them."
+    )
 
 
 def _fail(message: str) -> PricingTableError:

@@ -278,3 +278,70 @@ def test_sovereign_cloud_region_parses() -> None:
 
     assert isinstance(price, Price)
     assert price.input == Decimal("0.003")
+
+
+# Claude Sonnet 4.5 at its global rates, in USD per 1,000 tokens, 10% under
+# the us-east-1 rate of the bundled table, so that the two costs differ.
+OVERRIDE_RATES = {"input": "0.003", "output": "0.015"}
+SPELLINGS = [
+    # (entry key, requested model id)
+    ("anthropic.claude-sonnet-4-5-20250929", f"us.{SONNET_45}"),
+    ("claude-sonnet-4-5-20250929-v1:0", SONNET_45),
+    ("us.anthropic.claude-sonnet-4-5-20250929", f"us.{SONNET_45}"),
+    ("global.anthropic.claude-sonnet-4-5-20250929", f"global.{SONNET_45}"),
+]
+
+
+@pytest.mark.parametrize(("key", "model"), SPELLINGS)
+def test_other_spelling_of_model_priced(
+    key: str, model: str, bedrock_server: Any, make_client: Any
+) -> None:
+    client = make_client()
+    usage_body = {"inputTokens": 1000, "outputTokens": 500, "totalTokens": 1500}
+    message = {"role": "assistant", "content": [{"text": "Hi"}]}
+    bedrock_server.queue_json(
+        {"output": {"message": message}, "stopReason": "end_turn", "usage": usage_body}
+    )
+
+    with llmfy_usage_tracker(
+        bedrock_pricing={key: {"us-east-1": OVERRIDE_RATES}}
+    ) as usage:
+        client.converse(modelId=model, messages=[])
+
+    record = usage.records[0]
+    assert record.price_origin == "override"
+    # 1,000 * 0.003 / 1,000 + 500 * 0.015 / 1,000 = 0.003 + 0.0075 = 0.0105
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0105")
+
+
+def test_two_spellings_same_region_raise() -> None:
+    table = {
+        "anthropic.claude-sonnet-4-5-20250929": {"us-east-1": OVERRIDE_RATES},
+        SONNET_45: {"us-east-1": OVERRIDE_RATES},
+    }
+
+    with pytest.raises(PricingTableError) as raised:
+        parse_overrides(table)
+
+    message = str(raised.value)
+    assert "'anthropic.claude-sonnet-4-5-20250929'" in message
+    assert f"{SONNET_45!r}" in message
+    assert "region 'us-east-1'" in message
+
+
+def test_two_spellings_other_regions_apply() -> None:
+    table = parse_overrides(
+        {
+            "anthropic.claude-sonnet-4-5-20250929": {"us-east-1": OVERRIDE_RATES},
+            SONNET_45: {"us-west-2": {"input": "0.004", "output": "0.02"}},
+        }
+    )
+
+    east = table.lookup(f"us.{SONNET_45}", "us-east-1", None, False)
+    west = table.lookup(f"us.{SONNET_45}", "us-west-2", None, False)
+
+    assert isinstance(east, Price)
+    assert east.input == Decimal("0.003")
+    assert isinstance(west, Price)
+    assert west.input == Decimal("0.004")
