@@ -162,6 +162,31 @@ def test_converse_one_hour_cache_write(bedrock_server: Any, make_client: Any) ->
     assert record.cost.total == Decimal("0.00181")
 
 
+def test_converse_guardrail_counts_model_tokens(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    client = make_client()
+    units = {"topicPolicyUnits": 1, "contentPolicyUnits": 1}
+    assessment = {"g1": {"invocationMetrics": {"usage": units}}}
+    body = converse_body(
+        {"inputTokens": 50, "outputTokens": 7, "totalTokens": 57},
+        stopReason="guardrail_intervened",
+        trace={"guardrail": {"inputAssessment": assessment}},
+    )
+    bedrock_server.queue_json(body)
+
+    with llmfy_usage_tracker() as usage:
+        client.converse(modelId="amazon.nova-lite-v1:0", messages=MESSAGES)
+
+    record = usage.records[0]
+    assert record.usage.input_tokens == 50
+    assert record.usage.output_tokens == 7
+    # Nova Lite in us-east-1: 0.06 in, 0.24 out per million tokens, and no
+    # guardrail units. 50 * 0.06 + 7 * 0.24 = 3 + 1.68 = 4.68 millionths of a USD.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00000468")
+
+
 def test_converse_stream_metadata(
     bedrock_server: Any, make_client: Any, frames: Any
 ) -> None:
@@ -528,6 +553,40 @@ def test_invoke_stream_model_usage_fallback(
 
     assert usage.records[0].usage.input_tokens == 20
     assert usage.records[0].usage.output_tokens == 7
+
+
+def test_anthropic_stream_closed_after_delta(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    metrics = {"inputTokenCount": 20, "outputTokenCount": 7}
+    chunks = [
+        {
+            "type": "message_start",
+            "message": {"usage": {"input_tokens": 20, "output_tokens": 1}},
+        },
+        {"type": "message_delta", "usage": {"output_tokens": 7}},
+        {"type": "message_stop", INVOCATION_METRICS: metrics},
+    ]
+    bedrock_server.queue_stream([frames.chunk(chunk) for chunk in chunks])
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model_with_response_stream(
+            modelId="anthropic.claude-3-haiku-20240307-v1:0", body=b"{}"
+        )
+        events = iter(response["body"])
+        next(events)
+        next(events)
+        response["body"].close()
+
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.input_tokens == 20
+    assert record.usage.output_tokens == 7
+    # Claude 3 Haiku in us-east-1: 0.25 in, 1.25 out per million tokens.
+    # 20 * 0.25 + 7 * 1.25 = 5 + 8.75 = 13.75 millionths of a USD.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00001375")
 
 
 def test_llama_stream_closed_early_unknown(
