@@ -199,22 +199,28 @@ class BedrockPriceTable:
 
 
 def _model_index(models: Iterable[str]) -> dict[str, str]:
-    """Map each model id, and each version-less stem that only one id has, to the id.
+    """Map each model id, and each shorter form that only one id has, to the id.
 
-    A request for `us.anthropic.claude-sonnet-5` then finds the table's
-    `anthropic.claude-sonnet-5-v1:0`; a stem shared by two versions (such as
-    `amazon.titan-embed-text` for v1 and v2) matches neither.
+    The shorter forms are the id without its `:N` revision and its
+    version-less stem. Requests for `anthropic.claude-opus-4-6-v1` (Bedrock's
+    id for Claude Opus 4.6) and `us.anthropic.claude-sonnet-5` then find the
+    table's `anthropic.claude-opus-4-6-v1:0` and `anthropic.claude-sonnet-5-v1:0`.
+    A stem shared by two versions (such as `amazon.titan-embed-text` for v1
+    and v2) matches neither.
     """
     index: dict[str, str] = {}
-    stems: dict[str, set[str]] = {}
+    shorter: dict[str, set[str]] = {}
     for model in models:
         if model.startswith(("arn:", f"{GLOBAL_SCOPE}.")):
             continue
         index[model] = model
-        stems.setdefault(model_stem(model), set()).add(model)
-    for stem, owners in stems.items():
-        if len(owners) == 1 and stem not in index:
-            index[stem] = next(iter(owners))
+        without_revision = model.rpartition(":")[0]
+        for form in (without_revision, model_stem(model)):
+            if form:
+                shorter.setdefault(form, set()).add(model)
+    for form, owners in shorter.items():
+        if len(owners) == 1 and form not in index:
+            index[form] = next(iter(owners))
     return index
 
 

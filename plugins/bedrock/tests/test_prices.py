@@ -108,6 +108,61 @@ def test_model_without_version_suffix() -> None:
     )
 
 
+OPUS_46_USAGE = {
+    "inputTokens": 100,
+    "outputTokens": 100,
+    "totalTokens": 1200,
+    "cacheWriteInputTokens": 1000,
+    "cacheDetails": [{"ttl": "1h", "inputTokens": 1000}],
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "expected_cost"),
+    [
+        # Bedrock names Claude Opus 4.6 anthropic.claude-opus-4-6-v1, with no
+        # `:0`, and the table keys it as anthropic.claude-opus-4-6-v1:0.
+        # Regional rate: 5.5 in, 11 for 1-hour cache writes, 27.5 out.
+        # 100 * 5.5 + 1000 * 11 + 100 * 27.5 = 550 + 11000 + 2750
+        # = 14300 millionths of a USD
+        ("us.anthropic.claude-opus-4-6-v1", "0.0143"),
+        ("anthropic.claude-opus-4-6-v1", "0.0143"),
+        # Global rate: 5 in, 10 for 1-hour cache writes, 25 out.
+        # 100 * 5 + 1000 * 10 + 100 * 25 = 500 + 10000 + 2500
+        # = 13000 millionths of a USD
+        ("global.anthropic.claude-opus-4-6-v1", "0.013"),
+    ],
+)
+def test_id_without_revision_priced(
+    model: str, expected_cost: str, bedrock_server: Any, make_client: Any
+) -> None:
+    client = make_client("us-east-1")
+    message = {"role": "assistant", "content": [{"text": "Hi"}]}
+    body = {
+        "output": {"message": message},
+        "stopReason": "end_turn",
+        "usage": OPUS_46_USAGE,
+    }
+    bedrock_server.queue_json(body)
+
+    with llmfy_usage_tracker() as usage:
+        client.converse(modelId=model, messages=MESSAGES)
+
+    record = usage.records[0]
+    assert record.price_origin == "bedrock"
+    assert record.cost is not None
+    assert record.cost.total == Decimal(expected_cost)
+
+
+def test_id_without_revision_unpriced_elsewhere() -> None:
+    # ap-south-1 has no bundled Opus 4.6 rate, and no other Region's is used.
+    found = lookup("apac.anthropic.claude-opus-4-6-v1", "ap-south-1")
+
+    assert isinstance(found, Unpriced)
+    assert found.final
+    assert "'ap-south-1'" in found.reason
+
+
 def test_shared_stem_matches_nothing() -> None:
     # Titan Embeddings v1 and v2 share the stem amazon.titan-embed-text.
     assert lookup("amazon.titan-embed-text", "us-east-1") is None
