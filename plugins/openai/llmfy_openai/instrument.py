@@ -92,7 +92,17 @@ _patch_lock = threading.Lock()
 # finish it at once, as when two threads close one stream.
 _FINISH_LOCK = threading.Lock()
 _patched = False
-_warned_trackers: weakref.WeakSet[UsageTracker] = weakref.WeakSet()
+# The operations whose streams carry usage only when the request sets
+# `stream_options={"include_usage": True}`, with the name of their stream and
+# the SDK method that sends them.
+_INCLUDE_USAGE_OPERATIONS = {
+    "chat.completions": ("chat completion", "chat.completions.create()"),
+    "completions": ("completion", "completions.create()"),
+}
+# For each tracker, the operations whose streams without usage it warned about.
+_warned_trackers: weakref.WeakKeyDictionary[UsageTracker, set[str]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def install() -> None:
@@ -282,7 +292,7 @@ class _Call:
             )
             if (
                 recorded
-                and self.operation == "chat.completions"
+                and self.operation in _INCLUDE_USAGE_OPERATIONS
                 and not self.include_usage
             ):
                 self._warn_no_usage()
@@ -368,16 +378,22 @@ class _Call:
         return True
 
     def _warn_no_usage(self) -> None:
+        """Warn once per tracker and operation that a stream carried no usage."""
+        operation = self.operation
         fresh = [
-            tracker for tracker in self.trackers if tracker not in _warned_trackers
+            tracker
+            for tracker in self.trackers
+            if operation not in _warned_trackers.get(tracker, ())
         ]
         if not fresh:
             return
-        _warned_trackers.update(fresh)
+        for tracker in fresh:
+            _warned_trackers.setdefault(tracker, set()).add(operation)
+        stream_name, method = _INCLUDE_USAGE_OPERATIONS[operation]
         message = (
-            f"An OpenAI chat completion stream for model {self.model!r} carried no "
+            f"An OpenAI {stream_name} stream for model {self.model!r} carried no "
             "usage, so it is counted with unknown tokens and cost. Pass "
-            'stream_options={"include_usage": True} to chat.completions.create() '
+            f'stream_options={{"include_usage": True}} to {method} '
             "to have OpenAI send the usage in the last chunks."
         )
         logger.warning("%s", message)

@@ -37,6 +37,7 @@ from llmfy import PricingWarning, UsageWarning, bind_trackers, llmfy_usage_track
 from llmfy_core.tracker import UNTRACKED
 
 CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
 RESPONSES = "/v1/responses"
 COMPACT = "/v1/responses/compact"
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
@@ -547,6 +548,76 @@ def test_stream_without_usage_warns(server, client, bodies):
     assert usage.records[0].usage.output_tokens is None
     assert usage.totals.unknown_usage == 1
     assert "stream_options" not in server.requests[-1][1]
+
+
+def completion_chunk(text: str | None, usage: dict[str, int] | None = None) -> Any:
+    """A legacy Completions stream chunk; `text=None` gives a `choices: []` chunk."""
+    choices = []
+    if text is not None:
+        choices = [{"text": text, "index": 0, "logprobs": None, "finish_reason": None}]
+    return {
+        "id": "cmpl-test",
+        "object": "text_completion",
+        "created": 1_780_000_000,
+        "model": "gpt-3.5-turbo-instruct",
+        "choices": choices,
+        "usage": usage,
+    }
+
+
+def test_completion_stream_without_usage_warns(server, client):
+    server.add_sse(COMPLETIONS, [completion_chunk("Paris."), "[DONE]"])
+    usage_chunk = completion_chunk(
+        None, {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+    )
+    server.add_sse(COMPLETIONS, [completion_chunk("Paris."), usage_chunk, "[DONE]"])
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.completions.create(
+            model="gpt-3.5-turbo-instruct", prompt="The capital of France:", stream=True
+        )
+        with pytest.warns(UsageWarning, match=r"completions\.create\(\)"):
+            list(stream)
+        stream = client.completions.create(
+            model="gpt-3.5-turbo-instruct",
+            prompt="The capital of France:",
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+        list(stream)
+
+    assert len(usage.records) == 2
+    assert usage.records[0].usage.operation == "completions"
+    assert usage.records[0].usage.input_tokens is None
+    assert usage.records[1].usage.input_tokens == 9
+    assert usage.records[1].usage.output_tokens == 2
+
+
+def test_chat_and_completion_streams_each_warn(server, client, bodies):
+    server.add_sse(CHAT, [bodies.chunk("Paris.", finish="stop"), "[DONE]"])
+    server.add_sse(COMPLETIONS, [completion_chunk("Paris."), "[DONE]"])
+
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        llmfy_usage_tracker() as usage,
+    ):
+        warnings.simplefilter("always")
+        list(
+            client.chat.completions.create(
+                model="gpt-4.1", messages=MESSAGES, stream=True
+            )
+        )
+        list(
+            client.completions.create(
+                model="gpt-3.5-turbo-instruct", prompt="Paris is", stream=True
+            )
+        )
+
+    messages = [str(warning.message) for warning in caught]
+    assert usage.totals.unknown_usage == 2
+    assert len(messages) == 2
+    assert "to chat.completions.create()" in messages[0]
+    assert "to completions.create()" in messages[1]
 
 
 def test_stream_first_chunk_before_last_is_sent(server, client, bodies):
