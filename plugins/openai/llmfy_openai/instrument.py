@@ -64,6 +64,8 @@ PROVIDER = "openai"
 # uploading files are not billed per token. A retrieve or cancel that returns
 # a background response llmfy saw created records that request instead (see
 # `llmfy_openai.background`).
+# NOTE: `/audio/speech` is billed, per token for gpt-4o-mini-tts, but is not
+# recorded: the SDK returns its body as audio bytes and never parses a usage.
 TRACKED_OPERATIONS = {
     "/chat/completions": "chat.completions",
     "/responses": "responses",
