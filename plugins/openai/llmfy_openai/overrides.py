@@ -5,9 +5,10 @@ The documented format maps a model id to its prices in USD per million tokens:
     {"gpt-4o-mini": {"input": 0.15, "output": 0.60}}
 
 Optional fields are `cache_read`, `cache_write`, `input_audio`,
-`output_audio`, `price_per_tokens` (the unit, default 1,000,000) and `tiers`,
-which maps a name of `llmfy_core.pricing.SERVICE_TIERS` (`flex`, `priority`,
-`scale`, `ultrafast`) or `batch` (the Batch API) to prices of the same shape.
+`output_audio`, `input_image`, `output_image`, `price_per_tokens` (the unit,
+default 1,000,000) and `tiers`, which maps a name of
+`llmfy_core.pricing.SERVICE_TIERS` (`flex`, `priority`, `scale`, `ultrafast`)
+or `batch` (the Batch API) to prices of the same shape.
 An entry without a tier applies to every tier and to the Batch API. A string
 value maps a name to another model id, for Azure deployments:
 `{"prod-chat": "gpt-4o-mini"}`.
@@ -39,13 +40,21 @@ SOURCE = "openai_pricing override"
 
 EXPECTED_SHAPE = (
     '{"gpt-4o-mini": {"input": 0.15, "output": 0.60}} in USD per million tokens; '
-    "optional cache_read, cache_write, input_audio, output_audio, "
-    'price_per_tokens and tiers ({"flex": {...}, "priority": {...}, "batch": {...}}), '
+    "optional cache_read, cache_write, input_audio, output_audio, input_image, "
+    "output_image, price_per_tokens and tiers "
+    '({"flex": {...}, "priority": {...}, "batch": {...}}), '
     'or a model id string for an Azure deployment ({"prod-chat": "gpt-4o-mini"})'
 )
 
-_AUDIO_FIELDS = {"input_audio": "input_audio", "output_audio": "output_audio"}
-_EXTRA_FIELDS = frozenset({"tiers", *_AUDIO_FIELDS})
+# The fields that rate a subset of the input or output tokens, and the token
+# kind each one prices in `Price.other`.
+_SUBSET_FIELDS = {
+    "input_audio": "input_audio",
+    "output_audio": "output_audio",
+    "input_image": "input_image",
+    "output_image": "output_image",
+}
+_EXTRA_FIELDS = frozenset({"tiers", *_SUBSET_FIELDS})
 
 
 class OverrideTable:
@@ -183,7 +192,7 @@ def _parse_prices(model: str, entry: object, unit: int, prefix: str | None) -> P
         allowed_extra=_EXTRA_FIELDS,
     )
     other: dict[str, Decimal] = {}
-    for field, kind in _AUDIO_FIELDS.items():
+    for field, kind in _SUBSET_FIELDS.items():
         if field in entry:
             other[kind] = parse_price_value(
                 entry[field],

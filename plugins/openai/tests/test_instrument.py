@@ -42,7 +42,9 @@ RESPONSES = "/v1/responses"
 COMPACT = "/v1/responses/compact"
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 IMAGES = "/v1/images/generations"
+IMAGE_EDITS = "/v1/images/edits"
 AUDIO_FILE = ("hello.wav", b"RIFF\x00\x00\x00\x00WAVE")
+IMAGE_FILE = ("hat.png", b"\x89PNG\r\n\x1a\n")
 # Prices for these tests, in USD per million tokens. The bundled table has no
 # transcription or image model.
 TRANSCRIBE_PRICE = {"input": 2.50, "output": 10.00, "input_audio": 6.00}
@@ -1200,6 +1202,24 @@ def test_image_generation_counted(server, client, bodies, stream):
     # 50 x 5.00 + 4160 x 40.00 = 250 + 166,400 = 166,650 USD per million tokens
     assert record.cost is not None
     assert record.cost.total == Decimal("0.16665")
+
+
+def test_image_edit_priced_image_input(server, client, bodies):
+    server.add_json(IMAGE_EDITS, bodies.images(text=50, image=300, output_tokens=4160))
+    price = {**IMAGE_PRICE, "input_image": 10.00}
+
+    with llmfy_usage_tracker(openai_pricing={"gpt-image-1": price}) as usage:
+        client.images.edit(model="gpt-image-1", prompt="A hat.", image=IMAGE_FILE)
+
+    record = usage.records[0]
+    assert record.usage.operation == "images.edits"
+    assert record.usage.other_tokens["input_image"] == 300
+    assert record.price is not None
+    assert record.price.other["input_image"] == Decimal("10.00")
+    # 50 text x 5.00 + 300 image x 10.00 + 4160 x 40.00 = 250 + 3,000 + 166,400
+    # = 169,650 USD per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.16965")
 
 
 def test_image_without_usage_ignored(server, client):
