@@ -560,10 +560,12 @@ def _from_token_usage(response: Any, context: CallContext) -> Usage:
     """Read the usage of a transcription or an image response.
 
     A transcription's usage has `input_token_details` with `audio_tokens`,
-    and an image response's has `input_tokens_details` with `image_tokens`:
-    these become `input_audio` and `input_image`, which have rates of their
-    own. The output tokens of an image model are image tokens, at its output
-    rate. Neither response names its model, so the requested one prices it.
+    and an image response's has `input_tokens_details` and
+    `output_tokens_details` with `image_tokens`: these become `input_audio`,
+    `input_image` and `output_image`, which have rates of their own. The
+    other output tokens of an image model, such as text tokens, take its
+    output rate. Neither response names its model, so the requested one
+    prices it.
     """
     # NOTE: an images response for output_format "svg" also has `svg_usage`,
     # tokens of another model that writes the SVG. They are not counted.
@@ -577,13 +579,14 @@ def _from_token_usage(response: Any, context: CallContext) -> Usage:
     inputs = checker.total(_field(usage, "input_tokens"), "usage.input_tokens")
     outputs = checker.total(_field(usage, "output_tokens"), "usage.output_tokens")
     other = {}
-    for name, field, kind in (
-        ("input_token_details", "audio_tokens", "input_audio"),
-        ("input_tokens_details", "image_tokens", "input_image"),
+    for name, field, kind, limit in (
+        ("input_token_details", "audio_tokens", "input_audio", inputs),
+        ("input_tokens_details", "image_tokens", "input_image", inputs),
+        ("output_tokens_details", "image_tokens", "output_image", outputs),
     ):
         path = f"usage.{name}"
         details = checker.details(_field(usage, name), path)
-        count = checker.part(details, path, field, inputs)
+        count = checker.part(details, path, field, limit)
         if count:
             other[kind] = count
     return Usage(

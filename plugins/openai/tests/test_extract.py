@@ -249,7 +249,10 @@ def test_image_edit_object_matches_body(bodies):
     assert from_body.operation == "images.edits"
     assert from_body.input_tokens == 1030
     assert from_body.output_tokens == 4160
-    assert dict(from_body.other_tokens) == {"input_image": 1000}
+    assert dict(from_body.other_tokens) == {
+        "input_image": 1000,
+        "output_image": 4160,
+    }
     assert reader_for(ImagesResponse) is None
 
 

@@ -48,7 +48,7 @@ IMAGE_FILE = ("hat.png", b"\x89PNG\r\n\x1a\n")
 # Prices for these tests, in USD per million tokens. The bundled table has no
 # transcription or image model.
 TRANSCRIBE_PRICE = {"input": 2.50, "output": 10.00, "input_audio": 6.00}
-IMAGE_PRICE = {"input": 5.00, "output": 40.00}
+IMAGE_PRICE = {"input": 5.00, "output": 40.00, "output_image": 40.00}
 EMBEDDINGS = "/v1/embeddings"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 INCLUDE_USAGE = {"include_usage": True}
@@ -1220,6 +1220,27 @@ def test_image_edit_priced_image_input(server, client, bodies):
     # = 169,650 USD per million tokens
     assert record.cost is not None
     assert record.cost.total == Decimal("0.16965")
+
+
+def test_image_output_image_tokens_priced(server, client, bodies):
+    body = bodies.images(text=50, output_tokens=4160)
+    body["usage"]["output_tokens"] = 4200
+    body["usage"]["output_tokens_details"] = {"image_tokens": 4160, "text_tokens": 40}
+    body["usage"]["total_tokens"] = 4250
+    server.add_json(IMAGES, body)
+    # A GPT Image model with text and image output rates.
+    price = {"input": 5.00, "output": 10.00, "input_image": 8.00, "output_image": 32.00}
+
+    with llmfy_usage_tracker(openai_pricing={"gpt-image-1.5": price}) as usage:
+        client.images.generate(model="gpt-image-1.5", prompt="A cat.")
+
+    record = usage.records[0]
+    assert record.usage.output_tokens == 4200
+    assert dict(record.usage.other_tokens) == {"output_image": 4160}
+    # 50 text in x 5.00 + 40 text out x 10.00 + 4160 image out x 32.00
+    # = 250 + 400 + 133,120 = 133,770 USD per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.13377")
 
 
 def test_image_without_usage_ignored(server, client):
