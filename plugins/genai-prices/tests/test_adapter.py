@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import warnings
 from decimal import Decimal
 
 import genai_prices
@@ -88,6 +89,32 @@ def test_one_hour_cache_write_and_audio_prices() -> None:
     assert isinstance(audio, Price)
     assert audio.other["input_audio"] == Decimal("32")
     assert audio.other["output_audio"] == Decimal("64")
+
+
+@pytest.mark.parametrize(
+    ("model", "expected_total"),
+    [
+        # Image output at the output rate, the only output of GPT Image 1:
+        # 50 x 5 + 4200 x 40 = 168,250 per million.
+        ("gpt-image-1", Decimal("0.16825")),
+        # Text and image output at their own rates:
+        # 50 x 5 + 40 x 10 + 4160 x 32 = 133,770 per million.
+        ("gpt-image-1.5", Decimal("0.13377")),
+    ],
+)
+def test_image_output_tokens_priced_without_estimate(
+    genai_only: None, model: str, expected_total: Decimal
+) -> None:
+    with llmfy_usage_tracker() as usage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PricingWarning)
+            record = usage.record(
+                "openai", model, 50, 4200, other_tokens={"output_image": 4160}
+            )
+
+    assert record.cost is not None
+    assert record.cost.total == expected_total
+    assert not [part for part in record.cost.parts if part.startswith("estimated:")]
 
 
 @pytest.mark.parametrize(
