@@ -862,6 +862,22 @@ def test_cost_unknown_model_asks_provider(capsys: pytest.CaptureFixture[str]) ->
     assert "'my-model'" in err
 
 
+def test_cost_without_plugins_hints_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(discovery, "entry_points", lambda group: [])
+    llmfy_core.load_plugins()
+
+    code, _, err = run(capsys, "cost", "gpt-4o-mini", "--input", "1", "--output", "1")
+
+    assert code == 2
+    assert "pip install ./plugins/openai ./plugins/bedrock" in err
+    # The id is right: no plugin with prices is installed, so spelling is not
+    # the cause.
+    assert "Check the spelling" not in err
+    assert "providers with prices: none" not in err
+
+
 def test_cost_unpriced_model_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys, "cost", "my-model", "--provider", "openai", "--input", "1",

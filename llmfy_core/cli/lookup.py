@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from llmfy_core.plugins import PROVIDER_INSTALL_HINT
 from llmfy_core.pricing import (
     BATCH_TIER,
     SERVICE_TIERS,
@@ -362,6 +363,13 @@ def region_advice(regions: list[str]) -> str:
 
 
 def _unknown_model(model: str, known: KnownPrices) -> CliError:
+    if not known.providers:
+        return CliError(
+            f"No installed plugin has a price for model {model!r}, because no "
+            "plugin that lists prices is installed. Install the provider plugins "
+            f"{PROVIDER_INSTALL_HINT}. For a model of your own, pass its provider "
+            "with --provider and its price with --prices FILE."
+        )
     suggestions = known.close_models(model)
     advice = "Check the spelling of the model id."
     if suggestions:
