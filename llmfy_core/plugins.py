@@ -188,7 +188,8 @@ class PluginRegistry:
         """Register and validate one plugin, undoing any partial registration.
 
         Raises `pluggy.PluginValidationError` or `ValueError` when the plugin
-        implements an unknown hook, has a bad signature, or reuses a name.
+        implements an unknown hook, has a bad signature, reuses a name, or
+        declares a `llmfy_price_rank` that is not an int.
         """
         with self._lock:
             manager = self.manager
@@ -206,6 +207,7 @@ class PluginRegistry:
                         f"{', '.join(sorted(unknown))}; the known hooks are "
                         f"{', '.join(_spec_names())}",
                     )
+                _check_price_rank(plugin, name)
             except Exception:
                 if manager.is_registered(plugin):
                     manager.unregister(plugin)
@@ -283,6 +285,24 @@ class PluginRegistry:
             for impl in manager.hook.price_lookup.get_hookimpls()
         ]
         return sorted(named, key=lambda pair: (-price_rank_of(pair[1].plugin), pair[0]))
+
+
+def _check_price_rank(plugin: object, name: str) -> None:
+    """Raise `ValueError` when a pricing plugin declares an unusable price rank.
+
+    Without this check such a plugin would be asked at the PROVIDER rank, so a
+    plugin meant to win over the bundled tables could lose to them unnoticed.
+    """
+    if not hasattr(plugin, "llmfy_price_rank"):
+        return
+    rank = plugin.llmfy_price_rank
+    if isinstance(rank, int) and not isinstance(rank, bool):
+        return
+    raise ValueError(
+        f"plugin {name!r} declares llmfy_price_rank = {rank!r}, which is not an "
+        "int. Use a PriceRank, such as PriceRank.ORGANIZATION to win over the "
+        "bundled tables or PriceRank.FALLBACK to be asked after them."
+    )
 
 
 def _is_optional(caller: pluggy.HookCaller, plugin: object) -> bool:

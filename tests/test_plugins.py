@@ -17,6 +17,7 @@ import llmfy_core
 from llmfy_core import (
     PluginLoadError,
     PluginWarning,
+    Price,
     RequestRecord,
     hookimpl,
     llmfy_usage_tracker,
@@ -285,6 +286,22 @@ def test_registration_by_hand_and_unregistration(provider: ProviderPlugin) -> No
     assert llmfy_core.hook_order("request_recorded") == ["extra"]
     llmfy_core.unregister_plugin(name)
     assert llmfy_core.hook_order("request_recorded") == []
+
+
+@pytest.mark.parametrize("rank", ["organization", 200.0, True, None])
+def test_invalid_price_rank_rejected(provider: ProviderPlugin, rank: object) -> None:
+    class Prices:
+        llmfy_price_rank = rank
+
+        @hookimpl
+        def price_lookup(self, provider: str, model: str) -> Price | None:
+            return Price(Decimal("1"), Decimal("1"), source="test prices")
+
+    with pytest.raises(ValueError, match="llmfy_price_rank") as raised:
+        llmfy_core.register_plugin(Prices(), "prices")
+
+    assert "PriceRank.ORGANIZATION" in str(raised.value)
+    assert "prices" not in llmfy_core.hook_order("price_lookup")
 
 
 def test_hook_order_unknown_hook_raises(provider: ProviderPlugin) -> None:
