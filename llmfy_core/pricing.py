@@ -213,10 +213,9 @@ def parse_price_value(
     per_million = DECIMAL_CONTEXT.divide(price * MILLION, price_per_tokens)
     if per_million > PLAUSIBLE_MAX_PER_MILLION:
         message = (
-            f"The price for {where} is {price} USD per {price_per_tokens:,} "
-            f"tokens, which is {format_decimal(per_million)} USD per million "
-            f"tokens. Check the unit: this table is in USD per {price_per_tokens:,} "
-            "tokens."
+            f"The price for {where} is "
+            f"{describe_rate(price, price_per_tokens)}. Check the unit: this "
+            f"table is in USD per {price_per_tokens:,} tokens."
         )
         logger.warning("%s", message)
         warn_in_setup(PricingWarning(message))
@@ -549,6 +548,21 @@ def _one_letter_edit(first: str, second: str) -> bool:
         # it repeats the last one (`gpt-4o-minii`). A digit is a version.
         return start > 0 and differing.isalpha() and differing == first[start - 1]
     return len(differing) <= 2 and differing.isalpha()
+
+
+def describe_rate(rate: Decimal, price_per_tokens: int) -> str:
+    """Describe a rate in its own unit and, for any other unit, per million tokens.
+
+    Returns `5000 USD per million tokens` for a rate per million, and
+    `0.06 USD per 1,000 tokens, which is 60 USD per million tokens` otherwise.
+    """
+    if price_per_tokens == MILLION:
+        return f"{format_decimal(rate)} USD per million tokens"
+    per_million = DECIMAL_CONTEXT.divide(rate * MILLION, price_per_tokens)
+    return (
+        f"{format_decimal(rate)} USD per {price_per_tokens:,} tokens, which is "
+        f"{format_decimal(per_million)} USD per million tokens"
+    )
 
 
 def format_ratio(ratio: Decimal) -> str:

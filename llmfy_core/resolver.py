@@ -27,6 +27,7 @@ from llmfy_core.model import MILLION, Price, Unpriced, Usage
 from llmfy_core.plugins import CHANGES, get_registry, price_rank_of
 from llmfy_core.pricing import (
     PriceTable,
+    describe_rate,
     format_decimal,
     format_ratio,
     price_problem,
@@ -440,8 +441,7 @@ def _check_unit(
         return
     message = (
         f"The {kind} input price for {usage.provider} model {model!r} is "
-        f"{format_decimal(price.input)} USD per {price.price_per_tokens:,} "
-        f"tokens, which is {format_decimal(per_million)} USD per million tokens and "
+        f"{describe_rate(price.input, price.price_per_tokens)} and "
         f"{format_ratio(ratio)} times the published price of "
         f"{format_decimal(known)} USD per million, from "
         f"{published.source or 'a bundled table'}. {fix}"

@@ -601,11 +601,17 @@ def test_override_in_wrong_unit_warns(provider: ProviderPlugin) -> None:
     # of prices per million: 1,000 times too low.
     pricing = {"gpt-4o-mini": {"input": 0.00015, "output": 0.0006}}
 
-    with pytest.warns(PricingWarning, match=r"0\.001 times the published price"):
+    with pytest.warns(
+        PricingWarning, match=r"0\.001 times the published price"
+    ) as warned:
         with llmfy_usage_tracker(openai_pricing=pricing) as usage:
             send()
 
     assert usage.records[0].price_origin == "override"
+    # The table is per million already, so the price is not restated per million.
+    message = str(warned[0].message)
+    assert "is 0.00015 USD per million tokens and 0.001 times" in message
+    assert "which is" not in message
 
 
 def test_override_close_to_published_does_not_warn(provider: ProviderPlugin) -> None:
