@@ -139,7 +139,7 @@ def warn_untracked_thread(provider: str, operation: str) -> None:
             UNTRACKED.warned = True
             UNTRACKED.watch = False
         message = (
-            f"A {provider} {operation} request was sent in thread "
+            f"An untracked {provider} {operation} request was sent in thread "
             f"{thread.name!r}, where no llmfy tracker is active, while a tracker "
             f"block is open in thread {others[0]!r}, so no tracker counts it. "
             "Threads do not inherit the active trackers: submit "

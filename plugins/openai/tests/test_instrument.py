@@ -165,6 +165,8 @@ def test_worker_thread_request_warns_once(server, client, bodies, untracked_warn
 
     messages = [str(warning.message) for warning in warned]
     assert len(messages) == 1
+    # The article fits every provider name: "An untracked openai", never "A openai".
+    assert messages[0].startswith("An untracked openai chat.completions request")
     assert (
         "openai chat.completions request was sent in thread 'worker_0'" in (messages[0])
     )
