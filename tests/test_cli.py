@@ -862,6 +862,19 @@ def test_cost_unknown_model_asks_provider(capsys: pytest.CaptureFixture[str]) ->
     assert "'my-model'" in err
 
 
+def test_cost_json_money_matches_to_dict(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(
+        capsys, "cost", "amazon.nova-lite-v1:0", "--region", "us-east-1",
+        "--input", "1000", "--output", "100",
+    )  # fmt: skip
+
+    assert code == 0
+    # 1000 x 0.06 + 100 x 0.24 = 60 + 24 = 84 millionths of a USD, written
+    # without trailing zeros, as `usage.to_dict()` writes it.
+    assert data["cost_usd"] == "0.000084"
+    assert data["cost_parts_usd"] == {"input": "0.00006", "output": "0.000024"}
+
+
 def test_cost_without_plugins_hints_install(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

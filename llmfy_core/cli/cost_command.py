@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from llmfy_core.model import Price, Usage
-from llmfy_core.pricing import compute_cost
+from llmfy_core.pricing import compute_cost, format_decimal
 from llmfy_core.report import price_dict
 from llmfy_core.resolver import PriceResolver
 
@@ -231,6 +231,8 @@ def _cost_dict(
     }
     if price is not None:
         cost = compute_cost(usage, price)
-        data["cost_usd"] = str(cost.total)
-        data["cost_parts_usd"] = {part: str(amt) for part, amt in cost.parts.items()}
+        data["cost_usd"] = format_decimal(cost.total)
+        data["cost_parts_usd"] = {
+            part: format_decimal(amount) for part, amount in cost.parts.items()
+        }
     return data
