@@ -206,6 +206,39 @@ def test_long_context_reprices_whole_request():
     assert price.for_input_tokens(272_001).input == Decimal("5.00")
 
 
+def test_gpt_5_5_long_context(server, client, bodies):
+    server.add_json(
+        "/v1/responses",
+        bodies.response(
+            model="gpt-5.5-2026-04-23",
+            input_tokens=300_000,
+            cached=100_000,
+            output_tokens=1000,
+        ),
+    )
+    server.add_json(
+        "/v1/responses",
+        bodies.response(
+            model="gpt-5.5-2026-04-23", input_tokens=272_000, output_tokens=1000
+        ),
+    )
+
+    with llmfy_usage_tracker() as tracker:
+        client.responses.create(model="gpt-5.5", input="Summarize the repository.")
+        client.responses.create(model="gpt-5.5", input="Summarize the repository.")
+
+    above_threshold, at_threshold = tracker.records
+    # Above 272,000 input tokens the whole request costs 2x input and cached
+    # input and 1.5x output: 200,000 x 10.00 + 100,000 x 1.00 + 1,000 x 45.00
+    # USD per million = 2.0 + 0.1 + 0.045 = 2.145 USD.
+    assert above_threshold.cost is not None
+    assert above_threshold.cost.total == Decimal("2.145")
+    # At exactly 272,000 the standard rates hold: 272,000 x 5.00 + 1,000 x
+    # 30.00 USD per million = 1.36 + 0.03 = 1.39 USD.
+    assert at_threshold.cost is not None
+    assert at_threshold.cost.total == Decimal("1.39")
+
+
 def test_tool_prices_on_every_model():
     price = standard("gpt-5")
 
