@@ -49,6 +49,13 @@ CODE_INTERPRETER = "code_interpreter"
 # request's input and output tokens, and are kept as `other_tokens` of the
 # two kinds below.
 IMAGE_GENERATION = "image_generation"
+# The web search that a Chat Completions search model (gpt-4o-search-preview,
+# gpt-4o-mini-search-preview) runs before each response. OpenAI bills it per
+# request on top of the tokens, at a rate that differs from the Responses
+# `web_search` tool and is not bundled, so such a request counts one call of
+# this kind and its cost is marked incomplete. NOTE: a search model is told
+# by `-search-` in the served model id.
+CHAT_WEB_SEARCH = "chat_web_search"
 IMAGE_GENERATION_INPUT = "image_generation_input"
 IMAGE_GENERATION_OUTPUT = "image_generation_output"
 
@@ -127,8 +134,9 @@ def read_chat_object(response: Any, context: CallContext) -> UsageCounts | None:
     """Read a Chat Completion, or a chunk that carries usage, quickly.
 
     Returns None when usage is missing, when a count is invalid, when a
-    usage or details object is a scalar or a mapping, or when audio tokens
-    are billed, and `extract_usage` then reads and checks the response.
+    usage or details object is a scalar or a mapping, when audio tokens are
+    billed, or when a search model served the request, and `extract_usage`
+    then reads and checks the response.
     This runs per request, so the checks are inline: a shared helper for
     them cost each request about 0.1 us. The fields are read from each
     object's `__dict__`, where the SDK's models keep them: reading them as
@@ -194,6 +202,9 @@ def read_chat_object(response: Any, context: CallContext) -> UsageCounts | None:
         served = _text(served)
     if type(tier) is not str or not tier:
         tier = _text(tier) or context.service_tier
+    if served and "-search-" in served:
+        # A search model's request carries a billed search call.
+        return None
     return (
         PROVIDER,
         context.model or served or "unknown",
@@ -465,8 +476,9 @@ def _from_chat_object(response: Any, context: CallContext) -> Usage:
     if usage is None and getattr(response, "object", None) == "chat.completion.chunk":
         # Only the usage chunk of a stream carries usage; the others are normal.
         return _unknown(context, served, tier)
+    tools = _chat_tools(served)
     if not checker.usage_present(usage):
-        return _unknown(context, served, tier)
+        return _unknown(context, served, tier, tools)
     return _usage_from_counts(
         context,
         checker,
@@ -477,8 +489,19 @@ def _from_chat_object(response: Any, context: CallContext) -> Usage:
         output_tokens=_field(usage, "completion_tokens"),
         input_details=_field(usage, "prompt_tokens_details"),
         output_details=_field(usage, "completion_tokens_details"),
-        tools=_NO_TOOLS,
+        tools=tools,
     )
+
+
+def _chat_tools(served: str | None) -> _ToolUse:
+    """Return the search call of a Chat Completion served by a search model.
+
+    The served model decides, as in `read_chat_object`, so that both paths
+    give the same usage.
+    """
+    if served and "-search-" in served:
+        return _ToolUse({CHAT_WEB_SEARCH: 1}, {})
+    return _NO_TOOLS
 
 
 def _from_responses_object(response: Any, context: CallContext) -> Usage:
@@ -779,8 +802,11 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     if kind == "chat.completion.chunk" and usage is None:
         # Only the usage chunk of a stream carries usage; the others are normal.
         return _unknown(checker.context, served, tier)
+    tools = _NO_TOOLS
+    if operation == "chat.completions":
+        tools = _chat_tools(served)
     if not checker.usage_present(usage):
-        return _unknown(checker.context, served, tier)
+        return _unknown(checker.context, served, tier, tools)
     output_tokens = _field(usage, "completion_tokens")
     if operation == "embeddings":
         output_tokens = 0
@@ -794,7 +820,7 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
         output_tokens=output_tokens,
         input_details=_field(usage, "prompt_tokens_details"),
         output_details=_field(usage, "completion_tokens_details"),
-        tools=_NO_TOOLS,
+        tools=tools,
     )
 
 

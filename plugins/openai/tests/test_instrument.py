@@ -980,6 +980,52 @@ def test_responses_image_generation_incomplete(server, client, bodies, stream):
     }
 
 
+# Prices for the search model tests, in USD per million tokens. The bundled
+# table has no search model.
+SEARCH_MODEL_PRICE = {"input": 0.15, "output": 0.60}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_search_model_chat_incomplete(server, client, bodies, stream):
+    served = "gpt-4o-mini-search-preview-2025-03-11"
+    if stream:
+        usage_chunk = bodies.chunk(
+            None, model=served, usage=bodies.chunk_usage(1000, 100)
+        )
+        events = [bodies.chunk("Paris.", model=served), usage_chunk, "[DONE]"]
+        server.add_sse(CHAT, events)
+    else:
+        server.add_json(CHAT, bodies.chat(model=served, prompt=1000, completion=100))
+    prices = {"gpt-4o-mini-search-preview": SEARCH_MODEL_PRICE}
+
+    with llmfy_usage_tracker(openai_pricing=prices) as usage:
+        if stream:
+            for _ in client.chat.completions.create(
+                model="gpt-4o-mini-search-preview",
+                messages=MESSAGES,
+                web_search_options={},
+                stream=True,
+                stream_options=INCLUDE_USAGE,
+            ):
+                pass
+        else:
+            client.chat.completions.create(
+                model="gpt-4o-mini-search-preview",
+                messages=MESSAGES,
+                web_search_options={},
+            )
+
+    record = usage.records[0]
+    assert dict(record.usage.tool_calls) == {"chat_web_search": 1}
+    # Tokens only: 1000 x 0.15 + 100 x 0.60 = 150 + 60 = 210 USD per million.
+    # OpenAI adds a per-request search fee that llmfy does not bundle.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00021")
+    assert record.cost.unpriced_tools == ["chat_web_search"]
+    assert not usage.cost_complete
+    assert usage.to_dict()["totals"]["unpriced_tool_call_requests"] == 1
+
+
 def test_beta_responses_counted(server, client, bodies):
     final = bodies.response(input_tokens=53, output_tokens=469, reasoning=448)
     server.add_json(RESPONSES, bodies.response(input_tokens=22, output_tokens=6))
