@@ -279,3 +279,25 @@ def test_earlier_prices_listed_oldest_first() -> None:
             assert isinstance(past["effective_until"], dt.date), model
             assert isinstance(past["checked"], dt.date), model
             assert past["via"], model
+
+
+def test_o3_before_price_cut():
+    before = dt.datetime(2025, 6, 9, 23, 59, tzinfo=dt.UTC)
+    cut_day = dt.datetime(2025, 6, 10, tzinfo=dt.UTC)
+
+    with llmfy_usage_tracker() as tracker:
+        old = tracker.record("openai", "o3", 1_000_000, 1_000_000, sent_at=before)
+        old_batch = tracker.record(
+            "openai", "o3", 1_000_000, 1_000_000, sent_at=before, batch=True
+        )
+        new = tracker.record("openai", "o3", 1_000_000, 1_000_000, sent_at=cut_day)
+
+    # OpenAI cut o3 by 80% on 2025-06-10. Before: 1,000,000 x 10.00 +
+    # 1,000,000 x 40.00 USD per million = 50 USD, and half that in a batch.
+    assert old.cost is not None
+    assert old.cost.total == Decimal("50")
+    assert old_batch.cost is not None
+    assert old_batch.cost.total == Decimal("25")
+    # From that day: 1,000,000 x 2.00 + 1,000,000 x 8.00 = 10 USD.
+    assert new.cost is not None
+    assert new.cost.total == Decimal("10")
