@@ -571,7 +571,7 @@ def counts_from_stream_chunks(
     """
     metrics: Mapping[str, Any] | None = None
     model_counts: TokenCounts | None = None
-    anthropic_input: TokenCounts | None = None
+    anthropic_usage: Mapping[str, Any] | None = None
     cache_write_1h = 0
     # Kept from the chunk that has it: later Llama chunks may carry a null one.
     llama_prompt: int | None = None
@@ -584,17 +584,20 @@ def counts_from_stream_chunks(
             message = chunk.get("message")
             usage = message.get("usage") if isinstance(message, Mapping) else None
             if isinstance(usage, Mapping):
-                anthropic_input = _anthropic_counts({"output_tokens": 0, **usage})
+                anthropic_usage = usage
                 cache_write_1h = anthropic_cache_write_1h(usage)
-        elif kind == "message_delta" and anthropic_input is not None:
+        elif kind == "message_delta" and anthropic_usage is not None:
             usage = chunk.get("usage")
-            output = (
-                as_int(usage.get("output_tokens"), "usage.output_tokens")
-                if isinstance(usage, Mapping)
-                else None
-            )
-            if output is not None:
-                model_counts = anthropic_input._replace(output=output)
+            if isinstance(usage, Mapping) and usage.get("output_tokens") is not None:
+                # The counts of a message_delta are cumulative, so each one it
+                # gives, input and cache counts included, replaces the
+                # message_start's.
+                given = {
+                    name: value for name, value in usage.items() if value is not None
+                }
+                merged = {**anthropic_usage, **given}
+                model_counts = _anthropic_counts(merged)
+                cache_write_1h = anthropic_cache_write_1h(merged)
         elif kind is None and "generation_token_count" in chunk:
             prompt = chunk.get("prompt_token_count")
             if prompt is not None:

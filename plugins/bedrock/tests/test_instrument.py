@@ -555,6 +555,45 @@ def test_invoke_stream_model_usage_fallback(
     assert usage.records[0].usage.output_tokens == 7
 
 
+def test_invoke_stream_delta_counts_win(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    client = make_client()
+    # A message_delta's counts are cumulative, and here it is the only chunk
+    # that has the real input and cache read counts.
+    chunks = [
+        {
+            "type": "message_start",
+            "message": {"usage": {"input_tokens": 0, "output_tokens": 1}},
+        },
+        {
+            "type": "message_delta",
+            "usage": {
+                "input_tokens": 25,
+                "cache_read_input_tokens": 100,
+                "output_tokens": 15,
+            },
+        },
+        {"type": "message_stop"},
+    ]
+    bedrock_server.queue_stream([frames.chunk(chunk) for chunk in chunks])
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model_with_response_stream(
+            modelId="anthropic.claude-3-5-haiku-20241022-v1:0", body=b"{}"
+        )
+        list(response["body"])
+
+    record = usage.records[0]
+    assert record.usage.input_tokens == 25 + 100
+    assert record.usage.cache_read_tokens == 100
+    assert record.usage.output_tokens == 15
+    # Claude 3.5 Haiku in us-east-1: 0.8 in, 0.08 cache read, 4 out.
+    # 25*0.8 + 100*0.08 + 15*4 = 20 + 8 + 60 = 88 -> 0.000088
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.000088")
+
+
 def test_anthropic_stream_closed_after_delta(
     bedrock_server: Any, make_client: Any, frames: Any
 ) -> None:
