@@ -24,6 +24,7 @@ import attrs
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from llmfy_bedrock.resolve import billing_region
 from llmfy_core import CallContext, ProviderCallError
 from llmfy_core.agent import (
     ChatResponse,
@@ -274,7 +275,9 @@ class BedrockConverseModel:
             provider=PROVIDER,
             operation=operation,
             model=self.model,
-            region=self.region,
+            # The Region the request is billed in, as the instrumentation
+            # records it: an ARN's own Region wins over the client's.
+            region=billing_region(self.model, self.region),
             headers=metadata.get("HTTPHeaders", {}),
         )
 

@@ -240,6 +240,24 @@ def test_chat_returns_content_and_usage(server: Any) -> None:
     assert response.usage.output_tokens == 8
 
 
+def test_chat_usage_region_of_arn(server: Any) -> None:
+    server.add(replay.Reply.bedrock_json(converse_body("Paris.", 50, 8)))
+    arn = (
+        "arn:aws:bedrock:us-west-2:123456789012:inference-profile/"
+        "us.amazon.nova-lite-v1:0"
+    )
+    model = BedrockConverseModel(
+        model=arn, region_name="us-east-1", endpoint_url=server.url
+    )
+
+    with llmfy_usage_tracker() as usage:
+        response = LLMfy(model).invoke("Capital?")
+
+    # The request is billed in the ARN's Region, not the client's.
+    assert response.usage.region == "us-west-2"
+    assert usage.records[0].usage.region == "us-west-2"
+
+
 def test_chat_counted_once(server: Any) -> None:
     server.add(replay.Reply.bedrock_json(converse_body("Paris.", 50, 8)))
 
