@@ -41,10 +41,17 @@ SECTIONS = {
     "imports": "bench_imports.py",
     "memory": "bench_memory.py",
     "scaling": "bench_scaling.py",
+    "instructions": "bench_instructions.py",
 }
 # Upper bounds per section in seconds. The SDK section of a full run took 575
 # to over 600 seconds on 2 cores, the others about 50 seconds each.
-SECTION_TIMEOUT = {"recording": 300, "sdk": 1200, "imports": 600, "memory": 600}
+SECTION_TIMEOUT = {
+    "recording": 300,
+    "sdk": 1200,
+    "imports": 600,
+    "memory": 600,
+    "instructions": 1800,
+}
 DEFAULT_TIMEOUT = 600
 
 
