@@ -261,7 +261,7 @@ def price_problem(price: Price) -> str | None:
         if rate is None and field in ("cache_read", "cache_write"):
             continue
         if not isinstance(rate, Decimal):
-            return f"{field} is a {type(rate).__name__}, not a Decimal"
+            return f"{field} is {rate!r}, a {type(rate).__name__}, not a Decimal"
         if not rate.is_finite() or rate < 0:
             return f"{field} is {rate}, not a finite number of at least 0"
     unit = price.price_per_tokens

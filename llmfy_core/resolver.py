@@ -386,22 +386,23 @@ def _first_price(
 
 
 def _invalid_plugin_price(name: str, usage: Usage, model: str, price: Price) -> bool:
-    """Log and return True when plugin `name` returned an unusable `price`.
+    """Log, warn and return True when plugin `name` returned an unusable `price`.
 
     Such a price is skipped like a result of the wrong type, so that a NaN or
-    negative rate never reaches the cost arithmetic.
+    negative rate never reaches the cost arithmetic. The warning is for the
+    plugin's author, who would otherwise see only the other source's cost.
     """
     problem = price_problem(price)
     if problem is None:
         return False
-    logger.warning(
-        "plugin %s returned an invalid price from price_lookup for %s model %s "
-        "(%s); it is skipped, and the next price source is asked",
-        name,
-        usage.provider,
-        model,
-        problem,
+    message = (
+        f"Plugin {name!r} returned an invalid price from price_lookup for "
+        f"{usage.provider} model {model!r}: {problem}. llmfy skipped it and asked "
+        "the next price source. Build the Price from Decimal rates of at least 0 "
+        "(Decimal('0.15'), not 0.15), or report it to the plugin's author."
     )
+    logger.warning("%s", message)
+    emit_warning(PricingWarning(message), stacklevel=2)
     return True
 
 

@@ -28,6 +28,7 @@ from llmfy_core import (
     PluginWarning,
     Price,
     PriceRank,
+    PricingWarning,
     RequestRecord,
     Usage,
     active_trackers,
@@ -153,8 +154,9 @@ class InvalidPrice:
         Price(Decimal("0.15"), Decimal("-0.60")),
         Price(Decimal("0.15"), Decimal("0.60"), cache_read=Decimal("Infinity")),
         Price(Decimal("0.15"), Decimal("0.60"), price_per_tokens=0),
+        Price(0.15, 0.60),  # type: ignore[arg-type]
     ],
-    ids=["nan-input", "negative-output", "infinite-cache-read", "zero-unit"],
+    ids=["nan-input", "negative-output", "infinite-cache-read", "zero-unit", "floats"],
 )
 def test_invalid_plugin_price_is_skipped(
     price: Price,
@@ -166,14 +168,19 @@ def test_invalid_plugin_price_is_skipped(
     caplog.set_level(logging.WARNING, logger="llmfy")
 
     with llmfy_usage_tracker() as usage:
-        reply = chat_call(openai_client)()
+        with pytest.warns(PricingWarning) as warned:
+            reply = chat_call(openai_client)()
 
     assert reply.choices[0].message.content == "Paris."
     assert usage.request_count == 1
     # The bundled gpt-4o-mini price: 60 * 0.15 + 3 * 0.60 = 10.8 per million.
     assert usage.total_cost == ONE_REQUEST_COST
     assert usage.records[0].price_origin == "openai"
-    assert "invalid-price returned an invalid price" in caplog.text
+    message = str(warned[0].message)
+    assert "Plugin 'invalid-price' returned an invalid price" in message
+    assert "for openai model 'gpt-4o-mini" in message
+    assert "Decimal('0.15'), not 0.15" in message
+    assert "invalid-price' returned an invalid price" in caplog.text
 
 
 class UnrelatedExtractor:
