@@ -109,6 +109,13 @@ class BedrockPriceTable:
         region = ref.arn_region or copied.arn_region or region
 
         found = self._price_on((model, region, batch), requested_at)
+        if found is None and not self._complete:
+            # A user's entry may key a profile by the bundled spelling of its
+            # model id, such as `us.anthropic.claude-opus-4-6-v1:0` for requests
+            # to Bedrock's `us.anthropic.claude-opus-4-6-v1`.
+            respelt = bundled_profile_id(ref)
+            if respelt is not None:
+                found = self._price_on((respelt, region, batch), requested_at)
         if found is not None and (not self._complete or service_tier in STANDARD_TIERS):
             return found
 
@@ -196,6 +203,21 @@ class BedrockPriceTable:
             self._entries.items(), key=lambda item: _sort_key(item[0])
         ):
             yield CatalogEntry(PROVIDER, PriceKey(model, region, None, batch), price)
+
+
+def bundled_profile_id(ref: ModelRef) -> str | None:
+    """Return a profile id spelt with the bundled table's model id, if it differs.
+
+    `us.anthropic.claude-opus-4-6-v1` gives `us.anthropic.claude-opus-4-6-v1:0`.
+    Ids without a profile prefix, ARNs and models the bundled table does not
+    know give None.
+    """
+    if ref.scope is None or ref.base_model is None or ref.model_id.startswith("arn:"):
+        return None
+    known = bundled_table().known_model(ref.base_model)
+    if known is None or known == ref.base_model:
+        return None
+    return f"{ref.scope}.{known}"
 
 
 def _model_index(models: Iterable[str]) -> dict[str, str]:

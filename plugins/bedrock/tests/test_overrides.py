@@ -345,3 +345,42 @@ def test_two_spellings_other_regions_apply() -> None:
     assert east.input == Decimal("0.003")
     assert isinstance(west, Price)
     assert west.input == Decimal("0.004")
+
+
+# Claude Opus 4.6 in USD per 1,000 tokens, below the bundled us-east-1 rates
+# (0.0055 in, 0.0275 out) and global rates (0.005 in, 0.025 out).
+OPUS_46_RATES = {"input": "0.004", "output": "0.02"}
+
+
+@pytest.mark.parametrize(
+    ("key", "model"),
+    [
+        # Keys in the bundled spelling, `:0` included, and requests in
+        # Bedrock's spelling of Claude Opus 4.6, which has no `:0`.
+        ("us.anthropic.claude-opus-4-6-v1:0", "us.anthropic.claude-opus-4-6-v1"),
+        (
+            "global.anthropic.claude-opus-4-6-v1:0",
+            "global.anthropic.claude-opus-4-6-v1",
+        ),
+    ],
+)
+def test_bundled_profile_key_prices_bedrock_id(
+    key: str, model: str, bedrock_server: Any, make_client: Any
+) -> None:
+    client = make_client()
+    usage_body = {"inputTokens": 1000, "outputTokens": 500, "totalTokens": 1500}
+    message = {"role": "assistant", "content": [{"text": "Hi"}]}
+    bedrock_server.queue_json(
+        {"output": {"message": message}, "stopReason": "end_turn", "usage": usage_body}
+    )
+
+    with llmfy_usage_tracker(
+        bedrock_pricing={key: {"us-east-1": OPUS_46_RATES}}
+    ) as usage:
+        client.converse(modelId=model, messages=[])
+
+    record = usage.records[0]
+    assert record.price_origin == "override"
+    # 1,000 * 0.004 / 1,000 + 500 * 0.02 / 1,000 = 0.004 + 0.01 = 0.014
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.014")
