@@ -209,10 +209,11 @@ def _llmfy_values(model_price: gp.ModelPrice) -> dict[str, PriceValue]:
     for kind, key in _OTHER_FIELDS.items():
         if key in stored:
             values[f"other:{kind}"] = stored[key]
-    if "output_image_mtok" not in stored and "output_mtok" in stored:
-        # genai-prices charges image output tokens at the output rate when a
-        # model has no rate of its own for them: the database gives GPT Image
-        # 1 and 2, whose only output is images, their image rate as output rate.
+    # genai-prices charges image output tokens at the output rate when a model
+    # has no rate of its own for them: GPT Image 1 and 2 output only images.
+    # Only models that price image input get this rate, not text models.
+    image_model = "input_image_mtok" in stored and "output_mtok" in stored
+    if image_model and "output_image_mtok" not in stored:
         values["other:output_image"] = stored["output_mtok"]
     for tool, key in _PER_THOUSAND_CALLS.items():
         if key in stored:

@@ -117,6 +117,13 @@ def test_image_output_tokens_priced_without_estimate(
     assert not [part for part in record.cost.parts if part.startswith("estimated:")]
 
 
+def test_text_model_lists_no_image_rate() -> None:
+    price = lookup("openai", "gpt-4o-mini")
+
+    assert isinstance(price, Price)
+    assert "output_image" not in price.other
+
+
 @pytest.mark.parametrize(
     ("moment", "expected_input", "expected_output"),
     [
