@@ -1783,3 +1783,20 @@ def test_module_entry_point_version() -> None:
 
     assert result.returncode == 0
     assert result.stdout.strip() == f"llmfy {llmfy_core.__version__}"
+
+
+def test_report_bom_before_pretty_document(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Editors on Windows save UTF-8 with a byte order mark in front.
+    path = tmp_path / "log.json"
+    record = json.dumps(invocation_log("amazon.nova-lite-v1:0", 4, 38), indent=4)
+    path.write_bytes(b"\xef\xbb\xbf" + record.encode())
+
+    code, data = run_json(capsys, "report", str(path))
+
+    assert data["errors"] == []
+    assert code == 0
+    assert data["totals"]["requests"] == 1
+    # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 millionths of a USD.
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00000936")

@@ -19,6 +19,7 @@ from typing import IO, Any
 import attrs
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @attrs.frozen(slots=True)
@@ -102,6 +103,9 @@ class InputFile:
     ) -> Iterator[Record | ReadFailure]:
         lines = enumerate(stream, start=1)
         for number, line in lines:
+            if number == 1:
+                # Some Windows editors save UTF-8 with a byte order mark.
+                line = line.removeprefix(UTF8_BOM)
             text = line.strip()
             if not text:
                 continue
