@@ -1800,3 +1800,28 @@ def test_report_bom_before_pretty_document(
     assert data["totals"]["requests"] == 1
     # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 millionths of a USD.
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00000936")
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_report_reads_pipe(compress: bool) -> None:
+    # A pipe, such as `zcat logs.gz | llmfy report /dev/stdin`, cannot seek.
+    records = [
+        invocation_log("amazon.nova-lite-v1:0", 4, 38),
+        invocation_log("amazon.nova-lite-v1:0", 6, 2),
+    ]
+    data = "\n".join(map(json.dumps, records)).encode()
+    if compress:
+        data = gzip.compress(data)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "llmfy_core.cli", "report", "/dev/stdin", "--json"],
+        input=data,
+        capture_output=True,
+    )
+
+    assert result.stderr == b""
+    assert result.returncode == 0
+    report = json.loads(result.stdout)
+    assert report["totals"]["requests"] == 2
+    # 10 * 0.06 + 40 * 0.24 = 0.6 + 9.6 = 10.2 millionths of a USD.
+    assert Decimal(report["totals"]["cost_usd"]) == Decimal("0.0000102")

@@ -60,7 +60,7 @@ class InputFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._raw: IO[bytes] | None = None
+        self._raw: io.BufferedReader | None = None
 
     @property
     def size(self) -> int:
@@ -75,7 +75,11 @@ class InputFile:
         raw = self._raw
         if raw is None or raw.closed:
             return 0
-        return raw.tell()
+        try:
+            return raw.tell()
+        except OSError:
+            # A pipe, such as /dev/stdin, has no position.
+            return 0
 
     def records(self) -> Iterator[Record | ReadFailure]:
         """Yield every record of the file, and a `ReadFailure` for each bad line."""
@@ -87,11 +91,9 @@ class InputFile:
         self._raw = raw
         try:
             stream: IO[bytes] | gzip.GzipFile = raw
-            if raw.read(2) == GZIP_MAGIC:
-                raw.seek(0)
+            # Peeking, unlike a read and a seek back, also works on a pipe.
+            if raw.peek(len(GZIP_MAGIC)).startswith(GZIP_MAGIC):
                 stream = gzip.GzipFile(fileobj=raw, mode="rb")
-            else:
-                raw.seek(0)
             yield from self._read_lines(stream)
         except (OSError, EOFError) as error:
             yield ReadFailure(self.path, None, f"reading failed: {error}")
