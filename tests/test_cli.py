@@ -1825,3 +1825,40 @@ def test_report_reads_pipe(compress: bool) -> None:
     assert report["totals"]["requests"] == 2
     # 10 * 0.06 + 40 * 0.24 = 0.6 + 9.6 = 10.2 millionths of a USD.
     assert Decimal(report["totals"]["cost_usd"]) == Decimal("0.0000102")
+
+
+def test_report_log_without_region_takes_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    record = invocation_log("amazon.nova-lite-v1:0", 4, 38)
+    del record["region"]
+    path = tmp_path / "log.jsonl"
+    write_lines(path, [record])
+
+    code, _, _ = run(capsys, "report", str(path))
+    option_code, data = run_json(capsys, "report", str(path), "--region", "us-east-1")
+
+    # The summary of the first run asks for --region, so --region must work.
+    assert code == 3
+    assert option_code == 0
+    assert data["by_model"][0]["region"] == "us-east-1"
+    # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 millionths of a USD.
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00000936")
+
+
+def test_report_log_without_model_takes_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    record = invocation_log("amazon.nova-lite-v1:0", 4, 38)
+    del record["modelId"]
+    path = tmp_path / "log.jsonl"
+    write_lines(path, [record])
+
+    code, data = run_json(
+        capsys, "report", str(path), "--model", "amazon.nova-lite-v1:0"
+    )
+
+    assert code == 0
+    assert data["by_model"][0]["model"] == "amazon.nova-lite-v1:0"
+    # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 millionths of a USD.
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00000936")

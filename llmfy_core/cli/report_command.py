@@ -64,8 +64,8 @@ def add_parser(commands: Any) -> None:
         "--model",
         metavar="M",
         help=(
-            "the model id of saved bodies that do not name one, such as Bedrock "
-            "bodies; a body with a model keeps its own"
+            "the model id of saved bodies and invocation logs that do not name "
+            "one, such as Bedrock bodies; a record with a model keeps its own"
         ),
     )
     parser.add_argument(
@@ -73,7 +73,8 @@ def add_parser(commands: Any) -> None:
         metavar="R",
         help=(
             "the region of saved Bedrock bodies, such as us-east-1, because "
-            "Bedrock prices by region; invocation logs keep their own"
+            "Bedrock prices by region; invocation logs keep their own unless "
+            "they name none"
         ),
     )
     parser.add_argument(

@@ -140,7 +140,14 @@ class UsageReader:
 
     def _read_invocation_log(self, log: Mapping[str, Any]) -> Reading:
         bedrock = _plugin("bedrock", "Bedrock invocation logs")
-        usage = bedrock.usage_from_invocation_log(log)
+        # Bedrock writes both fields, but an edited or hand-made log may lack
+        # them; the report then asks for --model or --region.
+        filled = dict(log)
+        if self.model and not _text(log.get("modelId")):
+            filled["modelId"] = self.model
+        if self.region and not _text(log.get("region")):
+            filled["region"] = self.region
+        usage = bedrock.usage_from_invocation_log(filled)
         return Reading(usage, bedrock.invocation_log_sent_at(log))
 
     def _read_body(self, body: Mapping[str, Any]) -> Reading:
