@@ -1862,3 +1862,22 @@ def test_report_log_without_model_takes_option(
     assert data["by_model"][0]["model"] == "amazon.nova-lite-v1:0"
     # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 millionths of a USD.
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00000936")
+
+
+def test_report_body_without_model_asks_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    body = chat_body("gpt-4o-mini", 100, 10)
+    del body["model"]
+    path = tmp_path / "bodies.jsonl"
+    write_lines(path, [body])
+
+    code, out, _ = run(capsys, "report", str(path))
+    option_code, data = run_json(capsys, "report", str(path), "--model", "gpt-4o-mini")
+
+    assert code == 3
+    assert "No price for openai unknown: the records do not name their model" in out
+    assert "--model" in out
+    assert option_code == 0
+    # 100 * 0.15 + 10 * 0.6 = 15 + 6 = 21 millionths of a USD.
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.000021")

@@ -34,6 +34,8 @@ from .usage_reader import Reading, RecordError, Skipped, StreamChunk, UsageReade
 
 SCHEMA = "llmfy.report/1"
 MAX_FAILURES_SHOWN = 20
+UNKNOWN_MODEL = "unknown"
+"""The model id that the provider plugins give a request whose model is not known."""
 
 
 def add_parser(commands: Any) -> None:
@@ -217,10 +219,13 @@ def _count_record(
 def _unpriced_reason(report: ReportRun, record: RequestRecord) -> str:
     """Explain why a record has no price.
 
-    A record without a region gets the regions where its model has a price,
-    and a model id that no plugin lists gets the listed ids closest to it.
+    A record without a model is asked for --model, a record without a region
+    gets the regions where its model has a price, and a model id that no
+    plugin lists gets the listed ids closest to it.
     """
     usage = record.usage
+    if usage.model == UNKNOWN_MODEL and usage.served_model is None:
+        return "the records do not name their model. Pass the model id with --model."
     known = _known_prices(report)
     model = usage.served_model or usage.model
     if usage.region is None:
