@@ -1223,7 +1223,7 @@ def test_report_saved_streams_grouped_by_id(
 
     assert code == 3
     assert "5 records, 2 requests counted, 3 stream chunks" in out
-    assert "1 request had no usage in its record." in out
+    assert "1 request of openai gpt-4-0613 had no usage in its record" in out
 
 
 def test_report_saved_stream_without_usage(
@@ -1838,7 +1838,7 @@ def test_report_log_without_region_takes_option(
     code, _, _ = run(capsys, "report", str(path))
     option_code, data = run_json(capsys, "report", str(path), "--region", "us-east-1")
 
-    # The summary of the first run asks for --region, so --region must work.
+    # The summary of the first run suggests --region, so --region must work.
     assert code == 3
     assert option_code == 0
     assert data["by_model"][0]["region"] == "us-east-1"
@@ -1881,3 +1881,46 @@ def test_report_body_without_model_asks_model(
     assert option_code == 0
     # 100 * 0.15 + 10 * 0.6 = 15 + 6 = 21 millionths of a USD.
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.000021")
+
+
+def test_report_unknown_usage_advice(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A stream sent without stream_options={"include_usage": True}.
+    path = tmp_path / "stream.jsonl"
+    write_lines(path, [chat_chunk("chatcmpl-1", "Hi"), chat_chunk("chatcmpl-1", "!")])
+
+    code, out, _ = run(capsys, "report", str(path))
+
+    assert code == 3
+    assert "1 request of openai gpt-4-0613 had no usage in its record" in out
+    # gpt-4-0613 has a price, so a price file would not help.
+    assert "--prices" not in out
+
+
+def test_report_unpriced_tool_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    body = {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1780000000,
+        "status": "completed",
+        "model": "gpt-5-2025-08-07",
+        "output": [
+            {"id": "ci_1", "type": "code_interpreter_call", "status": "completed"}
+        ],
+        "usage": responses_usage(1000, 100),
+    }
+    path = tmp_path / "bodies.jsonl"
+    write_lines(path, [body])
+
+    code, out, _ = run(capsys, "report", str(path))
+    _, data = run_json(capsys, "report", str(path))
+
+    assert code == 3
+    assert "No price for code_interpreter calls of openai gpt-5-2025-08-07" in out
+    assert "--prices" not in out
+    # 1000 * 1.25 + 100 * 10 = 1250 + 1000 = 2250 millionths of a USD, without
+    # the code_interpreter call.
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00225")

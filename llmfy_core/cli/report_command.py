@@ -112,6 +112,7 @@ class ReportRun:
     tracker: UsageTracker
     files: list[FileSummary] = attrs.Factory(list)
     unpriced: dict[tuple[str, str, str | None], str] = attrs.Factory(dict)
+    unpriced_tools: dict[tuple[str, str, str | None], set[str]] = attrs.Factory(dict)
     resolver: PriceResolver = attrs.Factory(lambda: PriceResolver({}))
     known: KnownPrices | None = None
 
@@ -212,6 +213,8 @@ def _count_record(
     key = (usage.provider, usage.model, usage.region)
     if record.price is None and usage.known and key not in report.unpriced:
         report.unpriced[key] = _unpriced_reason(report, record)
+    if record.cost is not None and record.cost.unpriced_tools:
+        report.unpriced_tools.setdefault(key, set()).update(record.cost.unpriced_tools)
     summary.counted += 1
     return True
 
@@ -219,7 +222,7 @@ def _count_record(
 def _unpriced_reason(report: ReportRun, record: RequestRecord) -> str:
     """Explain why a record has no price.
 
-    A record without a model is asked for --model, a record without a region
+    A record without a model gets advice to pass --model, a record without a region
     gets the regions where its model has a price, and a model id that no
     plugin lists gets the listed ids closest to it.
     """
@@ -269,10 +272,7 @@ def _print_failures(failures: list[ReadFailure]) -> None:
 
 
 def _report_text(report: ReportRun) -> str:
-    groups = sorted(
-        report.tracker.totals_by_model().items(),
-        key=lambda item: (item[0][0], item[0][1], item[0][2] or ""),
-    )
+    groups = _sorted_groups(report.tracker)
     rows = [
         [provider, model, region or "-", *_total_cells(group)]
         for (provider, model, region), group in groups
@@ -333,23 +333,48 @@ def _summary_lines(report: ReportRun) -> list[str]:
         f"{skipped:,} skipped (not billed), {len(report.failures):,} unreadable."
     ]
     totals = report.tracker.totals
-    if totals.unknown_usage == 1:
-        lines.append("1 request had no usage in its record.")
-    elif totals.unknown_usage:
-        lines.append(
-            f"{totals.unknown_usage:,} requests had no usage in their records."
-        )
+    for (provider, model, region), group in _sorted_groups(report.tracker):
+        if group.unknown_usage:
+            where = f" in {region}" if region else ""
+            if group.unknown_usage == 1:
+                record_words, pronoun = "its record", "it"
+            else:
+                record_words, pronoun = "their records", "them"
+            lines.append(
+                f"{count_of(group.unknown_usage, 'request')} of {provider} "
+                f"{model}{where} had no usage in {record_words}, so the total "
+                f"cost leaves {pronoun} out."
+            )
     for (provider, model, region), reason in sorted(
         report.unpriced.items(), key=lambda item: (item[0][0], item[0][1])
     ):
         where = f" in {region}" if region else ""
         lines.append(f"No price for {provider} {model}{where}: {reason}")
-    if not totals.cost_complete and totals.requests:
+    for (provider, model, region), tools in sorted(
+        report.unpriced_tools.items(), key=lambda item: (item[0][0], item[0][1])
+    ):
+        where = f" in {region}" if region else ""
+        lines.append(
+            f"No price for {', '.join(sorted(tools))} calls of {provider} "
+            f"{model}{where}: no installed price source prices them, so the "
+            "total cost leaves them out. Add their cost from the provider's bill."
+        )
+    if totals.unpriced:
         lines.append(
             "The total cost covers the priced requests only. Add prices with "
             "--prices FILE."
         )
     return lines
+
+
+def _sorted_groups(
+    tracker: UsageTracker,
+) -> list[tuple[tuple[str, str, str | None], ModelTotals]]:
+    """Return the totals per provider, model and region, in the table's order."""
+    return sorted(
+        tracker.totals_by_model().items(),
+        key=lambda item: (item[0][0], item[0][1], item[0][2] or ""),
+    )
 
 
 def _report_dict(report: ReportRun) -> dict[str, Any]:

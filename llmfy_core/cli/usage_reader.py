@@ -141,7 +141,7 @@ class UsageReader:
     def _read_invocation_log(self, log: Mapping[str, Any]) -> Reading:
         bedrock = _plugin("bedrock", "Bedrock invocation logs")
         # Bedrock writes both fields, but an edited or hand-made log may lack
-        # them; the report then asks for --model or --region.
+        # them, and the report's summary then suggests --model or --region.
         filled = dict(log)
         if self.model and not _text(log.get("modelId")):
             filled["modelId"] = self.model
