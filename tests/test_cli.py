@@ -1924,3 +1924,18 @@ def test_report_unpriced_tool_named(
     # 1000 * 1.25 + 100 * 10 = 1250 + 1000 = 2250 millionths of a USD, without
     # the code_interpreter call.
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00225")
+
+
+def test_report_array_item_failure_located(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bodies.json"
+    path.write_text(json.dumps([chat_body("gpt-4o-mini", 100, 10), 7], indent=2))
+
+    code, _, err = run(capsys, "report", str(path))
+    _, data = run_json(capsys, "report", str(path))
+
+    assert code == 1
+    assert f"{path}:1 item 2: expected a JSON object, got int" in err
+    assert data["errors"][0]["line"] == 1
+    assert data["errors"][0]["item"] == 2

@@ -43,16 +43,23 @@ class Record:
 
 @attrs.frozen(slots=True)
 class ReadFailure:
-    """A line or file that could not be read, and why."""
+    """A line, file or JSON array item that could not be read, and why.
+
+    `item` is the 1-based position inside a JSON array, or None.
+    """
 
     path: str
     line: int | None
     message: str
+    item: int | None = None
 
     @property
     def where(self) -> str:
-        """The failure's place, as `FILE:LINE` or `FILE`."""
-        return self.path if self.line is None else f"{self.path}:{self.line}"
+        """The failure's place, as `FILE`, `FILE:LINE` or `FILE:LINE item N`."""
+        if self.line is None:
+            return self.path
+        place = f"{self.path}:{self.line}"
+        return place if self.item is None else f"{place} item {self.item}"
 
 
 class InputFile:

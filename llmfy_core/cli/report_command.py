@@ -200,7 +200,8 @@ def _count_record(
     try:
         outcome = read(item)
     except RecordError as error:
-        summary.failures.append(ReadFailure(item.path, item.line, str(error)))
+        failure = ReadFailure(item.path, item.line, str(error), item.item)
+        summary.failures.append(failure)
         return False
     if isinstance(outcome, StreamChunk):
         summary.stream_chunks += 1
@@ -408,7 +409,12 @@ def _report_dict(report: ReportRun) -> dict[str, Any]:
             for each in report.files
         ],
         "errors": [
-            {"path": failure.path, "line": failure.line, "message": failure.message}
+            {
+                "path": failure.path,
+                "line": failure.line,
+                "item": failure.item,
+                "message": failure.message,
+            }
             for failure in report.failures
         ],
     }
