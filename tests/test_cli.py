@@ -1939,3 +1939,21 @@ def test_report_array_item_failure_located(
     assert f"{path}:1 item 2: expected a JSON object, got int" in err
     assert data["errors"][0]["line"] == 1
     assert data["errors"][0]["item"] == 2
+
+
+def test_report_unlisted_region_names_regions(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    record = invocation_log("amazon.nova-lite-v1:0", 4, 38)
+    record["region"] = "eu-west-1"
+    path = tmp_path / "log.jsonl"
+    write_lines(path, [record])
+
+    code, out, _ = run(capsys, "report", str(path))
+
+    assert code == 3
+    assert "No price for bedrock amazon.nova-lite-v1:0 in eu-west-1: " in out
+    assert "us-east-1, us-east-2, us-west-2, but not in eu-west-1" in out
+    assert "--prices FILE" in out
+    # The tracker's arguments are no advice for a command-line user.
+    assert "llmfy_usage_tracker" not in out

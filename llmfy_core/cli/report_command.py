@@ -223,25 +223,30 @@ def _count_record(
 def _unpriced_reason(report: ReportRun, record: RequestRecord) -> str:
     """Explain why a record has no price.
 
-    A record without a model gets advice to pass --model, a record without a region
-    gets the regions where its model has a price, and a model id that no
-    plugin lists gets the listed ids closest to it.
+    A record without a model gets advice to pass --model, a record in a region
+    without a price gets the regions where its model has one, and a model id
+    that no plugin lists gets the listed ids closest to it.
     """
     usage = record.usage
     if usage.model == UNKNOWN_MODEL and usage.served_model is None:
         return "the records do not name their model. Pass the model id with --model."
     known = _known_prices(report)
     model = usage.served_model or usage.model
-    if usage.region is None:
-        query = PriceQuery(
-            model, usage.provider, service_tier=usage.service_tier, batch=usage.batch
+    query = PriceQuery(
+        model, usage.provider, service_tier=usage.service_tier, batch=usage.batch
+    )
+    regions = regions_with_price(report.resolver, query, usage.provider, known)
+    if regions and usage.region is None:
+        return (
+            "the price depends on the region, and these records name none. "
+            + region_advice(regions)
         )
-        regions = regions_with_price(report.resolver, query, usage.provider, known)
-        if regions:
-            return (
-                "the price depends on the region, and these records name none. "
-                + region_advice(regions)
-            )
+    if regions:
+        # The plugin's own reason names tracker arguments, which do not apply here.
+        return (
+            f"prices are listed for it in {', '.join(regions)}, but not in "
+            f"{usage.region}. Give the price in {usage.region} with --prices FILE."
+        )
     reason = describe_unpriced(record.unpriced_reason)
     return reason + known.close_models_hint(model, usage.provider)
 
