@@ -4,8 +4,9 @@ Bedrock sends its token counts as JSON numbers and as header strings. A count
 that is negative, not a whole number or not a number at all is not trusted.
 The functions of `llmfy_bedrock.extract` note each such field here, and
 `usage_extract` logs them once the response is read, with the model and
-region that only its call context carries. Outside `collecting()`, as when
-invocation logs are read offline, notes are dropped.
+region that only its call context carries. `usage_from_invocation_log` logs
+the notes of each invocation log record the same way. Outside
+`collecting()`, notes are dropped.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from llmfy_bedrock import checks
 from llmfy_bedrock.extract import (
     PROVIDER,
     TokenCounts,
@@ -59,7 +60,11 @@ def usage_from_invocation_log(record: Mapping[str, Any]) -> Usage:
         headers=_request_id_header(record.get("requestId")),
     )
     body = _output_body(record)
-    return to_usage(_log_counts(record, body), context, converse_tier(body))
+    with checks.collecting() as problems:
+        usage = to_usage(_log_counts(record, body), context, converse_tier(body))
+    if problems:
+        checks.report(context, problems)
+    return usage
 
 
 def _log_counts(
@@ -69,17 +74,21 @@ def _log_counts(
     output = record.get("output")
     if not isinstance(request, Mapping):
         return None
-    input_tokens = as_int(request.get("inputTokenCount"))
+    input_tokens = as_int(request.get("inputTokenCount"), "input.inputTokenCount")
     if input_tokens is None:
         return None
     output_tokens = (
-        as_int(output.get("outputTokenCount")) if isinstance(output, Mapping) else None
+        as_int(output.get("outputTokenCount"), "output.outputTokenCount")
+        if isinstance(output, Mapping)
+        else None
     )
+    cache_read = request.get("cacheReadInputTokenCount")
+    cache_write = request.get("cacheWriteInputTokenCount")
     return TokenCounts(
         input_tokens,
         output_tokens or 0,
-        as_int(request.get("cacheReadInputTokenCount")) or 0,
-        as_int(request.get("cacheWriteInputTokenCount")) or 0,
+        as_int(cache_read, "input.cacheReadInputTokenCount") or 0,
+        as_int(cache_write, "input.cacheWriteInputTokenCount") or 0,
         _body_one_hour_writes(body),
     )
 

@@ -6,6 +6,7 @@ import collections
 import datetime as dt
 import gzip
 import json
+import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,27 @@ def test_invocation_log_usage() -> None:
     assert usage.region == "us-east-1"
     assert usage.operation == "Converse"
     assert usage.request_id == LOG_RECORD["requestId"]
+
+
+@pytest.mark.parametrize(
+    ("part", "field", "value"),
+    [
+        ("input", "inputTokenCount", -4),
+        ("input", "cacheReadInputTokenCount", "x"),
+        ("input", "cacheWriteInputTokenCount", 1.5),
+        ("output", "outputTokenCount", "many"),
+    ],
+)
+def test_invocation_log_invalid_count_warns(
+    caplog: pytest.LogCaptureFixture, part: str, field: str, value: object
+) -> None:
+    record = {**LOG_RECORD, part: {**LOG_RECORD[part], field: value}}
+
+    with caplog.at_level(logging.WARNING, logger="llmfy.bedrock"):
+        usage_from_invocation_log({**record, "requestId": f"{field}-{value}"})
+
+    assert f"field {part}.{field} is invalid" in caplog.text
+    assert "us.amazon.nova-pro-v1:0" in caplog.text
 
 
 def test_invocation_log_time() -> None:
