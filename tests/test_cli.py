@@ -1957,3 +1957,27 @@ def test_report_unlisted_region_names_regions(
     assert "--prices FILE" in out
     # The tracker's arguments are no advice for a command-line user.
     assert "llmfy_usage_tracker" not in out
+
+
+@pytest.mark.parametrize("region", ["us-est-1", "us_east_1"])
+def test_report_misspelt_region_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, region: str
+) -> None:
+    path = tmp_path / "bodies.jsonl"
+    body = {"usage": {"inputTokens": 4, "outputTokens": 38, "totalTokens": 42}}
+    write_lines(path, [body])
+
+    code, out, err = run(
+        capsys,
+        "report",
+        str(path),
+        "--model",
+        "amazon.nova-lite-v1:0",
+        "--region",
+        region,
+    )
+
+    # The same mistake ends `llmfy cost` and `llmfy prices` with exit code 2.
+    assert code == 2
+    assert out == ""
+    assert "Did you mean us-east-1?" in err

@@ -16,7 +16,13 @@ from llmfy_core.resolver import PriceResolver
 from llmfy_core.totals import ModelTotals
 from llmfy_core.tracker import UsageTracker, llmfy_usage_tracker
 
-from .lookup import KnownPrices, PriceQuery, region_advice, regions_with_price
+from .lookup import (
+    KnownPrices,
+    PriceQuery,
+    check_region,
+    region_advice,
+    regions_with_price,
+)
 from .output import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -127,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
     if args.prices:
         use_price_file(args.prices)
     report = ReportRun(llmfy_usage_tracker(keep_requests=False))
+    if args.region:
+        # Checked as `llmfy cost` checks it, so that a misspelt region exits 2.
+        check_region(args.region, None, _known_prices(report))
     known_providers = _known_prices(report).providers if args.provider else []
     reader = UsageReader(args.provider, args.model, args.region, known_providers)
     inputs = [InputFile(path) for path in args.files]
