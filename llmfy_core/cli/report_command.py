@@ -232,9 +232,9 @@ def _count_record(
 def _unpriced_reason(report: ReportRun, record: RequestRecord) -> str:
     """Explain why a record has no price.
 
-    A record without a model gets advice to pass --model, a record in a region
-    without a price gets the regions where its model has one, and a model id
-    that no plugin lists gets the listed ids closest to it.
+    A record without a model gets advice to pass --model. A record in a region
+    without a price gets the regions where its model has one. A model id that
+    no plugin lists gets the listed ids closest to it.
     """
     usage = record.usage
     if usage.model == UNKNOWN_MODEL and usage.served_model is None:
