@@ -292,23 +292,29 @@ SPELLINGS = [
 ]
 
 
-@pytest.mark.parametrize(("key", "model"), SPELLINGS)
-def test_other_spelling_of_model_priced(
-    key: str, model: str, bedrock_server: Any, make_client: Any
-) -> None:
-    client = make_client()
+def converse_with_override(
+    bedrock_server: Any, client: Any, table: dict[str, Any], model: str
+) -> Any:
+    """Return the record of a Converse request of 1,000 input and 500 output tokens."""
     usage_body = {"inputTokens": 1000, "outputTokens": 500, "totalTokens": 1500}
     message = {"role": "assistant", "content": [{"text": "Hi"}]}
     bedrock_server.queue_json(
         {"output": {"message": message}, "stopReason": "end_turn", "usage": usage_body}
     )
 
-    with llmfy_usage_tracker(
-        bedrock_pricing={key: {"us-east-1": OVERRIDE_RATES}}
-    ) as usage:
+    with llmfy_usage_tracker(bedrock_pricing=table) as usage:
         client.converse(modelId=model, messages=[])
 
-    record = usage.records[0]
+    return usage.records[0]
+
+
+@pytest.mark.parametrize(("key", "model"), SPELLINGS)
+def test_other_spelling_of_model_priced(
+    key: str, model: str, bedrock_server: Any, make_client: Any
+) -> None:
+    record = converse_with_override(
+        bedrock_server, make_client(), {key: {"us-east-1": OVERRIDE_RATES}}, model
+    )
     assert record.price_origin == "override"
     # 1,000 * 0.003 / 1,000 + 500 * 0.015 / 1,000 = 0.003 + 0.0075 = 0.0105
     assert record.cost is not None
@@ -367,19 +373,9 @@ OPUS_46_RATES = {"input": "0.004", "output": "0.02"}
 def test_bundled_profile_key_prices_bedrock_id(
     key: str, model: str, bedrock_server: Any, make_client: Any
 ) -> None:
-    client = make_client()
-    usage_body = {"inputTokens": 1000, "outputTokens": 500, "totalTokens": 1500}
-    message = {"role": "assistant", "content": [{"text": "Hi"}]}
-    bedrock_server.queue_json(
-        {"output": {"message": message}, "stopReason": "end_turn", "usage": usage_body}
+    record = converse_with_override(
+        bedrock_server, make_client(), {key: {"us-east-1": OPUS_46_RATES}}, model
     )
-
-    with llmfy_usage_tracker(
-        bedrock_pricing={key: {"us-east-1": OPUS_46_RATES}}
-    ) as usage:
-        client.converse(modelId=model, messages=[])
-
-    record = usage.records[0]
     assert record.price_origin == "override"
     # 1,000 * 0.004 / 1,000 + 500 * 0.02 / 1,000 = 0.004 + 0.01 = 0.014
     assert record.cost is not None
