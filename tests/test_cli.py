@@ -1578,7 +1578,7 @@ def test_report_misspelt_provider_suggests_name(
     code, _, err = run(capsys, "report", str(path), "--provider", "opnai")
 
     assert code == 1
-    assert "as a opnai response" in err
+    assert "as a response of provider 'opnai';" in err
     assert "(did you mean openai?)" in err
 
 

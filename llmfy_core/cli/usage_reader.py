@@ -168,7 +168,8 @@ class UsageReader:
             usage = extract_usage(body, context)
         if usage is None:
             raise RecordError(
-                f"no installed plugin reads this body as a {provider} response; "
+                f"no installed plugin reads this body as a response of provider "
+                f"{provider!r}; "
                 f"check --provider{self._suggestion(provider)}, or install the "
                 "provider's plugin"
             )
