@@ -118,7 +118,8 @@ def lookup_price(
     ):
         # Priority costs more than the standard rate found instead.
         return Unpriced(
-            f"The bundled table has no Priority processing price for {model!r}, "
+            f"The bundled table has no Priority processing price for {model!r}"
+            f"{_before_current_price(model, batch, requested_at, table)}, "
             "only its standard price, which Priority requests exceed. Add it "
             f"with llmfy_usage_tracker(openai_pricing={{{model!r}: {{'input': "
             "..., 'output': ..., 'tiers': {'priority': {'input': ..., "
@@ -134,6 +135,27 @@ def lookup_price(
             "{'input': ..., 'output': ...}}), in USD per million tokens."
         )
     return None
+
+
+def _before_current_price(
+    model: str,
+    batch: bool,
+    requested_at: dt.datetime | None,
+    table: StaticPriceTable,
+) -> str:
+    """Return words naming the send day if only a later price has a Priority rate."""
+    current = bundled_price_table()
+    if requested_at is None or table is current:
+        return ""
+    later = current.lookup(model, None, PRIORITY_TIER, batch)
+    if not isinstance(later, Price) or later is current.lookup(
+        model, None, None, batch
+    ):
+        return ""
+    return (
+        f" as priced on {request_day(requested_at).isoformat()}, the day the "
+        "request was sent (only its current price has one)"
+    )
 
 
 def list_prices() -> list[PriceListing]:

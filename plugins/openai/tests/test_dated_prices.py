@@ -264,6 +264,7 @@ def test_earlier_price_takes_nothing_from_current() -> None:
     assert not isinstance(priority, Price)
     assert priority is not None
     assert "no Priority processing price" in priority.reason
+    assert "as priced on 2026-07-13, the day the request was sent" in priority.reason
     assert standard.input == Decimal("3.00")
     assert standard.cache_read is None
     assert price_of("gpt-test", AFTER_CUT, tier="priority").input == Decimal("2.00")
