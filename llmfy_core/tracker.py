@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
+import os
 import threading
 import warnings
 import weakref
@@ -153,6 +154,59 @@ def warn_untracked_thread(provider: str, operation: str) -> None:
         logger.debug("the untracked-thread warning failed: %r", error)
 
 
+# Every tracker not yet garbage-collected, so that a forked child can replace
+# the locks that another thread of the parent held at the fork.
+_LIVE_TRACKERS: weakref.WeakSet[UsageTracker] = weakref.WeakSet()
+_LIVE_TRACKERS_LOCK = threading.Lock()
+# How long a fork waits for a tracker's ledger to finish folding its queue.
+_FORK_FOLD_WAIT_SECONDS = 1.0
+_held_at_fork: list[threading.Lock] = []
+
+
+def _before_fork() -> None:
+    """Wait for running folds, so that the child copies whole ledgers.
+
+    A fold deletes requests from the queue before it adds them to the
+    buckets, and a child forked between the two steps would lack them.
+    """
+    _LIVE_TRACKERS_LOCK.acquire()
+    for tracker in list(_LIVE_TRACKERS):
+        lock = tracker.ledger.lock
+        if lock.acquire(timeout=_FORK_FOLD_WAIT_SECONDS):
+            _held_at_fork.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held_at_fork:
+        _held_at_fork.pop().release()
+    _LIVE_TRACKERS_LOCK.release()
+
+
+def _after_fork_in_child() -> None:
+    """Replace the trackers' locks, since the threads that held them are gone.
+
+    Only the forking thread runs in the child. A lock that another thread
+    held at the fork would stay locked, and reading the report or recording
+    into the tracker would block forever.
+    """
+    global _LIVE_TRACKERS_LOCK
+    _held_at_fork.clear()
+    for tracker in list(_LIVE_TRACKERS):
+        tracker._lock = threading.Lock()
+        tracker.ledger.lock = threading.Lock()
+        tracker.ledger._records_lock = threading.Lock()
+    UNTRACKED.lock = threading.Lock()
+    _LIVE_TRACKERS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
+
+
 def bind_trackers(function: Callable[P, R]) -> Callable[P, R]:
     """Wrap `function` so that it records into the trackers active now.
 
@@ -212,6 +266,8 @@ class UsageTracker:
         # `recording.watch_pending`, and pruned as the streams are.
         self.pending_request_references: list[weakref.ref[Any]] = []
         self.prune_pending_at = _FIRST_PRUNE
+        with _LIVE_TRACKERS_LOCK:
+            _LIVE_TRACKERS.add(self)
 
     # Activation
 
