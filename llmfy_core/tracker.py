@@ -47,7 +47,7 @@ logger = get_logger("llmfy.tracker")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_ACTIVE: ContextVar[tuple[UsageTracker, ...]] = ContextVar(
+_ACTIVE: ContextVar[tuple[_Period, ...]] = ContextVar(
     "llmfy_active_trackers", default=()
 )
 _process_trackers: tuple[UsageTracker, ...] = ()
@@ -58,26 +58,46 @@ _PRICING_SUFFIX = "_pricing"
 _BUNDLED_PROVIDERS = frozenset({"openai", "bedrock"})
 
 
+class _Period:
+    """One active period of a tracker: a block, or one call of a decorated function.
+
+    The context stores periods, not trackers, so that a task or bound function
+    that outlives its period stops counting into the tracker, also while the
+    tracker is active in another period, such as a concurrent call.
+    """
+
+    __slots__ = ("open", "tracker", "trackers")
+
+    def __init__(self, tracker: UsageTracker) -> None:
+        self.tracker = tracker
+        # Returned by `active_trackers` for a stack of this period alone.
+        self.trackers = (tracker,)
+        self.open = True
+
+
 def active_trackers() -> tuple[UsageTracker, ...]:
     """Return the trackers that count a request sent now, outermost first."""
     stack = _ACTIVE.get()
+    trackers: tuple[UsageTracker, ...] = ()
     if len(stack) == 1:
-        if not stack[0]._depth:
-            stack = ()
+        period = stack[0]
+        if period.open:
+            trackers = period.trackers
     elif stack:
-        stack = _open_once(stack)
+        trackers = _open_once(stack)
     if _process_trackers:
-        return _process_trackers + stack
-    return stack
+        return _process_trackers + trackers
+    return trackers
 
 
-def _open_once(stack: tuple[UsageTracker, ...]) -> tuple[UsageTracker, ...]:
-    """Drop closed trackers, and repeats of a tracker entered more than once."""
+def _open_once(stack: tuple[_Period, ...]) -> tuple[UsageTracker, ...]:
+    """Return the trackers of the open periods, each tracker once."""
     kept: list[UsageTracker] = []
-    for tracker in stack:
-        if tracker._depth and all(tracker is not seen for seen in kept):
+    for period in stack:
+        tracker = period.tracker
+        if period.open and all(tracker is not seen for seen in kept):
             kept.append(tracker)
-    return stack if len(kept) == len(stack) else tuple(kept)
+    return tuple(kept)
 
 
 class UntrackedThreads:
@@ -252,6 +272,8 @@ class UsageTracker:
         self._lock = threading.Lock()
         self._warned: dict[tuple[str | None, ...], object] = {}
         self._depth = 0
+        # The periods opened by `__enter__` and not yet closed, oldest first.
+        self._open_periods: list[_Period] = []
         # The thread of each open block, as `UNTRACKED.opened` returned it.
         self._block_threads: list[int] = []
         # Weak references to the streams sent while the tracker was active,
@@ -275,10 +297,12 @@ class UsageTracker:
         from llmfy_core.recording import ensure_instrumented
 
         ensure_instrumented()
+        period = _Period(self)
         with self._lock:
             self._depth += 1
+            self._open_periods.append(period)
             self._block_threads.append(UNTRACKED.opened())
-        _ACTIVE.set((*_ACTIVE.get(), self))
+        _ACTIVE.set((*_ACTIVE.get(), period))
         return self
 
     def __exit__(
@@ -288,13 +312,16 @@ class UsageTracker:
         traceback: TracebackType | None,
     ) -> None:
         stack = _ACTIVE.get()
+        period: _Period | None = None
         for index in range(len(stack) - 1, -1, -1):
-            if stack[index] is self:
+            if stack[index].tracker is self:
+                period = stack[index]
                 _ACTIVE.set(stack[:index] + stack[index + 1 :])
                 break
         with self._lock:
             self._depth = max(self._depth - 1, 0)
             ended = not self._depth
+            self._close_period(period, ended)
             if self._block_threads:
                 ident = threading.get_ident()
                 if ident in self._block_threads:
@@ -309,6 +336,25 @@ class UsageTracker:
             from llmfy_core.recording import warn_uninstrumented_sdks
 
             warn_uninstrumented_sdks(self)
+
+    def _close_period(self, period: _Period | None, ended: bool) -> None:
+        """Close `period`, or the latest open one when it is not open.
+
+        A tracker exited outside the context it was entered in, such as from
+        another thread, closes its latest period. The caller must hold `_lock`.
+        """
+        periods = self._open_periods
+        if ended:
+            for open_period in periods:
+                open_period.open = False
+            periods.clear()
+            return
+        if period is None or not period.open:
+            if not periods:
+                return
+            period = periods[-1]
+        period.open = False
+        periods.remove(period)
 
     async def __aenter__(self) -> UsageTracker:
         return self.__enter__()
@@ -803,6 +849,7 @@ def stop_process_tracker(tracker: UsageTracker) -> None:
     _process_trackers = tuple(each for each in _process_trackers if each is not tracker)
     with tracker._lock:
         tracker._depth = 0
+        tracker._close_period(None, True)
     if tracker.pending_request_references:
         tracker.settle_pending_requests()
 

@@ -206,6 +206,44 @@ def test_task_outliving_block(provider: object) -> None:
     assert usage.request_count == 1
 
 
+def test_task_outliving_decorated_call(provider: object) -> None:
+    # A task started in one call of a decorated function outlives that call
+    # while another call of the same function is still running. The task's
+    # later request belongs to no active period, so the tracker skips it.
+    usage = llmfy_usage_tracker()
+
+    async def main() -> None:
+        block_over = asyncio.Event()
+        orphans: list[asyncio.Task[None]] = []
+
+        async def worker() -> None:
+            send()
+            await block_over.wait()
+            send()
+
+        @usage
+        async def short_call() -> None:
+            orphans.append(asyncio.ensure_future(worker()))
+            await asyncio.sleep(0)
+
+        @usage
+        async def long_call() -> None:
+            await block_over.wait()
+            await asyncio.sleep(0.05)
+
+        long_task = asyncio.ensure_future(long_call())
+        await asyncio.sleep(0)
+        await short_call()
+        block_over.set()
+        await asyncio.gather(*orphans, long_task)
+
+    asyncio.run(main())
+
+    assert usage.request_count == 1
+    assert usage.total_cost == ONE_REQUEST_COST
+    assert not usage.active
+
+
 def test_response_arriving_after_block_counts_there(
     provider: object,
 ) -> None:
