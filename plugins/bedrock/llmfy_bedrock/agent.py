@@ -316,6 +316,10 @@ _SERVICE_ERRORS = frozenset(
 def _hint(error: Exception, region: str | None) -> str:
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
+        # botocore takes the code of an exception event inside a stream from
+        # the event type, which is lower camel case (`throttlingException`).
+        # HTTP errors use upper camel case (`ThrottlingException`).
+        code = code[:1].upper() + code[1:]
         if code in _CREDENTIAL_ERRORS:
             return (
                 "Check the AWS credentials, and that access to this model is "

@@ -437,6 +437,31 @@ def test_error_inside_stream_raised_as_provider_call_error(server: Any) -> None:
     assert isinstance(caught.value.__cause__, EventStreamError)
 
 
+# An exception event inside a stream carries its type in lower camel case
+# (`throttlingException`), where an HTTP error carries `ThrottlingException`.
+@pytest.mark.parametrize(
+    ("event_type", "hint"),
+    [
+        ("throttlingException", "Retry later, or request a higher quota"),
+        ("serviceUnavailableException", "The service failed; retry later."),
+        ("internalServerException", "The service failed; retry later."),
+        ("modelStreamErrorException", "The service failed; retry later."),
+        ("validationException", "Check the model id, the messages"),
+    ],
+)
+def test_error_inside_stream_gets_hint(server: Any, event_type: str, hint: str) -> None:
+    events = stream_events(["Paris"], 50, 1)[:2]
+    events.append((event_type, {"message": "The request failed."}))
+    server.add(replay.Reply.bedrock_event_stream(events))
+    stream = agent_for(server).invoke_stream("Capital?", info=INFO)
+
+    with pytest.raises(ProviderCallError) as caught:
+        list(stream)
+
+    assert event_type in str(caught.value)
+    assert hint in str(caught.value)
+
+
 def test_missing_region_raised_on_first_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
