@@ -178,7 +178,9 @@ class OpenAIChatModel:
             choice = completion.choices[0]
             content = choice.message.content or choice.message.refusal or ""
             stop_reason = choice.finish_reason
-        context = CallContext(provider=PROVIDER, operation=OPERATION, model=self.model)
+        # The SDK sets `_request_id` from the x-request-id header, which the
+        # instrumentation records too, so both usages name the same request.
+        context = self._context(getattr(completion, "_request_id", None))
         return ChatResponse(
             result=Message(Role.ASSISTANT, content),
             usage=read_usage(completion, context),
@@ -206,7 +208,7 @@ class OpenAIChatModel:
         return ClosingChunks(self._chunks(stream), stream.close)
 
     def _chunks(self, stream: openai.Stream[Any]) -> Generator[StreamChunk, None, None]:
-        context = CallContext(provider=PROVIDER, operation=OPERATION, model=self.model)
+        context = self._context(stream.response.headers.get("x-request-id"))
         try:
             for chunk in stream:
                 # The usage arrives in a chunk with no choices; it is not always
@@ -223,6 +225,12 @@ class OpenAIChatModel:
             raise self._call_error("streaming chat completion", error) from error
         finally:
             stream.close()
+
+    def _context(self, request_id: str | None) -> CallContext:
+        headers = {"x-request-id": request_id} if isinstance(request_id, str) else {}
+        return CallContext(
+            provider=PROVIDER, operation=OPERATION, model=self.model, headers=headers
+        )
 
     def _call_error(
         self, operation: str, error: openai.OpenAIError

@@ -320,6 +320,32 @@ def test_stream_counted_once(server: Any) -> None:
     assert usage.total_cost == Decimal("0.0000108")
 
 
+def test_response_usage_equals_tracker_record(server: Any) -> None:
+    body = completion("Paris.", 1000, 200)
+    body["usage"]["prompt_tokens_details"]["cached_tokens"] = 400
+    server.add(replay.Reply.openai_json(body))
+    chunks = stream_chunks(["Paris", "."], 1000, 200)
+    chunks[-1]["usage"]["prompt_tokens_details"]["cached_tokens"] = 400
+    server.add(replay.Reply.openai_stream(chunks))
+    agent = agent_for(server)
+
+    with llmfy_usage_tracker() as usage:
+        response = agent.invoke("Capital?", info=INFO)
+        with agent.invoke_stream("Capital?", info=INFO) as stream:
+            list(stream)
+
+    first, second = usage.records
+    assert first.usage.request_id is not None
+    assert second.usage.request_id is not None
+    assert response.usage == first.usage
+    assert stream.response.usage == second.usage
+    # 600 uncached * 0.15 + 400 cached * 0.075 + 200 * 0.60
+    # = 90 + 30 + 120 = 240 per million = 0.00024 USD each
+    assert first.cost is not None
+    assert first.cost.total == Decimal("0.00024")
+    assert usage.total_cost == Decimal("0.00048")
+
+
 def test_stream_finished_after_block_counted(server: Any) -> None:
     server.add(replay.Reply.openai_stream(stream_chunks(["Paris", "."], 60, 3)))
 
