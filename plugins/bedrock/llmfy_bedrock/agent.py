@@ -356,15 +356,17 @@ def _converse_messages(
     """Split a conversation into Converse's `system` blocks and `messages` turns.
 
     Converse takes system text apart from the turns, so every system message
-    goes to `system`, in order. Consecutive messages of the same role become
-    one turn with several text blocks, because Converse rejects two turns of
-    the same role in a row.
+    goes to `system`, in order. An empty one is left out, because botocore
+    rejects a system text block shorter than 1 character. Consecutive
+    messages of the same role become one turn with several text blocks,
+    because Converse rejects two turns of the same role in a row.
     """
     system: list[dict[str, str]] = []
     turns: list[dict[str, Any]] = []
     for message in messages:
         if message.role is Role.SYSTEM:
-            system.append({"text": message.content})
+            if message.content:
+                system.append({"text": message.content})
             continue
         block = {"text": message.content}
         if turns and turns[-1]["role"] == message.role.value:

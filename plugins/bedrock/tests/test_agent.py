@@ -189,6 +189,20 @@ def test_system_messages_sent_as_system_blocks(server: Any) -> None:
     assert body["messages"] == [{"role": "user", "content": [{"text": "Capital?"}]}]
 
 
+def test_empty_system_text_left_out(server: Any) -> None:
+    server.add(replay.Reply.bedrock_json(converse_body("Paris.", 30, 2)))
+    agent = LLMfy(
+        converse_model(server), system_message="{{info}}", input_variables=["info"]
+    )
+
+    response = agent.invoke("Capital?", info="")
+
+    body = server.requests[0].json()
+    assert "system" not in body
+    assert body["messages"] == [{"role": "user", "content": [{"text": "Capital?"}]}]
+    assert response.result.content == "Paris."
+
+
 def test_config_sent_as_inference_config(server: Any) -> None:
     server.add(replay.Reply.bedrock_json(converse_body("Paris.", 30, 2)))
     config = {
