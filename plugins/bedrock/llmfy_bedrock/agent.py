@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 import boto3
+import urllib3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from llmfy_bedrock.resolve import billing_region
@@ -256,7 +257,9 @@ class BedrockConverseModel:
                     metadata = event["metadata"]
                     usage = read_usage(metadata, context)
                     yield StreamChunk(usage=usage, raw=metadata)
-        except (BotoCoreError, ClientError) as error:
+        # botocore 1.44 lets a urllib3 error from reading the event stream,
+        # such as a connection closed mid-body, escape unwrapped.
+        except (BotoCoreError, ClientError, urllib3.exceptions.HTTPError) as error:
             raise self._call_error("ConverseStream", error) from error
         finally:
             events.close()
@@ -337,6 +340,8 @@ def _hint(error: Exception, region: str | None) -> str:
         if code in _SERVICE_ERRORS:
             return "The service failed; retry later."
         return "The cause holds the provider's error."
+    if isinstance(error, urllib3.exceptions.HTTPError):
+        return "Check the network connection and the endpoint URL, then retry."
     name = type(error).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return (

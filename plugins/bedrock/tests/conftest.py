@@ -89,7 +89,9 @@ class Reply:
 
     `wait_before[i]` makes the server wait on that event before frame `i`.
     With `cut_at`, the server declares the whole body's length, sends its
-    first `cut_at` bytes and closes the connection.
+    first `cut_at` bytes and closes the connection. With `frames`, `cut_at`
+    is a number of frames instead, sent before the connection is closed
+    without the last chunk of the chunked encoding.
     """
 
     status: int = 200
@@ -178,8 +180,12 @@ class BedrockServer:
         frames: Sequence[bytes],
         headers: Mapping[str, str] = {},
         wait_before: Mapping[int, threading.Event] | None = None,
+        cut_after: int | None = None,
     ) -> None:
-        """Queue an event-stream response sent frame by frame."""
+        """Queue an event-stream response sent frame by frame.
+
+        With `cut_after`, the connection closes after that many frames.
+        """
         self.queue(
             Reply(
                 headers={
@@ -188,6 +194,7 @@ class BedrockServer:
                 },
                 frames=frames,
                 wait_before=wait_before or {},
+                cut_at=cut_after,
             )
         )
 
@@ -224,6 +231,9 @@ class BedrockServer:
                 self.end_headers()
                 self.wfile.flush()
                 for index, frame in enumerate(reply.frames):
+                    if index == reply.cut_at:
+                        self.close_connection = True
+                        return
                     gate = reply.wait_before.get(index)
                     if gate is not None and not gate.wait(timeout=10):
                         break

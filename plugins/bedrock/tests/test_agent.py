@@ -476,6 +476,31 @@ def test_error_inside_stream_gets_hint(server: Any, event_type: str, hint: str) 
     assert hint in str(caught.value)
 
 
+def test_stream_cut_raised_as_provider_call_error(
+    bedrock_server: Any, frames: Any
+) -> None:
+    first = frames.event(
+        "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Par"}}
+    )
+    second = frames.event(
+        "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "is"}}
+    )
+    # The connection closes after the first frame, in the middle of the
+    # chunked body, as when a proxy or the network drops it.
+    bedrock_server.queue_stream([first, second], cut_after=1)
+    model = BedrockConverseModel(
+        model=MODEL, region_name="us-east-1", endpoint_url=bedrock_server.url
+    )
+    stream = LLMfy(model).invoke_stream("Capital?")
+
+    with pytest.raises(ProviderCallError) as caught:
+        list(stream)
+
+    assert stream.text == "Par"
+    assert "Bedrock ConverseStream request failed" in str(caught.value)
+    assert "Check the network connection" in str(caught.value)
+
+
 def test_missing_region_raised_on_first_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
