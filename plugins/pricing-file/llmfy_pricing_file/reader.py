@@ -25,6 +25,7 @@ must not overlap in time, so that every request matches at most one of them.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
 import re
@@ -132,6 +133,9 @@ def parse_price_bytes(data: bytes, path: Path) -> PriceList:
             f"the file is larger than {MAX_FILE_BYTES:,} bytes, the maximum for a "
             "price file. List only the models you use.",
         )
+    # Editors such as Windows Notepad can start a UTF-8 file with a byte
+    # order mark, which tomllib and json reject as a syntax error.
+    data = data.removeprefix(codecs.BOM_UTF8)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:

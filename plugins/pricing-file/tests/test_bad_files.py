@@ -301,6 +301,34 @@ def test_unknown_file_type_rejected(write_file: WriteFile, suffix: str) -> None:
         llmfy_pricing_file.load_price_file(path)
 
 
+# Windows editors such as Notepad can save UTF-8 with a byte order mark.
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        (
+            "prices.toml",
+            '[providers.openai]\nprices = [{model = "m", input = 2, output = 8}]\n',
+        ),
+        (
+            "prices.json",
+            '{"providers": {"openai": {"prices": '
+            '[{"model": "m", "input": 2, "output": 8}]}}}',
+        ),
+    ],
+)
+def test_utf8_byte_order_mark_accepted(
+    write_file: WriteFile, name: str, content: str
+) -> None:
+    path = write_file(name, b"\xef\xbb\xbf" + content.encode())
+
+    prices = llmfy_pricing_file.load_price_file(path)
+
+    price = prices.lookup("openai", "m")
+    assert price is not None
+    assert price.input == Decimal(2)
+    assert price.output == Decimal(8)
+
+
 def test_missing_file_raises_os_error(tmp_path: object) -> None:
     with pytest.raises(FileNotFoundError):
         llmfy_pricing_file.use_price_file("/nonexistent/llmfy/prices.toml")
