@@ -28,7 +28,13 @@ from typing import Any
 
 import attrs
 
-from llmfy_bedrock.prices import PROVIDER, BedrockPriceTable, EntryKey, bundled_table
+from llmfy_bedrock.prices import (
+    PROVIDER,
+    BedrockPriceTable,
+    EntryKey,
+    bundled_spelling,
+    bundled_table,
+)
 from llmfy_bedrock.resolve import parse_model_id
 from llmfy_core import Price, PricingTableError, PricingWarning
 from llmfy_core.errors import warn_in_setup
@@ -78,7 +84,9 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
         _check_model(model)
         _check_spelling(model)
         _check_regions(model, regions)
-        bundled_id = bundled_spelling(model)
+        # Requests carry the bundled spelling, so a key written without its
+        # version suffix or provider is stored under that spelling too.
+        bundled_id = bundled_spelling(parse_model_id(model))
         for region, entry in regions.items():
             _check_region(model, region, entry)
             _check_region_spelling(model, region)
@@ -112,26 +120,6 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
                 entries[(priced, region, False)] = price
                 entries[(priced, region, True)] = price
     return BedrockPriceTable(entries, complete=False)
-
-
-def bundled_spelling(model: str) -> str | None:
-    """Return the bundled table's spelling of an override key, if it differs.
-
-    Requests carry the bundled spelling, so an entry stored only under
-    `anthropic.claude-sonnet-4-5-20250929` (no version suffix) or
-    `claude-sonnet-4-5-20250929-v1:0` (no provider) would price no request.
-    A profile prefix is kept. ARNs and ids the bundled table does not know
-    give None.
-    """
-    if model.startswith("arn:"):
-        return None
-    ref = parse_model_id(model)
-    if ref.base_model is None:
-        return None
-    known = bundled_table().known_model(ref.base_model)
-    if known is None or known == ref.base_model:
-        return None
-    return known if ref.scope is None else f"{ref.scope}.{known}"
 
 
 def _check_one_key(

@@ -113,7 +113,7 @@ class BedrockPriceTable:
             # A user's entry may key a profile by the bundled spelling of its
             # model id, such as `us.anthropic.claude-opus-4-6-v1:0` for requests
             # to Bedrock's `us.anthropic.claude-opus-4-6-v1`.
-            respelt = bundled_profile_id(ref)
+            respelt = bundled_spelling(ref) if ref.scope is not None else None
             if respelt is not None:
                 found = self._price_on((respelt, region, batch), requested_at)
         if found is not None and (not self._complete or service_tier in STANDARD_TIERS):
@@ -205,19 +205,19 @@ class BedrockPriceTable:
             yield CatalogEntry(PROVIDER, PriceKey(model, region, None, batch), price)
 
 
-def bundled_profile_id(ref: ModelRef) -> str | None:
-    """Return a profile id spelt with the bundled table's model id, if it differs.
+def bundled_spelling(ref: ModelRef) -> str | None:
+    """Return `ref`'s id spelt with the bundled table's model id, if it differs.
 
-    `us.anthropic.claude-opus-4-6-v1` gives `us.anthropic.claude-opus-4-6-v1:0`.
-    Ids without a profile prefix, ARNs and models the bundled table does not
-    know give None.
+    A profile prefix is kept: `us.anthropic.claude-opus-4-6-v1` gives
+    `us.anthropic.claude-opus-4-6-v1:0`. ARNs and models the bundled table
+    does not know give None.
     """
-    if ref.scope is None or ref.base_model is None or ref.model_id.startswith("arn:"):
+    if ref.base_model is None or ref.model_id.startswith("arn:"):
         return None
     known = bundled_table().known_model(ref.base_model)
     if known is None or known == ref.base_model:
         return None
-    return f"{ref.scope}.{known}"
+    return known if ref.scope is None else f"{ref.scope}.{known}"
 
 
 def _model_index(models: Iterable[str]) -> dict[str, str]:
