@@ -394,10 +394,7 @@ def _sorted_groups(
 
 def _report_dict(report: ReportRun) -> dict[str, Any]:
     tracker = report.tracker
-    groups = sorted(
-        tracker.totals_by_model().items(),
-        key=lambda item: (item[0][0], item[0][1], item[0][2] or ""),
-    )
+    groups = _sorted_groups(tracker)
     return {
         "schema": SCHEMA,
         "totals": totals_dict(tracker.totals),
