@@ -7,9 +7,9 @@ event, a fraction of a microsecond beside the SDK's own work per event. The
 CPU instructions that a process executes do not move with machine load.
 
 A child process runs under `valgrind --tool=callgrind` with
-`PYTHONHASHSEED=0`. Before each measured loop it calls `os.getppid()`, which
-callgrind is told to take as the point to zero its counts, and after it
-`os.getpgrp()`, the point to write them out. Imports and warm-up are thus
+`PYTHONHASHSEED=0`. Before each measured loop it calls `os.getppid()`, where
+callgrind's `--zero-before` option zeroes the counts, and after it
+`os.getpgrp()`, where `--dump-before` writes them out. Imports and warm-up are thus
 left out, and each loop's count is read from its own file.
 
 - Recording: each candidate of section 1 that timing cannot separate from

@@ -53,9 +53,11 @@ IMAGE_GENERATION = "image_generation"
 # gpt-4o-mini-search-preview) runs before each response. OpenAI bills it per
 # request on top of the tokens, at a rate that differs from the Responses
 # `web_search` tool and is not bundled, so such a request counts one call of
-# this kind and its cost is marked incomplete. NOTE: a search model is told
-# by `-search-` in the served model id.
+# this kind and its cost is marked incomplete. NOTE: a search model is
+# recognized by `SEARCH_MODEL_MARK` in the served model id, a guess from the
+# two model names that exist.
 CHAT_WEB_SEARCH = "chat_web_search"
+SEARCH_MODEL_MARK = "-search-"
 IMAGE_GENERATION_INPUT = "image_generation_input"
 IMAGE_GENERATION_OUTPUT = "image_generation_output"
 
@@ -202,7 +204,7 @@ def read_chat_object(response: Any, context: CallContext) -> UsageCounts | None:
         served = _text(served)
     if type(tier) is not str or not tier:
         tier = _text(tier) or context.service_tier
-    if served and "-search-" in served:
+    if served and SEARCH_MODEL_MARK in served:
         # A search model's request carries a billed search call.
         return None
     return (
@@ -499,7 +501,7 @@ def _chat_tools(served: str | None) -> _ToolUse:
     The served model decides, as in `read_chat_object`, so that both paths
     give the same usage.
     """
-    if served and "-search-" in served:
+    if served and SEARCH_MODEL_MARK in served:
         return _ToolUse({CHAT_WEB_SEARCH: 1}, {})
     return _NO_TOOLS
 
