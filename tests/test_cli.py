@@ -1827,6 +1827,31 @@ def test_report_reads_pipe(compress: bool) -> None:
     assert Decimal(report["totals"]["cost_usd"]) == Decimal("0.0000102")
 
 
+def test_report_reads_stdin_as_dash() -> None:
+    lines = [
+        invocation_log("amazon.nova-lite-v1:0", 1000, 200),
+        chat_body("gpt-4o-mini", 2000, 100),
+    ]
+    data = "\n".join(map(json.dumps, lines)).encode()
+
+    result = subprocess.run(
+        [sys.executable, "-m", "llmfy_core.cli", "report", "-", "--json"],
+        input=data,
+        capture_output=True,
+    )
+
+    assert result.stderr == b""
+    assert result.returncode == 0
+    report = json.loads(result.stdout)
+    assert report["files"][0]["path"] == "<stdin>"
+    assert report["totals"]["requests"] == 2
+    assert report["totals"]["input_tokens"] == 1000 + 2000
+    assert report["totals"]["output_tokens"] == 200 + 100
+    # Nova Lite: 1000 * 0.06 + 200 * 0.24 = 60 + 48 = 108 millionths of a USD.
+    # gpt-4o-mini: 2000 * 0.15 + 100 * 0.60 = 300 + 60 = 360 millionths.
+    assert Decimal(report["totals"]["cost_usd"]) == Decimal("0.000468")
+
+
 def test_report_log_without_region_takes_option(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -3,8 +3,9 @@
 A file contains JSON lines (one record per line: OpenAI Batch output, saved
 bodies, Bedrock invocation logs as Bedrock writes them to S3), a single JSON
 document (a pretty-printed body or log record), or a JSON array of records.
-Files compressed with gzip are read as they are. A line that is not valid JSON
-becomes a `ReadFailure` with its line number, and reading goes on.
+Files compressed with gzip are read as they are, and the path `-` reads
+standard input. A line that is not valid JSON becomes a `ReadFailure` with its
+line number, and reading goes on.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
+import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -20,6 +23,12 @@ import attrs
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
+
+STDIN_PATH = "-"
+"""The file argument that reads standard input, as in most command-line tools."""
+
+STDIN_NAME = "<stdin>"
+"""The name that messages and the JSON report give standard input."""
 
 
 @attrs.frozen(slots=True)
@@ -63,16 +72,22 @@ class ReadFailure:
 
 
 class InputFile:
-    """One input file, read record by record; `position` follows the bytes read."""
+    """One input file, read record by record; `position` follows the bytes read.
+
+    The path `-` reads standard input, which `path` then names `<stdin>`.
+    """
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.is_stdin = path == STDIN_PATH
+        self.path = STDIN_NAME if self.is_stdin else path
         self._raw: io.BufferedReader | None = None
 
     @property
     def size(self) -> int:
-        """The file's size in bytes, or 0 when it cannot be read."""
+        """The file's size in bytes, or 0 when it cannot be read or is a pipe."""
         try:
+            if self.is_stdin:
+                return os.fstat(sys.stdin.fileno()).st_size
             return Path(self.path).stat().st_size
         except OSError:
             return 0
@@ -91,7 +106,7 @@ class InputFile:
     def records(self) -> Iterator[Record | ReadFailure]:
         """Yield every record of the file, and a `ReadFailure` for each bad line."""
         try:
-            raw = open(self.path, "rb")  # noqa: SIM115 - closed in `finally`
+            raw = self._open()
         except OSError as error:
             yield ReadFailure(self.path, None, _os_error(error))
             return
@@ -106,6 +121,12 @@ class InputFile:
             yield ReadFailure(self.path, None, f"reading failed: {error}")
         finally:
             raw.close()
+
+    def _open(self) -> io.BufferedReader:
+        if self.is_stdin:
+            # With closefd=False, closing the reader leaves standard input open.
+            return open(sys.stdin.fileno(), "rb", closefd=False)
+        return open(self.path, "rb")
 
     def _read_lines(
         self, stream: IO[bytes] | gzip.GzipFile

@@ -58,7 +58,12 @@ def add_parser(commands: Any) -> None:
             "rest is still counted), and 3 when a request has no price."
         ),
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="files to read")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="files to read, or - for standard input",
+    )
     add_prices_option(parser)
     parser.add_argument(
         "--provider",
