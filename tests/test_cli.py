@@ -25,7 +25,16 @@ from llmfy_openai.overrides import SERVICE_TIERS as OPENAI_PRICING_TIERS
 from llmfy_openai.overrides import parse_override_table
 
 import llmfy_core
-from llmfy_core import CatalogEntry, Price, PriceKey, PriceRank, discovery, hookimpl
+from llmfy_core import (
+    CallContext,
+    CatalogEntry,
+    Price,
+    PriceKey,
+    PriceRank,
+    Usage,
+    discovery,
+    hookimpl,
+)
 from llmfy_core.cli import main
 from llmfy_core.cli.progress import Progress
 
@@ -1575,11 +1584,48 @@ def test_report_misspelt_provider_suggests_name(
     path = tmp_path / "other.jsonl"
     path.write_text('{"id": "r-1", "usage": {"prompt": 3, "completion": 1}}\n')
 
-    code, _, err = run(capsys, "report", str(path), "--provider", "opnai")
+    code, out, err = run(capsys, "report", str(path), "--provider", "opnai")
 
-    assert code == 1
-    assert "as a response of provider 'opnai';" in err
+    # A usage error, as a misspelt --region is: nothing is read or printed.
+    assert code == 2
+    assert out == ""
+    assert "response bodies of provider 'opnai'." in err
     assert "(did you mean openai?)" in err
+
+
+class AcmeReader:
+    """A plugin that reads Acme bodies, with or without declaring the provider."""
+
+    def __init__(self, declared: tuple[str, ...] | None) -> None:
+        if declared is not None:
+            self.llmfy_providers = declared
+
+    @hookimpl
+    def usage_extract(self, response: Any, context: CallContext) -> Usage | None:
+        if context.provider != "acme" or not isinstance(response, dict):
+            return None
+        usage = response["usage"]
+        return Usage("acme", "acme-large", usage["prompt"], usage["completion"])
+
+
+@pytest.mark.parametrize("declared", [("acme",), None], ids=["declared", "undeclared"])
+def test_report_provider_read_by_plugin(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    declared: tuple[str, ...] | None,
+) -> None:
+    # A plugin that declares no providers may read any, so --provider passes.
+    llmfy_core.register_plugin(AcmeReader(declared), "acme-reader")
+    path = tmp_path / "acme.jsonl"
+    path.write_text('{"id": "r-1", "usage": {"prompt": 3, "completion": 1}}\n')
+
+    code, data = run_json(capsys, "report", str(path), "--provider", "acme")
+
+    assert data["errors"] == []
+    assert code == 3
+    assert data["totals"]["requests"] == 1
+    assert data["totals"]["input_tokens"] == 3
+    assert data["totals"]["output_tokens"] == 1
 
 
 def test_report_price_file(

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from llmfy_core.model import RequestRecord
+from llmfy_core.pricing import closest_name, likely_typo
 from llmfy_core.report import totals_dict
 from llmfy_core.resolver import PriceResolver
 from llmfy_core.totals import ModelTotals
@@ -27,6 +28,7 @@ from .output import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_UNPRICED,
+    CliError,
     count_of,
     money,
     print_json,
@@ -36,7 +38,14 @@ from .prices_command import add_prices_option
 from .progress import Progress
 from .readers import InputFile, ReadFailure, Record
 from .sources import describe_unpriced, use_price_file
-from .usage_reader import Reading, RecordError, Skipped, StreamChunk, UsageReader
+from .usage_reader import (
+    Reading,
+    RecordError,
+    Skipped,
+    StreamChunk,
+    UsageReader,
+    readable_providers,
+)
 
 SCHEMA = "llmfy.report/1"
 MAX_FAILURES_SHOWN = 20
@@ -55,7 +64,8 @@ def add_parser(commands: Any) -> None:
             "per line) and Bedrock model invocation logs, and "
             "print the totals per provider and model and in all. Files may be "
             "gzip-compressed. Exits 1 when a line or file could not be read (the "
-            "rest is still counted), and 3 when a request has no price."
+            "rest is still counted), 2 when an argument or the --prices file is "
+            "invalid, and 3 when a request has no price."
         ),
     )
     parser.add_argument(
@@ -141,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     if args.region:
         # Checked as `llmfy cost` checks it, so that a misspelt region exits 2.
         check_region(args.region, None, _known_prices(report))
+    if args.provider:
+        _check_provider(args.provider)
     known_providers = _known_prices(report).providers if args.provider else []
     reader = UsageReader(args.provider, args.model, args.region, known_providers)
     inputs = [InputFile(path) for path in args.files]
@@ -161,6 +173,20 @@ def run(args: argparse.Namespace) -> int:
         _print_failures(report.failures)
         print(_report_text(report))
     return _exit_code(report)
+
+
+def _check_provider(provider: str) -> None:
+    """Raise `CliError` (exit code 2) for a --provider whose bodies no plugin reads."""
+    readable = readable_providers()
+    if readable is None or provider in readable:
+        return
+    close = likely_typo(provider, readable) or closest_name(provider, readable)
+    hint = f" (did you mean {close}?)" if close else ""
+    raise CliError(
+        f"No installed plugin reads response bodies of provider {provider!r}. "
+        f"Installed plugins read those of: {', '.join(readable)}. Check "
+        f"--provider{hint}, or install the provider's plugin."
+    )
 
 
 class _DropPriceWarnings(logging.Filter):

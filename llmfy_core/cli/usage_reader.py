@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from llmfy_core.model import CallContext, Usage
+from llmfy_core.plugins import get_registry
 from llmfy_core.pricing import closest_name
 from llmfy_core.recording import extract_usage
 
@@ -241,6 +242,24 @@ def guess_body_provider(body: Mapping[str, Any]) -> str | None:
 
 
 _PLUGIN_MODULES = {"openai": "llmfy_openai", "bedrock": "llmfy_bedrock"}
+
+
+def readable_providers() -> list[str] | None:
+    """Return the providers whose bodies `UsageReader` can read, sorted.
+
+    These are OpenAI and Bedrock, read by their plugin packages, and every
+    provider that a loaded plugin declares in `llmfy_providers`. Returns None
+    when a plugin implements `usage_extract` without declaring them, since it
+    may read the bodies of any provider.
+    """
+    providers = set(_PLUGIN_MODULES)
+    hook = get_registry().manager.hook.usage_extract
+    for impl in hook.get_hookimpls():
+        declared = getattr(impl.plugin, "llmfy_providers", None)
+        if not isinstance(declared, (tuple, list, set, frozenset)):
+            return None
+        providers.update(name for name in declared if isinstance(name, str))
+    return sorted(providers)
 
 
 def _plugin(provider: str, what: str) -> Any:
