@@ -1917,6 +1917,26 @@ def test_report_log_without_region_takes_option(
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00000936")
 
 
+def test_report_log_without_output_count(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    unknown = invocation_log("amazon.nova-lite-v1:0", 500, 0)
+    del unknown["output"]["outputTokenCount"]
+    path = tmp_path / "logs.jsonl"
+    write_lines(path, [unknown, invocation_log("amazon.nova-lite-v1:0", 4, 38)])
+
+    code, out, err = run(capsys, "report", str(path), "--json")
+
+    data = json.loads(out)
+    assert code == 3
+    assert "field output.outputTokenCount is missing" in err
+    assert data["totals"]["requests"] == 2
+    assert data["totals"]["unknown_usage_requests"] == 1
+    assert data["totals"]["cost_complete"] is False
+    # Only the second record is priced: 4 * 0.06 + 38 * 0.24 = 9.36 millionths.
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00000936")
+
+
 def test_report_log_without_model_takes_option(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -18,6 +18,8 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import attrs
+
 from llmfy_bedrock import checks
 from llmfy_bedrock.extract import (
     PROVIDER,
@@ -61,7 +63,10 @@ def usage_from_invocation_log(record: Mapping[str, Any]) -> Usage:
     )
     body = _output_body(record)
     with checks.collecting() as problems:
-        usage = to_usage(_log_counts(record, body), context, converse_tier(body))
+        counts = _log_counts(record, body)
+        usage = to_usage(counts, context, converse_tier(body))
+        if counts is not None:
+            usage = attrs.evolve(usage, output_tokens=_log_output_tokens(record))
     if problems:
         checks.report(context, problems)
     return usage
@@ -70,27 +75,41 @@ def usage_from_invocation_log(record: Mapping[str, Any]) -> Usage:
 def _log_counts(
     record: Mapping[str, Any], body: Mapping[str, Any]
 ) -> TokenCounts | None:
+    """Return the input and cache counts of a log record, with an output of 0.
+
+    The caller sets the output count from `_log_output_tokens`, because a
+    `TokenCounts` output cannot be unknown.
+    """
     request = record.get("input")
-    output = record.get("output")
     if not isinstance(request, Mapping):
         return None
     input_tokens = as_int(request.get("inputTokenCount"), "input.inputTokenCount")
     if input_tokens is None:
         return None
-    output_tokens = (
-        as_int(output.get("outputTokenCount"), "output.outputTokenCount")
-        if isinstance(output, Mapping)
-        else None
-    )
     cache_read = request.get("cacheReadInputTokenCount")
     cache_write = request.get("cacheWriteInputTokenCount")
     return TokenCounts(
         input_tokens,
-        output_tokens or 0,
+        0,
         as_int(cache_read, "input.cacheReadInputTokenCount") or 0,
         as_int(cache_write, "input.cacheWriteInputTokenCount") or 0,
         _body_one_hour_writes(body),
     )
+
+
+def _log_output_tokens(record: Mapping[str, Any]) -> int | None:
+    """Return `output.outputTokenCount`, or None when it is missing or invalid.
+
+    Either fault is noted. An unknown output count makes the request's usage
+    unknown, as for a live response without one, so that its cost is not
+    reported as complete.
+    """
+    output = record.get("output")
+    count = output.get("outputTokenCount") if isinstance(output, Mapping) else None
+    if count is None:
+        checks.note("output.outputTokenCount", "is missing")
+        return None
+    return as_int(count, "output.outputTokenCount")
 
 
 def _output_body(record: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -319,6 +319,37 @@ def test_invocation_log_without_counts() -> None:
     assert usage.output_tokens is None
 
 
+@pytest.mark.parametrize(
+    ("output", "problem"),
+    [
+        ({"outputContentType": "application/json"}, "is missing"),
+        (None, "is missing"),
+        ({"outputTokenCount": "many"}, "is invalid"),
+    ],
+    ids=["no-count", "no-output", "invalid-count"],
+)
+def test_invocation_log_unknown_output(
+    caplog: pytest.LogCaptureFixture, output: dict[str, Any] | None, problem: str
+) -> None:
+    record = {**LOG_RECORD, "output": output}
+    if output is None:
+        del record["output"]
+
+    # Repeats of a logged problem go to DEBUG, so DEBUG is captured too.
+    with caplog.at_level(logging.DEBUG, logger="llmfy.bedrock"):
+        usage = usage_from_invocation_log(record)
+    with llmfy_usage_tracker() as tracker:
+        count = record_invocation_logs([record], tracker)
+
+    assert usage.input_tokens == 120 + 2000
+    assert usage.output_tokens is None
+    assert f"field output.outputTokenCount {problem}" in caplog.text
+    assert count == 1
+    assert tracker.totals.requests == 1
+    assert tracker.totals.unknown_usage == 1
+    assert not tracker.cost_complete
+
+
 def test_invocation_log_converse_one_hour_writes() -> None:
     # The log's own counts do not split cache writes by TTL, but the logged
     # Converse response does.
