@@ -1586,7 +1586,8 @@ def test_report_misspelt_provider_suggests_name(
 
     code, out, err = run(capsys, "report", str(path), "--provider", "opnai")
 
-    # A usage error, as a misspelt --region is: nothing is read or printed.
+    # A misspelt provider is a usage error, like a misspelt --region, so nothing
+    # is read or printed.
     assert code == 2
     assert out == ""
     assert "response bodies of provider 'opnai'." in err
@@ -1848,6 +1849,17 @@ def test_report_bom_before_pretty_document(
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00000936")
 
 
+def report_from_stdin(
+    file_argument: str, data: bytes
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `llmfy report FILE --json` in a new process with `data` on its stdin."""
+    return subprocess.run(
+        [sys.executable, "-m", "llmfy_core.cli", "report", file_argument, "--json"],
+        input=data,
+        capture_output=True,
+    )
+
+
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
 def test_report_reads_pipe(compress: bool) -> None:
     # A pipe, such as `zcat logs.gz | llmfy report /dev/stdin`, cannot seek.
@@ -1859,11 +1871,7 @@ def test_report_reads_pipe(compress: bool) -> None:
     if compress:
         data = gzip.compress(data)
 
-    result = subprocess.run(
-        [sys.executable, "-m", "llmfy_core.cli", "report", "/dev/stdin", "--json"],
-        input=data,
-        capture_output=True,
-    )
+    result = report_from_stdin("/dev/stdin", data)
 
     assert result.stderr == b""
     assert result.returncode == 0
@@ -1880,11 +1888,7 @@ def test_report_reads_stdin_as_dash() -> None:
     ]
     data = "\n".join(map(json.dumps, lines)).encode()
 
-    result = subprocess.run(
-        [sys.executable, "-m", "llmfy_core.cli", "report", "-", "--json"],
-        input=data,
-        capture_output=True,
-    )
+    result = report_from_stdin("-", data)
 
     assert result.stderr == b""
     assert result.returncode == 0
