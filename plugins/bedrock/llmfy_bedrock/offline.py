@@ -66,7 +66,8 @@ def usage_from_invocation_log(record: Mapping[str, Any]) -> Usage:
         counts = _log_counts(record, body)
         usage = to_usage(counts, context, converse_tier(body))
         if counts is not None:
-            usage = attrs.evolve(usage, output_tokens=_log_output_tokens(record))
+            output_tokens = _log_output_tokens(record, context.model)
+            usage = attrs.evolve(usage, output_tokens=output_tokens)
     if problems:
         checks.report(context, problems)
     return usage
@@ -97,19 +98,28 @@ def _log_counts(
     )
 
 
-def _log_output_tokens(record: Mapping[str, Any]) -> int | None:
+def _log_output_tokens(record: Mapping[str, Any], model: str | None) -> int | None:
     """Return `output.outputTokenCount`, or None when it is missing or invalid.
 
     Either fault is noted. An unknown output count makes the request's usage
     unknown, as for a live response without one, so that its cost is not
-    reported as complete.
+    reported as complete. An embeddings model generates no tokens: without
+    the count, its output is 0, as for a live response without the output
+    header.
     """
     output = record.get("output")
     count = output.get("outputTokenCount") if isinstance(output, Mapping) else None
     if count is None:
+        if model is not None and _EMBEDDINGS_MARK in model.lower():
+            return 0
         checks.note("output.outputTokenCount", "is missing")
         return None
     return as_int(count, "output.outputTokenCount")
+
+
+# Part of the ids of Bedrock embeddings models, as in `amazon.titan-embed-text-v2:0`,
+# `cohere.embed-v4:0` and `amazon.nova-2-multimodal-embeddings-v1:0`.
+_EMBEDDINGS_MARK = "embed"
 
 
 def _output_body(record: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -350,6 +350,31 @@ def test_invocation_log_unknown_output(
     assert not tracker.cost_complete
 
 
+def test_invocation_log_embeddings_without_output_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An embeddings model generates no tokens, and its log has no output count.
+    record = {
+        **LOG_RECORD,
+        "operation": "InvokeModel",
+        "modelId": "amazon.titan-embed-text-v2:0",
+        "input": {"inputContentType": "application/json", "inputTokenCount": 5},
+        "output": {"outputContentType": "application/json"},
+    }
+
+    with caplog.at_level(logging.DEBUG, logger="llmfy.bedrock"):
+        usage = usage_from_invocation_log(record)
+    with llmfy_usage_tracker() as tracker:
+        record_invocation_logs([record], tracker)
+
+    assert usage.input_tokens == 5
+    assert usage.output_tokens == 0
+    assert "outputTokenCount" not in caplog.text
+    assert tracker.cost_complete
+    # Titan Text Embeddings V2 in us-east-1: 0.02 USD per million input tokens.
+    assert tracker.total_cost == Decimal("5") * Decimal("0.02") / 1_000_000
+
+
 def test_invocation_log_converse_one_hour_writes() -> None:
     # The log's own counts do not split cache writes by TTL, but the logged
     # Converse response does.
