@@ -593,6 +593,22 @@ def test_misspelt_provider_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("args", "meant"),
+    [
+        (("cost", "gpt-4o-mini", "--provider", "OpenAI"), "openai"),
+        (("cost", "gpt-4o-mini", "--tier", "Flex"), "flex"),
+    ],
+)
+def test_cost_suggests_other_letter_case(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...], meant: str
+) -> None:
+    code, _, err = run(capsys, *args, "--input", "10", "--output", "5")
+
+    assert code == 2
+    assert f"Did you mean {meant}?" in err
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ("prices", "opnai"),

@@ -293,8 +293,13 @@ def check_provider(
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return " Did you mean X?" for the choice closest to `name`, else ""."""
-    close = closest_name(name, choices)
+    """Return " Did you mean X?" for the choice closest to `name`, else "".
+
+    The same name in other letter case or with other separators comes first,
+    since `difflib` finds no match for `OpenAI` among `openai` and `bedrock`.
+    """
+    choices = list(choices)
+    close = same_id_spelled_otherwise(name, choices) or closest_name(name, choices)
     return f" Did you mean {close}?" if close else ""
 
 
