@@ -67,8 +67,11 @@ def collecting() -> Iterator[list[str]]:
         _problems.reset(token)
 
 
-def report(context: CallContext, problems: list[str]) -> None:
-    """Log the problems of one response with its operation, model and region."""
+def report(context: CallContext, problems: list[str], source: str = "response") -> None:
+    """Log the problems of one response with its operation, model and region.
+
+    `source` names what was read: the response, or an invocation log record.
+    """
     model = context.model or "unknown"
     with _logged_lock:
         fresh = [each for each in problems if (model, each) not in _logged]
@@ -77,9 +80,10 @@ def report(context: CallContext, problems: list[str]) -> None:
                 _logged.add((model, each))
     logger.log(
         logging.WARNING if fresh else logging.DEBUG,
-        "The bedrock %s response for model %s in region %s: %s. The request is "
+        "The bedrock %s %s for model %s in region %s: %s. The request is "
         "still counted, with the token counts that could be read.",
         context.operation or "API",
+        source,
         model,
         context.region,
         "; ".join(problems),

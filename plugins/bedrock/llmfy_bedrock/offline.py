@@ -69,7 +69,7 @@ def usage_from_invocation_log(record: Mapping[str, Any]) -> Usage:
             output_tokens = _log_output_tokens(record, context.model)
             usage = attrs.evolve(usage, output_tokens=output_tokens)
     if problems:
-        checks.report(context, problems)
+        checks.report(context, problems, "invocation log record")
     return usage
 
 

@@ -344,6 +344,7 @@ def test_invocation_log_unknown_output(
     assert usage.input_tokens == 120 + 2000
     assert usage.output_tokens is None
     assert f"field output.outputTokenCount {problem}" in caplog.text
+    assert "Converse invocation log record for model us.amazon.nova-pro" in caplog.text
     assert count == 1
     assert tracker.totals.requests == 1
     assert tracker.totals.unknown_usage == 1
