@@ -1248,7 +1248,7 @@ def test_report_saved_streams_grouped_by_id(
 
     assert code == 3
     assert "5 records, 2 requests counted, 3 stream chunks" in out
-    assert "1 request of openai gpt-4-0613 had no usage in its record" in out
+    assert "1 request of openai gpt-4-0613 had no complete usage in its record" in out
 
 
 def test_report_saved_stream_without_usage(
@@ -2004,7 +2004,7 @@ def test_report_unknown_usage_advice(
     code, out, _ = run(capsys, "report", str(path))
 
     assert code == 3
-    assert "1 request of openai gpt-4-0613 had no usage in its record" in out
+    assert "1 request of openai gpt-4-0613 had no complete usage in its record" in out
     # gpt-4-0613 has a price, so a price file would not help.
     assert "--prices" not in out
 

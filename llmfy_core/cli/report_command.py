@@ -388,7 +388,7 @@ def _summary_lines(report: ReportRun) -> list[str]:
                 record_words, pronoun = "their records", "them"
             lines.append(
                 f"{count_of(group.unknown_usage, 'request')} of {provider} "
-                f"{model}{where} had no usage in {record_words}, so the total "
+                f"{model}{where} had no complete usage in {record_words}, so the total "
                 f"cost leaves {pronoun} out."
             )
     for (provider, model, region), reason in sorted(
