@@ -1957,6 +1957,30 @@ def test_report_log_without_output_count(
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00000936")
 
 
+def test_report_skips_failed_invocation_log(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A throttled invocation is logged with its error and no token counts.
+    failed = invocation_log("amazon.nova-lite-v1:0", 0, 0)
+    failed["errorCode"] = "ThrottlingException"
+    del failed["input"]["inputTokenCount"]
+    del failed["output"]
+    # A stream that broke after it started still counts its input tokens.
+    broken = invocation_log("amazon.nova-lite-v1:0", 10, 20)
+    broken["errorCode"] = "ModelStreamErrorException"
+    path = tmp_path / "logs.jsonl"
+    write_lines(path, [failed, broken, invocation_log("amazon.nova-lite-v1:0", 4, 38)])
+
+    code, data = run_json(capsys, "report", str(path))
+
+    assert code == 0
+    assert data["files"][0]["skipped"] == 1
+    assert data["totals"]["requests"] == 2
+    assert data["totals"]["cost_complete"] is True
+    # (10 + 4) * 0.06 + (20 + 38) * 0.24 = 0.84 + 13.92 = 14.76 millionths.
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00001476")
+
+
 def test_report_log_without_model_takes_option(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -139,8 +139,11 @@ class UsageReader:
             )
         return Reading(usages[0], _created_at(body))
 
-    def _read_invocation_log(self, log: Mapping[str, Any]) -> Reading:
+    def _read_invocation_log(self, log: Mapping[str, Any]) -> Reading | Skipped:
         bedrock = _plugin("bedrock", "Bedrock invocation logs")
+        error = bedrock.failed_invocation(log)
+        if error is not None:
+            return Skipped(f"failed invocation, {error} (not billed)")
         # Bedrock writes both fields, but an edited or hand-made log may lack
         # them, and the report's summary then suggests --model or --region.
         filled = dict(log)

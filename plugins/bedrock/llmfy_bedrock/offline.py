@@ -192,12 +192,35 @@ def read_invocation_logs(path: str | os.PathLike[str]) -> Iterator[dict[str, Any
                 yield json.loads(line)
 
 
+def failed_invocation(record: Mapping[str, Any]) -> str | None:
+    """Return the `errorCode` of a log record whose invocation failed unbilled.
+
+    A failed invocation whose record counts no input tokens has no tokens to
+    bill, so it is not a request to count. One that counts them, such as a
+    stream that broke after it started, is read as any other record.
+    """
+    # NOTE: written from the log schema's `errorCode` field; no recorded log
+    # of a failed invocation was at hand to check its other fields.
+    error = record.get("errorCode")
+    if not error:
+        return None
+    request = record.get("input")
+    if isinstance(request, Mapping) and request.get("inputTokenCount") is not None:
+        return None
+    return str(error)
+
+
 def record_invocation_logs(
     records: Iterable[Mapping[str, Any]], tracker: UsageTracker
 ) -> int:
-    """Record log records into `tracker` at their request times; return the count."""
+    """Record log records into `tracker` at their request times; return the count.
+
+    Records of failed invocations that were not billed are left out.
+    """
     count = 0
     for record in records:
+        if failed_invocation(record) is not None:
+            continue
         usage = usage_from_invocation_log(record)
         record_usage(usage, [tracker], invocation_log_sent_at(record))
         count += 1

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from llmfy_bedrock import (
     checks,
+    failed_invocation,
     read_invocation_logs,
     record_invocation_logs,
     usage_from_invocation_log,
@@ -374,6 +375,24 @@ def test_invocation_log_embeddings_without_output_count(
     assert tracker.cost_complete
     # Titan Text Embeddings V2 in us-east-1: 0.02 USD per million input tokens.
     assert tracker.total_cost == Decimal("5") * Decimal("0.02") / 1_000_000
+
+
+def test_record_invocation_logs_skips_failed_invocation() -> None:
+    failed = {
+        **LOG_RECORD,
+        "errorCode": "ThrottlingException",
+        "input": {"inputContentType": "application/json"},
+    }
+    del failed["output"]
+
+    with llmfy_usage_tracker() as tracker:
+        count = record_invocation_logs([failed, LOG_RECORD], tracker)
+
+    assert failed_invocation(failed) == "ThrottlingException"
+    assert failed_invocation(LOG_RECORD) is None
+    assert count == 1
+    assert tracker.totals.requests == 1
+    assert tracker.cost_complete
 
 
 def test_invocation_log_converse_one_hour_writes() -> None:
