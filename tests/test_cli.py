@@ -1950,6 +1950,7 @@ def test_report_log_without_output_count(
     data = json.loads(out)
     assert code == 3
     assert "field output.outputTokenCount is missing" in err
+    assert f"(at {path}:1)" in err
     assert data["totals"]["requests"] == 2
     assert data["totals"]["unknown_usage_requests"] == 1
     assert data["totals"]["cost_complete"] is False

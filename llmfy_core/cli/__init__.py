@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from llmfy_core import __version__
 
 from . import cost_command, plugins_command, prices_command, report_command
-from .output import EXIT_INTERRUPTED, EXIT_OK, CliError
+from .output import EXIT_INTERRUPTED, EXIT_OK, RECORD_PLACE, CliError
 
 __all__ = ["build_parser", "main"]
 
@@ -93,5 +93,6 @@ def _log_to_stderr() -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("llmfy: %(levelname)s: %(message)s"))
+    handler.addFilter(RECORD_PLACE)
     logging.getLogger("llmfy").addHandler(handler)
     return handler

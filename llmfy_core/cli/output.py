@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -34,6 +35,27 @@ class CliError(Exception):
     def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class RecordPlace(logging.Filter):
+    """Adds the place of the record being read to the warnings on stderr.
+
+    A command that reads records sets `where` while it reads one, so that a
+    warning about a record says which one it is.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.where: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.where is not None:
+            record.msg = f"{record.getMessage()} (at {self.where})"
+            record.args = None
+        return True
+
+
+RECORD_PLACE = RecordPlace()
 
 
 def print_json(data: Any, stream: TextIO | None = None) -> None:

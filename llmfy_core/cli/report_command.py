@@ -28,6 +28,7 @@ from .output import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_UNPRICED,
+    RECORD_PLACE,
     CliError,
     count_of,
     money,
@@ -236,7 +237,23 @@ def _count_record(
     report: ReportRun,
     summary: FileSummary,
 ) -> bool:
-    """Read `item` with `read`, count its request and return whether it had one."""
+    """Read `item` with `read`, count its request and return whether it had one.
+
+    The warnings logged meanwhile name the record's place.
+    """
+    RECORD_PLACE.where = item.where
+    try:
+        return _count_read_record(read, item, report, summary)
+    finally:
+        RECORD_PLACE.where = None
+
+
+def _count_read_record(
+    read: Callable[[Record], Reading | Skipped | StreamChunk],
+    item: Record,
+    report: ReportRun,
+    summary: FileSummary,
+) -> bool:
     try:
         outcome = read(item)
     except RecordError as error:
