@@ -38,10 +38,10 @@ class CliError(Exception):
 
 
 class RecordPlace(logging.Filter):
-    """Adds the place of the record being read to the warnings on stderr.
+    """A logging filter that adds the place of the record being read to warnings.
 
     A command that reads records sets `where` while it reads one, so that a
-    warning about a record says which one it is.
+    warning about a record names its file and line.
     """
 
     def __init__(self) -> None:
