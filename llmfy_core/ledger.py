@@ -100,6 +100,8 @@ _TOKEN_KINDS = 5
 _TOKEN_GETTERS = tuple(
     itemgetter(INPUT_TOKENS_INDEX + kind) for kind in range(_TOKEN_KINDS)
 )
+# The number of fields of a `UsageCounts`.
+_COUNT_FIELDS = INPUT_TOKENS_INDEX + _TOKEN_KINDS
 
 
 def sent_fits(sent: int) -> bool:
@@ -511,18 +513,22 @@ class Ledger:
                 tokens = columns[INPUT_TOKENS_INDEX : INPUT_TOKENS_INDEX + _TOKEN_KINDS]
                 request_ids = columns[INPUT_TOKENS_INDEX - 1]
                 sums = [sum(column) for column in tokens]
+                fields = len(columns)
             else:
                 # Summing without building the columns costs about a quarter less.
                 tokens = None
                 sums = [sum(map(getter, counts)) for getter in _TOKEN_GETTERS]
-            valid = all(
+                # The getters raise IndexError for counts that are too short,
+                # but not for counts that are too long.
+                fields = max(map(len, counts))
+            valid = fields == _COUNT_FIELDS and all(
                 type(total) is int and 0 <= total <= MAX_COUNT for total in sums
             )
             chunk = (
                 self._kept.pack(tokens, sents) if valid and tokens is not None else None
             )
         except (LookupError, TypeError, ValueError, StructError):
-            # ValueError: counts of unequal lengths, or with too few token columns.
+            # The strict zip raises ValueError for counts of unequal lengths.
             valid = False
         if not valid:
             for queued in zip(slots, counts, sents, strict=True):

@@ -526,6 +526,38 @@ def test_reader_counts_of_wrong_length_counted_unknown(
         assert [record.fault is not None for record in usage.records] == bad
 
 
+@pytest.mark.parametrize("keep_requests", [True, False])
+def test_reader_counts_one_long_counted_unknown(
+    reading: ReadingPlugin, keep_requests: bool
+) -> None:
+    # The reader returns every count one field long. The first request, read
+    # by usage_extract, folds with the next FOLD_SIZE - 1, and the read of
+    # the totals folds the last 45 alone. Long counts are counted alike in
+    # both batches, and in both modes.
+    reading.llmfy_readers_check_counts = True
+    valid = reading.read
+
+    def read(response: Any, context: CallContext) -> Any:
+        counts = valid(response, context)
+        assert counts is not None
+        return (*counts, 0)
+
+    reading.read = read  # type: ignore[method-assign]
+    count = FOLD_SIZE + 45
+    with llmfy_usage_tracker(keep_requests=keep_requests) as usage:
+        record((usage,), count)
+
+    totals = usage.totals
+    assert usage.request_count == count
+    assert totals.unknown_usage == count - 1
+    assert totals.faults == count - 1
+    assert usage.input_tokens == 1370
+    assert usage.total_cost == ONE_REQUEST
+    if keep_requests:
+        faults = [record.fault is not None for record in usage.records]
+        assert faults == [False] + [True] * (count - 1)
+
+
 def test_recording_call_folds_bounded_batch(reading: ReadingPlugin) -> None:
     # While another thread folds, requests pile up. The next recording call
     # folds at most 4 * FOLD_SIZE of them, and a read folds the rest.
