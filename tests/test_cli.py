@@ -1918,6 +1918,21 @@ def test_report_reads_stdin_as_dash() -> None:
     assert Decimal(report["totals"]["cost_usd"]) == Decimal("0.000468")
 
 
+def test_report_stdin_closed_is_unreadable() -> None:
+    # Python sets sys.stdin to None when it starts with descriptor 0 closed,
+    # which the shell's `<&-` does.
+    command = 'exec "$0" -m llmfy_core.cli report - --json <&-'
+    result = subprocess.run(["sh", "-c", command, sys.executable], capture_output=True)
+
+    assert result.stderr == b""
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["totals"]["requests"] == 0
+    error = report["errors"][0]
+    assert error["path"] == "<stdin>"
+    assert error["message"] == "cannot open: standard input is closed"
+
+
 def test_report_log_without_region_takes_option(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ line number, and reading goes on.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
@@ -87,7 +88,7 @@ class InputFile:
         """The file's size in bytes, or 0 when it cannot be read or is a pipe."""
         try:
             if self.is_stdin:
-                return os.fstat(sys.stdin.fileno()).st_size
+                return os.fstat(_stdin_descriptor()).st_size
             return Path(self.path).stat().st_size
         except OSError:
             return 0
@@ -125,7 +126,7 @@ class InputFile:
     def _open(self) -> io.BufferedReader:
         if self.is_stdin:
             # With closefd=False, closing the reader leaves standard input open.
-            return open(sys.stdin.fileno(), "rb", closefd=False)
+            return open(_stdin_descriptor(), "rb", closefd=False)
         return open(self.path, "rb")
 
     def _read_lines(
@@ -238,6 +239,17 @@ def _json_error(error: ValueError | RecursionError) -> str:
     if isinstance(error, RecursionError):
         return "not readable: the JSON is nested too deeply"
     return f"not valid JSON: {error}"
+
+
+def _stdin_descriptor() -> int:
+    """Return the file descriptor of standard input, or raise OSError when it is closed.
+
+    Python sets `sys.stdin` to None when it starts with descriptor 0 closed.
+    """
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
+        raise OSError(errno.EBADF, "standard input is closed")
+    return stdin.fileno()
 
 
 def _os_error(error: OSError) -> str:
