@@ -242,6 +242,7 @@ class BedrockConverseModel:
     ) -> Generator[StreamChunk, None, None]:
         events = response["stream"]
         context = self._context("ConverseStream", response)
+        stopped = False
         try:
             for event in events:
                 if "contentBlockDelta" in event:
@@ -249,6 +250,7 @@ class BedrockConverseModel:
                     if "text" in delta:
                         yield StreamChunk(text=delta["text"])
                 elif "messageStop" in event:
+                    stopped = True
                     stop_reason = event["messageStop"].get("stopReason")
                     yield StreamChunk(stop_reason=stop_reason)
                 elif "metadata" in event:
@@ -263,6 +265,17 @@ class BedrockConverseModel:
             raise self._call_error("ConverseStream", error) from error
         finally:
             events.close()
+        if not stopped:
+            # A body cut at a frame boundary ends botocore's event stream
+            # without an error.
+            raise ProviderCallError(
+                PROVIDER,
+                self.model,
+                f"Bedrock ConverseStream response for model {self.model!r} in region "
+                f"{self.region!r} ended before its messageStop event, so the reply "
+                "may be cut short. Retry the request; if this repeats, check for a "
+                "proxy or network device that closes long responses.",
+            )
 
     def _request(self, messages: Sequence[Message]) -> dict[str, Any]:
         system, turns = _converse_messages(messages)

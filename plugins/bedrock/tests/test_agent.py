@@ -476,6 +476,23 @@ def test_error_inside_stream_gets_hint(server: Any, event_type: str, hint: str) 
     assert hint in str(caught.value)
 
 
+def test_stream_ended_early_raised_as_provider_call_error(server: Any) -> None:
+    # A well-formed body that stops after the first text: no messageStop and
+    # no metadata event, which botocore does not notice.
+    events = stream_events(["Paris", " is"], 50, 2)[:2]
+    server.add(replay.Reply.bedrock_event_stream(events))
+
+    with llmfy_usage_tracker() as usage:
+        stream = agent_for(server).invoke_stream("Capital?", info=INFO)
+        with pytest.raises(ProviderCallError, match="before its messageStop") as caught:
+            list(stream)
+
+    assert stream.text == "Paris"
+    assert "may be cut short" in str(caught.value)
+    assert usage.request_count == 1
+    assert usage.totals.unknown_usage == 1
+
+
 def test_stream_cut_raised_as_provider_call_error(
     bedrock_server: Any, frames: Any
 ) -> None:

@@ -209,6 +209,7 @@ class OpenAIChatModel:
 
     def _chunks(self, stream: openai.Stream[Any]) -> Generator[StreamChunk, None, None]:
         context = self._context(stream.response.headers.get("x-request-id"))
+        finished = False
         try:
             for chunk in stream:
                 # The usage arrives in a chunk with no choices; it is not always
@@ -218,6 +219,7 @@ class OpenAIChatModel:
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
+                finished = finished or choice.finish_reason is not None
                 yield StreamChunk(
                     text=choice.delta.content or "", stop_reason=choice.finish_reason
                 )
@@ -225,6 +227,17 @@ class OpenAIChatModel:
             raise self._call_error("streaming chat completion", error) from error
         finally:
             stream.close()
+        if not finished:
+            # The SDK raises no error when the events stop early, as when the
+            # connection closes cleanly between two of them.
+            raise ProviderCallError(
+                PROVIDER,
+                self.model,
+                f"OpenAI streaming chat completion for model {self.model!r} at "
+                f"{self.client.base_url} ended before a chunk with a finish_reason, "
+                "so the reply may be cut short. Retry the request; if this repeats, "
+                "check for a proxy or network device that closes long responses.",
+            )
 
     def _context(self, request_id: str | None) -> CallContext:
         headers = {"x-request-id": request_id} if isinstance(request_id, str) else {}

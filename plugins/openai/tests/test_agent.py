@@ -424,6 +424,23 @@ def test_error_inside_stream_raised_as_provider_call_error(server: Any) -> None:
     assert isinstance(caught.value.__cause__, openai.APIError)
 
 
+def test_stream_ended_early_raised_as_provider_call_error(server: Any) -> None:
+    # The connection closes cleanly after the first piece of text: no chunk
+    # with a finish_reason, no usage chunk.
+    chunks = stream_chunks(["Paris", " is"], 60, 2)[:2]
+    server.add(replay.Reply.openai_stream(chunks))
+
+    with llmfy_usage_tracker() as usage:
+        stream = agent_for(server).invoke_stream("Capital?", info=INFO)
+        with pytest.raises(ProviderCallError, match="ended before a chunk") as caught:
+            list(stream)
+
+    assert stream.text == "Paris"
+    assert "may be cut short" in str(caught.value)
+    assert usage.request_count == 1
+    assert usage.totals.unknown_usage == 1
+
+
 def test_connection_error_raised_as_provider_call_error() -> None:
     with replay.ReplayServer() as stopped:
         base_url = stopped.openai_base_url
