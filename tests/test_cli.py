@@ -1918,6 +1918,14 @@ def test_report_reads_stdin_as_dash() -> None:
     assert Decimal(report["totals"]["cost_usd"]) == Decimal("0.000468")
 
 
+def test_report_stdin_twice_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "report", "-", "-")
+
+    assert code == 2
+    assert out == ""
+    assert "Standard input is given 2 times" in err
+
+
 def test_report_stdin_closed_is_unreadable() -> None:
     # Python sets sys.stdin to None when it starts with descriptor 0 closed,
     # which the shell's `<&-` does.

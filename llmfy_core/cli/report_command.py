@@ -37,7 +37,7 @@ from .output import (
 )
 from .prices_command import add_prices_option
 from .progress import Progress
-from .readers import InputFile, ReadFailure, Record
+from .readers import STDIN_PATH, InputFile, ReadFailure, Record
 from .sources import describe_unpriced, use_price_file
 from .usage_reader import (
     Reading,
@@ -154,6 +154,11 @@ def run(args: argparse.Namespace) -> int:
         check_region(args.region, None, _known_prices(report))
     if args.provider:
         _check_provider(args.provider)
+    if args.files.count(STDIN_PATH) > 1:
+        raise CliError(
+            f"Standard input is given {args.files.count(STDIN_PATH)} times as a "
+            "file, but it can be read once. Give - once."
+        )
     known_providers = _known_prices(report).providers if args.provider else []
     reader = UsageReader(args.provider, args.model, args.region, known_providers)
     inputs = [InputFile(path) for path in args.files]
