@@ -478,6 +478,16 @@ def likely_typo(name: str, known: Iterable[str]) -> str | None:
     )
 
 
+def suggested_name(name: str, choices: Iterable[str]) -> str | None:
+    """Return the choice that `name` most likely means, or None.
+
+    A misspelling that `likely_typo` finds comes first, because difflib
+    misses the same name in other letter case (`OpenAI` for `openai`).
+    """
+    choices = list(choices)
+    return likely_typo(name, choices) or closest_name(name, choices)
+
+
 def closest_name(name: str, choices: Iterable[str]) -> str | None:
     """Return the choice closest to `name` by `difflib`, or None when none is close."""
     # Imported here, for error messages only, to keep `import llmfy` cheap.

@@ -37,6 +37,7 @@ from llmfy_core.pricing import (
     PriceTable,
     closest_name,
     likely_typo,
+    suggested_name,
     tidy_decimal,
 )
 from llmfy_core.resolver import PLUGIN_PRICES, PriceResolver, Resolution
@@ -1248,8 +1249,7 @@ def parse_override_table(provider: str, table: Mapping[str, Any]) -> PriceTable:
                 "in the plugin, not in the table: report it to the plugin's authors."
             )
         readers = ", ".join(known) or "none"
-        # `likely_typo` finds `OpenAI`, which difflib misses for its letter case.
-        close = likely_typo(provider, known) or closest_name(provider, known)
+        close = suggested_name(provider, known)
         if close is not None:
             hint = f"Did you mean {close}_pricing=?"
         elif provider in _BUNDLED_PROVIDERS:

@@ -18,9 +18,9 @@ from llmfy_core.pricing import (
     BATCH_TIER,
     SERVICE_TIERS,
     STANDARD_TIERS,
-    closest_name,
     likely_typo,
     same_id_spelled_otherwise,
+    suggested_name,
 )
 from llmfy_core.ranks import PriceRank
 from llmfy_core.resolver import PriceResolver, Resolution
@@ -293,13 +293,8 @@ def check_provider(
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return " Did you mean X?" for the choice closest to `name`, else "".
-
-    The same name in other letter case or with other separators comes first,
-    since `difflib` finds no match for `OpenAI` among `openai` and `bedrock`.
-    """
-    choices = list(choices)
-    close = same_id_spelled_otherwise(name, choices) or closest_name(name, choices)
+    """Return " Did you mean X?" for the choice `name` most likely means, else ""."""
+    close = suggested_name(name, choices)
     return f" Did you mean {close}?" if close else ""
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from llmfy_core.model import RequestRecord
-from llmfy_core.pricing import closest_name, likely_typo
+from llmfy_core.pricing import suggested_name
 from llmfy_core.report import totals_dict
 from llmfy_core.resolver import PriceResolver
 from llmfy_core.totals import ModelTotals
@@ -154,10 +154,11 @@ def run(args: argparse.Namespace) -> int:
         check_region(args.region, None, _known_prices(report))
     if args.provider:
         _check_provider(args.provider)
-    if args.files.count(STDIN_PATH) > 1:
+    stdin_count = args.files.count(STDIN_PATH)
+    if stdin_count > 1:
         raise CliError(
-            f"Standard input is given {args.files.count(STDIN_PATH)} times as a "
-            "file, but it can be read once. Give - once."
+            f"Standard input is given {stdin_count} times as a file, but it can "
+            "be read once. Give - once."
         )
     known_providers = _known_prices(report).providers if args.provider else []
     reader = UsageReader(args.provider, args.model, args.region, known_providers)
@@ -186,7 +187,7 @@ def _check_provider(provider: str) -> None:
     readable = readable_providers()
     if readable is None or provider in readable:
         return
-    close = likely_typo(provider, readable) or closest_name(provider, readable)
+    close = suggested_name(provider, readable)
     hint = f" (did you mean {close}?)" if close else ""
     raise CliError(
         f"No installed plugin reads response bodies of provider {provider!r}. "
