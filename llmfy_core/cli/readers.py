@@ -26,7 +26,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
 
 STDIN_PATH = "-"
-"""The file argument that reads standard input, as in most command-line tools."""
+"""The file argument that reads standard input, the usual command-line convention."""
 
 STDIN_NAME = "<stdin>"
 """The name that messages and the JSON report give standard input."""

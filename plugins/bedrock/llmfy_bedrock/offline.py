@@ -199,7 +199,7 @@ def failed_invocation(record: Mapping[str, Any]) -> str | None:
     bill, so it is not a request to count. One that counts them, such as a
     stream that broke after it started, is read as any other record.
     """
-    # NOTE: written from the log schema's `errorCode` field; no recorded log
+    # NOTE: written from the log schema's `errorCode` field. No recorded log
     # of a failed invocation was at hand to check its other fields.
     error = record.get("errorCode")
     if not error:

@@ -476,7 +476,7 @@ def test_error_inside_stream_gets_hint(server: Any, event_type: str, hint: str) 
     assert hint in str(caught.value)
 
 
-def test_stream_ended_early_raised_as_provider_call_error(server: Any) -> None:
+def test_stream_ended_early_raises(server: Any) -> None:
     # A well-formed body that stops after the first text: no messageStop and
     # no metadata event, which botocore does not notice.
     events = stream_events(["Paris", " is"], 50, 2)[:2]

@@ -352,7 +352,7 @@ def test_invocation_log_unknown_output(
     assert not tracker.cost_complete
 
 
-def test_invocation_log_embeddings_without_output_count(
+def test_embeddings_log_without_output_count(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # An embeddings model generates no tokens, and its log has no output count.
@@ -377,7 +377,7 @@ def test_invocation_log_embeddings_without_output_count(
     assert tracker.total_cost == Decimal("5") * Decimal("0.02") / 1_000_000
 
 
-def test_record_invocation_logs_skips_failed_invocation() -> None:
+def test_record_logs_skips_failed_invocation() -> None:
     failed = {
         **LOG_RECORD,
         "errorCode": "ThrottlingException",

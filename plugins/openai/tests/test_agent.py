@@ -424,9 +424,9 @@ def test_error_inside_stream_raised_as_provider_call_error(server: Any) -> None:
     assert isinstance(caught.value.__cause__, openai.APIError)
 
 
-def test_stream_ended_early_raised_as_provider_call_error(server: Any) -> None:
-    # The connection closes cleanly after the first piece of text: no chunk
-    # with a finish_reason, no usage chunk.
+def test_stream_ended_early_raises(server: Any) -> None:
+    # The stream ends, with [DONE], after the first piece of text. No chunk
+    # has a finish_reason, and no usage chunk comes.
     chunks = stream_chunks(["Paris", " is"], 60, 2)[:2]
     server.add(replay.Reply.openai_stream(chunks))
 
