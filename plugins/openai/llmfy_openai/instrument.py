@@ -429,11 +429,11 @@ def _start_call(
         operation = TRACKED_OPERATIONS.get(options.url) if method == "post" else None
         if operation is None or not trackers:
             return _start_poll(method, options.url)
-        body = options.json_data
+        body = _request_body(options)
         model = None
         include_usage = False
         background_request = False
-        if isinstance(body, Mapping):
+        if body is not None:
             requested = body.get("model")
             model = requested if isinstance(requested, str) else None
             stream_options = body.get("stream_options")
@@ -446,6 +446,20 @@ def _start_call(
     except Exception as error:  # never reach the caller
         logger.warning("llmfy failed to read an %s request: %r", PROVIDER, error)
         return None
+
+
+def _request_body(options: Any) -> Mapping[str, Any] | None:
+    """Return the JSON body the SDK sends, with `extra_body` merged in.
+
+    The SDK merges `extra_body` (`options.extra_json`) over the named
+    parameters when it builds the request, so `stream_options` or
+    `background` given there take effect as if named.
+    """
+    body = options.json_data
+    extra = getattr(options, "extra_json", None)
+    if isinstance(extra, Mapping):
+        return {**body, **extra} if isinstance(body, Mapping) else extra
+    return body if isinstance(body, Mapping) else None
 
 
 def _warn_if_untracked_thread(options: Any) -> None:

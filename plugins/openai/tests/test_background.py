@@ -69,6 +69,33 @@ def create(client: Any, **options: Any) -> Any:
     )
 
 
+def test_background_in_extra_body_stays_pending(server, client, bodies):
+    # The SDK merges `extra_body` into the request, so this is a background
+    # request like one that names `background=True`.
+    server.add_json(RESPONSES, running(bodies, "resp_1"))
+    completed = ended(
+        bodies, "resp_1", input_tokens=1000, cached=200, output_tokens=300
+    )
+    server.add_json(f"{RESPONSES}/resp_1", completed)
+
+    with llmfy_usage_tracker() as usage:
+        created = client.responses.create(
+            model="gpt-5", input="Plan a trip.", extra_body={"background": True}
+        )
+        pending_after_create = usage.pending_requests
+        client.responses.retrieve(created.id)
+
+    assert server.requests[0][1]["background"] is True
+    assert pending_after_create == 1
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.input_tokens == 1000
+    assert record.usage.output_tokens == 300
+    # 800 x 1.25 + 200 x 0.125 + 300 x 10 = 1000 + 25 + 3000 = 4025 millionths
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.004025")
+
+
 def test_retrieve_counts_create_once(server, client, bodies, caplog):
     server.add_json(
         RESPONSES, running(bodies, "resp_1"), **{"x-request-id": "req_create"}

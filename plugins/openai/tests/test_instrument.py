@@ -554,6 +554,31 @@ def test_stream_without_usage_warns(server, client, bodies):
     assert "stream_options" not in server.requests[-1][1]
 
 
+def test_stream_options_in_extra_body(server, client, bodies):
+    # The SDK sends `extra_body` as part of the request, so the stream asked
+    # for its usage: closing it early gives unknown usage and no advice to
+    # pass an option the request already has.
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with llmfy_usage_tracker() as usage:
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                stream=True,
+                extra_body={"stream_options": INCLUDE_USAGE},
+            )
+            next(iter(stream))
+            stream.close()
+
+    usage_warnings = [w for w in caught if issubclass(w.category, UsageWarning)]
+    assert server.requests[-1][1]["stream_options"] == INCLUDE_USAGE
+    assert usage_warnings == []
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens is None
+
+
 def completion_chunk(text: str | None, usage: dict[str, int] | None = None) -> Any:
     """A legacy Completions stream chunk; `text=None` gives a `choices: []` chunk."""
     choices = []
