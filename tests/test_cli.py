@@ -1926,6 +1926,26 @@ def test_report_stdin_twice_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Standard input is given 2 times" in err
 
 
+@pytest.mark.parametrize("second", ["same path", "symlink", "other spelling"])
+def test_report_file_twice_exits_2(
+    capsys: pytest.CaptureFixture[str], batch_file: Path, second: str
+) -> None:
+    if second == "symlink":
+        other = batch_file.parent / "link.jsonl"
+        other.symlink_to(batch_file)
+    elif second == "other spelling":
+        other = batch_file.parent / "." / batch_file.name
+    else:
+        other = batch_file
+
+    code, out, err = run(capsys, "report", str(batch_file), str(other))
+
+    assert code == 2
+    assert out == ""
+    assert "name the same file" in err
+    assert str(other) in err
+
+
 def test_report_stdin_closed_is_unreadable() -> None:
     # Python sets sys.stdin to None when it starts with descriptor 0 closed,
     # which the shell's `<&-` does.

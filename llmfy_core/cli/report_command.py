@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -160,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             f"Standard input is given {stdin_count} times as a file, but it can "
             "be read once. Give - once."
         )
+    _reject_repeated_files(args.files)
     known_providers = _known_prices(report).providers if args.provider else []
     reader = UsageReader(args.provider, args.model, args.region, known_providers)
     inputs = [InputFile(path) for path in args.files]
@@ -180,6 +182,31 @@ def run(args: argparse.Namespace) -> int:
         _print_failures(report.failures)
         print(_report_text(report))
     return _exit_code(report)
+
+
+def _reject_repeated_files(paths: list[str]) -> None:
+    """Raise `CliError` (exit code 2) when two arguments name one file.
+
+    A file read twice would count each of its requests twice. Paths are
+    compared by the file they open, so a symlink or another spelling of a
+    path matches too. A path that cannot be opened is left to the reader,
+    which reports it as unreadable.
+    """
+    seen: dict[tuple[int, int], str] = {}
+    for path in paths:
+        if path == STDIN_PATH:
+            continue
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            raise CliError(
+                f"{path} and {seen[key]} name the same file, so its requests "
+                "would be counted twice. Give each file once."
+            )
+        seen[key] = path
 
 
 def _check_provider(provider: str) -> None:
