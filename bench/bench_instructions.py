@@ -19,6 +19,10 @@ left out, and each loop's count is read from its own file.
   streams with and without a tracker. 600-event minus 50-event streams
   leaves the cost of the added events, and streams with a tracker active
   minus streams without it what llmfy adds.
+- First event: the child then counts, stream by stream, the instructions
+  from the SDK call to the first event of short streams, without and with
+  a tracker in turn. The median of the pairs' differences is what llmfy
+  adds before the first event.
 
 Instructions convert to time at a measured rate: for recording, that of
 llmfy's recording loop timed outside valgrind; for streams, the SDK's
@@ -119,11 +123,14 @@ def run_recording_child(case: str, calls: int) -> None:
             measured(loop)
 
 
-def run_stream_child(sdk: str, port: int, streams: int, timed: bool) -> None:
+def run_stream_child(
+    sdk: str, port: int, streams: int, pairs: int, timed: bool
+) -> None:
     """Read `streams` streams per loop of `STREAM_LOOPS`, after warming up.
 
-    When `timed`, read streams without a tracker only, outside valgrind, and
-    print the CPU µs per stream of each kind.
+    Then count `pairs` first events, one stream without a tracker and one
+    with it in turn. When `timed`, read streams without a tracker only,
+    outside valgrind, and print the CPU µs per stream of each kind.
     """
     import bench_sdk
 
@@ -152,6 +159,18 @@ def run_stream_child(sdk: str, port: int, streams: int, timed: bool) -> None:
                 measured(lambda kind=kind: read(kind))
         else:
             measured(lambda kind=kind: read(kind))
+
+    def first_event() -> None:
+        # A tracked stream is read to its end inside the tracker, which records it.
+        events = iter(client.stream("short"))
+        measured(lambda: next(events))
+        for _ in events:
+            pass
+
+    for _ in range(pairs):
+        first_event()
+        with tracker:
+            first_event()
 
 
 def count_loops(arguments: list[str], loops: int) -> list[int]:
@@ -204,21 +223,24 @@ def recording_counts(calls: int) -> list[dict[str, Any]]:
     return rows
 
 
-def stream_counts(streams: int) -> dict[str, Any]:
-    """Return the instructions per stream and per added event of each SDK."""
+def stream_counts(streams: int, pairs: int) -> dict[str, Any]:
+    """Return the instructions per stream, per added event and to the first event."""
     from local_server import BURST_STREAM_EVENTS, SHORT_STREAM_EVENTS, BenchServer
 
     added_events = BURST_STREAM_EVENTS - SHORT_STREAM_EVENTS
-    result: dict[str, Any] = {"streams": streams, "added_events": added_events}
+    result: dict[str, Any] = {
+        "streams": streams,
+        "added_events": added_events,
+        "first_event_pairs": pairs,
+    }
     with BenchServer(max_lifetime=1800) as server:
         for sdk in ("openai", "bedrock"):
             progress(f"callgrind: {sdk} streams")
-            arguments = ["stream", sdk, str(server.port), str(streams)]
-            loops = dict(
-                zip(
-                    STREAM_LOOPS, count_loops(arguments, len(STREAM_LOOPS)), strict=True
-                )
-            )
+            arguments = ["stream", sdk, str(server.port), str(streams), str(pairs)]
+            counts = count_loops(arguments, len(STREAM_LOOPS) + 2 * pairs)
+            loops = dict(zip(STREAM_LOOPS, counts[: len(STREAM_LOOPS)], strict=True))
+            firsts = counts[len(STREAM_LOOPS) :]
+            idle_firsts, tracked_firsts = firsts[0::2], firsts[1::2]
             per_event = {
                 mode: (loops[mode, "burst"] - loops[mode, "short"])
                 / streams
@@ -234,13 +256,18 @@ def stream_counts(streams: int) -> dict[str, Any]:
                 "sdk_event_us": timed_event_us(sdk, server.port, added_events),
                 "added_per_event": added_per_event,
                 "added_per_stream": per_stream - SHORT_STREAM_EVENTS * added_per_event,
+                "sdk_first_event": statistics.median(idle_firsts),
+                "added_first_event": statistics.median(
+                    tracked - idle
+                    for idle, tracked in zip(idle_firsts, tracked_firsts, strict=True)
+                ),
             }
     return result
 
 
 def timed_event_us(sdk: str, port: int, added_events: int) -> float:
     """Return the SDK's median CPU µs per added event, timed outside valgrind."""
-    command = [sys.executable, __file__, "--child", "stream", sdk, str(port), "10"]
+    command = [sys.executable, __file__, "--child", "stream", sdk, str(port), "10", "0"]
     samples = []
     for _ in range(5):
         completed = subprocess.run(
@@ -281,7 +308,8 @@ def main() -> None:
         if kind == "recording":
             run_recording_child(rest[0], int(rest[1]))
         else:
-            run_stream_child(rest[0], int(rest[1]), int(rest[2]), args.timed)
+            sdk, port, streams, pairs = rest
+            run_stream_child(sdk, int(port), int(streams), int(pairs), args.timed)
         return
     if shutil.which("valgrind") is None:
         progress("skipped: valgrind is not installed")
@@ -293,7 +321,7 @@ def main() -> None:
         {
             "recording_calls": calls,
             "recording": recording,
-            "streams": stream_counts(1 if args.quick else 6),
+            "streams": stream_counts(*((1, 2) if args.quick else (6, 8))),
             "instructions_per_us": instructions_per_us(recording),
         }
     )

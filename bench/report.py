@@ -710,7 +710,18 @@ def instruction_stream_table(streams: dict[str, Any]) -> Table:
         added = counts["added_per_event"]
         # The SDK's own rate: its instructions per event over its CPU µs per
         # event, timed outside valgrind.
-        added_us = added * counts["sdk_event_us"] / counts["sdk_per_event"]
+        rate = counts["sdk_per_event"] / counts["sdk_event_us"]
+        added_us = added / rate
+        # Runs saved before the first events were counted lack these two.
+        first = counts.get("added_first_event", math.nan)
+        sdk_first = counts.get("sdk_first_event", math.nan)
+        first_cells = ["-", "-", "-"]
+        if not math.isnan(first):
+            first_cells = [
+                f"{sdk_first:,.0f}",
+                f"{first:,.0f} ({first / sdk_first:.2%})",
+                us(first / rate),
+            ]
         stream_lines.append(
             [
                 sdk,
@@ -720,6 +731,7 @@ def instruction_stream_table(streams: dict[str, Any]) -> Table:
                 f"{added / counts['sdk_per_event']:.2%}",
                 us(added_us),
                 f"{counts['added_per_stream']:,.0f}",
+                *first_cells,
             ]
         )
         stream_targets.append(
@@ -740,6 +752,9 @@ def instruction_stream_table(streams: dict[str, Any]) -> Table:
             "share",
             "about µs",
             "llmfy adds per stream",
+            "SDK call to first event",
+            "llmfy adds to it (share)",
+            "about µs",
         ],
         stream_lines,
         [
@@ -749,6 +764,11 @@ def instruction_stream_table(streams: dict[str, Any]) -> Table:
             "comes from idle streams timed outside valgrind, and converts llmfy's "
             "instructions to µs at the SDK's rate. Per stream: watching the "
             "stream and recording its usage, without the events' share.",
+            "First event: instructions from the SDK call to the first event of "
+            "a short stream, the median of "
+            f"{streams.get('first_event_pairs', 0)} streams without a tracker, "
+            "and the median difference of as many pairs of streams read without "
+            "and with one, converted at the SDK's rate per event.",
         ],
         stream_targets,
     )
