@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -18,6 +17,7 @@ import pluggy
 
 from llmfy_core import discovery, hookspecs
 from llmfy_core.errors import PluginLoadError, PluginWarning, emit_warning
+from llmfy_core.locks import new_lock, new_rlock
 from llmfy_core.logs import get_logger
 from llmfy_core.ranks import PriceRank
 
@@ -128,7 +128,7 @@ class PluginRegistry:
         self.manager.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self.generation = 0
-        self._lock = threading.RLock()
+        self._lock = new_rlock()
 
     def load_entry_points(self) -> None:
         """Load every allowed entry point of the group `llmfy`, one at a time."""
@@ -345,7 +345,7 @@ def _load_order(entry_point: discovery.EntryPoint) -> tuple[str, int, str]:
 
 
 _registry: PluginRegistry | None = None
-_registry_lock = threading.Lock()
+_registry_lock = new_lock()
 
 
 def get_registry() -> PluginRegistry:

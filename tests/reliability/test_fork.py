@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from llmfy import llmfy_usage_tracker
+from llmfy_core import locks
+from llmfy_core.resolver import PLUGIN_PRICES
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -27,19 +32,21 @@ def _wait_for_child(pid: int, seconds: float) -> int | None:
     return None
 
 
-def test_fork_while_ledger_locked_child_reads() -> None:
-    usage = llmfy_usage_tracker()
-    usage.record("openai", "gpt-4o-mini", 60, 3)
+def _fork_while_held(lock: Any, child: Callable[[], bool]) -> int | None:
+    """Fork while another thread holds `lock`; return the child's exit code.
+
+    The child exits 0 when `child()` returns true, and None is returned
+    when it hangs.
+    """
     locked = threading.Event()
     release = threading.Event()
 
-    def hold_ledger_lock() -> None:
-        # Simulates a thread folding the queue at the moment of the fork.
-        with usage.ledger.lock:
+    def hold() -> None:
+        with lock:
             locked.set()
             release.wait(30)
 
-    holder = threading.Thread(target=hold_ledger_lock)
+    holder = threading.Thread(target=hold)
     holder.start()
     assert locked.wait(10)
     try:
@@ -47,20 +54,67 @@ def test_fork_while_ledger_locked_child_reads() -> None:
         if pid == 0:
             code = 1
             try:
-                usage.record("openai", "gpt-4o-mini", 60, 3)
-                # 2 requests of 60 input and 3 output tokens at 0.15 and
-                # 0.60 USD per million: 2 * (60 * 0.15 + 3 * 0.60) / 1e6.
-                if usage.request_count == 2 and usage.total_cost == Decimal(
-                    "0.0000216"
-                ):
-                    code = 0
+                code = 0 if child() else 1
             finally:
                 os._exit(code)
-        exit_code = _wait_for_child(pid, 15)
+        return _wait_for_child(pid, 15)
     finally:
         release.set()
         holder.join(10)
 
+
+def test_fork_while_ledger_locked_child_reads() -> None:
+    usage = llmfy_usage_tracker()
+    usage.record("openai", "gpt-4o-mini", 60, 3)
+
+    def child() -> bool:
+        usage.record("openai", "gpt-4o-mini", 60, 3)
+        # 2 requests of 60 input and 3 output tokens at 0.15 and 0.60 USD
+        # per million: 2 * (60 * 0.15 + 3 * 0.60) / 1e6.
+        return usage.request_count == 2 and usage.total_cost == Decimal("0.0000216")
+
+    # The other thread holds the ledger's lock, as while it folds the queue.
+    exit_code = _fork_while_held(usage.ledger.lock, child)
+
     assert exit_code is not None, "the forked child hung reading the tracker"
     assert exit_code == 0
     assert usage.request_count == 1
+
+
+def test_fork_while_price_lock_held_child_prices() -> None:
+    # The other thread holds the price resolver's lock, as while it reloads
+    # prices. The child resolves the price of a model not priced before.
+    def child() -> bool:
+        with llmfy_usage_tracker() as usage:
+            usage.record("openai", "gpt-4o", 60, 3)
+        # 60 input and 3 output tokens at 2.50 and 10.00 USD per million.
+        return usage.total_cost == Decimal("0.00018")
+
+    exit_code = _fork_while_held(PLUGIN_PRICES._lock, child)
+
+    assert exit_code is not None, "the forked child hung resolving a price"
+    assert exit_code == 0
+
+
+def test_fork_child_finds_every_llmfy_lock_free() -> None:
+    # Recording a Bedrock request imports the plugin modules that make
+    # process-wide locks.
+    with llmfy_usage_tracker() as usage:
+        usage.record("bedrock", "amazon.nova-lite-v1:0", 60, 3, region="us-east-1")
+    llmfy_locks = list(locks._LOCKS)
+    assert len(llmfy_locks) >= 10
+
+    @contextlib.contextmanager
+    def every_lock() -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for lock in llmfy_locks:
+                stack.enter_context(lock)
+            yield
+
+    def child() -> bool:
+        return all(lock.acquire(timeout=5) for lock in llmfy_locks)
+
+    exit_code = _fork_while_held(every_lock(), child)
+
+    assert exit_code is not None, "the forked child hung on a lock"
+    assert exit_code == 0

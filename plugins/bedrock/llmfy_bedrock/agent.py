@@ -15,7 +15,6 @@ once; this module never records usage.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -36,6 +35,7 @@ from llmfy_core.agent import (
     read_usage,
     string_list_field,
 )
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 
 # A logger whose calls never raise, even when a handler of the application does.
@@ -178,7 +178,7 @@ class BedrockConverseModel:
         self._region_name = region_name
         self._endpoint_url = endpoint_url
         self._session = session
-        self._client_lock = threading.Lock()
+        self._client_lock = new_lock()
 
     def __repr__(self) -> str:
         return f"BedrockConverseModel(model={self.model!r}, config={self.config!r})"

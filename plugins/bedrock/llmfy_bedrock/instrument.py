@@ -18,7 +18,6 @@ import importlib.abc
 import importlib.machinery
 import io
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType, ModuleType
@@ -28,6 +27,7 @@ from llmfy_bedrock.extract import PROVIDER, counts_from_headers
 from llmfy_bedrock.resolve import billing_region
 from llmfy_bedrock.streams import StreamWatch
 from llmfy_core import CallContext
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.recording import (
     record_response,
@@ -53,7 +53,7 @@ _CLIENT_MODULE = "botocore.client"
 _PARSERS_MODULE = "botocore.parsers"
 _MARK = "__llmfy_bedrock_original__"
 
-_lock = threading.Lock()
+_lock = new_lock()
 _hook: ClientImportHook | None = None
 
 ApiCall = Callable[[Any, str, Mapping[str, Any]], Any]

@@ -22,6 +22,7 @@ from typing import Any
 from llmfy_bedrock.extract import INVOCATION_METRICS, PROVIDER
 from llmfy_bedrock.resolve import billing_region
 from llmfy_core import CallContext
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.recording import record_response, record_usage, unknown_usage
 from llmfy_core.tracker import UsageTracker
@@ -33,7 +34,7 @@ _METRICS_MARK = INVOCATION_METRICS.encode()
 # CPython's message when a running generator is called again, as from another thread.
 _ALREADY_EXECUTING = "generator already executing"
 # Makes `StreamWatch.finish` record once when several threads finish a stream.
-_FINISH_LOCK = threading.Lock()
+_FINISH_LOCK = new_lock()
 # botocore's event-stream decoder, whose errors mean a malformed frame.
 _EVENT_STREAM_MODULE = "botocore.eventstream"
 

@@ -12,7 +12,6 @@ instrumentation counts each of them once; this module never records usage.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
@@ -30,6 +29,7 @@ from llmfy_core.agent import (
     read_usage,
     string_list_field,
 )
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 
 # A logger whose calls never raise, even when a handler of the application does.
@@ -134,7 +134,7 @@ class OpenAIChatModel:
         self._client = client
         self._base_url = base_url
         self._api_key = api_key
-        self._client_lock = threading.Lock()
+        self._client_lock = new_lock()
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.model!r}, config={self.config!r})"

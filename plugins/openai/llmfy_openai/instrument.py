@@ -28,7 +28,6 @@ import importlib.abc
 import importlib.machinery
 import json
 import sys
-import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -37,6 +36,7 @@ from typing import Any
 
 from llmfy_core import CallContext, UsageTracker, UsageWarning, active_trackers
 from llmfy_core.errors import emit_warning
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.recording import (
     record_response,
@@ -89,10 +89,10 @@ _FINAL_EVENTS = frozenset(
 )
 _RESPONSE_EVENTS = _FINAL_EVENTS | {"response.created", "response.in_progress"}
 
-_patch_lock = threading.Lock()
+_patch_lock = new_lock()
 # Lets `_Call._claim` pick one thread to record a call when several threads
 # finish it at once, as when two threads close one stream.
-_FINISH_LOCK = threading.Lock()
+_FINISH_LOCK = new_lock()
 _patched = False
 # The operations whose streams carry usage only when the request sets
 # `stream_options={"include_usage": True}`, with the name of their stream and

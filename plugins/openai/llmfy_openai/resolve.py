@@ -11,9 +11,9 @@ model that the deployment runs.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator, Mapping
 
+from llmfy_core.locks import new_rlock
 from llmfy_core.resolver import invalidate_price_cache
 
 FINE_TUNED_PREFIX = "ft:"
@@ -22,7 +22,7 @@ FINE_TUNED_PREFIX = "ft:"
 _SNAPSHOT_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
 
 # Reentrant: a stream finalizer run by garbage collection can resolve too.
-_azure_lock = threading.RLock()
+_azure_lock = new_rlock()
 _azure_deployments: dict[str, str] = {}
 
 

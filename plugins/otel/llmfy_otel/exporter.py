@@ -11,7 +11,6 @@ exported.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.util.types import AttributeValue
 
 from llmfy_core import RequestRecord
+from llmfy_core.locks import new_rlock
 from llmfy_otel import names
 
 logger = logging.getLogger("llmfy.otel")
@@ -229,7 +229,7 @@ class FaultLog:
         self.interval = interval
         self._clock = clock
         # Reentrant: a stream finalizer run by garbage collection can export.
-        self._lock = threading.RLock()
+        self._lock = new_rlock()
         self._last: float | None = None
         self._suppressed = 0
 
@@ -265,7 +265,7 @@ class Exporter:
 
     def __init__(self) -> None:
         # Reentrant: a stream finalizer run by garbage collection can export.
-        self._lock = threading.RLock()
+        self._lock = new_rlock()
         self._meter_provider: metrics.MeterProvider | None = None
         self._instruments: dict[int, tuple[metrics.MeterProvider, Instruments]] = {}
         self._attribute_sets: dict[tuple[Any, ...], AttributeSets] = {}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ from opentelemetry import metrics
 
 import llmfy_core
 from llmfy_core import UsageTracker
+from llmfy_core.locks import new_lock
 from llmfy_otel.exporter import EXPORTER
 
 logger = logging.getLogger("llmfy.otel")
@@ -27,7 +27,7 @@ ENABLE_VARIABLE = "LLMFY_OTEL_ENABLE"
 _ON = frozenset({"1", "true", "yes", "on"})
 _OFF = frozenset({"", "0", "false", "no", "off"})
 
-_lock = threading.Lock()
+_lock = new_lock()
 _tracker: UsageTracker | None = None
 _environment_checked = False
 
