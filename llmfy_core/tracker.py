@@ -115,28 +115,29 @@ class UntrackedThreads:
     def __init__(self) -> None:
         self.watch = False
         self.warned = False
-        # Thread id to the number of blocks open in it and the thread's name.
-        self.blocks: dict[int, tuple[int, str]] = {}
+        # Thread to the number of blocks open in it. The key is the `Thread`
+        # object, not its id, because a thread that ends with a block still
+        # open leaves its entry here, and the system gives its id to later
+        # threads.
+        self.blocks: dict[threading.Thread, int] = {}
         self.lock = threading.Lock()
 
-    def opened(self) -> int:
-        """Count a block opened in this thread, and return the thread's id."""
+    def opened(self) -> threading.Thread:
+        """Count a block opened in this thread, and return the thread."""
         thread = threading.current_thread()
-        ident = thread.ident or 0
         with self.lock:
-            count, _ = self.blocks.get(ident, (0, ""))
-            self.blocks[ident] = (count + 1, thread.name)
+            self.blocks[thread] = self.blocks.get(thread, 0) + 1
             self.watch = not self.warned
-        return ident
+        return thread
 
-    def closed(self, ident: int) -> None:
-        """Count a block closed that was opened in thread `ident`."""
+    def closed(self, thread: threading.Thread) -> None:
+        """Count a block closed that was opened in `thread`."""
         with self.lock:
-            count, name = self.blocks.get(ident, (1, ""))
+            count = self.blocks.get(thread, 1)
             if count > 1:
-                self.blocks[ident] = (count - 1, name)
+                self.blocks[thread] = count - 1
             else:
-                self.blocks.pop(ident, None)
+                self.blocks.pop(thread, None)
             self.watch = bool(self.blocks) and not self.warned
 
 
@@ -152,10 +153,10 @@ def warn_untracked_thread(provider: str, operation: str) -> None:
     try:
         thread = threading.current_thread()
         with UNTRACKED.lock:
-            if UNTRACKED.warned or thread.ident in UNTRACKED.blocks:
+            if UNTRACKED.warned or thread in UNTRACKED.blocks:
                 # The block's own thread, such as a task started before the block.
                 return
-            others = sorted(name for _, name in UNTRACKED.blocks.values())
+            others = sorted(each.name for each in UNTRACKED.blocks)
             if not others:
                 return
             UNTRACKED.warned = True
@@ -276,7 +277,7 @@ class UsageTracker:
         # The periods opened by `__enter__` and not yet closed, oldest first.
         self._open_periods: list[_Period] = []
         # The thread of each open block, as `UNTRACKED.opened` returned it.
-        self._block_threads: list[int] = []
+        self._block_threads: list[threading.Thread] = []
         # Weak references to the streams sent while the tracker was active,
         # which `recording.watch_stream` appends to. They are pruned of
         # recorded and collected streams when the list reaches
@@ -324,13 +325,13 @@ class UsageTracker:
             ended = not self._depth
             self._close_period(period, ended)
             if self._block_threads:
-                ident = threading.get_ident()
-                if ident in self._block_threads:
-                    self._block_threads.remove(ident)
+                thread = threading.current_thread()
+                if thread in self._block_threads:
+                    self._block_threads.remove(thread)
                 else:
                     # Closed in another thread than it was opened in.
-                    ident = self._block_threads.pop()
-                UNTRACKED.closed(ident)
+                    thread = self._block_threads.pop()
+                UNTRACKED.closed(thread)
         if ended and self.pending_request_references:
             self.settle_pending_requests()
         if exc_type is None and ended:

@@ -98,6 +98,46 @@ def test_worker_thread_converse_warns_once(
     assert usage.request_count == 0
 
 
+def test_reused_thread_id_still_warns(
+    bedrock_server: Any, make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(UNTRACKED, "warned", False)
+    monkeypatch.setattr(UNTRACKED, "blocks", {})
+    client = make_client()
+    usage_counts = {"inputTokens": 10, "outputTokens": 2, "totalTokens": 12}
+    bedrock_server.queue_json(converse_body(usage_counts))
+    ended_ids: list[int | None] = []
+    sent: list[bool] = []
+
+    def open_block_and_end() -> None:
+        # The block stays open after its thread has ended.
+        llmfy_usage_tracker().__enter__()
+
+    def ask_if_id_reused() -> None:
+        if threading.get_ident() in ended_ids:
+            client.converse(modelId="amazon.nova-lite-v1:0", messages=[])
+            sent.append(True)
+
+    with llmfy_usage_tracker(), pytest.warns(UsageWarning) as warned:
+        opener = threading.Thread(target=open_block_and_end, name="opener")
+        opener.start()
+        opener.join()
+        ended_ids.append(opener.ident)
+        # Linux hands a joined thread's id to a later thread, usually the next.
+        for attempt in range(50):
+            worker = threading.Thread(target=ask_if_id_reused, name=f"worker_{attempt}")
+            worker.start()
+            worker.join()
+            if sent:
+                break
+        if not sent:
+            pytest.skip("no new thread got the id of the ended thread")
+
+    messages = [str(warning.message) for warning in warned]
+    assert len(messages) == 1
+    assert "bedrock Converse request was sent in thread 'worker_" in messages[0]
+
+
 def test_converse_cache_read_and_write(bedrock_server: Any, make_client: Any) -> None:
     client = make_client()
     usage_body = {
