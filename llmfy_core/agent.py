@@ -10,6 +10,7 @@ to attach it to the result.
 
 from __future__ import annotations
 
+import keyword
 import logging
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -340,6 +341,15 @@ def _declared_variables(input_variables: Iterable[str] | None) -> tuple[str, ...
             raise TemplateVariableError(
                 f"Invalid input variable name {name!r}: names must be Python "
                 "identifiers, such as 'info' or 'user_name'."
+            )
+        if keyword.iskeyword(name):
+            # `chat(messages, class="x")` is a syntax error. Soft keywords such
+            # as `match` are valid keyword arguments, so they are kept.
+            raise TemplateVariableError(
+                f"Invalid input variable name {name!r}: it is a Python keyword, so "
+                "it cannot be written as a keyword argument of chat() or invoke(). "
+                f"Rename it, such as {name + '_'!r}, in input_variables and in "
+                "the system message."
             )
         if name in _PARAMETER_NAMES:
             raise TemplateVariableError(

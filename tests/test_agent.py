@@ -163,6 +163,25 @@ def test_input_variable_name_of_parameter_rejected(name: str) -> None:
         )
 
 
+@pytest.mark.parametrize("name", ["class", "for", "None"])
+def test_input_variable_name_of_keyword_rejected(name: str) -> None:
+    with pytest.raises(TemplateVariableError, match=f"'{name}'.*keyword.*Rename it"):
+        LLMfy(
+            RecordingModel(),
+            system_message=f"Use {{{{{name}}}}}",
+            input_variables=[name],
+        )
+
+
+def test_input_variable_name_of_soft_keyword_kept() -> None:
+    model = RecordingModel()
+    agent = LLMfy(model, system_message="Use {{match}}", input_variables=["match"])
+
+    agent.invoke("Hi", match="x")
+
+    assert model.conversations[0][0] == Message(Role.SYSTEM, "Use x")
+
+
 def test_agent_rejects_non_model() -> None:
     with pytest.raises(TypeError, match="chat model"):
         LLMfy("gpt-4o-mini")  # type: ignore[arg-type]
