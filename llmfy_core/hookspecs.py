@@ -108,7 +108,10 @@ def price_catalog(provider: str | None) -> Iterable[CatalogEntry] | None:
     """List the prices this plugin can return, for `llmfy prices`.
 
     `provider` limits the listing to one provider, or is None for all. Return
-    None or an empty iterable when the plugin lists nothing.
+    None or an empty iterable when the plugin lists nothing. An entry whose
+    `Price` fails the checks of `price_lookup` results (a rate that is not a
+    finite `Decimal` of at least 0, or a `price_per_tokens` below 1) is logged
+    and skipped.
     """
 
 

@@ -1041,6 +1041,39 @@ def test_prices_listing_omits_overruled_fallback(
     assert "regionless test price" not in model_listing
 
 
+class NaNListing:
+    """A pricing plugin whose catalog lists one valid and one NaN price."""
+
+    llmfy_price_rank = PriceRank.FALLBACK
+
+    @hookimpl
+    def price_catalog(self, provider: str | None) -> list[CatalogEntry]:
+        valid = Price(Decimal(1), Decimal(2), source="valid test price")
+        invalid = Price(Decimal(1), Decimal("NaN"), source="NaN test price")
+        return [
+            CatalogEntry("acme", PriceKey("acme-valid"), valid),
+            CatalogEntry("acme", PriceKey("acme-nan", region="eu-west-1"), invalid),
+        ]
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_prices_listing_skips_nan_price(
+    capsys: pytest.CaptureFixture[str], json_output: bool
+) -> None:
+    llmfy_core.register_plugin(NaNListing(), "nan-listing")
+
+    code, out, err = run(capsys, "prices", "acme", *(["--json"] if json_output else []))
+
+    assert code == 0
+    assert "acme-valid" in out
+    assert "acme-nan" not in out
+    assert err.count("'nan-listing'") == 1
+    assert "provider 'acme'" in err
+    assert "model 'acme-nan'" in err
+    assert "region 'eu-west-1'" in err
+    assert "output is NaN" in err
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -11,17 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from llmfy_core.errors import PricingTableError
+from llmfy_core.errors import PricingTableError, PricingWarning, emit_warning
 from llmfy_core.hookspecs import hookimpl
 from llmfy_core.model import Price, Usage
 from llmfy_core.plugins import get_registry
-from llmfy_core.pricing import CatalogEntry
+from llmfy_core.pricing import CatalogEntry, PriceKey, describe_entry, price_problem
 from llmfy_core.ranks import PriceRank
 from llmfy_core.resolver import PriceResolver, Resolution
 
@@ -120,7 +121,9 @@ def catalog(provider: str | None) -> list[ListedPrice]:
         try:
             entries: Any = impl.function(*[arguments[arg] for arg in impl.argnames])
             for entry in entries or ():
-                if isinstance(entry, CatalogEntry):
+                if isinstance(entry, CatalogEntry) and _is_usable_entry(
+                    impl.plugin, name, entry
+                ):
                     listed.append(ListedPrice(name, entry))
         except Exception as error:
             failure = f"plugin {name} failed in price_catalog: {error!r}"
@@ -130,6 +133,48 @@ def catalog(provider: str | None) -> list[ListedPrice]:
         raise CliError("; ".join(failures), exit_code=1)
     listed.sort(key=lambda item: -origin_rank(item.plugin))
     return listed
+
+
+# The invalid entries already reported, per plugin object, so that a command
+# that reads the catalog twice warns once.
+_REPORTED_ENTRIES: weakref.WeakKeyDictionary[Any, set[tuple[str, PriceKey]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _is_usable_entry(plugin: Any, name: str, entry: CatalogEntry) -> bool:
+    """Return whether `entry` has a usable price, and warn about one that has not.
+
+    A listed `Price` gets the check that `price_lookup` results get, so that
+    `llmfy prices` never shows a NaN or negative rate. `Unpriced` is valid.
+    """
+    price = entry.price
+    problem = price_problem(price) if isinstance(price, Price) else None
+    if problem is None:
+        return True
+    try:
+        reported = _REPORTED_ENTRIES.setdefault(plugin, set())
+    except TypeError:
+        # A plugin object without weak references is reported on every read.
+        reported = set()
+    if (entry.provider, entry.key) in reported:
+        return False
+    reported.add((entry.provider, entry.key))
+    key = entry.key
+    where = describe_entry(entry.provider, key.model, key.region, None)
+    if key.service_tier is not None:
+        where += f", service tier {key.service_tier!r}"
+    if key.batch:
+        where += ", batch"
+    message = (
+        f"Plugin {name!r} listed an invalid price in price_catalog for {where}: "
+        f"{problem}. llmfy skipped the entry. Build the Price from Decimal rates "
+        "of at least 0 (Decimal('0.15'), not 0.15), or report it to the "
+        "plugin's author."
+    )
+    logger.warning("%s", message)
+    emit_warning(PricingWarning(message), stacklevel=3)
+    return False
 
 
 def origin_rank(origin: str | None) -> int:
