@@ -20,8 +20,9 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.util.types import AttributeValue
 
-from llmfy_core import RequestRecord
+from llmfy_core import RequestRecord, Usage
 from llmfy_core.locks import new_rlock
+from llmfy_core.model import INPUT_SUBSET_KINDS, OUTPUT_SUBSET_KINDS
 from llmfy_otel import names
 
 logger = logging.getLogger("llmfy.otel")
@@ -50,6 +51,7 @@ class Instruments:
         "requests",
         "token_usage",
         "tool_calls",
+        "unknown_requests",
     )
 
     def __init__(self, meter_provider: metrics.MeterProvider) -> None:
@@ -81,6 +83,14 @@ class Instruments:
             description=(
                 "Tokens of a separately priced kind (input_audio, cache_write_1h, "
                 "...), a part of the input or output tokens."
+            ),
+        )
+        self.unknown_requests = meter.create_counter(
+            names.UNKNOWN_TOKEN_REQUESTS,
+            unit="{request}",
+            description=(
+                "Requests whose input or output token count is unknown, which "
+                "gen_ai.client.token.usage leaves out."
             ),
         )
         self.tool_calls = meter.create_counter(
@@ -153,6 +163,19 @@ def base_attributes(record: RequestRecord) -> Attributes:
     return attributes
 
 
+def _part_of_known_count(usage: Usage, kind: str) -> bool:
+    """Return False for a subset kind whose input or output count is unknown.
+
+    The subset kinds are parts of the input or output tokens, so they are left
+    out with that count. Other kinds are billed besides both and are exported.
+    """
+    if kind in INPUT_SUBSET_KINDS:
+        return usage.input_tokens is not None
+    if kind in OUTPUT_SUBSET_KINDS:
+        return usage.output_tokens is not None
+    return True
+
+
 class SpanTotals:
     """The usage and cost of the requests recorded while one span was current."""
 
@@ -161,8 +184,9 @@ class SpanTotals:
         "cache_write_tokens",
         "complete",
         "cost",
+        "input_known",
         "input_tokens",
-        "known",
+        "output_known",
         "output_tokens",
         "priced",
         "reasoning_tokens",
@@ -171,7 +195,9 @@ class SpanTotals:
 
     def __init__(self) -> None:
         self.requests = 0
-        self.known = 0
+        # The requests with a known input count, and those with a known output count.
+        self.input_known = 0
+        self.output_known = 0
         self.priced = 0
         self.input_tokens = 0
         self.output_tokens = 0
@@ -182,15 +208,17 @@ class SpanTotals:
         self.complete = True
 
     def add(self, record: RequestRecord) -> None:
-        """Add one request, counting tokens only when its usage is known."""
+        """Add one request, counting its input and output tokens where known."""
         usage = record.usage
         self.requests += 1
-        if usage.input_tokens is not None and usage.output_tokens is not None:
-            self.known += 1
+        if usage.input_tokens is not None:
+            self.input_known += 1
             self.input_tokens += usage.input_tokens
-            self.output_tokens += usage.output_tokens
             self.cache_read_tokens += usage.cache_read_tokens
             self.cache_write_tokens += usage.cache_write_tokens
+        if usage.output_tokens is not None:
+            self.output_known += 1
+            self.output_tokens += usage.output_tokens
             self.reasoning_tokens += usage.reasoning_tokens
         if record.cost is None:
             self.complete = False
@@ -207,12 +235,20 @@ class SpanTotals:
             names.SPAN_REQUESTS: self.requests,
             names.SPAN_COST_COMPLETE: self.complete,
         }
-        if self.known:
+        if self.input_known:
             attributes[names.USAGE_INPUT_TOKENS] = self.input_tokens
-            attributes[names.USAGE_OUTPUT_TOKENS] = self.output_tokens
             attributes[names.USAGE_CACHE_READ_TOKENS] = self.cache_read_tokens
             attributes[names.USAGE_CACHE_WRITE_TOKENS] = self.cache_write_tokens
+        if self.output_known:
+            attributes[names.USAGE_OUTPUT_TOKENS] = self.output_tokens
             attributes[names.USAGE_REASONING_TOKENS] = self.reasoning_tokens
+        unknown = []
+        if self.input_known < self.requests:
+            unknown.append("input")
+        if self.output_known < self.requests:
+            unknown.append("output")
+        if unknown:
+            attributes[names.USAGE_UNKNOWN] = unknown
         if self.priced:
             attributes[names.SPAN_COST] = float(self.cost)
         return attributes
@@ -307,18 +343,22 @@ class Exporter:
             instruments.cost.add(0.0, attributes.cost)
         for tool, calls in usage.tool_calls.items():
             instruments.tool_calls.add(calls, attributes.tool(tool))
-        if usage.input_tokens is None or usage.output_tokens is None:
-            return
-        instruments.token_usage.record(usage.input_tokens, attributes.input)
-        instruments.token_usage.record(usage.output_tokens, attributes.output)
-        if usage.cache_read_tokens:
-            instruments.cache_read.add(usage.cache_read_tokens, attributes.base)
-        if usage.cache_write_tokens:
-            instruments.cache_write.add(usage.cache_write_tokens, attributes.base)
-        if usage.reasoning_tokens:
-            instruments.reasoning.add(usage.reasoning_tokens, attributes.base)
+        if usage.input_tokens is not None:
+            instruments.token_usage.record(usage.input_tokens, attributes.input)
+            if usage.cache_read_tokens:
+                instruments.cache_read.add(usage.cache_read_tokens, attributes.base)
+            if usage.cache_write_tokens:
+                instruments.cache_write.add(usage.cache_write_tokens, attributes.base)
+        else:
+            instruments.unknown_requests.add(1, attributes.input)
+        if usage.output_tokens is not None:
+            instruments.token_usage.record(usage.output_tokens, attributes.output)
+            if usage.reasoning_tokens:
+                instruments.reasoning.add(usage.reasoning_tokens, attributes.base)
+        else:
+            instruments.unknown_requests.add(1, attributes.output)
         for kind, tokens in usage.other_tokens.items():
-            if tokens:
+            if tokens and _part_of_known_count(usage, kind):
                 instruments.other_tokens.add(tokens, attributes.other(kind))
 
     def _current_instruments(self) -> Instruments:

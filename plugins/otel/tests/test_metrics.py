@@ -143,6 +143,64 @@ def test_request_counter_marks_priced(metric_reader: InMemoryMetricReader) -> No
     assert total(requests, **{names.USAGE_KNOWN: False}) == totals.unknown_usage == 1
 
 
+def record_half_known_requests() -> llmfy_core.UsageTracker:
+    """Record one request with only input known and one with only output known."""
+    with llmfy_usage_tracker() as usage:
+        usage.record("acme", "acme-large", 900, None, cache_read_tokens=300)
+        usage.record("acme", "acme-large", None, 70, reasoning_tokens=20)
+    return usage
+
+
+def test_half_known_usage_exports_known_counts(
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    usage = record_half_known_requests()
+
+    metrics = metrics_by_name(metric_reader)
+    histogram = metrics[names.TOKEN_USAGE]
+    input_type = {names.TOKEN_TYPE: "input"}
+    output_type = {names.TOKEN_TYPE: "output"}
+
+    assert usage.request_count == 2
+    assert total(histogram, **input_type) == 900
+    assert count(histogram, **input_type) == 1
+    assert total(histogram, **output_type) == 70
+    assert count(histogram, **output_type) == 1
+    assert total(metrics[names.CACHE_READ_TOKENS]) == 300
+    assert total(metrics[names.REASONING_TOKENS]) == 20
+
+
+def test_half_known_usage_marks_unknown_counts(
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    record_half_known_requests()
+
+    metrics = metrics_by_name(metric_reader)
+    unknown = metrics[names.UNKNOWN_TOKEN_REQUESTS]
+    requests = metrics[names.REQUESTS]
+
+    assert total(unknown, **{names.TOKEN_TYPE: "input"}) == 1
+    assert total(unknown, **{names.TOKEN_TYPE: "output"}) == 1
+    assert unknown.unit == "{request}"
+    assert total(requests, **{names.USAGE_KNOWN: False}) == 2
+
+
+def test_unknown_counts_complete_histogram_count(
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    usage = record_four_requests()
+
+    metrics = metrics_by_name(metric_reader)
+    histogram = metrics[names.TOKEN_USAGE]
+    unknown = metrics[names.UNKNOWN_TOKEN_REQUESTS]
+
+    # Each request is either an observation of the histogram or an unknown count.
+    for token_type in ("input", "output"):
+        attributes = {names.TOKEN_TYPE: token_type}
+        observed = count(histogram, **attributes)
+        assert observed + total(unknown, **attributes) == usage.request_count
+
+
 def test_cost_counter_matches_tracker(metric_reader: InMemoryMetricReader) -> None:
     usage = record_four_requests()
 

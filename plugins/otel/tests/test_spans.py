@@ -101,8 +101,43 @@ def test_unknown_usage_sets_no_tokens(span_exporter: SpanFixture) -> None:
     assert usage.request_count == 1
     assert names.USAGE_INPUT_TOKENS not in attributes
     assert names.USAGE_OUTPUT_TOKENS not in attributes
+    assert attributes[names.USAGE_UNKNOWN] == ("input", "output")
     assert attributes[names.SPAN_REQUESTS] == 1
     assert attributes[names.SPAN_COST_COMPLETE] is False
+
+
+def test_half_known_usage_sets_known_tokens(span_exporter: SpanFixture) -> None:
+    provider, exporter = span_exporter
+    tracer = provider.get_tracer("test")
+
+    with tracer.start_as_current_span("stream cut short"):
+        with llmfy_usage_tracker() as usage:
+            usage.record("acme", "acme-small", 200, 50)
+            usage.record("acme", "acme-small", 120, None, cache_read_tokens=100)
+
+    (span,) = exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert usage.request_count == 2
+    assert attributes[names.USAGE_INPUT_TOKENS] == 320
+    assert attributes[names.USAGE_CACHE_READ_TOKENS] == 100
+    # The output count leaves out the request whose output is unknown.
+    assert attributes[names.USAGE_OUTPUT_TOKENS] == 50
+    assert attributes[names.USAGE_UNKNOWN] == ("output",)
+    assert attributes[names.SPAN_COST_COMPLETE] is False
+
+
+def test_known_usage_sets_no_unknown_mark(span_exporter: SpanFixture) -> None:
+    provider, exporter = span_exporter
+    tracer = provider.get_tracer("test")
+
+    with tracer.start_as_current_span("one call"):
+        with llmfy_usage_tracker() as usage:
+            usage.record("acme", "acme-small", 200, 50)
+
+    (span,) = exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert usage.request_count == 1
+    assert names.USAGE_UNKNOWN not in attributes
 
 
 def test_no_span_no_attributes(span_exporter: SpanFixture) -> None:
