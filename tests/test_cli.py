@@ -540,6 +540,34 @@ def test_region_ignored_for_openai(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("command", ["cost", "prices"])
+def test_region_for_openai_warns(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    if command == "cost":
+        args = ("cost", "gpt-4o-mini", "--input", "1000000", "--output", "0")
+    else:
+        args = ("prices", "--model", "gpt-4o-mini")
+
+    code, out, err = run(capsys, *args, "--region", "us-est-1")
+
+    assert code == 0
+    assert "--region us-est-1 does not change the price" in err
+    assert "lists openai prices by region" in err
+    # gpt-4o-mini input: 0.15 USD per million tokens, for any region.
+    assert "0.15" in out
+
+
+def test_region_for_bedrock_no_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, "cost", "amazon.nova-lite-v1:0", "--region", "us-east-1",
+        "--input", "1000", "--output", "0",
+    )  # fmt: skip
+
+    assert code == 0
+    assert "does not change the price" not in err
+
+
+@pytest.mark.parametrize("command", ["cost", "prices"])
 def test_misspelt_model_suggests_close_ids(
     capsys: pytest.CaptureFixture[str], command: str
 ) -> None:

@@ -9,6 +9,7 @@ same checks, so the same cause ends both with the same exit code.
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -27,6 +28,8 @@ from llmfy_core.resolver import PriceResolver, Resolution
 
 from .output import EXIT_USAGE, CliError
 from .sources import ListedPrice, catalog, describe_unpriced, origin_rank, resolve
+
+logger = logging.getLogger("llmfy.cli")
 
 PROVIDER_NAMES = {"openai": "OpenAI", "bedrock": "Bedrock"}
 
@@ -151,8 +154,36 @@ def find_price(
     check_region(query.region, provider, known)
     found = _resolve(resolver, query, provider, query.region)
     if found.price is not None:
+        _warn_if_region_unused(resolver, query, provider, found, known)
         return provider, found, None
     return provider, found, explain_unpriced(resolver, query, provider, found, known)
+
+
+def _warn_if_region_unused(
+    resolver: PriceResolver,
+    query: PriceQuery,
+    provider: str,
+    found: Resolution,
+    known: KnownPrices,
+) -> None:
+    """Warn when --region was given for a provider whose listed prices have none.
+
+    Such a region is accepted, as for OpenAI, but a misspelt or wrong one
+    would otherwise pass unnoticed. The warning is given only when the price
+    without a region is the same one.
+    """
+    if query.region is None or known.regions.get(provider):
+        return
+    if _resolve(resolver, query, provider, None) != found:
+        return
+    logger.warning(
+        "No installed price source lists %s prices by region, so --region %s "
+        "does not change the price of %r. Leave out --region for %s models.",
+        provider,
+        query.region,
+        query.model,
+        provider,
+    )
 
 
 def guess_provider(
