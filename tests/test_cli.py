@@ -1655,6 +1655,76 @@ def test_report_misspelt_model_suggests_close_ids(
     assert "close to it: amazon.nova-lite-v1:0 (bedrock)" in out
 
 
+def test_report_misspelt_model_option_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "converse.json"
+    path.write_text(json.dumps(converse_body(10, 20)))
+
+    code, out, err = run(
+        capsys, "report", str(path), "--model", "amazon.nova-lit-v1:0",
+        "--region", "us-east-1",
+    )  # fmt: skip
+
+    assert code == 2
+    assert out == ""
+    assert "model 'amazon.nova-lit-v1:0'" in err
+    assert "Did you mean amazon.nova-lite-v1:0 (bedrock)? Check --model" in err
+
+
+def test_report_model_option_named_by_records(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # One log names the model and one does not, so --model fills in the same id.
+    named = invocation_log("amazon.nova-lit-v1:0", 10, 20)
+    unnamed = invocation_log("", 5, 6)
+    path = tmp_path / "logs.jsonl"
+    write_lines(path, [named, unnamed])
+
+    code, data = run_json(
+        capsys, "report", str(path), "--model", "amazon.nova-lit-v1:0"
+    )
+
+    group = data["by_model"][0]
+    assert code == 3
+    assert len(data["by_model"]) == 1
+    assert group["model"] == "amazon.nova-lit-v1:0"
+    assert group["requests"] == 2
+    assert group["cost_usd"] is None
+
+
+def test_report_own_model_option_exits_3(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "converse.json"
+    path.write_text(json.dumps(converse_body(10, 20)))
+
+    code, out, _ = run(
+        capsys, "report", str(path), "--model", "my-imported-model",
+        "--region", "us-east-1",
+    )  # fmt: skip
+
+    assert code == 3
+    assert "No price for bedrock my-imported-model in us-east-1" in out
+
+
+@pytest.mark.parametrize("command", ["cost", "prices"])
+def test_misspelt_model_with_provider_exits_2(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    if command == "cost":
+        args = ("cost", "gpt-4o-minii", "--input", "1", "--output", "1")
+    else:
+        args = ("prices", "--model", "gpt-4o-minii")
+
+    code, out, err = run(capsys, *args, "--provider", "openai")
+
+    assert code == 2
+    assert out == ""
+    assert "'gpt-4o-minii'" in err
+    assert "Did you mean gpt-4o-mini (openai)?" in err
+
+
 def test_report_misspelt_provider_suggests_name(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

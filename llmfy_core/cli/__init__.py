@@ -36,7 +36,9 @@ exit codes:
        failed to load, or LLMFY_PLUGINS names a plugin that is not installed
   2    invalid or incomplete arguments or price file, so nothing was
        computed: an unknown provider, region or service tier, a provider
-       that cannot be guessed, or a model priced by region without --region
+       that cannot be guessed, a model priced by region without --region,
+       or a model id that no price source knows and that misspells a
+       listed one
   3    a model has no price, so a cost is unknown or incomplete
   130  interrupted
 """

@@ -35,8 +35,9 @@ def add_parser(commands: Any) -> None:
             "and cache write tokens included; --output counts every output "
             "token, reasoning tokens included. Exits 2 when the arguments do not "
             "select one price (the provider is unknown or cannot be guessed, the "
-            "model is priced by region and --region is missing, or the region or "
-            "tier is unknown), and 3 when the model has no price."
+            "model is priced by region and --region is missing, the region or "
+            "tier is unknown, or the model id misspells a listed one), and 3 when "
+            "the model has no price."
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="the model id")

@@ -358,10 +358,47 @@ def explain_unpriced(
             f"has a price for its model {query.model!r}. Providers with listed "
             f"prices: {listed}.{did_you_mean(provider, known.providers)}"
         )
+    meant = None if found.origin else misspelt_model(resolver, query.model, known)
+    if meant is not None:
+        raise CliError(
+            f"No installed price source lists or prices model {query.model!r} "
+            f"under any provider. Did you mean {meant}? Check the model id, or "
+            "give the price of a model of your own with --prices FILE."
+        )
     reason = describe_unpriced(found.reason)
     reason += known.other_providers_hint(query.model, provider)
     reason += known.close_models_hint(query.model, provider)
     return reason + " With the llmfy command, give the price with --prices FILE."
+
+
+def misspelt_model(
+    resolver: PriceResolver, model: str, known: KnownPrices
+) -> str | None:
+    """Return the listed id that `model` misspells, with its provider, or None.
+
+    A misspelling is what `likely_typo` finds. None also when any price
+    source lists `model` or prices it under some provider, in some listed
+    region, so that a model priced by a plugin without a listing is never
+    taken for a misspelling. An id that nothing lists or prices and that is
+    not close to a listed one is a model of the user's own, with no price.
+    """
+    owners: dict[str, str] = {}
+    for provider in known.providers:
+        for listed in sorted(known.models[provider]):
+            owners.setdefault(listed, provider)
+    if model in owners:
+        return None
+    meant = likely_typo(model, owners)
+    if meant is None:
+        return None
+    query = PriceQuery(model)
+    for provider in known.providers:
+        found = _resolve(resolver, query, provider, None)
+        if found.price is not None or found.origin is not None:
+            return None
+        if regions_with_price(resolver, query, provider, known):
+            return None
+    return f"{meant} ({owners[meant]})"
 
 
 def regions_with_price(

@@ -22,6 +22,7 @@ from .lookup import (
     KnownPrices,
     PriceQuery,
     check_region,
+    misspelt_model,
     region_advice,
     regions_with_price,
 )
@@ -176,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         tracker_logger.removeFilter(price_warnings)
         progress.done()
+    if args.model and not reader.model_named_by_record:
+        _check_model(args.model, report)
     if args.json:
         print_json(_report_dict(report))
     else:
@@ -220,6 +223,23 @@ def _check_provider(provider: str) -> None:
         f"No installed plugin reads response bodies of provider {provider!r}. "
         f"Installed plugins read those of: {', '.join(readable)}. Check "
         f"--provider{hint}, or install the provider's plugin."
+    )
+
+
+def _check_model(model: str, report: ReportRun) -> None:
+    """Raise `CliError` (exit code 2) for a --model that misspells a listed id.
+
+    It is checked after reading, because an id that a record names itself is
+    in the data, so it is not a misspelling. A model of the user's own, close
+    to no listed id, is reported with no price instead.
+    """
+    meant = misspelt_model(report.resolver, model, _known_prices(report))
+    if meant is None:
+        return
+    raise CliError(
+        f"No installed price source lists or prices model {model!r} under any "
+        f"provider, and no record names it. Did you mean {meant}? Check --model, "
+        "or give the price of a model of your own with --prices FILE."
     )
 
 

@@ -74,6 +74,8 @@ class UsageReader:
         self.model = model
         self.region = region
         self.known_providers = known_providers
+        # Whether a record named `model` itself, so that the id is in the data.
+        self.model_named_by_record = False
         self._streams = SavedStreams()
 
     def read(self, record: Record) -> Reading | Skipped | StreamChunk:
@@ -137,6 +139,7 @@ class UsageReader:
                 "the body in `response.body` is not a Chat Completions, Responses "
                 "or Embeddings body"
             )
+        self._note_model(_text(body.get("model")))
         return Reading(usages[0], _created_at(body))
 
     def _read_invocation_log(self, log: Mapping[str, Any]) -> Reading | Skipped:
@@ -147,7 +150,9 @@ class UsageReader:
         # Bedrock writes both fields, but an edited or hand-made log may lack
         # them, and the report's summary then suggests --model or --region.
         filled = dict(log)
-        if self.model and not _text(log.get("modelId")):
+        named = _text(log.get("modelId"))
+        self._note_model(named)
+        if self.model and not named:
             filled["modelId"] = self.model
         if self.region and not _text(log.get("region")):
             filled["region"] = self.region
@@ -167,7 +172,9 @@ class UsageReader:
         elif provider == "bedrock":
             usage = self._read_bedrock_body(body)
         else:
-            model = None if _text(body.get("model")) else self.model
+            named = _text(body.get("model"))
+            self._note_model(named)
+            model = None if named else self.model
             context = CallContext(provider, model=model, region=self.region)
             usage = extract_usage(body, context)
         if usage is None:
@@ -182,6 +189,10 @@ class UsageReader:
         sent_at = _created_at(body) or _created_at(_response_of(body))
         return Reading(usage, sent_at)
 
+    def _note_model(self, named: str | None) -> None:
+        if named is not None and named == self.model:
+            self.model_named_by_record = True
+
     def _suggestion(self, provider: str) -> str:
         if provider in self.known_providers:
             return ""
@@ -191,6 +202,7 @@ class UsageReader:
     def _read_openai_body(self, body: Mapping[str, Any]) -> Usage | None:
         openai = _plugin("openai", "OpenAI response bodies")
         named = _text(body.get("model")) or _text(_response_of(body).get("model"))
+        self._note_model(named)
         context = CallContext("openai", model=None if named else self.model)
         usage: Usage | None = openai.usage_from_body(body, context)
         return usage
