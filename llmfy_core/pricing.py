@@ -242,6 +242,13 @@ def parse_price_per_tokens(
     return value
 
 
+INVALID_PRICE_FIX = (
+    "Build the Price from Decimal rates of at least 0 (Decimal('0.15'), not "
+    "0.15), or report it to the plugin's author."
+)
+"""The advice that ends a warning about a plugin price that `price_problem` rejects."""
+
+
 def price_problem(price: Price) -> str | None:
     """Return what makes a `Price` from a plugin unusable, or None when it is valid.
 

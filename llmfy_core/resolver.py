@@ -26,6 +26,7 @@ from llmfy_core.logs import get_logger
 from llmfy_core.model import MILLION, Price, Unpriced, Usage
 from llmfy_core.plugins import CHANGES, get_registry, price_rank_of
 from llmfy_core.pricing import (
+    INVALID_PRICE_FIX,
     PriceTable,
     describe_rate,
     format_decimal,
@@ -398,8 +399,7 @@ def _invalid_plugin_price(name: str, usage: Usage, model: str, price: Price) -> 
     message = (
         f"Plugin {name!r} returned an invalid price from price_lookup for "
         f"{usage.provider} model {model!r}: {problem}. llmfy skipped it and asked "
-        "the next price source. Build the Price from Decimal rates of at least 0 "
-        "(Decimal('0.15'), not 0.15), or report it to the plugin's author."
+        f"the next price source. {INVALID_PRICE_FIX}"
     )
     logger.warning("%s", message)
     emit_warning(PricingWarning(message), stacklevel=2)

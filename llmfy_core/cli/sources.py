@@ -22,7 +22,13 @@ from llmfy_core.errors import PricingTableError, PricingWarning, emit_warning
 from llmfy_core.hookspecs import hookimpl
 from llmfy_core.model import Price, Usage
 from llmfy_core.plugins import get_registry
-from llmfy_core.pricing import CatalogEntry, PriceKey, describe_entry, price_problem
+from llmfy_core.pricing import (
+    INVALID_PRICE_FIX,
+    CatalogEntry,
+    PriceKey,
+    describe_entry,
+    price_problem,
+)
 from llmfy_core.ranks import PriceRank
 from llmfy_core.resolver import PriceResolver, Resolution
 
@@ -168,9 +174,7 @@ def _is_usable_entry(plugin: Any, name: str, entry: CatalogEntry) -> bool:
         where += ", batch"
     message = (
         f"Plugin {name!r} listed an invalid price in price_catalog for {where}: "
-        f"{problem}. llmfy skipped the entry. Build the Price from Decimal rates "
-        "of at least 0 (Decimal('0.15'), not 0.15), or report it to the "
-        "plugin's author."
+        f"{problem}. llmfy skipped the entry. {INVALID_PRICE_FIX}"
     )
     logger.warning("%s", message)
     emit_warning(PricingWarning(message), stacklevel=3)
