@@ -115,6 +115,40 @@ def _split_names(value: str) -> frozenset[str]:
     return frozenset(name.strip() for name in value.split(",") if name.strip())
 
 
+def _allow_list_source(options: LoadOptions) -> str:
+    """Return where the allow-list came from: `LLMFY_PLUGINS=...` or the argument."""
+    variable = os.environ.get("LLMFY_PLUGINS", "").strip()
+    if variable and _split_names(variable) == options.allow:
+        return f"LLMFY_PLUGINS={variable}"
+    return "the allow= argument of llmfy.load_plugins"
+
+
+def is_allowed(allow: frozenset[str] | None, entry_point: discovery.EntryPoint) -> bool:
+    """Return whether the allow-list keeps `entry_point`. None keeps every one."""
+    return allow is None or bool(allow & _listed_names(entry_point))
+
+
+def allowed_names_not_installed(
+    allow: frozenset[str] | None, found: Iterable[discovery.EntryPoint]
+) -> list[str]:
+    """Return the allow-list names that match none of the entry points `found`."""
+    if allow is None:
+        return []
+    matched: set[str] = set()
+    for entry_point in found:
+        matched |= allow & _listed_names(entry_point)
+    return sorted(allow - matched)
+
+
+def _listed_names(entry_point: discovery.EntryPoint) -> set[str]:
+    """Return the names that select `entry_point` in an allow-list or block-list.
+
+    They are the entry-point name (`openai`) and the distribution and
+    entry-point name (`llmfy-openai:openai`).
+    """
+    return {entry_point.name, f"{entry_point.distribution}:{entry_point.name}"}
+
+
 class PluginRegistry:
     """The plugin manager plus what llmfy knows about each loaded plugin.
 
@@ -137,14 +171,15 @@ class PluginRegistry:
             logger.debug("plugin autoload is disabled")
             return
         seen: dict[str, str] = {}
-        for entry_point in _sorted_entry_points():
+        found = _sorted_entry_points()
+        for entry_point in found:
             name = entry_point.name
             dist_name, version = entry_point.distribution, entry_point.version
             qualified = f"{dist_name}:{name}"
-            if options.allow is not None and not options.allow & {name, qualified}:
+            if not is_allowed(options.allow, entry_point):
                 logger.debug("skipping plugin %s: not in the allow-list", qualified)
                 continue
-            if options.block and options.block & {name, qualified}:
+            if options.block and options.block & _listed_names(entry_point):
                 logger.debug("skipping plugin %s: in the block-list", qualified)
                 continue
             if name in seen:
@@ -158,6 +193,8 @@ class PluginRegistry:
                 continue
             seen[name] = dist_name or "?"
             self._load_one(entry_point, dist_name, version)
+        for name in allowed_names_not_installed(options.allow, found):
+            self._report_not_installed(name, found)
 
     def _load_one(
         self,
@@ -236,6 +273,32 @@ class PluginRegistry:
             self.generation += 1
             CHANGES.bump()
         return plugin
+
+    def _report_not_installed(
+        self, name: str, found: Sequence[discovery.EntryPoint]
+    ) -> None:
+        """Warn about an allow-list name that no entry point has, or raise if strict.
+
+        Without this, a misspelt name in `LLMFY_PLUGINS=openai,bedrok` would
+        leave Bedrock calls uncounted with no message at all.
+        """
+        # Imported here: only this error path needs the name suggestions.
+        from llmfy_core.pricing import closest_name
+
+        installed = sorted({entry_point.name for entry_point in found})
+        close = closest_name(name, installed)
+        hint = f" Did you mean {close}?" if close else ""
+        message = (
+            f"The llmfy plugin allow-list ({_allow_list_source(self.options)}) "
+            f"names {name!r}, which no installed entry point has, so no plugin "
+            f"of that name was loaded.{hint} Installed entry points: "
+            f"{', '.join(installed) or 'none'}. Correct the name, or install the "
+            "plugin's distribution."
+        )
+        if self.options.strict:
+            raise PluginLoadError(name, "", message)
+        logger.warning("%s", message)
+        emit_warning(PluginWarning(message), stacklevel=4)
 
     def _fail(
         self, name: str, dist_name: str | None, version: str | None, reason: str

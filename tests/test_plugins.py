@@ -267,6 +267,38 @@ def test_allow_list_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sorted(registry.infos) == ["bedrock"]
 
 
+def test_allow_list_misspelt_name_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMFY_PLUGINS", "openai,bedrok")
+
+    with pytest.warns(PluginWarning) as warned:
+        registry = llmfy_core.load_plugins()
+
+    message = str(warned[0].message)
+    assert len(warned) == 1
+    assert "(LLMFY_PLUGINS=openai,bedrok) names 'bedrok'" in message
+    assert "Did you mean bedrock?" in message
+    assert sorted(registry.infos) == ["openai"]
+
+
+def test_allow_list_misspelt_name_strict(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMFY_STRICT_PLUGINS", "1")
+
+    with pytest.raises(PluginLoadError, match="'bedrok'") as raised:
+        llmfy_core.load_plugins(allow=["openai", "bedrok"])
+
+    assert raised.value.entry_point == "bedrok"
+    assert "the allow= argument of llmfy.load_plugins" in str(raised.value)
+
+
+def test_allow_list_qualified_name_no_warning() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = llmfy_core.load_plugins(allow=["llmfy-openai:openai"])
+
+    assert [str(each.message) for each in caught] == []
+    assert sorted(registry.infos) == ["openai"]
+
+
 def test_autoload_disabled_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMFY_DISABLE_PLUGIN_AUTOLOAD", "1")
 
