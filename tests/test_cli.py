@@ -309,6 +309,21 @@ def test_plugins_unknown_allowed_name_exits_1(
     assert "Installed entry points: bedrock," in out
 
 
+def test_plugins_qualified_allowed_name(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMFY_PLUGINS", "llmfy-openai:openai")
+    llmfy_core.load_plugins()
+
+    code, out, _ = run(capsys, "plugins")
+
+    left_out = out.split("leaves them out: ", 1)[1].split(".", 1)[0].split(", ")
+    assert code == 0
+    assert "no installed entry point has" not in out
+    assert "bedrock" in left_out
+    assert "openai" not in left_out
+
+
 def test_plugins_json_lists_entry_points(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,8 +13,10 @@ from llmfy_core.plugins import (
     ENTRY_POINT_GROUP,
     PROVIDER_INSTALL_HINT,
     PluginInfo,
+    allowed_names_not_installed,
     get_registry,
     hook_order,
+    is_allowed,
     list_plugins,
 )
 from llmfy_core.pricing import closest_name
@@ -88,25 +90,35 @@ class LoadingState:
     allow: frozenset[str] | None
     block: frozenset[str]
     installed: tuple[str, ...]
+    not_allowed: tuple[str, ...]
+    unknown_in_allow: tuple[str, ...]
 
     @classmethod
     def read(cls) -> LoadingState:
-        """Read the options of the current plugin registry and the entry points."""
+        """Read the options of the current plugin registry and the entry points.
+
+        `not_allowed` names the entry points that the allow-list leaves out, and
+        `unknown_in_allow` the allow-list names that no entry point has.
+        """
         options = get_registry().options
         found = discovery.entry_points(ENTRY_POINT_GROUP)
+        allowed = {entry.name for entry in found if is_allowed(options.allow, entry)}
+        installed = sorted({entry_point.name for entry_point in found})
         return cls(
             autoload=options.autoload is not False,
             allow=options.allow,
             block=options.block or frozenset(),
-            installed=tuple(sorted({entry_point.name for entry_point in found})),
+            installed=tuple(installed),
+            not_allowed=tuple(name for name in installed if name not in allowed),
+            unknown_in_allow=tuple(allowed_names_not_installed(options.allow, found)),
         )
 
     @property
     def unknown_allowed(self) -> list[str]:
         """Names in the allow-list that no installed entry point has."""
-        if self.allow is None or not self.autoload:
+        if not self.autoload:
             return []
-        return sorted(self.allow - set(self.installed))
+        return list(self.unknown_in_allow)
 
     def notes(self) -> list[str]:
         """Explain why installed plugins were not loaded, one sentence group each."""
@@ -130,12 +142,11 @@ class LoadingState:
                 f"{name!r}, which no installed entry point has.{hint} Installed "
                 f"entry points: {installed}."
             )
-        skipped = sorted(set(self.installed) - (self.allow or set(self.installed)))
-        if skipped:
+        if self.not_allowed:
             notes.append(
                 f"Not loaded, because the allow-list "
                 f"({_source('LLMFY_PLUGINS', 'allow')}) leaves them out: "
-                f"{', '.join(skipped)}."
+                f"{', '.join(self.not_allowed)}."
             )
         blocked = sorted(self.block & set(self.installed))
         if blocked:
