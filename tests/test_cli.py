@@ -609,6 +609,22 @@ def test_own_model_gets_no_provider_example(
     assert "--prices FILE" in err
 
 
+@pytest.mark.parametrize("command", ["cost", "prices"])
+def test_own_provider_points_to_prices_file(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    if command == "cost":
+        args = ("cost", "my-model", "--input", "1", "--output", "1")
+    else:
+        args = ("prices", "--model", "my-model")
+
+    code, _, err = run(capsys, *args, "--provider", "acme")
+
+    assert code == 2
+    assert "provider 'acme'" in err
+    assert "--prices FILE" in err
+
+
 def test_prices_provider_option(capsys: pytest.CaptureFixture[str]) -> None:
     code, data = run_json(capsys, "prices", "--provider", "openai", "--model", "gpt-4o")
 

@@ -356,7 +356,8 @@ def explain_unpriced(
         raise CliError(
             f"No installed plugin lists prices for provider {provider!r}, and none "
             f"has a price for its model {query.model!r}. Providers with listed "
-            f"prices: {listed}.{did_you_mean(provider, known.providers)}"
+            f"prices: {listed}.{did_you_mean(provider, known.providers)} Check the "
+            "provider's spelling, or give the model's price with --prices FILE."
         )
     meant = None if found.origin else misspelt_model(resolver, query.model, known)
     if meant is not None:
