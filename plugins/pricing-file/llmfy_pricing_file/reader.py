@@ -342,13 +342,15 @@ class _DocumentReader:
 
     def number(self, value: Any, key_path: str, name: str) -> Decimal:
         example = "12.5" if name == "discount_percent" else "0.9"
-        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
             raise self.fail(
                 key_path,
                 f"{_show(value)} is {_type_name(value)}, not a number. Give "
                 f"`{name}` as a number such as {example}.",
             )
-        number = Decimal(value)
+        # A document that parse_price_document gets may hold floats, so they are
+        # converted through their shortest repr, which keeps 12.5 exact.
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         if not number.is_finite() or number < 0:
             raise self.fail(
                 key_path,

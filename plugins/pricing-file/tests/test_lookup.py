@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import llmfy_pricing_file
 import pytest
@@ -215,6 +216,28 @@ cache_write = 3
     assert price.cache_read == Decimal("1.09375")
     assert price.cache_write == Decimal("2.625")
     assert prices.adjustments["openai"].discount_percent == Decimal("12.5")
+
+
+@pytest.mark.parametrize(
+    ("adjustment", "expected_input"),
+    [
+        # 0.15 * (100 - 12.5) / 100 and 0.15 * 1.1 USD per million tokens.
+        ({"discount_percent": 12.5}, Decimal("0.13125")),
+        ({"multiplier": 1.1}, Decimal("0.165")),
+    ],
+)
+def test_parsed_document_float_adjustment(
+    adjustment: dict[str, float], expected_input: Decimal
+) -> None:
+    # json.loads and tomllib.loads return floats unless parse_float=Decimal.
+    entry = {"model": "gpt-4o-mini", "input": 0.15, "output": 0.60}
+    document = {"providers": {"openai": {**adjustment, "prices": [entry]}}}
+
+    prices = llmfy_pricing_file.parse_price_document(document, Path("prices.json"))
+    price = prices.lookup("openai", "gpt-4o-mini")
+
+    assert price is not None
+    assert price.input == expected_input
 
 
 def test_json_file_prices_requests(write_file: WriteFile) -> None:
