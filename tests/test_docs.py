@@ -568,6 +568,22 @@ def test_page_names_sample_file_folder(page: str) -> None:
     assert "`docs/examples/data`" in (DOCS / page).read_text()
 
 
+def test_price_file_json_matches_toml() -> None:
+    # pricing-file.md calls its JSON block the same file as team-prices.toml.
+    from llmfy_pricing_file import parse_price_document
+
+    blocks = read_blocks(DOCS / "pricing-file.md")
+    json_blocks = [block for block in blocks if block.lang == "json"]
+    toml_text = (DATA / "team-prices.toml").read_text()
+    name = Path("team-prices")
+
+    from_json = parse_price_document(json.loads(json_blocks[0].code), name)
+    from_toml = parse_price_document(tomllib.loads(toml_text), name)
+
+    assert len(json_blocks) == 1
+    assert from_json.entries == from_toml.entries
+
+
 def test_every_page_has_tested_examples() -> None:
     pages = {block.page for block in PYTHON_BLOCKS + CONSOLE_BLOCKS}
 
