@@ -13,8 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
+from llmfy_core.errors import PricingWarning, warn_in_setup
 from llmfy_core.locks import new_rlock
+from llmfy_core.logs import get_logger
+from llmfy_core.pricing import likely_typo
 from llmfy_core.resolver import invalidate_price_cache
+
+logger = get_logger("llmfy.openai")
 
 FINE_TUNED_PREFIX = "ft:"
 
@@ -33,8 +38,16 @@ def map_azure_deployments(deployments: Mapping[str, str]) -> None:
     `AzureOpenAI`) to an OpenAI model id, such as `{"prod-chat": "gpt-4o-mini"}`.
     The model that Azure names in a response wins, unless the mapped id
     extends it and so names the model more precisely (`gpt-4-turbo` for a
-    response naming `gpt-4`). Raises ValueError for an empty name.
+    response naming `gpt-4`). Raises TypeError when `deployments` is not a
+    mapping and ValueError for an empty name. Warns with `PricingWarning` when
+    the bundled table has no price for a mapped model id.
     """
+    if not isinstance(deployments, Mapping):
+        raise TypeError(
+            "Invalid Azure deployment mapping: expected a mapping of deployment "
+            "name to OpenAI model id, such as {'prod-chat': 'gpt-4o-mini'}, got "
+            f"{type(deployments).__name__} {deployments!r}."
+        )
     for deployment, model in deployments.items():
         if not isinstance(deployment, str) or not isinstance(model, str):
             raise ValueError(
@@ -50,6 +63,27 @@ def map_azure_deployments(deployments: Mapping[str, str]) -> None:
         _azure_deployments.update(deployments)
     # Trackers price the deployments again, including ones priced before.
     invalidate_price_cache()
+    for deployment, model in deployments.items():
+        _warn_if_unpriced(deployment, model)
+
+
+def _warn_if_unpriced(deployment: str, model: str) -> None:
+    """Warn when the bundled table has no price for the model of a deployment."""
+    # Imported here because llmfy_openai.prices imports this module.
+    from llmfy_openai.prices import bundled_model_ids, bundled_price_table
+
+    if bundled_price_table().lookup(model, None, None, False) is not None:
+        return
+    meant = likely_typo(model, bundled_model_ids())
+    hint = "" if meant is None else f" Did you mean {meant!r}?"
+    message = (
+        f"The bundled OpenAI table has no price for {model!r}, mapped as the model "
+        f"of Azure deployment {deployment!r}.{hint} Requests to the deployment "
+        "stay unpriced unless llmfy_usage_tracker(openai_pricing=...), a price "
+        "file or a pricing plugin prices that model id."
+    )
+    logger.warning("%s", message)
+    warn_in_setup(PricingWarning(message))
 
 
 def clear_azure_deployments() -> None:

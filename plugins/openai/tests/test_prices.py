@@ -278,6 +278,22 @@ def test_azure_deployment_mapping_rejects_empty(azure_deployments):
         map_azure_deployments({"prod-chat": ""})
 
 
+def test_azure_mapping_rejects_non_mapping(azure_deployments):
+    with pytest.raises(TypeError, match="expected a mapping of deployment name"):
+        map_azure_deployments(["prod-chat"])
+
+
+def test_azure_mapping_unknown_model_warns(azure_deployments):
+    with pytest.warns(PricingWarning) as warned:
+        map_azure_deployments({"prod-chat": "gpt-4o-mni"})
+
+    message = str(warned[0].message)
+    assert len(warned) == 1
+    assert "'gpt-4o-mni'" in message
+    assert "Azure deployment 'prod-chat'" in message
+    assert "Did you mean 'gpt-4o-mini'?" in message
+
+
 def test_listing_covers_every_row():
     rows = list_prices()
     keys = {(row.model, row.service_tier, row.batch) for row in rows}
