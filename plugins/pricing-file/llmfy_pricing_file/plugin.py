@@ -113,8 +113,9 @@ class PriceFileState:
         if stamp is None:
             self.path, self.stamp = path, None
             _warn(
-                f"The price file {path} ({self._named_by()}) was not found or "
-                f"cannot be read. {self._what_stays()}"
+                f"The price file {path} ({self._named_by()}) cannot be read: "
+                f"{_stat_failure(path)}. Check the path, or name another file. "
+                f"{self._what_stays()}"
             )
             return
         try:
@@ -165,6 +166,15 @@ def _stat(path: Path) -> FileStamp | None:
     except OSError:
         return None
     return (status.st_dev, status.st_ino, status.st_mtime_ns, status.st_size)
+
+
+def _stat_failure(path: Path) -> str:
+    """Return why the operating system cannot stat `path`, such as a missing file."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        return error.strerror or type(error).__name__
+    return "the file was unavailable when it was last checked"
 
 
 def _read(path: Path) -> tuple[PriceList, FileStamp]:
