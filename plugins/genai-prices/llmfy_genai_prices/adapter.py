@@ -97,6 +97,13 @@ def lookup(
                 f"{model!r} on {when.date().isoformat()}. "
                 + _how_to_add_price(provider)
             )
+    if len(context) > 1 and not _has_combined_variant(info, context, when):
+        # genai-prices would apply one of the two variants and ignore the other.
+        return Unpriced(
+            f"{database} has no price for batch requests in service tier "
+            f"{service_tier!r} of {provider} model {model!r} on "
+            f"{when.date().isoformat()}. " + _how_to_add_price(provider)
+        )
 
     price = convert_price(info.get_prices(when, context or None), source)
     if price is None:
@@ -323,6 +330,16 @@ def _has_variant(
         if all(context.get(name) == wanted for name, wanted in variant.when.items()):
             return True
     return False
+
+
+def _has_combined_variant(
+    info: gp.ModelInfo, context: Mapping[str, str], when: dt.datetime
+) -> bool:
+    """Return whether one price variant applies to every condition of `context`."""
+    return any(
+        variant.when == context and _active(variant.constraint, when)
+        for variant in info.price_variants or ()
+    )
 
 
 def _active(

@@ -262,6 +262,22 @@ def test_batch_variant_priced_and_unpriced() -> None:
     assert "no price for batch requests" in early.reason
 
 
+def test_batch_in_service_tier_unpriced() -> None:
+    # genai-prices lists a priority and a batch price of gpt-4o-mini, but
+    # none for batch requests in the priority tier.
+    found = lookup(
+        "openai",
+        "gpt-4o-mini",
+        service_tier="priority",
+        batch=True,
+        requested_at=AFTER_VARIANTS,
+    )
+
+    assert isinstance(found, Unpriced)
+    assert not found.final
+    assert "no price for batch requests in service tier 'priority'" in found.reason
+
+
 def test_unpriced_reason_reaches_record(genai_only: None) -> None:
     usage = llmfy_usage_tracker()
 
