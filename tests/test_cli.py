@@ -2108,6 +2108,22 @@ def test_report_file_twice_exits_2(
     assert str(other) in err
 
 
+def test_report_stdin_redirected_from_file_given_exits_2(batch_file: Path) -> None:
+    # `llmfy report - out.jsonl < out.jsonl` reads the file once as standard
+    # input and once by name.
+    with batch_file.open("rb") as stdin:
+        result = subprocess.run(
+            [sys.executable, "-m", "llmfy_core.cli", "report", "-", str(batch_file)],
+            stdin=stdin,
+            capture_output=True,
+        )
+
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert b"name the same file" in result.stderr
+    assert b"standard input (-)" in result.stderr
+
+
 def test_report_stdin_closed_is_unreadable() -> None:
     # Python sets sys.stdin to None when it starts with descriptor 0 closed,
     # which the shell's `<&-` does.

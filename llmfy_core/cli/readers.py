@@ -241,6 +241,16 @@ def _json_error(error: ValueError | RecursionError) -> str:
     return f"not valid JSON: {error}"
 
 
+def stat_input(path: str) -> os.stat_result:
+    """Return the status of the file that `path` opens, standard input for `-`.
+
+    Raises OSError when the file cannot be found or standard input is closed.
+    """
+    if path == STDIN_PATH:
+        return os.fstat(_stdin_descriptor())
+    return os.stat(path)
+
+
 def _stdin_descriptor() -> int:
     """Return the file descriptor of standard input, or raise OSError when it is closed.
 

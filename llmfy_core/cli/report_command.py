@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +38,7 @@ from .output import (
 )
 from .prices_command import add_prices_option
 from .progress import Progress
-from .readers import STDIN_PATH, InputFile, ReadFailure, Record
+from .readers import STDIN_PATH, InputFile, ReadFailure, Record, stat_input
 from .sources import describe_unpriced, use_price_file
 from .usage_reader import (
     Reading,
@@ -191,25 +190,28 @@ def _reject_repeated_files(paths: list[str]) -> None:
     """Raise `CliError` (exit code 2) when two arguments name one file.
 
     A file read twice would count each of its requests twice. Paths are
-    compared by the file they open, so a symlink or another spelling of a
-    path matches too. A path that cannot be opened is left to the reader,
-    which reports it as unreadable.
+    compared by the file they open, so a symlink, another spelling of a path
+    or `-` with standard input redirected from the file matches too. A path
+    that cannot be opened is left to the reader, which reports it as
+    unreadable.
     """
     seen: dict[tuple[int, int], str] = {}
     for path in paths:
-        if path == STDIN_PATH:
-            continue
+        name = "standard input (-)" if path == STDIN_PATH else path
         try:
-            info = os.stat(path)
+            # Standard input redirected from a file (`< out.jsonl`) is that file.
+            info = stat_input(path)
         except OSError:
+            # Also io.UnsupportedOperation, from a replaced `sys.stdin` that
+            # has no descriptor.
             continue
         key = (info.st_dev, info.st_ino)
         if key in seen:
             raise CliError(
-                f"{path} and {seen[key]} name the same file, so its requests "
+                f"{name} and {seen[key]} name the same file, so its requests "
                 "would be counted twice. Give each file once."
             )
-        seen[key] = path
+        seen[key] = name
 
 
 def _check_provider(provider: str) -> None:
