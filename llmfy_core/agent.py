@@ -342,11 +342,14 @@ def _declared_variables(input_variables: Iterable[str] | None) -> tuple[str, ...
                 f"Invalid input variable name {name!r}: names must be Python "
                 "identifiers, such as 'info' or 'user_name'."
             )
-        if keyword.iskeyword(name):
-            # `chat(messages, class="x")` is a syntax error. Soft keywords such
-            # as `match` are valid keyword arguments, so they are kept.
+        if keyword.iskeyword(name) or name == "__debug__":
+            # `chat(messages, class="x")` is a syntax error, and so is
+            # `__debug__="x"`, a name Python reserves although it is no keyword.
+            # Soft keywords such as `match` are valid keyword arguments, so
+            # they are kept.
+            kind = "a keyword" if keyword.iskeyword(name) else "reserved"
             raise TemplateVariableError(
-                f"Invalid input variable name {name!r}: it is a Python keyword, so "
+                f"Invalid input variable name {name!r}: it is {kind} in Python, so "
                 "it cannot be written as a keyword argument of chat() or invoke(). "
                 f"Rename it, such as {name + '_'!r}, in input_variables and in "
                 "the system message."

@@ -173,6 +173,19 @@ def test_input_variable_name_of_keyword_rejected(name: str) -> None:
         )
 
 
+def test_input_variable_name_debug_rejected() -> None:
+    # `invoke(text, __debug__="x")` is a syntax error ("cannot assign to
+    # __debug__"), although keyword.iskeyword("__debug__") is false.
+    name = "__debug__"
+
+    with pytest.raises(TemplateVariableError, match=r"'__debug__'.*reserved.*Rename"):
+        LLMfy(
+            RecordingModel(),
+            system_message=f"Use {{{{{name}}}}}",
+            input_variables=[name],
+        )
+
+
 def test_input_variable_name_of_soft_keyword_kept() -> None:
     model = RecordingModel()
     agent = LLMfy(model, system_message="Use {{match}}", input_variables=["match"])
