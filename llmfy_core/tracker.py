@@ -101,6 +101,23 @@ def _open_once(stack: tuple[_Period, ...]) -> tuple[UsageTracker, ...]:
     return tuple(kept)
 
 
+class ThreadKey:
+    """One thread with a tracker block open, distinct from later threads.
+
+    A thread that ends with a block still open leaves its entry in
+    `UntrackedThreads.blocks`, and the system gives its id to later threads.
+    The `Thread` object does not distinguish them either: CPython 3.11 keeps
+    the `_DummyThread` of a thread not started through `threading` after the
+    thread ends, and gives it to a later such thread with the same id. A key
+    is kept in a `threading.local`, which every new thread finds empty.
+    """
+
+    __slots__ = ("thread",)
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+
+
 class UntrackedThreads:
     """The threads with a tracker block open, for the warning about other threads.
 
@@ -110,27 +127,32 @@ class UntrackedThreads:
     block is open in some thread and the warning has not been given.
     """
 
-    __slots__ = ("blocks", "lock", "warned", "watch")
+    __slots__ = ("_local", "blocks", "lock", "warned", "watch")
 
     def __init__(self) -> None:
         self.watch = False
         self.warned = False
-        # Thread to the number of blocks open in it. The key is the `Thread`
-        # object, not its id, because a thread that ends with a block still
-        # open leaves its entry here, and the system gives its id to later
-        # threads.
-        self.blocks: dict[threading.Thread, int] = {}
+        # Thread to the number of blocks open in it.
+        self.blocks: dict[ThreadKey, int] = {}
         self.lock = threading.Lock()
+        self._local = threading.local()
 
-    def opened(self) -> threading.Thread:
-        """Count a block opened in this thread, and return the thread."""
-        thread = threading.current_thread()
+    def current(self) -> ThreadKey:
+        """Return the key of the calling thread."""
+        key: ThreadKey | None = getattr(self._local, "key", None)
+        if key is None:
+            key = self._local.key = ThreadKey(threading.current_thread())
+        return key
+
+    def opened(self) -> ThreadKey:
+        """Count a block opened in this thread, and return the thread's key."""
+        thread = self.current()
         with self.lock:
             self.blocks[thread] = self.blocks.get(thread, 0) + 1
             self.watch = not self.warned
         return thread
 
-    def closed(self, thread: threading.Thread) -> None:
+    def closed(self, thread: ThreadKey) -> None:
         """Count a block closed that was opened in `thread`."""
         with self.lock:
             count = self.blocks.get(thread, 1)
@@ -153,10 +175,14 @@ def warn_untracked_thread(provider: str, operation: str) -> None:
     try:
         thread = threading.current_thread()
         with UNTRACKED.lock:
-            if UNTRACKED.warned or thread in UNTRACKED.blocks:
+            if UNTRACKED.warned or UNTRACKED.current() in UNTRACKED.blocks:
                 # The block's own thread, such as a task started before the block.
                 return
-            others = sorted(each.name for each in UNTRACKED.blocks)
+            blocked = [each.thread for each in UNTRACKED.blocks]
+            # An ended thread's `_DummyThread` may be this thread's as well,
+            # so the threads that are not this one are named first.
+            others = sorted(each.name for each in blocked if each is not thread)
+            others = others or sorted(each.name for each in blocked)
             if not others:
                 return
             UNTRACKED.warned = True
@@ -277,7 +303,7 @@ class UsageTracker:
         # The periods opened by `__enter__` and not yet closed, oldest first.
         self._open_periods: list[_Period] = []
         # The thread of each open block, as `UNTRACKED.opened` returned it.
-        self._block_threads: list[threading.Thread] = []
+        self._block_threads: list[ThreadKey] = []
         # Weak references to the streams sent while the tracker was active,
         # which `recording.watch_stream` appends to. They are pruned of
         # recorded and collected streams when the list reaches
@@ -325,7 +351,7 @@ class UsageTracker:
             ended = not self._depth
             self._close_period(period, ended)
             if self._block_threads:
-                thread = threading.current_thread()
+                thread = UNTRACKED.current()
                 if thread in self._block_threads:
                     self._block_threads.remove(thread)
                 else:

@@ -6,6 +6,7 @@ in the comments; a cost is tokens x rate / 1,000,000.
 
 from __future__ import annotations
 
+import _thread
 import datetime as dt
 import gc
 import json
@@ -98,20 +99,50 @@ def test_worker_thread_converse_warns_once(
     assert usage.request_count == 0
 
 
+def run_thread(started_by: str, target: Any, name: str) -> None:
+    """Run `target` in a new thread started by `started_by`, and wait for it."""
+    if started_by == "threading":
+        thread = threading.Thread(target=target, name=name)
+        thread.start()
+        thread.join()
+        return
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            target()
+        finally:
+            done.set()
+
+    _thread.start_new_thread(run, ())
+    assert done.wait(5)
+    # The thread sets `done` shortly before it ends, so its id may still be in
+    # use when the next one starts.
+    time.sleep(0.01)
+
+
+@pytest.mark.parametrize("started_by", ["threading", "_thread"])
 def test_reused_thread_id_still_warns(
-    bedrock_server: Any, make_client: Any, monkeypatch: pytest.MonkeyPatch
+    bedrock_server: Any,
+    make_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    started_by: str,
 ) -> None:
+    # Threads started by `_thread`, as a C extension starts them, are not
+    # `threading.Thread`s. CPython 3.11 gives a later such thread with the
+    # id of an ended one the same `threading.current_thread()` object.
     monkeypatch.setattr(UNTRACKED, "warned", False)
     monkeypatch.setattr(UNTRACKED, "blocks", {})
     client = make_client()
     usage_counts = {"inputTokens": 10, "outputTokens": 2, "totalTokens": 12}
     bedrock_server.queue_json(converse_body(usage_counts))
-    ended_ids: list[int | None] = []
+    ended_ids: list[int] = []
     sent: list[bool] = []
 
     def open_block_and_end() -> None:
         # The block stays open after its thread has ended.
         llmfy_usage_tracker().__enter__()
+        ended_ids.append(threading.get_ident())
 
     def ask_if_id_reused() -> None:
         if threading.get_ident() in ended_ids:
@@ -119,23 +150,20 @@ def test_reused_thread_id_still_warns(
             sent.append(True)
 
     with llmfy_usage_tracker(), pytest.warns(UsageWarning) as warned:
-        opener = threading.Thread(target=open_block_and_end, name="opener")
-        opener.start()
-        opener.join()
-        ended_ids.append(opener.ident)
-        # Linux hands a joined thread's id to a later thread, usually the next.
+        run_thread(started_by, open_block_and_end, "opener")
+        # Linux hands an ended thread's id to a later thread, usually the next.
         for attempt in range(50):
-            worker = threading.Thread(target=ask_if_id_reused, name=f"worker_{attempt}")
-            worker.start()
-            worker.join()
+            run_thread(started_by, ask_if_id_reused, f"worker_{attempt}")
             if sent:
                 break
         if not sent:
             pytest.skip("no new thread got the id of the ended thread")
 
     messages = [str(warning.message) for warning in warned]
+    requester = "worker_" if started_by == "threading" else "Dummy-"
     assert len(messages) == 1
-    assert "bedrock Converse request was sent in thread 'worker_" in messages[0]
+    assert f"bedrock Converse request was sent in thread '{requester}" in messages[0]
+    assert "a tracker block is open in thread 'MainThread'" in messages[0]
 
 
 def test_converse_cache_read_and_write(bedrock_server: Any, make_client: Any) -> None:
