@@ -244,6 +244,13 @@ def _after_fork_in_child() -> None:
         tracker.ledger.lock = threading.Lock()
         tracker.ledger._records_lock = threading.Lock()
     UNTRACKED.lock = threading.Lock()
+    # The other threads' blocks stay open in the parent only, so a request in
+    # the child is not taken for one sent beside them.
+    current = UNTRACKED.current()
+    UNTRACKED.blocks = {
+        thread: count for thread, count in UNTRACKED.blocks.items() if thread is current
+    }
+    UNTRACKED.watch = bool(UNTRACKED.blocks) and not UNTRACKED.warned
     _LIVE_TRACKERS_LOCK = threading.Lock()
 
 

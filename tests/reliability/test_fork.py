@@ -6,15 +6,17 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from llmfy import llmfy_usage_tracker
+from llmfy import UsageWarning, llmfy_usage_tracker
 from llmfy_core import locks
 from llmfy_core.resolver import PLUGIN_PRICES
+from llmfy_core.tracker import UNTRACKED
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -118,3 +120,28 @@ def test_fork_child_finds_every_llmfy_lock_free() -> None:
 
     assert exit_code is not None, "the forked child hung on a lock"
     assert exit_code == 0
+
+
+def test_fork_child_untracked_request_no_warning(
+    openai_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A block open in another thread of the parent is not open in the child,
+    # where that thread does not run, so the child's untracked request is not
+    # one sent beside it.
+    monkeypatch.setattr(UNTRACKED, "warned", False)
+    monkeypatch.setattr(UNTRACKED, "blocks", {})
+
+    def child() -> bool:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            openai_client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+            )
+        return not [w for w in caught if issubclass(w.category, UsageWarning)]
+
+    # The other thread holds a tracker block open instead of a lock.
+    exit_code = _fork_while_held(llmfy_usage_tracker(), child)
+
+    assert exit_code is not None, "the forked child hung sending a request"
+    assert exit_code == 0, "the child warned about a thread that it does not run"
+    assert not UNTRACKED.warned
