@@ -1133,6 +1133,49 @@ def test_prices_listing_skips_nan_price(
     assert "output is NaN" in err
 
 
+class NaNOnly:
+    """A pricing plugin whose only price, listed and looked up, has a NaN rate."""
+
+    llmfy_price_rank = PriceRank.FALLBACK
+
+    price = Price(Decimal(1), Decimal("NaN"), source="NaN test price")
+
+    @hookimpl
+    def price_catalog(self, provider: str | None) -> list[CatalogEntry]:
+        return [CatalogEntry("acme", PriceKey("acme-nan"), self.price)]
+
+    @hookimpl
+    def price_lookup(self, provider: str, model: str) -> Price | None:
+        return self.price if (provider, model) == ("acme", "acme-nan") else None
+
+
+def test_cost_nan_only_provider_unpriced(capsys: pytest.CaptureFixture[str]) -> None:
+    # The provider and model are spelt right, so this is a missing price
+    # (exit code 3), not a misspelt provider (exit code 2).
+    llmfy_core.register_plugin(NaNOnly(), "nan-only")
+
+    code, out, err = run(
+        capsys, "cost", "acme-nan", "--provider", "acme", "--input", "1",
+        "--output", "1",
+    )  # fmt: skip
+
+    assert code == 3
+    assert "No price for acme model 'acme-nan'" in out
+    assert "lists prices for provider 'acme'" not in err
+    assert "output is NaN" in err
+
+
+def test_prices_nan_only_provider_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    llmfy_core.register_plugin(NaNOnly(), "nan-only")
+
+    code, out, err = run(capsys, "prices", "acme")
+
+    assert code == 0
+    assert "No listed price matches provider acme" in out
+    assert "Check the spelling" not in err
+    assert err.count("'nan-only'") == 1
+
+
 @pytest.mark.parametrize(
     "args",
     [

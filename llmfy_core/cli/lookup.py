@@ -61,11 +61,15 @@ class KnownPrices:
 
     @classmethod
     def collect(cls) -> KnownPrices:
-        """Read every plugin's `price_catalog` listing."""
+        """Read every plugin's `price_catalog` listing.
+
+        An entry with an invalid price still counts: its provider and model
+        id are spelt right, and the lookup reports the price as invalid.
+        """
         models: dict[str, set[str]] = {}
         regions: dict[str, set[str]] = {}
         tiers: dict[str, set[str]] = {}
-        for listed in catalog(None):
+        for listed in catalog(None, usable_only=False):
             provider = listed.entry.provider
             key = listed.entry.key
             models.setdefault(provider, set()).add(key.model)

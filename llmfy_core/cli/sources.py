@@ -111,11 +111,13 @@ class ListedPrice:
     entry: CatalogEntry
 
 
-def catalog(provider: str | None) -> list[ListedPrice]:
+def catalog(provider: str | None, *, usable_only: bool = True) -> list[ListedPrice]:
     """Collect every plugin's `price_catalog` listing, highest price rank first.
 
     A plugin that raises is skipped; its error is re-raised as `CliError` only
-    when no plugin lists anything.
+    when no plugin lists anything. With `usable_only`, an entry whose price
+    is invalid is skipped with a warning. Without it, such an entry is kept,
+    for the model ids, providers and regions that the plugins list.
     """
     registry = get_registry()
     impls = list(reversed(registry.manager.hook.price_catalog.get_hookimpls()))
@@ -127,9 +129,9 @@ def catalog(provider: str | None) -> list[ListedPrice]:
         try:
             entries: Any = impl.function(*[arguments[arg] for arg in impl.argnames])
             for entry in entries or ():
-                if isinstance(entry, CatalogEntry) and _is_usable_entry(
-                    impl.plugin, name, entry
-                ):
+                if not isinstance(entry, CatalogEntry):
+                    continue
+                if not usable_only or _is_usable_entry(impl.plugin, name, entry):
                     listed.append(ListedPrice(name, entry))
         except Exception as error:
             failure = f"plugin {name} failed in price_catalog: {error!r}"
