@@ -3,8 +3,8 @@
 Only the forking thread runs in a child process. A lock that another thread
 of the parent held at the fork stays locked in the child, so the child's
 first price lookup, plugin load or stream finish that needs it would block
-forever. llmfy's process-wide locks come from `new_lock` and `new_rlock`, and
-the child resets each one at the fork.
+forever. llmfy's process-wide locks come from `new_lock`, and the child
+resets each one that another thread held at the fork.
 
 What the other thread was changing under a lock may be half changed in the
 child, a smaller fault than a child that blocks forever. A tracker's own
@@ -19,31 +19,30 @@ import threading
 import weakref
 from typing import Any
 
-__all__ = ["new_lock", "new_rlock"]
+__all__ = ["new_lock"]
 
 # Every lock made here that is still referenced. Locks accept weak references.
 _LOCKS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def new_lock() -> threading.Lock:
-    """Return a new `threading.Lock` that a forked child finds unlocked."""
-    lock = threading.Lock()
-    _LOCKS.add(lock)
-    return lock
+def new_lock() -> threading.RLock:
+    """Return a new reentrant lock that a forked child finds unlocked.
 
-
-def new_rlock() -> threading.RLock:
-    """Return a new `threading.RLock` that a forked child finds unlocked."""
+    It is reentrant because a reentrant lock records its owner: a lock that the
+    forking thread itself holds stays held in the child, which releases it
+    as the parent would.
+    """
     lock = threading.RLock()
     _LOCKS.add(lock)
     return lock
 
 
 def _reset_in_child() -> None:
-    # `_at_fork_reinit` is the method CPython's own threading and logging
-    # modules call on their locks in a forked child (CPython 3.9 and later).
+    # `_is_owned` and `_at_fork_reinit` are the methods that CPython's own
+    # threading module calls on its locks (CPython 3.9 and later).
     for lock in list(_LOCKS):
-        lock._at_fork_reinit()
+        if not lock._is_owned():
+            lock._at_fork_reinit()
 
 
 if hasattr(os, "register_at_fork"):

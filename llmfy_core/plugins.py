@@ -17,7 +17,7 @@ import pluggy
 
 from llmfy_core import discovery, hookspecs
 from llmfy_core.errors import PluginLoadError, PluginWarning, emit_warning
-from llmfy_core.locks import new_lock, new_rlock
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.ranks import PriceRank
 
@@ -162,7 +162,7 @@ class PluginRegistry:
         self.manager.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self.generation = 0
-        self._lock = new_rlock()
+        self._lock = new_lock()
 
     def load_entry_points(self) -> None:
         """Load every allowed entry point of the group `llmfy`, one at a time."""

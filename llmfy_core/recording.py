@@ -26,7 +26,7 @@ from llmfy_core.ledger import (
     nanos_of,
     sent_fits,
 )
-from llmfy_core.locks import new_rlock
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.model import (
     INPUT_TOKENS_INDEX,
@@ -71,7 +71,7 @@ __all__ = [
 
 # Reentrant: a provider_instrument hook may start a process-wide tracker,
 # which ensures instrumentation again.
-_state_lock = new_rlock()
+_state_lock = new_lock()
 _instrumented: dict[int, str | None] = {}
 _instrumented_stamp: tuple[int, int] | None = None
 # The providers whose calls the loaded plugins count, as of `_instrumented_stamp`.

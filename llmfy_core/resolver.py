@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from llmfy_core.errors import PricingWarning, emit_warning
-from llmfy_core.locks import new_rlock
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.model import MILLION, Price, Unpriced, Usage
 from llmfy_core.plugins import CHANGES, get_registry, price_rank_of
@@ -65,7 +65,7 @@ class PluginPrices:
     def __init__(self) -> None:
         # Reentrant: garbage collection can run a stream's finalizer, which
         # records a request, while this thread reloads or invalidates prices.
-        self._lock = new_rlock()
+        self._lock = new_lock()
         self._registry_stamp: tuple[int, int] | None = None
         self._epoch = 0
         self.generation = 0

@@ -145,3 +145,26 @@ def test_fork_child_untracked_request_no_warning(
     assert exit_code is not None, "the forked child hung sending a request"
     assert exit_code == 0, "the child warned about a thread that it does not run"
     assert not UNTRACKED.warned
+
+
+def test_fork_in_thread_holding_lock_child_releases() -> None:
+    # The forking thread itself holds the price resolver's lock, as a
+    # price_lookup hook that forks would. The child leaves the lock's block
+    # as the parent does, then resolves a price.
+    lock = PLUGIN_PRICES._lock
+    with lock:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                lock.release()
+                with llmfy_usage_tracker() as usage:
+                    usage.record("openai", "gpt-4o", 60, 3)
+                # 60 input and 3 output tokens at 2.50 and 10.00 USD per million.
+                code = 0 if usage.total_cost == Decimal("0.00018") else 1
+            finally:
+                os._exit(code)
+    exit_code = _wait_for_child(pid, 15)
+
+    assert exit_code is not None, "the forked child hung resolving a price"
+    assert exit_code == 0

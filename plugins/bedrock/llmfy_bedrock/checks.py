@@ -18,7 +18,7 @@ from contextvars import ContextVar
 
 from llmfy_core import CallContext
 from llmfy_core.errors import describe_invalid
-from llmfy_core.locks import new_rlock
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 
 logger = get_logger("llmfy.bedrock")
@@ -35,7 +35,7 @@ _problems: ContextVar[list[str] | None] = ContextVar(
 # endless distinct model ids keep memory flat.
 _logged: set[tuple[str, str]] = set()
 # Reentrant, as a stream finalizer run by garbage collection can log too.
-_logged_lock = new_rlock()
+_logged_lock = new_lock()
 _MAX_LOGGED = 1024
 
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import attrs
 
 from llmfy_core.errors import PricingWarning, warn_in_setup
-from llmfy_core.locks import new_rlock
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.pricing import likely_typo
 from llmfy_core.resolver import invalidate_price_cache
@@ -155,7 +155,7 @@ def model_stem(model_id: str) -> str:
 
 _profile_models: dict[str, str] = {}
 # Reentrant: a stream finalizer run by garbage collection can resolve too.
-_profile_lock = new_rlock()
+_profile_lock = new_lock()
 
 
 def register_profile_model(profile_arn: str, model_id: str) -> None:

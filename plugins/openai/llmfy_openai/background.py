@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from llmfy_core.locks import new_rlock
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.recording import watch_pending
 
@@ -56,7 +56,7 @@ MAX_PENDING = 10_000
 PENDING: OrderedDict[str, _Call] = OrderedDict()
 # Reentrant because a background stream that garbage collection finalizes
 # adds its request here, and a collection can start inside `add`.
-_lock = new_rlock()
+_lock = new_lock()
 # The calls of background streams still being read, by response id, so that
 # a poll that returns the response in a final status first records the
 # request, as for PENDING. A stream leaves it when it finishes.

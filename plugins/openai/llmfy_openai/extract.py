@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from llmfy_core import CallContext, Usage
 from llmfy_core.errors import describe_invalid
-from llmfy_core.locks import new_rlock
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.model import UsageCounts, usage_from_counts
 
@@ -975,7 +975,7 @@ _SCALARS = (str, bytes, bytearray, int, float, list, tuple)
 # once. Bounded, so that endless distinct model ids keep memory flat.
 _logged: set[tuple[str, str, str]] = set()
 # Reentrant, as a stream finalizer run by garbage collection can log too.
-_logged_lock = new_rlock()
+_logged_lock = new_lock()
 _MAX_LOGGED = 1024
 
 

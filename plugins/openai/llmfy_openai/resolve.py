@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 
 from llmfy_core.errors import PricingWarning, warn_in_setup
-from llmfy_core.locks import new_rlock
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.pricing import likely_typo
 from llmfy_core.resolver import invalidate_price_cache
@@ -27,7 +27,7 @@ FINE_TUNED_PREFIX = "ft:"
 _SNAPSHOT_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
 
 # Reentrant: a stream finalizer run by garbage collection can resolve too.
-_azure_lock = new_rlock()
+_azure_lock = new_lock()
 _azure_deployments: dict[str, str] = {}
 
 

@@ -21,7 +21,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.util.types import AttributeValue
 
 from llmfy_core import RequestRecord, Usage
-from llmfy_core.locks import new_rlock
+from llmfy_core.locks import new_lock
 from llmfy_core.model import INPUT_SUBSET_KINDS, OUTPUT_SUBSET_KINDS
 from llmfy_otel import names
 
@@ -265,7 +265,7 @@ class FaultLog:
         self.interval = interval
         self._clock = clock
         # Reentrant: a stream finalizer run by garbage collection can export.
-        self._lock = new_rlock()
+        self._lock = new_lock()
         self._last: float | None = None
         self._suppressed = 0
 
@@ -301,7 +301,7 @@ class Exporter:
 
     def __init__(self) -> None:
         # Reentrant: a stream finalizer run by garbage collection can export.
-        self._lock = new_rlock()
+        self._lock = new_lock()
         self._meter_provider: metrics.MeterProvider | None = None
         self._instruments: dict[int, tuple[metrics.MeterProvider, Instruments]] = {}
         self._attribute_sets: dict[tuple[Any, ...], AttributeSets] = {}

@@ -24,7 +24,7 @@ from llmfy_core import (
     invalidate_price_cache,
 )
 from llmfy_core.errors import emit_warning
-from llmfy_core.locks import new_rlock
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.plugins import get_registry
 from llmfy_core.pricing import likely_typo
@@ -54,7 +54,7 @@ class PriceFileState:
     def __init__(self) -> None:
         # Reentrant: garbage collection can run a stream's finalizer, which
         # looks a price up, while this thread reads the file.
-        self._lock = new_rlock()
+        self._lock = new_lock()
         self.explicit_path: Path | None = None
         self.prices: PriceList | None = None
         self.path: Path | None = None
