@@ -764,11 +764,11 @@ def instruction_stream_table(streams: dict[str, Any]) -> Table:
             "comes from idle streams timed outside valgrind, and converts llmfy's "
             "instructions to µs at the SDK's rate. Per stream: watching the "
             "stream and recording its usage, without the events' share.",
-            "First event: instructions from the SDK call to the first event of "
-            "a short stream, the median of "
+            "First event: the instructions from the SDK call to the first event "
+            "of a short stream. The table shows the median of "
             f"{streams.get('first_event_pairs', 0)} streams without a tracker, "
-            "and the median difference of as many pairs of streams read without "
-            "and with one, converted at the SDK's rate per event.",
+            "and the median difference over as many pairs of streams read "
+            "without and with one, converted at the SDK's rate per event.",
         ],
         stream_targets,
     )
