@@ -39,12 +39,13 @@ __all__ = [
     "read_usage",
 ]
 
-# `{{name}}`, with optional spaces inside the braces; `name` is a Python
-# identifier, so that every placeholder can be passed as a keyword argument.
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# `{{name}}`, with optional spaces inside the braces. `name` has the form of a
+# Python identifier, non-ASCII letters included, as input variables do, so
+# that every placeholder can be passed as a keyword argument.
+_PLACEHOLDER = re.compile(r"\{\{\s*([^\W\d]\w*)\s*\}\}")
 
 # A name in any number of braces, to find `{name}` written for `{{name}}`.
-_BRACED_NAME = re.compile(r"(\{+)\s*([A-Za-z_][A-Za-z0-9_]*)\s*(\}+)")
+_BRACED_NAME = re.compile(r"(\{+)\s*([^\W\d]\w*)\s*(\}+)")
 
 
 class Role(StrEnum):

@@ -297,6 +297,23 @@ def test_placeholder_with_spaces_and_repeats() -> None:
     assert rendered == "Lyon is in France; Lyon again."
 
 
+def test_non_ascii_variable_rendered() -> None:
+    agent = LLMfy(
+        RecordingModel(),
+        system_message="Ville : {{ville_éloignée}}.",
+        input_variables=["ville_éloignée"],
+    )
+
+    rendered = agent.render_system_message(ville_éloignée="Lyon")
+
+    assert rendered == "Ville : Lyon."
+
+
+def test_non_ascii_placeholder_needs_declaring() -> None:
+    with pytest.raises(TemplateVariableError, match="'café' is not in input_variables"):
+        LLMfy(RecordingModel(), system_message="{{café}}", input_variables=["cafe"])
+
+
 def test_non_string_value_converted_with_str() -> None:
     agent = LLMfy(RecordingModel(), system_message="n={{n}}", input_variables=["n"])
 
