@@ -31,6 +31,9 @@ PROVIDER_INSTALL_HINT = (
     "llmfy-bedrock with `pip install ./plugins/openai ./plugins/bedrock`"
 )
 
+# The distribution of this repository that counts and prices each provider's calls.
+PROVIDER_DISTRIBUTIONS = {"openai": "llmfy-openai", "bedrock": "llmfy-bedrock"}
+
 _TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 
 

@@ -31,7 +31,12 @@ from llmfy_core.errors import (
 from llmfy_core.ledger import Ledger, build_record
 from llmfy_core.logs import get_logger
 from llmfy_core.model import SUBSET_PARENTS, Price, RequestRecord, Usage
-from llmfy_core.plugins import CHANGES, PluginRegistry, get_registry
+from llmfy_core.plugins import (
+    CHANGES,
+    PROVIDER_DISTRIBUTIONS,
+    PluginRegistry,
+    get_registry,
+)
 from llmfy_core.pricing import (
     CatalogEntry,
     PriceTable,
@@ -1054,6 +1059,14 @@ def _how_to_add_price(provider: str, model: str, region: str | None) -> str:
         return (
             f"Add it with llmfy_usage_tracker({argument}){unit}, or install a "
             "pricing plugin."
+        )
+    distribution = PROVIDER_DISTRIBUTIONS.get(provider)
+    if distribution is not None:
+        return (
+            f"The {distribution} plugin, which prices {provider} models, is not "
+            "loaded. Install it from a checkout of the llmfy repository with "
+            f"`pip install ./plugins/{provider}`, and check LLMFY_PLUGINS and "
+            "LLMFY_DISABLED_PLUGINS."
         )
     return (
         f"No installed plugin reads {provider}_pricing= tables, so add the price "

@@ -1015,6 +1015,20 @@ def test_unpriced_openai_warning_gives_unit() -> None:
     assert "in USD per 1,000,000 tokens" in message
 
 
+def test_unpriced_warning_names_unloaded_provider_plugin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LLMFY_PLUGINS", "bedrock")
+    llmfy_core.load_plugins()
+
+    message = unpriced_warning("openai", "gpt-4o-mini")
+
+    assert "The llmfy-openai plugin, which prices openai models, is not loaded" in (
+        message
+    )
+    assert "`pip install ./plugins/openai`" in message
+
+
 def test_unpriced_warning_no_keyword_names_price_file(
     provider: ProviderPlugin,
 ) -> None:
