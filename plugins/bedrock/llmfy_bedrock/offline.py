@@ -195,9 +195,10 @@ def read_invocation_logs(path: str | os.PathLike[str]) -> Iterator[dict[str, Any
 def failed_invocation(record: Mapping[str, Any]) -> str | None:
     """Return the `errorCode` of a log record whose invocation failed unbilled.
 
-    A failed invocation whose record counts no input tokens has no tokens to
-    bill, so it is not a request to count. One that counts them, such as a
-    stream that broke after it started, is read as any other record.
+    A failed invocation whose record counts no tokens, with its counts
+    missing or 0, has no tokens to bill, so it is not a request to count. One
+    that counts some, such as a stream that broke after it started, is read
+    as any other record.
     """
     # NOTE: written from the log schema's `errorCode` field. No recorded log
     # of a failed invocation was at hand to check its other fields.
@@ -205,9 +206,24 @@ def failed_invocation(record: Mapping[str, Any]) -> str | None:
     if not error:
         return None
     request = record.get("input")
-    if isinstance(request, Mapping) and request.get("inputTokenCount") is not None:
+    output = record.get("output")
+    input_count = (
+        request.get("inputTokenCount") if isinstance(request, Mapping) else None
+    )
+    output_count = (
+        output.get("outputTokenCount") if isinstance(output, Mapping) else None
+    )
+    if _counts_tokens(input_count) or _counts_tokens(output_count):
         return None
     return str(error)
+
+
+def _counts_tokens(count: object) -> bool:
+    """Return whether a logged count is anything but missing or 0.
+
+    An invalid value counts, so that the record is read and the value reported.
+    """
+    return count is not None and not (type(count) is int and count == 0)
 
 
 def record_invocation_logs(

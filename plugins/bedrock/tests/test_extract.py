@@ -395,6 +395,20 @@ def test_record_logs_skips_failed_invocation() -> None:
     assert tracker.cost_complete
 
 
+def test_failed_invocation_with_zero_counts_skipped() -> None:
+    failed = {
+        **LOG_RECORD,
+        "errorCode": "ValidationException",
+        "input": {"inputTokenCount": 0},
+        "output": {"outputTokenCount": 0},
+    }
+    broken = {**failed, "input": {"inputTokenCount": 12}}
+
+    assert failed_invocation(failed) == "ValidationException"
+    assert failed_invocation(broken) is None
+    assert failed_invocation({**failed, "input": {"inputTokenCount": "0"}}) is None
+
+
 def test_invocation_log_converse_one_hour_writes() -> None:
     # The log's own counts do not split cache writes by TTL, but the logged
     # Converse response does.
