@@ -532,13 +532,32 @@ def _record_parse_failure(call: _Call | None, error: Exception) -> None:
     if call is None:
         return
     try:
-        if isinstance(error, _Kinds.get().unparsed_body_errors):
-            # Their messages name a position or a field, never the body.
+        if isinstance(
+            error, _Kinds.get().unparsed_body_errors
+        ) or _raised_decoding_json(error):
+            # Their messages name a position, a field or a digit count, never
+            # the body.
             call.record_unreadable(
                 f"could not be parsed: {type(error).__name__}: {error}"
             )
     except Exception as fault:  # the caller gets its own error, unchanged
         call._log_fault(fault)
+
+
+def _raised_decoding_json(error: Exception) -> bool:
+    """Return whether `error` was raised inside Python's JSON decoder.
+
+    Besides JSONDecodeError, the decoder raises a plain ValueError for an
+    integer of more digits than `sys.get_int_max_str_digits()` allows (4,300
+    by default). Inside `request()` such an error comes from a 2xx body,
+    because the SDK catches the errors of decoding an error body.
+    """
+    traceback = error.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return bool(traceback.tb_frame.f_globals.get("__name__") == "json.decoder")
 
 
 def _attach_parsed(call: _Call, parsed: Any, http_response: Any) -> None:

@@ -382,6 +382,35 @@ def test_body_not_json_object(
     assert any("body of type list" in text for text in warnings_of(logs))
 
 
+def long_count_body(bodies: Any) -> bytes:
+    """Return a chat body whose prompt_tokens has 5,000 digits.
+
+    Python's JSON decoder rejects an integer of more than 4,300 digits (the
+    default of `sys.set_int_max_str_digits`) with a plain ValueError.
+    """
+    body = json.dumps(bodies.chat(prompt=60)).encode()
+    return body.replace(b'"prompt_tokens": 60', b'"prompt_tokens": ' + b"9" * 5000)
+
+
+def test_json_integer_too_long(
+    server: Any, client: openai.OpenAI, bodies: Any, logs: pytest.LogCaptureFixture
+) -> None:
+    headers = {"content-type": "application/json", "x-request-id": "req_long"}
+    server.add_raw(CHAT, status=200, headers=headers, body=long_count_body(bodies))
+    server.add_raw(CHAT, status=200, headers=headers, body=long_count_body(bodies))
+
+    untracked, tracked, usage = untracked_then_tracked(create_chat(client))
+
+    assert untracked[0] == "raised"
+    assert untracked[1] is ValueError
+    assert tracked == untracked
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens is None
+    assert usage.cost_complete is False
+    warned = warnings_of(logs)
+    assert any("could not be parsed: ValueError" in text for text in warned)
+
+
 def test_error_status_not_counted(server: Any, client: openai.OpenAI) -> None:
     error = {"error": {"message": "Rate limit reached", "type": "requests"}}
     server.add_raw(
@@ -397,19 +426,36 @@ def test_error_status_not_counted(server: Any, client: openai.OpenAI) -> None:
     assert usage.request_count == 0
 
 
-def test_async_truncated_json_body(
-    server: Any, async_client: openai.AsyncOpenAI, bodies: Any
+@pytest.mark.parametrize(
+    ("body_of", "error"),
+    [
+        pytest.param(
+            lambda bodies: json.dumps(bodies.chat()).encode()[:-40],
+            json.JSONDecodeError,
+            id="truncated",
+        ),
+        pytest.param(long_count_body, ValueError, id="integer-too-long"),
+    ],
+)
+def test_async_unparsed_json_body(
+    server: Any,
+    async_client: openai.AsyncOpenAI,
+    bodies: Any,
+    body_of: Callable[[Any], bytes],
+    error: type[Exception],
 ) -> None:
     import asyncio
 
-    truncated = json.dumps(bodies.chat()).encode()[:-40]
     server.add_raw(
-        CHAT, status=200, headers={"content-type": "application/json"}, body=truncated
+        CHAT,
+        status=200,
+        headers={"content-type": "application/json"},
+        body=body_of(bodies),
     )
 
     async def main() -> Any:
         with llmfy_usage_tracker() as usage:
-            with pytest.raises(json.JSONDecodeError):
+            with pytest.raises(error):
                 await async_client.chat.completions.create(
                     model="gpt-4o-mini", messages=MESSAGES
                 )
