@@ -382,6 +382,40 @@ def test_body_not_json_object(
     assert any("body of type list" in text for text in warnings_of(logs))
 
 
+@pytest.mark.parametrize(
+    ("value", "converted"),
+    [
+        pytest.param(True, 1, id="boolean"),
+        pytest.param("12", 12, id="digits"),
+        pytest.param(12.0, 12, id="whole-float"),
+    ],
+)
+def test_chat_count_converted_by_sdk(
+    server: Any,
+    client: openai.OpenAI,
+    bodies: Any,
+    logs: pytest.LogCaptureFixture,
+    value: object,
+    converted: int,
+) -> None:
+    # The SDK converts these values before llmfy reads its object, so llmfy
+    # counts the number that the application receives and cannot warn.
+    body = bodies.chat(prompt=60, completion=20, cached=0, reasoning=0)
+    body["usage"]["prompt_tokens"] = value
+    body["usage"]["completion_tokens_details"]["reasoning_tokens"] = value
+    server.add_json(CHAT, body)
+    server.add_json(CHAT, body)
+
+    untracked, tracked, usage = untracked_then_tracked(create_chat(client))
+
+    assert tracked == untracked
+    assert untracked[2]["usage"]["prompt_tokens"] == converted
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens == converted
+    assert usage.records[0].usage.reasoning_tokens == converted
+    assert warnings_of(logs) == []
+
+
 def long_count_body(bodies: Any) -> bytes:
     """Return a chat body whose prompt_tokens has 5,000 digits.
 
