@@ -83,16 +83,18 @@ def test_fork_while_ledger_locked_child_reads() -> None:
     assert usage.request_count == 1
 
 
+def _prices_new_model() -> bool:
+    """Record a request of a model not priced before, and check its cost."""
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o", 60, 3)
+    # 60 input and 3 output tokens at 2.50 and 10.00 USD per million.
+    return usage.total_cost == Decimal("0.00018")
+
+
 def test_fork_while_price_lock_held_child_prices() -> None:
     # The other thread holds the price resolver's lock, as while it reloads
     # prices. The child resolves the price of a model not priced before.
-    def child() -> bool:
-        with llmfy_usage_tracker() as usage:
-            usage.record("openai", "gpt-4o", 60, 3)
-        # 60 input and 3 output tokens at 2.50 and 10.00 USD per million.
-        return usage.total_cost == Decimal("0.00018")
-
-    exit_code = _fork_while_held(PLUGIN_PRICES._lock, child)
+    exit_code = _fork_while_held(PLUGIN_PRICES._lock, _prices_new_model)
 
     assert exit_code is not None, "the forked child hung resolving a price"
     assert exit_code == 0
@@ -158,10 +160,7 @@ def test_fork_in_thread_holding_lock_child_releases() -> None:
             code = 1
             try:
                 lock.release()
-                with llmfy_usage_tracker() as usage:
-                    usage.record("openai", "gpt-4o", 60, 3)
-                # 60 input and 3 output tokens at 2.50 and 10.00 USD per million.
-                code = 0 if usage.total_cost == Decimal("0.00018") else 1
+                code = 0 if _prices_new_model() else 1
             finally:
                 os._exit(code)
     exit_code = _wait_for_child(pid, 15)
