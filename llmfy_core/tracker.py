@@ -57,6 +57,8 @@ _ACTIVE: ContextVar[tuple[_Period, ...]] = ContextVar(
     "llmfy_active_trackers", default=()
 )
 _process_trackers: tuple[UsageTracker, ...] = ()
+# Whether threads started, and work submitted to executors, inherit trackers.
+_threads_carried = False
 _ZERO = Decimal(0)
 _UTC = dt.UTC
 _PRICING_SUFFIX = "_pricing"
@@ -126,10 +128,11 @@ class ThreadKey:
 class UntrackedThreads:
     """The threads with a tracker block open, for the warning about other threads.
 
-    A worker thread does not inherit the caller's trackers, so its requests
-    go uncounted. The instrumentation reads `watch` when a request has no
-    tracker, and calls `warn_untracked_thread` only when it is true: while a
-    block is open in some thread and the warning has not been given.
+    A thread started before a block, or an executor job submitted outside
+    it, does not count into the block's trackers. The instrumentation reads
+    `watch` when a request has no tracker, and calls `warn_untracked_thread`
+    only when it is true: while a block is open in some thread and the
+    warning has not been given.
     """
 
     __slots__ = ("_local", "blocks", "lock", "warned", "watch")
@@ -196,10 +199,11 @@ def warn_untracked_thread(provider: str, operation: str) -> None:
             f"An untracked {provider} {operation} request was sent in thread "
             f"{thread.name!r}, where no llmfy tracker is active, while a tracker "
             f"block is open in thread {others[0]!r}, so no tracker counts it. "
-            "Threads do not inherit the active trackers: submit "
-            "`bind_trackers(function)` to the executor to count the requests of "
-            "`function`, or call `start_process_tracker()` to count every thread. "
-            "This warning is given once."
+            "A thread counts into the trackers active where it was started, or "
+            "where its executor job was submitted: to count the requests of a "
+            "thread started before the block, hand it `bind_trackers(function)` "
+            "from inside the block, or call `start_process_tracker()` to count "
+            "every thread. This warning is given once."
         )
         logger.warning("%s", message)
         emit_warning(UsageWarning(message))
@@ -267,18 +271,33 @@ if hasattr(os, "register_at_fork"):
     )
 
 
+def _carry_into_threads() -> None:
+    global _threads_carried
+    from llmfy_core.threads import carry_into_threads
+
+    carry_into_threads()
+    _threads_carried = True
+
+
 def bind_trackers(function: Callable[P, R]) -> Callable[P, R]:
     """Wrap `function` so that it records into the trackers active now.
 
-    Threads do not inherit context variables, so a request made in a worker
-    thread is not counted by the caller's tracker. Submit the wrapped function
-    instead: `executor.submit(bind_trackers(call_llm), prompt)`.
+    Threads started and functions submitted to a `ThreadPoolExecutor` while a
+    tracker is active count into it already. Wrap a function that runs in a
+    thread started before the block, such as a long-lived worker that reads
+    a queue: `work_queue.put(bind_trackers(call_llm))`.
     """
-    captured = _ACTIVE.get()
+    return bind_periods(function, _ACTIVE.get())
+
+
+def bind_periods(
+    function: Callable[P, R], periods: tuple[_Period, ...]
+) -> Callable[P, R]:
+    """Wrap `function` so that it runs with the active `periods` of trackers."""
 
     @functools.wraps(function)
     def bound(*args: P.args, **kwargs: P.kwargs) -> R:
-        token = _ACTIVE.set(captured)
+        token = _ACTIVE.set(periods)
         try:
             return function(*args, **kwargs)
         finally:
@@ -337,6 +356,8 @@ class UsageTracker:
         from llmfy_core.recording import ensure_instrumented
 
         ensure_instrumented()
+        if not _threads_carried:
+            _carry_into_threads()
         period = _Period(self)
         with self._lock:
             self._depth += 1

@@ -518,15 +518,6 @@ def test_record_by_hand_rejects_empty_model(provider: ProviderPlugin) -> None:
     assert usage.request_count == 0
 
 
-def test_threads_without_binding_are_not_counted(provider: ProviderPlugin) -> None:
-    with llmfy_usage_tracker() as usage:
-        thread = threading.Thread(target=send)
-        thread.start()
-        thread.join()
-
-    assert usage.request_count == 0
-
-
 def test_thread_pool_with_bind_trackers(provider: ProviderPlugin) -> None:
     with llmfy_usage_tracker() as usage, ThreadPoolExecutor(4) as pool:
         for _ in range(8):

@@ -7,6 +7,8 @@ in the comments; a cost is tokens x rate / 1,000,000.
 from __future__ import annotations
 
 import _thread
+import asyncio
+import contextvars
 import datetime as dt
 import gc
 import json
@@ -90,8 +92,9 @@ def test_worker_thread_converse_warns_once(
         pytest.warns(UsageWarning) as warned,
         ThreadPoolExecutor(1, thread_name_prefix="worker") as pool,
     ):
-        pool.submit(ask).result()
-        pool.submit(ask).result()
+        # Submitted from a context without trackers, as by another thread.
+        for _ in range(2):
+            contextvars.Context().run(pool.submit, ask).result()
 
     messages = [str(warning.message) for warning in warned]
     assert len(messages) == 1
@@ -99,11 +102,46 @@ def test_worker_thread_converse_warns_once(
     assert usage.request_count == 0
 
 
+def test_converse_in_threads_of_block_counted(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    client = make_client()
+    for input_tokens in (100, 200, 400):
+        usage_counts = {
+            "inputTokens": input_tokens,
+            "outputTokens": 10,
+            "totalTokens": input_tokens + 10,
+        }
+        bedrock_server.queue_json(converse_body(usage_counts))
+
+    def ask() -> None:
+        client.converse(modelId="amazon.nova-lite-v1:0", messages=[])
+
+    async def ask_in_executor() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, ask)
+
+    with llmfy_usage_tracker() as usage:
+        thread = threading.Thread(target=ask)
+        thread.start()
+        thread.join()
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(ask).result()
+        asyncio.run(ask_in_executor())
+
+    assert usage.request_count == 3
+    assert usage.input_tokens == 700
+    assert usage.output_tokens == 30
+    # Nova Lite in us-east-1: 0.06 USD per million input tokens and 0.24 per
+    # million output tokens.
+    assert usage.total_cost == Decimal("0.000049200")
+
+
 def run_thread(started_by: str, target: Any, name: str) -> None:
     """Run `target` in a new thread started by `started_by`, and wait for it."""
     if started_by == "threading":
         thread = threading.Thread(target=target, name=name)
-        thread.start()
+        # Started from a context without trackers, so that it inherits none.
+        contextvars.Context().run(thread.start)
         thread.join()
         return
     done = threading.Event()

@@ -159,9 +159,10 @@ def test_worker_thread_request_warns_once(server, client, bodies, untracked_warn
         pytest.warns(UsageWarning) as warned,
         ThreadPoolExecutor(1, thread_name_prefix="worker") as pool,
     ):
+        # Submitted from a context without trackers, as by another thread.
+        for _ in range(2):
+            contextvars.Context().run(pool.submit, ask).result()
         pool.submit(ask).result()
-        pool.submit(ask).result()
-        pool.submit(bind_trackers(ask)).result()
 
     messages = [str(warning.message) for warning in warned]
     assert len(messages) == 1
@@ -174,6 +175,37 @@ def test_worker_thread_request_warns_once(server, client, bodies, untracked_warn
     assert "bind_trackers(function)" in messages[0]
     assert "start_process_tracker()" in messages[0]
     assert usage.request_count == 1
+
+
+def test_threads_and_tasks_of_block_counted(server, client, bodies, untracked_warning):
+    for prompt in (1000, 2000, 4000, 8000):
+        server.add_json(CHAT, bodies.chat(prompt=prompt, completion=100))
+
+    def ask() -> str:
+        response = client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+        return response.choices[0].message.content
+
+    async def ask_in_executor() -> str:
+        return await asyncio.get_running_loop().run_in_executor(None, ask)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UsageWarning)
+        with llmfy_usage_tracker() as usage:
+            thread = threading.Thread(target=ask)
+            thread.start()
+            thread.join()
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(pool.map(lambda _: ask(), range(2)))
+            answers.append(asyncio.run(ask_in_executor()))
+
+    assert answers == [bodies.chat()["choices"][0]["message"]["content"]] * 3
+    assert usage.request_count == 4
+    assert usage.input_tokens == 15000
+    assert usage.output_tokens == 400
+    # gpt-4o-mini: 0.15 USD per million input tokens, 0.60 per million output.
+    assert usage.total_cost == Decimal("0.00249")
 
 
 def test_bound_or_same_thread_request_no_warning(
