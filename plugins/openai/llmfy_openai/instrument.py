@@ -267,7 +267,11 @@ class _Call:
                 # no usage, so whether it was billed per token is unknown.
                 self._claim()
                 return
-            body = json.loads(content) if content else None
+            try:
+                body = json.loads(content) if content else None
+            except ValueError as error:
+                self._record_undecoded(http_response, error)
+                return
             if isinstance(body, Mapping):
                 self.record(body)
             else:
@@ -275,6 +279,17 @@ class _Call:
         except Exception as error:  # never reach the caller
             self.done = True
             self._log_fault(error)
+
+    def _record_undecoded(self, http_response: Any, error: ValueError) -> None:
+        """Record with unknown usage a read body that is not valid JSON."""
+        content_type = http_response.headers.get("content-type") or ""
+        if content_type.startswith("text/event-stream"):
+            # llmfy does not parse a stream's events read whole with read() or
+            # text(), as it does not parse the lines of iter_lines().
+            self._record_unknown(None, None)
+            return
+        # The error's message names a position or a digit count, never the body.
+        self.record_unreadable(f"could not be parsed: {type(error).__name__}: {error}")
 
     def finish_stream(self) -> None:
         """Record a stream once, from its usage chunk or with unknown usage."""

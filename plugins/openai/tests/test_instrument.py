@@ -270,14 +270,19 @@ def test_raw_response_recorded_before_parse(server, client, bodies):
     assert usage.records[0].usage.request_id == "req_raw"
 
 
-def create_raw_stream(client: openai.OpenAI) -> Any:
-    """Send a chat stream through `with_raw_response`, unparsed."""
-    return client.chat.completions.with_raw_response.create(
+def create_chat_stream(completions: Any) -> Any:
+    """Send a chat stream that requests its usage, through `completions.create`."""
+    return completions.create(
         model="gpt-4o-mini",
         messages=MESSAGES,
         stream=True,
         stream_options=INCLUDE_USAGE,
     )
+
+
+def create_raw_stream(client: openai.OpenAI) -> Any:
+    """Send a chat stream through `with_raw_response`, unparsed."""
+    return create_chat_stream(client.chat.completions.with_raw_response)
 
 
 def test_raw_stream_read_by_hand_counted_when_collected(server, client, bodies):
@@ -357,12 +362,7 @@ def test_streaming_response_of_stream(server, client, bodies):
 
     with (
         llmfy_usage_tracker() as usage,
-        client.chat.completions.with_streaming_response.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,
-            stream=True,
-            stream_options=INCLUDE_USAGE,
-        ) as response,
+        create_chat_stream(client.chat.completions.with_streaming_response) as response,
     ):
         chunks = list(response.parse())
 
@@ -370,6 +370,28 @@ def test_streaming_response_of_stream(server, client, bodies):
     assert len(usage.records) == 1
     assert usage.records[0].usage.input_tokens == 12
     assert usage.records[0].usage.output_tokens == 5
+
+
+@pytest.mark.parametrize("read", ["read", "text"])
+def test_stream_body_read_whole(server, client, bodies, read, caplog):
+    # The events read as one body are not parsed, as with iter_lines().
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    with (
+        llmfy_usage_tracker() as usage,
+        create_chat_stream(client.chat.completions.with_streaming_response) as response,
+    ):
+        content = getattr(response, read)()
+
+    assert "data: [DONE]" in (content if read == "text" else content.decode())
+    assert usage.open_streams == 0
+    assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens is None
+    assert usage.records[0].usage.output_tokens is None
+    assert usage.totals.unknown_usage == 1
+    assert not [
+        record for record in caplog.records if record.levelno >= logging.WARNING
+    ]
 
 
 # Streams

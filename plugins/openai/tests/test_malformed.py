@@ -364,6 +364,54 @@ def test_truncated_json_body(
     assert any("gpt-4o-mini" in text for text in warned)
 
 
+def parse_raw_chat(client: openai.OpenAI) -> Any:
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    )
+    return raw.parse()
+
+
+def parse_streamed_chat(client: openai.OpenAI) -> Any:
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    ) as response:
+        return response.parse()
+
+
+def read_streamed_chat(client: openai.OpenAI) -> Any:
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    ) as response:
+        return response.read()
+
+
+@pytest.mark.parametrize(
+    "send", [parse_raw_chat, parse_streamed_chat, read_streamed_chat]
+)
+def test_truncated_json_body_in_wrapper(
+    server: Any,
+    client: openai.OpenAI,
+    bodies: Any,
+    logs: pytest.LogCaptureFixture,
+    send: Callable[[openai.OpenAI], Any],
+) -> None:
+    truncated = json.dumps(bodies.chat()).encode()[:-40]
+    headers = {"content-type": "application/json"}
+    server.add_raw(CHAT, status=200, headers=headers, body=truncated)
+    server.add_raw(CHAT, status=200, headers=headers, body=truncated)
+
+    untracked, tracked, usage = untracked_then_tracked(lambda: send(client))
+
+    assert tracked == untracked
+    assert len(server.requests) == 2
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens is None
+    assert usage.records[0].usage.output_tokens is None
+    assert usage.totals.unknown_usage == 1
+    warned = warnings_of(logs)
+    assert any("could not be parsed: JSONDecodeError" in text for text in warned)
+
+
 def test_body_not_json_object(
     server: Any, client: openai.OpenAI, logs: pytest.LogCaptureFixture
 ) -> None:
