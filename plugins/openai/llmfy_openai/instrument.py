@@ -23,6 +23,7 @@ at once when `openai` is already imported, and otherwise when it is.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.abc
 import importlib.machinery
@@ -559,6 +560,41 @@ def _record_parse_failure(call: _Call | None, error: Exception) -> None:
         call._log_fault(fault)
 
 
+def _record_when_post_parser_fails(call: _Call | None, options: Any) -> Any:
+    """Return `options` with a post-parser that records the response if it raises.
+
+    `chat.completions.parse()` and `responses.parse()` pass the SDK a
+    post-parser that turns the response into the caller's type inside
+    `request()`, and `embeddings.create()` one that decodes base64
+    embeddings. It raises, as `LengthFinishReasonError`, a pydantic
+    `ValidationError` or `binascii.Error`, for a response that OpenAI billed,
+    and the request is then recorded from the response it was given. A copy
+    of `options` is changed, although the SDK builds them for each request.
+    """
+    if call is None or call.polled_id is not None:
+        return options
+    try:
+        post_parser = options.post_parser
+        if not callable(post_parser):
+            return options
+        changed = copy.copy(options)
+        changed.post_parser = functools.partial(_post_parse, call, post_parser)
+        return changed
+    except Exception as error:  # never reach the caller
+        call._log_fault(error)
+        return options
+
+
+def _post_parse(call: _Call, post_parser: Callable[[Any], Any], parsed: Any) -> Any:
+    try:
+        return post_parser(parsed)
+    except Exception:
+        # A raw or streamed response is usually recorded already, before its
+        # parse() runs the post-parser.
+        call.record(parsed)
+        raise
+
+
 def _raised_decoding_json(error: Exception) -> bool:
     """Return whether `error` was raised inside Python's JSON decoder.
 
@@ -764,6 +800,7 @@ def _patched_request(original: Callable[..., Any]) -> Callable[..., Any]:
             if not PENDING and not STREAMING:
                 return original(self, cast_to, options, *args, **kwargs)
         call = _start_call(trackers, options, bool(kwargs.get("stream")))
+        options = _record_when_post_parser_fails(call, options)
         try:
             result = original(self, cast_to, options, *args, **kwargs)
         except Exception as error:
@@ -790,6 +827,7 @@ def _patched_async_request(original: Callable[..., Any]) -> Callable[..., Any]:
             if not PENDING and not STREAMING:
                 return original(self, cast_to, options, *args, **kwargs)
         call = _start_call(trackers, options, bool(kwargs.get("stream")))
+        options = _record_when_post_parser_fails(call, options)
         return _tracked_async_request(
             original, call, self, cast_to, options, args, kwargs
         )

@@ -8,6 +8,7 @@ caller receives are the SDK's own.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
 import contextvars
 import gc
@@ -232,10 +233,11 @@ def test_bound_or_same_thread_request_no_warning(
     assert not UNTRACKED.warned
 
 
-def test_parse_recorded_once(server, client, bodies):
-    class City(pydantic.BaseModel):
-        city: str
+class City(pydantic.BaseModel):
+    city: str
 
+
+def test_parse_recorded_once(server, client, bodies):
     body = bodies.chat(prompt=40, completion=6)
     body["choices"][0]["message"]["content"] = '{"city": "Paris"}'
     server.add_json(CHAT, body)
@@ -249,6 +251,93 @@ def test_parse_recorded_once(server, client, bodies):
     assert len(usage.records) == 1
     assert usage.records[0].usage.input_tokens == 40
     assert usage.records[0].usage.output_tokens == 6
+
+
+# Completions that OpenAI bills but that `parse()` raises for, with the error
+# the SDK raises.
+UNPARSABLE_COMPLETIONS = [
+    pytest.param("length", '{"city": "Pa', openai.LengthFinishReasonError, id="length"),
+    pytest.param(
+        "content_filter",
+        '{"city": "Pa',
+        openai.ContentFilterFinishReasonError,
+        id="content-filter",
+    ),
+    pytest.param("stop", '{"city": 5}', pydantic.ValidationError, id="invalid-json"),
+]
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["parse", "raw-parse"])
+@pytest.mark.parametrize(("finish", "content", "error"), UNPARSABLE_COMPLETIONS)
+def test_parse_error_still_counted(server, client, bodies, finish, content, error, raw):
+    body = bodies.chat(prompt=40, completion=6)
+    body["choices"][0]["finish_reason"] = finish
+    body["choices"][0]["message"]["content"] = content
+    server.add_json(CHAT, body)
+    completions = client.chat.completions
+
+    with llmfy_usage_tracker() as usage, pytest.raises(error):
+        if raw:
+            completions.with_raw_response.parse(
+                model="gpt-4o-mini", messages=MESSAGES, response_format=City
+            ).parse()
+        else:
+            completions.parse(
+                model="gpt-4o-mini", messages=MESSAGES, response_format=City
+            )
+
+    assert len(server.requests) == 1
+    assert len(usage.records) == 1
+    record = usage.records[0]
+    assert record.usage.input_tokens == 40
+    assert record.usage.output_tokens == 6
+    # 40 x 0.15 + 6 x 0.60 = 6 + 3.6 = 9.6 USD per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0000096")
+
+
+def test_async_responses_parse_error_still_counted(server, async_client, bodies):
+    body = bodies.response(input_tokens=100, output_tokens=50)
+    body["output"][0]["content"][0]["text"] = '{"city": 5}'
+    server.add_json(RESPONSES, body)
+
+    async def main():
+        with llmfy_usage_tracker() as usage, pytest.raises(pydantic.ValidationError):
+            await async_client.responses.parse(
+                model="gpt-5", input="Capital of France?", text_format=City
+            )
+        await async_client.close()
+        return usage
+
+    usage = asyncio.run(main())
+
+    assert len(usage.records) == 1
+    record = usage.records[0]
+    assert record.usage.operation == "responses"
+    assert record.usage.input_tokens == 100
+    assert record.usage.output_tokens == 50
+    # gpt-5: 100 x 1.25 + 50 x 10 = 125 + 500 = 625 USD per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.000625")
+
+
+def test_undecodable_embedding_still_counted(server, client, bodies):
+    # The SDK asks for base64 embeddings and decodes them in its post-parser.
+    body = bodies.embeddings(model="text-embedding-3-small", prompt=8)
+    body["data"][0]["embedding"] = "!!not base64"
+    server.add_json(EMBEDDINGS, body)
+
+    with llmfy_usage_tracker() as usage, pytest.raises(binascii.Error):
+        client.embeddings.create(model="text-embedding-3-small", input="Paris")
+
+    assert server.requests[0][1]["encoding_format"] == "base64"
+    assert len(usage.records) == 1
+    record = usage.records[0]
+    assert record.usage.operation == "embeddings"
+    assert record.usage.input_tokens == 8
+    # 8 x 0.02 = 0.16 USD per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00000016")
 
 
 def test_raw_response_recorded_before_parse(server, client, bodies):
