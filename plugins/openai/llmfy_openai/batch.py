@@ -22,16 +22,23 @@ class BatchFileError(ValueError):
 
 
 def iter_batch_usages(
-    lines: Iterable[str | bytes | Mapping[str, Any]],
+    lines: str | bytes | Iterable[str | bytes | Mapping[str, Any]],
 ) -> Iterator[Usage]:
     """Yield the usage of each successful request in a Batch API output file.
 
-    `lines` are the file's lines (text or bytes) or already parsed objects;
-    blank lines are skipped. Each `Usage` has `batch=True`, so that it is priced
-    at the Batch API rate, and its `model` is the model id the body names.
-    Raises `BatchFileError` naming the line number for invalid JSON or a line
-    that is not an object.
+    `lines` is the whole file as text or bytes, such as the `text` or
+    `content` of `client.files.content(file_id)`, or the file's lines (text
+    or bytes) or already parsed objects; blank lines are skipped. Each
+    `Usage` has `batch=True`, so that it is priced at the Batch API rate, and
+    its `model` is the model id the body names. Raises `BatchFileError`
+    naming the line number for invalid JSON or a line that is not an object.
     """
+    if isinstance(lines, str):
+        # Split on "\n" only, because splitlines() also splits on characters
+        # such as U+2028, which JSON allows unescaped inside a string.
+        lines = lines.split("\n")
+    elif isinstance(lines, (bytes, bytearray)):
+        lines = bytes(lines).split(b"\n")
     for number, line in enumerate(lines, start=1):
         record = _parse_line(line, number)
         if record is None:

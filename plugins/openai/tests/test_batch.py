@@ -89,3 +89,34 @@ def test_invalid_line_names_its_number(bodies):
 def test_non_object_line_rejected():
     with pytest.raises(BatchFileError, match="line 1"):
         list(iter_batch_usages(["[1, 2]"]))
+
+
+@pytest.mark.parametrize("read", ["text", "content"])
+def test_downloaded_file_content(server, client, bodies, read):
+    chat = bodies.chat(model="gpt-4o-2024-08-06", prompt=1000, completion=100)
+    # JSON allows a line separator (U+2028) unescaped inside a string.
+    chat["choices"][0]["message"]["content"] = "Paris.\u2028Lyon."
+    lines = [line("a", chat), line("b", bodies.embeddings(prompt=8))]
+    text = "\n".join(lines).replace("\\u2028", "\u2028") + "\n"
+    assert "\u2028" in text
+    server.add_raw(
+        "/v1/files/file-out/content",
+        status=200,
+        headers={"content-type": "application/octet-stream"},
+        body=text.encode(),
+    )
+    downloaded = getattr(client.files.content("file-out"), read)
+
+    usages = list(iter_batch_usages(downloaded))
+    with llmfy_usage_tracker() as tracker:
+        for usage in usages:
+            tracker.add_usage(usage)
+
+    assert [usage.request_id for usage in usages] == ["req_a", "req_b"]
+    assert [usage.input_tokens for usage in usages] == [1000, 8]
+    assert [usage.output_tokens for usage in usages] == [100, 0]
+    assert all(usage.batch for usage in usages)
+    # Batch rates: gpt-4o 1.25 input and 5.00 output, text-embedding-3-small
+    # 0.01 input, per million tokens.
+    # 1000 x 1.25 + 100 x 5 + 8 x 0.01 = 1250 + 500 + 0.08 = 1750.08
+    assert tracker.total_cost == Decimal("0.00175008")
