@@ -60,19 +60,21 @@ def llmfy_mapped_model(provider: str, model: str) -> str | None:
 def price_lookup(
     provider: str,
     model: str,
+    region: str | None,
     service_tier: str | None,
     batch: bool,
     requested_at: dt.datetime | None,
 ) -> Price | Unpriced | None:
     """Return the bundled price of an OpenAI model id on the day the request was sent.
 
-    Returns None when the model id is unknown.
+    `region` names the regional processing endpoint the request was sent to,
+    such as `eu`, or is None. Returns None when the model id is unknown.
     """
     if provider != PROVIDER:
         return None
     from llmfy_openai.prices import lookup_price
 
-    return lookup_price(model, service_tier, batch, requested_at)
+    return lookup_price(model, service_tier, batch, requested_at, region)
 
 
 @hookimpl

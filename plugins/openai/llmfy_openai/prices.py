@@ -4,7 +4,10 @@ Prices are USD per million tokens. Standard, Batch API, Flex and Priority
 rates are separate entries keyed by service tier and batch flag; model ids
 resolve through `llmfy_openai.resolve.model_candidates`. A model may keep the
 prices it had before a price change, each with the first UTC day it no longer
-applied, so that a request is priced at the rate of the day it was sent.
+applied, so that a request is priced at the rate of the day it was sent. A
+request sent to a regional processing endpoint, such as eu.api.openai.com, is
+priced from a second set of tables, whose rates include the uplift that OpenAI
+charges there for some models.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ _SUBSET_FIELDS = {"input_audio": "input_audio", "output_audio": "output_audio"}
 # The key of a model's earlier prices in the data file.
 EARLIER = "earlier"
 
+# The key of the factor by which a model's rates grow for requests sent to a
+# regional processing (data residency) endpoint, in the data file.
+REGIONAL_PROCESSING = "regional_processing"
+
 # The prices of one model: its standard, Batch API, Flex and Priority prices,
 # keyed by service tier (None for the standard one) and batch flag.
 ModelPrices = dict[tuple[str | None, bool], Price]
@@ -42,6 +49,10 @@ ModelPrices = dict[tuple[str | None, bool], Price]
 _BATCH_RULE = "50% of the standard rates, https://platform.openai.com/docs/guides/batch"
 _FLEX_RULE = (
     "priced at Batch API rates, https://platform.openai.com/docs/guides/flex-processing"
+)
+_REGIONAL_RULE = (
+    "{} times the rates of the global endpoint, "
+    "https://developers.openai.com/api/docs/models/gpt-5.4"
 )
 
 
@@ -99,17 +110,20 @@ def lookup_price(
     service_tier: str | None,
     batch: bool,
     requested_at: dt.datetime | None = None,
+    region: str | None = None,
 ) -> Price | Unpriced | None:
     """Return the bundled price of `model`, resolved the way OpenAI bills it.
 
     `requested_at` is when the request was sent, None for now: a request sent
-    before a price change gets the price of that day. Returns `Unpriced` for a
-    fine-tuned model whose base model has no fine-tuned price in the table,
-    and None for an unknown model id.
+    before a price change gets the price of that day. `region` names the
+    regional processing endpoint the request was sent to, such as `eu` for
+    eu.api.openai.com, and None stands for the global endpoint. Returns
+    `Unpriced` for a fine-tuned model whose base model has no fine-tuned price
+    in the table, and None for an unknown model id.
     """
     if service_tier is not None and service_tier not in KNOWN_TIERS:
         return Unpriced(_unknown_tier_reason(model, service_tier))
-    table = price_table_on(requested_at)
+    table = price_table_on(requested_at, regional=region is not None)
     found = table.lookup(model, None, service_tier, batch)
     if (
         service_tier == PRIORITY_TIER
@@ -176,27 +190,34 @@ def bundled_model_ids() -> tuple[str, ...]:
 
 
 @functools.cache
-def bundled_price_table() -> StaticPriceTable:
-    """Return the bundled table of today's prices as a `StaticPriceTable`."""
-    return _static_table(_current_prices())
+def bundled_price_table(regional: bool = False) -> StaticPriceTable:
+    """Return the bundled table of today's prices as a `StaticPriceTable`.
+
+    With `regional`, the table has the rates of requests sent to a regional
+    processing endpoint.
+    """
+    return _static_table(_current_prices(), regional)
 
 
-def price_table_on(requested_at: dt.datetime | None) -> StaticPriceTable:
+def price_table_on(
+    requested_at: dt.datetime | None, regional: bool = False
+) -> StaticPriceTable:
     """Return the bundled table of the prices in force when a request was sent.
 
-    `requested_at` is the send time, None for now. Its UTC day is used.
+    `requested_at` is the send time, None for now. Its UTC day is used. With
+    `regional`, the table has the rates of a regional processing endpoint.
     """
-    earlier = _earlier_tables()
+    earlier = _earlier_tables(regional)
     if earlier:
         day = request_day(requested_at)
         for ended, table in earlier:
             if day < ended:
                 return table
-    return bundled_price_table()
+    return bundled_price_table(regional)
 
 
 @functools.cache
-def _earlier_tables() -> tuple[tuple[dt.date, StaticPriceTable], ...]:
+def _earlier_tables(regional: bool) -> tuple[tuple[dt.date, StaticPriceTable], ...]:
     """Return a table for each period before a price change, oldest first.
 
     Each table is paired with the first UTC day it no longer applies. In the
@@ -213,18 +234,37 @@ def _earlier_tables() -> tuple[tuple[dt.date, StaticPriceTable], ...]:
                 if ended >= end:
                     prices[model] = model_prices
                     break
-        tables.append((end, _static_table(prices)))
+        tables.append((end, _static_table(prices, regional)))
     return tuple(tables)
 
 
-def _static_table(prices: Mapping[str, ModelPrices]) -> StaticPriceTable:
-    """Build a table of one price per model and its aliases."""
+def _static_table(
+    prices: Mapping[str, ModelPrices], regional: bool = False
+) -> StaticPriceTable:
+    """Build a table of one price per model and its aliases.
+
+    With `regional`, the rates of each model with a `regional_processing`
+    factor are multiplied by it, in every tier.
+    """
     entries: dict[PriceKey, Price | Unpriced] = {}
     for model, entry in _load_file()["models"].items():
+        model_prices = prices[model]
+        factor = entry.get(REGIONAL_PROCESSING) if regional else None
+        if factor is not None:
+            model_prices = {
+                key: _regional_price(price, Decimal(factor))
+                for key, price in model_prices.items()
+            }
         for model_id in (model, *entry.get("aliases", ())):
-            for (tier, batch), price in prices[model].items():
+            for (tier, batch), price in model_prices.items():
                 entries[PriceKey(model_id, None, tier, batch)] = price
     return StaticPriceTable(entries, candidates=model_candidates)
+
+
+def _regional_price(price: Price, factor: Decimal) -> Price:
+    """Return `price` as charged on a regional processing endpoint."""
+    source = f"{price.source}; regional processing: {_REGIONAL_RULE.format(factor)}"
+    return _scaled(price, factor, source)
 
 
 @functools.cache
