@@ -54,7 +54,8 @@ class Expected:
 #   gpt-4o-mini 0.15, 0.075, 0.60
 #   gpt-4o-audio-preview 2.50 text input, 40 audio input, 10 output
 #   gpt-5-nano 0.05, 0.005, 0.40
-#   gpt-5.6-sol 5, 0.50, 30, and 6.25 per cache write token
+#   gpt-5.6-sol 4, 0.40, 20, and 5 per cache write token (its price since
+#   2026-08-21: the recordings are older, but they are sent again now)
 #   o3-mini 1.10, 0.55, 4.40
 #   gpt-4 30 input, 60 output
 #   gpt-5 1.25, 0.125, 10
@@ -96,11 +97,11 @@ EXPECTED: dict[str, list[Expected]] = {
         Expected(11, 202, reasoning=192, cost="0.00008135"),
         Expected(11, 138, reasoning=128, cost="0.00005575"),
     ],
-    # #0: 8 x 5 + 4012 x 6.25 + 4 x 30 = 40 + 25075 + 120 = 25235
-    # #1: 8 x 5 + 4012 x 0.50 + 4 x 30 = 40 + 2006 + 120 = 2166
+    # #0: 8 x 4 + 4012 x 5 + 4 x 20 = 32 + 20060 + 80 = 20172
+    # #1: 8 x 4 + 4012 x 0.40 + 4 x 20 = 32 + 1604.8 + 80 = 1716.8
     "chat-nonstream-gpt-5.6-sol-prompt-cache-write-then-read.yaml": [
-        Expected(4020, 4, cache_write=4012, cost="0.025235"),
-        Expected(4020, 4, cached=4012, cost="0.002166"),
+        Expected(4020, 4, cache_write=4012, cost="0.020172"),
+        Expected(4020, 4, cached=4012, cost="0.0017168"),
     ],
     # 7 x 1.10 + 87 x 4.40 = 7.7 + 382.8 = 390.5
     "chat-nonstream-o3-mini-reasoning.yaml": [
@@ -171,15 +172,15 @@ EXPECTED: dict[str, list[Expected]] = {
         Expected(44, 288, reasoning=9, cost="0.00443"),
     ],
     # Requested gpt-5.6, served and priced as gpt-5.6-sol:
-    # 4158 x 5 + 4418 x 6.25 + 52 x 30 = 20790 + 27612.5 + 1560 = 49962.5,
-    # plus 1 web search (tool_usage): 0.0499625 + 0.01 = 0.0599625
+    # 4158 x 4 + 4418 x 5 + 52 x 20 = 16632 + 22090 + 1040 = 39762,
+    # plus 1 web search (tool_usage): 0.039762 + 0.01 = 0.049762
     "responses-nonstream-gpt-5.6-cache-write.yaml": [
         Expected(
             8576,
             52,
             cache_write=4418,
             reasoning=32,
-            cost="0.0599625",
+            cost="0.049762",
             tools={"web_search": 1},
         ),
     ],

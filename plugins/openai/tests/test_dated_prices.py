@@ -5,7 +5,10 @@ OpenAI cut GPT-5.6 Luna's prices by 80% and GPT-5.6 Terra's by 20% on
 input, 1.25 cache write and 6.00 output before, and 0.20, 0.02, 0.25 and 1.20
 from that day. Above 272,000 input tokens it cost 2.00, 0.20, 2.50 and 9.00
 before. Terra cost 2.50, 0.25, 3.125 and 15.00 before, and 2.00, 0.20, 2.50 and
-12.00 after. The Batch API and Flex processing cost half of each rate.
+12.00 after. OpenAI cut GPT-5.6 Sol's input by 20% and its output by a third
+on 2026-08-21: it cost 5.00 input, 0.50 cached input, 6.25 cache write and
+30.00 output before, and 4.00, 0.40, 5.00 and 20.00 from that day. The Batch
+API and Flex processing cost half of each rate.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from llmfy_core.recording import record_usage
 
 BEFORE_CUT = dt.datetime(2026, 7, 13, 12, tzinfo=dt.UTC)
 AFTER_CUT = dt.datetime(2026, 8, 1, 12, tzinfo=dt.UTC)
+AFTER_SOL_CUT = dt.datetime(2026, 8, 21, tzinfo=dt.UTC)
 
 
 def price_of(
@@ -137,18 +141,26 @@ def test_batch_and_flex_halve_earlier_price() -> None:
     assert (flex.input, flex.output) == (Decimal("0.500"), Decimal("3.000"))
 
 
-def test_long_context_before_cut() -> None:
-    usage = Usage("openai", "gpt-5.6-luna", 300_000, 1_000)
+# Above 272,000 input tokens the whole request is at the long-context rate,
+# twice the input and 1.5 times the output rate. Luna before its cut:
+# 300,000*2.00 + 1,000*9.00 = 600,000 + 9,000 = 609,000 per million. Sol
+# after its cut: 300,000*8.00 + 1,000*30.00 = 2,400,000 + 30,000 = 2,430,000.
+@pytest.mark.parametrize(
+    ("model", "sent_at", "expected"),
+    [
+        pytest.param("gpt-5.6-luna", BEFORE_CUT, "0.609", id="luna-before-cut"),
+        pytest.param("gpt-5.6-sol", AFTER_SOL_CUT, "2.43", id="sol-after-cut"),
+    ],
+)
+def test_long_context_by_day(model: str, sent_at: dt.datetime, expected: str) -> None:
+    usage = Usage("openai", model, 300_000, 1_000)
 
     with llmfy_usage_tracker() as tracker:
-        record_usage(usage, [tracker], BEFORE_CUT)
+        record_usage(usage, [tracker], sent_at)
 
     record = tracker.records[0]
-    # Above 272,000 input tokens the whole request is at the long-context
-    # rate: 300,000*2.00 + 1,000*9.00 = 600,000 + 9,000 = 609,000 per
-    # million, 0.609 USD.
     assert record.cost is not None
-    assert record.cost.total == Decimal("0.609")
+    assert record.cost.total == Decimal(expected)
 
 
 def test_report_prices_batch_file_by_day(
@@ -209,6 +221,40 @@ def test_live_request_gets_current_price(
     # million, 0.00032 USD.
     assert record.cost is not None
     assert record.cost.total == Decimal("0.00032")
+
+
+def test_sol_price_cut(server: Any, client: openai.OpenAI, bodies: Any) -> None:
+    body = bodies.response(
+        model="gpt-5.6-sol",
+        input_tokens=15_000,
+        cached=12_000,
+        cache_write=2_000,
+        output_tokens=100,
+    )
+    server.add_json("/v1/responses", body)
+    last_moment = dt.datetime(2026, 8, 20, 23, 59, 59, tzinfo=dt.UTC)
+
+    with llmfy_usage_tracker() as tracker:
+        client.responses.create(model="gpt-5.6", input="Hi")
+        before = tracker.record(
+            "openai",
+            "gpt-5.6-sol",
+            15_000,
+            100,
+            cache_read_tokens=12_000,
+            cache_write_tokens=2_000,
+            sent_at=last_moment,
+        )
+
+    live = tracker.records[0]
+    # Sent now, after the cut: 1,000*4.00 + 12,000*0.40 + 2,000*5.00 + 100*20.00
+    # = 4,000 + 4,800 + 10,000 + 2,000 = 20,800 per million, 0.0208 USD.
+    assert live.cost is not None
+    assert live.cost.total == Decimal("0.0208")
+    # Before it: 1,000*5.00 + 12,000*0.50 + 2,000*6.25 + 100*30.00
+    # = 5,000 + 6,000 + 12,500 + 3,000 = 26,500 per million, 0.0265 USD.
+    assert before.cost is not None
+    assert before.cost.total == Decimal("0.0265")
 
 
 PRIORITY_FILE = """
