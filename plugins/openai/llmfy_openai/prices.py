@@ -52,7 +52,7 @@ _FLEX_RULE = (
 )
 _REGIONAL_RULE = (
     "{} times the rates of the global endpoint, "
-    "https://developers.openai.com/api/docs/models/gpt-5.4"
+    "https://developers.openai.com/api/docs/guides/data-residency"
 )
 
 
