@@ -38,10 +38,18 @@ logger = get_logger("llmfy.tracker")
 
 _lock = new_lock()
 _carried = False
-# Python 3.14 can start every thread with a copy of its starter's context
-# (True by default on free-threaded builds). An executor's worker would then
-# keep the trackers of the submission that started it.
-_THREADS_INHERIT_CONTEXT = bool(getattr(sys.flags, "thread_inherit_context", False))
+# The function that a `ThreadPoolExecutor`'s worker threads run, which
+# `start_with_trackers` leaves unbound.
+_EXECUTOR_WORKER = getattr(futures_thread, "_worker", None)
+# Whether a worker thread may hold the trackers of the submission that started
+# it. That happens when Python 3.14's `sys.flags.thread_inherit_context` (True
+# by default on free-threaded builds) copies its starter's context, or when a
+# later Python renamed the worker function. Every job is then bound, also to
+# no tracker.
+_BIND_EVERY_JOB = (
+    bool(getattr(sys.flags, "thread_inherit_context", False))
+    or _EXECUTOR_WORKER is None
+)
 
 
 def carry_into_threads() -> None:
@@ -57,14 +65,12 @@ def carry_into_threads() -> None:
 
 def _wrap_thread_start() -> None:
     start = threading.Thread.start
-    # The executor's own worker function, whose threads must not inherit. A
-    # new object when a later Python renames it, so that no thread matches.
-    executor_worker = getattr(futures_thread, "_worker", object())
 
     @functools.wraps(start)
     def start_with_trackers(self: threading.Thread) -> None:
         periods = _ACTIVE.get()
-        if periods and getattr(self, "_target", None) is not executor_worker:
+        target = getattr(self, "_target", None)
+        if periods and (target is None or target is not _EXECUTOR_WORKER):
             try:
                 # Set on the instance, so that a subclass's own `run` is
                 # bound too. `Thread._bootstrap_inner` calls `self.run()`.
@@ -94,7 +100,7 @@ def _wrap_executor_submit() -> None:
         **kwargs: Any,
     ) -> Future[Any]:
         periods = _ACTIVE.get()
-        if periods or _THREADS_INHERIT_CONTEXT:
+        if periods or _BIND_EVERY_JOB:
             fn = bind_periods(fn, periods)
         return submit(self, fn, *args, **kwargs)
 

@@ -17,6 +17,7 @@ from llmfy_core import (
     active_trackers,
     bind_trackers,
     llmfy_usage_tracker,
+    threads,
 )
 from llmfy_core.recording import record_response
 
@@ -162,9 +163,15 @@ def test_earlier_pool_counts_block_submissions(
     assert usage.input_tokens == 15
 
 
+@pytest.mark.parametrize("worker_found", [True, False], ids=["worker", "renamed"])
 def test_pool_worker_keeps_no_trackers_of_its_start(
-    provider: ProviderPlugin,
+    provider: ProviderPlugin, monkeypatch: pytest.MonkeyPatch, worker_found: bool
 ) -> None:
+    if not worker_found:
+        # As if a later Python renamed the executor's worker function: its
+        # threads inherit the trackers, and every job is bound instead.
+        monkeypatch.setattr(threads, "_EXECUTOR_WORKER", None)
+        monkeypatch.setattr(threads, "_BIND_EVERY_JOB", True)
     with llmfy_usage_tracker() as usage, ThreadPoolExecutor(1) as pool:
         # The first submission starts the pool's only worker thread.
         pool.submit(send, tokens_in=1).result()
