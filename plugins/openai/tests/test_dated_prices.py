@@ -348,3 +348,45 @@ def test_o3_before_price_cut():
     # From that day: 1,000,000 x 2.00 + 1,000,000 x 8.00 = 10 USD.
     assert new.cost is not None
     assert new.cost.total == Decimal("10")
+
+
+def test_o3_cached_input_before_price_cut() -> None:
+    with llmfy_usage_tracker() as tracker:
+        cached = tracker.record(
+            "openai",
+            "o3",
+            1_000_000,
+            100_000,
+            cache_read_tokens=800_000,
+            sent_at=dt.datetime(2025, 6, 9, 23, 59, tzinfo=dt.UTC),
+        )
+
+    # Launch price: 200,000 uncached x 10.00 + 800,000 cached x 2.50 +
+    # 100,000 x 40.00 = 2,000,000 + 2,000,000 + 4,000,000 per million, 8 USD.
+    assert cached.cost is not None
+    assert cached.cost.total == Decimal("8")
+
+
+def test_report_o3_cached_batch_before_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = batch_line(int(dt.datetime(2025, 5, 1, tzinfo=dt.UTC).timestamp()), 0, 0)
+    body = line["response"]["body"]
+    body["model"] = "o3-2025-04-16"
+    body["usage"] = {
+        "prompt_tokens": 1_000_000,
+        "completion_tokens": 100_000,
+        "total_tokens": 1_100_000,
+        "prompt_tokens_details": {"cached_tokens": 800_000},
+    }
+    path = tmp_path / "batch-output.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+
+    code = main(["report", str(path), "--json"])
+    report = json.loads(capsys.readouterr().out)
+
+    assert code == 0
+    # Batch API, half of the launch rates: 200,000 x 5.00 + 800,000 x 1.25 +
+    # 100,000 x 20.00 = 1,000,000 + 1,000,000 + 2,000,000 per million, 4 USD.
+    assert report["totals"]["cost_usd"] == "4"
+    assert report["totals"]["cost_complete"] is True
