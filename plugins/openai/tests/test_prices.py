@@ -327,6 +327,15 @@ def test_audio_cost():
     assert record.cost.total == Decimal("0.0019")
 
 
+def test_audio_price_cites_model_page():
+    price = standard("gpt-4o-audio-preview")
+
+    assert price.source.startswith(
+        "https://developers.openai.com/api/docs/models/gpt-4o-audio-preview;"
+    )
+    assert price.checked == dt.date(2026, 12, 5)
+
+
 def test_cache_write_cost():
     with llmfy_usage_tracker() as usage:
         record = usage.record("openai", "gpt-5.6-sol", 4020, 4, cache_write_tokens=4012)
