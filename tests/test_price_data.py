@@ -108,6 +108,21 @@ _GPT_4O_MAY = (
     "genai-prices groups this snapshot with gpt-4o, but OpenAI still prices "
     "gpt-4o-2024-05-13 at its launch rates of 5.00 and 15.00, without a cached rate"
 )
+_SOL_PROMOTION = (
+    "the database's copy dates from 2026-08-21 and lacks the promotional price "
+    "that OpenAI's gpt-5.6-sol model page gives from that day"
+)
+# Sol's rates from 2026-08-21: bundled, then the database's launch rates.
+_SOL_RATES = {
+    "input": ("4.00", "5"),
+    "input above 272000": ("8.00", "10"),
+    "cache_read": ("0.40", "0.5"),
+    "cache_read above 272000": ("0.80", "1"),
+    "cache_write": ("5.00", "6.25"),
+    "cache_write above 272000": ("10.00", "12.5"),
+    "output": ("20.00", "30"),
+    "output above 272000": ("30.00", "45"),
+}
 _TITAN_V2 = (
     "genai-prices has no Titan Text Embeddings V2 entry, and its V1 entry's rule "
     "`contains: amazon.titan-embed-text` matches V2 ids too"
@@ -137,6 +152,13 @@ KNOWN_DIFFERENCES = (
         "genai-prices repeats the cached rate from after the 2025-06-10 cut in "
         "o3's launch period, when cached input cost 2.50, a quarter of the input rate",
         before=dt.date(2025, 6, 10),
+    ),
+    *(
+        KnownDifference(
+            "openai", model, rate, Decimal(bundled), Decimal(database), _SOL_PROMOTION
+        )
+        for model in ("gpt-5.6-sol", "gpt-5.6")
+        for rate, (bundled, database) in _SOL_RATES.items()
     ),
     KnownDifference(
         "bedrock",
