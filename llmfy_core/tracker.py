@@ -74,13 +74,26 @@ class _Period:
     tracker is active in another period, such as a concurrent call.
     """
 
-    __slots__ = ("open", "tracker", "trackers")
+    __slots__ = ("open", "owner", "tracker", "trackers")
 
     def __init__(self, tracker: UsageTracker) -> None:
-        self.tracker = tracker
+        self.tracker: UsageTracker | None = tracker
         # Returned by `active_trackers` for a stack of this period alone.
-        self.trackers = (tracker,)
+        self.trackers: tuple[UsageTracker, ...] = (tracker,)
+        # Matches the period to its tracker in `__exit__` without keeping the
+        # tracker alive after `close`.
+        self.owner = weakref.ref(tracker)
         self.open = True
+
+    def close(self) -> None:
+        """End the period, and drop its references to the tracker.
+
+        A thread or bound function that outlives the period keeps the period,
+        and would otherwise keep the tracker and its requests in memory.
+        """
+        self.open = False
+        self.tracker = None
+        self.trackers = ()
 
 
 def active_trackers() -> tuple[UsageTracker, ...]:
@@ -103,7 +116,9 @@ def _open_once(stack: tuple[_Period, ...]) -> tuple[UsageTracker, ...]:
     kept: list[UsageTracker] = []
     for period in stack:
         tracker = period.tracker
-        if period.open and all(tracker is not seen for seen in kept):
+        if tracker is None or not period.open:
+            continue
+        if all(tracker is not seen for seen in kept):
             kept.append(tracker)
     return tuple(kept)
 
@@ -375,7 +390,7 @@ class UsageTracker:
         stack = _ACTIVE.get()
         period: _Period | None = None
         for index in range(len(stack) - 1, -1, -1):
-            if stack[index].tracker is self:
+            if stack[index].owner() is self:
                 period = stack[index]
                 _ACTIVE.set(stack[:index] + stack[index + 1 :])
                 break
@@ -407,14 +422,14 @@ class UsageTracker:
         periods = self._open_periods
         if ended:
             for open_period in periods:
-                open_period.open = False
+                open_period.close()
             periods.clear()
             return
         if period is None or not period.open:
             if not periods:
                 return
             period = periods[-1]
-        period.open = False
+        period.close()
         periods.remove(period)
 
     async def __aenter__(self) -> UsageTracker:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -124,6 +126,23 @@ def test_thread_stops_counting_when_block_ends(provider: ProviderPlugin) -> None
     assert sent_after.is_set()
     assert usage.request_count == 1
     assert usage.input_tokens == 10
+
+
+def test_thread_outliving_block_frees_tracker(provider: ProviderPlugin) -> None:
+    stop = threading.Event()
+    usage = llmfy_usage_tracker()
+    with usage:
+        send()
+        thread = threading.Thread(target=stop.wait, daemon=True)
+        thread.start()
+    tracker_reference = weakref.ref(usage)
+    del usage
+    gc.collect()
+    freed = tracker_reference() is None
+    stop.set()
+    thread.join()
+
+    assert freed
 
 
 def test_thread_exception_reaches_excepthook(
