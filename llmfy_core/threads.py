@@ -12,10 +12,16 @@ opentelemetry-instrumentation-threading package does for its own context:
   trackers active where it is submitted, and `loop.run_in_executor` submits
   through it. An executor's worker threads serve every later submission, so
   each function runs with the trackers of its own submission, none included.
+- `multiprocessing.pool.ThreadPool`'s `apply_async`, `imap`, `imap_unordered`
+  and `_map_async` (which `map`, `starmap` and their async forms call) do the
+  same for its tasks, once `multiprocessing.pool` is imported. Its worker
+  threads serve every later task as well.
 
 Both bind the tracker's active period, not the tracker: a thread that is
 still running when the block ends counts no more requests into it. With no
-tracker active, each wrapper adds one context-variable read.
+tracker active, the `Thread.start` and `submit` wrappers add one
+context-variable read, and the `ThreadPool` ones bind each call's function to
+no tracker.
 """
 
 from __future__ import annotations
@@ -52,8 +58,16 @@ _BIND_EVERY_JOB = (
 )
 
 
+_POOL_MODULE = "multiprocessing.pool"
+# The `ThreadPool` methods that take the task function as their first argument
+# and queue its tasks. `apply` calls `apply_async`, and `map`, `starmap`,
+# `map_async` and `starmap_async` call `_map_async`.
+_POOL_SUBMITTERS = ("apply_async", "_map_async", "imap", "imap_unordered")
+_pools_carried = False
+
+
 def carry_into_threads() -> None:
-    """Wrap `Thread.start` and `ThreadPoolExecutor.submit`, once per process."""
+    """Wrap `Thread.start`, `ThreadPoolExecutor.submit` and `ThreadPool`, once."""
     global _carried
     with _lock:
         if _carried:
@@ -61,6 +75,53 @@ def carry_into_threads() -> None:
         _wrap_thread_start()
         _wrap_executor_submit()
         _carried = True
+    if _POOL_MODULE in sys.modules:
+        _carry_into_thread_pools()
+
+
+def _carry_into_thread_pools() -> None:
+    """Wrap the task submission of `multiprocessing.pool.ThreadPool`, once.
+
+    Called when a tracker is first entered and `multiprocessing.pool` is
+    imported, or else when a thread starts after it is imported. A pool
+    starts its worker threads in its constructor, so the wrappers are in place
+    before its first task.
+    """
+    global _pools_carried
+    with _lock:
+        if _pools_carried:
+            return
+        _pools_carried = True
+        pool_class = getattr(sys.modules[_POOL_MODULE], "ThreadPool", None)
+        for name in _POOL_SUBMITTERS:
+            method = getattr(pool_class, name, None)
+            if method is None:
+                logger.warning(
+                    "multiprocessing.pool.ThreadPool has no method %s, so the "
+                    "tasks it queues count in no tracker",
+                    name,
+                )
+                continue
+            setattr(pool_class, name, _bind_pool_tasks(method))
+
+
+def _bind_pool_tasks(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a `ThreadPool` method so that its tasks run with the trackers now.
+
+    Every task is bound, also to no tracker, because the pool's worker
+    threads keep the trackers of the block that created the pool, if any.
+    """
+
+    @functools.wraps(method)
+    def submit_with_trackers(self: Any, *args: Any, **kwargs: Any) -> Any:
+        periods = _ACTIVE.get()
+        if args:
+            args = (bind_periods(args[0], periods), *args[1:])
+        elif "func" in kwargs:
+            kwargs["func"] = bind_periods(kwargs["func"], periods)
+        return method(self, *args, **kwargs)
+
+    return submit_with_trackers
 
 
 def _wrap_thread_start() -> None:
@@ -68,6 +129,8 @@ def _wrap_thread_start() -> None:
 
     @functools.wraps(start)
     def start_with_trackers(self: threading.Thread) -> None:
+        if not _pools_carried and _POOL_MODULE in sys.modules:
+            _carry_into_thread_pools()
         periods = _ACTIVE.get()
         target = getattr(self, "_target", None)
         if periods and (target is None or target is not _EXECUTOR_WORKER):

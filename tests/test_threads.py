@@ -10,6 +10,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.pool import ThreadPool
 from typing import Any
 
 import pytest
@@ -197,6 +198,47 @@ def test_pool_worker_keeps_no_trackers_of_its_start(
         # A submission from a context without trackers, as from another thread.
         outside = contextvars.Context().run(pool.submit, send, tokens_in=2)
         outside.result()
+
+    assert usage.request_count == 1
+    assert usage.input_tokens == 1
+
+
+def test_thread_pool_counts_block_tasks(provider: ProviderPlugin) -> None:
+    pool = ThreadPool(2)
+    try:
+        pool.apply(send)
+        with llmfy_usage_tracker() as usage:
+            pool.apply(send, (1,))
+            mapped = pool.map(send, [2])
+            starmapped = pool.starmap(send, [(4,)])
+            ordered = list(pool.imap(func=send, iterable=[8]))
+            unordered = list(pool.imap_unordered(send, [16]))
+            pool.map_async(send, [32]).get(timeout=5)
+        pool.apply(send)
+    finally:
+        pool.close()
+        pool.join()
+
+    assert mapped == [None]
+    assert starmapped == [None]
+    assert ordered == [None]
+    assert unordered == [None]
+    assert usage.request_count == 6
+    assert usage.input_tokens == 63
+
+
+def test_thread_pool_made_in_block_skips_outside_tasks(
+    provider: ProviderPlugin,
+) -> None:
+    with llmfy_usage_tracker() as usage:
+        pool = ThreadPool(1)
+        try:
+            pool.apply(send, (1,))
+            # A task from a context without trackers, as from another thread.
+            contextvars.Context().run(pool.apply, send, (2,))
+        finally:
+            pool.close()
+            pool.join()
 
     assert usage.request_count == 1
     assert usage.input_tokens == 1
