@@ -20,8 +20,9 @@ opentelemetry-instrumentation-threading package does for its own context:
 Both bind the tracker's active period, not the tracker: a thread that is
 still running when the block ends counts no more requests into it. With no
 tracker active, the `Thread.start` and `submit` wrappers add one
-context-variable read, and the `ThreadPool` ones bind each call's function to
-no tracker.
+context-variable read (`Thread.start` also looks for `multiprocessing.pool` in
+`sys.modules` until it has wrapped `ThreadPool`), and the `ThreadPool` ones
+bind each call's function to no tracker.
 """
 
 from __future__ import annotations
@@ -132,8 +133,7 @@ def _wrap_thread_start() -> None:
         if not _pools_carried and _POOL_MODULE in sys.modules:
             _carry_into_thread_pools()
         periods = _ACTIVE.get()
-        target = getattr(self, "_target", None)
-        if periods and (target is None or target is not _EXECUTOR_WORKER):
+        if periods and not _runs_executor_jobs(self):
             try:
                 # Set on the instance, so that a subclass's own `run` is
                 # bound too. `Thread._bootstrap_inner` calls `self.run()`.
@@ -149,6 +149,12 @@ def _wrap_thread_start() -> None:
         start(self)
 
     threading.Thread.start = start_with_trackers  # type: ignore[method-assign]
+
+
+def _runs_executor_jobs(thread: threading.Thread) -> bool:
+    """Return whether `thread` is a `ThreadPoolExecutor` worker."""
+    target = getattr(thread, "_target", None)
+    return target is not None and target is _EXECUTOR_WORKER
 
 
 def _wrap_executor_submit() -> None:
