@@ -322,7 +322,7 @@ def test_async_responses_parse_error_still_counted(server, async_client, bodies)
 
 
 def test_undecodable_embedding_still_counted(server, client, bodies):
-    # The SDK asks for base64 embeddings and decodes them in its post-parser.
+    # The SDK requests base64 embeddings and decodes them in its post-parser.
     body = bodies.embeddings(model="text-embedding-3-small", prompt=8)
     body["data"][0]["embedding"] = "!!not base64"
     server.add_json(EMBEDDINGS, body)
