@@ -188,8 +188,8 @@ def test_pool_worker_keeps_no_trackers_of_its_start(
     provider: ProviderPlugin, monkeypatch: pytest.MonkeyPatch, worker_found: bool
 ) -> None:
     if not worker_found:
-        # As if a later Python renamed the executor's worker function: its
-        # threads inherit the trackers, and every job is bound instead.
+        # As if a later Python renamed the executor's worker function. Its
+        # threads then inherit the trackers, so every job is bound instead.
         monkeypatch.setattr(threads, "_EXECUTOR_WORKER", None)
         monkeypatch.setattr(threads, "_BIND_EVERY_JOB", True)
     with llmfy_usage_tracker() as usage, ThreadPoolExecutor(1) as pool:
