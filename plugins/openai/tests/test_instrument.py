@@ -1470,6 +1470,25 @@ def test_image_without_usage_ignored(server, client):
     assert usage.cost_complete
 
 
+def test_first_audio_snapshot_priced_at_launch_rates(server, client, bodies):
+    body = bodies.chat(
+        model="gpt-4o-audio-preview-2024-10-01", prompt=64, completion=9, input_audio=44
+    )
+    server.add_json(CHAT, body)
+
+    with llmfy_usage_tracker() as usage:
+        client.chat.completions.create(model="gpt-4o-audio-preview", messages=MESSAGES)
+
+    record = usage.records[0]
+    assert dict(record.usage.other_tokens) == {"input_audio": 44}
+    # The 2024-10-01 snapshot bills audio at 100 in and 200 out per million
+    # tokens, the later snapshots at 40 and 80. Text stays at 2.50 and 10.
+    # 20 text x 2.50 + 44 audio x 100 + 9 x 10 = 50 + 4400 + 90 = 4540 USD
+    # per million tokens.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00454")
+
+
 def test_embeddings_create(server, client, bodies):
     server.add_json(EMBEDDINGS, bodies.embeddings(prompt=8))
 
