@@ -412,6 +412,19 @@ def read_responses_object(response: Any, context: CallContext) -> UsageCounts | 
 
 _embeddings_fields = attrgetter("usage", "model")
 
+# Azure OpenAI names text-embedding-ada-002 "ada" in its embeddings responses.
+# OpenAI's `ada` is a retired completions model, which genai-prices prices at
+# 0.40 USD per million tokens, four times ada-002's rate. So the name is read
+# as the embeddings model it stands for.
+_EMBEDDINGS_MODEL_NAMES = {"ada": "text-embedding-ada-002"}
+
+
+def _embeddings_model(served: str | None) -> str | None:
+    """Return the model id that an embeddings response's `model` names."""
+    if served is None:
+        return None
+    return _EMBEDDINGS_MODEL_NAMES.get(served, served)
+
 
 def read_embeddings_object(response: Any, context: CallContext) -> UsageCounts | None:
     """Read a well-formed embeddings response quickly: input tokens only.
@@ -429,7 +442,7 @@ def read_embeddings_object(response: Any, context: CallContext) -> UsageCounts |
         return None
     if getattr(usage, "prompt_tokens_details", None) is not None:
         return None
-    served = _text(served)
+    served = _embeddings_model(_text(served))
     return (
         PROVIDER,
         context.model or served or "unknown",
@@ -536,7 +549,7 @@ def _from_embeddings_object(response: Any, context: CallContext) -> Usage:
     if counts is not None:
         return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
-    served = _text(getattr(response, "model", None))
+    served = _embeddings_model(_text(getattr(response, "model", None)))
     tier = _text(getattr(response, "service_tier", None)) or context.service_tier
     checker = _Checker(context, served)
     if not checker.usage_present(usage):
@@ -800,6 +813,8 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     operation = _BODY_OPERATIONS.get(kind) if isinstance(kind, str) else None
     if operation is None:
         return None
+    if operation == "embeddings":
+        served = _embeddings_model(served)
     checker = _Checker(_with_operation(context, operation), served)
     if kind == "chat.completion.chunk" and usage is None:
         # Only the usage chunk of a stream carries usage; the others are normal.

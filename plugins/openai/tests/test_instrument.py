@@ -1543,6 +1543,32 @@ AZURE_MAPPINGS = [
 ]
 
 
+def test_azure_ada_embeddings_priced_as_ada_002(server, bodies):
+    # Azure names text-embedding-ada-002 "ada" in its embeddings responses.
+    # OpenAI's retired completions model `ada` costs 0.40 USD per million
+    # tokens in genai-prices, four times ada-002's rate.
+    server.add_json(
+        "/openai/deployments/embed-prod/embeddings",
+        bodies.embeddings(model="ada", prompt=1000),
+    )
+    azure = openai.AzureOpenAI(
+        azure_endpoint=f"http://127.0.0.1:{server.port}",
+        api_key="test-key",
+        api_version="2024-10-21",
+        max_retries=0,
+    )
+
+    with llmfy_usage_tracker() as usage:
+        azure.embeddings.create(model="embed-prod", input="hello")
+    azure.close()
+
+    record = usage.records[0]
+    assert record.usage.served_model == "text-embedding-ada-002"
+    # 1000 x 0.10 = 100 USD per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0001")
+
+
 @pytest.mark.parametrize("where", ["process", "tracker"])
 @pytest.mark.parametrize(("mapped", "served", "expected"), AZURE_MAPPINGS)
 def test_azure_mapping_against_served_model(
