@@ -96,6 +96,20 @@ class _Period:
         self.trackers = ()
 
 
+def _call_kind(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Return the callable whose kind decides how to wrap `function`.
+
+    This is `function` itself, or the `__call__` method of an object such as
+    an agent instance. `inspect` reads such an object as a sync function even
+    when its `__call__` is async, so the tracker would end before the
+    returned coroutine runs.
+    """
+    if inspect.isroutine(function) or inspect.isclass(function):
+        return function
+    call = inspect.getattr_static(type(function), "__call__", None)
+    return call if inspect.isfunction(call) else function
+
+
 def active_trackers() -> tuple[UsageTracker, ...]:
     """Return the trackers that count a request sent now, outermost first."""
     stack = _ACTIVE.get()
@@ -519,30 +533,34 @@ class UsageTracker:
         """Decorate a function so that each call is tracked.
 
         Works for sync and async functions, and for generator and async
-        generator functions, whose body is tracked while it runs.
+        generator functions, whose body is tracked while it runs. An object
+        whose `__call__` is one of those is tracked as that kind of function.
         """
-        if inspect.isasyncgenfunction(function):
+        kind = _call_kind(function)
+        # Typed to return Any: the kind checks test `kind`, not `function`.
+        run: Callable[..., Any] = function
+        if inspect.isasyncgenfunction(kind):
 
             @functools.wraps(function)
             def tracked_async_generator(*args: Any, **kwargs: Any) -> Any:
-                return self._track_async_steps(function(*args, **kwargs))
+                return self._track_async_steps(run(*args, **kwargs))
 
             return cast(Callable[P, R], tracked_async_generator)
 
-        if inspect.isgeneratorfunction(function):
+        if inspect.isgeneratorfunction(kind):
 
             @functools.wraps(function)
             def tracked_generator(*args: Any, **kwargs: Any) -> Any:
-                return self._track_steps(function(*args, **kwargs))
+                return self._track_steps(run(*args, **kwargs))
 
             return cast(Callable[P, R], tracked_generator)
 
-        if inspect.iscoroutinefunction(function):
+        if inspect.iscoroutinefunction(kind):
 
             @functools.wraps(function)
             async def tracked_async(*args: P.args, **kwargs: P.kwargs) -> Any:
                 with self:
-                    return await function(*args, **kwargs)
+                    return await run(*args, **kwargs)
 
             return cast(Callable[P, R], tracked_async)
 

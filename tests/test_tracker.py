@@ -152,6 +152,37 @@ def test_decorator_on_async_function(provider: ProviderPlugin) -> None:
     assert usage.request_count == 1
 
 
+def test_decorator_on_object_with_async_call(provider: ProviderPlugin) -> None:
+    usage = llmfy_usage_tracker()
+
+    class Agent:
+        async def __call__(self) -> str:
+            await asyncio.sleep(0)
+            send()
+            return "done"
+
+    work = usage(Agent())
+
+    assert asyncio.run(work()) == "done"
+    assert usage.request_count == 1
+
+
+def test_decorator_on_object_with_generator_call(provider: ProviderPlugin) -> None:
+    usage = llmfy_usage_tracker()
+
+    class Steps:
+        def __call__(self) -> Any:
+            send()
+            yield 1
+            send()
+            yield 2
+
+    steps = usage(Steps())
+
+    assert list(steps()) == [1, 2]
+    assert usage.request_count == 2
+
+
 def test_async_with_block(provider: ProviderPlugin) -> None:
     async def main() -> llmfy_core.UsageTracker:
         async with llmfy_usage_tracker() as usage:
