@@ -322,7 +322,27 @@ def bind_trackers(function: Callable[P, R]) -> Callable[P, R]:
 def bind_periods(
     function: Callable[P, R], periods: tuple[_Period, ...]
 ) -> Callable[P, R]:
-    """Wrap `function` so that it runs with the active `periods` of trackers."""
+    """Wrap `function` so that it runs with the active `periods` of trackers.
+
+    An async function gets an async wrapper that keeps the periods while the
+    coroutine runs, because a coroutine runs in the context of the task that
+    awaits it, not where it was created.
+    NOTE: a generator or async generator function is bound only while it
+    creates its generator, so the requests sent while the generator runs count
+    where it is iterated.
+    """
+    if inspect.iscoroutinefunction(_call_kind(function)):
+        run: Callable[..., Any] = function
+
+        @functools.wraps(function)
+        async def bound_async(*args: Any, **kwargs: Any) -> Any:
+            token = _ACTIVE.set(periods)
+            try:
+                return await run(*args, **kwargs)
+            finally:
+                _ACTIVE.reset(token)
+
+        return cast(Callable[P, R], bound_async)
 
     @functools.wraps(function)
     def bound(*args: P.args, **kwargs: P.kwargs) -> R:

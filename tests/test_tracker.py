@@ -557,6 +557,32 @@ def test_thread_pool_with_bind_trackers(provider: ProviderPlugin) -> None:
     assert usage.request_count == 8
 
 
+def test_bound_async_function_in_older_task(provider: ProviderPlugin) -> None:
+    async def ask() -> None:
+        await asyncio.sleep(0)
+        send()
+
+    async def worker(jobs: asyncio.Queue[Any]) -> None:
+        # Started before the block, so its own context has no tracker.
+        while True:
+            job = await jobs.get()
+            await job()
+            jobs.task_done()
+
+    async def main() -> llmfy_core.UsageTracker:
+        jobs: asyncio.Queue[Any] = asyncio.Queue()
+        task = asyncio.create_task(worker(jobs))
+        with llmfy_usage_tracker() as usage:
+            jobs.put_nowait(bind_trackers(ask))
+            await jobs.join()
+        task.cancel()
+        return usage
+
+    usage = asyncio.run(main())
+
+    assert usage.request_count == 1
+
+
 def test_sixteen_threads_record_exact_totals(provider: ProviderPlugin) -> None:
     per_thread = 10_000
     with (
