@@ -492,12 +492,9 @@ class LLMfy:
                 "user turn given as text."
             )
         conversation = [] if system is None else [Message(Role.SYSTEM, system)]
-        for message in messages:
+        for index, message in enumerate(messages):
             if not isinstance(message, Message):
-                raise TypeError(
-                    f"chat() takes Message objects, got {type(message).__name__}: "
-                    f"{message!r}."
-                )
+                raise TypeError(_not_a_message(index, message))
             conversation.append(message)
         if not any(message.role is not Role.SYSTEM for message in conversation):
             raise ValueError(
@@ -530,6 +527,24 @@ class LLMfy:
     def invoke_stream(self, contents: str, **variables: Any) -> ChatStream:
         """Send one user turn given as text now, and return a stream of the reply."""
         return self.chat_stream([_user_message(contents)], **variables)
+
+
+def _not_a_message(index: int, item: object) -> str:
+    """Build the error message for an item of chat()'s list that is not a `Message`.
+
+    The item's value is left out, because it is most likely a prompt.
+    """
+    message = (
+        f"chat() takes a list of llmfy.Message objects, but item {index} is a "
+        f"{type(item).__name__}. Build each message as "
+        "Message(role=Role.USER, content=...)"
+    )
+    if isinstance(item, Mapping) and set(item) == {"role", "content"}:
+        return (
+            f"{message}, or convert a {{'role': ..., 'content': ...}} dict with "
+            "Message(**item)."
+        )
+    return message + "."
 
 
 def _user_message(contents: str) -> Message:

@@ -397,6 +397,29 @@ def test_chat_rejects_non_message_items() -> None:
         agent.chat([{"role": "user", "content": "Hi"}])  # type: ignore[list-item]
 
 
+def test_chat_dict_error_shows_conversion() -> None:
+    agent = LLMfy(RecordingModel())
+    messages = [Message(Role.USER, "Hi"), {"role": "user", "content": "Secret plan"}]
+
+    with pytest.raises(TypeError) as caught:
+        agent.chat(messages)  # type: ignore[arg-type]
+
+    assert "item 1 is a dict" in str(caught.value)
+    assert "Message(**item)" in str(caught.value)
+    assert "Secret plan" not in str(caught.value)
+
+
+def test_chat_tuple_error_shows_message_form() -> None:
+    agent = LLMfy(RecordingModel())
+
+    with pytest.raises(TypeError) as caught:
+        agent.chat([("user", "Secret plan")])  # type: ignore[list-item]
+
+    assert "item 0 is a tuple" in str(caught.value)
+    assert "Message(role=Role.USER, content=...)" in str(caught.value)
+    assert "Secret plan" not in str(caught.value)
+
+
 def test_chat_needs_a_non_system_message() -> None:
     agent = agent_with_info()
 
