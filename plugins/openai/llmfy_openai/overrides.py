@@ -16,6 +16,7 @@ value maps a name to another model id, for Azure deployments:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -55,6 +56,9 @@ _SUBSET_FIELDS = {
     "output_image": "output_image",
 }
 _EXTRA_FIELDS = frozenset({"tiers", *_SUBSET_FIELDS})
+
+# The form of an AWS Region code, such as us-east-1 or us-gov-west-1.
+_AWS_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d+")
 
 
 class OverrideTable:
@@ -139,6 +143,7 @@ def _parse_entry(model: str, entry: object) -> dict[PriceKey, Price]:
             f"id string, got {type(entry).__name__} {entry!r}. If {model!r} is a price "
             f"field, the model id level is missing. Expected shape: {EXPECTED_SHAPE}"
         )
+    _check_not_regional(model, entry)
     base = _parse_prices(model, entry, MILLION, None)
     parsed = {PriceKey(model): base, PriceKey(model, batch=True): base}
 
@@ -171,6 +176,33 @@ def _parse_entry(model: str, entry: object) -> dict[PriceKey, Price]:
         else:
             parsed[PriceKey(model, service_tier=tier)] = price
     return parsed
+
+
+def _check_not_regional(model: str, entry: Mapping[str, Any]) -> None:
+    """Raise for an entry that nests its prices under AWS Regions, as Bedrock's do.
+
+    A `bedrock_pricing=` table passed as `openai_pricing=`, or as the first
+    positional argument, has Region keys where the price fields belong.
+    """
+    if "input" in entry or "output" in entry:
+        return
+    nested = [
+        key
+        for key, value in entry.items()
+        if isinstance(value, Mapping)
+        and isinstance(key, str)
+        and _AWS_REGION.fullmatch(key)
+    ]
+    if not nested:
+        return
+    where = describe_entry(PROVIDER, model, None, nested[0])
+    raise PricingTableError(
+        f"Invalid price entry for {where}: the prices are nested under "
+        f"{nested[0]!r}, as in a bedrock_pricing= table, but an openai_pricing= "
+        "entry has no regions and applies on every endpoint. Give `input` and "
+        "`output` directly under the model id, or pass Bedrock prices as "
+        f"bedrock_pricing=. Expected shape: {EXPECTED_SHAPE}"
+    )
 
 
 def _parse_prices(model: str, entry: object, unit: int, prefix: str | None) -> Price:

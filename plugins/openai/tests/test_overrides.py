@@ -252,6 +252,16 @@ BAD_TABLES = [
         id="alias-unknown",
     ),
     pytest.param({5: {"input": 1, "output": 2}}, ["model id 5"], id="non-string-model"),
+    pytest.param(
+        {"amazon.nova-lite-v1:0": {"us-east-1": {"input": 0.06, "output": 0.24}}},
+        ["'us-east-1'", "bedrock_pricing="],
+        id="bedrock-table",
+    ),
+    pytest.param(
+        {"gpt-4o-mini": {"eu-west-1": {"input": 0.15, "output": 0.6}}},
+        ["'eu-west-1'", "directly under the model id"],
+        id="region-nesting",
+    ),
 ]
 
 
