@@ -504,11 +504,16 @@ def _record_fully(
     else:
         usage = found
     if fault is not None:
+        # A later plugin may have read the usage after an earlier one failed.
+        outcome = (
+            "with unknown usage" if found is None else "with the next plugin's usage"
+        )
         logger.warning(
-            "%s; %s model %s counted with unknown usage",
+            "%s; %s model %s counted %s",
             fault,
             context.provider,
             context.model,
+            outcome,
         )
     record_usage(usage, trackers, sent_at, fault)
 

@@ -201,6 +201,21 @@ def test_raising_extractor_does_not_blank_other_providers(provider: object) -> N
     assert usage.total_cost == ONE_REQUEST_COST
 
 
+def test_raising_extractor_log_names_usage_kept(
+    provider: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    llmfy_core.register_plugin(UnrelatedExtractor(), "acme")
+    caplog.set_level(logging.WARNING, logger="llmfy")
+
+    with llmfy_usage_tracker() as usage:
+        send()
+
+    assert usage.input_tokens == 60
+    assert "plugin acme failed in usage_extract" in caplog.text
+    assert "counted with the next plugin's usage" in caplog.text
+    assert "unknown usage" not in caplog.text
+
+
 class TextCounts:
     """An extractor that returns a `Usage` whose counts are text, not numbers."""
 
