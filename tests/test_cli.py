@@ -490,6 +490,21 @@ def test_unlisted_real_region_exits_3(
     assert "Did you mean" not in out + err
 
 
+@pytest.mark.parametrize("command", [[], ["cost"], ["prices"]])
+def test_help_exit_codes_misspelt_region(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    # An unlisted region such as ap-south-1 exits 3, as the test above shows.
+    code, out, _ = run(capsys, *command, "--help")
+    text = " ".join(out.split())
+
+    assert code == 0
+
+    assert "region is misspelt" in text or "a misspelt region" in text
+    assert "region or tier is unknown" not in text
+    assert "provider, region or service tier" not in text
+
+
 REGION_PAIR_PRICES = """\
 [[providers.bedrock.prices]]
 model = "anthropic.claude-3-haiku-20240307-v1:0"

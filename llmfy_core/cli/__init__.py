@@ -6,9 +6,9 @@ Exit codes, the same for every subcommand:
 - 1: part of the input could not be read (the rest was used), a plugin
   failed to load, or `LLMFY_PLUGINS` names a plugin that is not installed.
 - 2: invalid or incomplete arguments, or an invalid price file, so nothing
-  was computed. This includes an unknown provider, region or service tier,
-  a model whose provider cannot be guessed, and a model priced by region
-  without --region.
+  was computed. This includes an unknown provider or service tier, a
+  misspelt region, a model whose provider cannot be guessed, and a model
+  priced by region without --region.
 - 3: the input was read, but a model has no price, so a cost is unknown or
   incomplete.
 - 130: interrupted.
@@ -35,10 +35,10 @@ exit codes:
   1    part of the input could not be read (the rest was used), a plugin
        failed to load, or LLMFY_PLUGINS names a plugin that is not installed
   2    invalid or incomplete arguments or price file, so nothing was
-       computed: an unknown provider, region or service tier, a provider
-       that cannot be guessed, a model priced by region without --region,
-       or a model id that no price source knows and that misspells a
-       listed one
+       computed: an unknown provider or service tier, a misspelt region,
+       a provider that cannot be guessed, a model priced by region without
+       --region, or a model id that no price source knows and that
+       misspells a listed one
   3    a model has no price, so a cost is unknown or incomplete
   130  interrupted
 """

@@ -35,18 +35,25 @@ def add_parser(commands: Any) -> None:
             "and cache write tokens included; --output counts every output "
             "token, reasoning tokens included. Exits 2 when the arguments do not "
             "select one price (the provider is unknown or cannot be guessed, the "
-            "model is priced by region and --region is missing, the region or "
-            "tier is unknown, or the model id misspells a listed one), and 3 when "
-            "the model has no price."
+            "model is priced by region and --region is missing, the region is "
+            "misspelt or the tier is unknown, or the model id misspells a listed "
+            "one), and 3 when the model has no price."
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="the model id")
-    tokens = "number of tokens"
     parser.add_argument(
-        "--input", type=_count, required=True, metavar="N", help=f"input {tokens}"
+        "--input",
+        type=_count,
+        required=True,
+        metavar="N",
+        help="the number of input tokens, cached and cache write tokens included",
     )
     parser.add_argument(
-        "--output", type=_count, required=True, metavar="N", help=f"output {tokens}"
+        "--output",
+        type=_count,
+        required=True,
+        metavar="N",
+        help="the number of output tokens, reasoning tokens included",
     )
     parser.add_argument(
         "--cached",

@@ -46,9 +46,9 @@ def add_parser(commands: Any) -> None:
             "each price in its own unit. With --model, resolve one model's price "
             "as a tracker would. Exits 2 when the arguments do not select one "
             "price (the provider is unknown or cannot be guessed, the model is "
-            "priced by region and --region is missing, the region or tier is "
-            "unknown, or the model id misspells a listed one), and 3 when the "
-            "model has no price."
+            "priced by region and --region is missing, the region is misspelt or "
+            "the tier is unknown, or the model id misspells a listed one), and 3 "
+            "when the model has no price."
         ),
     )
     parser.add_argument(
