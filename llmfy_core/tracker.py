@@ -706,11 +706,20 @@ class UsageTracker:
 
     def _warn_unpriced(self, usage: Usage, reason: str | None) -> None:
         region = f" in region {usage.region!r}" if usage.region else ""
-        guess = _misspelling_question(usage.provider, usage.model)
+        guess, meant_provider = _misspelling_question(usage.provider, usage.model)
+        if meant_provider is not None:
+            # Price advice for the misspelt name would not help.
+            advice = (
+                f"Name the provider {meant_provider!r}, as the plugins do, such as "
+                f"in usage.record({meant_provider!r}, ...)."
+            )
+        else:
+            advice = reason or _how_to_add_price(
+                usage.provider, usage.model, usage.region
+            )
         message = (
             f"No price for {usage.provider} model {usage.model!r}{region}; its "
-            f"requests are counted with an unknown cost.{guess} "
-            + (reason or _how_to_add_price(usage.provider, usage.model, usage.region))
+            f"requests are counted with an unknown cost.{guess} {advice}"
         )
         logger.warning("%s", message)
         emit_warning(PricingWarning(message), stacklevel=3)
@@ -1054,26 +1063,29 @@ def _check_parts(
         )
 
 
-def _misspelling_question(provider: str, model: str) -> str:
+def _misspelling_question(provider: str, model: str) -> tuple[str, str | None]:
     """Return " Did you mean ...?" naming the model id or provider misspelt, or "".
 
-    A provider that pricing plugins list models for is known, so only its
+    The second item is the provider that `provider` misspells, if any. A
+    provider that pricing plugins list models for is known, so only its
     model id is compared. Otherwise the provider is compared with the known
     ones: those instrumented and those that pricing plugins list.
     """
     entries = _catalog_entries(provider)
     if entries is None:
-        return ""
+        return "", None
     models = {entry.key.model for entry in entries if entry.provider == provider}
     if models:
         # A listed model has only its price for this tier, batch or region missing.
         close = None if model in models else likely_typo(model, sorted(models))
-        return f" Did you mean {close!r}?" if close else ""
+        return (f" Did you mean {close!r}?" if close else ""), None
     known = _known_providers()
     if provider in known:
-        return ""
+        return "", None
     close = likely_typo(provider, sorted(known))
-    return f" Did you mean provider {close!r}?" if close else ""
+    if close is None:
+        return "", None
+    return f" Did you mean provider {close!r}?", close
 
 
 def _catalog_entries(provider: str | None) -> list[CatalogEntry] | None:

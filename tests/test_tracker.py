@@ -1110,6 +1110,14 @@ def test_unpriced_warning_flags_misspelt_provider(
     assert f"llmfy_usage_tracker({misspelt}_pricing" not in message
 
 
+def test_unpriced_misspelt_provider_advice(provider: ProviderPlugin) -> None:
+    message = unpriced_warning("OpenAI", "gpt-4o-mini")
+
+    assert "Did you mean provider 'openai'?" in message
+    assert "Name the provider 'openai'" in message
+    assert "No installed plugin reads OpenAI_pricing= tables" not in message
+
+
 def test_missing_rate_warning_no_keyword(provider: ProviderPlugin) -> None:
     class MistralPrices:
         @hookimpl
