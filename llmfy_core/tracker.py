@@ -967,8 +967,16 @@ def start_process_tracker(
 
 
 def stop_process_tracker(tracker: UsageTracker) -> None:
-    """Stop a tracker started by `start_process_tracker`; its report stays readable."""
+    """Stop a tracker started by `start_process_tracker`; its report stays readable.
+
+    Raises TypeError when `tracker` is not a `UsageTracker`.
+    """
     global _process_trackers
+    if not isinstance(tracker, UsageTracker):
+        raise TypeError(
+            "stop_process_tracker() takes the tracker that start_process_tracker() "
+            f"returned, got {_short_repr(tracker)} of type {type(tracker).__name__}."
+        )
     _process_trackers = tuple(each for each in _process_trackers if each is not tracker)
     with tracker._lock:
         tracker._depth = 0

@@ -644,6 +644,15 @@ def test_process_tracker_counts_without_block(provider: ProviderPlugin) -> None:
     assert usage.request_count == 1
 
 
+@pytest.mark.parametrize("value", [None, "tracker"])
+def test_stop_process_tracker_rejects_non_tracker(value: object) -> None:
+    with pytest.raises(TypeError) as caught:
+        llmfy_core.stop_process_tracker(value)  # type: ignore[arg-type]
+
+    assert "start_process_tracker() returned" in str(caught.value)
+    assert f"of type {type(value).__name__}" in str(caught.value)
+
+
 def test_override_in_wrong_unit_warns(provider: ProviderPlugin) -> None:
     # 0.00015 is gpt-4o-mini's input price per 1,000 tokens, given in a table
     # of prices per million: 1,000 times too low.
