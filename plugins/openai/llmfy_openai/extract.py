@@ -98,7 +98,7 @@ def extract_usage(response: Any, context: CallContext) -> Usage | None:
 
 
 def _choose_extractor(response_type: type) -> _Extractor | None:
-    fields = getattr(response_type, "model_fields", None)
+    fields = _model_fields(response_type)
     if not fields or "usage" not in fields:
         return None
     if "output" in fields:
@@ -109,6 +109,20 @@ def _choose_extractor(response_type: type) -> _Extractor | None:
         # An images response has `data` and `usage` too, but no `model`.
         return _from_embeddings_object
     return None
+
+
+def _model_fields(response_type: type) -> Any:
+    """Return the declared fields of an SDK model class, or None.
+
+    The SDK's models are pydantic 2 models, or pydantic 1 models when the
+    application has pydantic 1, which openai 3.x accepts. Pydantic 1 names
+    the fields `__fields__`, which pydantic 2 deprecates, so it is read only
+    when `model_fields` is missing.
+    """
+    fields = getattr(response_type, "model_fields", None)
+    if fields is None:
+        fields = getattr(response_type, "__fields__", None)
+    return fields
 
 
 _EXTRACTORS: dict[type, _Extractor] = {}

@@ -263,7 +263,7 @@ UNPARSABLE_COMPLETIONS = [
         openai.ContentFilterFinishReasonError,
         id="content-filter",
     ),
-    pytest.param("stop", '{"city": 5}', pydantic.ValidationError, id="invalid-json"),
+    pytest.param("stop", '{"city": null}', pydantic.ValidationError, id="invalid-json"),
 ]
 
 
@@ -298,7 +298,7 @@ def test_parse_error_still_counted(server, client, bodies, finish, content, erro
 
 def test_async_responses_parse_error_still_counted(server, async_client, bodies):
     body = bodies.response(input_tokens=100, output_tokens=50)
-    body["output"][0]["content"][0]["text"] = '{"city": 5}'
+    body["output"][0]["content"][0]["text"] = '{"city": null}'
     server.add_json(RESPONSES, body)
 
     async def main():

@@ -53,8 +53,16 @@ def outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
     except Exception as error:
         return ("raised", type(error), str(error))
     if isinstance(result, pydantic.BaseModel):
-        return ("returned", type(result), result.model_dump(warnings=False))
+        return ("returned", type(result), dump(result))
     return ("returned", type(result), result)
+
+
+def dump(model: pydantic.BaseModel) -> dict[str, Any]:
+    """Return the fields of an SDK object as plain data, under pydantic 2 or 1."""
+    if pydantic.VERSION.startswith("1."):
+        # openai 3.x accepts pydantic 1, whose models have no `model_dump`.
+        return model.dict()
+    return model.model_dump(warnings=False)
 
 
 def untracked_then_tracked(
@@ -438,6 +446,11 @@ def test_body_not_json_object(
         pytest.param(12.0, 12, id="whole-float"),
     ],
 )
+@pytest.mark.skipif(
+    pydantic.VERSION.startswith("1."),
+    reason="with pydantic 1 the SDK keeps each count as sent, and llmfy reports "
+    "it as invalid, as test_chat_malformed_usage checks",
+)
 def test_chat_count_converted_by_sdk(
     server: Any,
     client: openai.OpenAI,
@@ -561,7 +574,7 @@ def stream_chat(client: openai.OpenAI) -> Callable[[], Any]:
             stream=True,
             stream_options=INCLUDE_USAGE,
         )
-        return [chunk.model_dump(warnings=False) for chunk in stream]
+        return [dump(chunk) for chunk in stream]
 
     return run
 
