@@ -73,6 +73,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float)
 
 
+def _json_number(value: float | Decimal) -> float:
+    """Return `value` as botocore can serialize it: a Decimal becomes a float.
+
+    botocore 1.38.35 and later convert a Decimal to a float themselves, and
+    earlier versions raise TypeError on one.
+    """
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
 def _optional_positive(
     instance: Any, attribute: attrs.Attribute[Any], value: Any
 ) -> None:
@@ -101,8 +112,8 @@ class BedrockConverseConfig:
 
     A field left as None is not sent, so the model's default applies. The
     ranges are those of the Converse API's `inferenceConfig`. `temperature`
-    and `top_p` accept an int, a float or a finite `decimal.Decimal`, the
-    number types that botocore sends.
+    and `top_p` accept an int, a float or a finite `decimal.Decimal`, which
+    is sent as a float.
     `additional_model_request_fields` is sent as is, for settings that only
     some models accept (Nova's `{"inferenceConfig": {"topK": 20}}`, for one).
     """
@@ -121,9 +132,9 @@ class BedrockConverseConfig:
         """Return the settings as keyword arguments of `converse`."""
         inference: dict[str, Any] = {}
         if self.temperature is not None:
-            inference["temperature"] = self.temperature
+            inference["temperature"] = _json_number(self.temperature)
         if self.top_p is not None:
-            inference["topP"] = self.top_p
+            inference["topP"] = _json_number(self.top_p)
         if self.max_tokens is not None:
             inference["maxTokens"] = self.max_tokens
         if self.stop_sequences:

@@ -590,19 +590,21 @@ def test_config_rejects_stop_sequences_as_string() -> None:
 
 
 def test_config_decimal_temperature_sent(server: Any) -> None:
-    # botocore sends a Decimal as a JSON number, so the config accepts one.
+    # The config passes a Decimal to botocore as a float: botocore before
+    # 1.38.35 raises TypeError on a Decimal.
     server.add(replay.Reply.bedrock_json(converse_body("Paris.", 30, 2)))
+    config = BedrockConverseConfig(temperature=Decimal("0.25"), top_p=1)
     model = BedrockConverseModel(
-        model=MODEL,
-        config=BedrockConverseConfig(temperature=Decimal("0.25"), top_p=1),
-        region_name="us-east-1",
-        endpoint_url=server.url,
+        model=MODEL, config=config, region_name="us-east-1", endpoint_url=server.url
     )
 
     LLMfy(model).invoke("Capital?")
 
     body = server.requests[0].json()
+    inference = config.request_parameters()["inferenceConfig"]
     assert body["inferenceConfig"] == {"temperature": 0.25, "topP": 1}
+    assert type(inference["temperature"]) is float
+    assert type(inference["topP"]) is int
 
 
 def test_config_rejects_zero_max_tokens() -> None:
