@@ -247,6 +247,9 @@ def latency_tier(latency: object, field: str) -> str | None:
 
 
 def _invoked_model(trace: Any) -> str | None:
+    # NOTE: botocore before 1.35.75 drops `trace.promptRouter` from the
+    # response, so there a prompt router's request is counted without a price
+    # unless `bedrock_pricing` prices the router's ARN.
     router = trace.get("promptRouter") if isinstance(trace, Mapping) else None
     invoked = router.get("invokedModelId") if isinstance(router, Mapping) else None
     return invoked if isinstance(invoked, str) else None

@@ -32,6 +32,8 @@ from llmfy_bedrock.extract import INVOCATION_METRICS
 from llmfy_core import UsageWarning, llmfy_usage_tracker
 from llmfy_core.tracker import UNTRACKED
 
+from .botocore_support import cache_ttl, latency_optimized, prompt_caching, requires
+
 MESSAGES = [{"role": "user", "content": [{"text": "Hello"}]}]
 SONNET_45_US = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 # An inference profile billed in eu-west-1, whichever Region the client is in.
@@ -204,6 +206,7 @@ def test_reused_thread_id_still_warns(
     assert "a tracker block is open in thread 'MainThread'" in messages[0]
 
 
+@prompt_caching
 def test_converse_cache_read_and_write(bedrock_server: Any, make_client: Any) -> None:
     client = make_client()
     usage_body = {
@@ -236,6 +239,7 @@ def test_converse_cache_read_and_write(bedrock_server: Any, make_client: Any) ->
     assert record.cost.total == Decimal("0.00354486")
 
 
+@cache_ttl
 def test_converse_one_hour_cache_write(bedrock_server: Any, make_client: Any) -> None:
     client = make_client("us-west-2")
     usage_body = {
@@ -345,6 +349,12 @@ def test_converse_stream_billed_in_arn_region(
     assert record.fault is None
 
 
+@requires(
+    "ConverseTrace",
+    "promptRouter",
+    "it drops the model that a prompt router chose, and llmfy counts the request "
+    "without a price",
+)
 def test_converse_prompt_router_served_model(
     bedrock_server: Any, make_client: Any
 ) -> None:
@@ -767,6 +777,7 @@ NOVA_MICRO = "amazon.nova-micro-v1:0"
 THOUSAND_EACH = {"inputTokens": 1000, "outputTokens": 1000, "totalTokens": 2000}
 
 
+@latency_optimized
 def test_latency_optimized_converse_unpriced(
     bedrock_server: Any, make_client: Any
 ) -> None:
@@ -812,6 +823,7 @@ def test_standard_latency_converse_priced(
     assert record.cost.total == Decimal("0.000175")
 
 
+@latency_optimized
 def test_latency_optimized_wins_over_service_tier(
     bedrock_server: Any, make_client: Any
 ) -> None:
@@ -832,6 +844,7 @@ def test_latency_optimized_wins_over_service_tier(
     assert record.cost is None
 
 
+@latency_optimized
 def test_latency_optimized_converse_stream(
     bedrock_server: Any, make_client: Any, frames: Any
 ) -> None:
@@ -858,6 +871,7 @@ def test_latency_optimized_converse_stream(
     assert record.cost is None
 
 
+@latency_optimized
 def test_latency_optimized_invoke_header(bedrock_server: Any, make_client: Any) -> None:
     client = make_client()
     body = {"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}}}

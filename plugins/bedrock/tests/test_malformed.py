@@ -24,6 +24,8 @@ from llmfy_bedrock import checks
 
 from llmfy_core import llmfy_usage_tracker
 
+from .botocore_support import cache_ttl, prompt_caching
+
 MESSAGES = [{"role": "user", "content": [{"text": "Hello"}]}]
 NOVA_MICRO = "amazon.nova-micro-v1:0"
 HAIKU_3 = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -112,6 +114,7 @@ def converse_body(usage: Any) -> dict[str, Any]:
             10,
             "field usage.cacheReadInputTokens is invalid (-100)",
             id="negative-cache-read",
+            marks=prompt_caching,
         ),
     ],
 )
@@ -191,6 +194,7 @@ def test_converse_unknown_fields_ignored(
         pytest.param(
             {"inputTokens": 8, "outputTokens": 10, "cacheDetails": 5},
             id="cache-details-not-list",
+            marks=cache_ttl,
         ),
     ],
 )
@@ -379,7 +383,11 @@ def test_invoke_body_cut_short_reads_the_same(
     untracked, tracked, usage = untracked_then_tracked(read_in_pieces)
 
     assert tracked == untracked
-    assert tracked == ("returned", (body[:40], "IncompleteReadError"))
+    received, piece_error = tracked[1]
+    assert received == body[:40]
+    # botocore 1.44 raises IncompleteReadError here, and botocore 1.35.0,
+    # 1.36.0, 1.38.0 and 1.40.0 with urllib3 2.8 raise ResponseStreamingError.
+    assert piece_error in ("IncompleteReadError", "ResponseStreamingError")
     assert usage.request_count == 1
     assert usage.records[0].usage.input_tokens == 120
     # Read at once, the body raises botocore's error of a read in pieces.
@@ -387,7 +395,7 @@ def test_invoke_body_cut_short_reads_the_same(
         bedrock_server.queue_cut(headers, body, cut_at=40)
     untracked, tracked, _ = untracked_then_tracked(read_all)
     assert untracked == ("returned", "ResponseStreamingError")
-    assert tracked == ("returned", "IncompleteReadError")
+    assert tracked == ("returned", piece_error)
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,8 @@ from llmfy_core import (
 )
 from llmfy_core.recording import record_usage
 
+from .botocore_support import cache_ttl
+
 SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 APP_PROFILE = (
     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3"
@@ -133,6 +135,7 @@ OPUS_46_USAGE = {
         ("global.anthropic.claude-opus-4-6-v1", "0.013"),
     ],
 )
+@cache_ttl
 def test_id_without_revision_priced(
     model: str, expected_cost: str, bedrock_server: Any, make_client: Any
 ) -> None:
