@@ -99,15 +99,36 @@ class _Period:
 def _call_kind(function: Callable[..., Any]) -> Callable[..., Any]:
     """Return the callable whose kind decides how to wrap `function`.
 
-    This is `function` itself, or the `__call__` method of an object such as
-    an agent instance. `inspect` reads such an object as a sync function even
-    when its `__call__` is async, so the tracker would end before the
-    returned coroutine runs.
+    This is `function` itself (or the callable that a `functools.partial`
+    wraps), or the `__call__` method of an object such as an agent instance,
+    also when `__call__` is a staticmethod or classmethod. `inspect` reads
+    such an object as a sync function even when its `__call__` is async, so
+    the tracker would end before the returned coroutine runs. An object that
+    `inspect` reads as async or as a generator function already, such as an
+    `AsyncMock`, whose own `__call__` is sync, keeps that kind.
+    NOTE: a sync function that returns a coroutine, such as `lambda: agent()`,
+    reads as sync, so its tracker or bound trackers end before the coroutine
+    runs.
     """
+    while isinstance(function, functools.partial):
+        function = function.func
     if inspect.isroutine(function) or inspect.isclass(function):
         return function
+    if _has_kind(function):
+        return function
     call = inspect.getattr_static(type(function), "__call__", None)
+    if isinstance(call, staticmethod | classmethod):
+        call = call.__func__
     return call if inspect.isfunction(call) else function
+
+
+def _has_kind(function: Callable[..., Any]) -> bool:
+    """Return whether `inspect` reads `function` as async or as a generator."""
+    return (
+        inspect.iscoroutinefunction(function)
+        or inspect.isgeneratorfunction(function)
+        or inspect.isasyncgenfunction(function)
+    )
 
 
 def active_trackers() -> tuple[UsageTracker, ...]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
+import inspect
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -181,6 +184,76 @@ def test_decorator_on_object_with_generator_call(provider: ProviderPlugin) -> No
 
     assert list(steps()) == [1, 2]
     assert usage.request_count == 2
+
+
+async def ask_once() -> str:
+    await asyncio.sleep(0)
+    send()
+    return "done"
+
+
+class StaticAsyncCall:
+    __call__ = staticmethod(ask_once)
+
+
+class ClassAsyncCall:
+    @classmethod
+    async def __call__(cls) -> str:
+        return await ask_once()
+
+
+class AsyncCall:
+    async def __call__(self) -> str:
+        return await ask_once()
+
+
+# Objects that return a coroutine when called, although the `__call__` of their
+# class is a staticmethod, a classmethod, `functools.partial`'s or a sync method.
+ASYNC_CALLABLES = {
+    "staticmethod __call__": StaticAsyncCall,
+    "classmethod __call__": ClassAsyncCall,
+    "partial of an async object": lambda: functools.partial(AsyncCall()),
+    "AsyncMock": lambda: mock.AsyncMock(side_effect=ask_once),
+}
+
+
+@pytest.mark.parametrize("name", ASYNC_CALLABLES)
+def test_decorator_on_other_async_callables(
+    provider: ProviderPlugin, name: str
+) -> None:
+    usage = llmfy_usage_tracker()
+    work = usage(ASYNC_CALLABLES[name]())
+
+    assert inspect.iscoroutinefunction(work)
+    assert asyncio.run(work()) == "done"
+    assert usage.request_count == 1
+
+
+@pytest.mark.parametrize("name", ASYNC_CALLABLES)
+def test_bound_async_callable_in_older_task(
+    provider: ProviderPlugin, name: str
+) -> None:
+    async def main() -> llmfy_core.UsageTracker:
+        jobs: asyncio.Queue[Any] = asyncio.Queue()
+        # Started before the block, so its own context has no tracker.
+        task = asyncio.create_task(run_jobs(jobs))
+        with llmfy_usage_tracker() as usage:
+            jobs.put_nowait(bind_trackers(ASYNC_CALLABLES[name]()))
+            await jobs.join()
+        task.cancel()
+        return usage
+
+    usage = asyncio.run(main())
+
+    assert usage.request_count == 1
+
+
+async def run_jobs(jobs: asyncio.Queue[Any]) -> None:
+    """Await each job of `jobs`, as a long-lived worker task does."""
+    while True:
+        job = await jobs.get()
+        await job()
+        jobs.task_done()
 
 
 def test_async_with_block(provider: ProviderPlugin) -> None:
