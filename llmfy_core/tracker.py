@@ -8,6 +8,7 @@ arrives, even if a block has ended by then.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import inspect
@@ -361,7 +362,12 @@ def bind_periods(
             try:
                 return await run(*args, **kwargs)
             finally:
-                _ACTIVE.reset(token)
+                # Closed in another context than the one it ran in, as when
+                # garbage collection closes a task destroyed while pending,
+                # the reset raises ValueError. The periods were set in the
+                # task's context only, so the current one needs no reset.
+                with contextlib.suppress(ValueError):
+                    _ACTIVE.reset(token)
 
         return cast(Callable[P, R], bound_async)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import gc
 import inspect
@@ -654,6 +655,24 @@ def test_bound_async_function_in_older_task(provider: ProviderPlugin) -> None:
     usage = asyncio.run(main())
 
     assert usage.request_count == 1
+
+
+def test_bound_coroutine_closed_in_other_context(provider: ProviderPlugin) -> None:
+    # Garbage collection closes the coroutine of a task destroyed while
+    # pending in whatever context is current, not in the task's.
+    async def wait() -> None:
+        await asyncio.sleep(0)
+        send()
+
+    with llmfy_usage_tracker() as usage:
+        bound = bind_trackers(wait)
+    coroutine = bound()
+    contextvars.copy_context().run(coroutine.send, None)
+
+    coroutine.close()
+
+    assert active_trackers() == ()
+    assert usage.request_count == 0
 
 
 def test_sixteen_threads_record_exact_totals(provider: ProviderPlugin) -> None:
