@@ -61,6 +61,14 @@ _EXTRA_FIELDS = frozenset({"tiers", *_SUBSET_FIELDS})
 _AWS_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d+")
 
 
+# Model ids that a response may give under another name, which a user's table
+# may use instead: Azure names text-embedding-ada-002 `ada`, and the plugin
+# reads it as the embeddings model, so an `ada` entry still prices it.
+# OpenAI's own `ada` was a completions model, shut down on 2024-01-04 (OpenAI's
+# deprecations page).
+_OTHER_NAMES = {"text-embedding-ada-002": "ada"}
+
+
 class OverrideTable:
     """A parsed `openai_pricing` table, resolving model ids like the bundled one."""
 
@@ -84,6 +92,11 @@ class OverrideTable:
         found = self._table.lookup(model, region, service_tier, batch)
         if found is not None:
             return found
+        other_name = _OTHER_NAMES.get(model)
+        if other_name is not None:
+            found = self._table.lookup(other_name, region, service_tier, batch)
+            if found is not None:
+                return found
         target = self.mapped_model(model)
         if target is None:
             return None

@@ -1489,6 +1489,16 @@ def test_first_audio_snapshot_priced_at_launch_rates(server, client, bodies):
     assert record.cost.total == Decimal("0.00454")
 
 
+def azure_client(server):
+    """Return an Azure OpenAI client of the local server, without retries."""
+    return openai.AzureOpenAI(
+        azure_endpoint=f"http://127.0.0.1:{server.port}",
+        api_key="test-key",
+        api_version="2024-10-21",
+        max_retries=0,
+    )
+
+
 def test_embeddings_create(server, client, bodies):
     server.add_json(EMBEDDINGS, bodies.embeddings(prompt=8))
 
@@ -1510,12 +1520,7 @@ def test_azure_client_recorded(server, bodies):
         "/openai/deployments/prod-chat/chat/completions",
         bodies.chat(prompt=60, completion=3),
     )
-    azure = openai.AzureOpenAI(
-        azure_endpoint=f"http://127.0.0.1:{server.port}",
-        api_key="test-key",
-        api_version="2024-10-21",
-        max_retries=0,
-    )
+    azure = azure_client(server)
 
     with llmfy_usage_tracker() as usage:
         azure.chat.completions.create(model="prod-chat", messages=MESSAGES)
@@ -1551,12 +1556,7 @@ def test_azure_ada_embeddings_priced_as_ada_002(server, bodies):
         "/openai/deployments/embed-prod/embeddings",
         bodies.embeddings(model="ada", prompt=1000),
     )
-    azure = openai.AzureOpenAI(
-        azure_endpoint=f"http://127.0.0.1:{server.port}",
-        api_key="test-key",
-        api_version="2024-10-21",
-        max_retries=0,
-    )
+    azure = azure_client(server)
 
     with llmfy_usage_tracker() as usage:
         azure.embeddings.create(model="embed-prod", input="hello")
@@ -1569,6 +1569,38 @@ def test_azure_ada_embeddings_priced_as_ada_002(server, bodies):
     assert record.cost.total == Decimal("0.0001")
 
 
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        # 1000 x 0.05 = 50 USD per million tokens
+        ({"ada": {"input": "0.05", "output": "0"}}, Decimal("0.00005")),
+        # The entry under the id the plugin reads wins over the Azure name.
+        (
+            {
+                "ada": {"input": "0.05", "output": "0"},
+                "text-embedding-ada-002": {"input": "0.02", "output": "0"},
+            },
+            Decimal("0.00002"),
+        ),
+    ],
+)
+def test_azure_ada_embeddings_use_ada_override(server, bodies, table, expected):
+    server.add_json(
+        "/openai/deployments/embed-prod/embeddings",
+        bodies.embeddings(model="ada", prompt=1000),
+    )
+    azure = azure_client(server)
+
+    with llmfy_usage_tracker(openai_pricing=table) as usage:
+        azure.embeddings.create(model="embed-prod", input="hello")
+    azure.close()
+
+    record = usage.records[0]
+    assert record.price_origin == "override"
+    assert record.cost is not None
+    assert record.cost.total == expected
+
+
 @pytest.mark.parametrize("where", ["process", "tracker"])
 @pytest.mark.parametrize(("mapped", "served", "expected"), AZURE_MAPPINGS)
 def test_azure_mapping_against_served_model(
@@ -1578,12 +1610,7 @@ def test_azure_mapping_against_served_model(
         "/openai/deployments/prod/chat/completions",
         bodies.chat(model=served, prompt=1000, completion=1000),
     )
-    azure = openai.AzureOpenAI(
-        azure_endpoint=f"http://127.0.0.1:{server.port}",
-        api_key="test-key",
-        api_version="2024-10-21",
-        max_retries=0,
-    )
+    azure = azure_client(server)
     # The same mapping, made for the process or as an alias entry of the
     # tracker's override table.
     pricing = {}
@@ -1614,12 +1641,7 @@ def test_azure_mapping_of_one_tracker_only(server, bodies, mapped_first):
             "/openai/deployments/prod/chat/completions",
             bodies.chat(model="gpt-4", prompt=1000, completion=1000),
         )
-    azure = openai.AzureOpenAI(
-        azure_endpoint=f"http://127.0.0.1:{server.port}",
-        api_key="test-key",
-        api_version="2024-10-21",
-        max_retries=0,
-    )
+    azure = azure_client(server)
     pricings = [{"prod": "gpt-4-turbo"}, {}]
     if not mapped_first:
         pricings.reverse()
