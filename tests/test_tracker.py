@@ -636,16 +636,10 @@ def test_bound_async_function_in_older_task(provider: ProviderPlugin) -> None:
         await asyncio.sleep(0)
         send()
 
-    async def worker(jobs: asyncio.Queue[Any]) -> None:
-        # Started before the block, so its own context has no tracker.
-        while True:
-            job = await jobs.get()
-            await job()
-            jobs.task_done()
-
     async def main() -> llmfy_core.UsageTracker:
         jobs: asyncio.Queue[Any] = asyncio.Queue()
-        task = asyncio.create_task(worker(jobs))
+        # Started before the block, so its own context has no tracker.
+        task = asyncio.create_task(run_jobs(jobs))
         with llmfy_usage_tracker() as usage:
             jobs.put_nowait(bind_trackers(ask))
             await jobs.join()

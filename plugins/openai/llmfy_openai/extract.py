@@ -430,14 +430,14 @@ _embeddings_fields = attrgetter("usage", "model")
 # OpenAI's `ada` is a retired completions model, which genai-prices prices at
 # 0.40 USD per million tokens, four times ada-002's rate. So the name is read
 # as the embeddings model it stands for.
-_EMBEDDINGS_MODEL_NAMES = {"ada": "text-embedding-ada-002"}
+EMBEDDINGS_MODEL_NAMES = {"ada": "text-embedding-ada-002"}
 
 
 def _embeddings_model(served: str | None) -> str | None:
     """Return the model id that an embeddings response's `model` names."""
     if served is None:
         return None
-    return _EMBEDDINGS_MODEL_NAMES.get(served, served)
+    return EMBEDDINGS_MODEL_NAMES.get(served, served)
 
 
 def read_embeddings_object(response: Any, context: CallContext) -> UsageCounts | None:

@@ -33,6 +33,7 @@ from llmfy_core.pricing import (
     price_from_mapping,
     warn_if_misspelt,
 )
+from llmfy_openai.extract import EMBEDDINGS_MODEL_NAMES
 from llmfy_openai.prices import bundled_model_ids, bundled_price_table, tool_prices
 from llmfy_openai.resolve import model_candidates
 
@@ -61,12 +62,11 @@ _EXTRA_FIELDS = frozenset({"tiers", *_SUBSET_FIELDS})
 _AWS_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d+")
 
 
-# Model ids that a response may give under another name, which a user's table
-# may use instead: Azure names text-embedding-ada-002 `ada`, and the plugin
-# reads it as the embeddings model, so an `ada` entry still prices it.
-# OpenAI's own `ada` was a completions model, shut down on 2024-01-04 (OpenAI's
-# deprecations page).
-_OTHER_NAMES = {"text-embedding-ada-002": "ada"}
+# The name each model id has in some responses, which a user's table may use
+# instead: Azure names text-embedding-ada-002 `ada`, so an `ada` entry still
+# prices it. OpenAI's own `ada` was a completions model, shut down on
+# 2024-01-04 (OpenAI's deprecations page).
+_OTHER_NAMES = {model: name for name, model in EMBEDDINGS_MODEL_NAMES.items()}
 
 
 class OverrideTable:
