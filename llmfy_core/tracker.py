@@ -100,16 +100,14 @@ class _Period:
 def _call_kind(function: Callable[..., Any]) -> Callable[..., Any]:
     """Return the callable whose kind decides how to wrap `function`.
 
-    This is `function` itself (or the callable that a `functools.partial`
-    wraps), or the `__call__` method of an object such as an agent instance,
-    also when `__call__` is a staticmethod or classmethod. `inspect` reads
-    such an object as a sync function even when its `__call__` is async, so
-    the tracker would end before the returned coroutine runs. An object that
-    `inspect` reads as async or as a generator function already, such as an
-    `AsyncMock`, whose own `__call__` is sync, keeps that kind.
+    That is `function` itself, or what a `functools.partial` wraps, or the
+    `__call__` of an object's class, also a staticmethod or classmethod one.
+    `inspect` reads an object with an async `__call__` as sync, so its
+    tracker would end before the coroutine runs. An object that `inspect`
+    already reads as async or as a generator, such as an `AsyncMock`, keeps
+    that kind.
     NOTE: a sync function that returns a coroutine, such as `lambda: agent()`,
-    reads as sync, so its tracker or bound trackers end before the coroutine
-    runs.
+    reads as sync, so its trackers end before the coroutine runs.
     """
     while isinstance(function, functools.partial):
         function = function.func
@@ -362,10 +360,10 @@ def bind_periods(
             try:
                 return await run(*args, **kwargs)
             finally:
-                # Closed in another context than the one it ran in, as when
-                # garbage collection closes a task destroyed while pending,
-                # the reset raises ValueError. The periods were set in the
-                # task's context only, so the current one needs no reset.
+                # Garbage collection may close a pending task's coroutine in
+                # another context, where the reset raises ValueError. The
+                # periods were set only in the task's context, so no reset is
+                # needed there.
                 with contextlib.suppress(ValueError):
                     _ACTIVE.reset(token)
 

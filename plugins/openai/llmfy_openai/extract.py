@@ -428,8 +428,8 @@ _embeddings_fields = attrgetter("usage", "model")
 
 # Azure OpenAI names text-embedding-ada-002 "ada" in its embeddings responses.
 # OpenAI's `ada` is a retired completions model, which genai-prices prices at
-# 0.40 USD per million tokens, four times ada-002's rate. So the name is read
-# as the embeddings model it stands for.
+# 0.40 USD per million tokens, four times ada-002's rate, so the readers map
+# the name to the embeddings model.
 EMBEDDINGS_MODEL_NAMES = {"ada": "text-embedding-ada-002"}
 
 
