@@ -7,7 +7,8 @@ see each parsed event as it passes, and `close`. Nothing is held back: each
 event reaches the caller as soon as botocore parses it. The request is
 recorded once, at the first of: the usage event (the `metadata` event, or the
 chunk with `amazon-bedrock-invocationMetrics`), the end of the stream, an
-error, `close()`, or the stream being garbage-collected.
+error, `close()`, or the stream being garbage-collected. Once it is recorded,
+the stream gets its own attributes back.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class StreamWatch:
         "_parse",
         "_previous",
         "_sent_at",
+        "_stream",
         "_trackers",
     )
 
@@ -83,6 +85,8 @@ class StreamWatch:
         self._first: bytes | None = None
         self._previous: bytes | None = None
         self._last: bytes | None = None
+        # The watched stream until `detach`, which gives it its attributes back.
+        self._stream: Any = None
         # `_events`, `_parse` and `_close` are set by `attach`.
 
     def attach(self, stream: Any) -> bool:
@@ -96,6 +100,7 @@ class StreamWatch:
         self._parse = parse
         self._close = close
         self._events = events
+        self._stream = stream
         if self._operation == "ConverseStream":
             stream._parse_event = self._parse_converse_event
         else:
@@ -118,6 +123,7 @@ class StreamWatch:
             return next(self._events)
         except StopIteration:
             self.finish()
+            self.detach()
             raise
         except ValueError as error:
             # "Generator already executing" means that another thread is
@@ -138,10 +144,12 @@ class StreamWatch:
             parsed = self._parse(event)
         except BaseException:
             self.finish()
+            self.detach()
             raise
         if "metadata" in parsed:
             self._metadata = parsed["metadata"]
             self.finish()
+            self.detach()
         return parsed
 
     def _parse_invoke_event(self, event: Any) -> Any:
@@ -149,6 +157,7 @@ class StreamWatch:
             parsed = self._parse(event)
         except BaseException:
             self.finish()
+            self.detach()
             raise
         chunk = parsed.get("chunk")
         if chunk is None:
@@ -166,6 +175,7 @@ class StreamWatch:
             self._last = data
         if _METRICS_MARK in data and _has_metrics(data):
             self.finish()
+            self.detach()
         return parsed
 
     def close(self) -> None:
@@ -174,6 +184,26 @@ class StreamWatch:
             self._close()
         finally:
             self.finish()
+            self.detach()
+
+    def detach(self) -> None:
+        """Give the stream back its own attributes once the request is recorded.
+
+        Otherwise the stream and the watch refer to each other, and a stream
+        read to its end stays in memory with its HTTP response until the
+        garbage collector runs. A loop already over the stream goes on through
+        the watch, which reads the same events.
+        """
+        stream = self._stream
+        if stream is None:
+            return
+        self._stream = None
+        try:
+            stream._event_generator = self._events
+            _restore(stream, "_parse_event", self._parse)
+            _restore(stream, "close", self._close)
+        except Exception:  # the stream still works through the watch
+            logger.debug("failed to restore the attributes of a bedrock stream")
 
     def finish(self) -> None:
         """Record the request unless it is already recorded. Never raises."""
@@ -239,6 +269,7 @@ class StreamWatch:
                 type(error).__name__,
             )
         self.finish()
+        self.detach()
 
     def finish_later(self) -> None:
         """Record from another thread: used when the stream is garbage-collected.
@@ -301,6 +332,22 @@ class StreamWatch:
             if isinstance(chunk, Mapping):
                 decoded.append(chunk)
         return decoded
+
+
+def _restore(stream: Any, name: str, original: Any) -> None:
+    """Set a replaced attribute of `stream` back to `original`.
+
+    When `original` is the stream's class method bound to the stream, the
+    attribute is deleted instead, which uncovers the method: assigning it
+    would make a cycle of the stream and its bound method.
+    """
+    method = getattr(type(stream), name, None)
+    if getattr(original, "__self__", None) is stream and (
+        getattr(original, "__func__", None) is method
+    ):
+        delattr(stream, name)
+    else:
+        setattr(stream, name, original)
 
 
 def _has_metrics(data: bytes) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import gc
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -1039,6 +1041,55 @@ def test_stream_finished_after_block_counts(
     assert usage.records[0].usage.output_tokens == 10
 
 
+@pytest.mark.parametrize("tracked", [False, True], ids=["untracked", "tracked"])
+@pytest.mark.parametrize(
+    "operation", ["ConverseStream", "InvokeModelWithResponseStream"]
+)
+def test_finished_stream_freed_at_once(
+    bedrock_server: Any, make_client: Any, frames: Any, operation: str, tracked: bool
+) -> None:
+    # botocore frees an EventStream read to its end as soon as it is dropped.
+    # A reference cycle would keep it, with its HTTP response, until the
+    # garbage collector runs.
+    client = make_client()
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    metrics = {"inputTokenCount": 8, "outputTokenCount": 10}
+    if operation == "ConverseStream":
+        stream_frames = converse_stream_frames(frames, usage_body)
+    else:
+        stream_frames = [
+            frames.chunk({"type": "content_block_delta", "delta": {"text": "Hi"}}),
+            frames.chunk({"type": "message_stop", INVOCATION_METRICS: metrics}),
+        ]
+    bedrock_server.queue_stream(stream_frames)
+
+    usage = llmfy_usage_tracker()
+    gc.collect()
+    gc.disable()
+    try:
+        with usage if tracked else contextlib.nullcontext():
+            if operation == "ConverseStream":
+                response = client.converse_stream(
+                    modelId="amazon.nova-micro-v1:0", messages=MESSAGES
+                )
+                stream = response["stream"]
+            else:
+                response = client.invoke_model_with_response_stream(
+                    modelId="amazon.titan-text-lite-v1", body=b"{}"
+                )
+                stream = response["body"]
+            received = list(stream)
+            dropped = weakref.ref(stream)
+            del response, stream
+            freed = dropped() is None
+    finally:
+        gc.enable()
+
+    assert len(received) == len(stream_frames)
+    assert freed
+    assert usage.request_count == (1 if tracked else 0)
+
+
 # Which clients are covered
 
 
@@ -1156,6 +1207,46 @@ def test_stream_watch_finishes_once(monkeypatch: pytest.MonkeyPatch) -> None:
         thread.join()
 
     assert recorded == [1]
+
+
+class _WrappedStream:
+    """An event stream whose parser another library already replaced."""
+
+    def __init__(self) -> None:
+        self._event_generator = iter([b"metadata frame"])
+        self._parse_event = self.wrapped_parse
+
+    def wrapped_parse(self, event: bytes) -> dict[str, Any]:
+        return {"metadata": {"usage": {"inputTokens": 8, "outputTokens": 10}}}
+
+    def close(self) -> None:
+        pass
+
+
+def test_stream_watch_restores_wrapped_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The watch sets back a parser that was the stream's own attribute, and
+    # uncovers `close`, a method of the stream's class.
+    recorded: list[Any] = []
+    monkeypatch.setattr(streams, "record_response", lambda *args: recorded.append(1))
+    stream = _WrappedStream()
+    wrapped_parse = stream._parse_event
+    watch = streams.StreamWatch(
+        "ConverseStream", "amazon.nova-micro-v1:0", "us-east-1", {}, (), 0
+    )
+
+    attached = watch.attach(stream)
+    replaced = stream._parse_event
+    for event in stream._event_generator:
+        stream._parse_event(event)
+
+    assert attached
+    assert replaced != wrapped_parse
+    assert recorded == [1]
+    assert stream._parse_event == wrapped_parse
+    assert "close" not in vars(stream)
+    assert stream._event_generator is watch._events
 
 
 class _ReadOnlyStream:
