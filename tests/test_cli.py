@@ -1420,6 +1420,72 @@ def test_report_saved_stream_without_usage(
     assert data["files"][0]["stream_chunks"] == 1
 
 
+def completion_chunk(
+    text: str | None, usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A legacy Completions stream chunk; `text=None` gives empty `choices`.
+
+    Its `object` is `text_completion`, as in a Completions body that is not
+    streamed.
+    """
+    choices = []
+    if text is not None:
+        choices = [{"text": text, "index": 0, "logprobs": None, "finish_reason": None}]
+    return {
+        "id": "cmpl-1",
+        "object": "text_completion",
+        "created": 1731368639,
+        "model": "gpt-3.5-turbo-instruct",
+        "choices": choices,
+        "usage": usage,
+    }
+
+
+def test_report_saved_completions_stream(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "stream.jsonl"
+    usage = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+    write_lines(
+        path,
+        [
+            completion_chunk("Hello"),
+            completion_chunk(" there."),
+            completion_chunk(None, usage),
+        ],
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert code == 0
+    assert totals["requests"] == 1
+    assert totals["unknown_usage_requests"] == 0
+    assert totals["input_tokens"] == 100
+    assert totals["output_tokens"] == 10
+    # gpt-3.5-turbo-instruct at genai-prices' 1.5 input and 2 output per
+    # million tokens: 100 * 1.5 + 10 * 2 = 150 + 20 = 170 millionths of a USD.
+    assert Decimal(totals["cost_usd"]) == Decimal(100) * Decimal("1.5") / 10**6 + (
+        Decimal(10) * Decimal(2) / 10**6
+    )
+    assert data["files"][0]["stream_chunks"] == 2
+
+
+def test_report_saved_completions_stream_without_usage(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "stream.jsonl"
+    write_lines(path, [completion_chunk("Hello"), completion_chunk(" there.")])
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert code == 3
+    assert totals["requests"] == 1
+    assert totals["unknown_usage_requests"] == 1
+    assert data["files"][0]["stream_chunks"] == 1
+
+
 def test_report_saved_responses_stream(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -2,7 +2,9 @@
 
 A Chat Completions stream sends chunks that share the stream's `id`, and
 only its usage chunk carries usage (when the request set
-`stream_options.include_usage`). A Responses stream sends events:
+`stream_options.include_usage`). A legacy Completions stream does the same,
+with chunks whose `object` is `text_completion`, as in a body that was not
+streamed. A Responses stream sends events:
 `response.created` and `response.in_progress` carry the response without
 usage, the final `response.completed`, `response.incomplete` or
 `response.failed` carries it with usage, and the others (text deltas, output
@@ -79,15 +81,21 @@ def _stream_part(body: Any) -> tuple[StreamKey | None, bool] | None:
     """
     if not isinstance(body, Mapping):
         return None
-    if body.get("object") == "chat.completion.chunk":
+    kind = body.get("object")
+    if kind == "chat.completion.chunk":
         return ("chat", _text(body.get("id"))), body.get("usage") is not None
-    kind = body.get("type")
-    if not isinstance(kind, str) or not kind.startswith("response."):
+    if kind == "text_completion":
+        # A legacy Completions chunk has the `object` of a whole Completions
+        # body. A body with usage is counted, as a usage chunk is, and one
+        # without usage is a chunk of a stream.
+        return ("completions", _text(body.get("id"))), body.get("usage") is not None
+    event = body.get("type")
+    if not isinstance(event, str) or not event.startswith("response."):
         return None
     response = body.get("response")
     if not isinstance(response, Mapping):
         return None, False
-    return ("responses", _text(response.get("id"))), kind in FINAL_RESPONSE_EVENTS
+    return ("responses", _text(response.get("id"))), event in FINAL_RESPONSE_EVENTS
 
 
 def _text(value: Any) -> str | None:
