@@ -1247,6 +1247,44 @@ def test_report_batch_file(
     assert data["errors"][0]["line"] == 3
 
 
+def image_body(text: int, image: int, output: int) -> dict[str, Any]:
+    """A GPT Image response body, which names no model, with the shape of a real one."""
+    return {
+        "created": 1780000000,
+        "data": [{"b64_json": "aGVsbG8="}],
+        "output_format": "png",
+        "quality": "high",
+        "size": "1024x1024",
+        "usage": {
+            "input_tokens": text + image,
+            "input_tokens_details": {"image_tokens": image, "text_tokens": text},
+            "output_tokens": output,
+            "output_tokens_details": {"image_tokens": output, "text_tokens": 0},
+            "total_tokens": text + image + output,
+        },
+    }
+
+
+def test_report_batch_image_lines(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "images.jsonl"
+    path.write_text(batch_line(1, image_body(50, 300, 4160)) + "\n")
+
+    code, data = run_json(capsys, "report", str(path), "--model", "gpt-image-1")
+
+    group = data["by_model"][0]
+    assert data["errors"] == []
+    assert group["model"] == "gpt-image-1"
+    assert group["requests"] == 1
+    assert group["unknown_usage_requests"] == 0
+    assert group["input_tokens"] == 350
+    assert group["output_tokens"] == 4160
+    # Neither the bundled table nor genai-prices has a Batch API price for
+    # GPT Image models.
+    assert code == 3
+
+
 def test_report_names_unreadable_line(
     capsys: pytest.CaptureFixture[str], batch_file: Path
 ) -> None:

@@ -131,15 +131,18 @@ class UsageReader:
         body = response.get("body")
         if not isinstance(body, Mapping):
             raise RecordError("OpenAI Batch line without a `response.body` object")
+        named = _text(body.get("model"))
+        self._note_model(named)
+        # A GPT Image body names no model, so --model names it.
+        batch = _plugin("openai", "OpenAI Batch output")
         usages = list(
-            _plugin("openai", "OpenAI Batch output").iter_batch_usages([line])
+            batch.iter_batch_usages([line], model=None if named else self.model)
         )
         if not usages:
             raise RecordError(
-                "the body in `response.body` is not a Chat Completions, Responses "
-                "or Embeddings body"
+                "the body in `response.body` is not a Chat Completions, Responses, "
+                "Embeddings or GPT Image body"
             )
-        self._note_model(_text(body.get("model")))
         return Reading(usages[0], _created_at(body))
 
     def _read_invocation_log(self, log: Mapping[str, Any]) -> Reading | Skipped:

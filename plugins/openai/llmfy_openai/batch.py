@@ -2,8 +2,9 @@
 
 Each line of an output file is a JSON object
 `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`
-whose `body` is a Chat Completions, Responses or Embeddings body. Lines with an
-error or a status other than 200 are not billed and yield nothing.
+whose `body` is a Chat Completions, Responses, Embeddings or GPT Image body.
+Lines with an error or a status other than 200 are not billed and yield
+nothing.
 """
 
 from __future__ import annotations
@@ -23,15 +24,22 @@ class BatchFileError(ValueError):
 
 def iter_batch_usages(
     lines: str | bytes | Iterable[str | bytes | Mapping[str, Any]],
+    *,
+    model: str | None = None,
 ) -> Iterator[Usage]:
     """Yield the usage of each successful request in a Batch API output file.
 
     `lines` is the whole file as text or bytes, such as the `text` or
     `content` of `client.files.content(file_id)`, or the file's lines (text
     or bytes) or already parsed objects; blank lines are skipped. Each
-    `Usage` has `batch=True`, so that it is priced at the Batch API rate, and
-    its `model` is the model id the body names. Raises `BatchFileError`
-    naming the line number for invalid JSON or a line that is not an object.
+    `Usage` has `batch=True`, so that it is priced at the Batch API rate.
+    `model` is the model id that the batch's requests name, as the input
+    file does: it becomes each usage's `model`, as a requested model does,
+    and the body's model id its `served_model`. Without it, the `model` is
+    the model id the body names. A GPT Image body names none, so its usage
+    has the model "unknown" unless `model` is given. Raises
+    `BatchFileError` naming the line number for invalid JSON or a line that
+    is not an object.
     """
     if isinstance(lines, str):
         # Split on "\n" only, because splitlines() also splits on characters
@@ -43,18 +51,21 @@ def iter_batch_usages(
         record = _parse_line(line, number)
         if record is None:
             continue
-        usage = _usage_of_record(record)
+        usage = _usage_of_record(record, model)
         if usage is not None:
             yield usage
 
 
-def read_batch_file(path: str | os.PathLike[str]) -> list[Usage]:
+def read_batch_file(
+    path: str | os.PathLike[str], *, model: str | None = None
+) -> list[Usage]:
     """Return the usages of a Batch API output file on disk.
 
-    See `iter_batch_usages` for what each usage contains and what is raised.
+    See `iter_batch_usages` for `model`, what each usage contains and what is
+    raised.
     """
     with open(path, "rb") as file:
-        return list(iter_batch_usages(file))
+        return list(iter_batch_usages(file, model=model))
 
 
 def _parse_line(
@@ -79,7 +90,7 @@ def _parse_line(
     return record
 
 
-def _usage_of_record(record: Mapping[str, Any]) -> Usage | None:
+def _usage_of_record(record: Mapping[str, Any], model: str | None) -> Usage | None:
     response = record.get("response")
     if record.get("error") or not isinstance(response, Mapping):
         return None
@@ -90,5 +101,5 @@ def _usage_of_record(record: Mapping[str, Any]) -> Usage | None:
         return None
     request_id = response.get("request_id")
     headers = {"x-request-id": request_id} if isinstance(request_id, str) else {}
-    context = CallContext(provider=PROVIDER, headers=headers, batch=True)
+    context = CallContext(provider=PROVIDER, model=model, headers=headers, batch=True)
     return usage_from_body(body, context)

@@ -69,6 +69,9 @@ IMAGE_GENERATION_OUTPUT = "image_generation_output"
 TOKEN_USAGE_OPERATIONS = frozenset(
     {"audio.transcriptions", "images.generations", "images.edits"}
 )
+# The operation of a GPT Image body read without its request, as in a Batch
+# API output line, which does not say whether a generation or an edit made it.
+IMAGES = "images"
 
 _Extractor = Callable[[Any, CallContext], Usage]
 UsageReader = Callable[[Any, CallContext], UsageCounts | None]
@@ -789,9 +792,10 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
 
     Reads Chat Completions (and their stream chunks), Completions, Responses
     (also the `response` of a `response.completed` stream event), Responses
-    compactions and Embeddings bodies. Returns None for a body that matches
-    none of these, and a `Usage` with unknown token counts for one of these
-    without `usage`.
+    compactions, Embeddings and GPT Image bodies. Returns None for a body that
+    matches none of these, and a `Usage` with unknown token counts for one of
+    these without `usage`. A GPT Image body names no model, so `context.model`
+    names it.
     """
     if body.get("type") in _RESPONSE_EVENTS and isinstance(
         body.get("response"), Mapping
@@ -826,6 +830,8 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
 
     operation = _BODY_OPERATIONS.get(kind) if isinstance(kind, str) else None
     if operation is None:
+        if kind is None and _is_image_body(body):
+            return _from_token_usage(body, _with_operation(context, IMAGES))
         return None
     if operation == "embeddings":
         served = _embeddings_model(served)
@@ -852,6 +858,20 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
         input_details=_field(usage, "prompt_tokens_details"),
         output_details=_field(usage, "completion_tokens_details"),
         tools=tools,
+    )
+
+
+def _is_image_body(body: Mapping[str, Any]) -> bool:
+    """Return whether a body without `object` is an images response billed per token.
+
+    A GPT Image response has the images in `data` and a `usage` of input and
+    output tokens. A DALL-E response has no `usage`: it is billed per image.
+    """
+    usage = body.get("usage")
+    return (
+        isinstance(body.get("data"), list)
+        and isinstance(usage, Mapping)
+        and "input_tokens" in usage
     )
 
 

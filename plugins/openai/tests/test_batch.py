@@ -120,3 +120,51 @@ def test_downloaded_file_content(server, client, bodies, read):
     # 0.01 input, per million tokens.
     # 1000 x 1.25 + 100 x 5 + 8 x 0.01 = 1250 + 500 + 0.08 = 1750.08
     assert tracker.total_cost == Decimal("0.00175008")
+
+
+def test_image_lines_at_batch_rate(bodies):
+    # A GPT Image body names no model, and the batch's input file does, so the
+    # caller gives it.
+    lines = [line("i", bodies.images(text=50, image=0, output_tokens=4160))]
+
+    usages = list(iter_batch_usages(lines, model="gpt-image-1"))
+    with llmfy_usage_tracker(
+        openai_pricing={
+            "gpt-image-1": {
+                "input": "5.00",
+                "output": "40.00",
+                "output_image": "40.00",
+                "tiers": {
+                    "batch": {
+                        "input": "2.50",
+                        "output": "20.00",
+                        "output_image": "20.00",
+                    }
+                },
+            }
+        }
+    ) as tracker:
+        for usage in usages:
+            tracker.add_usage(usage)
+
+    assert len(usages) == 1
+    usage = usages[0]
+    assert usage.model == "gpt-image-1"
+    assert usage.batch
+    assert usage.request_id == "req_i"
+    assert usage.input_tokens == 50
+    assert usage.output_tokens == 4160
+    assert usage.other_tokens == {"output_image": 4160}
+    # Batch rates, half of 5.00 text input and 40.00 image output per million:
+    # 50 x 2.50 + 4160 x 20.00 = 125 + 83,200 = 83,325 millionths of a USD.
+    expected = Decimal(50) * Decimal("2.50") + Decimal(4160) * Decimal("20.00")
+    assert tracker.total_cost == expected / 10**6
+
+
+def test_image_line_without_model_counted(bodies):
+    lines = [line("i", bodies.images(text=50, output_tokens=4160))]
+
+    usages = list(iter_batch_usages(lines))
+
+    assert [usage.model for usage in usages] == ["unknown"]
+    assert [usage.output_tokens for usage in usages] == [4160]
