@@ -1458,6 +1458,75 @@ def test_report_saved_stream_without_usage(
     assert data["files"][0]["stream_chunks"] == 1
 
 
+def test_report_saved_azure_stream(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Azure OpenAI sends its content filter results in chunks of their own,
+    # with an empty `id`, `model` and `object`: one before the first token,
+    # and, with asynchronous filtering, more after the usage chunk.
+    prompt_filter = {
+        "choices": [],
+        "created": 0,
+        "id": "",
+        "model": "",
+        "object": "",
+        "prompt_filter_results": [
+            {
+                "prompt_index": 0,
+                "content_filter_results": {
+                    "hate": {"filtered": False, "severity": "safe"},
+                },
+            }
+        ],
+    }
+    completion_filter = {
+        "choices": [
+            {
+                "content_filter_offsets": {
+                    "check_offset": 35,
+                    "start_offset": 35,
+                    "end_offset": 50,
+                },
+                "content_filter_results": {
+                    "hate": {"filtered": False, "severity": "safe"},
+                },
+                "finish_reason": None,
+                "index": 0,
+            }
+        ],
+        "created": 0,
+        "id": "",
+        "model": "",
+        "object": "",
+    }
+    usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    path = tmp_path / "stream.jsonl"
+    write_lines(
+        path,
+        [
+            prompt_filter,
+            chat_chunk("chatcmpl-1", "This is a test."),
+            chat_chunk("chatcmpl-1", None, usage),
+            completion_filter,
+        ],
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert data["errors"] == []
+    assert code == 0
+    assert totals["requests"] == 1
+    assert totals["input_tokens"] == 12
+    assert totals["output_tokens"] == 5
+    # gpt-4-0613 at the gpt-4 price, 30 input and 60 output per million tokens.
+    assert (
+        Decimal(totals["cost_usd"])
+        == (Decimal(12) * Decimal(30) + Decimal(5) * Decimal(60)) / 10**6
+    )
+    assert data["files"][0]["stream_chunks"] == 3
+
+
 def completion_chunk(
     text: str | None, usage: dict[str, Any] | None = None
 ) -> dict[str, Any]:

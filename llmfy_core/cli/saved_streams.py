@@ -4,7 +4,8 @@ A Chat Completions stream sends chunks that share the stream's `id`, and
 only its usage chunk carries usage (when the request set
 `stream_options.include_usage`). A legacy Completions stream does the same,
 with chunks whose `object` is `text_completion`, as in a body that was not
-streamed. A Responses stream sends events:
+streamed. Azure OpenAI adds chunks of content filter results, which name
+no stream. A Responses stream sends events:
 `response.created` and `response.in_progress` carry the response without
 usage, the final `response.completed`, `response.incomplete` or
 `response.failed` carries it with usage, and the others (text deltas, output
@@ -82,6 +83,8 @@ def _stream_part(body: Any) -> tuple[StreamKey | None, bool] | None:
     if not isinstance(body, Mapping):
         return None
     kind = body.get("object")
+    if kind == "" and _is_content_filter_chunk(body):
+        return None, False
     if kind == "chat.completion.chunk":
         return ("chat", _text(body.get("id"))), body.get("usage") is not None
     if kind == "text_completion":
@@ -96,6 +99,27 @@ def _stream_part(body: Any) -> tuple[StreamKey | None, bool] | None:
     if not isinstance(response, Mapping):
         return None, False
     return ("responses", _text(response.get("id"))), event in FINAL_RESPONSE_EVENTS
+
+
+def _is_content_filter_chunk(body: Mapping[str, Any]) -> bool:
+    """Return whether a chunk carries only Azure OpenAI's content filter results.
+
+    Azure sends them in chunks with an empty `id`, `model` and `object`: the
+    prompt's results before the first token, and with asynchronous
+    filtering the results of each stretch of output, also after the usage
+    chunk. Such a chunk names no stream and is no request.
+    """
+    if "prompt_filter_results" in body:
+        return True
+    choices = body.get("choices")
+    return (
+        isinstance(choices, list)
+        and bool(choices)
+        and all(
+            isinstance(choice, Mapping) and "content_filter_results" in choice
+            for choice in choices
+        )
+    )
 
 
 def _text(value: Any) -> str | None:
