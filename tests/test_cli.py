@@ -1285,6 +1285,42 @@ def test_report_batch_image_lines(
     assert code == 3
 
 
+def test_report_batch_moderation_lines_not_billed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The Batch API runs moderations, which are free.
+    moderation = {
+        "id": "modr-1",
+        "model": "omni-moderation-latest",
+        "results": [
+            {
+                "flagged": False,
+                "categories": {"violence": False},
+                "category_scores": {"violence": 0.0001},
+            }
+        ],
+    }
+    path = tmp_path / "moderations.jsonl"
+    lines = [
+        batch_line(1, moderation),
+        batch_line(2, chat_body("gpt-4o-mini-2024-07-18", 100, 20)),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert data["errors"] == []
+    assert code == 0
+    assert data["files"][0]["skipped"] == 1
+    assert totals["requests"] == 1
+    # Batch rates of gpt-4o-mini, 0.075 and 0.30 USD per million tokens.
+    assert (
+        Decimal(totals["cost_usd"])
+        == (Decimal(100) * Decimal("0.075") + Decimal(20) * Decimal("0.30")) / 10**6
+    )
+
+
 def test_report_names_unreadable_line(
     capsys: pytest.CaptureFixture[str], batch_file: Path
 ) -> None:

@@ -131,6 +131,8 @@ class UsageReader:
         body = response.get("body")
         if not isinstance(body, Mapping):
             raise RecordError("OpenAI Batch line without a `response.body` object")
+        if _is_moderation(body):
+            return Skipped("moderation (not billed)")
         named = _text(body.get("model"))
         self._note_model(named)
         # A GPT Image body names no model, so --model names it.
@@ -292,6 +294,20 @@ def _plugin(provider: str, what: str) -> Any:
             f"reading {what} needs the llmfy-{provider} plugin; install it from a "
             f"checkout of llmfy with `pip install ./plugins/{provider}`"
         ) from None
+
+
+def _is_moderation(body: Mapping[str, Any]) -> bool:
+    """Return whether a body is a moderation, which OpenAI does not bill.
+
+    A moderation body has no `object` field: its `id` starts with `modr-`,
+    and it lists the `results` of each input.
+    """
+    identifier = body.get("id")
+    return (
+        isinstance(identifier, str)
+        and identifier.startswith("modr")
+        and isinstance(body.get("results"), list)
+    )
 
 
 def _response_of(body: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -4,7 +4,7 @@ Each line of an output file is a JSON object
 `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`
 whose `body` is a Chat Completions, Responses, Embeddings or GPT Image body.
 Lines with an error or a status other than 200 are not billed and yield
-nothing.
+nothing, and so do moderations, which are free.
 """
 
 from __future__ import annotations
