@@ -1452,6 +1452,29 @@ def test_report_saved_chat_stream(
     assert data["files"][0]["stream_chunks"] == 3
 
 
+def test_report_saved_chat_stream_with_done_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # `[DONE]`, the last `data:` payload of a Chat Completions stream, is not JSON.
+    path = tmp_path / "stream.jsonl"
+    usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    chunks = [
+        chat_chunk("chatcmpl-1", "This is a test."),
+        chat_chunk("chatcmpl-1", None, usage),
+    ]
+    path.write_text("".join(json.dumps(chunk) + "\n" for chunk in chunks) + "[DONE]\n")
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert data["errors"] == []
+    assert code == 0
+    assert totals["requests"] == 1
+    assert totals["input_tokens"] == 12
+    assert totals["output_tokens"] == 5
+    assert data["files"][0]["stream_chunks"] == 2
+
+
 def test_report_saved_streams_grouped_by_id(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

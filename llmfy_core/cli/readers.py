@@ -5,7 +5,8 @@ bodies, Bedrock invocation logs as Bedrock writes them to S3), a single JSON
 document (a pretty-printed body or log record), or a JSON array of records.
 Files compressed with gzip are read as they are, and the path `-` reads
 standard input. A line that is not valid JSON becomes a `ReadFailure` with its
-line number, and reading goes on.
+line number, and reading goes on, except a line of `[DONE]`, which ends the
+`data:` payloads of a saved Chat Completions stream.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ STDIN_PATH = "-"
 
 STDIN_NAME = "<stdin>"
 """The name that messages and the JSON report give standard input."""
+
+STREAM_END = "[DONE]"
+"""The last `data:` payload of a Chat Completions stream, which is not JSON.
+
+A line of it is read as a record whose data is this string.
+"""
+_STREAM_END_LINE = STREAM_END.encode()
 
 
 @attrs.frozen(slots=True)
@@ -140,6 +148,9 @@ class InputFile:
             text = line.strip()
             if not text:
                 continue
+            if text == _STREAM_END_LINE:
+                yield Record(self.path, number, STREAM_END)
+                break
             try:
                 data = json.loads(text)
             except (ValueError, RecursionError) as error:
@@ -167,6 +178,9 @@ class InputFile:
         for number, line in lines:
             text = line.strip()
             if not text:
+                continue
+            if text == _STREAM_END_LINE:
+                yield Record(self.path, number, STREAM_END)
                 continue
             try:
                 data = json.loads(text)

@@ -20,7 +20,7 @@ from llmfy_core.plugins import get_registry
 from llmfy_core.pricing import closest_name
 from llmfy_core.recording import extract_usage
 
-from .readers import Record
+from .readers import STREAM_END, Record
 from .saved_streams import SavedStreams
 
 
@@ -85,6 +85,8 @@ class UsageReader:
         usage, and `end_file` then returns the streams of the file that had none.
         """
         data = record.data
+        if data == STREAM_END:
+            return StreamChunk()
         if not isinstance(data, Mapping):
             raise RecordError(
                 f"expected a JSON object, got {type(data).__name__}; give OpenAI "
