@@ -1682,6 +1682,38 @@ def test_report_saved_responses_stream(
     assert Decimal(totals["cost_usd"]) == Decimal("0.0000069")
 
 
+def test_report_saved_responses_stream_ended_by_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A Responses stream that fails sends an `error` event and no final event.
+    path = tmp_path / "events.jsonl"
+    response = in_progress_response()
+    error = {
+        "type": "error",
+        "code": "server_error",
+        "message": "The server had an error while processing your request.",
+        "param": None,
+        "sequence_number": 2,
+    }
+    write_lines(
+        path,
+        [
+            {"type": "response.created", "response": response},
+            {"type": "response.in_progress", "response": response},
+            error,
+        ],
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert data["errors"] == []
+    assert totals["requests"] == 1
+    assert totals["unknown_usage_requests"] == 1
+    assert data["files"][0]["stream_chunks"] == 2
+    assert code == 3
+
+
 def test_report_saved_responses_stream_priced_at_send_day(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

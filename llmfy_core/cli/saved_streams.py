@@ -9,7 +9,7 @@ no stream. A Responses stream sends events:
 `response.created` and `response.in_progress` carry the response without
 usage, the final `response.completed`, `response.incomplete` or
 `response.failed` carries it with usage, and the others (text deltas, output
-items) carry no response at all.
+items, the `error` event of a stream that failed) carry no response at all.
 
 So a chunk with usage and a final event are counted as the stream's request,
 and the other records of the stream are not requests. A stream whose file has
@@ -93,6 +93,9 @@ def _stream_part(body: Any) -> tuple[StreamKey | None, bool] | None:
         # without usage is a chunk of a stream.
         return ("completions", _text(body.get("id"))), body.get("usage") is not None
     event = body.get("type")
+    if event == "error" and "sequence_number" in body:
+        # A Responses stream's error event, which ends a failed stream.
+        return None, False
     if not isinstance(event, str) or not event.startswith("response."):
         return None
     response = body.get("response")
