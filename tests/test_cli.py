@@ -1475,6 +1475,44 @@ def test_report_saved_chat_stream_with_done_line(
     assert data["files"][0]["stream_chunks"] == 2
 
 
+def test_report_saved_stream_with_usage_in_every_chunk(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # OpenAI-compatible servers such as vLLM, asked for continuous usage
+    # stats, put the usage so far in every chunk: the last one is the total.
+    path = tmp_path / "stream.jsonl"
+
+    def usage(completion: int) -> dict[str, int]:
+        return {
+            "prompt_tokens": 12,
+            "completion_tokens": completion,
+            "total_tokens": 12 + completion,
+        }
+
+    write_lines(
+        path,
+        [
+            chat_chunk("chatcmpl-1", "This", usage(1)),
+            chat_chunk("chatcmpl-1", " is a", usage(3)),
+            chat_chunk("chatcmpl-1", " test.", usage(5)),
+        ],
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert code == 0
+    assert totals["requests"] == 1
+    assert totals["input_tokens"] == 12
+    assert totals["output_tokens"] == 5
+    # gpt-4-0613 at the gpt-4 price, 30 input and 60 output per million tokens.
+    assert (
+        Decimal(totals["cost_usd"])
+        == (Decimal(12) * Decimal(30) + Decimal(5) * Decimal(60)) / 10**6
+    )
+    assert data["files"][0]["stream_chunks"] == 2
+
+
 def test_report_saved_streams_grouped_by_id(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

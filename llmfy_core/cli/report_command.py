@@ -278,9 +278,9 @@ def _read_all(
                 counted += 1
                 progress.update(done_before + each.position(), counted)
         for item in reader.end_file():
-            if _count_record(reader.read_unfinished, item, report, summary):
-                # The stream's first record, counted as a chunk when read, is
-                # the stream's request.
+            if _count_record(reader.read_stream, item, report, summary):
+                # The record, counted as a chunk when read, is the stream's
+                # request.
                 summary.stream_chunks -= 1
                 counted += 1
         done_before += each.size

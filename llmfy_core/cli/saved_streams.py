@@ -11,17 +11,21 @@ usage, the final `response.completed`, `response.incomplete` or
 `response.failed` carries it with usage, and the others (text deltas, output
 items, the `error` event of a stream that failed) carry no response at all.
 
-So a chunk with usage and a final event are counted as the stream's request,
-and the other records of the stream are not requests. A stream whose file has
-no such record is counted once, with unknown usage, when the file ends.
-Streams are distinguished by the chunk's `id` or the response's `id`, within
-one file.
+So a chunk with usage or a final event is counted as the stream's request,
+and the other records of the stream are not requests. A final event counts
+at once. The last chunk with usage of a stream counts when the file ends,
+because some OpenAI-compatible servers (vLLM with `continuous_usage_stats`)
+put the usage so far in every chunk. A stream whose file has no such record
+is counted once, with unknown usage. Streams are distinguished by the chunk's
+`id` or the response's `id`, within one file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+import attrs
 
 from .readers import Record
 
@@ -38,17 +42,21 @@ class SavedStreams:
     """The streams of one file whose records were read, by `StreamKey`."""
 
     def __init__(self) -> None:
-        self._counted: set[StreamKey] = set()
-        # The first record of each stream not counted yet.
-        self._unfinished: dict[StreamKey, Record] = {}
+        # The streams whose request is counted or held in `_requests`.
+        self._with_usage: set[StreamKey] = set()
+        # The record that will count each stream when the file ends: its last
+        # chunk with usage, or its first record while it has none. In the
+        # order the streams began.
+        self._requests: dict[StreamKey, Record] = {}
 
     def hold(self, record: Record) -> bool:
         """Return whether `record` is part of a stream and not a request by itself.
 
-        A chunk with usage or a final event is not held: the caller counts it,
-        and the other records of its stream are then held without a trace. A
-        second one of a stream with an id, such as a line written twice, is
-        held too, so that the stream is one request.
+        A final event, or a chunk with usage of a stream without an id, is
+        not held: the caller counts it at once. A second final event of a
+        response, such as a line written twice, is held, so that the stream
+        is one request. A chunk with usage of a stream with an id is held,
+        and `end_file` returns the last one.
         """
         part = _stream_part(record.data)
         if part is None:
@@ -56,22 +64,39 @@ class SavedStreams:
         key, counted = part
         if key is None:
             return True
-        if counted:
-            if key[1] is not None and key in self._counted:
+        if counted and (key[1] is None or key[0] == "responses"):
+            if key[1] is not None and key in self._with_usage:
                 return True
-            self._counted.add(key)
-            self._unfinished.pop(key, None)
+            self._with_usage.add(key)
+            self._requests.pop(key, None)
             return False
-        if key not in self._counted:
-            self._unfinished.setdefault(key, record)
+        if counted:
+            self._with_usage.add(key)
+            self._requests[key] = _without_choices(record)
+        elif key not in self._with_usage:
+            self._requests.setdefault(key, record)
         return True
 
     def end_file(self) -> list[Record]:
-        """Return the first record of each stream that had no usage, then forget all."""
-        unfinished = list(self._unfinished.values())
-        self._unfinished.clear()
-        self._counted.clear()
-        return unfinished
+        """Return the record that counts each held stream, then forget all.
+
+        It is the stream's last chunk with usage, or else its first record,
+        which gives the stream unknown usage.
+        """
+        requests = list(self._requests.values())
+        self._requests.clear()
+        self._with_usage.clear()
+        return requests
+
+
+def _without_choices(record: Record) -> Record:
+    """Return `record` without the `choices` of its chunk.
+
+    Reading the chunk's usage does not need them, and a file may hold many
+    streams, so the usage chunks held until its end keep no generated text.
+    """
+    data = {name: value for name, value in record.data.items() if name != "choices"}
+    return attrs.evolve(record, data=data)
 
 
 def _stream_part(body: Any) -> tuple[StreamKey | None, bool] | None:

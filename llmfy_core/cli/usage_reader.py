@@ -81,8 +81,8 @@ class UsageReader:
     def read(self, record: Record) -> Reading | Skipped | StreamChunk:
         """Return the usage in `record`, or why it is skipped; raise `RecordError`.
 
-        Returns `StreamChunk` for a record of a saved stream that carries no
-        usage, and `end_file` then returns the streams of the file that had none.
+        Returns `StreamChunk` for a record of a saved stream, and `end_file`
+        then returns the record that counts each stream.
         """
         data = record.data
         if data == STREAM_END:
@@ -106,15 +106,19 @@ class UsageReader:
             raise RecordError(f"reading failed: {error}") from error
 
     def end_file(self) -> list[Record]:
-        """Return a record of each saved stream of the file that had no usage.
+        """Return the record that counts each saved stream of the file.
 
-        Each such stream is one request with unknown usage: read it with
-        `read_unfinished`. Call this after the last record of each file.
+        Each stream is one request: read it with `read_stream`. Call this
+        after the last record of each file.
         """
         return self._streams.end_file()
 
-    def read_unfinished(self, record: Record) -> Reading:
-        """Return the unknown usage of a stream that `end_file` returned."""
+    def read_stream(self, record: Record) -> Reading:
+        """Return the usage of a stream from the record `end_file` returned.
+
+        The usage is unknown when the stream had no chunk with usage and no
+        final event.
+        """
         data = record.data
         try:
             return self._read_body(_response_of(data) or data)
