@@ -89,7 +89,7 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
         bundled_id = bundled_spelling(parse_model_id(model))
         for region, entry in regions.items():
             _check_region(model, region, entry)
-            _check_region_spelling(model, region)
+            _check_region_known(model, region)
             _check_unit(model, region, entry)
             price = price_from_mapping(
                 entry,
@@ -193,20 +193,35 @@ def _check_region(model: str, region: object, entry: object) -> None:
         )
 
 
-def _check_region_spelling(model: str, region: str) -> None:
-    """Warn when `region` is not a known AWS Region and misspells one."""
+def _check_region_known(model: str, region: str) -> None:
+    """Warn when neither the bundled prices nor botocore list `region`.
+
+    The entry is kept either way, so that a Region that AWS opened after the
+    installed botocore release still gets the user's price.
+    """
     if region in _bundled_regions():
         return
-    known = _known_regions()
+    aws_regions = _aws_regions()
+    known = _bundled_regions() | (aws_regions or frozenset())
     if region in known:
         return
     meant = likely_typo(region, sorted(known))
-    if meant is None:
+    if meant is not None:
+        advice = f"Did you mean {meant!r}?"
+    elif aws_regions is not None:
+        advice = (
+            f"Neither the bundled prices nor botocore {_botocore_version()} list "
+            "it. Check the Region code. If AWS opened the Region after this "
+            "botocore release, upgrade botocore or ignore this warning."
+        )
+    else:
+        # Without botocore's list, a real Region such as eu-west-3 would be
+        # reported too, so only misspellings of bundled Regions warn.
         return
     message = (
         f"bedrock_pricing has an entry for model {model!r} in {region!r}, which is "
-        f"not an AWS Region that llmfy knows. Did you mean {meant!r}? As written, "
-        f"the entry prices only requests sent to {region!r}."
+        f"not an AWS Region that llmfy knows. {advice} As written, the entry "
+        f"prices only requests sent to {region!r}."
     )
     logger.warning("%s", message)
     warn_in_setup(PricingWarning(message))
@@ -219,13 +234,13 @@ def _bundled_regions() -> frozenset[str]:
 
 
 @functools.cache
-def _known_regions() -> frozenset[str]:
-    """Return the Regions of the bundled prices and of botocore's endpoint data.
+def _aws_regions() -> frozenset[str] | None:
+    """Return the Regions of botocore's endpoint data, or None if it cannot be read.
 
     Reading botocore's data takes about 0.1 s, so it is read only for a
     Region that the bundled prices do not name.
     """
-    regions = set(_bundled_regions())
+    regions: set[str] = set()
     try:
         import botocore.loaders
 
@@ -235,7 +250,14 @@ def _known_regions() -> frozenset[str]:
     except Exception as error:
         # The bundled Regions still catch the usual misspellings.
         logger.debug("botocore's list of Regions could not be read: %r", error)
+        return None
     return frozenset(regions)
+
+
+def _botocore_version() -> str:
+    import botocore
+
+    return str(botocore.__version__)
 
 
 def _check_unit(model: str, region: str, entry: Mapping[str, Any]) -> None:

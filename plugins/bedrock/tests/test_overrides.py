@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from decimal import Decimal
 from typing import Any
 
+import botocore
+import botocore.loaders
 import pytest
+from llmfy_bedrock import overrides
 from llmfy_bedrock.overrides import parse_overrides
 
 from llmfy_core import Price, PricingTableError, PricingWarning, llmfy_usage_tracker
@@ -269,6 +273,58 @@ def test_misspelt_region_warns() -> None:
     assert "Did you mean 'us-east-1'?" in messages[0]
     assert "Did you mean 'eu-west-1'?" in messages[1]
     assert warned[0].filename == __file__
+
+
+def test_unknown_region_warns_and_applies() -> None:
+    table = {MODEL: {"mars-1": GOOD_ENTRY}}
+
+    with pytest.warns(PricingWarning) as warned:
+        usage = llmfy_usage_tracker(bedrock_pricing=table)
+    record = usage.record("bedrock", MODEL, 1000, 1000, region="mars-1")
+
+    messages = [str(warning.message) for warning in warned]
+    assert len(messages) == 1
+    assert f"model {MODEL!r} in 'mars-1'" in messages[0]
+    assert "not an AWS Region that llmfy knows" in messages[0]
+    assert "Did you mean" not in messages[0]
+    assert f"botocore {botocore.__version__}" in messages[0]
+    assert "Check the Region code" in messages[0]
+    assert warned[0].filename == __file__
+    # The entry still prices requests sent to that Region, in case AWS opened
+    # it after the installed botocore: 1,000 tokens at 0.003 and 0.015 per 1,000.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.003") + Decimal("0.015")
+
+
+def test_real_region_not_bundled_quiet() -> None:
+    # eu-west-3 (Paris) is an AWS Region without a bundled price.
+    table = {MODEL: {"eu-west-3": GOOD_ENTRY, "us-gov-west-1": GOOD_ENTRY}}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parsed = parse_overrides(table)
+
+    assert isinstance(parsed.lookup(MODEL, "eu-west-3", None, False), Price)
+
+
+def test_unknown_region_quiet_without_botocore_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without botocore's list, llmfy has only the bundled Regions to compare
+    # with, and a warning for every other one would flag real Regions.
+    def fail() -> None:
+        raise OSError("endpoints.json is missing")
+
+    monkeypatch.setattr(botocore.loaders, "create_loader", fail)
+    overrides._aws_regions.cache_clear()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            parsed = parse_overrides({MODEL: {"mars-1": GOOD_ENTRY}})
+    finally:
+        overrides._aws_regions.cache_clear()
+
+    assert isinstance(parsed.lookup(MODEL, "mars-1", None, False), Price)
 
 
 def test_sovereign_cloud_region_parses() -> None:
