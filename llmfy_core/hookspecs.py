@@ -28,6 +28,10 @@ A plugin may also define these attributes, which the core reads:
 - `llmfy_readers_check_counts`: true when its readers return only valid
   counts (ints of at least 0, parts within their totals), so that the core
   does not check each request's counts again.
+- `llmfy_regions(provider)`: returns every region that requests of
+  `provider` can be sent to, such as the AWS Regions for `bedrock`, or None
+  when the plugin does not know them. Price files use it to warn of a
+  region that is misspelt or unknown.
 """
 
 from __future__ import annotations

@@ -393,6 +393,36 @@ def price_rank_of(plugin: object) -> int:
     return int(rank)
 
 
+def provider_regions(provider: str) -> frozenset[str] | None:
+    """Return the regions that plugins list for `provider` with `llmfy_regions`.
+
+    Returns None when no plugin lists any, so that callers leave the
+    provider's regions unchecked. A plugin whose `llmfy_regions` raises is
+    logged and skipped.
+    """
+    manager = get_registry().manager
+    regions: set[str] = set()
+    listed = False
+    for plugin in manager.get_plugins():
+        regions_of = getattr(plugin, "llmfy_regions", None)
+        if not callable(regions_of):
+            continue
+        try:
+            found = regions_of(provider)
+        except Exception as error:
+            logger.warning(
+                "llmfy_regions of plugin %r failed for provider %s: %r",
+                manager.get_name(plugin),
+                provider,
+                error,
+            )
+            continue
+        if found is not None:
+            listed = True
+            regions.update(name for name in found if isinstance(name, str))
+    return frozenset(regions) if listed else None
+
+
 def _sorted_entry_points() -> Sequence[discovery.EntryPoint]:
     found = discovery.entry_points(ENTRY_POINT_GROUP)
     return sorted(found, key=_load_order)

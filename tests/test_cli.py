@@ -2698,3 +2698,18 @@ def test_report_misspelt_region_exits_2(
     assert code == 2
     assert out == ""
     assert "Did you mean us-east-1?" in err
+
+
+def test_prices_file_misspelt_region_warns(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(REGION_PAIR_PRICES.replace("ap-south-1", "ap-suoth-1"))
+
+    code, _, err = run(capsys, "prices", "bedrock", "--prices", str(prices))
+
+    assert code == 0
+    assert "llmfy: WARNING: The price file" in err
+    assert "key providers.bedrock.prices[1].region" in err
+    assert "region 'ap-suoth-1'" in err
+    assert "Did you mean 'ap-south-1'?" in err

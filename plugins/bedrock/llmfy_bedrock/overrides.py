@@ -254,6 +254,18 @@ def _aws_regions() -> frozenset[str] | None:
     return frozenset(regions)
 
 
+def known_regions() -> frozenset[str] | None:
+    """Return the Regions of the bundled prices and of botocore's endpoint data.
+
+    Returns None when botocore's data cannot be read, because the bundled
+    prices name a few Regions only.
+    """
+    aws_regions = _aws_regions()
+    if aws_regions is None:
+        return None
+    return _bundled_regions() | aws_regions
+
+
 def _botocore_version() -> str:
     import botocore
 

@@ -58,6 +58,15 @@ def llmfy_usage_reader(
     return read_response
 
 
+def llmfy_regions(provider: str) -> frozenset[str] | None:
+    """Return the AWS Regions that Bedrock requests can be sent to, for price files."""
+    if provider != PROVIDER:
+        return None
+    from llmfy_bedrock.overrides import known_regions
+
+    return known_regions()
+
+
 @hookimpl
 def price_lookup(
     provider: str,

@@ -36,10 +36,20 @@ from typing import Any
 
 import attrs
 
-from llmfy_core import Price, PriceKey, PricingTableError
-from llmfy_core.pricing import DECIMAL_CONTEXT, describe_entry, parse_price_value
+from llmfy_core import Price, PriceKey, PricingTableError, PricingWarning
+from llmfy_core.errors import warn_in_setup
+from llmfy_core.logs import get_logger
+from llmfy_core.plugins import provider_regions
+from llmfy_core.pricing import (
+    DECIMAL_CONTEXT,
+    describe_entry,
+    likely_typo,
+    parse_price_value,
+)
 
 from .prices import PriceEntry, PriceList, ProviderAdjustment
+
+logger = get_logger("llmfy.plugins.pricing_file")
 
 # Larger files are rejected before parsing. A price list of every model that
 # OpenAI and Bedrock sell is a few hundred entries, well under 1 MiB.
@@ -393,6 +403,8 @@ class _DocumentReader:
         region = self.optional_text(entry, path, "region")
         where = describe_entry(provider, model, region, None)
         self.check_keys(entry, _ENTRY_KEYS, path, where)
+        if region is not None:
+            self.check_region(provider, model, region, path)
         service_tier = self.optional_text(entry, path, "service_tier")
         self.optional_text(entry, path, "note")
         batch = entry.get("batch", False)
@@ -412,6 +424,33 @@ class _DocumentReader:
             effective_from=effective_from,
             effective_until=effective_until,
         )
+
+    def check_region(self, provider: str, model: str, region: str, path: str) -> None:
+        """Warn when the plugins list the provider's regions and not `region`.
+
+        The entry is kept, so that a region that the provider opened after
+        the installed plugins were released still gets its price.
+        """
+        known = provider_regions(provider)
+        if known is None or region in known:
+            return
+        meant = likely_typo(region, sorted(known))
+        if meant is not None:
+            advice = f"Did you mean {meant!r}?"
+        else:
+            advice = (
+                "Check the region code. If the provider opened the region after "
+                "the installed plugins were released, upgrade them or ignore "
+                "this warning."
+            )
+        message = (
+            f"The price file {self.path}, key {_join(path, 'region')}: the price "
+            f"of provider {provider!r}, model {model!r} is for region {region!r}, "
+            f"which no installed plugin lists as a {provider} region. {advice} As "
+            f"written, the entry prices only requests sent to {region!r}."
+        )
+        logger.warning("%s", message)
+        warn_in_setup(PricingWarning(message))
 
     def days(
         self, entry: Mapping[str, Any], path: str, where: str

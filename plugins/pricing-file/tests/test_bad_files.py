@@ -12,6 +12,7 @@ import llmfy_pricing_file
 import pytest
 from llmfy_pricing_file import ENV_VAR, MAX_FILE_BYTES, PriceFileError
 
+import llmfy_core
 from llmfy_core import PricingTableError, PricingWarning, llmfy_usage_tracker
 
 from .conftest import WriteFile
@@ -548,3 +549,82 @@ def test_counted_provider_not_warned(write_file: WriteFile) -> None:
 
     assert prices is not None
     assert prices.providers == ("mistral", "openai")
+
+
+BEDROCK_ENTRY = '[[providers.bedrock.prices]]\nmodel = "amazon.nova-lite-v1:0"\n'
+
+
+@pytest.mark.parametrize(
+    ("region", "advice"),
+    [
+        ("us-eest-1", "Did you mean 'us-east-1'?"),
+        ("mars-1", "Check the region code."),
+    ],
+)
+def test_unknown_bedrock_region_warned(
+    write_file: WriteFile, region: str, advice: str
+) -> None:
+    path = write_file(
+        "prices.toml",
+        BEDROCK_ENTRY + f'region = "{region}"\ninput = 0.05\noutput = 0.20\n',
+    )
+
+    with pytest.warns(PricingWarning) as caught:
+        prices = llmfy_pricing_file.use_price_file(path)
+
+    messages = [str(warning.message) for warning in caught]
+    assert len(messages) == 1
+    assert (
+        f"The price file {path}, key providers.bedrock.prices[0].region"
+        in (messages[0])
+    )
+    assert "provider 'bedrock'" in messages[0]
+    assert "model 'amazon.nova-lite-v1:0'" in messages[0]
+    assert f"region {region!r}" in messages[0]
+    assert advice in messages[0]
+    assert caught[0].filename == __file__
+    # The entry is kept, for a region newer than the installed plugins.
+    price = prices.lookup("bedrock", "amazon.nova-lite-v1:0", region)
+    assert price is not None
+    assert price.input == Decimal("0.05")
+
+
+def test_real_regions_not_warned(write_file: WriteFile) -> None:
+    # eu-west-3 is an AWS Region without a bundled Bedrock price, and OpenAI
+    # requests sent to eu.api.openai.com have the region `eu`.
+    path = write_file(
+        "prices.toml",
+        BEDROCK_ENTRY
+        + 'region = "eu-west-3"\ninput = 0.05\noutput = 0.20\n'
+        + '[[providers.openai.prices]]\nmodel = "gpt-4o-mini"\nregion = "eu"\n'
+        + "input = 0.1\noutput = 0.2\n",
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prices = llmfy_pricing_file.use_price_file(path)
+
+    assert prices is not None
+    assert len(prices) == 2
+
+
+def test_failing_region_list_skips_check(
+    write_file: WriteFile, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenRegions:
+        def llmfy_regions(self, provider: str) -> frozenset[str]:
+            raise RuntimeError("region list unavailable")
+
+    llmfy_core.register_plugin(BrokenRegions(), "broken-regions")
+    path = write_file(
+        "prices.toml",
+        BEDROCK_ENTRY + 'region = "eu-west-3"\ninput = 0.05\noutput = 0.20\n',
+    )
+
+    with caplog.at_level(logging.WARNING, logger="llmfy.plugins"):
+        prices = llmfy_pricing_file.use_price_file(path)
+
+    assert prices is not None
+    assert len(prices) == 1
+    assert "llmfy_regions of plugin 'broken-regions' failed" in caplog.text
+    assert "region list unavailable" in caplog.text
