@@ -41,7 +41,10 @@ from llmfy_core.errors import warn_in_setup
 from llmfy_core.logs import get_logger
 from llmfy_core.plugins import provider_regions
 from llmfy_core.pricing import (
+    BATCH_TIER,
     DECIMAL_CONTEXT,
+    SERVICE_TIERS,
+    STANDARD_TIERS,
     describe_entry,
     likely_typo,
     parse_price_value,
@@ -249,6 +252,12 @@ class _DocumentReader:
     def fail(self, key_path: str, message: str) -> PriceFileError:
         return PriceFileError(self.path, message, key_path=key_path)
 
+    def warn(self, key_path: str, message: str) -> None:
+        """Log and warn of a suspect value at `key_path` that the file keeps."""
+        full_message = f"The price file {self.path}, key {key_path}: {message}"
+        logger.warning("%s", full_message)
+        warn_in_setup(PricingWarning(full_message))
+
     def read(self, document: Any) -> PriceList:
         self.check_duplicates(document, "")
         if not isinstance(document, Mapping):
@@ -406,6 +415,8 @@ class _DocumentReader:
         if region is not None:
             self.check_region(provider, model, region, path)
         service_tier = self.optional_text(entry, path, "service_tier")
+        if service_tier is not None:
+            self.check_tier(provider, model, service_tier, path)
         self.optional_text(entry, path, "note")
         batch = entry.get("batch", False)
         if not isinstance(batch, bool):
@@ -443,14 +454,39 @@ class _DocumentReader:
                 "the installed plugins were released, upgrade them or ignore "
                 "this warning."
             )
-        message = (
-            f"The price file {self.path}, key {_join(path, 'region')}: the price "
-            f"of provider {provider!r}, model {model!r} is for region {region!r}, "
-            f"which no installed plugin lists as a {provider} region. {advice} As "
-            f"written, the entry prices only requests sent to {region!r}."
+        where = describe_entry(provider, model, None, None)
+        self.warn(
+            _join(path, "region"),
+            f"the price of {where} is for region {region!r}, which no installed "
+            f"plugin lists as a {provider} region. {advice} As written, the entry "
+            f"prices only requests sent to {region!r}.",
         )
-        logger.warning("%s", message)
-        warn_in_setup(PricingWarning(message))
+
+    def check_tier(self, provider: str, model: str, tier: str, path: str) -> None:
+        """Raise for the tier `batch`, and warn when `tier` misspells a known tier.
+
+        Any other tier is accepted, because providers add tiers of their own,
+        such as Bedrock's `latency-optimized`.
+        """
+        key_path = _join(path, "service_tier")
+        where = describe_entry(provider, model, None, None)
+        if tier == BATCH_TIER:
+            raise self.fail(
+                key_path,
+                f"service_tier {tier!r} for {where} is not a service tier, because "
+                "Batch API requests are marked by their own flag. Replace "
+                'service_tier = "batch" with batch = true.',
+            )
+        known = sorted(STANDARD_TIERS | SERVICE_TIERS)
+        meant = None if tier in known else likely_typo(tier, known)
+        if meant is None:
+            return
+        self.warn(
+            key_path,
+            f"the price of {where} is for service tier {tier!r}, which is not a "
+            f"tier that llmfy knows. Did you mean {meant!r}? As written, the entry "
+            f"prices only requests whose response names the tier {tier!r}.",
+        )
 
     def days(
         self, entry: Mapping[str, Any], path: str, where: str

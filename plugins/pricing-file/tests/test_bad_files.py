@@ -149,6 +149,17 @@ BAD_FILES = [
         key_path="providers.openai.prices[0].inptu",
     ),
     BadFile(
+        "batch-as-tier",
+        ENTRY + 'service_tier = "batch"\ninput = 0.05\noutput = 0.20\n',
+        (
+            "provider 'openai', model 'gpt-4o-mini'",
+            "service_tier 'batch'",
+            "not a service tier",
+            "batch = true",
+        ),
+        key_path="providers.openai.prices[0].service_tier",
+    ),
+    BadFile(
         "unknown-unit-file",
         'unit = "eur_per_million_tokens"\n' + ENTRY + "input = 1\noutput = 2\n",
         ("unknown unit 'eur_per_million_tokens'", "usd_per_million_tokens"),
@@ -628,3 +639,48 @@ def test_failing_region_list_skips_check(
     assert len(prices) == 1
     assert "llmfy_regions of plugin 'broken-regions' failed" in caplog.text
     assert "region list unavailable" in caplog.text
+
+
+@pytest.mark.parametrize(("tier", "meant"), [("flx", "flex"), ("priorty", "priority")])
+def test_misspelt_tier_warned(write_file: WriteFile, tier: str, meant: str) -> None:
+    path = write_file(
+        "prices.toml",
+        ENTRY + f'service_tier = "{tier}"\ninput = 0.05\noutput = 0.20\n',
+    )
+
+    with pytest.warns(PricingWarning) as caught:
+        prices = llmfy_pricing_file.use_price_file(path)
+
+    messages = [str(warning.message) for warning in caught]
+    assert len(messages) == 1
+    assert (
+        f"The price file {path}, key providers.openai.prices[0].service_tier"
+        in (messages[0])
+    )
+    assert "provider 'openai', model 'gpt-4o-mini'" in messages[0]
+    assert f"service tier {tier!r}" in messages[0]
+    assert f"Did you mean {meant!r}?" in messages[0]
+    assert caught[0].filename == __file__
+    # The entry is kept, for a tier of the provider's that llmfy does not list.
+    price = prices.lookup("openai", "gpt-4o-mini", service_tier=tier)
+    assert price is not None
+    assert price.input == Decimal("0.05")
+
+
+def test_other_tiers_not_warned(write_file: WriteFile) -> None:
+    # Bedrock names latency-optimized inference a tier of its own.
+    path = write_file(
+        "prices.toml",
+        ENTRY
+        + 'service_tier = "priority"\ninput = 0.3\noutput = 1.2\n'
+        + BEDROCK_ENTRY
+        + 'region = "us-east-1"\nservice_tier = "latency-optimized"\n'
+        + "input = 0.08\noutput = 0.3\n",
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prices = llmfy_pricing_file.use_price_file(path)
+
+    assert prices is not None
+    assert len(prices) == 2
