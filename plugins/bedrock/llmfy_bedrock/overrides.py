@@ -62,7 +62,7 @@ SOURCE = "bedrock_pricing override"
 
 # Region codes: `us-east-1`, `us-gov-west-1`, `us-isob-east-1`, and the
 # European Sovereign Cloud's `eusc-de-east-1`.
-_REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)*-\d+$")
+_REGION = re.compile(r"[a-z]{2,4}(-[a-z]+)*-\d+")
 ONE_HOUR_WRITE = "cache_write_1h"
 _PRICE_FIELDS = frozenset(
     {"input", "output", "cache_read", "cache_write", ONE_HOUR_WRITE, "price_per_tokens"}
@@ -179,7 +179,7 @@ def _check_regions(model: str, regions: object) -> None:
 
 
 def _check_region(model: str, region: object, entry: object) -> None:
-    if not isinstance(region, str) or _REGION.match(region) is None:
+    if not isinstance(region, str) or _REGION.fullmatch(region) is None:
         where = describe_entry(PROVIDER, model, None, None)
         raise _fail(
             f"Invalid Region {region!r} for {where}: use an AWS Region code such as "

@@ -62,6 +62,11 @@ BAD_TABLES: list[tuple[str, Any, list[str]]] = [
     ("region name", {MODEL: {"US East (N. Virginia)": GOOD_ENTRY}}, [MODEL, "US East"]),
     ("region not a string", {MODEL: {1: GOOD_ENTRY}}, [MODEL, "Region 1"]),
     (
+        "region with line break",
+        {MODEL: {"us-east-1\n": GOOD_ENTRY}},
+        [MODEL, "Invalid Region 'us-east-1\\n'"],
+    ),
+    (
         "entry not a mapping",
         {MODEL: {"us-east-1": 0.003}},
         [MODEL, "'us-east-1'", "float"],
