@@ -91,8 +91,9 @@ def price_lookup(
     Implementations are asked in the order of the rank their plugin declares
     with a `llmfy_price_rank` attribute (see `llmfy_core.PriceRank`); the first
     `Price` wins, and the first final `Unpriced` stops the lookup. A `Price`
-    with a rate that is not a finite `Decimal` of at least 0, or a
-    `price_per_tokens` below 1, is logged and skipped.
+    with a rate that is not a finite `Decimal` of at least 0, a
+    `price_per_tokens` below 1, or a long-context `above_input_tokens` that
+    is not an int of at least 0, is logged and skipped.
     """
 
 
@@ -113,9 +114,7 @@ def price_catalog(provider: str | None) -> Iterable[CatalogEntry] | None:
 
     `provider` limits the listing to one provider, or is None for all. Return
     None or an empty iterable when the plugin lists nothing. An entry whose
-    `Price` fails the checks of `price_lookup` results (a rate that is not a
-    finite `Decimal` of at least 0, or a `price_per_tokens` below 1) is logged
-    and skipped.
+    `Price` fails the checks of `price_lookup` results is logged and skipped.
     """
 
 

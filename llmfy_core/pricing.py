@@ -18,6 +18,7 @@ from llmfy_core.model import (
     OUTPUT_SUBSET_KINDS,
     UNPRICED_PREFIX,
     Cost,
+    LongContextTier,
     Price,
     Unpriced,
     Usage,
@@ -252,9 +253,11 @@ INVALID_PRICE_FIX = (
 def price_problem(price: Price) -> str | None:
     """Return what makes a `Price` from a plugin unusable, or None when it is valid.
 
-    Every rate must be a finite `Decimal` of at least 0, and `price_per_tokens`
-    a whole number of at least 1. Tables parsed from user input are checked as
-    they are read, so this is for the `Price` objects that plugins build.
+    Every rate must be a finite `Decimal` of at least 0, `price_per_tokens`
+    a whole number of at least 1, and each long-context tier's
+    `above_input_tokens` a whole number of at least 0. Tables parsed from user
+    input are checked as they are read, so this is for the `Price` objects
+    that plugins build.
     """
     rates: list[tuple[str, object]] = [
         ("input", price.input),
@@ -274,10 +277,27 @@ def price_problem(price: Price) -> str | None:
     unit = price.price_per_tokens
     if isinstance(unit, bool) or not isinstance(unit, int) or unit < 1:
         return f"price_per_tokens is {unit!r}, not a whole number of at least 1"
-    for tier in price.long_context:
+    # Typed as object, because a plugin may pass anything despite the annotation.
+    # An empty value, None included, means no tiers wherever prices are used.
+    tiers: object = price.long_context or ()
+    if not isinstance(tiers, (tuple, list)):
+        return f"long_context is {tiers!r}, not a tuple of LongContextTier"
+    for tier in tiers:
+        if not isinstance(tier, LongContextTier):
+            return f"long_context contains {tier!r}, not a LongContextTier"
+        threshold = tier.above_input_tokens
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int)
+            or threshold < 0
+        ):
+            return (
+                f"a long-context tier's above_input_tokens is {threshold!r}, not a "
+                "whole number of at least 0"
+            )
         problem = price_problem(tier.price)
         if problem is not None:
-            return f"long-context tier above {tier.above_input_tokens}: {problem}"
+            return f"long-context tier above {threshold}: {problem}"
     return None
 
 

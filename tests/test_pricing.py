@@ -26,6 +26,7 @@ from llmfy_core.pricing import (
     format_decimal,
     likely_typo,
     parse_price_value,
+    price_problem,
 )
 from llmfy_core.recording import record_usage
 
@@ -137,6 +138,24 @@ def test_long_context_tier_reprices_whole_request() -> None:
     assert below.total == Decimal("0.615")
     # 200001 * 6 + 1000 * 22.5 = 1222506 per million
     assert above.total == Decimal("1.222506")
+
+
+def test_price_problem_long_context_thresholds() -> None:
+    tier_price = Price(input=Decimal("6"), output=Decimal("22.5"))
+    base = Price(input=Decimal("3"), output=Decimal("15"))
+
+    def with_threshold(threshold: object) -> Price:
+        tier = LongContextTier(threshold, tier_price)  # type: ignore[arg-type]
+        return attrs.evolve(base, long_context=(tier,))
+
+    assert price_problem(with_threshold(200_000)) is None
+    assert price_problem(with_threshold(0)) is None
+    # None, as a plugin may pass for "no tiers", works wherever prices are used.
+    assert price_problem(attrs.evolve(base, long_context=None)) is None
+    for threshold in ("200000", None, True, -1, 200_000.0):
+        problem = price_problem(with_threshold(threshold))
+        assert problem is not None
+        assert f"above_input_tokens is {threshold!r}" in problem
 
 
 def test_tool_calls_priced_per_call_and_unpriced_named() -> None:

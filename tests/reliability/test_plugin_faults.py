@@ -25,6 +25,7 @@ import pytest
 import llmfy_core
 from llmfy_core import (
     CallContext,
+    LongContextTier,
     PluginWarning,
     Price,
     PriceRank,
@@ -155,8 +156,36 @@ class InvalidPrice:
         Price(Decimal("0.15"), Decimal("0.60"), cache_read=Decimal("Infinity")),
         Price(Decimal("0.15"), Decimal("0.60"), price_per_tokens=0),
         Price(0.15, 0.60),  # type: ignore[arg-type]
+        Price(
+            Decimal("0.15"),
+            Decimal("0.60"),
+            long_context=(
+                LongContextTier("50", Price(Decimal("0.30"), Decimal("1.20"))),  # type: ignore[arg-type]
+            ),
+        ),
+        Price(
+            Decimal("0.15"),
+            Decimal("0.60"),
+            long_context=(
+                LongContextTier(None, Price(Decimal("0.30"), Decimal("1.20"))),  # type: ignore[arg-type]
+            ),
+        ),
+        Price(
+            Decimal("0.15"),
+            Decimal("0.60"),
+            long_context=((50, Price(Decimal("0.30"), Decimal("1.20"))),),  # type: ignore[arg-type]
+        ),
     ],
-    ids=["nan-input", "negative-output", "infinite-cache-read", "zero-unit", "floats"],
+    ids=[
+        "nan-input",
+        "negative-output",
+        "infinite-cache-read",
+        "zero-unit",
+        "floats",
+        "text-threshold",
+        "missing-threshold",
+        "tier-not-a-tier",
+    ],
 )
 def test_invalid_plugin_price_is_skipped(
     price: Price,
