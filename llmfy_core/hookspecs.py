@@ -91,9 +91,10 @@ def price_lookup(
     Implementations are asked in the order of the rank their plugin declares
     with a `llmfy_price_rank` attribute (see `llmfy_core.PriceRank`); the first
     `Price` wins, and the first final `Unpriced` stops the lookup. A `Price`
-    with a rate that is not a finite `Decimal` of at least 0, a
-    `price_per_tokens` below 1, or a long-context `above_input_tokens` that
-    is not an int of at least 0, is logged and skipped.
+    that fails `llmfy_core.pricing.price_problem` (a rate that is not a
+    finite `Decimal` of at least 0, a `price_per_tokens` below 1, a
+    `checked` that is not a date, or an invalid long-context tier) is logged
+    and skipped.
     """
 
 

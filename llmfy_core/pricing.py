@@ -254,10 +254,10 @@ def price_problem(price: Price) -> str | None:
     """Return what makes a `Price` from a plugin unusable, or None when it is valid.
 
     Every rate must be a finite `Decimal` of at least 0, `price_per_tokens`
-    a whole number of at least 1, and each long-context tier's
-    `above_input_tokens` a whole number of at least 0. Tables parsed from user
-    input are checked as they are read, so this is for the `Price` objects
-    that plugins build.
+    a whole number of at least 1, `checked` None or a date, and
+    `long_context` a tuple of `LongContextTier` whose `above_input_tokens` is
+    a whole number of at least 0. Tables parsed from user input are checked
+    as they are read, so this is for the `Price` objects that plugins build.
     """
     rates: list[tuple[str, object]] = [
         ("input", price.input),
@@ -277,9 +277,11 @@ def price_problem(price: Price) -> str | None:
     unit = price.price_per_tokens
     if isinstance(unit, bool) or not isinstance(unit, int) or unit < 1:
         return f"price_per_tokens is {unit!r}, not a whole number of at least 1"
+    checked: object = price.checked
+    if checked is not None and not isinstance(checked, dt.date):
+        return f"checked is {checked!r}, not a datetime.date"
     # Typed as object, because a plugin may pass anything despite the annotation.
-    # An empty value, None included, means no tiers wherever prices are used.
-    tiers: object = price.long_context or ()
+    tiers: object = price.long_context
     if not isinstance(tiers, (tuple, list)):
         return f"long_context is {tiers!r}, not a tuple of LongContextTier"
     for tier in tiers:

@@ -150,8 +150,6 @@ def test_price_problem_long_context_thresholds() -> None:
 
     assert price_problem(with_threshold(200_000)) is None
     assert price_problem(with_threshold(0)) is None
-    # None, as a plugin may pass for "no tiers", works wherever prices are used.
-    assert price_problem(attrs.evolve(base, long_context=None)) is None
     for threshold in ("200000", None, True, -1, 200_000.0):
         problem = price_problem(with_threshold(threshold))
         assert problem is not None

@@ -10,6 +10,7 @@ distributions beside the real plugins and drive the real OpenAI SDK.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import sys
 import textwrap
@@ -175,6 +176,8 @@ class InvalidPrice:
             Decimal("0.60"),
             long_context=((50, Price(Decimal("0.30"), Decimal("1.20"))),),  # type: ignore[arg-type]
         ),
+        Price(Decimal("0.15"), Decimal("0.60"), long_context=None),  # type: ignore[arg-type]
+        Price(Decimal("0.15"), Decimal("0.60"), checked="2025-01-01"),  # type: ignore[arg-type]
     ],
     ids=[
         "nan-input",
@@ -185,6 +188,8 @@ class InvalidPrice:
         "text-threshold",
         "missing-threshold",
         "tier-not-a-tier",
+        "no-long-context",
+        "text-checked-date",
     ],
 )
 def test_invalid_plugin_price_is_skipped(
@@ -205,6 +210,9 @@ def test_invalid_plugin_price_is_skipped(
     # The bundled gpt-4o-mini price: 60 * 0.15 + 3 * 0.60 = 10.8 per million.
     assert usage.total_cost == ONE_REQUEST_COST
     assert usage.records[0].price_origin == "openai"
+    assert json.loads(json.dumps(usage.to_dict()))["totals"]["cost_usd"] == (
+        "0.0000108"
+    )
     message = str(warned[0].message)
     assert "Plugin 'invalid-price' returned an invalid price" in message
     assert "for openai model 'gpt-4o-mini" in message
