@@ -423,6 +423,36 @@ def provider_regions(provider: str) -> frozenset[str] | None:
     return frozenset(regions) if listed else None
 
 
+def provider_model_ids(provider: str) -> frozenset[str]:
+    """Return the model ids that plugins of rank PROVIDER list for `provider`.
+
+    These are the bundled tables' ids, which are cheap to list. Plugins
+    ranked above them list users' own prices, such as the price file being
+    read, and a fallback database such as genai-prices loads its whole data
+    set to list, so neither is asked. A plugin whose `price_catalog` raises
+    is logged and skipped.
+    """
+    manager = get_registry().manager
+    model_ids: set[str] = set()
+    for impl in manager.hook.price_catalog.get_hookimpls():
+        if price_rank_of(impl.plugin) != PriceRank.PROVIDER:
+            continue
+        arguments = {"provider": provider}
+        try:
+            listed: Any = impl.function(*[arguments[arg] for arg in impl.argnames])
+            for entry in listed or ():
+                if entry.provider == provider:
+                    model_ids.add(entry.key.model)
+        except Exception as error:
+            logger.warning(
+                "price_catalog of plugin %r failed for provider %s: %r",
+                manager.get_name(impl.plugin),
+                provider,
+                error,
+            )
+    return frozenset(model_ids)
+
+
 def _sorted_entry_points() -> Sequence[discovery.EntryPoint]:
     found = discovery.entry_points(ENTRY_POINT_GROUP)
     return sorted(found, key=_load_order)

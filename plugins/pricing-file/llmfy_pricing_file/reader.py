@@ -39,7 +39,7 @@ import attrs
 from llmfy_core import Price, PriceKey, PricingTableError, PricingWarning
 from llmfy_core.errors import warn_in_setup
 from llmfy_core.logs import get_logger
-from llmfy_core.plugins import provider_regions
+from llmfy_core.plugins import provider_model_ids, provider_regions
 from llmfy_core.pricing import (
     BATCH_TIER,
     DECIMAL_CONTEXT,
@@ -50,7 +50,7 @@ from llmfy_core.pricing import (
     parse_price_value,
 )
 
-from .prices import PriceEntry, PriceList, ProviderAdjustment
+from .prices import PriceEntry, PriceList, ProviderAdjustment, model_candidates
 
 logger = get_logger("llmfy.plugins.pricing_file")
 
@@ -248,6 +248,8 @@ class _DocumentReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.source = f"price file {path}"
+        # The model ids that provider plugins list, by provider, read once.
+        self.model_ids: dict[str, frozenset[str]] = {}
 
     def fail(self, key_path: str, message: str) -> PriceFileError:
         return PriceFileError(self.path, message, key_path=key_path)
@@ -412,6 +414,7 @@ class _DocumentReader:
         region = self.optional_text(entry, path, "region")
         where = describe_entry(provider, model, region, None)
         self.check_keys(entry, _ENTRY_KEYS, path, where)
+        self.check_model(provider, model, path)
         if region is not None:
             self.check_region(provider, model, region, path)
         service_tier = self.optional_text(entry, path, "service_tier")
@@ -434,6 +437,33 @@ class _DocumentReader:
             price=attrs.evolve(price, checked=effective_from),
             effective_from=effective_from,
             effective_until=effective_until,
+        )
+
+    def check_model(self, provider: str, model: str, path: str) -> None:
+        """Warn when `model` is not a listed model id and misspells one.
+
+        Any other id is accepted as a model of the user's own.
+        """
+        known = self.model_ids.get(provider)
+        if known is None:
+            known = self.model_ids[provider] = provider_model_ids(provider)
+        candidates = list(model_candidates(provider, model))
+        if not known or any(candidate in known for candidate in candidates):
+            return
+        listed = sorted(known)
+        for candidate in candidates:
+            meant = likely_typo(candidate, listed)
+            if meant is not None:
+                break
+        else:
+            return
+        where = describe_entry(provider, model, None, None)
+        self.warn(
+            _join(path, "model"),
+            f"the price of {where} is for a model id that no installed provider "
+            f"plugin lists. Did you mean {meant!r}? As written, the entry prices "
+            f"only requests for {model!r}, and {meant!r} keeps its price from the "
+            "other sources.",
         )
 
     def check_region(self, provider: str, model: str, region: str, path: str) -> None:

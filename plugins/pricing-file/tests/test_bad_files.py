@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import warnings
 from decimal import Decimal
+from pathlib import Path
 
 import attrs
 import llmfy_pricing_file
 import pytest
-from llmfy_pricing_file import ENV_VAR, MAX_FILE_BYTES, PriceFileError
+from llmfy_pricing_file import ENV_VAR, MAX_FILE_BYTES, PriceFileError, PriceList
 
 import llmfy_core
 from llmfy_core import PricingTableError, PricingWarning, llmfy_usage_tracker
@@ -562,6 +563,17 @@ def test_counted_provider_not_warned(write_file: WriteFile) -> None:
     assert prices.providers == ("mistral", "openai")
 
 
+def use_with_one_warning(path: Path) -> tuple[PriceList, str]:
+    """Use the price file at `path`; return its prices and its one warning's text."""
+    with pytest.warns(PricingWarning) as caught:
+        prices = llmfy_pricing_file.use_price_file(path)
+
+    assert len(caught) == 1
+    assert caught[0].filename == __file__
+    assert prices is not None
+    return prices, str(caught[0].message)
+
+
 BEDROCK_ENTRY = '[[providers.bedrock.prices]]\nmodel = "amazon.nova-lite-v1:0"\n'
 
 
@@ -580,20 +592,13 @@ def test_unknown_bedrock_region_warned(
         BEDROCK_ENTRY + f'region = "{region}"\ninput = 0.05\noutput = 0.20\n',
     )
 
-    with pytest.warns(PricingWarning) as caught:
-        prices = llmfy_pricing_file.use_price_file(path)
+    prices, message = use_with_one_warning(path)
 
-    messages = [str(warning.message) for warning in caught]
-    assert len(messages) == 1
-    assert (
-        f"The price file {path}, key providers.bedrock.prices[0].region"
-        in (messages[0])
-    )
-    assert "provider 'bedrock'" in messages[0]
-    assert "model 'amazon.nova-lite-v1:0'" in messages[0]
-    assert f"region {region!r}" in messages[0]
-    assert advice in messages[0]
-    assert caught[0].filename == __file__
+    assert f"The price file {path}, key providers.bedrock.prices[0].region" in (message)
+    assert "provider 'bedrock'" in message
+    assert "model 'amazon.nova-lite-v1:0'" in message
+    assert f"region {region!r}" in message
+    assert advice in message
     # The entry is kept, for a region newer than the installed plugins.
     price = prices.lookup("bedrock", "amazon.nova-lite-v1:0", region)
     assert price is not None
@@ -648,19 +653,14 @@ def test_misspelt_tier_warned(write_file: WriteFile, tier: str, meant: str) -> N
         ENTRY + f'service_tier = "{tier}"\ninput = 0.05\noutput = 0.20\n',
     )
 
-    with pytest.warns(PricingWarning) as caught:
-        prices = llmfy_pricing_file.use_price_file(path)
+    prices, message = use_with_one_warning(path)
 
-    messages = [str(warning.message) for warning in caught]
-    assert len(messages) == 1
-    assert (
-        f"The price file {path}, key providers.openai.prices[0].service_tier"
-        in (messages[0])
+    assert f"The price file {path}, key providers.openai.prices[0].service_tier" in (
+        message
     )
-    assert "provider 'openai', model 'gpt-4o-mini'" in messages[0]
-    assert f"service tier {tier!r}" in messages[0]
-    assert f"Did you mean {meant!r}?" in messages[0]
-    assert caught[0].filename == __file__
+    assert "provider 'openai', model 'gpt-4o-mini'" in message
+    assert f"service tier {tier!r}" in message
+    assert f"Did you mean {meant!r}?" in message
     # The entry is kept, for a tier of the provider's that llmfy does not list.
     price = prices.lookup("openai", "gpt-4o-mini", service_tier=tier)
     assert price is not None
@@ -684,3 +684,73 @@ def test_other_tiers_not_warned(write_file: WriteFile) -> None:
 
     assert prices is not None
     assert len(prices) == 2
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "meant"),
+    [
+        ("openai", "gpt-4o-mnii", "gpt-4o-mini"),
+        ("bedrock", "us.amazon.nova-lte-v1:0", "amazon.nova-lite-v1:0"),
+    ],
+)
+def test_misspelt_model_warned(
+    write_file: WriteFile, provider: str, model: str, meant: str
+) -> None:
+    path = write_file(
+        "prices.toml",
+        f'[[providers.{provider}.prices]]\nmodel = "{model}"\n'
+        "input = 0.05\noutput = 0.20\n",
+    )
+
+    prices, message = use_with_one_warning(path)
+
+    assert f"The price file {path}, key providers.{provider}.prices[0].model" in (
+        message
+    )
+    assert f"provider {provider!r}, model {model!r}" in message
+    assert f"Did you mean {meant!r}?" in message
+    # The entry is kept, for a model of the user's own.
+    price = prices.lookup(provider, model)
+    assert price is not None
+    assert price.input == Decimal("0.05")
+
+
+def test_known_and_own_models_not_warned(write_file: WriteFile) -> None:
+    models = [
+        "gpt-4o-mini-2024-07-18",
+        "ft:gpt-4o-mini:acme::x1",
+        "acme-large",
+        "gpt-4o-mini",
+    ]
+    entries = "".join(
+        f'[[providers.openai.prices]]\nmodel = "{model}"\ninput = 1\noutput = 2\n'
+        for model in models
+    )
+    path = write_file("prices.toml", entries)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prices = llmfy_pricing_file.use_price_file(path)
+
+    assert prices is not None
+    assert len(prices) == len(models)
+
+
+def test_failing_catalog_skips_model_check(
+    write_file: WriteFile, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenCatalog:
+        @llmfy_core.hookimpl
+        def price_catalog(self, provider: str | None) -> None:
+            raise RuntimeError("catalog unavailable")
+
+    llmfy_core.register_plugin(BrokenCatalog(), "broken-catalog")
+    path = write_file("prices.toml", GOOD_TOML)
+
+    with caplog.at_level(logging.WARNING, logger="llmfy.plugins"):
+        prices = llmfy_pricing_file.use_price_file(path)
+
+    assert prices is not None
+    assert len(prices) == 1
+    assert "price_catalog of plugin 'broken-catalog' failed" in caplog.text
+    assert "catalog unavailable" in caplog.text
