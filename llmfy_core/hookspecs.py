@@ -105,7 +105,9 @@ def pricing_table_parse(provider: str, table: Mapping[str, Any]) -> PriceTable |
     `table` is the value given as `<provider>_pricing=` to
     `llmfy_usage_tracker`. Return None unless `provider` is this plugin's.
     Validate every entry and raise `llmfy_core.PricingTableError` naming the
-    provider, model, region and field at fault, with the expected shape.
+    provider, model, region and field at fault, with the expected shape. A
+    `Price` that the table's `lookup` returns and that fails the checks of
+    `price_lookup` results is logged and skipped.
     """
 
 

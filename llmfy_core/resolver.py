@@ -318,6 +318,8 @@ class PriceResolver:
                         None, "override", None, f"override lookup failed: {error!r}"
                     )
                 if isinstance(found, Price):
+                    if _invalid_override_price(usage, model, found):
+                        break
                     published = PLUGIN_PRICES.lookup(key, usage, models, sent_at)
                     if published.price is not None:
                         _check_override_unit(usage, model, found, published.price)
@@ -393,16 +395,43 @@ def _invalid_plugin_price(name: str, usage: Usage, model: str, price: Price) -> 
     negative rate never reaches the cost arithmetic. The warning is for the
     plugin's author, who would otherwise see only the other source's cost.
     """
+    return _invalid_price(
+        f"Plugin {name!r} returned an invalid price from price_lookup",
+        "the next price source",
+        usage,
+        model,
+        price,
+    )
+
+
+def _invalid_override_price(usage: Usage, model: str, price: Price) -> bool:
+    """Log, warn and return True when an override table returned an unusable `price`.
+
+    Tables that llmfy's own plugins parse are validated as they are read, but
+    a third-party plugin's `pricing_table_parse` may return a table whose
+    prices break the cost arithmetic.
+    """
+    return _invalid_price(
+        f"The {usage.provider}_pricing table returned an invalid price",
+        "the price plugins",
+        usage,
+        model,
+        price,
+    )
+
+
+def _invalid_price(
+    returned_by: str, asked_next: str, usage: Usage, model: str, price: Price
+) -> bool:
     problem = price_problem(price)
     if problem is None:
         return False
     message = (
-        f"Plugin {name!r} returned an invalid price from price_lookup for "
-        f"{usage.provider} model {model!r}: {problem}. llmfy skipped it and asked "
-        f"the next price source. {INVALID_PRICE_FIX}"
+        f"{returned_by} for {usage.provider} model {model!r}: {problem}. llmfy "
+        f"skipped it and asked {asked_next}. {INVALID_PRICE_FIX}"
     )
     logger.warning("%s", message)
-    emit_warning(PricingWarning(message), stacklevel=2)
+    emit_warning(PricingWarning(message), stacklevel=3)
     return True
 
 

@@ -149,49 +149,50 @@ class InvalidPrice:
         return self.price if provider == "openai" else None
 
 
-@pytest.mark.parametrize(
-    "price",
-    [
-        Price(Decimal("NaN"), Decimal("0.60")),
-        Price(Decimal("0.15"), Decimal("-0.60")),
-        Price(Decimal("0.15"), Decimal("0.60"), cache_read=Decimal("Infinity")),
-        Price(Decimal("0.15"), Decimal("0.60"), price_per_tokens=0),
-        Price(0.15, 0.60),  # type: ignore[arg-type]
-        Price(
-            Decimal("0.15"),
-            Decimal("0.60"),
-            long_context=(
-                LongContextTier("50", Price(Decimal("0.30"), Decimal("1.20"))),  # type: ignore[arg-type]
-            ),
+# Prices that break the cost arithmetic or the report, one per invalid field.
+INVALID_PRICES = [
+    Price(Decimal("NaN"), Decimal("0.60")),
+    Price(Decimal("0.15"), Decimal("-0.60")),
+    Price(Decimal("0.15"), Decimal("0.60"), cache_read=Decimal("Infinity")),
+    Price(Decimal("0.15"), Decimal("0.60"), price_per_tokens=0),
+    Price(0.15, 0.60),  # type: ignore[arg-type]
+    Price(
+        Decimal("0.15"),
+        Decimal("0.60"),
+        long_context=(
+            LongContextTier("50", Price(Decimal("0.30"), Decimal("1.20"))),  # type: ignore[arg-type]
         ),
-        Price(
-            Decimal("0.15"),
-            Decimal("0.60"),
-            long_context=(
-                LongContextTier(None, Price(Decimal("0.30"), Decimal("1.20"))),  # type: ignore[arg-type]
-            ),
+    ),
+    Price(
+        Decimal("0.15"),
+        Decimal("0.60"),
+        long_context=(
+            LongContextTier(None, Price(Decimal("0.30"), Decimal("1.20"))),  # type: ignore[arg-type]
         ),
-        Price(
-            Decimal("0.15"),
-            Decimal("0.60"),
-            long_context=((50, Price(Decimal("0.30"), Decimal("1.20"))),),  # type: ignore[arg-type]
-        ),
-        Price(Decimal("0.15"), Decimal("0.60"), long_context=None),  # type: ignore[arg-type]
-        Price(Decimal("0.15"), Decimal("0.60"), checked="2025-01-01"),  # type: ignore[arg-type]
-    ],
-    ids=[
-        "nan-input",
-        "negative-output",
-        "infinite-cache-read",
-        "zero-unit",
-        "floats",
-        "text-threshold",
-        "missing-threshold",
-        "tier-not-a-tier",
-        "no-long-context",
-        "text-checked-date",
-    ],
-)
+    ),
+    Price(
+        Decimal("0.15"),
+        Decimal("0.60"),
+        long_context=((50, Price(Decimal("0.30"), Decimal("1.20"))),),  # type: ignore[arg-type]
+    ),
+    Price(Decimal("0.15"), Decimal("0.60"), long_context=None),  # type: ignore[arg-type]
+    Price(Decimal("0.15"), Decimal("0.60"), checked="2025-01-01"),  # type: ignore[arg-type]
+]
+INVALID_PRICE_IDS = [
+    "nan-input",
+    "negative-output",
+    "infinite-cache-read",
+    "zero-unit",
+    "floats",
+    "text-threshold",
+    "missing-threshold",
+    "tier-not-a-tier",
+    "no-long-context",
+    "text-checked-date",
+]
+
+
+@pytest.mark.parametrize("price", INVALID_PRICES, ids=INVALID_PRICE_IDS)
 def test_invalid_plugin_price_is_skipped(
     price: Price,
     loopback: LoopbackLLM,
@@ -342,6 +343,57 @@ def test_wrong_type_table_parser_loses_no_request(provider: object) -> None:
         send()
 
     assert usage.request_count == 1
+
+
+class InvalidPriceTable:
+    """An override table, built by a plugin, whose every lookup returns one price."""
+
+    def __init__(self, price: Price) -> None:
+        self.price = price
+
+    def lookup(
+        self, model: str, region: str | None, service_tier: str | None, batch: bool
+    ) -> Price:
+        return self.price
+
+
+class InvalidTableParser:
+    """A table parser, asked first, whose table returns an invalid price."""
+
+    def __init__(self, price: Price) -> None:
+        self.price = price
+
+    @hookimpl(tryfirst=True)
+    def pricing_table_parse(self, provider: str) -> InvalidPriceTable | None:
+        return InvalidPriceTable(self.price) if provider == "openai" else None
+
+
+@pytest.mark.parametrize("price", INVALID_PRICES, ids=INVALID_PRICE_IDS)
+def test_invalid_override_table_price_is_skipped(
+    price: Price,
+    loopback: LoopbackLLM,
+    openai_client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    llmfy_core.register_plugin(InvalidTableParser(price), "invalid-tables")
+    caplog.set_level(logging.WARNING, logger="llmfy")
+
+    with llmfy_usage_tracker(openai_pricing={"gpt-4o-mini": {}}) as usage:
+        with pytest.warns(PricingWarning) as warned:
+            reply = chat_call(openai_client)()
+
+    assert reply.choices[0].message.content == "Paris."
+    assert usage.request_count == 1
+    # The bundled gpt-4o-mini price: 60 * 0.15 + 3 * 0.60 = 10.8 per million.
+    assert usage.total_cost == ONE_REQUEST_COST
+    assert usage.records[0].price_origin == "openai"
+    assert usage.records[0].fault is None
+    assert len(warned) == 1
+    message = str(warned[0].message)
+    assert "The openai_pricing table returned an invalid price" in message
+    assert "for openai model 'gpt-4o-mini-2024-07-18'" in message
+    assert "asked the price plugins" in message
+    assert "openai_pricing table returned an invalid price" in caplog.text
 
 
 def test_overflowing_override_price_is_a_table_error(provider: object) -> None:
