@@ -248,8 +248,9 @@ class _DocumentReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.source = f"price file {path}"
-        # The model ids that provider plugins list, by provider, read once.
+        # The model ids and regions that plugins list, by provider, read once.
         self.model_ids: dict[str, frozenset[str]] = {}
+        self.regions: dict[str, frozenset[str] | None] = {}
 
     def fail(self, key_path: str, message: str) -> PriceFileError:
         return PriceFileError(self.path, message, key_path=key_path)
@@ -472,7 +473,9 @@ class _DocumentReader:
         The entry is kept, so that a region that the provider opened after
         the installed plugins were released still gets its price.
         """
-        known = provider_regions(provider)
+        if provider not in self.regions:
+            self.regions[provider] = provider_regions(provider)
+        known = self.regions[provider]
         if known is None or region in known:
             return
         meant = likely_typo(region, sorted(known))

@@ -754,3 +754,17 @@ def test_failing_catalog_skips_model_check(
     assert len(prices) == 1
     assert "price_catalog of plugin 'broken-catalog' failed" in caplog.text
     assert "catalog unavailable" in caplog.text
+
+
+def test_warning_as_error_rejects_file_with_unknown_region(
+    write_file: WriteFile,
+) -> None:
+    # The test suite turns warnings into errors, as `python -W error` does.
+    good = llmfy_pricing_file.use_price_file(write_file("good.toml", GOOD_TOML))
+    content = BEDROCK_ENTRY + 'region = "mars-1"\ninput = 0.05\noutput = 0.20\n'
+    bad_path = write_file("prices.toml", content)
+
+    with pytest.raises(PricingWarning, match="region 'mars-1'"):
+        llmfy_pricing_file.use_price_file(bad_path)
+
+    assert llmfy_pricing_file.check_price_file() is good
