@@ -28,6 +28,7 @@ from llmfy_core.model import MILLION
 from llmfy_core.pricing import (
     BATCH_TIER,
     SERVICE_TIERS,
+    STANDARD_TIERS,
     describe_entry,
     parse_price_value,
     price_from_mapping,
@@ -173,9 +174,15 @@ def _parse_entry(model: str, entry: object) -> dict[PriceKey, Price]:
         if tier != BATCH_TIER and tier not in SERVICE_TIERS:
             where = describe_entry(PROVIDER, model, None, f"tiers.{tier}")
             allowed = ", ".join(sorted(SERVICE_TIERS | {BATCH_TIER}))
+            standard = (
+                f" {tier!r} is the standard tier, so give its prices as the "
+                "entry's own input and output."
+                if tier in STANDARD_TIERS
+                else ""
+            )
             raise PricingTableError(
-                f"Unknown tier for {where}: {tier!r}. Allowed tiers: {allowed}. "
-                f"Expected shape: {EXPECTED_SHAPE}"
+                f"Unknown tier for {where}: {tier!r}. Allowed tiers: {allowed}."
+                f"{standard} Expected shape: {EXPECTED_SHAPE}"
             )
         if isinstance(tier_entry, Mapping) and "tiers" in tier_entry:
             where = describe_entry(PROVIDER, model, None, f"tiers.{tier}.tiers")

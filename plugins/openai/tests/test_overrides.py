@@ -231,6 +231,16 @@ BAD_TABLES = [
         id="unknown-tier",
     ),
     pytest.param(
+        {"gpt-4o-mini": {"input": 1, "output": 2, "tiers": {"default": {}}}},
+        [
+            "tiers.default",
+            "Unknown tier",
+            "'default' is the standard tier",
+            "give its prices as the entry's own input and output",
+        ],
+        id="standard-tier",
+    ),
+    pytest.param(
         {"gpt-4o-mini": {"input": 1, "output": 2, "tiers": {"flex": {"input": 1}}}},
         ["tiers.flex", "'output'"],
         id="tier-missing-output",
