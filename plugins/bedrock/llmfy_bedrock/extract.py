@@ -529,6 +529,32 @@ def decode_body(body: bytes | bytearray | str | Mapping[str, Any]) -> Mapping[st
     return decoded
 
 
+def is_image_response(data: bytes, headers: Mapping[str, str]) -> bool:
+    """Return whether an InvokeModel response body is a generated image.
+
+    Titan Image Generator, Nova Canvas and Stability AI models return their
+    images in an `images` list, or as the body itself when the request asked
+    for an `image/*` type. AWS bills them per image, and they report no token
+    counts. A JSON body with a `usage` or any count that llmfy reads is not
+    taken as an image response, so that it is still counted.
+    """
+    content_type = headers.get("content-type")
+    if isinstance(content_type, str) and content_type.startswith("image/"):
+        return True
+    if b'"images"' not in data:
+        return False
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return False
+    return (
+        isinstance(body, Mapping)
+        and isinstance(body.get("images"), list)
+        and "usage" not in body
+        and counts_from_body(body) is None
+    )
+
+
 def usage_from_invoke(body: Mapping[str, Any] | None, context: CallContext) -> Usage:
     """Normalize an InvokeModel response: the token headers first, else the body.
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType, ModuleType
 from typing import Any
 
-from llmfy_bedrock.extract import PROVIDER, counts_from_headers
+from llmfy_bedrock.extract import PROVIDER, counts_from_headers, is_image_response
 from llmfy_bedrock.resolve import billing_region
 from llmfy_bedrock.streams import StreamWatch
 from llmfy_core import CallContext
@@ -207,11 +207,18 @@ def _observe_invoke(
 ) -> None:
     # The headers are what Bedrock bills. The body is read only when they are
     # missing or invalid, or to split cache writes by time-to-live.
-    counts = counts_from_headers(context.headers)
+    headers = context.headers or {}
+    counts = counts_from_headers(headers)
     if counts is not None and not counts.cache_write:
         record_response(response, context, trackers, sent_at)
         return
     body = read_and_restore_body(response)
+    if counts is None and body is not None and is_image_response(body, headers):
+        # AWS bills image generation per image, which llmfy does not price, and
+        # the response has no token counts. Like a DALL-E request on OpenAI, it
+        # is not counted.
+        logger.debug("image response of bedrock model %s not counted", context.model)
+        return
     record_response(response if body is None else body, context, trackers, sent_at)
 
 

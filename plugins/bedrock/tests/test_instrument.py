@@ -553,6 +553,84 @@ def test_invoke_one_hour_cache_from_body(bedrock_server: Any, make_client: Any) 
     assert record.cost.total == Decimal("0.00480601")
 
 
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        ("amazon.titan-image-generator-v2:0", {"images": ["aW1n"], "error": None}),
+        ("amazon.nova-canvas-v1:0", {"images": ["aW1n"]}),
+        (
+            "stability.sd3-5-large-v1:0",
+            {"seeds": [7], "finish_reasons": [None], "images": ["aW1n"]},
+        ),
+    ],
+)
+def test_invoke_image_generation_not_counted(
+    bedrock_server: Any,
+    make_client: Any,
+    caplog: pytest.LogCaptureFixture,
+    model: str,
+    body: dict[str, Any],
+) -> None:
+    # AWS bills these models per image, and their responses report no tokens.
+    client = make_client()
+    bedrock_server.queue_json(body)
+
+    with caplog.at_level(logging.WARNING), llmfy_usage_tracker() as usage:
+        response = client.invoke_model(modelId=model, body=b"{}")
+
+    assert json.loads(response["body"].read()) == body
+    assert usage.request_count == 0
+    assert usage.cost_complete
+    assert caplog.records == []
+
+
+def test_invoke_image_bytes_not_counted(
+    bedrock_server: Any, make_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Stability AI models return the image itself when asked for image/png.
+    client = make_client()
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    bedrock_server.queue_recorded(200, {"Content-Type": "image/png"}, png, stream=False)
+
+    with caplog.at_level(logging.WARNING), llmfy_usage_tracker() as usage:
+        response = client.invoke_model(
+            modelId="stability.stable-image-core-v1:1", body=b"{}", accept="image/png"
+        )
+
+    assert response["body"].read() == png
+    assert usage.request_count == 0
+    assert caplog.records == []
+
+
+def test_invoke_image_model_with_token_headers(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    # A response that reports tokens is counted, whatever its body.
+    client = make_client()
+    bedrock_server.queue_json(
+        {"images": ["aW1n"]}, {"X-Amzn-Bedrock-Input-Token-Count": "12"}
+    )
+
+    with llmfy_usage_tracker() as usage:
+        client.invoke_model(modelId="amazon.nova-canvas-v1:0", body=b"{}")
+
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens == 12
+
+
+def test_invoke_image_body_with_token_count(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    client = make_client()
+    bedrock_server.queue_json({"images": ["aW1n"], "inputTextTokenCount": 9})
+
+    with llmfy_usage_tracker() as usage:
+        client.invoke_model(modelId="amazon.nova-canvas-v1:0", body=b"{}")
+
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens == 9
+
+
 # InvokeModelWithResponseStream
 
 
