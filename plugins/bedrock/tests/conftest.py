@@ -214,7 +214,7 @@ class BedrockServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                reply = server._next(Received("POST", self.path, body))
+                reply = server._next(Received(self.command, self.path, body))
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -242,6 +242,9 @@ class BedrockServer:
                     server.sent_frames.append(index)
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
+
+            # GetAsyncInvoke and ListAsyncInvokes are GET requests.
+            do_GET = do_POST
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None

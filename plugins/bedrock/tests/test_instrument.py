@@ -1229,6 +1229,71 @@ def test_no_tracker_leaves_responses_alone(
     assert len(list(stream)) == 5
 
 
+def test_other_operations_pass_through_uncounted(
+    bedrock_server: Any, make_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # None of them reports billed tokens: CountTokens is free, the guardrail
+    # operations report text units, and an async job runs after its response.
+    client = make_client()
+    job = "arn:aws:bedrock:us-east-1:123456789012:async-invoke/a1b2c3d4e5f6"
+    reel = "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-reel-v1:1"
+    replies = [
+        {"inputTokens": 12},
+        {"usage": {"contentPolicyUnits": 1}, "action": "NONE", "outputs": []},
+        {"results": {}, "usage": {"contentFilter": {"textUnits": 1}}},
+        {"invocationArn": job},
+        {
+            "invocationArn": job,
+            "modelArn": reel,
+            "status": "Completed",
+            "submitTime": "2026-12-01T00:00:00Z",
+            "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": "s3://bucket/out"}},
+        },
+        {"asyncInvokeSummaries": []},
+    ]
+    for reply in replies:
+        bedrock_server.queue_json(reply)
+    output = {"s3OutputDataConfig": {"s3Uri": "s3://bucket/out"}}
+
+    with caplog.at_level(logging.WARNING), llmfy_usage_tracker() as usage:
+        counted = client.count_tokens(
+            modelId="anthropic.claude-3-haiku-20240307-v1:0",
+            input={"converse": {"messages": MESSAGES}},
+        )
+        guarded = client.apply_guardrail(
+            guardrailIdentifier="g1",
+            guardrailVersion="1",
+            source="INPUT",
+            content=[{"text": {"text": "Hello"}}],
+        )
+        checked = client.invoke_guardrail_checks(
+            messages=[{"role": "user", "content": [{"text": "Hello"}]}],
+            checks={"contentFilter": {"categories": [{"category": "HATE"}]}},
+        )
+        started = client.start_async_invoke(
+            modelId="amazon.nova-reel-v1:1", modelInput={}, outputDataConfig=output
+        )
+        fetched = client.get_async_invoke(invocationArn=job)
+        listed = client.list_async_invokes()
+
+    assert counted["inputTokens"] == 12
+    assert guarded["usage"] == {"contentPolicyUnits": 1}
+    assert checked["usage"] == {"contentFilter": {"textUnits": 1}}
+    assert started["invocationArn"] == job
+    assert fetched["status"] == "Completed"
+    assert listed["asyncInvokeSummaries"] == []
+    assert [request.method for request in bedrock_server.received] == [
+        "POST",
+        "POST",
+        "POST",
+        "POST",
+        "GET",
+        "GET",
+    ]
+    assert usage.request_count == 0
+    assert caplog.records == []
+
+
 def test_client_error_is_not_recorded(bedrock_server: Any, make_client: Any) -> None:
     client = make_client()
     bedrock_server.queue_error(400, "ValidationException", "Malformed input request")
