@@ -35,7 +35,7 @@ from itertools import chain
 from operator import itemgetter
 from struct import Struct, pack, unpack
 from struct import error as StructError
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from llmfy_core.logs import get_logger
 from llmfy_core.model import (
@@ -627,9 +627,18 @@ class Ledger:
 
     def records(self, tags: Mapping[str, str]) -> list[RequestRecord]:
         """Return the kept requests as records, building the new ones."""
+        return self.snapshot(tags).records
+
+    def snapshot(self, tags: Mapping[str, str]) -> LedgerSnapshot:
+        """Return the totals, the totals by model and the records of one fold.
+
+        Requests that other threads record meanwhile are in none of them, so
+        a report built from the snapshot agrees with itself.
+        """
         with self._records_lock:
             with self.lock:
                 self.fold()
+                totals, groups = self._sums()
                 end = len(self._kept)
                 # Other threads may fold and merge chunks while the records
                 # are built outside the lock, so they are built from copies.
@@ -640,7 +649,42 @@ class Ledger:
                 kept.record_at(index, tags, chunks)
                 for index in range(len(records), end)
             )
-            return list(records)
+            return LedgerSnapshot(totals, groups, list(records))
+
+    def totals_by_model(self) -> dict[GroupKey, ModelTotals]:
+        """Return the totals per (provider, model, region), as requested."""
+        with self.lock:
+            self.fold()
+            return self._sums()[1]
+
+    def _sums(self) -> tuple[ModelTotals, dict[GroupKey, ModelTotals]]:
+        """Return the totals and the totals by model. The caller must hold `lock`."""
+        totals = ModelTotals()
+        groups: dict[GroupKey, ModelTotals] = {}
+        for (provider, model, region, _), bucket in self._buckets.items():
+            bucket.add_to(totals)
+            key = (provider, model, region)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = ModelTotals()
+            bucket.add_to(group)
+        totals.cost = tidy_decimal(totals.cost)
+        for group in groups.values():
+            group.cost = tidy_decimal(group.cost)
+        return totals, groups
+
+
+# (provider, model as requested, region)
+GroupKey = tuple[str, str, str | None]
+
+
+class LedgerSnapshot(NamedTuple):
+    """A tracker's totals, totals by model and kept records, as of one fold."""
+
+    totals: ModelTotals
+    by_model: dict[GroupKey, ModelTotals]
+    # Empty when the tracker keeps totals only.
+    records: list[RequestRecord]
 
 
 class KeptRequests:

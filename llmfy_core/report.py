@@ -18,7 +18,8 @@ RULE = "------------------"
 
 def format_report(tracker: UsageTracker) -> str:
     """Render the report that `print(usage)` shows."""
-    totals = tracker.totals
+    snapshot = tracker.snapshot()
+    totals = snapshot.totals
     lines = [RULE, "USAGE: ", ""]
     lines += _total_lines(totals)
     open_streams = tracker.open_streams
@@ -37,12 +38,12 @@ def format_report(tracker: UsageTracker) -> str:
     lines.append("")
     if tracker.keep_requests:
         lines.append("Request Details:")
-        for number, record in enumerate(tracker.records, start=1):
+        for number, record in enumerate(snapshot.records, start=1):
             lines += _request_lines(number, record)
             lines.append("")
     else:
         lines.append("Totals by Model:")
-        groups = tracker.totals_by_model().items()
+        groups = snapshot.by_model.items()
         for number, ((provider, model, region), group) in enumerate(groups, start=1):
             lines += _group_lines(number, provider, model, region, group)
             lines.append("")
@@ -236,10 +237,11 @@ def _group_token_lines(group: ModelTotals) -> list[str]:
 
 def report_dict(tracker: UsageTracker) -> dict[str, Any]:
     """Build the JSON-serializable report; see the schema in the docs."""
+    snapshot = tracker.snapshot()
     return {
         "schema": SCHEMA,
         "tags": dict(tracker.tags),
-        "totals": totals_dict(tracker.totals),
+        "totals": totals_dict(snapshot.totals),
         "open_streams": tracker.open_streams,
         "pending_requests": tracker.pending_requests,
         "by_model": [
@@ -249,9 +251,9 @@ def report_dict(tracker: UsageTracker) -> dict[str, Any]:
                 "region": region,
                 **totals_dict(group),
             }
-            for (provider, model, region), group in tracker.totals_by_model().items()
+            for (provider, model, region), group in snapshot.by_model.items()
         ],
-        "requests": [record_dict(record) for record in tracker.records],
+        "requests": [record_dict(record) for record in snapshot.records],
     }
 
 

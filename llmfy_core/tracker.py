@@ -29,7 +29,7 @@ from llmfy_core.errors import (
     UsageWarning,
     emit_warning,
 )
-from llmfy_core.ledger import Ledger, build_record
+from llmfy_core.ledger import Ledger, LedgerSnapshot, build_record
 from llmfy_core.logs import get_logger
 from llmfy_core.model import SUBSET_PARENTS, Price, RequestRecord, Usage
 from llmfy_core.plugins import (
@@ -881,19 +881,16 @@ class UsageTracker:
 
     def totals_by_model(self) -> dict[tuple[str, str, str | None], ModelTotals]:
         """Return totals per (provider, model, region), as requested."""
-        groups: dict[tuple[str, str, str | None], ModelTotals] = {}
-        ledger = self.ledger
-        with ledger.lock:
-            ledger.fold()
-            for (provider, model, region, _), bucket in ledger.buckets():
-                key = (provider, model, region)
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = ModelTotals()
-                bucket.add_to(group)
-        for group in groups.values():
-            group.cost = tidy_decimal(group.cost)
-        return groups
+        return self.ledger.totals_by_model()
+
+    def snapshot(self) -> LedgerSnapshot:
+        """Return the totals, the totals by model and the records of one moment.
+
+        While other threads record, `totals`, `totals_by_model()` and
+        `records` read one after another can each include a different number
+        of requests. The reports are built from a snapshot.
+        """
+        return self.ledger.snapshot(self.tags)
 
     @property
     def input_tokens(self) -> int:
