@@ -30,6 +30,7 @@ from llmfy_core.errors import (
     emit_warning,
 )
 from llmfy_core.ledger import Ledger, LedgerSnapshot, build_record
+from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.model import SUBSET_PARENTS, Price, RequestRecord, Usage
 from llmfy_core.plugins import (
@@ -58,6 +59,10 @@ _ACTIVE: ContextVar[tuple[_Period, ...]] = ContextVar(
     "llmfy_active_trackers", default=()
 )
 _process_trackers: tuple[UsageTracker, ...] = ()
+# Serializes the replacements of `_process_trackers`, so that a tracker that
+# one thread starts or stops is not undone by another thread's replacement.
+# Readers read the tuple without it.
+_process_trackers_lock = new_lock()
 # Whether threads started, and work submitted to executors, inherit trackers.
 _threads_carried = False
 _ZERO = Decimal(0)
@@ -984,7 +989,8 @@ def start_process_tracker(
     ensure_instrumented()
     with tracker._lock:
         tracker._depth += 1
-    _process_trackers = (*_process_trackers, tracker)
+    with _process_trackers_lock:
+        _process_trackers = (*_process_trackers, tracker)
     return tracker
 
 
@@ -999,7 +1005,10 @@ def stop_process_tracker(tracker: UsageTracker) -> None:
             "stop_process_tracker() takes the tracker that start_process_tracker() "
             f"returned, got {_short_repr(tracker)} of type {type(tracker).__name__}."
         )
-    _process_trackers = tuple(each for each in _process_trackers if each is not tracker)
+    with _process_trackers_lock:
+        _process_trackers = tuple(
+            each for each in _process_trackers if each is not tracker
+        )
     with tracker._lock:
         tracker._depth = 0
         tracker._close_period(None, True)
