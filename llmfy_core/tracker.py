@@ -145,9 +145,13 @@ def active_trackers() -> tuple[UsageTracker, ...]:
             trackers = period.trackers
     elif stack:
         trackers = _open_once(stack)
-    if _process_trackers:
-        return _process_trackers + trackers
-    return trackers
+    processes = _process_trackers
+    if not processes:
+        return trackers
+    if not trackers:
+        return processes
+    # A process tracker also entered as a block counts a request once.
+    return processes + tuple(each for each in trackers if each not in processes)
 
 
 def _open_once(stack: tuple[_Period, ...]) -> tuple[UsageTracker, ...]:
@@ -858,11 +862,23 @@ class UsageTracker:
         return record
 
     def _enclosing_trackers(self) -> tuple[UsageTracker, ...]:
-        """Return the active trackers that enclose this one, when it is active."""
-        stack = active_trackers()
-        for index in range(len(stack) - 1, -1, -1):
-            if stack[index] is self:
-                return stack[:index]
+        """Return the active trackers that enclose this one, when it is active.
+
+        Inside a block of this tracker, those are the process trackers and the
+        blocks around it, without this tracker, also when it is a process
+        tracker. Outside its blocks, a process tracker has only the process
+        trackers started before it around it.
+        """
+        blocks = _open_once(_ACTIVE.get())
+        processes = _process_trackers
+        if self in blocks:
+            around = blocks[: blocks.index(self)]
+            enclosing = processes + tuple(
+                each for each in around if each not in processes
+            )
+            return tuple(each for each in enclosing if each is not self)
+        if self in processes:
+            return processes[: processes.index(self)]
         return ()
 
     # Reading

@@ -20,10 +20,15 @@ import re
 import struct
 import threading
 from collections.abc import Mapping
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import attrs
+
+# The cost of one reply with the default `Replies` for gpt-4o-mini: 60 input
+# and 3 output tokens at 0.15 and 0.60 USD per million tokens.
+ONE_REPLY_COST = (Decimal(60) * Decimal("0.15") + Decimal(3) * Decimal("0.60")) / 10**6
 
 _CONVERSE = re.compile(r"^/model/(?P<model>[^/]+)/converse(?P<stream>-stream)?$")
 

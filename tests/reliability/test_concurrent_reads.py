@@ -13,19 +13,12 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from types import FrameType
 from typing import Any
 
 from llmfy_core import UsageTracker, llmfy_usage_tracker
 
-from .servers import LoopbackLLM
-
-# One loopback reply: 60 input and 3 output tokens of gpt-4o-mini, at 0.15
-# and 0.60 USD per million tokens.
-ONE_REQUEST_COST = (Decimal(60) * Decimal("0.15") + Decimal(3) * Decimal("0.60")) / (
-    10**6
-)
+from .servers import ONE_REPLY_COST, LoopbackLLM
 
 
 def ask(openai_client: Any) -> None:
@@ -68,9 +61,9 @@ def test_to_dict_during_request_agrees(
     assert totals["requests"] == 1
     assert len(data["requests"]) == 1
     assert [group["requests"] for group in data["by_model"]] == [1]
-    assert totals["cost_usd"] == str(ONE_REQUEST_COST)
+    assert totals["cost_usd"] == str(ONE_REPLY_COST)
     assert usage.request_count == 2
-    assert usage.total_cost == 2 * ONE_REQUEST_COST
+    assert usage.total_cost == 2 * ONE_REPLY_COST
 
 
 def report_numbers(report: str) -> tuple[int, int]:

@@ -1,7 +1,7 @@
-"""Process trackers started and stopped by several threads at once.
+"""Process trackers started and stopped by several threads, and entered as blocks.
 
 `start_process_tracker` and `stop_process_tracker` replace the tuple of
-process trackers with a new one. The tests pause one thread just before it
+process trackers with a new one. Two tests pause one thread just before it
 stores its new tuple, with an opcode trace, while another thread starts or
 stops a tracker, and check that neither change is lost.
 """
@@ -17,10 +17,15 @@ from typing import Any
 
 import pytest
 
-from llmfy_core import UsageTracker, start_process_tracker, stop_process_tracker
+from llmfy_core import (
+    UsageTracker,
+    llmfy_usage_tracker,
+    start_process_tracker,
+    stop_process_tracker,
+)
 from llmfy_core import tracker as tracker_module
 
-from .servers import LoopbackLLM
+from .servers import ONE_REPLY_COST, LoopbackLLM
 
 # How long the paused thread waits for the other one. With the update under a
 # lock, the other thread blocks until the paused one stores, so this wait
@@ -130,3 +135,31 @@ def test_stop_during_start_stays_stopped(
     assert stopped not in tracker_module._process_trackers
     assert stopped.request_count == 0
     assert started.request_count == 1
+
+
+def test_process_tracker_as_block_counts_once(
+    loopback: LoopbackLLM, openai_client: Any, process_trackers: list[UsageTracker]
+) -> None:
+    process = start_process_tracker()
+    process_trackers.append(process)
+    with process:
+        ask(openai_client)
+
+    assert process.request_count == 1
+    assert process.total_cost == ONE_REPLY_COST
+    assert process.active
+
+
+def test_process_tracker_in_block_counts_once(
+    loopback: LoopbackLLM, openai_client: Any, process_trackers: list[UsageTracker]
+) -> None:
+    process = start_process_tracker()
+    process_trackers.append(process)
+    with llmfy_usage_tracker() as outer, process:
+        ask(openai_client)
+        process.record("openai", "gpt-4o-mini", 60, 3)
+
+    assert process.request_count == 2
+    assert process.total_cost == 2 * ONE_REPLY_COST
+    assert outer.request_count == 2
+    assert outer.total_cost == 2 * ONE_REPLY_COST
