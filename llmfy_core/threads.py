@@ -14,8 +14,9 @@ opentelemetry-instrumentation-threading package does for its own context:
   each function runs with the trackers of its own submission, none included.
 - `multiprocessing.pool.ThreadPool`'s `apply_async`, `imap`, `imap_unordered`
   and `_map_async` (which `map`, `starmap` and their async forms call) do the
-  same for its tasks, once `multiprocessing.pool` is imported. Its worker
-  threads serve every later task as well.
+  same for its tasks and their `callback` and `error_callback`, once
+  `multiprocessing.pool` is imported. Its worker threads serve every later
+  task as well.
 
 Both bind the tracker's active period, not the tracker: a thread that is
 still running when the block ends counts no more requests into it. With no
@@ -28,6 +29,7 @@ bind each call's function to no tracker.
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import threading
 from collections.abc import Callable
@@ -64,6 +66,8 @@ _POOL_MODULE = "multiprocessing.pool"
 # and queue its tasks. `apply` calls `apply_async`, and `map`, `starmap`,
 # `map_async` and `starmap_async` call `_map_async`.
 _POOL_SUBMITTERS = ("apply_async", "_map_async", "imap", "imap_unordered")
+# The parameters of those methods that take functions the pool calls later.
+_POOL_FUNCTIONS = ("func", "callback", "error_callback")
 _pools_carried = False
 
 
@@ -111,16 +115,34 @@ def _bind_pool_tasks(method: Callable[..., Any]) -> Callable[..., Any]:
 
     Every task is bound, also to no tracker, because the pool's worker
     threads keep the trackers of the block that created the pool, if any.
+    So are the `callback` and `error_callback` of `apply_async` and
+    `_map_async`, which the pool's result-handler thread runs.
     """
+    # Positions in the arguments after `self`. `map_async` passes the
+    # callbacks to `_map_async` by position.
+    try:
+        parameters = list(inspect.signature(method).parameters)[1:]
+    except (TypeError, ValueError):
+        logger.warning(
+            "the parameters of multiprocessing.pool.ThreadPool.%s cannot be read, "
+            "so the callbacks it queues count in no tracker",
+            method.__name__,
+        )
+        parameters = ["func"]
+    bound_parameters = [name for name in _POOL_FUNCTIONS if name in parameters]
+    positions = [parameters.index(name) for name in bound_parameters]
 
     @functools.wraps(method)
     def submit_with_trackers(self: Any, *args: Any, **kwargs: Any) -> Any:
         periods = _ACTIVE.get()
-        if args:
-            args = (bind_periods(args[0], periods), *args[1:])
-        elif "func" in kwargs:
-            kwargs["func"] = bind_periods(kwargs["func"], periods)
-        return method(self, *args, **kwargs)
+        arguments = list(args)
+        for position in positions:
+            if position < len(arguments) and arguments[position] is not None:
+                arguments[position] = bind_periods(arguments[position], periods)
+        for name in bound_parameters:
+            if kwargs.get(name) is not None:
+                kwargs[name] = bind_periods(kwargs[name], periods)
+        return method(self, *arguments, **kwargs)
 
     return submit_with_trackers
 
