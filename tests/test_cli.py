@@ -1475,6 +1475,24 @@ def test_report_saved_chat_stream_with_done_line(
     assert data["files"][0]["stream_chunks"] == 2
 
 
+def test_report_done_json_string_unreadable(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Only a bare `[DONE]` line ends a saved stream. The JSON string "[DONE]",
+    # as a line or an array item, is a value of the wrong type.
+    path = tmp_path / "strings.jsonl"
+    path.write_text('"[DONE]"\n["[DONE]"]\n')
+
+    code, _, err = run(capsys, "report", str(path))
+    _, data = run_json(capsys, "report", str(path))
+
+    assert code == 1
+    assert f"{path}:1: expected a JSON object, got str" in err
+    assert f"{path}:2 item 1: expected a JSON object, got str" in err
+    assert len(data["errors"]) == 2
+    assert data["files"][0]["stream_chunks"] == 0
+
+
 def test_report_saved_stream_with_usage_in_every_chunk(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -32,12 +32,19 @@ STDIN_PATH = "-"
 STDIN_NAME = "<stdin>"
 """The name that messages and the JSON report give standard input."""
 
-STREAM_END = "[DONE]"
-"""The last `data:` payload of a Chat Completions stream, which is not JSON.
 
-A line of it is read as a record whose data is this string.
-"""
-_STREAM_END_LINE = STREAM_END.encode()
+@attrs.frozen(slots=True)
+class StreamEnd:
+    """The `[DONE]` line, the last `data:` payload of a Chat Completions stream.
+
+    It is not JSON. A record of it has `STREAM_END` as its data, an object that
+    no JSON value equals, so that the JSON string "[DONE]" stays a string.
+    """
+
+
+STREAM_END = StreamEnd()
+"""The data of a record read from a `[DONE]` line."""
+_STREAM_END_LINE = b"[DONE]"
 
 
 @attrs.frozen(slots=True)

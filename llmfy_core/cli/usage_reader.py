@@ -85,7 +85,7 @@ class UsageReader:
         then returns the record that counts each stream.
         """
         data = record.data
-        if data == STREAM_END:
+        if data is STREAM_END:
             return StreamChunk()
         if not isinstance(data, Mapping):
             raise RecordError(
