@@ -29,6 +29,7 @@ import codecs
 import datetime as dt
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -251,15 +252,40 @@ class _DocumentReader:
         # The model ids and regions that plugins list, by provider, read once.
         self.model_ids: dict[str, frozenset[str]] = {}
         self.regions: dict[str, frozenset[str] | None] = {}
+        # The warnings of suspect values, issued once the whole file is read:
+        # by (what, provider, value), the first entry's key path and message,
+        # and how many more entries have the same value.
+        self.suspects: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self.repeats: Counter[tuple[str, str, str]] = Counter()
 
     def fail(self, key_path: str, message: str) -> PriceFileError:
         return PriceFileError(self.path, message, key_path=key_path)
 
-    def warn(self, key_path: str, message: str) -> None:
-        """Log and warn of a suspect value at `key_path` that the file keeps."""
-        full_message = f"The price file {self.path}, key {key_path}: {message}"
-        logger.warning("%s", full_message)
-        warn_in_setup(PricingWarning(full_message))
+    def warn(self, key_path: str, message: str, suspect: tuple[str, str, str]) -> None:
+        """Note a suspect value at `key_path` that the file keeps.
+
+        `suspect` is what the value is, the provider and the value. A value
+        that many entries repeat, such as a region that AWS opened after the
+        installed botocore, gives one warning, not one per entry.
+        """
+        if suspect in self.suspects:
+            self.repeats[suspect] += 1
+        else:
+            self.suspects[suspect] = (key_path, message)
+
+    def issue_warnings(self) -> None:
+        """Log and warn once of each suspect value, with how many entries repeat it."""
+        for suspect, (key_path, message) in self.suspects.items():
+            full_message = f"The price file {self.path}, key {key_path}: {message}"
+            repeats = self.repeats[suspect]
+            if repeats:
+                entries = "entry" if repeats == 1 else "entries"
+                full_message += (
+                    f" The same {suspect[0]} is in {repeats} more {entries}, "
+                    "which are not warned of separately."
+                )
+            logger.warning("%s", full_message)
+            warn_in_setup(PricingWarning(full_message))
 
     def read(self, document: Any) -> PriceList:
         self.check_duplicates(document, "")
@@ -303,6 +329,7 @@ class _DocumentReader:
             adjustments[provider] = adjustment
             entries.extend(provider_entries)
         self.check_overlaps(entries)
+        self.issue_warnings()
         return PriceList(self.path, [entry for _, entry in entries], adjustments)
 
     def provider(
@@ -465,6 +492,7 @@ class _DocumentReader:
             f"plugin lists. Did you mean {meant!r}? As written, the entry prices "
             f"only requests for {model!r}, and {meant!r} keeps its price from the "
             "other sources.",
+            ("model id", provider, model),
         )
 
     def check_region(self, provider: str, model: str, region: str, path: str) -> None:
@@ -493,6 +521,7 @@ class _DocumentReader:
             f"the price of {where} is for region {region!r}, which no installed "
             f"plugin lists as a {provider} region. {advice} As written, the entry "
             f"prices only requests sent to {region!r}.",
+            ("region", provider, region),
         )
 
     def check_tier(self, provider: str, model: str, tier: str, path: str) -> None:
@@ -519,6 +548,7 @@ class _DocumentReader:
             f"the price of {where} is for service tier {tier!r}, which is not a "
             f"tier that llmfy knows. Did you mean {meant!r}? As written, the entry "
             f"prices only requests whose response names the tier {tier!r}.",
+            ("service tier", provider, tier),
         )
 
     def days(

@@ -768,3 +768,41 @@ def test_warning_as_error_rejects_file_with_unknown_region(
         llmfy_pricing_file.use_price_file(bad_path)
 
     assert llmfy_pricing_file.check_price_file() is good
+
+
+@pytest.mark.parametrize(
+    ("field", "entry", "value"),
+    [
+        ("region", 'model = "amazon.nova-lite-v1:0"\nregion = "mars-1"\n', "mars-1"),
+        (
+            "service_tier",
+            'model = "amazon.nova-lite-v1:0"\nservice_tier = "flx"\n',
+            "flx",
+        ),
+        ("model", 'model = "amazon.nova-lte-v1:0"\n', "amazon.nova-lte-v1:0"),
+    ],
+)
+def test_repeated_suspect_value_warned_once(
+    write_file: WriteFile,
+    caplog: pytest.LogCaptureFixture,
+    field: str,
+    entry: str,
+    value: str,
+) -> None:
+    # A price list of 300 entries in one new region would otherwise give 300
+    # warnings and 300 log lines, on every read of the file.
+    entries = [
+        f"[[providers.bedrock.prices]]\n{entry}effective_from = 2025-0{month}-01\n"
+        f"effective_until = 2025-0{month + 1}-01\ninput = 0.05\noutput = 0.20\n"
+        for month in (1, 2, 3)
+    ]
+    path = write_file("prices.toml", "".join(entries))
+
+    with caplog.at_level(logging.WARNING, logger="llmfy.plugins.pricing_file"):
+        prices, message = use_with_one_warning(path)
+
+    assert len(prices) == 3
+    assert f"key providers.bedrock.prices[0].{field}" in message
+    assert repr(value) in message
+    assert "2 more entries" in message
+    assert len(caplog.records) == 1
