@@ -80,6 +80,8 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
     # The key that prices each (model id, Region) pair, to catch two keys
     # that spell one bundled model differently.
     keys: dict[tuple[str, str], str] = {}
+    # The models priced in each Region that warns, so that it warns once.
+    unknown_regions: dict[str, list[str]] = {}
     for model, regions in table.items():
         _check_model(model)
         _check_spelling(model)
@@ -89,7 +91,8 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
         bundled_id = bundled_spelling(parse_model_id(model))
         for region, entry in regions.items():
             _check_region(model, region, entry)
-            _check_region_known(model, region)
+            if _region_advice(region) is not None:
+                unknown_regions.setdefault(region, []).append(model)
             _check_unit(model, region, entry)
             price = price_from_mapping(
                 entry,
@@ -119,6 +122,7 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
                 _check_one_key(keys, priced, region, model)
                 entries[(priced, region, False)] = price
                 entries[(priced, region, True)] = price
+    _warn_unknown_regions(unknown_regions)
     return BedrockPriceTable(entries, complete=False)
 
 
@@ -193,38 +197,57 @@ def _check_region(model: str, region: object, entry: object) -> None:
         )
 
 
-def _check_region_known(model: str, region: str) -> None:
-    """Warn when neither the bundled prices nor botocore list `region`.
+def _region_advice(region: str) -> str | None:
+    """Return what to do about `region`, or None when it does not warn.
 
-    The entry is kept either way, so that a Region that AWS opened after the
-    installed botocore release still gets the user's price.
+    It warns when neither the bundled prices nor botocore list it.
     """
     if region in _bundled_regions():
-        return
+        return None
     aws_regions = _aws_regions()
     known = _bundled_regions() | (aws_regions or frozenset())
     if region in known:
-        return
+        return None
     meant = likely_typo(region, sorted(known))
     if meant is not None:
-        advice = f"Did you mean {meant!r}?"
-    elif aws_regions is not None:
-        advice = (
+        return f"Did you mean {meant!r}?"
+    if aws_regions is not None:
+        return (
             f"Neither the bundled prices nor botocore {_botocore_version()} list "
             "it. Check the Region code. If AWS opened the Region after this "
             "botocore release, upgrade botocore or ignore this warning."
         )
-    else:
-        # Without botocore's list, a real Region such as eu-west-3 would be
-        # reported too, so only misspellings of bundled Regions warn.
-        return
-    message = (
-        f"bedrock_pricing has an entry for model {model!r} in {region!r}, which is "
-        f"not an AWS Region that llmfy knows. {advice} As written, the entry "
-        f"prices only requests sent to {region!r}."
+    # Without botocore's list, a real Region such as eu-west-3 would be
+    # reported too, so only misspellings of bundled Regions warn.
+    return None
+
+
+def _warn_unknown_regions(unknown_regions: Mapping[str, list[str]]) -> None:
+    """Warn once of each Region in `unknown_regions`, naming its first model.
+
+    The entries are kept, so that a Region that AWS opened after the
+    installed botocore release still gets the user's price.
+    """
+    for region, models in unknown_regions.items():
+        message = (
+            f"bedrock_pricing has an entry for model {models[0]!r} in {region!r}, "
+            f"which is not an AWS Region that llmfy knows. {_region_advice(region)} "
+            f"As written, the entry prices only requests sent to {region!r}."
+            f"{_more_models_note(len(models) - 1, region)}"
+        )
+        logger.warning("%s", message)
+        warn_in_setup(PricingWarning(message))
+
+
+def _more_models_note(count: int, region: str) -> str:
+    """Return the sentence that `count` more models are priced in `region`, if any."""
+    if count == 0:
+        return ""
+    noun = "model" if count == 1 else "models"
+    return (
+        f" The table prices {count} more {noun} in {region!r}, which are not "
+        "warned of separately."
     )
-    logger.warning("%s", message)
-    warn_in_setup(PricingWarning(message))
 
 
 @functools.cache

@@ -441,3 +441,20 @@ def test_bundled_profile_key_prices_bedrock_id(
     # 1,000 * 0.004 / 1,000 + 500 * 0.02 / 1,000 = 0.004 + 0.01 = 0.014
     assert record.cost is not None
     assert record.cost.total == Decimal("0.014")
+
+
+def test_unknown_region_of_many_models_warns_once() -> None:
+    # A table that prices every model in a Region newer than the installed
+    # botocore would otherwise give one warning per model.
+    models = [MODEL, "amazon.nova-micro-v1:0", "amazon.nova-pro-v1:0"]
+    table = {model: {"mars-1": GOOD_ENTRY} for model in models}
+
+    with pytest.warns(PricingWarning) as warned:
+        parsed = parse_overrides(table)
+
+    messages = [str(warning.message) for warning in warned]
+    assert len(messages) == 1
+    assert f"model {MODEL!r} in 'mars-1'" in messages[0]
+    assert "2 more models" in messages[0]
+    for model in models:
+        assert isinstance(parsed.lookup(model, "mars-1", None, False), Price)
