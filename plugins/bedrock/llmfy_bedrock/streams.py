@@ -192,16 +192,22 @@ class StreamWatch:
         Otherwise the stream and the watch refer to each other, and a stream
         read to its end stays in memory with its HTTP response until the
         garbage collector runs. A loop already over the stream goes on through
-        the watch, which reads the same events.
+        the watch, which reads the same events. An attribute that another
+        library replaced after `attach` keeps that library's value, which
+        still calls the watch.
         """
         stream = self._stream
         if stream is None:
             return
         self._stream = None
+        if self._operation == "ConverseStream":
+            parse = self._parse_converse_event
+        else:
+            parse = self._parse_invoke_event
         try:
-            stream._event_generator = self._events
-            _restore(stream, "_parse_event", self._parse)
-            _restore(stream, "close", self._close)
+            _restore(stream, "_event_generator", self, self._events)
+            _restore(stream, "_parse_event", parse, self._parse)
+            _restore(stream, "close", self.close, self._close)
         except Exception:  # the stream still works through the watch
             logger.debug("failed to restore the attributes of a bedrock stream")
 
@@ -334,13 +340,17 @@ class StreamWatch:
         return decoded
 
 
-def _restore(stream: Any, name: str, original: Any) -> None:
-    """Set a replaced attribute of `stream` back to `original`.
+def _restore(stream: Any, name: str, replacement: Any, original: Any) -> None:
+    """Set an attribute of `stream` from `replacement` back to `original`.
 
-    When `original` is the stream's class method bound to the stream, the
+    An attribute that is no longer `replacement` is left alone. When
+    `original` is the stream's class method bound to the stream, the
     attribute is deleted instead, which uncovers the method: assigning it
     would make a cycle of the stream and its bound method.
     """
+    # Bound methods are equal when they bind one function to one object.
+    if getattr(stream, name, None) != replacement:
+        return
     method = getattr(type(stream), name, None)
     if getattr(original, "__self__", None) is stream and (
         getattr(original, "__func__", None) is method

@@ -1634,3 +1634,45 @@ def test_stream_read_by_two_threads_keeps_usage(
     stream._parse_event(next(stream._event_generator))
 
     assert recorded == [metadata]
+
+
+def test_stream_keeps_attributes_set_after_watch(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    # Another library may wrap the stream's `close` and parser after llmfy
+    # attached its watch. Giving the stream its attributes back must not undo
+    # that library's wrappers.
+    client = make_client()
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
+    closed: list[bool] = []
+    parsed: list[Any] = []
+
+    with llmfy_usage_tracker() as usage:
+        response = client.converse_stream(
+            modelId="amazon.nova-micro-v1:0", messages=MESSAGES
+        )
+        stream = response["stream"]
+        watched_close = stream.close
+        watched_parse = stream._parse_event
+
+        def close() -> None:
+            closed.append(True)
+            watched_close()
+
+        def parse_event(event: Any) -> Any:
+            parsed.append(event)
+            return watched_parse(event)
+
+        stream.close = close
+        stream._parse_event = parse_event
+        received = list(stream)
+        stream.close()
+
+    assert len(received) == 5
+    assert len(parsed) == 5
+    assert closed == [True]
+    assert stream.close is close
+    assert stream._parse_event is parse_event
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens == 8
