@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence, Set
 from typing import Any, NamedTuple
 
 import pluggy
@@ -393,7 +393,33 @@ def price_rank_of(plugin: object) -> int:
     return int(rank)
 
 
-def provider_regions(provider: str) -> frozenset[str] | None:
+class ListedRegions(Collection[str]):
+    """The regions that plugins list for one provider, as one collection.
+
+    A region is looked up in each plugin's list in turn and the lists are
+    not merged, so that a list that reads its regions only when a region is
+    missing from a short list of its own stays cheap for known regions.
+    """
+
+    def __init__(self, lists: Sequence[Set[object]]) -> None:
+        self._lists = lists
+
+    def __contains__(self, region: object) -> bool:
+        return any(region in listed for listed in self._lists)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for listed in self._lists:
+            for region in listed:
+                if isinstance(region, str) and region not in seen:
+                    seen.add(region)
+                    yield region
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def provider_regions(provider: str) -> ListedRegions | None:
     """Return the regions that plugins list for `provider` with `llmfy_regions`.
 
     Returns None when no plugin lists any, so that callers leave the
@@ -401,14 +427,18 @@ def provider_regions(provider: str) -> frozenset[str] | None:
     logged and skipped.
     """
     manager = get_registry().manager
-    regions: set[str] = set()
-    listed = False
+    lists: list[Set[object]] = []
     for plugin in manager.get_plugins():
         regions_of = getattr(plugin, "llmfy_regions", None)
         if not callable(regions_of):
             continue
         try:
             found = regions_of(provider)
+            if found is None:
+                continue
+            # A set is kept as it is, since it may read its regions lazily.
+            if not isinstance(found, Set):
+                found = frozenset(name for name in found if isinstance(name, str))
         except Exception as error:
             logger.warning(
                 "llmfy_regions of plugin %r failed for provider %s: %r",
@@ -417,10 +447,8 @@ def provider_regions(provider: str) -> frozenset[str] | None:
                 error,
             )
             continue
-        if found is not None:
-            listed = True
-            regions.update(name for name in found if isinstance(name, str))
-    return frozenset(regions) if listed else None
+        lists.append(found)
+    return ListedRegions(lists) if lists else None
 
 
 def provider_model_ids(provider: str) -> frozenset[str]:

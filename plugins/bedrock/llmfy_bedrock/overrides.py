@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import attrs
@@ -277,16 +278,25 @@ def _aws_regions() -> frozenset[str] | None:
     return frozenset(regions)
 
 
-def known_regions() -> frozenset[str] | None:
-    """Return the Regions of the bundled prices and of botocore's endpoint data.
+class AwsRegions(AbstractSet[str]):
+    """The Regions of the bundled prices and of botocore's endpoint data.
 
-    Returns None when botocore's data cannot be read, because the bundled
-    prices name a few Regions only.
+    botocore's data is read only for a Region that the bundled prices do not
+    name. When it cannot be read, every Region counts as a member, because
+    the bundled prices name a few Regions only.
     """
-    aws_regions = _aws_regions()
-    if aws_regions is None:
-        return None
-    return _bundled_regions() | aws_regions
+
+    def __contains__(self, region: object) -> bool:
+        if region in _bundled_regions():
+            return True
+        aws_regions = _aws_regions()
+        return aws_regions is None or region in aws_regions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_bundled_regions() | (_aws_regions() or frozenset()))
+
+    def __len__(self) -> int:
+        return len(_bundled_regions() | (_aws_regions() or frozenset()))
 
 
 def _botocore_version() -> str:

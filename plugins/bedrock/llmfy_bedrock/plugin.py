@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from llmfy_core import PriceRank, hookimpl
@@ -58,13 +59,13 @@ def llmfy_usage_reader(
     return read_response
 
 
-def llmfy_regions(provider: str) -> frozenset[str] | None:
+def llmfy_regions(provider: str) -> AbstractSet[str] | None:
     """Return the AWS Regions that Bedrock requests can be sent to, for price files."""
     if provider != PROVIDER:
         return None
-    from llmfy_bedrock.overrides import known_regions
+    from llmfy_bedrock.overrides import AwsRegions
 
-    return known_regions()
+    return AwsRegions()
 
 
 @hookimpl

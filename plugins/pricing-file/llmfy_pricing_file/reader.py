@@ -40,7 +40,7 @@ import attrs
 from llmfy_core import Price, PriceKey, PricingTableError, PricingWarning
 from llmfy_core.errors import warn_in_setup
 from llmfy_core.logs import get_logger
-from llmfy_core.plugins import provider_model_ids, provider_regions
+from llmfy_core.plugins import ListedRegions, provider_model_ids, provider_regions
 from llmfy_core.pricing import (
     BATCH_TIER,
     DECIMAL_CONTEXT,
@@ -251,7 +251,7 @@ class _DocumentReader:
         self.source = f"price file {path}"
         # The model ids and regions that plugins list, by provider, read once.
         self.model_ids: dict[str, frozenset[str]] = {}
-        self.regions: dict[str, frozenset[str] | None] = {}
+        self.regions: dict[str, ListedRegions | None] = {}
         # The warnings of suspect values, issued once the whole file is read:
         # by (what, provider, value), the first entry's key path and message,
         # and how many more entries have the same value.

@@ -806,3 +806,39 @@ def test_repeated_suspect_value_warned_once(
     assert repr(value) in message
     assert "2 more entries" in message
     assert len(caplog.records) == 1
+
+
+def test_bundled_region_reads_no_botocore_list(
+    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Importing botocore and reading its list of Regions took five times as
+    # long as reading a one-entry file without them, and the first request
+    # reads the file. A Region with a bundled price needs no list.
+    from llmfy_bedrock import overrides
+
+    reads: list[bool] = []
+
+    def aws_regions() -> frozenset[str]:
+        reads.append(True)
+        return frozenset({"us-east-1", "eu-west-3"})
+
+    monkeypatch.setattr(overrides, "_aws_regions", aws_regions)
+    bundled = write_file(
+        "bundled.toml",
+        BEDROCK_ENTRY + 'region = "us-east-1"\ninput = 0.05\noutput = 0.20\n',
+    )
+    other = write_file(
+        "other.toml",
+        BEDROCK_ENTRY + 'region = "eu-west-3"\ninput = 0.05\noutput = 0.20\n',
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bundled_prices = llmfy_pricing_file.load_price_file(bundled)
+        bundled_reads = len(reads)
+        other_prices = llmfy_pricing_file.load_price_file(other)
+
+    assert len(bundled_prices) == 1
+    assert bundled_reads == 0
+    assert len(other_prices) == 1
+    assert reads == [True]
