@@ -396,9 +396,9 @@ def price_rank_of(plugin: object) -> int:
 class ListedRegions(Collection[str]):
     """The regions that plugins list for one provider, as one collection.
 
-    A region is looked up in each plugin's list in turn and the lists are
-    not merged, so that a list that reads its regions only when a region is
-    missing from a short list of its own stays cheap for known regions.
+    A region is looked up in each plugin's list in turn, without merging the
+    lists. A plugin's list may read a long source only for a region missing
+    from its short one, and merging would read it for every region.
     """
 
     def __init__(self, lists: Sequence[Set[object]]) -> None:
