@@ -82,7 +82,8 @@ class Instruments:
             unit=names.TOKEN_UNIT,
             description=(
                 "Tokens of a separately priced kind (input_audio, cache_write_1h, "
-                "...), a part of the input or output tokens."
+                "...), most a part of the input or output tokens. Those of "
+                "OpenAI's image generation tool are billed besides them."
             ),
         )
         self.unknown_requests = meter.create_counter(
