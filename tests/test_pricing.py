@@ -185,7 +185,14 @@ def test_price_per_thousand_tokens() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(0.15, Decimal("0.15")), ("0.60", Decimal("0.60")), (3, Decimal(3))],
+    [
+        (0.15, Decimal("0.15")),
+        ("0.60", Decimal("0.60")),
+        (3, Decimal(3)),
+        # A negative zero is zero, so that no cost shows as "-0".
+        ("-0", Decimal("0")),
+        (-0.0, Decimal("0.0")),
+    ],
 )
 def test_price_value_parsed_exactly(value: object, expected: Decimal) -> None:
     parsed = parse_price_value(value, provider="openai", model="m", field="input")
