@@ -206,7 +206,7 @@ def parse_price_value(
             f"Invalid price for {where}: {value!r} is negative. "
             f"Prices are USD per {price_per_tokens:,} tokens and at least 0.{shape}"
         )
-    # "-0" is zero, but its sign would show in every cost it makes: "-0".
+    # "-0" is zero, but its sign would carry into every cost it prices.
     price = price.copy_abs()
     if price.adjusted() > MAX_PRICE_EXPONENT:
         raise PricingTableError(
