@@ -205,14 +205,13 @@ def _region_advice(region: str) -> str | None:
     """
     if region in _bundled_regions():
         return None
-    aws_regions = _aws_regions()
-    known = _bundled_regions() | (aws_regions or frozenset())
+    known = _listed_regions()
     if region in known:
         return None
     meant = likely_typo(region, sorted(known))
     if meant is not None:
         return f"Did you mean {meant!r}?"
-    if aws_regions is not None:
+    if _aws_regions() is not None:
         return (
             f"Neither the bundled prices nor botocore {_botocore_version()} list "
             "it. Check the Region code. If AWS opened the Region after this "
@@ -278,6 +277,11 @@ def _aws_regions() -> frozenset[str] | None:
     return frozenset(regions)
 
 
+def _listed_regions() -> frozenset[str]:
+    """Return the Regions of the bundled prices and, when it can be read, botocore's."""
+    return _bundled_regions() | (_aws_regions() or frozenset())
+
+
 class AwsRegions(AbstractSet[str]):
     """The Regions of the bundled prices and of botocore's endpoint data.
 
@@ -293,10 +297,10 @@ class AwsRegions(AbstractSet[str]):
         return aws_regions is None or region in aws_regions
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_bundled_regions() | (_aws_regions() or frozenset()))
+        return iter(_listed_regions())
 
     def __len__(self) -> int:
-        return len(_bundled_regions() | (_aws_regions() or frozenset()))
+        return len(_listed_regions())
 
 
 def _botocore_version() -> str:
