@@ -106,6 +106,20 @@ def test_report_never_shows_zero_for_unknown_usage(provider: object) -> None:
     assert "\tinput_tokens: unknown \n" in report
 
 
+def test_to_dict_unknown_usage_counts_null(provider: object) -> None:
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o-mini", None, None)
+
+    request = usage.to_dict()["requests"][0]
+
+    assert request["input_tokens"] is None
+    assert request["output_tokens"] is None
+    assert request["total_tokens"] is None
+    assert request["cache_read_tokens"] is None
+    assert request["cache_write_tokens"] is None
+    assert request["reasoning_tokens"] is None
+
+
 def test_report_shows_known_half_of_usage(provider: object) -> None:
     with llmfy_usage_tracker() as usage:
         usage.record("openai", "gpt-4o-mini", 1000, None)
