@@ -23,6 +23,7 @@ at once when `openai` is already imported, and otherwise when it is.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import functools
 import importlib.abc
@@ -715,7 +716,7 @@ def _unparsed_stream_collected(reference: _StreamReference) -> None:
     # A parsed stream is recorded by its own watch, also after this response
     # object is gone.
     if not call.attached and not sys.is_finalizing():
-        call.finish_stream()
+        _finish_collected(call)
 
 
 class _StreamReference(weakref.ref):  # type: ignore[type-arg]
@@ -730,7 +731,18 @@ def _stream_collected(reference: _StreamReference) -> None:
     # Streams still alive when the interpreter exits are left unrecorded, as
     # `weakref.finalize(..., atexit=False)` left them: modules are torn down.
     if not sys.is_finalizing():
-        reference.call.finish_stream()
+        _finish_collected(reference.call)
+
+
+def _finish_collected(call: _Call) -> None:
+    """Record a garbage-collected stream in an empty context.
+
+    The collector runs this in whatever code triggered it, in any thread, so
+    the context there, with its current OpenTelemetry span, belongs to other
+    work. An SDK stream refers to itself through its iterator (openai 3.63),
+    so only the cyclic collector frees it, not the caller dropping it.
+    """
+    contextvars.Context().run(call.finish_stream)
 
 
 # The weak references of the streams not yet collected, by their ids.

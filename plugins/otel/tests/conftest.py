@@ -116,6 +116,22 @@ RESPONSE_WITH_CODE_INTERPRETER: dict[str, Any] = {
 _CONVERSE_PATH = re.compile(r"^/model/[^/]+/converse$")
 
 
+def chat_completion_chunks() -> list[dict[str, Any]]:
+    """Return `CHAT_COMPLETION` as the chunks of a stream with `include_usage`."""
+    common = {
+        key: CHAT_COMPLETION[key]
+        for key in ("id", "created", "model", "service_tier", "system_fingerprint")
+    }
+    common["object"] = "chat.completion.chunk"
+    choice = {"index": 0, "delta": {"role": "assistant", "content": "Ok."}}
+    finish = {"index": 0, "delta": {}, "finish_reason": "stop"}
+    return [
+        {**common, "choices": [{**choice, "finish_reason": None}]},
+        {**common, "choices": [finish]},
+        {**common, "choices": [], "usage": CHAT_COMPLETION["usage"]},
+    ]
+
+
 class LoopbackLLM:
     """A running loopback server and the requests it has served."""
 
@@ -138,9 +154,11 @@ def _handler(llm: LoopbackLLM) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
-            self.rfile.read(length)
+            request = json.loads(self.rfile.read(length) or b"{}")
             llm.paths.append(self.path)
-            if self.path == "/v1/chat/completions":
+            if self.path == "/v1/chat/completions" and request.get("stream"):
+                self._send_chat_stream()
+            elif self.path == "/v1/chat/completions":
                 self._send_json(CHAT_COMPLETION, {"x-request-id": "req_llmfyotel"})
             elif self.path == "/v1/responses":
                 headers = {"x-request-id": "req_llmfyotel_responses"}
@@ -162,6 +180,19 @@ def _handler(llm: LoopbackLLM) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
+        def _send_chat_stream(self) -> None:
+            """Send `CHAT_COMPLETION` as a stream that ends with its usage chunk."""
+            payload = b"".join(
+                f"data: {json.dumps(chunk)}\n\n".encode()
+                for chunk in chat_completion_chunks()
+            )
+            payload += b"data: [DONE]\n\n"
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
         def log_message(self, format: str, *args: Any) -> None:
             """Keep the test output free of access logs."""
 
@@ -170,7 +201,7 @@ def _handler(llm: LoopbackLLM) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def loopback_llm() -> Iterator[LoopbackLLM]:
-    """Serve the Chat Completions, Responses and Converse bodies on 127.0.0.1."""
+    """Serve the Chat Completions (also streamed), Responses and Converse bodies."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     llm = LoopbackLLM(server)
     server.RequestHandlerClass = _handler(llm)

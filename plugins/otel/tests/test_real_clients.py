@@ -7,6 +7,7 @@ override tables, so that the expected costs below follow from them by hand.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -62,9 +63,14 @@ def no_aws_metadata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+def openai_client(llm: LoopbackLLM) -> openai.OpenAI:
+    """Return a real openai client aimed at the loopback server."""
+    return openai.OpenAI(base_url=f"{llm.url}/v1", api_key="test-key", max_retries=0)
+
+
 def chat(llm: LoopbackLLM) -> None:
     """Send one Chat Completions request with the real openai client."""
-    client = openai.OpenAI(base_url=f"{llm.url}/v1", api_key="test-key", max_retries=0)
+    client = openai_client(llm)
     client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "Say ok."}]
     )
@@ -207,9 +213,7 @@ def test_span_cost_incomplete_for_unpriced_tool(
 ) -> None:
     provider, exporter = span_exporter
     tracer = provider.get_tracer("test")
-    client = openai.OpenAI(
-        base_url=f"{loopback_llm.url}/v1", api_key="test-key", max_retries=0
-    )
+    client = openai_client(loopback_llm)
 
     with tracer.start_as_current_span("run code"):
         with llmfy_usage_tracker(openai_pricing=OPENAI_PRICING) as usage:
@@ -222,6 +226,43 @@ def test_span_cost_incomplete_for_unpriced_tool(
     assert usage.cost_complete is False
     assert attributes[names.SPAN_COST] == pytest.approx(0.000099, rel=1e-12)
     assert attributes[names.SPAN_COST_COMPLETE] is False
+
+
+def test_collected_stream_leaves_other_span_alone(
+    loopback_llm: LoopbackLLM, span_exporter: SpanFixture
+) -> None:
+    provider, exporter = span_exporter
+    tracer = provider.get_tracer("test")
+    client = openai_client(loopback_llm)
+
+    # The SDK's stream refers to itself through its iterator, so only the
+    # cyclic garbage collector frees it. Here it runs in another request's span.
+    gc.disable()
+    try:
+        with llmfy_usage_tracker(openai_pricing=OPENAI_PRICING) as usage:
+            with tracer.start_as_current_span("request A"):
+                stream = client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": "Say ok."}],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+                for chunk in stream:
+                    if chunk.usage is not None:
+                        break
+                del stream, chunk
+            recorded_before_collection = usage.request_count
+            with tracer.start_as_current_span("request B"):
+                gc.collect()
+    finally:
+        gc.enable()
+
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert recorded_before_collection == 0
+    assert usage.request_count == 1
+    assert usage.input_tokens == 1200
+    assert usage.total_cost == CHAT_COST
+    assert dict(spans["request B"].attributes or {}) == {}
 
 
 def test_process_mode_counts_real_calls(
