@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -42,3 +43,22 @@ def quiet_untracked_threads(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(UNTRACKED, "warned", True)
     monkeypatch.setattr(UNTRACKED, "watch", False)
+
+
+# How long a test waits for a recording done in another thread.
+WAIT_TIMEOUT_S = 5.0
+
+
+@pytest.fixture
+def wait_for() -> Callable[[Callable[[], bool]], None]:
+    """Return a function that waits until a condition is true, at most 5 seconds.
+
+    A stream that garbage collection frees is recorded in a thread of its own.
+    """
+
+    def wait(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + WAIT_TIMEOUT_S
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    return wait

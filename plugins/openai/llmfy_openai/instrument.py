@@ -30,6 +30,7 @@ import importlib.abc
 import importlib.machinery
 import json
 import sys
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -735,14 +736,23 @@ def _stream_collected(reference: _StreamReference) -> None:
 
 
 def _finish_collected(call: _Call) -> None:
-    """Record a garbage-collected stream in an empty context.
+    """Record a garbage-collected stream from a new thread, in an empty context.
 
-    The collector runs this in whatever code triggered it, in any thread, so
-    the context there, with its current OpenTelemetry span, belongs to other
-    work. An SDK stream refers to itself through its iterator (openai 3.63),
-    so only the cyclic collector frees it, not the caller dropping it.
+    An SDK stream refers to itself through its iterator (openai 3.63), so only
+    the cyclic collector frees it, not the caller dropping it. The collector
+    runs this inside whatever code allocated, in any thread. That code may
+    hold a lock that is not reentrant and that recording needs, such as one of
+    a `request_recorded` plugin or of the OpenTelemetry SDK, and its context,
+    with its current span, belongs to other work.
     """
-    contextvars.Context().run(call.finish_stream)
+    try:
+        threading.Thread(
+            target=contextvars.Context().run,
+            args=(call.finish_stream,),
+            name="llmfy-openai-stream",
+        ).start()
+    except RuntimeError:  # the interpreter is shutting down
+        logger.debug("stream of model %s dropped at shutdown", call.model)
 
 
 # The weak references of the streams not yet collected, by their ids.

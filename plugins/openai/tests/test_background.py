@@ -549,7 +549,7 @@ def test_pending_overflow_counted_unknown(server, client, bodies, monkeypatch):
 
 
 @pytest.mark.parametrize("lock_owner", ["tracker", "pending"])
-def test_collected_stream_no_deadlock(server, client, bodies, lock_owner):
+def test_collected_stream_no_deadlock(server, client, bodies, lock_owner, wait_for):
     # A background stream dropped unread is in a reference cycle, so garbage
     # collection finalizes it. A collection can start at any allocation, also
     # while this thread holds the tracker's lock (to prune its lists) or the
@@ -578,6 +578,7 @@ def test_collected_stream_no_deadlock(server, client, bodies, lock_owner):
     worker.start()
     worker.join(WAIT_TIMEOUT_S)
     gate.set()
+    wait_for(lambda: trackers and trackers[0].request_count == 1)
 
     assert not worker.is_alive()
     usage = trackers[0]

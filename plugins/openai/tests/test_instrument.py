@@ -34,7 +34,15 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
-from llmfy import PricingWarning, UsageWarning, bind_trackers, llmfy_usage_tracker
+from llmfy import (
+    PricingWarning,
+    RequestRecord,
+    UsageWarning,
+    bind_trackers,
+    hookimpl,
+    llmfy_usage_tracker,
+    register_plugin,
+)
 from llmfy_core.tracker import UNTRACKED
 
 CHAT = "/v1/chat/completions"
@@ -374,7 +382,9 @@ def create_raw_stream(client: openai.OpenAI) -> Any:
     return create_chat_stream(client.chat.completions.with_raw_response)
 
 
-def test_raw_stream_read_by_hand_counted_when_collected(server, client, bodies):
+def test_raw_stream_read_by_hand_counted_when_collected(
+    server, client, bodies, wait_for
+):
     server.add_sse(CHAT, chat_stream_events(bodies))
 
     with llmfy_usage_tracker() as usage:
@@ -383,6 +393,7 @@ def test_raw_stream_read_by_hand_counted_when_collected(server, client, bodies):
         open_while_alive = usage.open_streams
         del raw
         gc.collect()
+        wait_for(lambda: usage.request_count == 1)
 
     assert lines
     assert open_while_alive == 1
@@ -607,7 +618,7 @@ def test_concurrent_close_records_once(server, client, bodies, monkeypatch):
     assert usage.totals.unknown_usage == 1
 
 
-def test_stream_break_then_collected(server, client, bodies):
+def test_stream_break_then_collected(server, client, bodies, wait_for):
     server.add_sse(CHAT, chat_stream_events(bodies))
 
     with llmfy_usage_tracker() as usage:
@@ -625,6 +636,7 @@ def test_stream_break_then_collected(server, client, bodies):
         data_before_collection = usage.to_dict()
         del stream
         gc.collect()
+        wait_for(lambda: usage.request_count == 1)
 
     assert recorded_before_collection == 0
     assert open_before_collection == 1
@@ -636,7 +648,7 @@ def test_stream_break_then_collected(server, client, bodies):
     assert "Open Streams" not in str(usage)
 
 
-def test_stream_never_read_then_collected(server, client, bodies):
+def test_stream_never_read_then_collected(server, client, bodies, wait_for):
     server.add_sse(CHAT, chat_stream_events(bodies))
 
     with llmfy_usage_tracker() as usage:
@@ -648,11 +660,50 @@ def test_stream_never_read_then_collected(server, client, bodies):
         )
         del stream
         gc.collect()
+        wait_for(lambda: usage.request_count == 1)
 
     assert len(usage.records) == 1
     assert usage.records[0].usage.input_tokens is None
     # The request id comes from the headers, read when the stream is recorded.
     assert usage.records[0].usage.request_id == "req_sse"
+
+
+def test_collected_stream_outside_plugin_lock(server, client, bodies, wait_for):
+    # A `request_recorded` plugin, or the OpenTelemetry SDK that llmfy-otel
+    # calls, may hold a lock that is not reentrant when an allocation starts
+    # a garbage collection, which frees a stream dropped unread.
+    server.add_sse(CHAT, chat_stream_events(bodies))
+    lock = threading.Lock()
+    exported: list[str | None] = []
+
+    class Exporter:
+        @hookimpl
+        def request_recorded(self, record: RequestRecord) -> None:
+            with lock:
+                exported.append(record.usage.model)
+
+    register_plugin(Exporter(), "exporter")
+    trackers: list[Any] = []
+
+    def drop_stream_and_collect() -> None:
+        with llmfy_usage_tracker() as usage:
+            stream = create_chat_stream(client.chat.completions)
+            next(iter(stream))
+            del stream
+            with lock:
+                gc.collect()
+        trackers.append(usage)
+
+    # In a thread, so that a deadlock fails the test instead of hanging it.
+    worker = threading.Thread(target=drop_stream_and_collect, daemon=True)
+    worker.start()
+    worker.join(MEETING_TIMEOUT_S)
+    wait_for(lambda: len(exported) == 1)
+
+    assert not worker.is_alive()
+    assert exported == ["gpt-4o-mini"]
+    assert trackers[0].request_count == 1
+    assert trackers[0].totals.unknown_usage == 1
 
 
 def test_stream_error_midway(server, client, bodies):
@@ -939,7 +990,7 @@ def test_async_stream_closed_early(server, async_client, bodies):
     assert usage.records[0].usage.input_tokens is None
 
 
-def test_async_stream_dropped_logs_nothing(server, async_client, bodies):
+def test_async_stream_dropped_logs_nothing(server, async_client, bodies, wait_for):
     # A stream left with break and dropped is closed by asyncio's finalizer,
     # with no error in the loop's exception handler, as without llmfy.
     server.add_sse(CHAT, chat_stream_events(bodies))
@@ -968,6 +1019,7 @@ def test_async_stream_dropped_logs_nothing(server, async_client, bodies):
         return usage
 
     usage = asyncio.run(run())
+    wait_for(lambda: usage.request_count == 1)
 
     assert loop_errors == []
     assert len(usage.records) == 1

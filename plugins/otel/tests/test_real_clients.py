@@ -8,7 +8,7 @@ override tables, so that the expected costs below follow from them by hand.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -229,7 +229,9 @@ def test_span_cost_incomplete_for_unpriced_tool(
 
 
 def test_collected_stream_leaves_other_span_alone(
-    loopback_llm: LoopbackLLM, span_exporter: SpanFixture
+    loopback_llm: LoopbackLLM,
+    span_exporter: SpanFixture,
+    wait_for: Callable[[Callable[[], bool]], None],
 ) -> None:
     provider, exporter = span_exporter
     tracer = provider.get_tracer("test")
@@ -254,6 +256,7 @@ def test_collected_stream_leaves_other_span_alone(
             recorded_before_collection = usage.request_count
             with tracer.start_as_current_span("request B"):
                 gc.collect()
+                wait_for(lambda: usage.request_count == 1)
     finally:
         gc.enable()
 
