@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from llmfy_bedrock.extract import INVOCATION_METRICS, PROVIDER
 from llmfy_bedrock.resolve import billing_region
 from llmfy_core import CallContext
+from llmfy_core.deferred import run_later, start_worker
 from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.recording import record_response, record_usage, unknown_usage
@@ -97,6 +97,7 @@ class StreamWatch:
             close = stream.close
         except AttributeError:
             return False
+        start_worker()
         self._parse = parse
         self._close = close
         self._events = events
@@ -278,10 +279,10 @@ class StreamWatch:
         self.detach()
 
     def finish_later(self) -> None:
-        """Record from another thread: used when the stream is garbage-collected.
+        """Record from llmfy's recording thread: used when the stream is freed.
 
         The garbage collector can run while this thread holds a tracker's lock,
-        so recording right there could deadlock.
+        so recording right there could deadlock; see `llmfy_core.deferred`.
         """
         if self._done:
             return
@@ -291,7 +292,7 @@ class StreamWatch:
             logger.debug("stream of model %s dropped at shutdown", self._model)
             return
         try:
-            threading.Thread(target=self.finish, name="llmfy-bedrock-stream").start()
+            run_later(self.finish, "llmfy-bedrock-stream")
         except RuntimeError:  # the interpreter is shutting down
             logger.debug("stream of model %s dropped at shutdown", self._model)
 

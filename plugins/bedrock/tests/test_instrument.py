@@ -1102,6 +1102,59 @@ def test_stream_abandoned_counted_once(
     assert usage.request_count == 1
 
 
+# Drops a stream after its first event while the thread holds a lock of
+# `threading` that a new thread takes before `Thread.start()` returns (a
+# private name of CPython 3.11's threading module, used here only to hold it),
+# as when a collection starts inside `Thread.join()`. Prints the requests then
+# counted and their output tokens.
+DROP_IN_THREADING_LOCK = """
+import gc, sys, threading, time
+import boto3
+from llmfy import llmfy_usage_tracker
+
+client = boto3.client(
+    "bedrock-runtime",
+    region_name="us-east-1",
+    endpoint_url=sys.argv[1],
+    aws_access_key_id="testing",
+    aws_secret_access_key="testing",
+)
+with llmfy_usage_tracker() as usage:
+    response = client.converse_stream(
+        modelId="amazon.nova-micro-v1:0",
+        messages=[{"role": "user", "content": [{"text": "Hello"}]}],
+    )
+    for _ in response["stream"]:
+        break
+    with threading._shutdown_locks_lock:
+        del response, _
+        gc.collect()
+    deadline = time.monotonic() + 5
+    while usage.request_count == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+print(usage.request_count, usage.output_tokens)
+"""
+
+
+def test_stream_dropped_inside_threading_lock(bedrock_server: Any, frames: Any) -> None:
+    usage_body = {"inputTokens": 8, "outputTokens": 10, "totalTokens": 18}
+    bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
+
+    # In another interpreter, because a thread blocked on `threading`'s lock
+    # would stop every later thread start of this one.
+    result = subprocess.run(
+        [sys.executable, "-c", DROP_IN_THREADING_LOCK, bedrock_server.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    # Dropped after its first event, before the metadata event with the usage.
+    assert result.stdout.split() == ["1", "0"]
+
+
 def test_stream_finished_after_block_counts(
     bedrock_server: Any, make_client: Any, frames: Any
 ) -> None:

@@ -23,14 +23,12 @@ at once when `openai` is already imported, and otherwise when it is.
 
 from __future__ import annotations
 
-import contextvars
 import copy
 import functools
 import importlib.abc
 import importlib.machinery
 import json
 import sys
-import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -38,6 +36,7 @@ from types import ModuleType
 from typing import Any
 
 from llmfy_core import CallContext, UsageTracker, UsageWarning, active_trackers
+from llmfy_core.deferred import run_later, start_worker
 from llmfy_core.errors import emit_warning
 from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
@@ -693,6 +692,7 @@ def _finish_when_collected(stream: Any, call: _Call) -> None:
     and this runs before the caller gets the stream's first chunk. It is
     kept by its id, so that the stream need not be hashable.
     """
+    start_worker()
     reference = _StreamReference(stream, _stream_collected)
     reference.call = call
     _unfinished_streams[id(reference)] = reference
@@ -705,6 +705,7 @@ def _finish_unparsed_when_collected(response: Any, call: _Call) -> None:
     no close() to hook. Its body read by hand is not seen, so the request is
     counted with unknown usage.
     """
+    start_worker()
     reference = _StreamReference(response, _unparsed_stream_collected)
     reference.call = call
     _unfinished_streams[id(reference)] = reference
@@ -736,21 +737,14 @@ def _stream_collected(reference: _StreamReference) -> None:
 
 
 def _finish_collected(call: _Call) -> None:
-    """Record a garbage-collected stream from a new thread, in an empty context.
+    """Record a garbage-collected stream from llmfy's recording thread.
 
     An SDK stream refers to itself through its iterator (openai 3.63), so only
     the cyclic collector frees it, not the caller dropping it. The collector
-    runs this inside whatever code allocated, in any thread. That code may
-    hold a lock that is not reentrant and that recording needs, such as one of
-    a `request_recorded` plugin or of the OpenTelemetry SDK, and its context,
-    with its current span, belongs to other work.
+    runs this inside whatever code allocated; see `llmfy_core.deferred`.
     """
     try:
-        threading.Thread(
-            target=contextvars.Context().run,
-            args=(call.finish_stream,),
-            name="llmfy-openai-stream",
-        ).start()
+        run_later(call.finish_stream, "llmfy-openai-stream")
     except RuntimeError:  # the interpreter is shutting down
         logger.debug("stream of model %s dropped at shutdown", call.model)
 
@@ -764,18 +758,25 @@ _unfinished_streams: dict[int, _StreamReference] = {}
 
 
 def _watch_chunks(chunks: Iterator[Any], call: _Call) -> Iterator[Any]:
+    collected = False
     try:
         for chunk in chunks:
             call.latest = chunk
             if getattr(chunk, "usage", None) is not None:
                 call.final = chunk
             yield chunk
+    except GeneratorExit:
+        # The SDK never closes its stream's iterator, so this generator is
+        # closed only when the garbage collector frees the stream.
+        collected = True
+        raise
     finally:
         _close_quietly(chunks)
-        call.finish_stream()
+        _finish(call, collected)
 
 
 def _watch_response_events(events: Iterator[Any], call: _Call) -> Iterator[Any]:
+    collected = False
     try:
         for event in events:
             kind = getattr(event, "type", None)
@@ -790,31 +791,42 @@ def _watch_response_events(events: Iterator[Any], call: _Call) -> Iterator[Any]:
                         # it stops reading there.
                         call.finish_stream()
             yield event
+    except GeneratorExit:
+        # Closed only when the stream is freed, as in `_watch_chunks`.
+        collected = True
+        raise
     finally:
         _close_quietly(events)
-        call.finish_stream()
+        _finish(call, collected)
 
 
 async def _watch_chunks_async(
     chunks: AsyncIterator[Any], call: _Call
 ) -> AsyncIterator[Any]:
+    collected = False
     try:
         async for chunk in chunks:
             call.latest = chunk
             if getattr(chunk, "usage", None) is not None:
                 call.final = chunk
             yield chunk
+    except GeneratorExit:
+        # asyncio closes this generator when the garbage collector frees the
+        # stream, in a task that runs in the context of the collecting code.
+        collected = True
+        raise
     finally:
         # The SDK's generator is left to asyncio, which closes it when it is
         # collected, as it does without llmfy. Closing it here as well raced
         # with that close when a stream was dropped, and asyncio logged the
         # "already running" error of the losing task.
-        call.finish_stream()
+        _finish(call, collected)
 
 
 async def _watch_response_events_async(
     events: AsyncIterator[Any], call: _Call
 ) -> AsyncIterator[Any]:
+    collected = False
     try:
         async for event in events:
             kind = getattr(event, "type", None)
@@ -827,8 +839,19 @@ async def _watch_response_events_async(
                     if call.polled_id is not None:
                         call.finish_stream()
             yield event
+    except GeneratorExit:
+        collected = True
+        raise
     finally:
         # The SDK's generator is left to asyncio, as in `_watch_chunks_async`.
+        _finish(call, collected)
+
+
+def _finish(call: _Call, collected: bool) -> None:
+    """Record a stream whose watcher ends, later if the stream was collected."""
+    if collected:
+        _finish_collected(call)
+    else:
         call.finish_stream()
 
 

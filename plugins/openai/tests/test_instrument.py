@@ -706,6 +706,52 @@ def test_collected_stream_outside_plugin_lock(server, client, bodies, wait_for):
     assert trackers[0].totals.unknown_usage == 1
 
 
+# Drops a stream after its first chunk and collects it while the thread holds
+# a lock of `threading` that a new thread takes before `Thread.start()`
+# returns (a private name of CPython 3.11's threading module, used here only
+# to hold it), as when a collection starts inside `Thread.join()`. Prints the
+# requests then counted and those with unknown usage.
+COLLECT_IN_THREADING_LOCK = """
+import gc, sys, threading, time
+import openai
+from llmfy import llmfy_usage_tracker
+
+client = openai.OpenAI(base_url=sys.argv[1], api_key="test-key", max_retries=0)
+with llmfy_usage_tracker() as usage:
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Capital of France?"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    next(iter(stream))
+    with threading._shutdown_locks_lock:
+        del stream
+        gc.collect()
+    deadline = time.monotonic() + 5
+    while usage.request_count == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+print(usage.request_count, usage.totals.unknown_usage)
+"""
+
+
+def test_collected_stream_inside_threading_lock(server, bodies):
+    server.add_sse(CHAT, chat_stream_events(bodies))
+
+    # In another interpreter, because a thread blocked on `threading`'s lock
+    # would stop every later thread start of this one.
+    result = subprocess.run(
+        [sys.executable, "-c", COLLECT_IN_THREADING_LOCK, server.base_url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "1"]
+
+
 def test_stream_error_midway(server, client, bodies):
     server.add_sse(
         CHAT,
