@@ -5,7 +5,9 @@ cassettes and `MANIFEST.md`. Each recorded response is served from 127.0.0.1
 and replayed through a real boto3 client created in the recorded Region, inside
 a tracker. The token counts below are the manifest's; the costs are worked out
 by hand from the bundled table (USD per million tokens; cost = tokens x rate /
-1,000,000) and written next to each.
+1,000,000) and written next to each. An InvokeModel body read in pieces or
+left unread records the same, and a stream stopped before its last event
+counts once, with unknown usage.
 
 The cassette formats handled: vcrpy YAML with `interactions:` (a body in
 `body.string`, text or `!!binary`, or a mapping in `parsed_body`), and
@@ -14,10 +16,12 @@ gzip-compressed YAML with parallel `requests:` and `responses:` lists.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import os
 import re
+import threading
 import warnings
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +36,7 @@ from llmfy_core import PricingWarning, llmfy_usage_tracker
 from llmfy_core.recording import record_usage
 
 from .botocore_support import CACHE_TOKENS, skip_unless_declared
+from .conftest import split_frames
 
 pytestmark = pytest.mark.conformance
 
@@ -264,6 +269,17 @@ def served_headers(interaction: Interaction, stream: bool) -> dict[str, str]:
     return headers
 
 
+def queue_interaction(server: Any, interaction: Interaction) -> None:
+    """Queue the recorded response of `interaction` for one request."""
+    stream = interaction.operation.endswith("Stream")
+    server.queue_recorded(
+        interaction.status,
+        served_headers(interaction, stream),
+        interaction.body,
+        stream,
+    )
+
+
 def replay(client: Any, interaction: Interaction) -> None:
     """Send the recorded request through boto3 and consume the response fully."""
     operation = interaction.operation
@@ -325,23 +341,10 @@ def test_cassette_counts_and_cost(
                 replay(client, interaction)
 
     assert len(usage.records) == len(expected)
-    for interaction, record, want in zip(
-        interactions, usage.records, expected, strict=True
+    for index, (interaction, record, want) in enumerate(
+        zip(interactions, usage.records, expected, strict=True)
     ):
-        got = record.usage
-        assert got.model == interaction.model
-        assert got.region == interaction.region
-        assert got.input_tokens == want.input + want.cache_read + want.cache_write
-        assert got.output_tokens == want.output
-        assert got.cache_read_tokens == want.cache_read
-        assert got.cache_write_tokens == want.cache_write
-        if want.cost is None:
-            assert record.cost is None
-            assert record.unpriced_reason is not None
-            continue
-        assert record.price_origin == "bedrock"
-        assert record.cost is not None
-        assert record.cost.total == Decimal(want.cost)
+        assert_recorded(record, interaction, want, f"{name} #{index}")
 
 
 @needs_real_data
@@ -380,6 +383,82 @@ def test_cassette_replayed_again_records_alike(
             assert record.fault == first.fault, where
 
 
+# Ways to take an InvokeModel body other than one `read()`. Bedrock bills
+# the token headers, whether and however the caller reads the body.
+BODY_READS = ("read_in_pieces", "iter_chunks", "iter_lines", "left_unread", "closed")
+# Ways to stop reading a response stream before its last event.
+EARLY_STOPS = ("close_after_first_event", "drop_unread")
+
+
+@needs_real_data
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        name
+        for name in EXPECTED
+        if name.startswith("invoke-") and "-stream-" not in name
+    ),
+)
+def test_invoke_body_read_any_way(
+    name: str, bedrock_server: Any, make_client: Any
+) -> None:
+    interactions = load_cassette(bedrock_folder() / name)
+
+    for index, interaction in enumerate(interactions):
+        client = make_client(interaction.region)
+        for way in BODY_READS:
+            queue_interaction(bedrock_server, interaction)
+            with llmfy_usage_tracker() as usage:
+                response = client.invoke_model(
+                    modelId=interaction.model, body=interaction.request_body
+                )
+                read = read_body(response["body"], way)
+
+            where = f"{name} #{index} {way}"
+            if way in ("read_in_pieces", "iter_chunks"):
+                assert read == interaction.body, where
+            assert len(usage.records) == 1, where
+            assert_recorded(usage.records[0], interaction, EXPECTED[name][index], where)
+
+
+# A stream dropped unread leaves its socket open, as it does without llmfy.
+@pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning")
+@needs_real_data
+@pytest.mark.parametrize("name", sorted(name for name in EXPECTED if "stream" in name))
+def test_stream_stopped_early_counts_once(
+    name: str, bedrock_server: Any, make_client: Any
+) -> None:
+    # The usage comes in the last event, so a stream stopped before it counts
+    # once with unknown usage, unless its only event carries the usage.
+    streams = [
+        (index, interaction)
+        for index, interaction in enumerate(load_cassette(bedrock_folder() / name))
+        if interaction.operation.endswith("Stream")
+    ]
+    assert streams
+
+    for index, interaction in streams:
+        client = make_client(interaction.region)
+        for stop in EARLY_STOPS:
+            queue_interaction(bedrock_server, interaction)
+            with llmfy_usage_tracker() as usage:
+                stop_early(client, interaction, stop)
+
+            where = f"{name} #{index} {stop}"
+            single = len(split_frames(interaction.body)) == 1
+            assert len(usage.records) == 1, where
+            if single and stop == "close_after_first_event":
+                assert_recorded(
+                    usage.records[0], interaction, EXPECTED[name][index], where
+                )
+                continue
+            got = usage.records[0].usage
+            assert got.model == interaction.model, where
+            assert got.region == interaction.region, where
+            assert got.input_tokens is None, where
+            assert got.output_tokens is None, where
+
+
 @needs_real_data
 def test_invocation_log_offline() -> None:
     record = json.loads((bedrock_folder() / INVOCATION_LOG).read_text())
@@ -401,3 +480,61 @@ def test_invocation_log_offline() -> None:
 
 def test_skip_reason_names_the_setting() -> None:
     assert "LLMFY_REAL_DATA" in SKIP_REASON
+
+
+def assert_recorded(
+    record: Any, interaction: Interaction, want: Expected, where: str
+) -> None:
+    """Check a record against the manifest's counts and the hand-worked cost."""
+    got = record.usage
+    assert got.model == interaction.model, where
+    assert got.region == interaction.region, where
+    assert got.input_tokens == want.input + want.cache_read + want.cache_write, where
+    assert got.output_tokens == want.output, where
+    assert got.cache_read_tokens == want.cache_read, where
+    assert got.cache_write_tokens == want.cache_write, where
+    if want.cost is None:
+        assert record.cost is None, where
+        assert record.unpriced_reason is not None, where
+        return
+    assert record.price_origin == "bedrock", where
+    assert record.cost is not None, where
+    assert record.cost.total == Decimal(want.cost), where
+
+
+def read_body(body: Any, way: str) -> bytes:
+    """Read an InvokeModel `StreamingBody` the `way` named and return its bytes."""
+    if way == "read_in_pieces":
+        return b"".join(iter(lambda: body.read(100), b""))
+    if way == "iter_chunks":
+        return b"".join(body.iter_chunks(100))
+    if way == "iter_lines":
+        return b"\n".join(body.iter_lines())
+    if way == "closed":
+        body.close()
+    elif way != "left_unread":
+        raise ValueError(f"invalid way to take a body: {way!r}")
+    return b""
+
+
+def stop_early(client: Any, interaction: Interaction, stop: str) -> None:
+    """Send a recorded stream request and stop reading its response as `stop` names."""
+    if interaction.operation == "ConverseStream":
+        response = client.converse_stream(modelId=interaction.model, messages=MESSAGES)
+        stream = response["stream"]
+    else:
+        response = client.invoke_model_with_response_stream(
+            modelId=interaction.model, body=interaction.request_body
+        )
+        stream = response["body"]
+    if stop == "close_after_first_event":
+        next(iter(stream))
+        stream.close()
+        return
+    # A stream dropped unread is recorded from a thread of its own once the
+    # garbage collector frees it.
+    del response, stream
+    gc.collect()
+    for thread in threading.enumerate():
+        if thread.name == "llmfy-bedrock-stream":
+            thread.join(5)

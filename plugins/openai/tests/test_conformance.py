@@ -5,22 +5,28 @@ and the Batch API output file. Each recorded response is served from a local
 server on 127.0.0.1. The recorded request is sent again through the SDK's own
 request path (same endpoint, same stream flag) inside a tracker. It must yield
 the token counts listed in the folder's MANIFEST.md, and the cost of the
-bundled table, worked out by hand below in USD per million tokens.
+bundled table, worked out by hand below in USD per million tokens. The same
+must come out of each typed SDK method (sync and async `create`, `parse`,
+the `stream` helpers, `with_raw_response` and `with_streaming_response`),
+and a stream stopped before its usage arrived counts once, with unknown usage.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import os
 import pathlib
 import warnings
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 import attrs
 import openai
 import pytest
-from llmfy_openai import read_batch_file
+from llmfy_openai import iter_batch_usages, read_batch_file
 from openai import Stream
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -247,20 +253,7 @@ def test_cassette_replay(real_openai, server, client, name):
         zip(interactions, expected, strict=True)
     ):
         record = _replay(server, client, interaction)
-        usage = record.usage
-        where = f"{name} #{index}"
-        assert usage.input_tokens == want.input, where
-        assert usage.output_tokens == want.output, where
-        assert usage.cache_read_tokens == want.cached, where
-        assert usage.cache_write_tokens == want.cache_write, where
-        assert usage.reasoning_tokens == want.reasoning, where
-        assert usage.other_tokens.get("input_audio", 0) == want.input_audio, where
-        assert dict(usage.tool_calls) == want.tools, where
-        if want.cost is None:
-            assert record.cost is None, where
-        else:
-            assert record.cost is not None, where
-            assert record.cost.total == Decimal(want.cost), where
+        _assert_recorded(record, want, f"{name} #{index}")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -279,6 +272,91 @@ def test_cassette_replayed_again_records_alike(real_openai, server, client, name
             assert record.price == first.price, where
             assert record.cost == first.cost, where
             assert record.fault == first.fault, where
+
+
+# The typed SDK methods that send a recorded request and read its whole
+# response, by endpoint and stream flag. `client.post` above bypasses them.
+_WHOLE_READS: dict[tuple[str, bool], tuple[str, ...]] = {
+    ("/chat/completions", False): (
+        "create",
+        "create_async",
+        "with_raw_response",
+        "with_streaming_response",
+        "parse",
+        "parse_async",
+    ),
+    ("/chat/completions", True): (
+        "create",
+        "create_async",
+        "stream",
+        "stream_async",
+        "with_raw_response",
+        "with_streaming_response",
+    ),
+    ("/embeddings", False): (
+        "create",
+        "create_async",
+        "with_raw_response",
+        "with_streaming_response",
+    ),
+}
+_WHOLE_READS["/responses", False] = _WHOLE_READS["/chat/completions", False]
+_WHOLE_READS["/responses", True] = _WHOLE_READS["/chat/completions", True]
+
+# Ways to stop reading a stream before its usage arrives.
+_EARLY_STOPS = (
+    "close_after_first_event",
+    "drop_unread",
+    "break_from_stream",
+    "break_async",
+)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_cassette_through_sdk_methods(real_openai, server, client, name):
+    # Each method records what the plain replay records.
+    interactions = yaml.safe_load((real_openai / name).read_text("utf-8"))[
+        "interactions"
+    ]
+
+    for index, interaction in enumerate(interactions):
+        recorded = _Recorded.of(interaction)
+        for method in _WHOLE_READS[recorded.endpoint, recorded.stream]:
+            recorded.serve(server)
+            with llmfy_usage_tracker() as tracker, warnings.catch_warnings():
+                warnings.simplefilter("ignore", UsageWarning)
+                _call(client, server.base_url, recorded, method)
+
+            where = f"{name} #{index} through {method}"
+            assert len(tracker.records) == 1, where
+            _assert_recorded(tracker.records[0], EXPECTED[name][index], where)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(name for name in EXPECTED if "-stream-" in name)
+)
+def test_stream_stopped_early_counts_once(real_openai, server, client, name):
+    # No usage arrived, so the request counts once with unknown usage.
+    interaction = yaml.safe_load((real_openai / name).read_text("utf-8"))[
+        "interactions"
+    ][0]
+    recorded = _Recorded.of(interaction)
+    assert recorded.stream
+
+    for stop in _EARLY_STOPS:
+        recorded.serve(server)
+        with llmfy_usage_tracker() as tracker, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UsageWarning)
+            _call(client, server.base_url, recorded, stop)
+            gc.collect()
+
+        where = f"{name} {stop}"
+        assert len(tracker.records) == 1, where
+        record = tracker.records[0]
+        assert record.usage.model == recorded.body["model"], where
+        assert record.usage.input_tokens is None, where
+        assert record.usage.output_tokens is None, where
+        assert record.cost is None, where
 
 
 def test_batch_output_file(real_openai):
@@ -301,6 +379,28 @@ def test_batch_output_file(real_openai):
     assert tracker.cost_complete
 
 
+def test_batch_output_file_through_sdk(real_openai, server, client):
+    # The file is downloaded as an application does it. The download itself is
+    # not billed, so it is not counted.
+    server.add_raw(
+        "/v1/files/file-batch-output/content",
+        status=200,
+        headers={"content-type": "application/octet-stream"},
+        body=(real_openai / BATCH_FILE).read_bytes(),
+    )
+
+    with llmfy_usage_tracker() as tracker:
+        output = client.files.content("file-batch-output")
+        for usage in iter_batch_usages(output.text):
+            tracker.add_usage(usage)
+
+    assert tracker.request_count == 65
+    assert tracker.input_tokens == 36501
+    assert tracker.output_tokens == 11980
+    # The same Batch API rates as above.
+    assert tracker.total_cost == Decimal("0.10552625")
+
+
 def _replay(
     server: Any, client: openai.OpenAI, interaction: dict[str, Any], times: int = 1
 ) -> Any:
@@ -308,22 +408,14 @@ def _replay(
 
     Returns the record, or with `times` above 1 the list of records.
     """
-    request, response = interaction["request"], interaction["response"]
-    path = "/" + request["uri"].split("://", 1)[1].split("/", 1)[1]
-    body = _request_body(request)
-    stream = bool(body.get("stream"))
-    content, headers = _response_content(response)
-    status = response["status"]["code"]
+    recorded = _Recorded.of(interaction)
     for _ in range(times):
-        if stream:
-            server.add_raw(path, status=status, headers=headers, chunks=[content])
-        else:
-            server.add_raw(path, status=status, headers=headers, body=content)
+        recorded.serve(server)
 
     with llmfy_usage_tracker() as tracker, warnings.catch_warnings():
         warnings.simplefilter("ignore", UsageWarning)
         for _ in range(times):
-            _send(client, path.removeprefix("/v1"), body, stream)
+            _send(client, recorded.endpoint, recorded.body, recorded.stream)
 
     assert len(tracker.records) == times
     return tracker.records[0] if times == 1 else tracker.records
@@ -373,3 +465,167 @@ def _response_content(response: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
         return content, headers
     headers.pop("content-encoding", None)
     return content.encode("utf-8"), headers
+
+
+def _assert_recorded(record: Any, want: Expected, where: str) -> None:
+    usage = record.usage
+    assert usage.input_tokens == want.input, where
+    assert usage.output_tokens == want.output, where
+    assert usage.cache_read_tokens == want.cached, where
+    assert usage.cache_write_tokens == want.cache_write, where
+    assert usage.reasoning_tokens == want.reasoning, where
+    assert usage.other_tokens.get("input_audio", 0) == want.input_audio, where
+    assert dict(usage.tool_calls) == want.tools, where
+    if want.cost is None:
+        assert record.cost is None, where
+    else:
+        assert record.cost is not None, where
+        assert record.cost.total == Decimal(want.cost), where
+
+
+# The request fields that each endpoint's SDK methods take as named
+# parameters. The other fields are sent as `extra_body`.
+_NAMED_FIELDS = {
+    "/chat/completions": ("model", "messages", "stream_options"),
+    "/responses": ("model", "input"),
+    "/embeddings": ("model", "input"),
+}
+
+
+@attrs.frozen
+class _Recorded:
+    """One recorded interaction: its request and the response to serve."""
+
+    path: str
+    body: dict[str, Any]
+    status: int
+    headers: dict[str, str]
+    content: bytes
+
+    @classmethod
+    def of(cls, interaction: dict[str, Any]) -> _Recorded:
+        request, response = interaction["request"], interaction["response"]
+        path = "/" + request["uri"].split("://", 1)[1].split("/", 1)[1]
+        content, headers = _response_content(response)
+        status = response["status"]["code"]
+        return cls(path, _request_body(request), status, headers, content)
+
+    @property
+    def endpoint(self) -> str:
+        return self.path.removeprefix("/v1")
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    def serve(self, server: Any) -> None:
+        """Queue the recorded response for one request."""
+        if self.stream:
+            server.add_raw(
+                self.path,
+                status=self.status,
+                headers=self.headers,
+                chunks=[self.content],
+            )
+        else:
+            server.add_raw(
+                self.path, status=self.status, headers=self.headers, body=self.content
+            )
+
+    def arguments(self) -> dict[str, Any]:
+        """Return the keyword arguments of an SDK method, without `stream`."""
+        named = _NAMED_FIELDS[self.endpoint]
+        arguments = {key: value for key, value in self.body.items() if key in named}
+        extra = {
+            key: value
+            for key, value in self.body.items()
+            if key not in named and key != "stream"
+        }
+        if extra:
+            arguments["extra_body"] = extra
+        return arguments
+
+
+def _resource(client: Any, endpoint: str) -> Any:
+    """Return the client's resource for `endpoint`, such as `client.responses`."""
+    if endpoint == "/chat/completions":
+        return client.chat.completions
+    return getattr(client, endpoint.removeprefix("/"))
+
+
+def _call(client: openai.OpenAI, base_url: str, recorded: _Recorded, way: str) -> None:
+    """Send the recorded request through one SDK method and read it the `way` named."""
+    if way.endswith("_async"):
+        asyncio.run(_call_async(base_url, recorded, way.removesuffix("_async")))
+        return
+    resource = _resource(client, recorded.endpoint)
+    arguments = recorded.arguments()
+    if not recorded.stream:
+        if way == "create":
+            resource.create(**arguments)
+        elif way == "parse":
+            resource.parse(**arguments)
+        elif way == "with_raw_response":
+            resource.with_raw_response.create(**arguments).parse()
+        elif way == "with_streaming_response":
+            with resource.with_streaming_response.create(**arguments) as response:
+                response.parse()
+        else:
+            raise ValueError(f"invalid way to read a response: {way!r}")
+        return
+    if way == "create":
+        _read_all(resource.create(stream=True, **arguments))
+    elif way == "stream":
+        with resource.stream(**arguments) as events:
+            _read_all(events)
+    elif way == "with_raw_response":
+        raw = resource.with_raw_response.create(stream=True, **arguments)
+        _read_all(raw.parse())
+    elif way == "with_streaming_response":
+        with resource.with_streaming_response.create(
+            stream=True, **arguments
+        ) as response:
+            _read_all(response.parse())
+    elif way == "break_from_stream":
+        with resource.stream(**arguments) as events:
+            for _ in events:
+                break
+    elif way == "close_after_first_event":
+        events = resource.create(stream=True, **arguments)
+        next(iter(events))
+        events.close()
+    elif way == "drop_unread":
+        # Recorded when the stream is garbage collected.
+        resource.create(stream=True, **arguments)
+    else:
+        raise ValueError(f"invalid way to read a stream: {way!r}")
+
+
+def _read_all(events: Iterable[Any]) -> None:
+    for _ in events:
+        pass
+
+
+async def _call_async(base_url: str, recorded: _Recorded, way: str) -> None:
+    async with openai.AsyncOpenAI(
+        base_url=base_url, api_key="test-key", max_retries=0
+    ) as client:
+        resource = _resource(client, recorded.endpoint)
+        arguments = recorded.arguments()
+        if not recorded.stream:
+            method = resource.parse if way == "parse" else resource.create
+            await method(**arguments)
+        elif way == "create":
+            async for _ in await resource.create(stream=True, **arguments):
+                pass
+        elif way == "stream":
+            async with resource.stream(**arguments) as events:
+                async for _ in events:
+                    pass
+        elif way == "break":
+            events = await resource.create(stream=True, **arguments)
+            async for _ in events:
+                break
+            await events.close()
+        else:
+            raise ValueError(f"invalid way to read an async stream: {way!r}")
