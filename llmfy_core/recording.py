@@ -58,6 +58,7 @@ UsageReader = Callable[[Any, CallContext], UsageCounts | None]
 __all__ = [
     "SentAt",
     "active_trackers",
+    "body_sent_at",
     "ensure_instrumented",
     "extract_usage",
     "notify_recorded",
@@ -580,6 +581,22 @@ def _int_nanos(sent_at: object) -> int:
 
 # 1973-03-03 UTC in nanoseconds. Seconds and milliseconds of today fall below.
 _MIN_INT_NANOS = 10**17
+
+
+def body_sent_at(body: Mapping[str, Any]) -> dt.datetime | None:
+    """Return the send time that a saved response body gives, in UTC, or None.
+
+    OpenAI bodies give it in seconds since 1970 UTC, in `created` (Chat
+    Completions, Completions, GPT Image) or `created_at` (Responses).
+    """
+    for field in ("created", "created_at"):
+        value = body.get(field)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                return dt.datetime.fromtimestamp(value, dt.UTC)
+            except (OverflowError, OSError, ValueError):
+                return None
+    return None
 
 
 def record_usage(

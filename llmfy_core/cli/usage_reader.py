@@ -18,7 +18,7 @@ import attrs
 from llmfy_core.model import CallContext, Usage
 from llmfy_core.plugins import get_registry
 from llmfy_core.pricing import closest_name
-from llmfy_core.recording import extract_usage
+from llmfy_core.recording import body_sent_at, extract_usage
 
 from .readers import STREAM_END, Record
 from .saved_streams import SavedStreams
@@ -151,7 +151,7 @@ class UsageReader:
                 "the body in `response.body` is not a Chat Completions, Responses, "
                 "Embeddings or GPT Image body"
             )
-        return Reading(usages[0], _created_at(body))
+        return Reading(usages[0], body_sent_at(body))
 
     def _read_invocation_log(self, log: Mapping[str, Any]) -> Reading | Skipped:
         bedrock = _plugin("bedrock", "Bedrock invocation logs")
@@ -197,7 +197,7 @@ class UsageReader:
             )
         # A saved Responses stream's final event contains its response, whose
         # `created_at` is the send time.
-        sent_at = _created_at(body) or _created_at(_response_of(body))
+        sent_at = body_sent_at(body) or body_sent_at(_response_of(body))
         return Reading(usage, sent_at)
 
     def _note_model(self, named: str | None) -> None:
@@ -324,14 +324,3 @@ def _response_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _created_at(body: Mapping[str, Any]) -> dt.datetime | None:
-    for field in ("created", "created_at"):
-        value = body.get(field)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            try:
-                return dt.datetime.fromtimestamp(value, dt.UTC)
-            except (OverflowError, OSError, ValueError):
-                return None
-    return None

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 from llmfy_core.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from llmfy_openai.batch import BatchFileError, iter_batch_usages, read_batch_file
+    from llmfy_openai.batch import (
+        BatchFileError,
+        iter_batch_usages,
+        read_batch_file,
+        record_batch_file,
+        record_batch_usages,
+    )
     from llmfy_openai.extract import extract_usage, usage_from_body
     from llmfy_openai.prices import PriceListing, list_prices, lookup_price
     from llmfy_openai.resolve import clear_azure_deployments, map_azure_deployments
@@ -29,6 +35,8 @@ _MODULES = {
     "lookup_price": "llmfy_openai.prices",
     "map_azure_deployments": "llmfy_openai.resolve",
     "read_batch_file": "llmfy_openai.batch",
+    "record_batch_file": "llmfy_openai.batch",
+    "record_batch_usages": "llmfy_openai.batch",
     "usage_from_body": "llmfy_openai.extract",
 }
 
@@ -42,6 +50,8 @@ __all__ = [
     "lookup_price",
     "map_azure_deployments",
     "read_batch_file",
+    "record_batch_file",
+    "record_batch_usages",
     "usage_from_body",
 ]
 

@@ -4,18 +4,25 @@ Each line of an output file is a JSON object
 `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`
 whose `body` is a Chat Completions, Responses, Embeddings or GPT Image body.
 Lines with an error or a status other than 200 are not billed and yield
-nothing, and so do moderations, which are free.
+nothing, and so do moderations, which are free. `record_batch_usages` and
+`record_batch_file` record each request at its send day's rate, read from
+the body, since a file can hold requests sent before a price change.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmfy_core import CallContext, Usage
+from llmfy_core.recording import body_sent_at
 from llmfy_openai.extract import PROVIDER, usage_from_body
+
+if TYPE_CHECKING:
+    from llmfy_core import UsageTracker
 
 
 class BatchFileError(ValueError):
@@ -41,6 +48,49 @@ def iter_batch_usages(
     `BatchFileError` naming the line number for invalid JSON or a line that
     is not an object.
     """
+    for usage, _ in _iter_batch_requests(lines, model):
+        yield usage
+
+
+def record_batch_usages(
+    lines: str | bytes | Iterable[str | bytes | Mapping[str, Any]],
+    tracker: UsageTracker,
+    *,
+    model: str | None = None,
+) -> int:
+    """Record each successful request of a Batch API output file into `tracker`.
+
+    `lines` and `model` are what `iter_batch_usages` takes. Each request is
+    priced at the rate of the UTC day it was sent, as OpenAI billed it. That
+    day comes from the body's `created` (Chat Completions) or `created_at`
+    (Responses). A body without either, such as an Embeddings body, is
+    priced at today's rate. Returns the number of requests recorded. Raises
+    `BatchFileError` as `iter_batch_usages` does, after recording the lines
+    before the bad one.
+    """
+    count = 0
+    for usage, sent_at in _iter_batch_requests(lines, model):
+        tracker.add_usage(usage, sent_at)
+        count += 1
+    return count
+
+
+def record_batch_file(
+    path: str | os.PathLike[str], tracker: UsageTracker, *, model: str | None = None
+) -> int:
+    """Record the requests of a Batch API output file on disk into `tracker`.
+
+    See `record_batch_usages` for the send days, the result and the errors.
+    """
+    with open(path, "rb") as file:
+        return record_batch_usages(file, tracker, model=model)
+
+
+def _iter_batch_requests(
+    lines: str | bytes | Iterable[str | bytes | Mapping[str, Any]],
+    model: str | None,
+) -> Iterator[tuple[Usage, dt.datetime | None]]:
+    """Yield the usage and the send time (None if unknown) of each request."""
     if isinstance(lines, str):
         # Split on "\n" only, because splitlines() also splits on characters
         # such as U+2028, which JSON allows unescaped inside a string.
@@ -53,7 +103,7 @@ def iter_batch_usages(
             continue
         usage = _usage_of_record(record, model)
         if usage is not None:
-            yield usage
+            yield usage, body_sent_at(record["response"]["body"])
 
 
 def read_batch_file(

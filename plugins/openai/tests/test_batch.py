@@ -6,7 +6,12 @@ import json
 from decimal import Decimal
 
 import pytest
-from llmfy_openai import BatchFileError, iter_batch_usages, read_batch_file
+from llmfy_openai import (
+    BatchFileError,
+    iter_batch_usages,
+    read_batch_file,
+    record_batch_file,
+)
 
 from llmfy import llmfy_usage_tracker
 
@@ -51,6 +56,32 @@ def test_chat_lines_at_batch_rate(bodies, tmp_path):
     # b: 1000 x 1.25 + 1000 x 0.625 + 200 x 5 = 1250 + 625 + 1000 = 2875
     # total 4625 per million
     assert tracker.total_cost == Decimal("0.004625")
+
+
+def test_lines_priced_on_their_send_day(bodies, tmp_path):
+    # o3 cost 10 and 40 USD per million tokens until OpenAI cut it on
+    # 2025-06-10, so its Batch API rate was 5 and 20 before that day and is
+    # 1 and 4 now. Chat bodies give the send time in `created`, and Responses
+    # bodies in `created_at`. 1746057600 is 2025-05-01 00:00 UTC.
+    chat = bodies.chat(model="o3-2025-04-16", prompt=1000, completion=100)
+    chat["created"] = 1_746_057_600
+    response = bodies.response(model="o3-2025-04-16", input_tokens=10, output_tokens=5)
+    response["created_at"] = 1_746_057_600
+    path = tmp_path / "output.jsonl"
+    path.write_text(line("a", chat) + "\n" + line("b", response) + "\n")
+
+    with llmfy_usage_tracker() as tracker:
+        count = record_batch_file(path, tracker)
+
+    assert count == 2
+    assert [record.usage.request_id for record in tracker.records] == [
+        "req_a",
+        "req_b",
+    ]
+    # a: 1000 x 5 + 100 x 20 = 5000 + 2000 = 7000 millionths of a USD
+    assert tracker.records[0].cost.total == Decimal("0.007")
+    # b: 10 x 5 + 5 x 20 = 50 + 100 = 150 millionths of a USD
+    assert tracker.records[1].cost.total == Decimal("0.00015")
 
 
 def test_responses_and_embeddings_lines(bodies):

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import openai
 import pytest
-from llmfy_openai import iter_batch_usages, read_batch_file
+from llmfy_openai import read_batch_file, record_batch_usages
 from openai import Stream
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -391,9 +391,9 @@ def test_batch_output_file_through_sdk(real_openai, server, client):
 
     with llmfy_usage_tracker() as tracker:
         output = client.files.content("file-batch-output")
-        for usage in iter_batch_usages(output.text):
-            tracker.add_usage(usage)
+        count = record_batch_usages(output.text, tracker)
 
+    assert count == 65
     assert tracker.request_count == 65
     assert tracker.input_tokens == 36501
     assert tracker.output_tokens == 11980
