@@ -8,8 +8,10 @@ stopping the others.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
+import types
 from collections.abc import Collection, Iterable, Iterator, Sequence, Set
 from typing import Any, NamedTuple
 
@@ -228,12 +230,14 @@ class PluginRegistry:
         """Register and validate one plugin, undoing any partial registration.
 
         Raises `pluggy.PluginValidationError` or `ValueError` when the plugin
-        implements an unknown hook, has a bad signature, reuses a name, or
-        declares a `llmfy_price_rank` that is not an int.
+        implements an unknown hook, has a bad signature, reuses a name, is a
+        class whose hooks need an instance, or declares a `llmfy_price_rank`
+        that is not an int.
         """
         with self._lock:
             manager = self.manager
             try:
+                _check_not_a_class(plugin, name)
                 manager.register(plugin, name=name)
                 unknown = [
                     caller.name
@@ -307,6 +311,7 @@ class PluginRegistry:
         self, name: str, dist_name: str | None, version: str | None, reason: str
     ) -> None:
         dist = f"{dist_name} {version}" if dist_name else "an unknown distribution"
+        reason = reason.rstrip(".")
         message = (
             f"llmfy plugin {name!r} (from {dist}) was not loaded: {reason}. "
             "Other plugins keep working. Fix or uninstall the distribution, or "
@@ -369,6 +374,50 @@ def _check_price_rank(plugin: object, name: str) -> None:
         "int. Use a PriceRank, such as PriceRank.ORGANIZATION to win over the "
         "bundled tables or PriceRank.FALLBACK to be asked after them."
     )
+
+
+def _check_not_a_class(plugin: object, name: str) -> None:
+    """Raise `ValueError` for a class whose hook implementations take `self`.
+
+    pluggy registers such a class without complaint, but each call of its hooks
+    then fails, because the class has no instance to pass as `self`. An entry
+    point that names the class (`package.module:Prices`) loads it that way.
+    """
+    if not inspect.isclass(plugin):
+        return
+    needing_instance = sorted(
+        attribute
+        for attribute in dir(plugin)
+        if _takes_self(inspect.getattr_static(plugin, attribute, None))
+    )
+    if not needing_instance:
+        return
+    hooks, pronoun = (
+        (f"hook {needing_instance[0]} takes", "it")
+        if len(needing_instance) == 1
+        else (f"hooks {', '.join(needing_instance)} take", "them")
+    )
+    raise ValueError(
+        f"plugin {name!r} is the class {plugin.__name__}, and its {hooks} `self`, "
+        f"so llmfy cannot call {pronoun} on the class. Register an instance, "
+        f"{plugin.__name__}(), or point the entry point at a module or at an "
+        f"instance, such as `package.module:plugin` with `plugin = "
+        f"{plugin.__name__}()`."
+    )
+
+
+def _takes_self(attribute: object) -> bool:
+    """Return whether `attribute` is a hook implementation defined as a method.
+
+    pluggy drops a first parameter named `self` or `cls` from the arguments it
+    passes, as it would for a bound method.
+    """
+    if not isinstance(attribute, types.FunctionType):
+        return False
+    if not hasattr(attribute, f"{hookspecs.PROJECT_NAME}_impl"):
+        return False
+    parameters = list(inspect.signature(attribute).parameters)
+    return bool(parameters) and parameters[0] in ("self", "cls")
 
 
 def _is_optional(caller: pluggy.HookCaller, plugin: object) -> bool:

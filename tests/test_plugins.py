@@ -62,6 +62,20 @@ def price_lookup_typo(provider):
     return None
 """
 
+CLASS_ENTRY_POINT = """
+from decimal import Decimal
+
+from llmfy_core import Price, PriceRank, hookimpl
+
+
+class FlatPrices:
+    llmfy_price_rank = PriceRank.ORGANIZATION
+
+    @hookimpl
+    def price_lookup(self, provider, model):
+        return Price(Decimal("1"), Decimal("1"), source="flat prices")
+"""
+
 BAD_SIGNATURE = """
 from llmfy_core import hookimpl
 
@@ -102,6 +116,12 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             {"signature_plugin.py": BAD_SIGNATURE},
             {"signature": "signature_plugin"},
         ),
+        "class": install_distribution(
+            root / "class",
+            "llmfy-flat-prices",
+            {"flat_prices.py": CLASS_ENTRY_POINT},
+            {"flat": "flat_prices:FlatPrices"},
+        ),
         "duplicate": install_distribution(
             root / "duplicate",
             "llmfy-other-openai",
@@ -126,6 +146,7 @@ def installed(sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterat
         "broken_plugin",
         "typo_plugin",
         "signature_plugin",
+        "flat_prices",
     ):
         sys.modules.pop(module, None)
 
@@ -225,6 +246,20 @@ def test_bad_signature_plugin_skipped(installed: Any) -> None:
         registry = llmfy_core.load_plugins()
 
     assert "signature" not in registry.hook_order("price_lookup")
+
+
+def test_class_entry_point_skipped_with_fix(installed: Any) -> None:
+    installed("class")
+
+    with pytest.warns(PluginWarning) as warned:
+        registry = llmfy_core.load_plugins()
+
+    message = str(warned[0].message)
+    assert "'flat'" in message
+    assert "llmfy-flat-prices" in message
+    assert "FlatPrices()" in message
+    assert "price_lookup" in message
+    assert "flat" not in registry.hook_order("price_lookup")
 
 
 def test_duplicate_entry_point_name_reported(installed: Any) -> None:
@@ -334,6 +369,32 @@ def test_invalid_price_rank_rejected(provider: ProviderPlugin, rank: object) -> 
 
     assert "PriceRank.ORGANIZATION" in str(raised.value)
     assert "prices" not in llmfy_core.hook_order("price_lookup")
+
+
+def test_class_registered_instead_of_instance(provider: ProviderPlugin) -> None:
+    class Prices:
+        @hookimpl
+        def price_lookup(self, provider: str, model: str) -> Price | None:
+            return Price(Decimal("1"), Decimal("1"), source="test prices")
+
+    with pytest.raises(ValueError, match=r"Prices\(\)") as raised:
+        llmfy_core.register_plugin(Prices, "prices")
+
+    assert "self" in str(raised.value)
+    assert "prices" not in llmfy_core.hook_order("price_lookup")
+
+
+def test_class_of_static_hooks_registered(provider: ProviderPlugin) -> None:
+    class Prices:
+        @hookimpl
+        @staticmethod
+        def price_lookup(provider: str, model: str) -> Price | None:
+            return Price(Decimal("1"), Decimal("1"), source="test prices")
+
+    name = llmfy_core.register_plugin(Prices, "prices")
+
+    assert name in llmfy_core.hook_order("price_lookup")
+    llmfy_core.unregister_plugin(name)
 
 
 def test_hook_order_unknown_hook_raises(provider: ProviderPlugin) -> None:
