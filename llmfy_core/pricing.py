@@ -232,10 +232,14 @@ def parse_price_per_tokens(
     model: str,
     region: str | None = None,
     expected_shape: str = "",
+    field: str = "price_per_tokens",
 ) -> int:
-    """Validate a `price_per_tokens` unit: a whole number of tokens, at least 1."""
+    """Validate a `price_per_tokens` unit: a whole number of tokens, at least 1.
+
+    `field` names the unit in the error, such as `tiers.flex.price_per_tokens`.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        where = describe_entry(provider, model, region, "price_per_tokens")
+        where = describe_entry(provider, model, region, field)
         shape = f" Expected shape: {expected_shape}" if expected_shape else ""
         raise PricingTableError(
             f"Invalid unit for {where}: {value!r}. `price_per_tokens` is the number "
@@ -630,15 +634,20 @@ def price_from_mapping(
     expected_shape: str,
     source: str,
     allowed_extra: frozenset[str] = frozenset(),
+    field_prefix: str = "",
 ) -> Price:
     """Build a `Price` from one entry of a user's override table.
 
     `entry` has `input` and `output`, and optionally `cache_read`,
     `cache_write` and `price_per_tokens` (the unit, `default_unit` when absent).
     Keys in `allowed_extra` are left to the caller; any other key is an error.
+    `field_prefix` starts each field name in the errors, such as `tiers.flex.`
+    for the prices of a tier inside a model's entry.
     """
     if not isinstance(entry, Mapping):
-        where = describe_entry(provider, model, region, None)
+        where = describe_entry(
+            provider, model, region, field_prefix.rstrip(".") or None
+        )
         raise PricingTableError(
             f"Invalid price entry for {where}: expected a mapping of prices, got "
             f"{type(entry).__name__} {entry!r}. Expected shape: {expected_shape}"
@@ -646,7 +655,7 @@ def price_from_mapping(
     known = {"input", "output", "cache_read", "cache_write", "price_per_tokens"}
     unknown = sorted(set(entry) - known - allowed_extra)
     if unknown:
-        where = describe_entry(provider, model, region, unknown[0])
+        where = describe_entry(provider, model, region, field_prefix + unknown[0])
         raise PricingTableError(
             f"Unknown field in the price entry for {where}. Allowed fields: "
             f"{', '.join(sorted(known | allowed_extra))}. "
@@ -654,7 +663,7 @@ def price_from_mapping(
         )
     for required in ("input", "output"):
         if required not in entry:
-            where = describe_entry(provider, model, region, required)
+            where = describe_entry(provider, model, region, field_prefix + required)
             raise PricingTableError(
                 f"Missing price for {where}: every entry needs `input` and "
                 f"`output`. Expected shape: {expected_shape}"
@@ -668,6 +677,7 @@ def price_from_mapping(
             model=model,
             region=region,
             expected_shape=expected_shape,
+            field=field_prefix + "price_per_tokens",
         )
 
     def value(field: str) -> Decimal | None:
@@ -678,7 +688,7 @@ def price_from_mapping(
             provider=provider,
             model=model,
             region=region,
-            field=field,
+            field=field_prefix + field,
             price_per_tokens=unit,
             expected_shape=expected_shape,
         )

@@ -226,7 +226,7 @@ def _check_not_regional(model: str, entry: Mapping[str, Any]) -> None:
 
 
 def _parse_prices(model: str, entry: object, unit: int, prefix: str | None) -> Price:
-    where_model = model if prefix is None else f"{model} {prefix}"
+    field_prefix = "" if prefix is None else f"{prefix}."
     if not isinstance(entry, Mapping):
         where = describe_entry(PROVIDER, model, None, prefix)
         raise PricingTableError(
@@ -236,12 +236,13 @@ def _parse_prices(model: str, entry: object, unit: int, prefix: str | None) -> P
     price = price_from_mapping(
         entry,
         provider=PROVIDER,
-        model=where_model,
+        model=model,
         region=None,
         default_unit=unit,
         expected_shape=EXPECTED_SHAPE,
         source=SOURCE,
         allowed_extra=_EXTRA_FIELDS,
+        field_prefix=field_prefix,
     )
     other: dict[str, Decimal] = {}
     for field, kind in _SUBSET_FIELDS.items():
@@ -249,8 +250,8 @@ def _parse_prices(model: str, entry: object, unit: int, prefix: str | None) -> P
             other[kind] = parse_price_value(
                 entry[field],
                 provider=PROVIDER,
-                model=where_model,
-                field=field,
+                model=model,
+                field=field_prefix + field,
                 price_per_tokens=price.price_per_tokens,
                 expected_shape=EXPECTED_SHAPE,
             )

@@ -169,6 +169,11 @@ def test_batch_usage_uses_override_batch_tier():
     assert record.cost.total == Decimal("0.0014")
 
 
+def flex_prices(tier_entry: object) -> dict[str, object]:
+    """Return an openai_pricing table whose gpt-4o-mini Flex prices are `tier_entry`."""
+    return {"gpt-4o-mini": {"input": 1, "output": 2, "tiers": {"flex": tier_entry}}}
+
+
 BAD_TABLES = [
     pytest.param(
         {"input": 0.15, "output": 0.60},
@@ -241,9 +246,29 @@ BAD_TABLES = [
         id="standard-tier",
     ),
     pytest.param(
-        {"gpt-4o-mini": {"input": 1, "output": 2, "tiers": {"flex": {"input": 1}}}},
-        ["tiers.flex", "'output'"],
+        flex_prices({"input": 1}),
+        ["model 'gpt-4o-mini', field 'tiers.flex.output'", "Missing"],
         id="tier-missing-output",
+    ),
+    pytest.param(
+        flex_prices({"input": -1, "output": 1}),
+        ["model 'gpt-4o-mini', field 'tiers.flex.input'", "negative"],
+        id="tier-negative",
+    ),
+    pytest.param(
+        flex_prices({"input": 1, "output": 1, "cached": 1}),
+        ["model 'gpt-4o-mini', field 'tiers.flex.cached'", "Unknown field"],
+        id="tier-unknown-field",
+    ),
+    pytest.param(
+        flex_prices({"input": 1, "output": 1, "input_audio": "x"}),
+        ["model 'gpt-4o-mini', field 'tiers.flex.input_audio'", "not a number"],
+        id="tier-bad-audio-rate",
+    ),
+    pytest.param(
+        flex_prices({"input": 1, "output": 1, "price_per_tokens": 0}),
+        ["model 'gpt-4o-mini', field 'tiers.flex.price_per_tokens'"],
+        id="tier-bad-unit",
     ),
     pytest.param(
         {
