@@ -798,8 +798,8 @@ class UsageTracker:
         and cache write tokens, `output_tokens` includes reasoning tokens.
         `sent_at` without a time zone is taken as UTC. Raises TypeError for a
         provider, model or other argument of the wrong type, and ValueError for
-        negative or non-integer counts and for cached or reasoning counts
-        larger than the total they are part of.
+        negative or non-integer counts and for cached, reasoning or
+        `other_tokens` subset counts larger than the total they are part of.
         """
         if unexpected:
             raise TypeError(_record_keyword_message(next(iter(unexpected))))
@@ -835,6 +835,14 @@ class UsageTracker:
                     "Token counts are whole numbers of at least 0."
                 )
         _check_parts(provider, model, input_tokens, output_tokens, counts)
+        _check_subsets(
+            provider,
+            model,
+            input_tokens,
+            output_tokens,
+            cache_write_tokens,
+            other_tokens or {},
+        )
         usage = Usage(
             provider=provider,
             model=model,
@@ -1116,6 +1124,38 @@ def _check_parts(
             f"({reasoning}) exceed output_tokens ({output_tokens}). output_tokens "
             "includes the reasoning tokens."
         )
+
+
+def _check_subsets(
+    provider: str,
+    model: str,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cache_write_tokens: int,
+    other_tokens: Mapping[str, int],
+) -> None:
+    """Raise ValueError when a subset in `other_tokens` exceeds the count it is in.
+
+    A subset such as `input_audio` is charged at its own rate and taken out of
+    its count, so a subset larger than its count would charge more tokens than
+    the request had.
+    """
+    totals = {
+        "input": ("input_tokens", input_tokens),
+        "output": ("output_tokens", output_tokens),
+        "cache write": ("cache_write_tokens", cache_write_tokens),
+    }
+    for kind, tokens in other_tokens.items():
+        parent = SUBSET_PARENTS.get(kind)
+        if parent is None:
+            continue
+        name, total = totals[parent]
+        if total is not None and tokens > total:
+            raise ValueError(
+                f"Invalid counts for {provider} model {model!r}: "
+                f"other_tokens[{kind!r}] ({tokens}) exceed {name} ({total}). "
+                f"{name} includes the {kind} tokens."
+            )
 
 
 def _misspelling_question(provider: str, model: str) -> tuple[str, str | None]:

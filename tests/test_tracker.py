@@ -802,6 +802,48 @@ def test_record_by_hand_rejects_parts_above_total(provider: ProviderPlugin) -> N
         usage.record("openai", "gpt-4o-mini", 10, 1, reasoning_tokens=2)
 
 
+def test_record_by_hand_rejects_subsets_above_total(
+    provider: ProviderPlugin,
+) -> None:
+    usage = llmfy_usage_tracker()
+
+    with pytest.raises(ValueError, match=r"'input_audio'\] \(20\) exceed input_tokens"):
+        usage.record("openai", "gpt-4o-mini", 10, 1, other_tokens={"input_audio": 20})
+    with pytest.raises(
+        ValueError, match=r"'output_image'\] \(2\) exceed output_tokens"
+    ):
+        usage.record("openai", "gpt-4o-mini", 10, 1, other_tokens={"output_image": 2})
+    with pytest.raises(
+        ValueError, match=r"'cache_write_1h'\] \(3\) exceed cache_write_tokens"
+    ):
+        usage.record(
+            "openai",
+            "gpt-4o-mini",
+            10,
+            1,
+            cache_write_tokens=2,
+            other_tokens={"cache_write_1h": 3},
+        )
+    assert usage.request_count == 0
+
+
+def test_record_by_hand_accepts_tokens_besides_total(
+    provider: ProviderPlugin,
+) -> None:
+    usage = llmfy_usage_tracker()
+
+    record = usage.record(
+        "openai",
+        "gpt-4o-mini",
+        10,
+        1,
+        other_tokens={"image_generation_input": 500},
+    )
+
+    assert record.usage.other_tokens["image_generation_input"] == 500
+    assert usage.request_count == 1
+
+
 def test_total_cost_has_no_trailing_zeros(provider: ProviderPlugin) -> None:
     with llmfy_usage_tracker() as usage:
         send()
