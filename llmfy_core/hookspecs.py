@@ -82,10 +82,12 @@ def price_lookup(
 
     `model` is a model id as the provider names it (a dated snapshot, a
     Bedrock inference profile or ARN, ...); resolve it the way the provider
-    bills it. `service_tier` is the tier the response reported (`flex`,
-    `priority`, ...) or None for the default; `batch` is true for Batch API
-    requests. `requested_at` is when the request was sent, for price lists with
-    effective dates.
+    bills it. `service_tier` is the tier the response reported, such as
+    `default`, `flex` or `priority`, or None when it reported none. None and the
+    names in `llmfy_core.pricing.STANDARD_TIERS` (`default`, `standard`) both
+    mean the standard tier. `batch` is true for Batch API requests.
+    `requested_at` is when the request was sent, for price lists with effective
+    dates.
 
     Return `Unpriced` to state why a known model has no per-token price.
     Implementations are asked in the order of the rank their plugin declares

@@ -34,7 +34,9 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
+import llmfy
 from llmfy import (
+    PriceRank,
     PricingWarning,
     RequestRecord,
     UsageWarning,
@@ -43,6 +45,7 @@ from llmfy import (
     llmfy_usage_tracker,
     register_plugin,
 )
+from llmfy_core.pricing import STANDARD_TIERS
 from llmfy_core.tracker import UNTRACKED
 
 CHAT = "/v1/chat/completions"
@@ -105,6 +108,33 @@ def test_chat_create_recorded_once(server, client, bodies):
     # 60 x 0.15 + 3 x 0.60 = 9 + 1.8 = 10.8 USD per million tokens
     assert record.cost is not None
     assert record.cost.total == Decimal("0.0000108")
+
+
+def test_price_lookup_gets_reported_tier(server, client, bodies):
+    # OpenAI names the standard tier `default` in its responses, and a pricing
+    # plugin receives it as reported, or None when the response names none.
+    received = []
+
+    class TierSpy:
+        llmfy_price_rank = PriceRank.ORGANIZATION
+
+        @hookimpl
+        def price_lookup(self, service_tier: str | None) -> None:
+            received.append(service_tier)
+
+    server.add_json(CHAT, bodies.chat(service_tier="default"))
+    server.add_json(CHAT, bodies.chat(service_tier=None))
+    name = llmfy.register_plugin(TierSpy(), "tier-spy")
+    try:
+        with llmfy_usage_tracker():
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        llmfy.unregister_plugin(name)
+
+    assert received[0] == "default"
+    assert received[0] in STANDARD_TIERS
+    assert received[-1] is None
 
 
 def test_scale_tier_response_unpriced(server, client, bodies):
