@@ -729,7 +729,7 @@ class UsageTracker:
                     and kind not in price.other
                     and self._first_warning((usage.provider, usage.model, kind))
                 ):
-                    self._warn_missing_rate(usage, price, kind)
+                    self._warn_missing_rate(usage, resolution, kind)
         return resolution
 
     def _first_warning(self, key: tuple[str | None, ...]) -> bool:
@@ -758,13 +758,20 @@ class UsageTracker:
         logger.warning("%s", message)
         emit_warning(PricingWarning(message), stacklevel=3)
 
-    def _warn_missing_rate(self, usage: Usage, price: Price, kind: str) -> None:
-        source = f" from {price.source}" if price.source else ""
+    def _warn_missing_rate(
+        self, usage: Usage, resolution: Resolution, kind: str
+    ) -> None:
+        price = resolution.price
+        overridden = resolution.origin == "override"
+        if resolution.origin is not None and not overridden:
+            source = f" from plugin {resolution.origin!r}"
+        else:
+            source = f" from {price.source}" if price and price.source else ""
         message = (
             f"The price of {usage.provider} model {usage.model!r}{source} has no "
             f"{kind!r} rate, so {kind} tokens are charged at the "
             f"{SUBSET_PARENTS[kind]} rate and the cost is an estimate. "
-            + _how_to_add_rate(usage.provider, kind)
+            + _how_to_add_rate(usage, kind, overridden)
         )
         logger.warning("%s", message)
         emit_warning(PricingWarning(message), stacklevel=3)
@@ -1261,17 +1268,21 @@ _PROBE_MODEL = "llmfy-shape-probe"
 
 
 def _override_example(
-    provider: str, model: str, region: str | None
+    provider: str, model: str, region: str | None, rate: str | None = None
 ) -> tuple[str, str] | None:
     """Return an example `<provider>_pricing=` argument for `model`, and its unit.
 
     Tables differ by provider: Bedrock's nest prices under a region and are
     per 1,000 tokens. So the provider's plugin parses a probe entry, flat and
     then under `region`, and the first shape it takes is the example. Returns
-    None when it takes neither.
+    None when it takes neither. `rate` adds a field, such as `input_audio`, to
+    the entry.
     """
     prices = "{'input': ..., 'output': ...}"
     probe_prices = {"input": 0, "output": 0}
+    if rate is not None:
+        prices = f"{{'input': ..., 'output': ..., {rate!r}: ...}}"
+        probe_prices[rate] = 0
     shapes: list[tuple[str, dict[str, Any]]] = [
         (f"{{{model!r}: {prices}}}", {_PROBE_MODEL: probe_prices})
     ]
@@ -1295,7 +1306,19 @@ def _override_example(
     return None
 
 
-def _how_to_add_rate(provider: str, kind: str) -> str:
+def _how_to_add_rate(usage: Usage, kind: str, overridden: bool) -> str:
+    provider = usage.provider
+    if not overridden and reads_pricing_tables(provider):
+        # A plugin's price has no entry to add the rate to, and a new entry
+        # replaces the whole price, so the example names input and output too.
+        example = _override_example(provider, usage.model, usage.region, kind)
+        if example is not None:
+            argument, unit = example
+            return (
+                f"To rate them, pass llmfy_usage_tracker({argument}){unit}. An "
+                "entry replaces the model's whole price, so give its other rates "
+                "too."
+            )
     if reads_pricing_tables(provider):
         return (
             f"Give the rate as {kind!r} in the model's entry of {provider}_pricing=, "

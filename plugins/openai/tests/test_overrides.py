@@ -343,6 +343,24 @@ def test_override_without_audio_rates_warns():
     assert set(record.cost.parts) >= {"estimated:input_audio", "estimated:output_audio"}
 
 
+def test_bundled_price_without_audio_rate_advice():
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(PricingWarning) as warned:
+            usage.record(
+                "openai", "gpt-4o-mini", 1000, 10, other_tokens={"input_audio": 100}
+            )
+
+    message = str(warned[0].message)
+    example = (
+        "openai_pricing={'gpt-4o-mini': {'input': ..., 'output': ..., "
+        "'input_audio': ...}}"
+    )
+    assert "from plugin 'openai'" in message
+    assert example in message
+    assert "in USD per 1,000,000 tokens" in message
+    assert "replaces the model's whole price" in message
+
+
 def test_unit_warnings_point_at_caller():
     # 5000 USD per million is implausible on its own, and 33,333.3 times
     # gpt-4o-mini's published input price of 0.15.
