@@ -21,7 +21,6 @@ import gzip
 import json
 import os
 import re
-import threading
 import warnings
 from decimal import Decimal
 from pathlib import Path
@@ -426,7 +425,7 @@ def test_invoke_body_read_any_way(
 @needs_real_data
 @pytest.mark.parametrize("name", sorted(name for name in EXPECTED if "stream" in name))
 def test_stream_stopped_early_counts_once(
-    name: str, bedrock_server: Any, make_client: Any
+    name: str, bedrock_server: Any, make_client: Any, wait_for: Any
 ) -> None:
     # The usage comes in the last event, so a stream stopped before it counts
     # once with unknown usage, unless its only event carries the usage.
@@ -443,6 +442,7 @@ def test_stream_stopped_early_counts_once(
             queue_interaction(bedrock_server, interaction)
             with llmfy_usage_tracker() as usage:
                 stop_early(client, interaction, stop)
+            wait_for(lambda: usage.request_count == 1)
 
             where = f"{name} #{index} {stop}"
             single = len(split_frames(interaction.body)) == 1
@@ -531,10 +531,7 @@ def stop_early(client: Any, interaction: Interaction, stop: str) -> None:
         next(iter(stream))
         stream.close()
         return
-    # A stream dropped unread is recorded from a thread of its own once the
-    # garbage collector frees it.
+    # A stream dropped unread is recorded from llmfy's recording thread once
+    # the garbage collector frees it.
     del response, stream
     gc.collect()
-    for thread in threading.enumerate():
-        if thread.name == "llmfy-bedrock-stream":
-            thread.join(5)

@@ -335,7 +335,7 @@ def test_cassette_through_sdk_methods(real_openai, server, client, name):
 @pytest.mark.parametrize(
     "name", sorted(name for name in EXPECTED if "-stream-" in name)
 )
-def test_stream_stopped_early_counts_once(real_openai, server, client, name):
+def test_stream_stopped_early_counts_once(real_openai, server, client, name, wait_for):
     # No usage arrived, so the request counts once with unknown usage.
     interaction = yaml.safe_load((real_openai / name).read_text("utf-8"))[
         "interactions"
@@ -349,6 +349,8 @@ def test_stream_stopped_early_counts_once(real_openai, server, client, name):
             warnings.simplefilter("ignore", UsageWarning)
             _call(client, server.base_url, recorded, stop)
             gc.collect()
+            # A collected stream is recorded from llmfy's recording thread.
+            wait_for(lambda: tracker.request_count == 1)
 
         where = f"{name} {stop}"
         assert len(tracker.records) == 1, where
