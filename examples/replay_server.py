@@ -9,13 +9,16 @@ ConverseStream.
 
 Routes, each with its own first-in, first-out queue of replies:
 
-- `openai`: `POST /v1/chat/completions`
-- `bedrock`: `POST /model/{modelId}/converse` and `/converse-stream`
+- `openai`: `POST /v1/chat/completions`, `/v1/responses` and `/v1/embeddings`
+- `bedrock`: `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke`
+  and `/invoke-with-response-stream`
 
-A request with no reply left gets a 400 error in the provider's format, which
-the SDKs raise without retrying. The server listens on 127.0.0.1 on a free
-port, runs in daemon threads, and stops when its `with` block ends (or, at the
-latest, when the process exits).
+A request with no reply left gets the server's `fallback` reply for it, or
+else a 400 error in the provider's format, which the SDKs raise without
+retrying. The server listens on 127.0.0.1, on a free port unless given one,
+runs in daemon threads, and stops when its `with` block ends (or, at the
+latest, when the process exits). `examples/serve_replies.py` runs one from
+the command line.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import threading
 import uuid
 import zlib
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,9 +52,10 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # Seconds a held reply waits for `Reply.release` before sending the rest anyway.
 HOLD_TIMEOUT = 5.0
 
-_OPENAI_CHAT = re.compile(r"^/v1/chat/completions/?$")
-_BEDROCK_CONVERSE = re.compile(
-    r"^/model/(?P<model>[^/]+)/converse(?P<stream>-stream)?$"
+_OPENAI_PATH = re.compile(r"^/v1/(chat/completions|responses|embeddings)/?$")
+_BEDROCK_PATH = re.compile(
+    r"^/model/(?P<model>[^/]+)/"
+    r"(?P<operation>converse(-stream)?|invoke(-with-response-stream)?)$"
 )
 
 
@@ -237,7 +241,7 @@ class RecordedRequest:
     @property
     def model(self) -> str | None:
         """The model id: from the URL for Bedrock, from the body for OpenAI."""
-        match = _BEDROCK_CONVERSE.match(self.path)
+        match = _BEDROCK_PATH.match(self.path)
         if match:
             return unquote(match.group("model"))
         model = self.json().get("model")
@@ -247,13 +251,24 @@ class RecordedRequest:
 class ReplayServer:
     """Serve queued replies on 127.0.0.1, and record the requests received."""
 
-    def __init__(self, replies: Iterable[Reply] = ()) -> None:
+    def __init__(
+        self,
+        replies: Iterable[Reply] = (),
+        *,
+        port: int = 0,
+        fallback: Callable[[RecordedRequest], Reply] | None = None,
+    ) -> None:
+        """Queue `replies` and bind to `port` on 127.0.0.1 (0 for a free port).
+
+        `fallback` builds the reply to a request whose route has none queued.
+        """
         self._queues: dict[str, deque[Reply]] = {"openai": deque(), "bedrock": deque()}
         self._lock = threading.Lock()
+        self._fallback = fallback
         self.requests: list[RecordedRequest] = []
         for reply in replies:
             self.add(reply)
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = _HTTPServer(("127.0.0.1", port), _handler_for(self))
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -321,7 +336,9 @@ class ReplayServer:
         with self._lock:
             self.requests.append(request)
             queue = self._queues[request.route]
-            return queue.popleft() if queue else None
+            if queue:
+                return queue.popleft()
+        return None if self._fallback is None else self._fallback(request)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -335,9 +352,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 def _route(path: str) -> str | None:
-    if _OPENAI_CHAT.match(path):
+    if _OPENAI_PATH.match(path):
         return "openai"
-    if _BEDROCK_CONVERSE.match(path):
+    if _BEDROCK_PATH.match(path):
         return "bedrock"
     return None
 
