@@ -76,6 +76,13 @@ def lookup(
     source = _source(snapshot, genai_provider, info)
 
     database = f"genai-prices {version()}"
+    if _is_fine_tuned(model) and not _is_fine_tuned(info.id):
+        # genai-prices matches `ft:gpt-4-0613:org::id` to gpt-4 (0.2.5).
+        return Unpriced(
+            f"{database} matches the fine-tuned {provider} model {model!r} only to "
+            f"its base model {info.id!r}, and OpenAI bills a fine-tuned model at "
+            "rates of its own. " + _how_to_add_price(provider)
+        )
     if _varies_by_time_of_day(info):
         return Unpriced(
             f"{database} prices {provider} model {model!r} by the time of day, which "
@@ -112,6 +119,11 @@ def lookup(
             f"{model!r}. " + _how_to_add_price(provider)
         )
     return price
+
+
+def _is_fine_tuned(model: str) -> bool:
+    """Return whether `model` is an OpenAI fine-tuned id (`ft:` or `.ft-`)."""
+    return model.startswith("ft:") or ".ft-" in model
 
 
 def _how_to_add_price(provider: str) -> str:

@@ -370,3 +370,22 @@ def test_unpriced_reason_offers_keyword_only_if_read() -> None:
     assert "deepseek_pricing" not in deepseek.reason
     assert deepseek.reason.endswith("Add the price to a price file.")
     assert "llmfy_usage_tracker(openai_pricing=...)" in openai.reason
+
+
+def test_fine_tuned_model_not_priced_as_base() -> None:
+    # genai-prices matches this id to gpt-4 (30 and 60 USD per million tokens);
+    # OpenAI bills a fine-tuned model at rates of its own.
+    found = lookup("openai", "ft:gpt-4-0613:acme::8xyz")
+
+    assert isinstance(found, Unpriced)
+    assert "'ft:gpt-4-0613:acme::8xyz'" in found.reason
+    assert "'gpt-4'" in found.reason
+
+
+def test_fine_tuned_model_with_own_entry_priced() -> None:
+    # genai-prices lists ft:gpt-4o-mini at 0.30 and 1.20 USD per million tokens.
+    price = lookup("openai", "ft:gpt-4o-mini-2024-07-18:acme::8xyz")
+
+    assert isinstance(price, Price)
+    assert price.input == Decimal("0.3")
+    assert price.output == Decimal("1.2")
