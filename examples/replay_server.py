@@ -9,7 +9,8 @@ ConverseStream.
 
 Routes, each with its own first-in, first-out queue of replies:
 
-- `openai`: `POST /v1/chat/completions`, `/v1/responses` and `/v1/embeddings`
+- `openai`: `POST /v1/chat/completions`, `/v1/responses`, `/v1/embeddings` and
+  `/v1/decisions`
 - `bedrock`: `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke`
   and `/invoke-with-response-stream`
 
@@ -52,7 +53,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # Seconds a held reply waits for `Reply.release` before sending the rest anyway.
 HOLD_TIMEOUT = 5.0
 
-_OPENAI_PATH = re.compile(r"^/v1/(chat/completions|responses|embeddings)/?$")
+_OPENAI_PATH = re.compile(r"^/v1/(chat/completions|responses|embeddings|decisions)/?$")
 _BEDROCK_PATH = re.compile(
     r"^/model/(?P<model>[^/]+)/"
     r"(?P<operation>converse(-stream)?|invoke(-with-response-stream)?)$"

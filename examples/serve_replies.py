@@ -13,6 +13,7 @@ per provider: `openai:IN/OUT` is a Chat Completions body for gpt-4o-mini,
 `openai-stream:IN/OUT` its stream with the usage chunk, `openai-stream:none`
 a stream without usage, `responses:IN/OUT` and `responses-stream:IN/OUT` a
 Responses API body and stream, `embeddings:IN` an Embeddings body,
+`decisions:IN/OUT` a Decisions body of gpt-6-luna with 400 input tokens cached,
 `bedrock:IN/OUT` a Converse body, `bedrock-stream:IN/OUT` a ConverseStream,
 `invoke:IN/OUT` an InvokeModel reply of Mistral 7B Instruct whose token
 counts are only in the headers, `invoke-stream:IN/OUT` an
@@ -45,6 +46,7 @@ DEFAULT_REPLIES = {
     "responses": "responses:12/2",
     "responses-stream": "responses-stream:15/2",
     "embeddings": "embeddings:8",
+    "decisions": "decisions:900/12",
     "converse": "bedrock:50/8",
     "converse-stream": "bedrock-stream:52/9",
     "invoke": "invoke:19/3",
@@ -247,6 +249,21 @@ def invoke_stream(input_tokens: int, output_tokens: int) -> Reply:
     return Reply.bedrock_event_stream(events)
 
 
+def decision_body(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    """A Decisions body of gpt-6-luna with one answer, 400 input tokens cached."""
+    return {
+        "answers": [{"type": "predicate", "name": "refund", "probability": 0.93}],
+        "model": "gpt-6-luna",
+        "usage": {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 400, "cache_write_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
+        },
+    }
+
+
 def make_reply(name: str) -> Reply:
     kind, _, value = name.partition(":")
     if kind == "fixture":
@@ -267,6 +284,8 @@ def make_reply(name: str) -> Reply:
         ) from None
     if kind == "openai":
         return Reply.openai_json(chat_body(first, second))
+    if kind == "decisions":
+        return Reply.openai_json(decision_body(first, second))
     if kind == "openai-stream":
         return Reply.openai_stream(chat_chunks((first, second)))
     if kind == "responses":

@@ -6,16 +6,9 @@ Each fenced `python` block of `docs/*.md` runs on its own, with the real
 `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`. HTML comments before a block control it:
 
 - `<!-- docs-test: replies NAME ... -->` queues server replies, in order,
-  each with the usage `IN/OUT` (input and output tokens):
-  `openai:IN/OUT` is a Chat Completions body for gpt-4o-mini,
-  `openai-stream:IN/OUT` its stream with the usage chunk, and
-  `openai-stream:none` a stream without usage; `responses:IN/OUT` and
-  `responses-stream:IN/OUT` are a Responses API body and stream,
-  `embeddings:IN` an Embeddings body; `bedrock:IN/OUT` is a Converse body,
-  `bedrock-stream:IN/OUT` a ConverseStream, `invoke:IN/OUT` an InvokeModel
-  reply of Mistral 7B Instruct whose token counts are only in the headers,
-  and `invoke-stream:IN/OUT` an InvokeModelWithResponseStream reply of Amazon
-  Nova Lite; `fixture:NAME` is the file `examples/fixtures/NAME.json`.
+  each named as `examples/serve_replies.py` names them, such as
+  `openai:IN/OUT`, a Chat Completions body for gpt-4o-mini with the usage
+  `IN/OUT` (input and output tokens).
 - `<!-- docs-test: files NAME ... -->` copies these files of
   `docs/examples/data` into the folder the block runs in.
 - `<!-- docs-test: skip REASON -->` does not run the block, for the REASON given.

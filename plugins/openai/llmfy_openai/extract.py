@@ -6,7 +6,8 @@ Chat Completions, legacy Completions and Embeddings report `prompt_tokens`
 `input_tokens` and `output_tokens` with the same inclusions, and so do audio
 transcriptions and GPT Image generations, with their audio or image tokens
 included. All match the inclusion rules of `llmfy_core.model`, so the counts
-are copied, never summed.
+are copied, never summed. A Decisions response reports the fields of the
+Responses API, but only its input tokens are billed, so only they are counted.
 
 SDK objects are read field by field, from their `__dict__` on the fast path
 of Chat Completions, and never converted to dicts. Plain dicts (Batch API
@@ -69,6 +70,9 @@ IMAGE_GENERATION_OUTPUT = "image_generation_output"
 TOKEN_USAGE_OPERATIONS = frozenset(
     {"audio.transcriptions", "images.generations", "images.edits"}
 )
+# The Decisions API (`decisions.create()`): typed answers to questions about
+# an input, with a usage of the Responses API's fields and no `object` field.
+DECISIONS = "decisions"
 # The operation of a GPT Image body read without its request, as in a Batch
 # API output line, which does not say whether a generation or an edit made it.
 IMAGES = "images"
@@ -80,11 +84,11 @@ UsageReader = Callable[[Any, CallContext], UsageCounts | None]
 def extract_usage(response: Any, context: CallContext) -> Usage | None:
     """Return the usage of one OpenAI response, or None when it is not one.
 
-    `response` is a Chat Completions, Completions, Responses or Embeddings
-    object of the SDK, a stream chunk or final `Response` of a stream, or the
-    same shapes as plain dicts. For an operation in `TOKEN_USAGE_OPERATIONS`
-    it is a transcription or an image response, or the stream event that
-    carries its usage.
+    `response` is a Chat Completions, Completions, Responses, Embeddings or
+    Decisions object of the SDK, a stream chunk or final `Response` of a
+    stream, or the same shapes as plain dicts. For an operation in
+    `TOKEN_USAGE_OPERATIONS` it is a transcription or an image response, or
+    the stream event that carries its usage.
     """
     if context.operation in TOKEN_USAGE_OPERATIONS:
         return _from_token_usage(response, context)
@@ -106,6 +110,8 @@ def _choose_extractor(response_type: type) -> _Extractor | None:
         return None
     if "output" in fields:
         return _from_responses_object
+    if "answers" in fields:
+        return _decision_usage
     if "choices" in fields:
         return _from_chat_object
     if "data" in fields and "model" in fields:
@@ -792,10 +798,10 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
 
     Reads Chat Completions (and their stream chunks), Completions, Responses
     (also the `response` of a `response.completed` stream event), Responses
-    compactions, Embeddings and GPT Image bodies. Returns None for a body that
-    matches none of these, and a `Usage` with unknown token counts for one of
-    these without `usage`. A GPT Image body names no model, so `context.model`
-    names it.
+    compactions, Embeddings, Decisions and GPT Image bodies. Returns None for a
+    body that matches none of these, and a `Usage` with unknown token counts
+    for one of these without `usage`. A GPT Image body names no model, so
+    `context.model` names it.
     """
     if body.get("type") in _RESPONSE_EVENTS and isinstance(
         body.get("response"), Mapping
@@ -832,6 +838,8 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     if operation is None:
         if kind is None and _is_image_body(body):
             return _from_token_usage(body, _with_operation(context, IMAGES))
+        if kind is None and isinstance(body.get("answers"), list):
+            return _decision_usage(body, context)
         return None
     if operation == "embeddings":
         served = _embeddings_model(served)
@@ -963,6 +971,40 @@ def _usage_from_counts(
 
     counts = (inputs, outputs, cache_read, cache_write, input_audio, reasoning)
     return _usage_of(context, operation, served, tier, (*counts, output_audio), tools)
+
+
+def _decision_usage(response: Any, context: CallContext) -> Usage:
+    """Read the usage of a Decisions response, an SDK object or a JSON dict.
+
+    Its usage has the fields of a Responses usage, but OpenAI bills a
+    Decisions call by its input tokens alone, cached ones at the full input
+    rate, and not its output tokens. So the `Usage` has the input tokens as
+    plain input tokens and 0 output tokens, and is priced at the model's
+    input rate.
+    """
+    # NOTE: this billing rule comes from third-party guides, not from OpenAI's
+    # pricing page (apidog.com "What is the OpenAI Decisions API?" and the
+    # vtcode-llm crate docs, checked 2026-12-06): 0.10 USD per million input
+    # tokens on gpt-6-luna, its input rate, and no output, cache read or cache
+    # write charge.
+    usage = _field(response, "usage")
+    served = _text(_field(response, "model"))
+    checker = _Checker(_with_operation(context, DECISIONS), served)
+    if not checker.usage_present(usage):
+        return _unknown(checker.context, served, context.service_tier)
+    inputs = checker.total(_field(usage, "input_tokens"), "usage.input_tokens")
+    return Usage(
+        provider=PROVIDER,
+        model=context.model or served or "unknown",
+        input_tokens=inputs,
+        output_tokens=0,
+        served_model=served,
+        region=context.region,
+        service_tier=context.service_tier,
+        operation=checker.context.operation,
+        request_id=context.headers.get("x-request-id"),
+        batch=context.batch,
+    )
 
 
 def _tools_of_body(body: Mapping[str, Any], checker: _Checker) -> _ToolUse:

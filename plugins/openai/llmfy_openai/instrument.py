@@ -60,10 +60,12 @@ PROVIDER = "openai"
 # name each one is recorded under. A compaction (`responses.compact()`) runs
 # the model over a conversation and reports its usage as a Responses call
 # does. `client.beta.responses` sends the same calls with `?beta=true` in the
-# path. A transcription or an image generation or edit is recorded only when
-# its response reports token usage (see `TOKEN_USAGE_OPERATIONS`). Other paths
-# are not recorded: retrieving a stored response, counting input tokens and
-# uploading files are not billed per token. A retrieve or cancel that returns
+# path. A Decisions call (`decisions.create()`) is billed by its input tokens
+# (see `llmfy_openai.extract`). A transcription or an image generation or
+# edit is recorded only when its response reports token usage (see
+# `TOKEN_USAGE_OPERATIONS`). Other paths are not recorded: retrieving a stored
+# response, counting input tokens and uploading files are not billed per
+# token. A retrieve or cancel that returns
 # a background response llmfy saw created records that request instead (see
 # `llmfy_openai.background`).
 # NOTE: `/audio/speech` is billed, per token for gpt-4o-mini-tts, but is not
@@ -79,6 +81,7 @@ TRACKED_OPERATIONS = {
     "/audio/transcriptions": "audio.transcriptions",
     "/images/generations": "images.generations",
     "/images/edits": "images.edits",
+    "/decisions": "decisions",
 }
 
 _CALL_ATTRIBUTE = "_llmfy_openai_call"

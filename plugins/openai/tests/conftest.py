@@ -409,6 +409,29 @@ class Bodies:
         }
 
     @staticmethod
+    def decision(
+        *, input_tokens: int = 900, cached: int = 0, output_tokens: int = 12
+    ) -> dict[str, Any]:
+        """A `decisions.create()` body: typed answers and a Responses-style usage."""
+        return {
+            "answers": [
+                {"type": "predicate", "name": "is_refund", "probability": 0.93},
+                {"type": "refusal", "name": None},
+            ],
+            "model": "gpt-6-luna",
+            "usage": {
+                "input_tokens": input_tokens,
+                "input_tokens_details": {
+                    "cached_tokens": cached,
+                    "cache_write_tokens": 0,
+                },
+                "output_tokens": output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": input_tokens + output_tokens,
+            },
+        }
+
+    @staticmethod
     def compaction(
         *, input_tokens: int = 120_000, output_tokens: int = 3000, cached: int = 0
     ) -> dict[str, Any]:

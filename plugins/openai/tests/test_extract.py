@@ -15,7 +15,7 @@ from llmfy_openai.extract import (
     read_responses_object,
     reader_for,
 )
-from openai.types import CreateEmbeddingResponse, ImagesResponse
+from openai.types import CreateEmbeddingResponse, Decision, ImagesResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.create_embedding_response import Usage as EmbeddingUsage
 from openai.types.responses import CompactedResponse, Response
@@ -254,6 +254,39 @@ def test_image_edit_object_matches_body(bodies):
         "output_image": 4160,
     }
     assert reader_for(ImagesResponse) is None
+
+
+def test_decision_object_matches_body(bodies):
+    body = bodies.decision(input_tokens=900, cached=400, output_tokens=12)
+    context = CallContext("openai", "decisions", "gpt-6-luna")
+
+    from_object = extract_usage(Decision.construct(**body), context)
+    from_body = extract_usage(body, context)
+    from_batch_line = usage_from_body(body, CallContext("openai", None, None))
+
+    assert from_object == from_body
+    assert from_body is not None
+    assert from_body.operation == "decisions"
+    assert from_body.served_model == "gpt-6-luna"
+    # Billed by input tokens alone, cached ones at the full input rate.
+    assert from_body.input_tokens == 900
+    assert from_body.cache_read_tokens == 0
+    assert from_body.output_tokens == 0
+    assert from_batch_line is not None
+    assert from_batch_line.operation == "decisions"
+    assert from_batch_line.model == "gpt-6-luna"
+    assert from_batch_line.input_tokens == 900
+
+
+def test_decision_without_usage_unknown():
+    body = {"answers": [], "model": "gpt-6-luna"}
+    context = CallContext("openai", "decisions", "gpt-6-luna")
+
+    usage = extract_usage(body, context)
+
+    assert usage is not None
+    assert usage.input_tokens is None
+    assert usage.output_tokens is None
 
 
 def test_compaction_object_and_body(bodies):

@@ -52,6 +52,7 @@ CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 RESPONSES = "/v1/responses"
 COMPACT = "/v1/responses/compact"
+DECISIONS = "/v1/decisions"
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 IMAGES = "/v1/images/generations"
 IMAGE_EDITS = "/v1/images/edits"
@@ -1184,6 +1185,78 @@ def test_responses_create_with_tools(server, client, bodies):
     assert record.cost is not None
     assert record.cost.total == Decimal("0.018525")
     assert record.cost.parts["unpriced:code_interpreter"] == 0
+
+
+DECISION_QUESTIONS = [
+    {"type": "predicate", "name": "is_refund", "instructions": "Asks for a refund."},
+    {"type": "predicate", "instructions": "Mentions a competitor."},
+]
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["parsed", "raw"])
+def test_decision_counted(server, client, bodies, raw):
+    body = bodies.decision(input_tokens=900, cached=400, output_tokens=12)
+    server.add_json(DECISIONS, body, **{"x-request-id": "req_decision"})
+    decisions = client.decisions
+    if raw:
+        decisions = decisions.with_raw_response
+
+    # gpt-6-luna's token rates, in USD per million tokens.
+    price = {"input": "0.10", "cache_read": "0.01", "output": "0.50"}
+
+    with llmfy_usage_tracker(openai_pricing={"gpt-6-luna": price}) as usage:
+        decisions.create(
+            model="gpt-6-luna", input="Refund me.", questions=DECISION_QUESTIONS
+        )
+
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.usage.operation == "decisions"
+    assert record.usage.model == "gpt-6-luna"
+    assert record.usage.served_model == "gpt-6-luna"
+    assert record.usage.request_id == "req_decision"
+    # OpenAI bills a Decisions call by its input tokens alone, cached ones at
+    # the full input rate, and not its output tokens.
+    assert record.usage.input_tokens == 900
+    assert record.usage.cache_read_tokens == 0
+    assert record.usage.output_tokens == 0
+    # 900 x 0.10 = 90 USD per million tokens, at gpt-6-luna's input rate.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00009")
+
+
+def test_decision_counted_async(server, async_client, bodies):
+    server.add_json(DECISIONS, bodies.decision(input_tokens=700, output_tokens=9))
+
+    async def run():
+        with llmfy_usage_tracker() as usage:
+            await async_client.decisions.create(
+                model="gpt-6-luna", input="Refund me.", questions=DECISION_QUESTIONS
+            )
+        await async_client.close()
+        return usage
+
+    usage = asyncio.run(run())
+
+    assert usage.request_count == 1
+    assert usage.records[0].usage.operation == "decisions"
+    assert usage.records[0].usage.input_tokens == 700
+    assert usage.records[0].usage.output_tokens == 0
+
+
+def test_decision_streaming_response_counted(server, client, bodies):
+    server.add_json(DECISIONS, bodies.decision(input_tokens=800, output_tokens=7))
+
+    with llmfy_usage_tracker() as usage:
+        with client.decisions.with_streaming_response.create(
+            model="gpt-6-luna", input="Refund me.", questions=DECISION_QUESTIONS
+        ) as response:
+            decision = response.parse()
+
+    assert decision.answers[0].type == "predicate"
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens == 800
+    assert usage.records[0].usage.output_tokens == 0
 
 
 @pytest.mark.parametrize("raw", [False, True], ids=["parsed", "raw"])
