@@ -617,6 +617,14 @@ def reports_token_usage(response: Any) -> bool:
     return usage is not None and _field(usage, "type") != "duration"
 
 
+# The last event of an image generation or edit stream. Its usage has no
+# output details, because all its output tokens are image tokens (openai 3.63,
+# `ImageGenCompletedEvent` and `ImageEditCompletedEvent`).
+_IMAGE_COMPLETED_EVENTS = frozenset(
+    {"image_generation.completed", "image_edit.completed"}
+)
+
+
 def _from_token_usage(response: Any, context: CallContext) -> Usage:
     """Read the usage of a transcription or an image response.
 
@@ -624,7 +632,8 @@ def _from_token_usage(response: Any, context: CallContext) -> Usage:
     and an image response's has `input_tokens_details` and
     `output_tokens_details` with `image_tokens`: these become `input_audio`,
     `input_image` and `output_image`, which have rates of their own. The
-    other output tokens of an image model, such as text tokens, take its
+    output tokens of an image stream's completed event are all image tokens.
+    The other output tokens of an image model, such as text tokens, take its
     output rate. Neither response names its model, so the requested one
     prices it.
     """
@@ -650,6 +659,12 @@ def _from_token_usage(response: Any, context: CallContext) -> Usage:
         count = checker.part(details, path, field, limit)
         if count:
             other[kind] = count
+    if (
+        outputs
+        and _field(response, "type") in _IMAGE_COMPLETED_EVENTS
+        and _field(usage, "output_tokens_details") is None
+    ):
+        other["output_image"] = outputs
     return Usage(
         provider=PROVIDER,
         model=context.model or served or "unknown",

@@ -1575,20 +1575,25 @@ def test_transcription_without_token_usage_ignored(
     assert [record.message for record in caplog.records] == []
 
 
+def image_completed_event(event_type: str, usage: dict[str, Any]) -> dict[str, Any]:
+    """Return the last event of an image generation or edit stream."""
+    return {
+        "type": event_type,
+        "b64_json": "aGVsbG8=",
+        "background": "opaque",
+        "created_at": 1_780_000_000,
+        "output_format": "png",
+        "quality": "high",
+        "size": "1024x1024",
+        "usage": usage,
+    }
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
 def test_image_generation_counted(server, client, bodies, stream):
     body = bodies.images(text=50, output_tokens=4160)
     if stream:
-        completed = {
-            "type": "image_generation.completed",
-            "b64_json": "aGVsbG8=",
-            "background": "opaque",
-            "created_at": 1_780_000_000,
-            "output_format": "png",
-            "quality": "high",
-            "size": "1024x1024",
-            "usage": body["usage"],
-        }
+        completed = image_completed_event("image_generation.completed", body["usage"])
         partial = {
             "type": "image_generation.partial_image",
             "b64_json": "aGVs",
@@ -1619,6 +1624,49 @@ def test_image_generation_counted(server, client, bodies, stream):
     # 50 x 5.00 + 4160 x 40.00 = 250 + 166,400 = 166,650 USD per million tokens
     assert record.cost is not None
     assert record.cost.total == Decimal("0.16665")
+
+
+@pytest.mark.parametrize(
+    ("path", "event_type"),
+    [
+        (IMAGES, "image_generation.completed"),
+        (IMAGE_EDITS, "image_edit.completed"),
+    ],
+    ids=["generation", "edit"],
+)
+def test_image_stream_output_priced_as_image(server, client, path, event_type):
+    # A completed event's usage has no output details: the SDK documents its
+    # `output_tokens` as the image tokens of the output image.
+    usage_of_event = {
+        "input_tokens": 50,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": 50},
+        "output_tokens": 4160,
+        "total_tokens": 4210,
+    }
+    completed = image_completed_event(event_type, usage_of_event)
+    server.add_sse(path, [completed])
+    # A GPT Image model with text and image output rates.
+    price = {"input": 5.00, "output": 10.00, "input_image": 8.00, "output_image": 32.00}
+
+    with llmfy_usage_tracker(openai_pricing={"gpt-image-1.5": price}) as usage:
+        if path == IMAGES:
+            stream = client.images.generate(
+                model="gpt-image-1.5", prompt="A cat.", stream=True
+            )
+        else:
+            stream = client.images.edit(
+                model="gpt-image-1.5", prompt="A hat.", image=IMAGE_FILE, stream=True
+            )
+        for _ in stream:
+            pass
+
+    record = usage.records[0]
+    assert record.usage.output_tokens == 4160
+    assert dict(record.usage.other_tokens) == {"output_image": 4160}
+    # 50 text in x 5.00 + 4160 image out x 32.00 = 250 + 133,120 = 133,370 USD
+    # per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.13337")
 
 
 def test_image_edit_priced_image_input(server, client, bodies):
