@@ -3,8 +3,9 @@
 The garbage collector runs weak-reference callbacks and `__del__` methods
 inside whatever code allocated, in any thread. That code may hold a lock that
 is not reentrant: one of a `request_recorded` plugin, of the OpenTelemetry
-SDK, or `threading`'s own, which `Thread.start()` takes. So a plugin neither
-records nor starts a thread there. `run_later` only puts the work on a
+SDK, or one of `threading`'s own, which a new non-daemon thread takes before
+`Thread.start()` returns. So a plugin neither records nor starts a thread
+there. `run_later` only puts the work on a
 `queue.SimpleQueue`, whose `put()` the Python documentation allows in such
 callbacks, and one worker thread runs it in an empty context, so that no
 span or tracker of the collecting code sees it.
