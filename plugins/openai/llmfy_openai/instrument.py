@@ -141,6 +141,7 @@ class _Call:
         "background",
         "done",
         "final",
+        "freed",
         "include_usage",
         "latest",
         "model",
@@ -180,6 +181,9 @@ class _Call:
         self.final: Any = None
         self.done = False
         self.attached = False
+        # True once the garbage collector freed the stream, whose recording
+        # then waits for llmfy's recording thread.
+        self.freed = False
         # True for a Responses create with `background=True`, and for a
         # retrieve or cancel of a pending one, whose `polled_id` is set.
         self.background = False
@@ -733,6 +737,7 @@ class _StreamReference(weakref.ref):  # type: ignore[type-arg]
 
 def _stream_collected(reference: _StreamReference) -> None:
     _unfinished_streams.pop(id(reference), None)
+    reference.call.freed = True
     # Streams still alive when the interpreter exits are left unrecorded, as
     # `weakref.finalize(..., atexit=False)` left them: modules are torn down.
     if not sys.is_finalizing():
@@ -806,30 +811,23 @@ def _watch_response_events(events: Iterator[Any], call: _Call) -> Iterator[Any]:
 async def _watch_chunks_async(
     chunks: AsyncIterator[Any], call: _Call
 ) -> AsyncIterator[Any]:
-    collected = False
     try:
         async for chunk in chunks:
             call.latest = chunk
             if getattr(chunk, "usage", None) is not None:
                 call.final = chunk
             yield chunk
-    except GeneratorExit:
-        # asyncio closes this generator when the garbage collector frees the
-        # stream, in a task that runs in the context of the collecting code.
-        collected = True
-        raise
     finally:
         # The SDK's generator is left to asyncio, which closes it when it is
         # collected, as it does without llmfy. Closing it here as well raced
         # with that close when a stream was dropped, and asyncio logged the
         # "already running" error of the losing task.
-        _finish(call, collected)
+        _finish_async(call)
 
 
 async def _watch_response_events_async(
     events: AsyncIterator[Any], call: _Call
 ) -> AsyncIterator[Any]:
-    collected = False
     try:
         async for event in events:
             kind = getattr(event, "type", None)
@@ -842,12 +840,9 @@ async def _watch_response_events_async(
                     if call.polled_id is not None:
                         call.finish_stream()
             yield event
-    except GeneratorExit:
-        collected = True
-        raise
     finally:
         # The SDK's generator is left to asyncio, as in `_watch_chunks_async`.
-        _finish(call, collected)
+        _finish_async(call)
 
 
 def _finish(call: _Call, collected: bool) -> None:
@@ -855,6 +850,19 @@ def _finish(call: _Call, collected: bool) -> None:
     if collected:
         _finish_collected(call)
     else:
+        call.finish_stream()
+
+
+def _finish_async(call: _Call) -> None:
+    """Record an async stream whose watcher ends, unless the stream was freed.
+
+    asyncio closes the watcher of a freed stream in a task that runs in the
+    context of the code that collected it, after `_stream_collected` queued
+    the recording. It also closes the watchers of streams still referenced
+    when `asyncio.run()` closes its loop, which is ordinary code, so those
+    are recorded at once, before `asyncio.run()` returns.
+    """
+    if not call.freed:
         call.finish_stream()
 
 

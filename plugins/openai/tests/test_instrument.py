@@ -45,6 +45,7 @@ from llmfy import (
     llmfy_usage_tracker,
     register_plugin,
 )
+from llmfy_core import deferred
 from llmfy_core.pricing import STANDARD_TIERS
 from llmfy_core.tracker import UNTRACKED
 
@@ -1067,28 +1068,31 @@ def test_async_stream_closed_early(server, async_client, bodies):
     assert usage.records[0].usage.input_tokens is None
 
 
+async def read_one_async_chunk(async_client: openai.AsyncOpenAI) -> Any:
+    """Send a chat stream request, leave its chunks with break, return the stream."""
+    stream = await async_client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        stream_options=INCLUDE_USAGE,
+    )
+    async for _ in stream:
+        break
+    return stream
+
+
 def test_async_stream_dropped_logs_nothing(server, async_client, bodies, wait_for):
     # A stream left with break and dropped is closed by asyncio's finalizer,
     # with no error in the loop's exception handler, as without llmfy.
     server.add_sse(CHAT, chat_stream_events(bodies))
     loop_errors: list[dict[str, Any]] = []
 
-    async def abandon() -> None:
-        stream = await async_client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,
-            stream=True,
-            stream_options=INCLUDE_USAGE,
-        )
-        async for _ in stream:
-            break
-
     async def run() -> Any:
         asyncio.get_running_loop().set_exception_handler(
             lambda loop, context: loop_errors.append(context)
         )
         async with llmfy_usage_tracker() as usage:
-            await abandon()
+            await read_one_async_chunk(async_client)
             for _ in range(3):
                 gc.collect()
                 await asyncio.sleep(0.05)
@@ -1100,6 +1104,28 @@ def test_async_stream_dropped_logs_nothing(server, async_client, bodies, wait_fo
 
     assert loop_errors == []
     assert len(usage.records) == 1
+    assert usage.records[0].usage.input_tokens is None
+
+
+def test_async_stream_closed_with_its_loop(server, async_client, bodies):
+    # asyncio.run() closes the generators of a stream left with break when
+    # it closes its loop. The stream is still referenced, so the garbage
+    # collector has not freed it, and it is counted before asyncio.run()
+    # returns. llmfy's recording thread is kept busy meanwhile, so that a
+    # recording queued there is not counted yet.
+    server.add_sse(CHAT, chat_stream_events(bodies))
+    release = threading.Event()
+    deferred.start_worker()
+    deferred.run_later(lambda: release.wait(MEETING_TIMEOUT_S), "test-hold")
+    try:
+        with llmfy_usage_tracker() as usage:
+            stream = asyncio.run(read_one_async_chunk(async_client))
+        counted = usage.request_count
+    finally:
+        release.set()
+
+    assert stream is not None
+    assert counted == 1
     assert usage.records[0].usage.input_tokens is None
 
 
