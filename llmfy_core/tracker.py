@@ -805,8 +805,9 @@ class UsageTracker:
         and cache write tokens, `output_tokens` includes reasoning tokens.
         `sent_at` without a time zone is taken as UTC. Raises TypeError for a
         provider, model or other argument of the wrong type, and ValueError for
-        negative or non-integer counts and for cached, reasoning or
-        `other_tokens` subset counts larger than the total they are part of.
+        negative or non-integer counts, for cached or reasoning counts larger
+        than the total they are part of, and for `other_tokens` subsets that
+        add up to more than that total.
         """
         if unexpected:
             raise TypeError(_record_keyword_message(next(iter(unexpected))))
@@ -1141,28 +1142,34 @@ def _check_subsets(
     cache_write_tokens: int,
     other_tokens: Mapping[str, int],
 ) -> None:
-    """Raise ValueError when a subset in `other_tokens` exceeds the count it is in.
+    """Raise ValueError when subsets in `other_tokens` add up to more than their count.
 
     A subset such as `input_audio` is charged at its own rate and taken out of
-    its count, so a subset larger than its count would charge more tokens than
-    the request had.
+    its count, and so is each other subset of that count, such as
+    `input_image`. Subsets that add up to more than their count would charge
+    more tokens than the request had.
     """
     totals = {
         "input": ("input_tokens", input_tokens),
         "output": ("output_tokens", output_tokens),
         "cache write": ("cache_write_tokens", cache_write_tokens),
     }
-    for kind, tokens in other_tokens.items():
+    kinds_by_parent: dict[str, list[str]] = {}
+    for kind in other_tokens:
         parent = SUBSET_PARENTS.get(kind)
-        if parent is None:
-            continue
+        if parent is not None:
+            kinds_by_parent.setdefault(parent, []).append(kind)
+    for parent, kinds in kinds_by_parent.items():
         name, total = totals[parent]
-        if total is not None and tokens > total:
-            raise ValueError(
-                f"Invalid counts for {provider} model {model!r}: "
-                f"other_tokens[{kind!r}] ({tokens}) exceed {name} ({total}). "
-                f"{name} includes the {kind} tokens."
-            )
+        if total is None or sum(other_tokens[kind] for kind in kinds) <= total:
+            continue
+        subsets = " plus ".join(
+            f"other_tokens[{kind!r}] ({other_tokens[kind]})" for kind in kinds
+        )
+        raise ValueError(
+            f"Invalid counts for {provider} model {model!r}: {subsets} exceed "
+            f"{name} ({total}). {name} includes the {' and '.join(kinds)} tokens."
+        )
 
 
 def _misspelling_question(provider: str, model: str) -> tuple[str, str | None]:

@@ -827,6 +827,40 @@ def test_record_by_hand_rejects_subsets_above_total(
     assert usage.request_count == 0
 
 
+def test_record_by_hand_rejects_subsets_summing_above_total(
+    provider: ProviderPlugin,
+) -> None:
+    # Audio and image tokens are separate parts of the input or output, each
+    # charged at its own rate, so together they fit in their count too.
+    usage = llmfy_usage_tracker()
+
+    with pytest.raises(
+        ValueError,
+        match=r"'input_audio'\] \(8\) plus other_tokens\['input_image'\] \(8\) "
+        r"exceed input_tokens \(10\)",
+    ):
+        usage.record(
+            "openai",
+            "gpt-4o-mini",
+            10,
+            1,
+            other_tokens={"input_audio": 8, "input_image": 8},
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"'output_audio'\] \(1\) plus other_tokens\['output_image'\] \(1\) "
+        r"exceed output_tokens \(1\)",
+    ):
+        usage.record(
+            "openai",
+            "gpt-4o-mini",
+            10,
+            1,
+            other_tokens={"output_audio": 1, "output_image": 1},
+        )
+    assert usage.request_count == 0
+
+
 def test_record_by_hand_accepts_tokens_besides_total(
     provider: ProviderPlugin,
 ) -> None:
