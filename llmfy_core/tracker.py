@@ -40,6 +40,7 @@ from llmfy_core.plugins import (
     get_registry,
 )
 from llmfy_core.pricing import (
+    STANDARD_TIERS,
     CatalogEntry,
     PriceTable,
     closest_name,
@@ -1275,7 +1276,11 @@ _PROBE_MODEL = "llmfy-shape-probe"
 
 
 def _override_example(
-    provider: str, model: str, region: str | None, rate: str | None = None
+    provider: str,
+    model: str,
+    region: str | None,
+    rate: str | None = None,
+    tier: str | None = None,
 ) -> tuple[str, str] | None:
     """Return an example `<provider>_pricing=` argument for `model`, and its unit.
 
@@ -1283,19 +1288,20 @@ def _override_example(
     per 1,000 tokens. So the provider's plugin parses a probe entry, flat and
     then under `region`, and the first shape it takes is the example. Returns
     None when it takes neither. `rate` adds a field, such as `input_audio`, to
-    the entry.
+    the entry, or to its `tiers` entry for `tier` (such as `flex`) when the
+    plugin reads tiers, because an entry without tiers prices every tier.
     """
     prices = "{'input': ..., 'output': ...}"
-    probe_prices = {"input": 0, "output": 0}
+    probe_prices: dict[str, Any] = {"input": 0, "output": 0}
     if rate is not None:
         prices = f"{{'input': ..., 'output': ..., {rate!r}: ...}}"
         probe_prices[rate] = 0
-    shapes: list[tuple[str, dict[str, Any]]] = [
-        (f"{{{model!r}: {prices}}}", {_PROBE_MODEL: probe_prices})
-    ]
-    if region:
-        nested = f"{{{model!r}: {{{region!r}: {prices}}}}}"
-        shapes.append((nested, {_PROBE_MODEL: {region: probe_prices}}))
+    shapes: list[tuple[str, dict[str, Any]]] = []
+    if tier is not None:
+        tiered = f"{{'input': ..., 'output': ..., 'tiers': {{{tier!r}: {prices}}}}}"
+        probe_tiered = {"input": 0, "output": 0, "tiers": {tier: probe_prices}}
+        shapes += _entry_shapes(model, region, tiered, probe_tiered)
+    shapes += _entry_shapes(model, region, prices, probe_prices)
     for example, table in shapes:
         try:
             with warnings.catch_warnings():
@@ -1313,12 +1319,28 @@ def _override_example(
     return None
 
 
+def _entry_shapes(
+    model: str, region: str | None, prices: str, probe_prices: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Return example tables of `prices` for `model` and their probes."""
+    shapes: list[tuple[str, dict[str, Any]]] = [
+        (f"{{{model!r}: {prices}}}", {_PROBE_MODEL: probe_prices})
+    ]
+    if region:
+        nested = f"{{{model!r}: {{{region!r}: {prices}}}}}"
+        shapes.append((nested, {_PROBE_MODEL: {region: probe_prices}}))
+    return shapes
+
+
 def _how_to_add_rate(usage: Usage, kind: str, overridden: bool) -> str:
     provider = usage.provider
     if not overridden and reads_pricing_tables(provider):
         # A plugin's price has no entry to add the rate to, and a new entry
         # replaces the whole price, so the example names input and output too.
-        example = _override_example(provider, usage.model, usage.region, kind)
+        tier = "batch" if usage.batch else usage.service_tier
+        if tier in STANDARD_TIERS:
+            tier = None
+        example = _override_example(provider, usage.model, usage.region, kind, tier)
         if example is not None:
             argument, unit = example
             return (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from llmfy_openai.overrides import parse_override_table
@@ -359,6 +360,55 @@ def test_bundled_price_without_audio_rate_advice():
     assert example in message
     assert "in USD per 1,000,000 tokens" in message
     assert "replaces the model's whole price" in message
+
+
+def missing_rate_warning(model: str, **request: Any) -> str:
+    """Record 100 input and 10 output tokens of `model`; return the warning."""
+    with llmfy_usage_tracker() as usage:
+        with pytest.warns(PricingWarning) as warned:
+            usage.record("openai", model, 100, 10, **request)
+    return str(warned[0].message)
+
+
+def test_flex_price_without_image_rate_advice():
+    # o3's Flex request gets the bundled Flex price, which has no input_image
+    # rate. An entry without `tiers` prices every tier, Flex too, at its
+    # rates, so the example puts the rate under the Flex tier.
+    flex_image = {"service_tier": "flex", "other_tokens": {"input_image": 20}}
+
+    message = missing_rate_warning("o3", **flex_image)
+
+    example = (
+        "openai_pricing={'o3': {'input': ..., 'output': ..., 'tiers': {'flex': "
+        "{'input': ..., 'output': ..., 'input_image': ...}}}}"
+    )
+    assert example in message
+
+    # The example filled in, with rates made up for this test, in USD per
+    # million tokens: 80 input tokens x 1 + 20 image tokens x 1.5 + 10 output
+    # tokens x 4 = 80 + 30 + 40 = 150 millionths of a USD.
+    prices = {
+        "o3": {
+            "input": 2,
+            "output": 8,
+            "tiers": {"flex": {"input": 1, "output": 4, "input_image": 1.5}},
+        }
+    }
+    with llmfy_usage_tracker(openai_pricing=prices) as usage:
+        record = usage.record("openai", "o3", 100, 10, **flex_image)
+    assert record.cost.total == Decimal("0.00015")
+
+
+def test_batch_price_without_audio_rate_advice():
+    message = missing_rate_warning(
+        "gpt-4o-mini", batch=True, other_tokens={"input_audio": 20}
+    )
+
+    example = (
+        "openai_pricing={'gpt-4o-mini': {'input': ..., 'output': ..., 'tiers': "
+        "{'batch': {'input': ..., 'output': ..., 'input_audio': ...}}}}"
+    )
+    assert example in message
 
 
 def test_unit_warnings_point_at_caller():
