@@ -12,7 +12,8 @@ span or tracker of the collecting code sees it.
 
 A plugin calls `start_worker()` from ordinary code when it begins to watch an
 object that the collector may free. At interpreter exit, `threading`'s
-shutdown waits for the queued work, so that nothing queued is lost. A forked
+shutdown waits for the queued work, so that nothing queued is lost, or
+`atexit` does for a worker started after that shutdown began. A forked
 child starts its own worker when it needs one.
 """
 
@@ -116,10 +117,16 @@ def _register_exit(callback: Callable[[], None]) -> None:
     # `concurrent.futures`) runs before `threading` joins its threads, while
     # the interpreter still starts threads. `atexit` runs later.
     register = getattr(threading, "_register_atexit", None)
-    if register is None:
-        atexit.register(callback)
-    else:
-        register(callback)
+    if register is not None:
+        try:
+            register(callback)
+            return
+        except RuntimeError:
+            # `threading` ran its exit functions already, as when a thread
+            # that outlives the main thread watches a stream. `atexit` still
+            # runs once that thread ends.
+            pass
+    atexit.register(callback)
 
 
 def _stop() -> None:

@@ -134,3 +134,29 @@ def test_run_later_after_exit_starts_thread() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+def test_worker_started_after_shutdown_waited_for() -> None:
+    # A thread that outlives the main thread starts watching streams after
+    # `threading` ran its exit functions. Its work is still recorded before
+    # the interpreter exits, with no warning for each stream.
+    code = (
+        "import logging, threading, time\n"
+        "logging.basicConfig(level=logging.WARNING)\n"
+        "from llmfy_core.deferred import run_later, start_worker\n"
+        "def record():\n"
+        "    time.sleep(0.3)\n"
+        "    print('recorded', flush=True)\n"
+        "def late():\n"
+        "    threading.main_thread().join()\n"
+        "    for _ in range(3):\n"
+        "        start_worker()\n"
+        "    run_later(record, 'late-work')\n"
+        "threading.Thread(target=late).start()\n"
+    )
+
+    result = run_python(code)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "recorded\n"
+    assert result.stderr == ""
