@@ -281,11 +281,11 @@ def totals_dict(totals: ModelTotals) -> dict[str, Any]:
 def record_dict(record: RequestRecord) -> dict[str, Any]:
     """Convert one request record to JSON-serializable data."""
     usage = record.usage
-    # A request whose usage is unknown reported no cache or reasoning counts
-    # either, so their default of 0 shows as null like the other counts.
-    unreported = (
-        None if usage.input_tokens is None and usage.output_tokens is None else 0
-    )
+    # Cached and cache write tokens are part of the input, and reasoning tokens
+    # part of the output, so a count that was not reported leaves its parts
+    # unreported too: their default of 0 shows as null, like the count.
+    input_part = None if usage.input_tokens is None else 0
+    output_part = None if usage.output_tokens is None else 0
     return {
         "provider": usage.provider,
         "model": usage.model,
@@ -300,9 +300,9 @@ def record_dict(record: RequestRecord) -> dict[str, Any]:
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
-        "cache_read_tokens": usage.cache_read_tokens or unreported,
-        "cache_write_tokens": usage.cache_write_tokens or unreported,
-        "reasoning_tokens": usage.reasoning_tokens or unreported,
+        "cache_read_tokens": usage.cache_read_tokens or input_part,
+        "cache_write_tokens": usage.cache_write_tokens or input_part,
+        "reasoning_tokens": usage.reasoning_tokens or output_part,
         "other_tokens": dict(usage.other_tokens),
         "tool_calls": dict(usage.tool_calls),
         "price": price_dict(record.price),

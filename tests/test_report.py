@@ -132,6 +132,24 @@ def test_report_shows_known_half_of_usage(provider: object) -> None:
     assert "\toutput_tokens: unknown \n" in report
 
 
+def test_to_dict_half_known_usage_counts(provider: object) -> None:
+    # Reasoning tokens are part of the output, and cached and cache write
+    # tokens part of the input, so a count that was not reported leaves its
+    # parts unreported too.
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o-mini", 1000, None, cache_read_tokens=200)
+        usage.record("openai", "gpt-4o-mini", None, 10, reasoning_tokens=4)
+
+    output_unknown, input_unknown = usage.to_dict()["requests"]
+
+    assert output_unknown["cache_read_tokens"] == 200
+    assert output_unknown["cache_write_tokens"] == 0
+    assert output_unknown["reasoning_tokens"] is None
+    assert input_unknown["cache_read_tokens"] is None
+    assert input_unknown["cache_write_tokens"] is None
+    assert input_unknown["reasoning_tokens"] == 4
+
+
 def test_unpriced_model_cost_unknown(provider: object) -> None:
     with llmfy_usage_tracker() as usage:
         with pytest.warns(PricingWarning):
