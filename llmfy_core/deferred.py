@@ -23,6 +23,7 @@ import atexit
 import contextvars
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable
 
@@ -67,11 +68,16 @@ def run_later(function: Callable[[], object], name: str) -> None:
     Safe in a weak-reference callback or `__del__` once `start_worker()` ran.
     Without a worker, as after interpreter shutdown began, it starts a thread
     of its own. Raises RuntimeError when the interpreter no longer starts
-    threads.
+    threads, also once it is finalizing, as it is when it closes the objects
+    still referenced at exit.
     """
     if _worker is not None:
         _work.put(function)
         return
+    if sys.is_finalizing():
+        # On CPython 3.11.7, a thread started during module teardown never
+        # ran, so that `start()` waited for it forever and the process hung.
+        raise RuntimeError("the interpreter is finalizing and starts no threads")
     thread = threading.Thread(
         target=contextvars.Context().run, args=(function,), name=name, daemon=True
     )

@@ -2002,9 +2002,16 @@ def test_patch_waits_for_openai_import():
     assert result.stdout.split() == ["False", "True"]
 
 
-def test_streams_alive_at_exit_leave_no_error(server, bodies):
-    # Streams never read and still referenced when the interpreter exits are
-    # collected during module teardown, where recording could fail noisily.
+@pytest.mark.parametrize(
+    "read",
+    ["", "for stream in streams:\n    next(iter(stream))\n"],
+    ids=["unread", "one_chunk_read"],
+)
+def test_streams_alive_at_exit_leave_no_error(server, bodies, read):
+    # Streams still referenced when the interpreter exits, unread or left
+    # after a chunk, are collected during module teardown, where recording
+    # could fail noisily and a new thread never runs. faulthandler ends the
+    # process if exit blocks.
     for _ in range(3):
         server.add_sse(
             CHAT,
@@ -2015,8 +2022,9 @@ def test_streams_alive_at_exit_leave_no_error(server, bodies):
             ],
         )
     code = (
-        "import logging, openai\n"
+        "import faulthandler, logging, openai\n"
         "from llmfy import llmfy_usage_tracker\n"
+        "faulthandler.dump_traceback_later(20, exit=True)\n"
         "logging.basicConfig(level=logging.WARNING)\n"
         f"client = openai.OpenAI(base_url={server.base_url!r}, api_key='k',"
         " max_retries=0)\n"
@@ -2030,6 +2038,7 @@ def test_streams_alive_at_exit_leave_no_error(server, bodies):
         "    )\n"
         "    for _ in range(3)\n"
         "]\n"
+        f"{read}"
         "print(usage.request_count)\n"
     )
     result = run_python(code, warnings="error")
