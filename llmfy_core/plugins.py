@@ -385,20 +385,24 @@ def _check_not_a_class(plugin: object, name: str) -> None:
     """
     if not inspect.isclass(plugin):
         return
-    needing_instance = sorted(
-        attribute
-        for attribute in dir(plugin)
-        if _takes_self(inspect.getattr_static(plugin, attribute, None))
-    )
-    if not needing_instance:
+    first_parameters: dict[str, str] = {}
+    for attribute in dir(plugin):
+        parameter = _instance_parameter(inspect.getattr_static(plugin, attribute, None))
+        if parameter is not None:
+            first_parameters[attribute] = parameter
+    if not first_parameters:
         return
+    needing_instance = sorted(first_parameters)
     hooks, pronoun = (
         (f"hook {needing_instance[0]} takes", "it")
         if len(needing_instance) == 1
         else (f"hooks {', '.join(needing_instance)} take", "them")
     )
+    taken = " or ".join(
+        f"`{parameter}`" for parameter in sorted(set(first_parameters.values()))
+    )
     raise ValueError(
-        f"plugin {name!r} is the class {plugin.__name__}, and its {hooks} `self`, "
+        f"plugin {name!r} is the class {plugin.__name__}, and its {hooks} {taken}, "
         f"so llmfy cannot call {pronoun} on the class. Register an instance, "
         f"{plugin.__name__}(), or point the entry point at a module or at an "
         f"instance, such as `package.module:plugin` with `plugin = "
@@ -406,18 +410,20 @@ def _check_not_a_class(plugin: object, name: str) -> None:
     )
 
 
-def _takes_self(attribute: object) -> bool:
-    """Return whether `attribute` is a hook implementation defined as a method.
+def _instance_parameter(attribute: object) -> str | None:
+    """Return `self` or `cls` when `attribute` is a hook implementation taking it.
 
     pluggy drops a first parameter named `self` or `cls` from the arguments it
     passes, as it would for a bound method.
     """
     if not isinstance(attribute, types.FunctionType):
-        return False
+        return None
     if not hasattr(attribute, f"{hookspecs.PROJECT_NAME}_impl"):
-        return False
+        return None
     parameters = list(inspect.signature(attribute).parameters)
-    return bool(parameters) and parameters[0] in ("self", "cls")
+    if parameters and parameters[0] in ("self", "cls"):
+        return parameters[0]
+    return None
 
 
 def _is_optional(caller: pluggy.HookCaller, plugin: object) -> bool:

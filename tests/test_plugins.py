@@ -371,16 +371,30 @@ def test_invalid_price_rank_rejected(provider: ProviderPlugin, rank: object) -> 
     assert "prices" not in llmfy_core.hook_order("price_lookup")
 
 
-def test_class_registered_instead_of_instance(provider: ProviderPlugin) -> None:
-    class Prices:
-        @hookimpl
-        def price_lookup(self, provider: str, model: str) -> Price | None:
-            return Price(Decimal("1"), Decimal("1"), source="test prices")
+class SelfPrices:
+    @hookimpl
+    def price_lookup(self, provider: str, model: str) -> Price | None:
+        return Price(Decimal("1"), Decimal("1"), source="test prices")
 
-    with pytest.raises(ValueError, match=r"Prices\(\)") as raised:
-        llmfy_core.register_plugin(Prices, "prices")
 
-    assert "self" in str(raised.value)
+class ClsPrices:
+    # A first parameter named `cls` without @classmethod is a plain function
+    # on the class too, so the hook needs an instance as well.
+    @hookimpl
+    def price_lookup(cls, provider: str, model: str) -> Price | None:
+        return Price(Decimal("1"), Decimal("1"), source="test prices")
+
+
+@pytest.mark.parametrize(
+    ("plugin", "parameter"), [(SelfPrices, "self"), (ClsPrices, "cls")]
+)
+def test_class_registered_instead_of_instance(
+    provider: ProviderPlugin, plugin: type, parameter: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"{plugin.__name__}\(\)") as raised:
+        llmfy_core.register_plugin(plugin, "prices")
+
+    assert f"price_lookup takes `{parameter}`" in str(raised.value)
     assert "prices" not in llmfy_core.hook_order("price_lookup")
 
 
