@@ -30,6 +30,7 @@ from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
 from llmfy_core.model import (
     INPUT_TOKENS_INDEX,
+    SUBSET_PARENTS,
     USAGE_KEY_FIELDS,
     CallContext,
     RequestRecord,
@@ -752,6 +753,12 @@ def _repaired_usage(usage: Usage) -> tuple[Usage, str | None]:
         for kind, tokens in usage.other_tokens.items()
         if count(f"other_tokens[{kind!r}]", tokens, 0)
     }
+    totals = {
+        "input": ("input_tokens", input_tokens),
+        "output": ("output_tokens", output_tokens),
+        "cache write": ("cache_write_tokens", cache_write),
+    }
+    other = _cut_subsets(other, totals, problems)
     tools = {
         tool: calls
         for tool, calls in usage.tool_calls.items()
@@ -768,6 +775,38 @@ def _repaired_usage(usage: Usage) -> tuple[Usage, str | None]:
         tool_calls=tools,
     )
     return repaired, "; ".join(problems) or None
+
+
+def _cut_subsets(
+    other: dict[str, int],
+    totals: Mapping[str, tuple[str, int | None]],
+    problems: list[str],
+) -> dict[str, int]:
+    """Cut the subsets of each count to what is left of it, noting each cut.
+
+    Each subset is charged at its own rate and taken out of its count, so
+    subsets that add up to more than the count would charge tokens the
+    request did not have.
+    """
+    left = {parent: total for parent, (_, total) in totals.items()}
+    cut: dict[str, int] = {}
+    for kind, tokens in other.items():
+        parent = SUBSET_PARENTS.get(kind)
+        remaining = left.get(parent) if parent is not None else None
+        if parent is None or remaining is None:
+            cut[kind] = tokens
+            continue
+        if tokens > remaining:
+            name, total = totals[parent]
+            problems.append(
+                f"other_tokens[{kind!r}]={tokens} exceed the {remaining} of "
+                f"{name}={total} not in other subsets"
+            )
+            tokens = remaining
+        left[parent] = remaining - tokens
+        if tokens:
+            cut[kind] = tokens
+    return cut
 
 
 def merged_tags(trackers: Sequence[UsageTracker]) -> Mapping[str, str]:

@@ -861,6 +861,32 @@ def test_record_by_hand_rejects_subsets_summing_above_total(
     assert usage.request_count == 0
 
 
+def test_add_usage_cuts_subsets_to_total(provider: ProviderPlugin) -> None:
+    # add_usage() takes a Usage as built, so it cuts subsets that record()
+    # rejects, as it cuts cached and reasoning counts, and names the fault.
+    provider.prices["gpt-4o-mini"] = Price(
+        Decimal("0.15"), Decimal("0.60"), other={"input_audio": Decimal("10")}
+    )
+    with llmfy_usage_tracker() as usage:
+        record = usage.add_usage(
+            Usage(
+                "openai",
+                "gpt-4o-mini",
+                10,
+                1,
+                other_tokens={"input_audio": 8, "input_image": 8},
+            )
+        )
+
+    assert dict(record.usage.other_tokens) == {"input_audio": 8, "input_image": 2}
+    # 8 audio tokens x 10 + 2 image tokens x 0.15 (no image rate, so the input
+    # rate) + 1 output token x 0.60 = 80 + 0.3 + 0.6 = 80.9 millionths of a USD.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0000809")
+    assert record.fault is not None
+    assert "input_tokens=10" in record.fault
+
+
 def test_record_by_hand_accepts_tokens_besides_total(
     provider: ProviderPlugin,
 ) -> None:
