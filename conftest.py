@@ -53,7 +53,7 @@ WAIT_TIMEOUT_S = 5.0
 def wait_for() -> Callable[[Callable[[], bool]], None]:
     """Return a function that waits until a condition is true, at most 5 seconds.
 
-    A stream that garbage collection frees is recorded in a thread of its own.
+    A stream that garbage collection frees is recorded by llmfy's recording thread.
     """
 
     def wait(condition: Callable[[], bool]) -> None:
