@@ -61,6 +61,17 @@ SUBSET_PARENTS = MappingProxyType(
 )
 
 
+def subset_totals(
+    input_tokens: int | None, output_tokens: int | None, cache_write_tokens: int
+) -> dict[str, tuple[str, int | None]]:
+    """Return the field name and count of each parent of `SUBSET_PARENTS`."""
+    return {
+        "input": ("input_tokens", input_tokens),
+        "output": ("output_tokens", output_tokens),
+        "cache write": ("cache_write_tokens", cache_write_tokens),
+    }
+
+
 @attrs.frozen(slots=True)
 class CallContext:
     """The facts about a request that its caller has besides the response.

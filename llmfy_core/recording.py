@@ -36,6 +36,7 @@ from llmfy_core.model import (
     RequestRecord,
     Usage,
     UsageCounts,
+    subset_totals,
     usage_from_counts,
 )
 from llmfy_core.plugins import CHANGES, PROVIDER_INSTALL_HINT, get_registry
@@ -753,11 +754,7 @@ def _repaired_usage(usage: Usage) -> tuple[Usage, str | None]:
         for kind, tokens in usage.other_tokens.items()
         if count(f"other_tokens[{kind!r}]", tokens, 0)
     }
-    totals = {
-        "input": ("input_tokens", input_tokens),
-        "output": ("output_tokens", output_tokens),
-        "cache write": ("cache_write_tokens", cache_write),
-    }
+    totals = subset_totals(input_tokens, output_tokens, cache_write)
     other = _cut_subsets(other, totals, problems)
     tools = {
         tool: calls

@@ -32,7 +32,13 @@ from llmfy_core.errors import (
 from llmfy_core.ledger import Ledger, LedgerSnapshot, build_record
 from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger
-from llmfy_core.model import SUBSET_PARENTS, Price, RequestRecord, Usage
+from llmfy_core.model import (
+    SUBSET_PARENTS,
+    Price,
+    RequestRecord,
+    Usage,
+    subset_totals,
+)
 from llmfy_core.plugins import (
     CHANGES,
     PROVIDER_DISTRIBUTIONS,
@@ -1150,11 +1156,7 @@ def _check_subsets(
     `input_image`. Subsets that add up to more than their count would charge
     more tokens than the request had.
     """
-    totals = {
-        "input": ("input_tokens", input_tokens),
-        "output": ("output_tokens", output_tokens),
-        "cache write": ("cache_write_tokens", cache_write_tokens),
-    }
+    totals = subset_totals(input_tokens, output_tokens, cache_write_tokens)
     kinds_by_parent: dict[str, list[str]] = {}
     for kind in other_tokens:
         parent = SUBSET_PARENTS.get(kind)
