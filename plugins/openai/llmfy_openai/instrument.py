@@ -766,25 +766,18 @@ _unfinished_streams: dict[int, _StreamReference] = {}
 
 
 def _watch_chunks(chunks: Iterator[Any], call: _Call) -> Iterator[Any]:
-    collected = False
     try:
         for chunk in chunks:
             call.latest = chunk
             if getattr(chunk, "usage", None) is not None:
                 call.final = chunk
             yield chunk
-    except GeneratorExit:
-        # The SDK never closes its stream's iterator, so this generator is
-        # closed only when the garbage collector frees the stream.
-        collected = True
-        raise
     finally:
         _close_quietly(chunks)
-        _finish(call, collected)
+        _finish_unless_freed(call)
 
 
 def _watch_response_events(events: Iterator[Any], call: _Call) -> Iterator[Any]:
-    collected = False
     try:
         for event in events:
             kind = getattr(event, "type", None)
@@ -799,13 +792,9 @@ def _watch_response_events(events: Iterator[Any], call: _Call) -> Iterator[Any]:
                         # it stops reading there.
                         call.finish_stream()
             yield event
-    except GeneratorExit:
-        # Closed only when the stream is freed, as in `_watch_chunks`.
-        collected = True
-        raise
     finally:
         _close_quietly(events)
-        _finish(call, collected)
+        _finish_unless_freed(call)
 
 
 async def _watch_chunks_async(
@@ -822,7 +811,7 @@ async def _watch_chunks_async(
         # collected, as it does without llmfy. Closing it here as well raced
         # with that close when a stream was dropped, and asyncio logged the
         # "already running" error of the losing task.
-        _finish_async(call)
+        _finish_unless_freed(call)
 
 
 async def _watch_response_events_async(
@@ -842,25 +831,19 @@ async def _watch_response_events_async(
             yield event
     finally:
         # The SDK's generator is left to asyncio, as in `_watch_chunks_async`.
-        _finish_async(call)
+        _finish_unless_freed(call)
 
 
-def _finish(call: _Call, collected: bool) -> None:
-    """Record a stream whose watcher ends, later if the stream was collected."""
-    if collected:
-        _finish_collected(call)
-    else:
-        call.finish_stream()
+def _finish_unless_freed(call: _Call) -> None:
+    """Record a stream whose watcher ends, unless the stream was freed.
 
-
-def _finish_async(call: _Call) -> None:
-    """Record an async stream whose watcher ends, unless the stream was freed.
-
-    asyncio closes the watcher of a freed stream in a task that runs in the
-    context of the code that collected it, after `_stream_collected` queued
-    the recording. It also closes the watchers of streams still referenced
-    when `asyncio.run()` closes its loop, which is ordinary code, so those
-    are recorded at once, before `asyncio.run()` returns.
+    The SDK never closes its stream's iterator, so a sync watcher ends early
+    only when the stream is freed, and `_stream_collected`, which the
+    collector runs first, has queued its recording then. asyncio closes the
+    watcher of a freed async stream in a task that runs in the context of the
+    code that collected it. It also closes the watchers of streams still
+    referenced when `asyncio.run()` closes its loop, which is ordinary code,
+    so those are recorded at once, before `asyncio.run()` returns.
     """
     if not call.freed:
         call.finish_stream()

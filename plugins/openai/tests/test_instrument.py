@@ -726,10 +726,17 @@ def test_collected_stream_outside_plugin_lock(server, client, bodies, wait_for):
                 gc.collect()
         trackers.append(usage)
 
+    # llmfy's recording thread is kept busy until the collection is over, so
+    # that it cannot record the stream first, which would hide a recording
+    # made inside the collection.
+    release = threading.Event()
+    deferred.start_worker()
+    deferred.run_later(lambda: release.wait(MEETING_TIMEOUT_S), "test-hold")
     # In a thread, so that a deadlock fails the test instead of hanging it.
     worker = threading.Thread(target=drop_stream_and_collect, daemon=True)
     worker.start()
     worker.join(MEETING_TIMEOUT_S)
+    release.set()
     wait_for(lambda: len(exported) == 1)
 
     assert not worker.is_alive()
