@@ -1336,7 +1336,8 @@ def _entry_shapes(
 
 def _how_to_add_rate(usage: Usage, kind: str, overridden: bool) -> str:
     provider = usage.provider
-    if not overridden and reads_pricing_tables(provider):
+    reads_tables = reads_pricing_tables(provider)
+    if reads_tables and not overridden:
         # A plugin's price has no entry to add the rate to, and a new entry
         # replaces the whole price, so the example names input and output too.
         tier = "batch" if usage.batch else usage.service_tier
@@ -1350,7 +1351,7 @@ def _how_to_add_rate(usage: Usage, kind: str, overridden: bool) -> str:
                 "entry replaces the model's whole price, so give its other rates "
                 "too."
             )
-    if reads_pricing_tables(provider):
+    if reads_tables:
         return (
             f"Give the rate as {kind!r} in the model's entry of {provider}_pricing=, "
             "in the unit of its 'input' price."
