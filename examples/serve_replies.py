@@ -9,7 +9,8 @@ Run it, then point the SDKs at it through their environment variables:
 Each request gets a reply of its own kind with the token counts of
 `DEFAULT_REPLIES`, such as 60 input and 3 output tokens for a Chat
 Completion. Reply names given on the command line are served first, in order,
-per provider: `openai:IN/OUT` is a Chat Completions body for gpt-4o-mini,
+per provider. The names are these: `openai:IN/OUT` is a Chat Completions body
+for gpt-4o-mini,
 `openai-stream:IN/OUT` its stream with the usage chunk, `openai-stream:none`
 a stream without usage, `responses:IN/OUT` and `responses-stream:IN/OUT` a
 Responses API body and stream, `embeddings:IN` an Embeddings body,

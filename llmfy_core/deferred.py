@@ -8,7 +8,7 @@ SDK, or one of `threading`'s own, which a new non-daemon thread takes before
 there. `run_later` only puts the work on a
 `queue.SimpleQueue`, whose `put()` the Python documentation allows in such
 callbacks, and one worker thread runs it in an empty context, so that no
-span or tracker of the collecting code sees it.
+span or tracker of the collecting code receives it.
 
 A plugin calls `start_worker()` from ordinary code when it begins to watch an
 object that the collector may free. At interpreter exit, `threading`'s

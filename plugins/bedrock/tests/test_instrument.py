@@ -1102,10 +1102,11 @@ def test_stream_abandoned_counted_once(
     assert usage.request_count == 1
 
 
-# Drops a stream after its first event while the thread holds a lock of
-# `threading` that a new thread takes before `Thread.start()` returns (a
-# private name of CPython 3.11's threading module, used here only to hold it),
-# as when a collection starts inside `Thread.join()`. Prints the requests then
+# Drops a stream after its first event while the thread holds
+# `threading._shutdown_locks_lock`, as when a collection starts inside
+# `Thread.join()`. A new non-daemon thread takes that lock before
+# `Thread.start()` returns. The name is private to CPython 3.11's threading
+# module and used here only to hold the lock. Prints the requests then
 # counted and their output tokens.
 DROP_IN_THREADING_LOCK = """
 import gc, sys, threading, time

@@ -998,10 +998,10 @@ def _decision_usage(response: Any, context: CallContext) -> Usage:
     input rate.
     """
     # NOTE: this billing rule comes from third-party guides, not from OpenAI's
-    # pricing page (apidog.com "What is the OpenAI Decisions API?" and the
-    # vtcode-llm crate docs, checked 2026-12-06): 0.10 USD per million input
-    # tokens on gpt-6-luna, its input rate, and no output, cache read or cache
-    # write charge.
+    # pricing page: apidog.com "What is the OpenAI Decisions API?" and the
+    # vtcode-llm crate docs, checked 2026-12-06. They give 0.10 USD per million
+    # input tokens on gpt-6-luna, its input rate, and no output, cache read or
+    # cache write charge.
     usage = _field(response, "usage")
     served = _text(_field(response, "model"))
     checker = _Checker(_with_operation(context, DECISIONS), served)

@@ -746,10 +746,11 @@ def test_collected_stream_outside_plugin_lock(server, client, bodies, wait_for):
 
 
 # Drops a stream after its first chunk and collects it while the thread holds
-# a lock of `threading` that a new thread takes before `Thread.start()`
-# returns (a private name of CPython 3.11's threading module, used here only
-# to hold it), as when a collection starts inside `Thread.join()`. Prints the
-# requests then counted and those with unknown usage.
+# `threading._shutdown_locks_lock`, as when a collection starts inside
+# `Thread.join()`. A new non-daemon thread takes that lock before
+# `Thread.start()` returns. The name is private to CPython 3.11's threading
+# module and used here only to hold the lock. Prints the requests then
+# counted and those with unknown usage.
 COLLECT_IN_THREADING_LOCK = """
 import gc, sys, threading, time
 import openai
