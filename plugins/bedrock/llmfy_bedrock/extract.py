@@ -261,7 +261,8 @@ _CONVERSE_OPERATIONS = frozenset({"Converse", "ConverseStream"})
 def read_response(response: Any, context: CallContext) -> UsageCounts | None:
     """Read a well-formed Converse, ConverseStream or InvokeModel response quickly.
 
-    For ConverseStream the response is the `metadata` event, and for
+    `response` is a dict, the type the plugin's `llmfy_usage_reader` offers
+    this reader for. For ConverseStream it is the `metadata` event, and for
     InvokeModel botocore's response dict with the body unread. Returns the
     `UsageCounts` that `extract_usage` would normalize, and None for every
     response that needs its checks: another operation, a missing or
@@ -269,7 +270,7 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
     writes, a trace or an unusual service tier.
     """
     operation = context.operation
-    if operation not in _CONVERSE_OPERATIONS or type(response) is not dict:
+    if operation not in _CONVERSE_OPERATIONS:
         if operation == "InvokeModel":
             return _read_invoke_headers(response, context)
         return None
@@ -280,7 +281,7 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
         usage = response["usage"]
     except KeyError:
         return None
-    if type(usage) is not dict or response.get("trace"):
+    if type(usage) is not dict or "trace" in response:
         return None
     try:
         input_tokens = usage["inputTokens"]
@@ -319,15 +320,17 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
         and cache_write >= 0
     ):
         return None
-    tier = None
+    tier = context.service_tier
     if "serviceTier" in response:
-        tier = response["serviceTier"]
-        if type(tier) is not dict:
+        served_tier = response["serviceTier"]
+        if type(served_tier) is not dict:
             # None, a mapping of another type or an invalid value.
             return None
-        tier = tier.get("type")
-        if tier is not None and type(tier) is not str:
-            return None
+        served_tier = served_tier.get("type")
+        if served_tier is not None:
+            if type(served_tier) is not str:
+                return None
+            tier = served_tier or tier
     if "performanceConfig" in response:
         # Latency-optimized requests have their own price, on the full path.
         return None
@@ -337,7 +340,7 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
         context.model or "unknown",
         None,
         context.region,
-        tier or context.service_tier,
+        tier,
         operation,
         context.batch,
         headers.get(REQUEST_ID_HEADER) if headers else None,
@@ -699,7 +702,7 @@ def extract_usage(response: Any, context: CallContext) -> Usage:
 
     See the plugin's `usage_extract` for what `response` is per operation.
     """
-    counts = read_response(response, context)
+    counts = read_response(response, context) if type(response) is dict else None
     if counts is not None:
         return usage_from_counts(counts)
     with checks.collecting() as problems:

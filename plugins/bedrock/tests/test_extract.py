@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import json
 import logging
+import types
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -708,6 +709,23 @@ def test_plugin_extract_ignores_other_providers() -> None:
     assert (
         usage_extract({"usage": {"inputTokens": 1, "outputTokens": 1}}, context) is None
     )
+
+
+def test_extract_converse_not_dict() -> None:
+    # The fast reader takes dicts only; a read-only mapping is read by the
+    # checked path, and a response that is no mapping gives unknown usage.
+    from llmfy_bedrock.extract import extract_usage
+
+    context = CallContext("bedrock", "Converse", "amazon.nova-micro-v1:0", "us-east-1")
+    usage = {"inputTokens": 52, "outputTokens": 30, "totalTokens": 82}
+
+    read = extract_usage(types.MappingProxyType({"usage": usage}), context)
+    unread = extract_usage(None, context)
+
+    assert read.input_tokens == 52
+    assert read.output_tokens == 30
+    assert unread.input_tokens is None
+    assert unread.output_tokens is None
 
 
 def test_converse_reader_leaves_response_unchanged() -> None:
