@@ -617,12 +617,11 @@ def reports_token_usage(response: Any) -> bool:
     return usage is not None and _field(usage, "type") != "duration"
 
 
-# The last event of an image generation or edit stream. Its usage has no
-# output details, because all its output tokens are image tokens (openai 3.63,
-# `ImageGenCompletedEvent` and `ImageEditCompletedEvent`).
-_IMAGE_COMPLETED_EVENTS = frozenset(
-    {"image_generation.completed", "image_edit.completed"}
-)
+# Operations of a GPT Image model, whose output tokens are image tokens unless
+# `output_tokens_details` splits them. The Images API leaves the details out of
+# a response and of the completed event of a stream (openai 3.63 documents the
+# event's `output_tokens` as image tokens).
+_IMAGE_OPERATIONS = frozenset({"images.generations", "images.edits", IMAGES})
 
 
 def _from_token_usage(response: Any, context: CallContext) -> Usage:
@@ -632,10 +631,10 @@ def _from_token_usage(response: Any, context: CallContext) -> Usage:
     and an image response's has `input_tokens_details` and
     `output_tokens_details` with `image_tokens`: these become `input_audio`,
     `input_image` and `output_image`, which have rates of their own. The
-    output tokens of an image stream's completed event are all image tokens.
-    The other output tokens of an image model, such as text tokens, take its
-    output rate. Neither response names its model, so the requested one
-    prices it.
+    output tokens of an image response without `output_tokens_details` are all
+    image tokens. The other output tokens of an image model, such as text
+    tokens, take its output rate. Neither response names its model, so the
+    requested one prices it.
     """
     # NOTE: an images response for output_format "svg" also has `svg_usage`,
     # tokens of another model that writes the SVG. They are not counted.
@@ -661,7 +660,7 @@ def _from_token_usage(response: Any, context: CallContext) -> Usage:
             other[kind] = count
     if (
         outputs
-        and _field(response, "type") in _IMAGE_COMPLETED_EVENTS
+        and context.operation in _IMAGE_OPERATIONS
         and _field(usage, "output_tokens_details") is None
     ):
         other["output_image"] = outputs

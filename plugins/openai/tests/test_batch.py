@@ -192,6 +192,31 @@ def test_image_lines_at_batch_rate(bodies):
     assert tracker.total_cost == expected / 10**6
 
 
+def test_image_line_without_output_details(bodies):
+    # GPT Image bodies leave `output_tokens_details` out, so every output token
+    # is an image token.
+    body = bodies.images(text=50, image=0, output_tokens=4160)
+    del body["usage"]["output_tokens_details"]
+
+    usages = list(iter_batch_usages([line("i", body)], model="gpt-image-1.5"))
+    batch_price = {"input": "2.50", "output": "5.00", "output_image": "16.00"}
+    prices = {
+        "gpt-image-1.5": {
+            "input": "5.00",
+            "output": "10.00",
+            "output_image": "32.00",
+            "tiers": {"batch": batch_price},
+        }
+    }
+    with llmfy_usage_tracker(openai_pricing=prices) as tracker:
+        tracker.add_usage(usages[0])
+
+    assert usages[0].other_tokens == {"output_image": 4160}
+    # Batch rates: 50 text in x 2.50 + 4160 image out x 16.00 = 125 + 66,560
+    # = 66,685 millionths of a USD.
+    assert tracker.total_cost == Decimal("0.066685")
+
+
 def test_image_line_without_model_counted(bodies):
     lines = [line("i", bodies.images(text=50, output_tokens=4160))]
 

@@ -1742,6 +1742,39 @@ def test_image_output_image_tokens_priced(server, client, bodies):
     assert record.cost.total == Decimal("0.13377")
 
 
+@pytest.mark.parametrize("path", [IMAGES, IMAGE_EDITS])
+def test_image_output_without_details_priced_as_image(server, client, path):
+    # The Images API leaves `output_tokens_details` out of a GPT Image
+    # response: its output tokens are the tokens of the output image.
+    body = {
+        "created": 1_780_000_000,
+        "data": [{"b64_json": "aGVsbG8="}],
+        "usage": {
+            "input_tokens": 50,
+            "input_tokens_details": {"image_tokens": 0, "text_tokens": 50},
+            "output_tokens": 4160,
+            "total_tokens": 4210,
+        },
+    }
+    server.add_json(path, body)
+    # A GPT Image model with text and image output rates.
+    price = {"input": 5.00, "output": 10.00, "input_image": 8.00, "output_image": 32.00}
+
+    with llmfy_usage_tracker(openai_pricing={"gpt-image-1.5": price}) as usage:
+        if path == IMAGES:
+            client.images.generate(model="gpt-image-1.5", prompt="A cat.")
+        else:
+            client.images.edit(model="gpt-image-1.5", prompt="A hat.", image=IMAGE_FILE)
+
+    record = usage.records[0]
+    assert record.usage.output_tokens == 4160
+    assert dict(record.usage.other_tokens) == {"output_image": 4160}
+    # 50 text in x 5.00 + 4160 image out x 32.00 = 250 + 133,120 = 133,370 USD
+    # per million tokens
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.13337")
+
+
 def test_image_without_usage_ignored(server, client):
     # DALL-E images are billed per image and report no usage.
     server.add_json(IMAGES, {"created": 1_780_000_000, "data": [{"url": "u"}]})
