@@ -1805,6 +1805,31 @@ def test_first_audio_snapshot_priced_at_launch_rates(server, client, bodies):
     assert record.cost.total == Decimal("0.00454")
 
 
+def test_mini_audio_tokens_priced_at_audio_rates(server, client, bodies):
+    body = bodies.chat(
+        model="gpt-4o-mini-audio-preview-2024-12-17",
+        prompt=64,
+        completion=30,
+        input_audio=44,
+        output_audio=20,
+    )
+    server.add_json(CHAT, body)
+
+    with llmfy_usage_tracker() as usage:
+        client.chat.completions.create(
+            model="gpt-4o-mini-audio-preview", messages=MESSAGES
+        )
+
+    record = usage.records[0]
+    assert dict(record.usage.other_tokens) == {"input_audio": 44, "output_audio": 20}
+    # Text costs 0.15 in and 0.60 out, audio 10 in and 20 out, per million
+    # tokens: 20 x 0.15 + 44 x 10 + 10 x 0.60 + 20 x 20 = 3 + 440 + 6 + 400
+    # = 849 USD per million tokens.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.000849")
+    assert record.price_origin == "openai"
+
+
 def azure_client(server):
     """Return an Azure OpenAI client of the local server, without retries."""
     return openai.AzureOpenAI(
