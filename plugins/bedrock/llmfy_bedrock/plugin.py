@@ -68,6 +68,19 @@ def llmfy_regions(provider: str) -> AbstractSet[str] | None:
     return AwsRegions()
 
 
+def llmfy_mapped_model(provider: str, model: str) -> str | None:
+    """Return the model id an application inference profile was registered to copy.
+
+    Every price source is then asked for that id too, so that a price file or
+    a fallback database prices the profile as it prices the model.
+    """
+    if provider != PROVIDER:
+        return None
+    from llmfy_bedrock.resolve import registered_profile_model
+
+    return registered_profile_model(model)
+
+
 @hookimpl
 def price_lookup(
     provider: str,

@@ -238,7 +238,8 @@ def _warn_if_unpriced(profile_arn: str, model_id: str, base_model: str) -> None:
         f"The bundled Bedrock table has no price for {model_id!r}, registered as "
         f"the model of application inference profile {profile_arn!r}.{hint} "
         "Requests through the profile stay unpriced unless "
-        "llmfy_usage_tracker(bedrock_pricing=...) prices the model or the profile."
+        "llmfy_usage_tracker(bedrock_pricing=...), a price file or a pricing plugin "
+        "prices the model, or bedrock_pricing= prices the profile."
     )
     logger.warning("%s", message)
     warn_in_setup(PricingWarning(message))

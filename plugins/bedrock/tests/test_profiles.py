@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 from llmfy_bedrock import register_profile_model, resolve
 
-from llmfy_core import PricingWarning, llmfy_usage_tracker
+from llmfy_core import (
+    Price,
+    PriceRank,
+    PricingWarning,
+    hookimpl,
+    llmfy_usage_tracker,
+    register_plugin,
+)
 
 pytestmark = pytest.mark.usefixtures("profile_models")
 
@@ -168,3 +175,47 @@ def test_unknown_copy_priced_by_override(bedrock_server: Any, make_client: Any) 
     assert record.price_origin == "override"
     assert record.cost is not None
     assert record.cost.total == Decimal("0.003")
+
+
+class ListedPrices:
+    """A price source of a given rank that prices one Bedrock model id."""
+
+    def __init__(self, rank: PriceRank, model: str, price: Price) -> None:
+        self.llmfy_price_rank = rank
+        self.model = model
+        self.price = price
+
+    @hookimpl
+    def price_lookup(self, provider: str, model: str) -> Price | None:
+        if provider == "bedrock" and model == self.model:
+            return self.price
+        return None
+
+
+@pytest.mark.parametrize(
+    ("rank", "copied"),
+    [
+        # A negotiated price of the copied profile, ranked above the bundled one.
+        pytest.param(PriceRank.ORGANIZATION, f"us.{SONNET_45}", id="organization"),
+        # A model that only a fallback database prices.
+        pytest.param(PriceRank.FALLBACK, "acme.chat-v1:0", id="fallback"),
+    ],
+)
+def test_copy_priced_by_other_sources(
+    bedrock_server: Any, make_client: Any, rank: PriceRank, copied: str
+) -> None:
+    listed = ListedPrices(rank, copied, Price(Decimal("2"), Decimal("10")))
+    register_plugin(listed, "listed")
+    with warnings.catch_warnings():
+        # The bundled table has no price for acme.chat-v1:0, which warns.
+        warnings.simplefilter("ignore", PricingWarning)
+        register_profile_model(PROFILE, copied)
+
+    record = converse_through_profile(bedrock_server, make_client)
+
+    # 2 and 10 USD per million tokens: 1000 x 2 + 1000 x 10 = 12,000 millionths
+    # of a USD.
+    assert record.unpriced_reason is None
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.012")
+    assert record.price_origin == "listed"
