@@ -846,6 +846,55 @@ def test_prices_listing_shows_file(
     assert rows[("gpt-4o", False)]["origin"] == "openai"
 
 
+# Prices per 1,000 tokens: 0.12 and 0.48 USD per million tokens.
+THOUSAND_UNIT_FILE = """
+unit = "usd_per_thousand_tokens"
+[[providers.openai.prices]]
+model = "gpt-4o-mini"
+input = 0.00012
+output = 0.00048
+"""
+
+
+def test_prices_model_text_per_million(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(THOUSAND_UNIT_FILE)
+
+    code, out, _ = run(
+        capsys, "prices", "openai", "--model", "gpt-4o-mini", "--prices", str(prices)
+    )
+
+    assert code == 0
+    assert "input:        0.12 USD per 1,000,000 tokens" in out
+    assert "output:       0.48 USD per 1,000,000 tokens" in out
+    assert "USD per 1,000 tokens" not in out
+
+
+def test_cost_text_per_million(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(THOUSAND_UNIT_FILE)
+
+    code, out, _ = run(
+        capsys, "cost", "gpt-4o-mini", "--input", "1000000", "--output", "1000",
+        "--prices", str(prices),
+    )  # fmt: skip
+
+    lines = [line for line in out.splitlines() if line]
+    header = next(line for line in lines if line.startswith("PART"))
+    rows = {line.split()[0]: line.split() for line in lines}
+    assert code == 0
+    assert "USD per 1,000,000" in header
+    # 1,000,000 input tokens at 0.12 and 1,000 output tokens at 0.48 USD per
+    # million: 0.12 + 0.00048 USD.
+    assert rows["input"][1:] == ["1,000,000", "0.12", "0.12"]
+    assert rows["output"][1:] == ["1,000", "0.48", "0.00048"]
+    assert rows["total"][1:] == ["0.12048"]
+
+
 def test_prices_invalid_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

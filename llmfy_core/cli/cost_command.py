@@ -17,6 +17,7 @@ from .output import (
     EXIT_UNPRICED,
     CliError,
     money,
+    per_million,
     print_json,
     render_table,
 )
@@ -186,15 +187,17 @@ _LABELS = {
 def _cost_text(usage: Usage, price: Price, origin: str | None) -> str:
     cost = compute_cost(usage, price)
     effective = price.for_input_tokens(usage.input_tokens)
-    unit = f"USD per {effective.price_per_tokens:,}"
     rows = []
     for part, tokens, rate in _breakdown(usage, price):
         if not tokens:
             continue
         amount = cost.parts.get(part, Decimal(0))
-        rows.append([_LABELS[part], f"{tokens:,}", money(rate), money(amount)])
+        # Shown per million tokens whatever the price's unit, as `llmfy prices`.
+        shown_rate = per_million(rate, effective.price_per_tokens)
+        rows.append([_LABELS[part], f"{tokens:,}", money(shown_rate), money(amount)])
     rows.append(["total", "", "", money(cost.total)])
-    table = render_table(["PART", "TOKENS", unit, "COST (USD)"], rows, align="lrrr")
+    headers = ["PART", "TOKENS", "USD per 1,000,000", "COST (USD)"]
+    table = render_table(headers, rows, align="lrrr")
     region = f" in {usage.region}" if usage.region else ""
     tier = f", {usage.service_tier} tier" if usage.service_tier else ""
     batch = ", batch" if usage.batch else ""

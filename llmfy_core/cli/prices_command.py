@@ -127,18 +127,25 @@ def _show_one(args: argparse.Namespace, resolver: PriceResolver) -> int:
 
 
 def _price_lines(price: Price, origin: str | None) -> list[str]:
-    """Return one `label: value` line per rate and fact, the values aligned."""
-    unit = f"USD per {price.price_per_tokens:,} tokens"
+    """Return one `label: value` line per rate and fact, the values aligned.
+
+    Rates are shown in USD per million tokens, whatever unit the price is in,
+    as in the listing.
+    """
+    unit = "USD per 1,000,000 tokens"
     cache_read = price.input if price.cache_read is None else price.cache_read
     cache_write = price.input if price.cache_write is None else price.cache_write
-    fields = [
-        ("input", f"{money(price.input)} {unit}"),
-        ("cached input", f"{money(cache_read)} {unit}"),
-        ("cache write", f"{money(cache_write)} {unit}"),
-        ("output", f"{money(price.output)} {unit}"),
+    rates = [
+        ("input", price.input),
+        ("cached input", cache_read),
+        ("cache write", cache_write),
+        ("output", price.output),
+        *sorted(price.other.items()),
     ]
-    for kind, rate in sorted(price.other.items()):
-        fields.append((kind, f"{money(rate)} {unit}"))
+    fields = [
+        (label, f"{money(per_million(rate, price.price_per_tokens))} {unit}")
+        for label, rate in rates
+    ]
     for tool, rate in sorted(price.per_call.items()):
         fields.append((tool, f"{money(rate)} USD per call"))
     checked = price.checked.isoformat() if price.checked else "-"
@@ -150,10 +157,12 @@ def _price_lines(price: Price, origin: str | None) -> list[str]:
     width = max(len(label) for label, _ in fields) + 2
     lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
     for tier in price.long_context:
+        tier_input = per_million(tier.price.input, tier.price.price_per_tokens)
+        tier_output = per_million(tier.price.output, tier.price.price_per_tokens)
         lines.append(
             f"Above {tier.above_input_tokens:,} input tokens the whole request "
-            f"costs {money(tier.price.input)} input and {money(tier.price.output)} "
-            f"output, in USD per {tier.price.price_per_tokens:,} tokens."
+            f"costs {money(tier_input)} input and {money(tier_output)} "
+            f"output, in {unit}."
         )
     return lines
 
