@@ -33,7 +33,7 @@ import sys
 import time
 from typing import Any
 
-from replay_server import RecordedRequest, ReplayServer, Reply, load_fixture
+from replay_server import FIXTURES, RecordedRequest, ReplayServer, Reply, load_fixture
 
 # How long the server runs unless stopped with Ctrl-C, in minutes.
 DEFAULT_MINUTES = 15.0
@@ -265,17 +265,53 @@ def decision_body(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     }
 
 
+# The reply kinds named KIND:IN/OUT, with input and output token counts.
+COUNTED_KINDS = (
+    "openai",
+    "openai-stream",
+    "responses",
+    "responses-stream",
+    "decisions",
+    "bedrock",
+    "bedrock-stream",
+    "invoke",
+    "invoke-stream",
+)
+
+
+def fixture_names() -> str:
+    """List the `fixture:NAME` replies, one per file in `examples/fixtures`."""
+    return ", ".join(f"fixture:{path.stem}" for path in sorted(FIXTURES.glob("*.json")))
+
+
+def fixture_reply(name: str, fixture: str) -> Reply:
+    """Build the reply of `fixture:NAME`, the file `examples/fixtures/NAME.json`."""
+    if not (FIXTURES / f"{fixture}.json").is_file():
+        raise ValueError(
+            f"unknown reply {name!r}: {FIXTURES} has no {fixture}.json. "
+            f"Valid fixture names: {fixture_names()}"
+        )
+    body = load_fixture(f"{fixture}.json")
+    if fixture.startswith("bedrock"):
+        return Reply.bedrock_json(body)
+    return Reply.openai_json(body)
+
+
 def make_reply(name: str) -> Reply:
+    """Build the reply that `name` names, or raise ValueError listing valid names."""
     kind, _, value = name.partition(":")
     if kind == "fixture":
-        body = load_fixture(f"{value}.json")
-        if value.startswith("bedrock"):
-            return Reply.bedrock_json(body)
-        return Reply.openai_json(body)
+        return fixture_reply(name, value)
     if kind == "openai-stream" and value == "none":
         return Reply.openai_stream(chat_chunks(None))
     if kind == "embeddings":
+        if not value.isdigit():
+            raise ValueError(
+                f"invalid reply {name!r}: expected embeddings:IN with one token "
+                "count, such as embeddings:8"
+            )
         return Reply.openai_json(embeddings_body(int(value)))
+
     try:
         first, second = (int(count) for count in value.split("/"))
     except ValueError:
@@ -301,8 +337,11 @@ def make_reply(name: str) -> Reply:
         return invoke_reply(first, second)
     if kind == "invoke-stream":
         return invoke_stream(first, second)
+
+    counted = ", ".join(f"{each_kind}:IN/OUT" for each_kind in COUNTED_KINDS)
     raise ValueError(
-        f"unknown reply {name!r}; see the names in this module's docstring"
+        f"unknown reply {name!r}. Valid names: {counted}, openai-stream:none, "
+        f"embeddings:IN and {fixture_names()}"
     )
 
 

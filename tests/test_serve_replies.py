@@ -85,3 +85,26 @@ def test_unknown_reply_name_rejected() -> None:
 
     assert result.returncode == 2
     assert "openai:7" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("fixture:openai-chat-paris", "openai-chat-capital"),
+        ("embeddings:eight", "embeddings:8"),
+        ("claude:60/3", "bedrock-stream"),
+    ],
+)
+def test_invalid_reply_lists_valid_names(name: str, expected: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--port", "0", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert name in result.stderr
+    assert expected in result.stderr
