@@ -238,7 +238,14 @@ class PluginRegistry:
             manager = self.manager
             try:
                 _check_not_a_class(plugin, name)
-                manager.register(plugin, name=name)
+                try:
+                    manager.register(plugin, name=name)
+                except pluggy.PluginValidationError as error:
+                    hint = _spec_arguments_hint(plugin)
+                    if not hint:
+                        raise
+                    message = f"{error}\n{hint}"
+                    raise pluggy.PluginValidationError(plugin, message) from error
                 unknown = [
                     caller.name
                     for caller in manager.get_hookcallers(plugin) or ()
@@ -438,6 +445,31 @@ def _spec_names() -> list[str]:
         for name in dir(hookspecs)
         if hasattr(getattr(hookspecs, name), hookspecs.PROJECT_NAME + "_spec")
     )
+
+
+def _spec_arguments_hint(plugin: object) -> str:
+    """Name the arguments of each hook that `plugin` implements with others.
+
+    pluggy's error names the unknown argument only; this lists the valid ones.
+    """
+    hints = []
+    for hook_name in _spec_names():
+        implementation = getattr(plugin, hook_name, None)
+        if not callable(implementation):
+            continue
+        spec_arguments = list(
+            inspect.signature(getattr(hookspecs, hook_name)).parameters
+        )
+        try:
+            arguments = inspect.signature(implementation).parameters
+        except (TypeError, ValueError):
+            continue
+        if set(arguments) - set(spec_arguments):
+            hints.append(
+                f"{hook_name} takes these arguments, any of them by name: "
+                f"{', '.join(spec_arguments)}."
+            )
+    return " ".join(hints)
 
 
 def price_rank_of(plugin: object) -> int:

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 
 import llmfy_core
@@ -409,6 +410,24 @@ def test_class_of_static_hooks_registered(provider: ProviderPlugin) -> None:
 
     assert name in llmfy_core.hook_order("price_lookup")
     llmfy_core.unregister_plugin(name)
+
+
+def test_unknown_hook_argument_lists_spec(provider: ProviderPlugin) -> None:
+    class Prices:
+        @hookimpl
+        def price_lookup(self, provider: str, tier: str | None) -> Price | None:
+            return None
+
+    with pytest.raises(pluggy.PluginValidationError) as raised:
+        llmfy_core.register_plugin(Prices(), "prices")
+
+    message = str(raised.value)
+    assert "tier" in message
+    assert (
+        "price_lookup takes these arguments, any of them by name: provider, "
+        "model, region, service_tier, batch, requested_at"
+    ) in message
+    assert "prices" not in llmfy_core.hook_order("price_lookup")
 
 
 def test_hook_order_unknown_hook_raises(provider: ProviderPlugin) -> None:
