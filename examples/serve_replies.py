@@ -8,7 +8,9 @@ Run it, then point the SDKs at it through their environment variables:
 
 Each request gets a reply of its own kind with the token counts of
 `DEFAULT_REPLIES`, such as 60 input and 3 output tokens for a Chat
-Completion. Reply names given on the command line are served first, in order,
+Completion. As from OpenAI, a Chat Completions stream has a usage chunk only
+when the request sets `stream_options={"include_usage": True}`. Reply names
+given on the command line are served first, in order,
 per provider. The names are these: `openai:IN/OUT` is a Chat Completions body
 for gpt-4o-mini,
 `openai-stream:IN/OUT` its stream with the usage chunk, `openai-stream:none`
@@ -352,11 +354,17 @@ def default_reply(request: RecordedRequest) -> Reply:
     else:
         kind = request.path.strip("/").removeprefix("v1/")
         try:
-            streamed = request.json().get("stream") is True
+            body = request.json()
+            streamed = body.get("stream") is True
+            options = body.get("stream_options") or {}
+            include_usage = options.get("include_usage") is True
         except (ValueError, AttributeError):
-            streamed = False
+            streamed = include_usage = False
         if streamed:
             kind += "-stream"
+        # OpenAI sends a Chat Completions stream's usage only when asked to.
+        if kind == "chat/completions-stream" and not include_usage:
+            return make_reply("openai-stream:none")
     return make_reply(DEFAULT_REPLIES.get(kind, "openai:60/3"))
 
 

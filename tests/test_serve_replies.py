@@ -12,7 +12,7 @@ import boto3
 import openai
 import pytest
 
-from llmfy_core import llmfy_usage_tracker
+from llmfy_core import UsageWarning, llmfy_usage_tracker
 
 SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "serve_replies.py"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
@@ -72,6 +72,24 @@ def test_serves_queued_then_default_replies(served: str) -> None:
     # 81 x 0.15 + 6 x 0.60 = 12.15 + 3.6 = 15.75; Nova Lite at 0.06 and 0.24:
     # 50 x 0.06 + 8 x 0.24 = 3 + 1.92 = 4.92. In all 20.67 per million.
     assert usage.total_cost == Decimal("0.00002067")
+
+
+def test_default_stream_without_include_usage(served: str) -> None:
+    client = openai.OpenAI(base_url=f"{served}/v1", api_key="test", max_retries=0)
+
+    with pytest.warns(UsageWarning), llmfy_usage_tracker() as usage:
+        # The first request takes the queued reply, the stream a default one.
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        )
+        chunks = list(stream)
+    client.close()
+
+    # As from OpenAI, a stream sent without include_usage has no usage chunk.
+    assert all(chunk.usage is None for chunk in chunks)
+    assert usage.records[1].usage.input_tokens is None
+    assert usage.records[1].usage.output_tokens is None
 
 
 def test_unknown_reply_name_rejected() -> None:
