@@ -13,6 +13,7 @@ from __future__ import annotations
 import keyword
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from types import TracebackType
@@ -39,13 +40,32 @@ __all__ = [
     "read_usage",
 ]
 
-# `{{name}}`, with optional spaces inside the braces. `name` has the form of a
-# Python identifier, non-ASCII letters included, as input variables do, so
-# that every placeholder can be passed as a keyword argument.
-_PLACEHOLDER = re.compile(r"\{\{\s*([^\W\d]\w*)\s*\}\}")
+# `{{name}}`, with optional spaces inside the braces. Only a `name` that is a
+# Python identifier (`str.isidentifier`) is a placeholder, as input variables
+# are, so that every placeholder can be passed as a keyword argument. The
+# regex takes any run of other characters and leaves that test to the code,
+# because `\w` does not match the combining marks that identifiers may
+# contain, such as the vowel sign in the Hindi "नाम".
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
 
 # A name in any number of braces, to find `{name}` written for `{{name}}`.
-_BRACED_NAME = re.compile(r"(\{+)\s*([^\W\d]\w*)\s*(\}+)")
+_BRACED_NAME = re.compile(r"(\{+)\s*([^{}\s]+)\s*(\}+)")
+
+
+def _normalize_name(name: str) -> str:
+    """Return `name` in NFKC, the form Python gives identifiers and keywords.
+
+    Python normalizes each identifier in source code to NFKC, so `café=`
+    arrives as the composed "é" however the file spells it. Declared names,
+    placeholders and keyword arguments are compared in that form.
+    """
+    return unicodedata.normalize("NFKC", name)
+
+
+def _placeholder_names(template: str) -> list[str]:
+    """Return the names of the `{{name}}` placeholders of `template`, in NFKC."""
+    names = (match.group(1) for match in _PLACEHOLDER.finditer(template))
+    return [_normalize_name(name) for name in names if name.isidentifier()]
 
 
 class Role(StrEnum):
@@ -362,6 +382,7 @@ def _declared_variables(input_variables: Iterable[str] | None) -> tuple[str, ...
                 f"passed as a keyword argument. Rename it, such as "
                 f"{name + '_text'!r}, in input_variables and in the system message."
             )
+        name = _normalize_name(name)
         if name not in names:
             names.append(name)
     return tuple(names)
@@ -375,7 +396,8 @@ def _check_single_braces(template: str, input_variables: Sequence[str]) -> None:
     anything else, such as a JSON example or an undeclared name, are left alone.
     """
     for match in _BRACED_NAME.finditer(template):
-        opening, name, closing = match.groups()
+        opening, written, closing = match.groups()
+        name = _normalize_name(written)
         if name not in input_variables or min(len(opening), len(closing)) >= 2:
             continue
         raise TemplateVariableError(
@@ -441,7 +463,7 @@ class LLMfy:
     def _check_placeholders(self) -> None:
         if self.system_message is None:
             return
-        for name in _PLACEHOLDER.findall(self.system_message):
+        for name in _placeholder_names(self.system_message):
             if name not in self.input_variables:
                 declared = ", ".join(self.input_variables) or "none"
                 raise TemplateVariableError(
@@ -458,13 +480,19 @@ class LLMfy:
         undeclared one is given. Each value is converted with `str()` and
         inserted as is: braces in a value are never read as placeholders.
         """
+        variables = {_normalize_name(name): value for name, value in variables.items()}
         self._check_variables(variables)
         if self.system_message is None:
             return None
         values = {name: str(value) for name, value in variables.items()}
-        return _PLACEHOLDER.sub(
-            lambda match: values[match.group(1)], self.system_message
-        )
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if not name.isidentifier():
+                return match.group(0)
+            return values[_normalize_name(name)]
+
+        return _PLACEHOLDER.sub(replace, self.system_message)
 
     def _check_variables(self, variables: Mapping[str, Any]) -> None:
         expected = ", ".join(self.input_variables) or "none"

@@ -314,6 +314,53 @@ def test_non_ascii_placeholder_needs_declaring() -> None:
         LLMfy(RecordingModel(), system_message="{{café}}", input_variables=["cafe"])
 
 
+# "नाम" (Hindi for "name") contains the vowel sign U+093E, a combining mark.
+# Python accepts it in identifiers, but the regex class \w does not match it.
+HINDI_NAME = "\u0928\u093e\u092e"
+
+
+def test_placeholder_with_combining_mark_rendered() -> None:
+    agent = LLMfy(
+        RecordingModel(),
+        system_message=f"Name: {{{{{HINDI_NAME}}}}}.",
+        input_variables=[HINDI_NAME],
+    )
+
+    rendered = agent.render_system_message(**{HINDI_NAME: "Asha"})
+
+    assert rendered == "Name: Asha."
+
+
+def test_undeclared_combining_mark_placeholder_rejected() -> None:
+    with pytest.raises(TemplateVariableError, match="is not in input_variables"):
+        LLMfy(RecordingModel(), system_message=f"Name: {{{{{HINDI_NAME}}}}}.")
+
+
+def test_single_braced_combining_mark_name_rejected() -> None:
+    with pytest.raises(TemplateVariableError, match="which is not a placeholder"):
+        LLMfy(
+            RecordingModel(),
+            system_message=f"Name: {{{HINDI_NAME}}}.",
+            input_variables=[HINDI_NAME],
+        )
+
+
+def test_decomposed_variable_name_matches_keyword() -> None:
+    # Python normalizes identifiers to NFKC, so the keyword argument `café=`
+    # arrives as the composed "caf\u00e9" even when the source spells it with
+    # "e" and the combining acute accent U+0301, as the declaration does here.
+    decomposed = "cafe\u0301"
+    agent = LLMfy(
+        RecordingModel(),
+        system_message=f"Order: {{{{{decomposed}}}}}.",
+        input_variables=[decomposed],
+    )
+
+    rendered = agent.render_system_message(**{"caf\u00e9": "espresso"})
+
+    assert rendered == "Order: espresso."
+
+
 def test_non_string_value_converted_with_str() -> None:
     agent = LLMfy(RecordingModel(), system_message="n={{n}}", input_variables=["n"])
 
