@@ -23,6 +23,7 @@ import attrs
 import boto3
 import urllib3
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from llmfy_bedrock.resolve import billing_region
 from llmfy_core import CallContext, ProviderCallError
@@ -230,10 +231,12 @@ class BedrockConverseModel:
             response = client.converse(**self._request(messages))
         except (BotoCoreError, ClientError) as error:
             raise self._call_error("Converse", error) from error
-        blocks = response.get("output", {}).get("message", {}).get("content", [])
-        content = "".join(block["text"] for block in blocks if "text" in block)
+        except ResponseParserError as error:
+            raise self._invalid_reply_error(
+                f"a body that botocore rejects ({error})"
+            ) from error
         return ChatResponse(
-            result=Message(Role.ASSISTANT, content),
+            result=Message(Role.ASSISTANT, self._reply_text(response)),
             usage=read_usage(response, self._context("Converse", response)),
             stop_reason=response.get("stopReason"),
             raw=response,
@@ -287,6 +290,34 @@ class BedrockConverseModel:
                 "may be cut short. Retry the request; if this repeats, check for a "
                 "proxy or network device that closes long responses.",
             )
+
+    def _reply_text(self, response: Mapping[str, Any]) -> str:
+        """Return the text blocks of a Converse response, joined.
+
+        botocore (1.44) returns an empty response for a body that is not JSON,
+        and does not check the types of the values it parses.
+        """
+        output = response.get("output")
+        message = output.get("message") if isinstance(output, Mapping) else None
+        if not isinstance(message, Mapping):
+            raise self._invalid_reply_error("a response without output.message")
+        blocks = message.get("content") or []
+        texts = [block["text"] for block in blocks if "text" in block]
+        for text in texts:
+            if not isinstance(text, str):
+                raise self._invalid_reply_error(
+                    f"a text block of type {type(text).__name__}"
+                )
+        return "".join(texts)
+
+    def _invalid_reply_error(self, described: str) -> ProviderCallError:
+        return ProviderCallError(
+            PROVIDER,
+            self.model,
+            f"Bedrock Converse request for model {self.model!r} in region "
+            f"{self.region!r} returned {described}, which is not a Converse "
+            "response. Check the endpoint URL, and any proxy in front of it.",
+        )
 
     def _request(self, messages: Sequence[Message]) -> dict[str, Any]:
         system, turns = _converse_messages(messages)

@@ -428,6 +428,52 @@ def test_access_denied_raised_as_provider_call_error(server: Any) -> None:
     assert "Check the AWS credentials" in message
 
 
+def body_with_content(content: Any) -> dict[str, Any]:
+    body = converse_body("Paris.", 50, 8)
+    body["output"]["message"]["content"] = content
+    return body
+
+
+@pytest.mark.parametrize(
+    ("reply", "described"),
+    [
+        (
+            lambda: replay.Reply(
+                route="bedrock",
+                parts=[b"<html>Gateway</html>"],
+                headers={"content-type": "application/json"},
+            ),
+            "a response without output.message",
+        ),
+        (
+            lambda: replay.Reply.bedrock_json({"stopReason": "end_turn"}),
+            "a response without output.message",
+        ),
+        # botocore rejects a content block with no member set.
+        (
+            lambda: replay.Reply.bedrock_json(body_with_content([{"text": None}])),
+            "ContentBlock must have one and only one member set",
+        ),
+        (
+            lambda: replay.Reply.bedrock_json(body_with_content([{"text": 5}])),
+            "a text block of type int",
+        ),
+    ],
+)
+def test_malformed_reply_raised_as_provider_call_error(
+    server: Any, reply: Any, described: str
+) -> None:
+    server.add(reply())
+
+    with llmfy_usage_tracker() as usage:
+        with pytest.raises(ProviderCallError, match=described) as caught:
+            agent_for(server).invoke("Capital?", info=INFO)
+
+    assert caught.value.provider == "bedrock"
+    assert "not a Converse response" in str(caught.value)
+    assert usage.request_count == 1
+
+
 def test_stream_open_error_raised_as_provider_call_error(server: Any) -> None:
     server.add(
         replay.Reply.bedrock_error(400, "ValidationException", "Malformed input.")

@@ -12,7 +12,8 @@ instrumentation counts each of them once; this module never records usage.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+import json
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -169,14 +170,30 @@ class OpenAIChatModel:
             )
         except openai.OpenAIError as error:
             raise self._call_error("chat completion", error) from error
+        except json.JSONDecodeError as error:
+            # The SDK (openai 3.63) parses a body of a JSON content type with
+            # `json.loads`, and lets its error escape.
+            raise self._invalid_reply_error(
+                f"a body that is not valid JSON ({error})"
+            ) from error
         return self._response(completion)
 
-    def _response(self, completion: ChatCompletion) -> ChatResponse:
+    def _response(self, completion: object) -> ChatResponse:
+        # The SDK (openai 3.63) returns the body as a str when its content type
+        # is not JSON, and builds a ChatCompletion from any JSON object without
+        # checking its fields.
+        if isinstance(completion, str):
+            raise self._invalid_reply_error("a body that is not JSON")
+        if not isinstance(completion, ChatCompletion):
+            if isinstance(completion, list):
+                raise self._invalid_reply_error("a JSON array")
+            name = type(completion).__name__
+            raise self._invalid_reply_error(f"a body of type {name}")
         content = ""
         stop_reason = None
         if completion.choices:
             choice = completion.choices[0]
-            content = choice.message.content or choice.message.refusal or ""
+            content = _choice_text(choice, self._invalid_reply_error)
             stop_reason = choice.finish_reason
         # The SDK sets `_request_id` from the x-request-id header, which the
         # instrumentation records too, so both usages name the same request.
@@ -239,6 +256,16 @@ class OpenAIChatModel:
                 "check for a proxy or network device that closes long responses.",
             )
 
+    def _invalid_reply_error(self, described: str) -> ProviderCallError:
+        return ProviderCallError(
+            PROVIDER,
+            self.model,
+            f"OpenAI chat completion for model {self.model!r} at "
+            f"{self.client.base_url} returned {described}, which is not a Chat "
+            "Completions response. Check that the base URL is an OpenAI-compatible "
+            "API, and any proxy in front of it.",
+        )
+
     def _context(self, request_id: str | None) -> CallContext:
         headers = {"x-request-id": request_id} if isinstance(request_id, str) else {}
         return CallContext(
@@ -275,6 +302,22 @@ def _hint(error: openai.OpenAIError, base_url: str) -> str:
     if isinstance(error, openai.InternalServerError):
         return "The service failed; retry later."
     return "The cause holds the provider's error."
+
+
+def _choice_text(
+    choice: Any, invalid_reply_error: Callable[[str], ProviderCallError]
+) -> str:
+    """Return the text of a choice: its content, else its refusal, else ""."""
+    message = choice.message
+    if message is None:
+        raise invalid_reply_error("a choice without a message")
+    for field in ("content", "refusal"):
+        text = getattr(message, field, None)
+        if text is not None and not isinstance(text, str):
+            raise invalid_reply_error(f"message {field} of type {type(text).__name__}")
+        if text:
+            return text
+    return ""
 
 
 def _message_params(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:

@@ -441,6 +441,52 @@ def test_stream_ended_early_raises(server: Any) -> None:
     assert usage.totals.unknown_usage == 1
 
 
+def raw_reply(body: bytes, content_type: str) -> Any:
+    """Return a 200 reply with `body` as it is, for a server that is not OpenAI's."""
+    return replay.Reply(
+        route="openai", parts=[body], headers={"content-type": content_type}
+    )
+
+
+def choice_with(message: Any) -> dict[str, Any]:
+    body = completion("Paris.", 60, 3)
+    body["choices"][0]["message"] = message
+    return body
+
+
+@pytest.mark.parametrize(
+    ("reply", "described"),
+    [
+        (lambda: raw_reply(b"<html>Gateway</html>", "text/html"), "not JSON"),
+        (lambda: raw_reply(b"[1, 2]", "application/json"), "a JSON array"),
+        (lambda: raw_reply(b"{not json", "application/json"), "not valid JSON"),
+        (
+            lambda: replay.Reply.openai_json(choice_with(None)),
+            "a choice without a message",
+        ),
+        (
+            lambda: replay.Reply.openai_json(
+                choice_with({"role": "assistant", "content": [{"text": "Paris."}]})
+            ),
+            "message content of type list",
+        ),
+    ],
+)
+def test_malformed_reply_raised_as_provider_call_error(
+    server: Any, reply: Any, described: str
+) -> None:
+    server.add(reply())
+
+    with llmfy_usage_tracker() as usage:
+        with pytest.raises(ProviderCallError, match=described) as caught:
+            agent_for(server).invoke("Capital?", info=INFO)
+
+    assert caught.value.provider == "openai"
+    assert "not a Chat Completions response" in str(caught.value)
+    assert "OpenAI-compatible" in str(caught.value)
+    assert usage.request_count == 1
+
+
 def test_connection_error_raised_as_provider_call_error() -> None:
     with replay.ReplayServer() as stopped:
         base_url = stopped.openai_base_url
