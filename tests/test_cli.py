@@ -2454,6 +2454,51 @@ def test_report_bom_before_pretty_document(
     assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00000936")
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_report_reads_utf16_and_utf32_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, encoding: str
+) -> None:
+    # Windows PowerShell 5.1 writes UTF-16 LE with a byte order mark, and
+    # CRLF line ends, when `>` redirects the output of a command to a file.
+    path = tmp_path / "logs.jsonl"
+    records = [
+        json.dumps(invocation_log("amazon.nova-lite-v1:0", 4, 38)),
+        json.dumps(invocation_log("amazon.nova-lite-v1:0", 1000, 100)),
+    ]
+    text = "\ufeff" + "".join(record + "\r\n" for record in records)
+    path.write_bytes(text.encode(encoding))
+
+    code, data = run_json(capsys, "report", str(path))
+
+    assert data["errors"] == []
+    assert code == 0
+    assert data["totals"]["requests"] == 2
+    assert data["totals"]["input_tokens"] == 1004
+    assert data["totals"]["output_tokens"] == 138
+    # (4 + 1000) * 0.06 + (38 + 100) * 0.24 = 60.24 + 33.12 = 93.36 millionths.
+    assert Decimal(data["totals"]["cost_usd"]) == Decimal("0.00009336")
+
+
+def test_report_invalid_utf16_file_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "logs.jsonl"
+    record = json.dumps(invocation_log("amazon.nova-lite-v1:0", 4, 38))
+    # U+D800 is a high surrogate that no low surrogate follows.
+    path.write_bytes(
+        ("\ufeff" + record + "\n").encode("utf-16-le") + b"\x00\xd8{\x00\n\x00"
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    assert code == 1
+    assert len(data["errors"]) == 1
+    assert data["errors"][0]["message"].startswith(
+        "not valid UTF-16 text after its byte order mark"
+    )
+    assert data["errors"][0]["message"].endswith("save the file as UTF-8")
+
+
 def report_from_stdin(
     file_argument: str, data: bytes
 ) -> subprocess.CompletedProcess[bytes]:

@@ -4,13 +4,15 @@ A file contains JSON lines (one record per line: OpenAI Batch output, saved
 bodies, Bedrock invocation logs as Bedrock writes them to S3), a single JSON
 document (a pretty-printed body or log record), or a JSON array of records.
 Files compressed with gzip are read as they are, and the path `-` reads
-standard input. A line that is not valid JSON becomes a `ReadFailure` with its
-line number, and reading goes on, except a line of `[DONE]`, which ends the
-`data:` payloads of a saved Chat Completions stream.
+standard input. Text is UTF-8, or UTF-16 or UTF-32 after a byte order mark.
+A line that is not valid JSON becomes a `ReadFailure` with its line number,
+and reading goes on, except a line of `[DONE]`, which ends the `data:`
+payloads of a saved Chat Completions stream.
 """
 
 from __future__ import annotations
 
+import codecs
 import errno
 import gzip
 import io
@@ -19,12 +21,24 @@ import os
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import attrs
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
+
+# Byte order marks of the other Unicode encodings, UTF-32 first because the
+# UTF-32 LE mark starts with the UTF-16 LE one. Windows PowerShell 5.1 writes
+# UTF-16 LE with this mark when `>` or Out-File saves a command's output
+# (Microsoft's about_Character_Encoding and Out-File pages). The utf-16 and
+# utf-32 codecs read the mark to choose the byte order, and drop it.
+UNICODE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 STDIN_PATH = "-"
 """The file argument that reads standard input, the usual command-line convention."""
@@ -128,11 +142,15 @@ class InputFile:
             return
         self._raw = raw
         try:
-            stream: IO[bytes] | gzip.GzipFile = raw
+            stream: io.BufferedReader | gzip.GzipFile = raw
             # Peeking, unlike a read and a seek back, also works on a pipe.
             if raw.peek(len(GZIP_MAGIC)).startswith(GZIP_MAGIC):
                 stream = gzip.GzipFile(fileobj=raw, mode="rb")
-            yield from self._read_lines(stream)
+            encoding = _unicode_encoding(stream.peek(4))
+            if encoding is None:
+                yield from self._read_lines(stream)
+            else:
+                yield from self._read_transcoded(stream, encoding)
         except (OSError, EOFError) as error:
             yield ReadFailure(self.path, None, f"reading failed: {error}")
         finally:
@@ -144,9 +162,19 @@ class InputFile:
             return open(_stdin_descriptor(), "rb", closefd=False)
         return open(self.path, "rb")
 
-    def _read_lines(
-        self, stream: IO[bytes] | gzip.GzipFile
+    def _read_transcoded(
+        self, stream: io.BufferedReader | gzip.GzipFile, encoding: str
     ) -> Iterator[Record | ReadFailure]:
+        try:
+            yield from self._read_lines(Utf8Lines(stream, encoding))
+        except UnicodeDecodeError as error:
+            message = (
+                f"not valid {encoding.upper()} text after its byte order mark "
+                f"({error.reason}); save the file as UTF-8"
+            )
+            yield ReadFailure(self.path, None, message)
+
+    def _read_lines(self, stream: LineSource) -> Iterator[Record | ReadFailure]:
         lines = enumerate(stream, start=1)
         for number, line in lines:
             if number == 1:
@@ -225,6 +253,47 @@ class InputFile:
                 yield Record(self.path, line, value, item)
         else:
             yield Record(self.path, line, data)
+
+
+class LineSource(Protocol):
+    """A binary stream read line by line, then read to its end."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def read(self) -> bytes: ...
+
+
+class Utf8Lines:
+    """The lines of a UTF-16 or UTF-32 stream, encoded again as UTF-8.
+
+    Raises UnicodeDecodeError, while it is read, on bytes that are invalid
+    in `encoding`.
+    """
+
+    # NOTE: TextIOWrapper decodes blocks of several kilobytes, so the lines
+    # before an invalid byte in the same block are lost with it.
+
+    def __init__(
+        self, stream: io.BufferedReader | gzip.GzipFile, encoding: str
+    ) -> None:
+        # With newline="\n", lines end at "\n" only and keep their ends, as
+        # in binary reading.
+        self._text = io.TextIOWrapper(stream, encoding=encoding, newline="\n")
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._text:
+            yield line.encode()
+
+    def read(self) -> bytes:
+        return self._text.read().encode()
+
+
+def _unicode_encoding(start: bytes) -> str | None:
+    """Return the codec of a UTF-16 or UTF-32 byte order mark at `start`, or None."""
+    for bom, encoding in UNICODE_BOMS:
+        if start.startswith(bom):
+            return encoding
+    return None
 
 
 def _peek_next_line(lines: Iterator[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
