@@ -44,6 +44,7 @@ from llmfy_core.plugins import ListedRegions, provider_model_ids, provider_regio
 from llmfy_core.pricing import (
     BATCH_TIER,
     DECIMAL_CONTEXT,
+    MAX_PRICE_EXPONENT,
     SERVICE_TIERS,
     STANDARD_TIERS,
     describe_entry,
@@ -611,7 +612,16 @@ class _DocumentReader:
                     f"invalid price for {where}: {_show(value)} is too large to be "
                     "a price.",
                 ) from None
-            values[field] = _adjust(parsed, adjustment.factor)
+            adjusted = _adjust(parsed, adjustment.factor)
+            if adjusted is None or adjusted.adjusted() > MAX_PRICE_EXPONENT:
+                where = describe_entry(provider, model, region, field)
+                raise self.fail(
+                    _join(path, field),
+                    f"invalid price for {where}: {_show(value)} times the "
+                    f"provider's multiplier {adjustment.factor:g} is far too large "
+                    f"for a price in USD per {unit:,} tokens. Check the multiplier.",
+                )
+            values[field] = adjusted
         input_price, output_price = values["input"], values["output"]
         assert input_price is not None and output_price is not None
         return Price(
@@ -705,14 +715,20 @@ class _DocumentReader:
             group.append((path, entry))
 
 
-def _adjust(price: Decimal, factor: Decimal) -> Decimal:
-    """Multiply `price` by `factor` exactly, without trailing zeros (0.13125)."""
+def _adjust(price: Decimal, factor: Decimal) -> Decimal | None:
+    """Multiply `price` by `factor` exactly, without trailing zeros (0.13125).
+
+    Return None when the product has more digits than DECIMAL_CONTEXT keeps.
+    """
     if factor == 1:
         return price
-    product = DECIMAL_CONTEXT.multiply(price, factor).normalize(DECIMAL_CONTEXT)
-    if product == product.to_integral_value():
-        # normalize() turns 40 into 4E+1; keep whole numbers in plain notation.
-        return product.quantize(Decimal(1), context=DECIMAL_CONTEXT)
+    try:
+        product = DECIMAL_CONTEXT.multiply(price, factor).normalize(DECIMAL_CONTEXT)
+        if product == product.to_integral_value():
+            # normalize() turns 40 into 4E+1; keep whole numbers in plain notation.
+            return product.quantize(Decimal(1), context=DECIMAL_CONTEXT)
+    except ArithmeticError:
+        return None
     return product
 
 

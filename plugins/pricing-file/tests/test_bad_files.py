@@ -229,6 +229,23 @@ BAD_FILES = [
         ("-1 is not a finite number of at least 0", "such as 0.9"),
         key_path="providers.openai.multiplier",
     ),
+    # 1 × 1e308 has more digits than Decimal arithmetic keeps.
+    BadFile(
+        "multiplier-overflow",
+        "[providers.openai]\nmultiplier = 1e308\n" + ENTRY + "input = 1\noutput = 2\n",
+        ("field 'input'", "multiplier 1e+308", "far too large for a price"),
+        key_path="providers.openai.prices[0].input",
+    ),
+    # 100 × 100,000,000,000 is 1e13 USD per million tokens, over the limit
+    # that a price written in the file has.
+    BadFile(
+        "multiplied-price-too-large",
+        "[providers.openai]\nmultiplier = 100000000000\n"
+        + ENTRY
+        + "input = 0\noutput = 100\n",
+        ("field 'output'", "multiplier 100000000000", "far too large for a price"),
+        key_path="providers.openai.prices[0].output",
+    ),
     BadFile(
         "provider-name-case",
         '[[providers.OpenAI.prices]]\nmodel = "gpt-4o"\ninput = 1\noutput = 2\n',
