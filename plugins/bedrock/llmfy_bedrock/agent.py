@@ -262,7 +262,13 @@ class BedrockConverseModel:
                 if "contentBlockDelta" in event:
                     delta = event["contentBlockDelta"].get("delta", {})
                     if "text" in delta:
-                        yield StreamChunk(text=delta["text"])
+                        text = delta["text"]
+                        if not isinstance(text, str):
+                            name = type(text).__name__
+                            raise self._invalid_reply_error(
+                                f"a text delta of type {name}", "ConverseStream"
+                            )
+                        yield StreamChunk(text=text)
                 elif "messageStop" in event:
                     stopped = True
                     stop_reason = event["messageStop"].get("stopReason")
@@ -310,12 +316,14 @@ class BedrockConverseModel:
                 )
         return "".join(texts)
 
-    def _invalid_reply_error(self, described: str) -> ProviderCallError:
+    def _invalid_reply_error(
+        self, described: str, operation: str = "Converse"
+    ) -> ProviderCallError:
         return ProviderCallError(
             PROVIDER,
             self.model,
-            f"Bedrock Converse request for model {self.model!r} in region "
-            f"{self.region!r} returned {described}, which is not a Converse "
+            f"Bedrock {operation} request for model {self.model!r} in region "
+            f"{self.region!r} returned {described}, which is not a {operation} "
             "response. Check the endpoint URL, and any proxy in front of it.",
         )
 

@@ -474,6 +474,23 @@ def test_malformed_reply_raised_as_provider_call_error(
     assert usage.request_count == 1
 
 
+def test_stream_text_not_string_raised(server: Any, wait_for: Any) -> None:
+    events = stream_events(["Paris"], 50, 8)
+    events[1][1]["delta"]["text"] = 5
+    server.add(replay.Reply.bedrock_event_stream(events))
+
+    with llmfy_usage_tracker() as usage:
+        stream = agent_for(server).invoke_stream("Capital?", info=INFO)
+        with pytest.raises(
+            ProviderCallError, match="a text delta of type int"
+        ) as caught:
+            list(stream)
+
+    assert "not a ConverseStream response" in str(caught.value)
+    wait_for(lambda: usage.request_count == 1)
+    assert usage.request_count == 1
+
+
 def test_stream_open_error_raised_as_provider_call_error(server: Any) -> None:
     server.add(
         replay.Reply.bedrock_error(400, "ValidationException", "Malformed input.")

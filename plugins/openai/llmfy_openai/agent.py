@@ -19,6 +19,8 @@ from typing import Any
 import attrs
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat.chat_completion_chunk import Choice as ChoiceChunk
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
 from llmfy_core import CallContext, ProviderCallError
 from llmfy_core.agent import (
@@ -235,11 +237,9 @@ class OpenAIChatModel:
                     yield StreamChunk(usage=read_usage(chunk, context), raw=chunk)
                 if not chunk.choices:
                     continue
-                choice = chunk.choices[0]
-                finished = finished or choice.finish_reason is not None
-                yield StreamChunk(
-                    text=choice.delta.content or "", stop_reason=choice.finish_reason
-                )
+                text, finish_reason = self._chunk_delta(chunk.choices[0])
+                finished = finished or finish_reason is not None
+                yield StreamChunk(text=text, stop_reason=finish_reason)
         except openai.OpenAIError as error:
             raise self._call_error("streaming chat completion", error) from error
         finally:
@@ -255,6 +255,25 @@ class OpenAIChatModel:
                 "so the reply may be cut short. Retry the request; if this repeats, "
                 "check for a proxy or network device that closes long responses.",
             )
+
+    def _chunk_delta(self, choice: Any) -> tuple[str, str | None]:
+        """Return the text and the finish reason of a stream chunk's choice.
+
+        The SDK builds chunks from the server's JSON without checking it.
+        """
+        if not isinstance(choice, ChoiceChunk):
+            raise self._invalid_reply_error("a chunk whose choice is not an object")
+        # Typed as never None, but None when the server sends null or no delta.
+        delta: ChoiceDelta | None = getattr(choice, "delta", None)
+        if delta is None:
+            raise self._invalid_reply_error("a chunk without a delta")
+        content: object = delta.content
+        if content is None:
+            return "", choice.finish_reason
+        if not isinstance(content, str):
+            name = type(content).__name__
+            raise self._invalid_reply_error(f"delta content of type {name}")
+        return content, choice.finish_reason
 
     def _invalid_reply_error(self, described: str) -> ProviderCallError:
         return ProviderCallError(

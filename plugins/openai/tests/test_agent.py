@@ -487,6 +487,31 @@ def test_malformed_reply_raised_as_provider_call_error(
     assert usage.request_count == 1
 
 
+@pytest.mark.parametrize(
+    ("choice", "described"),
+    [
+        ({"index": 0, "delta": {"content": 5}}, "delta content of type int"),
+        ({"index": 0, "delta": None}, "a chunk without a delta"),
+        ("Paris", "a chunk whose choice is not an object"),
+    ],
+)
+def test_malformed_stream_chunk_raised_as_provider_call_error(
+    server: Any, choice: Any, described: str, wait_for: Any
+) -> None:
+    chunks = stream_chunks(["Paris"], 60, 1)
+    chunks[1]["choices"] = [choice]
+    server.add(replay.Reply.openai_stream(chunks))
+
+    with llmfy_usage_tracker() as usage:
+        stream = agent_for(server).invoke_stream("Capital?", info=INFO)
+        with pytest.raises(ProviderCallError, match=described) as caught:
+            list(stream)
+
+    assert "not a Chat Completions response" in str(caught.value)
+    wait_for(lambda: usage.request_count == 1)
+    assert usage.request_count == 1
+
+
 def test_connection_error_raised_as_provider_call_error() -> None:
     with replay.ReplayServer() as stopped:
         base_url = stopped.openai_base_url
