@@ -1262,6 +1262,35 @@ def test_cost_invalid_counts(
     assert err
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("prices", "--model", ""), "--model"),
+        (("prices", "--region", "", "--model", "gpt-4o-mini"), "--region"),
+        (
+            ("cost", "gpt-4o-mini", "--input", "1", "--output", "1", "--region", ""),
+            "--region",
+        ),
+        (
+            ("cost", "gpt-4o-mini", "--input", "1", "--output", "1", "--provider", ""),
+            "--provider",
+        ),
+        (("report", "--model", "", "-"), "--model"),
+        (("report", "--provider", "", "-"), "--provider"),
+        (("report", "--region", "", "-"), "--region"),
+    ],
+)
+def test_empty_option_value_rejected(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...], option: str
+) -> None:
+    # A shell variable that is empty or unset, as in `--model "$MODEL"`,
+    # passes an empty value, which must not be taken as no option.
+    code, _, err = run(capsys, *args)
+
+    assert code == 2
+    assert f"argument {option}: must not be empty" in err
+
+
 # llmfy report
 
 

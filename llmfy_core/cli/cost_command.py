@@ -21,7 +21,7 @@ from .output import (
     print_json,
     render_table,
 )
-from .prices_command import add_prices_option
+from .prices_command import add_prices_option, non_empty_text
 from .sources import use_price_file
 
 
@@ -79,10 +79,16 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--provider",
+        type=non_empty_text,
         metavar="P",
         help="the provider, such as openai or bedrock (guessed when only one fits)",
     )
-    parser.add_argument("--region", metavar="R", help="region, such as us-east-1")
+    parser.add_argument(
+        "--region",
+        type=non_empty_text,
+        metavar="R",
+        help="region, such as us-east-1",
+    )
     parser.add_argument(
         "--tier", metavar="T", help="service tier, such as flex or priority"
     )

@@ -60,8 +60,18 @@ def add_parser(commands: Any) -> None:
         metavar="PROVIDER",
         help="the same as PROVIDER, as `llmfy cost` spells it",
     )
-    parser.add_argument("--model", metavar="ID", help="resolve the price of model ID")
-    parser.add_argument("--region", metavar="REGION", help="region, such as us-east-1")
+    parser.add_argument(
+        "--model",
+        type=non_empty_text,
+        metavar="ID",
+        help="resolve the price of model ID",
+    )
+    parser.add_argument(
+        "--region",
+        type=non_empty_text,
+        metavar="REGION",
+        help="region, such as us-east-1",
+    )
     parser.add_argument(
         "--tier", metavar="TIER", help="service tier, such as flex or priority"
     )
@@ -69,6 +79,17 @@ def add_parser(commands: Any) -> None:
     add_prices_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=run)
+
+
+def non_empty_text(text: str) -> str:
+    """Return `text`, the value of an option; raise ArgumentTypeError when empty.
+
+    An empty value, as `--model "$MODEL"` passes when the variable is unset,
+    would otherwise read as the option left out.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def add_prices_option(parser: argparse.ArgumentParser) -> None:

@@ -36,7 +36,7 @@ from .output import (
     print_json,
     render_table,
 )
-from .prices_command import add_prices_option
+from .prices_command import add_prices_option, non_empty_text
 from .progress import Progress
 from .readers import STDIN_PATH, InputFile, ReadFailure, Record, stat_input
 from .sources import describe_unpriced, use_price_file
@@ -79,6 +79,7 @@ def add_parser(commands: Any) -> None:
     add_prices_option(parser)
     parser.add_argument(
         "--provider",
+        type=non_empty_text,
         metavar="P",
         help=(
             "the provider of saved bodies whose shape is neither OpenAI's nor "
@@ -87,6 +88,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--model",
+        type=non_empty_text,
         metavar="M",
         help=(
             "the model id of saved bodies and invocation logs that do not name "
@@ -95,6 +97,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--region",
+        type=non_empty_text,
         metavar="R",
         help=(
             "the region of saved Bedrock bodies, such as us-east-1, because "
