@@ -29,8 +29,9 @@ logger = get_logger("llmfy.pricing")
 # Exact for any realistic token count times any price: 60 significant digits.
 DECIMAL_CONTEXT = Context(prec=60)
 
-# A price of 10**MAX_PRICE_EXPONENT USD or more is rejected outright: no token
-# costs that much, and such numbers overflow the Decimal context.
+# A price of 10**(MAX_PRICE_EXPONENT + 1) USD or more, whose adjusted exponent
+# is above MAX_PRICE_EXPONENT, is rejected outright: no token costs that much,
+# and such numbers overflow the Decimal context.
 MAX_PRICE_EXPONENT = 12
 
 # A price above this many USD per million tokens is almost surely a unit mistake.
