@@ -363,7 +363,11 @@ def _declared_variables(input_variables: Iterable[str] | None) -> tuple[str, ...
                 f"Invalid input variable name {name!r}: names must be Python "
                 "identifiers, such as 'info' or 'user_name'."
             )
-        if keyword.iskeyword(name) or name == "__debug__":
+        # Python tests for keywords before it normalizes an identifier to NFKC,
+        # but `__debug__` and the parameter names are compared after, because
+        # `messages=` written with a fullwidth "m" collides with `messages`.
+        normalized = _normalize_name(name)
+        if keyword.iskeyword(name) or normalized == "__debug__":
             # `chat(messages, class="x")` is a syntax error, and so is
             # `__debug__="x"`, a name Python reserves although it is no keyword.
             # Soft keywords such as `match` are valid keyword arguments, so
@@ -375,16 +379,15 @@ def _declared_variables(input_variables: Iterable[str] | None) -> tuple[str, ...
                 f"Rename it, such as {name + '_'!r}, in input_variables and in "
                 "the system message."
             )
-        if name in _PARAMETER_NAMES:
+        if normalized in _PARAMETER_NAMES:
             raise TemplateVariableError(
                 f"Invalid input variable name {name!r}: it is a parameter of "
                 "chat() or invoke() (self, messages, contents), so it cannot be "
                 f"passed as a keyword argument. Rename it, such as "
                 f"{name + '_text'!r}, in input_variables and in the system message."
             )
-        name = _normalize_name(name)
-        if name not in names:
-            names.append(name)
+        if normalized not in names:
+            names.append(normalized)
     return tuple(names)
 
 

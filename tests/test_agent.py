@@ -186,6 +186,35 @@ def test_input_variable_name_debug_rejected() -> None:
         )
 
 
+# Each name below is NFKC-normalized by Python to a parameter name or to
+# `__debug__`: U+FF4D is the fullwidth "m", U+FF53 the fullwidth "s", U+FF43 the
+# fullwidth "c" and U+1D48 the modifier letter small "d".
+@pytest.mark.parametrize(
+    "name",
+    ["\uff4dessages", "\uff53elf", "\uff43ontents", "__\u1d48ebug__"],
+)
+def test_input_variable_name_normalized_to_reserved_rejected(name: str) -> None:
+    with pytest.raises(TemplateVariableError, match="Rename it"):
+        LLMfy(
+            RecordingModel(),
+            system_message=f"Use {{{{{name}}}}}",
+            input_variables=[name],
+        )
+
+
+def test_input_variable_name_normalized_to_keyword_kept() -> None:
+    # Python tests for keywords before it normalizes an identifier, so the
+    # keyword argument written with the ligature U+FB01 ("fi") is valid and
+    # arrives as "finally".
+    name = "\ufb01nally"
+    model = RecordingModel()
+    agent = LLMfy(model, system_message=f"Use {{{{{name}}}}}", input_variables=[name])
+
+    agent.invoke("Hi", **{"finally": "x"})
+
+    assert model.conversations[0][0] == Message(Role.SYSTEM, "Use x")
+
+
 def test_input_variable_name_of_soft_keyword_kept() -> None:
     model = RecordingModel()
     agent = LLMfy(model, system_message="Use {{match}}", input_variables=["match"])
