@@ -308,6 +308,11 @@ class BedrockConverseModel:
         if not isinstance(message, Mapping):
             raise self._invalid_reply_error("a response without output.message")
         blocks = message.get("content") or []
+        for block in blocks:
+            if not isinstance(block, Mapping):
+                raise self._invalid_reply_error(
+                    f"a content block of type {type(block).__name__}"
+                )
         texts = [block["text"] for block in blocks if "text" in block]
         for text in texts:
             if not isinstance(text, str):

@@ -458,6 +458,11 @@ def body_with_content(content: Any) -> dict[str, Any]:
             lambda: replay.Reply.bedrock_json(body_with_content([{"text": 5}])),
             "a text block of type int",
         ),
+        # botocore parses a null content block as None.
+        (
+            lambda: replay.Reply.bedrock_json(body_with_content([None])),
+            "a content block of type NoneType",
+        ),
     ],
 )
 def test_malformed_reply_raised_as_provider_call_error(

@@ -18,7 +18,12 @@ from typing import Any
 
 import attrs
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionMessage,
+    ChatCompletionMessageParam,
+)
+from openai.types.chat.chat_completion import Choice
 from openai.types.chat.chat_completion_chunk import Choice as ChoiceChunk
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
@@ -194,7 +199,9 @@ class OpenAIChatModel:
         content = ""
         stop_reason = None
         if completion.choices:
-            choice = completion.choices[0]
+            choice = self._first_choice(completion.choices)
+            if not isinstance(choice, Choice):
+                raise self._invalid_reply_error("a choice that is not an object")
             content = _choice_text(choice, self._invalid_reply_error)
             stop_reason = choice.finish_reason
         # The SDK sets `_request_id` from the x-request-id header, which the
@@ -237,7 +244,8 @@ class OpenAIChatModel:
                     yield StreamChunk(usage=read_usage(chunk, context), raw=chunk)
                 if not chunk.choices:
                     continue
-                text, finish_reason = self._chunk_delta(chunk.choices[0])
+                choice = self._first_choice(chunk.choices)
+                text, finish_reason = self._chunk_delta(choice)
                 finished = finished or finish_reason is not None
                 yield StreamChunk(text=text, stop_reason=finish_reason)
         except openai.OpenAIError as error:
@@ -267,6 +275,8 @@ class OpenAIChatModel:
         delta: ChoiceDelta | None = getattr(choice, "delta", None)
         if delta is None:
             raise self._invalid_reply_error("a chunk without a delta")
+        if not isinstance(delta, ChoiceDelta):
+            raise self._invalid_reply_error("a delta that is not an object")
         content: object = delta.content
         if content is None:
             return "", choice.finish_reason
@@ -274,6 +284,13 @@ class OpenAIChatModel:
             name = type(content).__name__
             raise self._invalid_reply_error(f"delta content of type {name}")
         return content, choice.finish_reason
+
+    def _first_choice(self, choices: object) -> object:
+        # The SDK keeps `choices` as the server sent it, which may be an object.
+        if not isinstance(choices, list):
+            name = type(choices).__name__
+            raise self._invalid_reply_error(f"choices of type {name}")
+        return choices[0]
 
     def _invalid_reply_error(self, described: str) -> ProviderCallError:
         return ProviderCallError(
@@ -330,6 +347,8 @@ def _choice_text(
     message = choice.message
     if message is None:
         raise invalid_reply_error("a choice without a message")
+    if not isinstance(message, ChatCompletionMessage):
+        raise invalid_reply_error("a message that is not an object")
     for field in ("content", "refusal"):
         text = getattr(message, field, None)
         if text is not None and not isinstance(text, str):

@@ -454,6 +454,12 @@ def choice_with(message: Any) -> dict[str, Any]:
     return body
 
 
+def choices_as(choices: Any) -> dict[str, Any]:
+    body = completion("Paris.", 60, 3)
+    body["choices"] = choices
+    return body
+
+
 @pytest.mark.parametrize(
     ("reply", "described"),
     [
@@ -469,6 +475,22 @@ def choice_with(message: Any) -> dict[str, Any]:
                 choice_with({"role": "assistant", "content": [{"text": "Paris."}]})
             ),
             "message content of type list",
+        ),
+        (
+            lambda: replay.Reply.openai_json(choice_with("Paris.")),
+            "a message that is not an object",
+        ),
+        (
+            lambda: replay.Reply.openai_json(choices_as(["Paris."])),
+            "a choice that is not an object",
+        ),
+        (
+            lambda: replay.Reply.openai_json(choices_as([None])),
+            "a choice that is not an object",
+        ),
+        (
+            lambda: replay.Reply.openai_json(choices_as({"text": "Paris."})),
+            "choices of type dict",
         ),
     ],
 )
@@ -493,6 +515,7 @@ def test_malformed_reply_raised_as_provider_call_error(
         ({"index": 0, "delta": {"content": 5}}, "delta content of type int"),
         ({"index": 0, "delta": None}, "a chunk without a delta"),
         ("Paris", "a chunk whose choice is not an object"),
+        ({"index": 0, "delta": "Paris"}, "a delta that is not an object"),
     ],
 )
 def test_malformed_stream_chunk_raised_as_provider_call_error(
@@ -505,6 +528,21 @@ def test_malformed_stream_chunk_raised_as_provider_call_error(
     with llmfy_usage_tracker() as usage:
         stream = agent_for(server).invoke_stream("Capital?", info=INFO)
         with pytest.raises(ProviderCallError, match=described) as caught:
+            list(stream)
+
+    assert "not a Chat Completions response" in str(caught.value)
+    wait_for(lambda: usage.request_count == 1)
+    assert usage.request_count == 1
+
+
+def test_stream_chunk_choices_of_dict_raised(server: Any, wait_for: Any) -> None:
+    chunks = stream_chunks(["Paris"], 60, 1)
+    chunks[1]["choices"] = {"text": "Paris"}
+    server.add(replay.Reply.openai_stream(chunks))
+
+    with llmfy_usage_tracker() as usage:
+        stream = agent_for(server).invoke_stream("Capital?", info=INFO)
+        with pytest.raises(ProviderCallError, match="choices of type dict") as caught:
             list(stream)
 
     assert "not a Chat Completions response" in str(caught.value)
