@@ -454,7 +454,12 @@ def _spec_arguments_hint(plugin: object) -> str:
     """
     hints = []
     for hook_name in _spec_names():
-        implementation = getattr(plugin, hook_name, None)
+        try:
+            implementation = getattr(plugin, hook_name, None)
+        except Exception:
+            # A property or `__getattr__` may raise, although registration
+            # went this far: pluggy 1.7 reads attributes with getattr_static.
+            continue
         if not callable(implementation):
             continue
         spec_arguments = list(

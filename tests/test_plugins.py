@@ -430,6 +430,32 @@ def test_unknown_hook_argument_lists_spec(provider: ProviderPlugin) -> None:
     assert "prices" not in llmfy_core.hook_order("price_lookup")
 
 
+def test_unknown_hook_argument_with_raising_attribute(
+    provider: ProviderPlugin,
+) -> None:
+    # pluggy 1.7 reads attributes with inspect.getattr_static, so a property
+    # or a `__getattr__` that raises does not stop it from validating hooks.
+    class Prices:
+        @hookimpl
+        def price_lookup(self, provider: str, tier: str | None) -> Price | None:
+            return None
+
+        @property
+        def usage_extract(self) -> Any:
+            raise RuntimeError("settings not loaded")
+
+        def __getattr__(self, name: str) -> Any:
+            raise KeyError(name)
+
+    with pytest.raises(pluggy.PluginValidationError) as raised:
+        llmfy_core.register_plugin(Prices(), "prices")
+
+    message = str(raised.value)
+    assert "tier" in message
+    assert "price_lookup takes these arguments" in message
+    assert "prices" not in llmfy_core.hook_order("price_lookup")
+
+
 def test_hook_order_unknown_hook_raises(provider: ProviderPlugin) -> None:
     with pytest.raises(ValueError, match="usage_extract"):
         llmfy_core.hook_order("usage_extrakt")
