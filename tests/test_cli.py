@@ -1267,6 +1267,8 @@ def test_cost_invalid_counts(
     [
         (("prices", "--model", ""), "--model"),
         (("prices", "--region", "", "--model", "gpt-4o-mini"), "--region"),
+        (("prices", "--provider", ""), "--provider"),
+        (("prices", ""), "PROVIDER"),
         (
             ("cost", "gpt-4o-mini", "--input", "1", "--output", "1", "--region", ""),
             "--region",

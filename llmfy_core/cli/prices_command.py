@@ -52,11 +52,16 @@ def add_parser(commands: Any) -> None:
         ),
     )
     parser.add_argument(
-        "provider", nargs="?", metavar="PROVIDER", help="only this provider"
+        "provider",
+        nargs="?",
+        type=non_empty_text,
+        metavar="PROVIDER",
+        help="only this provider",
     )
     parser.add_argument(
         "--provider",
         dest="provider_option",
+        type=non_empty_text,
         metavar="PROVIDER",
         help="the same as PROVIDER, as `llmfy cost` spells it",
     )
