@@ -48,8 +48,10 @@ __all__ = [
 # contain, such as the vowel sign in the Hindi "नाम".
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
 
-# A name in any number of braces, to find `{name}` written for `{{name}}`.
-_BRACED_NAME = re.compile(r"(\{+)\s*([^{}\s]+)\s*(\}+)")
+# A name in any number of braces, to find `{name}` written for `{{name}}`. A
+# match starts only at the first brace of a run, because a start at each brace
+# would backtrack over the rest of the run, in time quadratic in its length.
+_BRACED_NAME = re.compile(r"(?<!\{)(\{+)\s*([^{}\s]+)\s*(\}+)")
 
 
 def _normalize_name(name: str) -> str:
