@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -2560,6 +2561,36 @@ def test_report_reads_pipe(compress: bool) -> None:
     assert report["totals"]["requests"] == 2
     # 10 * 0.06 + 40 * 0.24 = 0.6 + 9.6 = 10.2 millionths of a USD.
     assert Decimal(report["totals"]["cost_usd"]) == Decimal("0.0000102")
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_report_pipe_with_split_utf32_bom(compress: bool) -> None:
+    # The UTF-32 LE byte order mark starts with the UTF-16 LE one, so a pipe
+    # that delivers its first two bytes alone must not be read as UTF-16.
+    text = "\ufeff" + json.dumps(invocation_log("amazon.nova-lite-v1:0", 4, 38))
+    data = text.encode("utf-32-le")
+    if compress:
+        data = gzip.compress(data)
+    # The first write ends within the mark, or within the gzip magic number.
+    split = 1 if compress else 2
+    first, rest = data[:split], data[split:]
+    command = [sys.executable, "-m", "llmfy_core.cli", "report", "-", "--json"]
+
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as process:
+        assert process.stdin is not None
+        process.stdin.write(first)
+        process.stdin.flush()
+        time.sleep(0.5)
+        stdout, _ = process.communicate(rest)
+
+    assert process.returncode == 0
+    report = json.loads(stdout)
+    assert report["errors"] == []
+    assert report["totals"]["requests"] == 1
+    # 4 * 0.06 + 38 * 0.24 = 0.24 + 9.12 = 9.36 millionths of a USD.
+    assert Decimal(report["totals"]["cost_usd"]) == Decimal("0.00000936")
 
 
 def test_report_reads_stdin_as_dash() -> None:

@@ -142,11 +142,12 @@ class InputFile:
             return
         self._raw = raw
         try:
-            stream: io.BufferedReader | gzip.GzipFile = raw
             # Peeking, unlike a read and a seek back, also works on a pipe.
-            if raw.peek(len(GZIP_MAGIC)).startswith(GZIP_MAGIC):
-                stream = gzip.GzipFile(fileobj=raw, mode="rb")
-            encoding = _unicode_encoding(stream.peek(4))
+            stream, start = _peek_at_least(raw, len(GZIP_MAGIC))
+            if start == GZIP_MAGIC:
+                stream = gzip.GzipFile(fileobj=stream, mode="rb")
+            stream, start = _peek_at_least(stream, 4)
+            encoding = _unicode_encoding(start)
             if encoding is None:
                 yield from self._read_lines(stream)
             else:
@@ -286,6 +287,44 @@ class Utf8Lines:
 
     def read(self) -> bytes:
         return self._text.read().encode()
+
+
+class _PrefixedStream(io.RawIOBase):
+    """The bytes of `prefix`, then the rest of `stream`."""
+
+    def __init__(self, prefix: bytes, stream: io.BufferedReader | gzip.GzipFile):
+        self._prefix = prefix
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._prefix:
+            size = min(len(view), len(self._prefix))
+            view[:size] = self._prefix[:size]
+            self._prefix = self._prefix[size:]
+            return size
+        data = self._stream.read1(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def _peek_at_least(
+    stream: io.BufferedReader | gzip.GzipFile, size: int
+) -> tuple[io.BufferedReader | gzip.GzipFile, bytes]:
+    """Return a stream with the same bytes as `stream`, and its first `size` bytes.
+
+    `peek` reads at most once, so on a pipe it may return fewer bytes than
+    the stream has. Those are then read, and put back in front of the rest.
+    Fewer than `size` bytes are returned only at the end of the stream.
+    """
+    start = stream.peek(size)
+    if len(start) >= size:
+        return stream, start[:size]
+    prefix = stream.read(size)
+    return io.BufferedReader(_PrefixedStream(prefix, stream)), prefix
 
 
 def _unicode_encoding(start: bytes) -> str | None:
