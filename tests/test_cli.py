@@ -1281,6 +1281,8 @@ def test_cost_invalid_counts(
         (("report", "--model", "", "-"), "--model"),
         (("report", "--provider", "", "-"), "--provider"),
         (("report", "--region", "", "-"), "--region"),
+        (("prices", "--model", " "), "--model"),
+        (("report", "--region", "\t ", "-"), "--region"),
     ],
 )
 def test_empty_option_value_rejected(

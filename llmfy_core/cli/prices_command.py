@@ -87,13 +87,16 @@ def add_parser(commands: Any) -> None:
 
 
 def non_empty_text(text: str) -> str:
-    """Return `text`, the value of an option; raise ArgumentTypeError when empty.
+    """Return `text`, the value of an option; raise ArgumentTypeError when blank.
 
     An empty value, as `--model "$MODEL"` passes when the variable is unset,
-    would otherwise read as the option left out.
+    would otherwise read as the option left out. No model, region or provider
+    name is only white space either.
     """
-    if not text:
-        raise argparse.ArgumentTypeError("must not be empty")
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"must not be empty or only white space, got {text!r}"
+        )
     return text
 
 
