@@ -13,7 +13,7 @@ instrumentation counts each of them once; this module never records usage.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -202,7 +202,7 @@ class OpenAIChatModel:
             choice = self._first_choice(completion.choices)
             if not isinstance(choice, Choice):
                 raise self._invalid_reply_error("a choice that is not an object")
-            content = _choice_text(choice, self._invalid_reply_error)
+            content = self._choice_text(choice)
             stop_reason = choice.finish_reason
         # The SDK sets `_request_id` from the x-request-id header, which the
         # instrumentation records too, so both usages name the same request.
@@ -263,6 +263,22 @@ class OpenAIChatModel:
                 "so the reply may be cut short. Retry the request; if this repeats, "
                 "check for a proxy or network device that closes long responses.",
             )
+
+    def _choice_text(self, choice: Choice) -> str:
+        """Return the text of a choice: its content, else its refusal, else ""."""
+        message = choice.message
+        if message is None:
+            raise self._invalid_reply_error("a choice without a message")
+        if not isinstance(message, ChatCompletionMessage):
+            raise self._invalid_reply_error("a message that is not an object")
+        for field in ("content", "refusal"):
+            text = getattr(message, field, None)
+            if text is not None and not isinstance(text, str):
+                name = type(text).__name__
+                raise self._invalid_reply_error(f"message {field} of type {name}")
+            if text:
+                return text
+        return ""
 
     def _chunk_delta(self, choice: Any) -> tuple[str, str | None]:
         """Return the text and the finish reason of a stream chunk's choice.
@@ -338,24 +354,6 @@ def _hint(error: openai.OpenAIError, base_url: str) -> str:
     if isinstance(error, openai.InternalServerError):
         return "The service failed; retry later."
     return "The cause holds the provider's error."
-
-
-def _choice_text(
-    choice: Any, invalid_reply_error: Callable[[str], ProviderCallError]
-) -> str:
-    """Return the text of a choice: its content, else its refusal, else ""."""
-    message = choice.message
-    if message is None:
-        raise invalid_reply_error("a choice without a message")
-    if not isinstance(message, ChatCompletionMessage):
-        raise invalid_reply_error("a message that is not an object")
-    for field in ("content", "refusal"):
-        text = getattr(message, field, None)
-        if text is not None and not isinstance(text, str):
-            raise invalid_reply_error(f"message {field} of type {type(text).__name__}")
-        if text:
-            return text
-    return ""
 
 
 def _message_params(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:
