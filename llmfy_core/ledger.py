@@ -90,6 +90,9 @@ DAY_NANOSECONDS = 86_400 * 10**9
 # MIN_SENT to MAX_COUNT: the years 1677 to 2262. A request sent outside them
 # takes the slower path that keeps its whole `datetime`.
 MIN_SENT = -(2**63)
+# 1973-03-03 UTC in nanoseconds. A send time given as an int must not be
+# earlier: seconds and milliseconds of today, passed by mistake, fall below.
+MIN_INT_SENT = 10**17
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
@@ -127,8 +130,11 @@ class Slot:
     for, or None when no price depends on the day a request was sent. Only
     requests sent from `sent_from` up to, not including, `sent_until`
     (nanoseconds since 1970 UTC) belong to the slot: that day, or any time
-    when `day` is None. A request with more input tokens than `input_limit`
-    is charged at a long-context tier and does not belong to the slot.
+    when `day` is None. Neither range starts before `MIN_INT_SENT`, so that
+    the recording path can take an int send time for nanoseconds without
+    checking it: a time that is not misses every slot. A request with more
+    input tokens than `input_limit` is charged at a long-context tier and
+    does not belong to the slot.
     """
 
     __slots__ = (
@@ -151,10 +157,10 @@ class Slot:
         self.price = price = resolution.price
         self.day = day
         if day is None:
-            self.sent_from, self.sent_until = MIN_SENT, MAX_COUNT + 1
+            self.sent_from, self.sent_until = MIN_INT_SENT, MAX_COUNT + 1
         else:
-            self.sent_from = day * DAY_NANOSECONDS
-            self.sent_until = self.sent_from + DAY_NANOSECONDS
+            self.sent_from = max(day * DAY_NANOSECONDS, MIN_INT_SENT)
+            self.sent_until = min((day + 1) * DAY_NANOSECONDS, MAX_COUNT + 1)
         self.input_limit = MAX_COUNT
         if price is not None and price.long_context:
             self.input_limit = min(

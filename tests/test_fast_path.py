@@ -32,7 +32,7 @@ from llmfy_core import (
     invalidate_price_cache,
     llmfy_usage_tracker,
 )
-from llmfy_core.ledger import FOLD_SIZE
+from llmfy_core.ledger import FOLD_SIZE, nanos_of
 from llmfy_core.model import UsageCounts
 from llmfy_core.model import counts_of_usage as usage_counts
 from llmfy_core.recording import record_response, record_usage, usage_reader
@@ -396,6 +396,68 @@ def test_invalid_send_time_keeps_usage(
         assert record.fault.startswith("invalid send time ")
         assert str(sent_at) in record.fault
     assert "counted as sent now" in caplog.text
+
+
+def register_prices(dated: bool) -> None:
+    """Register a plugin that prices every model as gpt-4o-mini."""
+
+    class Prices:
+        llmfy_price_rank = PriceRank.ORGANIZATION
+        llmfy_price_dated = dated
+
+        @hookimpl
+        def price_lookup(self, model: str) -> Price:
+            return GPT_4O_MINI
+
+    llmfy_core.register_plugin(Prices(), "prices")
+
+
+@pytest.mark.parametrize("dated", [False, True])
+def test_invalid_send_time_after_slot_made(reading: ReadingPlugin, dated: bool) -> None:
+    # The fast path takes an int send time unchecked: the bounds of every slot
+    # start in 1973 and end at 64 bits, so an int that is not nanoseconds
+    # misses the slot and is reported. A datetime in 1971 makes a slot of its
+    # own day, which an int of that day in nanoseconds must miss too.
+    register_prices(dated)
+    valid = 1_796_419_800_123_456_789
+    early = dt.datetime(1971, 1, 1, 12, tzinfo=dt.UTC)
+    wrong = [1_796_419_800, 1_796_419_800_123, 10**17 - 1, 10**30, 31_579_200 * 10**9]
+    before = dt.datetime.now(dt.UTC)
+    with llmfy_usage_tracker() as usage:
+        for _ in range(3):
+            record_response(response(), CONTEXT, (usage,), valid)
+            record_response(response(), CONTEXT, (usage,), early)
+        for sent_at in wrong:
+            record_response(response(), CONTEXT, (usage,), sent_at)
+
+    records = usage.records
+    assert usage.total_cost == 11 * ONE_REQUEST
+    assert [each.fault for each in records[:6]] == [None] * 6
+    assert [each.sent_at for each in records[:2]] == [
+        dt.datetime(2026, 12, 4, 21, 30, 0, 123456, tzinfo=dt.UTC),
+        early,
+    ]
+    for each, sent_at in zip(records[6:], wrong, strict=True):
+        assert each.sent_at >= before
+        assert each.fault is not None
+        assert each.fault.startswith(f"invalid send time {sent_at}")
+
+
+def test_send_time_past_64_bits_on_last_day(reading: ReadingPlugin) -> None:
+    # A dated slot of the last day of the 64-bit range ends with the range:
+    # a later time of that day is kept whole, as a datetime.
+    register_prices(dated=True)
+    last = 2**63 - 1
+    later = 2**63 + 10**9
+    with llmfy_usage_tracker() as usage:
+        for sent_at in [last] * 3 + [later] * 3:
+            record_response(response(), CONTEXT, (usage,), sent_at)
+
+    assert usage.total_cost == 6 * ONE_REQUEST
+    assert [each.fault for each in usage.records] == [None] * 6
+    assert [each.sent_at for each in usage.records] == [
+        dt.datetime(2262, 4, 11, 23, 47, 16, 854775, tzinfo=dt.UTC)
+    ] * 3 + [dt.datetime(2262, 4, 11, 23, 47, 17, 854775, tzinfo=dt.UTC)] * 3
 
 
 def test_two_providers_of_one_type_read_fast(reading: ReadingPlugin) -> None:
@@ -836,7 +898,7 @@ def test_slot_of_stale_prices_not_offered(reading: ReadingPlugin) -> None:
         if new_first:
             ledger.add(usage, old, sent_at, None, stale, dated=False)
 
-        assert ledger.add_counts(counts, 0, CHANGES.count)
+        assert ledger.add_counts(counts, nanos_of(sent_at), CHANGES.count)
         with ledger.lock:
             ledger.fold()
         origins = [record.price_origin for record in ledger.records({})]
