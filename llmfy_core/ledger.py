@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from itertools import chain
 from operator import itemgetter
-from struct import Struct, pack, unpack
+from struct import Struct, calcsize, pack, unpack
 from struct import error as StructError
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -726,7 +726,7 @@ class KeptRequests:
         """
         inputs, outputs, cache_reads, cache_writes, reasoning = tokens
         return pack(
-            f"{_ROW_INTEGERS * len(sents)}q",
+            f"{_ROW_INTEGERS * len(sents)}{_INTEGER_CODE}",
             *sents,
             *inputs,
             *outputs,
@@ -800,7 +800,10 @@ ChunkList = tuple[list[bytes], list[int]]
 
 # A kept request's integers: its send time and five token counts.
 _ROW_INTEGERS = 1 + len(_TOKEN_GETTERS)
-_INTEGER = Struct("q")
+# Native `ssize_t` where it has 64 bits: it packs a multi-digit int, such as
+# a send time, in about half the instructions of `q` (callgrind, Python 3.11).
+_INTEGER_CODE = "n" if calcsize("n") == 8 else "q"
+_INTEGER = Struct(_INTEGER_CODE)
 _ROW_BYTES = _ROW_INTEGERS * _INTEGER.size
 # A chunk of fewer requests than a full fold is small, and every
 # `_MERGE_RUN` consecutive small chunks are merged. A request is then copied
@@ -815,11 +818,11 @@ def _merged(parts: list[bytes]) -> bytes:
     total = 0
     for part in parts:
         size = len(part) // _ROW_BYTES
-        values = unpack(f"{_ROW_INTEGERS * size}q", part)
+        values = unpack(f"{_ROW_INTEGERS * size}{_INTEGER_CODE}", part)
         for column, column_parts in enumerate(columns):
             column_parts.append(values[column * size : (column + 1) * size])
         total += size
-    return pack(f"{_ROW_INTEGERS * total}q", *chain(*chain(*columns)))
+    return pack(f"{_ROW_INTEGERS * total}{_INTEGER_CODE}", *chain(*chain(*columns)))
 
 
 def counts_fit(counts: UsageCounts) -> bool:
