@@ -534,7 +534,9 @@ class Ledger:
                 type(total) is int and 0 <= total <= MAX_COUNT for total in sums
             )
             chunk = (
-                self._kept.pack(tokens, sents) if valid and tokens is not None else None
+                self._kept.pack(tokens, sums, sents)
+                if valid and tokens is not None
+                else None
             )
         except (LookupError, TypeError, ValueError, StructError):
             # The strict zip raises ValueError for counts of unequal lengths.
@@ -696,13 +698,15 @@ class LedgerSnapshot(NamedTuple):
 class KeptRequests:
     """Every request of a tracker that keeps them, compactly, in the order recorded.
 
-    A request of a slot costs six 64-bit integers and two references: its
-    send time in nanoseconds since 1970 UTC, its input, output, cache read,
-    cache write and reasoning tokens, its `Slot` and its request id. The
-    integers of the requests folded together stay in one bytes object, a
+    A request of a slot costs up to six 64-bit integers and two references:
+    its send time in nanoseconds since 1970 UTC, its input, output, cache
+    read, cache write and reasoning tokens, its `Slot` and its request id.
+    The integers of the requests folded together stay in one bytes object, a
     chunk, column after column: appending them to six growing arrays made
-    the fold up to a fifth slower. A request without a slot is kept as its
-    `Entry` and has no integers.
+    the fold up to a fifth slower. A chunk starts with a mask of the columns
+    it contains and leaves out the token columns that are 0 for all its
+    requests. A request without a slot is kept as its `Entry` and has no
+    integers.
     """
 
     def __init__(self) -> None:
@@ -718,22 +722,30 @@ class KeptRequests:
         return len(self.owners)
 
     @staticmethod
-    def pack(tokens: Sequence[Sequence[int]], sents: list[int]) -> bytes:
+    def pack(
+        tokens: Sequence[Sequence[int]], sums: Sequence[int], sents: list[int]
+    ) -> bytes:
         """Return the send times and token columns as one chunk of 64-bit integers.
 
-        Raises `struct.error` for a value that is not an int or does not fit
-        in 64 bits, and ValueError when `tokens` has too few columns.
+        `sums` are the token columns' sums, which the caller has checked: a
+        column of counts of at least 0 whose sum is 0 contains only zeros and is
+        left out. Raises `struct.error` for a value that is not an int or does
+        not fit in 64 bits, and ValueError when `tokens` has too few columns.
         """
-        inputs, outputs, cache_reads, cache_writes, reasoning = tokens
-        return pack(
-            f"{_ROW_INTEGERS * len(sents)}{_INTEGER_CODE}",
-            *sents,
-            *inputs,
-            *outputs,
-            *cache_reads,
-            *cache_writes,
-            *reasoning,
-        )
+        if len(tokens) != _TOKEN_KINDS:
+            raise ValueError(
+                f"expected {_TOKEN_KINDS} token columns, got {len(tokens)}"
+            )
+        mask = 1
+        integers = [mask, *sents]
+        for kind, column in enumerate(tokens):
+            if sums[kind]:
+                mask |= 2 << kind
+                # Extending a list copies a tuple's references without
+                # iterating it, unlike `chain`.
+                integers += column
+        integers[0] = mask
+        return pack(f"{len(integers)}{_INTEGER_CODE}", *integers)
 
     def add_chunk(
         self, slots: list[Slot], request_ids: Sequence[str | None], chunk: bytes
@@ -745,16 +757,18 @@ class KeptRequests:
         consecutive small chunks are merged into one.
         """
         chunks = self.chunks
+        starts = self.starts
         chunks.append(chunk)
-        self.starts.append(len(self.owners))
-        if len(chunk) >= _SMALL_CHUNK:
+        starts.append(len(self.owners))
+        if len(slots) >= FOLD_SIZE:
             self.small_run = 0
         else:
             self.small_run += 1
             if self.small_run == _MERGE_RUN:
                 chunks[-_MERGE_RUN:] = [_merged(chunks[-_MERGE_RUN:])]
-                del self.starts[1 - _MERGE_RUN :]
-                self.small_run = 1 if len(chunks[-1]) < _SMALL_CHUNK else 0
+                del starts[1 - _MERGE_RUN :]
+                merged_requests = len(self.owners) + len(slots) - starts[-1]
+                self.small_run = 1 if merged_requests < FOLD_SIZE else 0
         self.owners.extend(slots)
         self.request_ids.extend(request_ids)
 
@@ -784,12 +798,19 @@ class KeptRequests:
         parts, starts = chunks
         number = bisect_right(starts, index) - 1
         chunk = parts[number]
-        size = len(chunk) // _ROW_BYTES
-        offset = index - starts[number]
-        sent, *counts = (
-            _INTEGER.unpack_from(chunk, _INTEGER.size * (offset + column * size))[0]
-            for column in range(_ROW_INTEGERS)
-        )
+        read = _INTEGER.unpack_from
+        mask = read(chunk)[0]
+        size = (len(chunk) // _INTEGER.size - 1) // mask.bit_count()
+        # The place of the request's integer in the first column, after the mask.
+        position = 1 + index - starts[number]
+        row = []
+        for column in range(_ROW_INTEGERS):
+            if mask >> column & 1:
+                row.append(read(chunk, _INTEGER.size * position)[0])
+                position += size
+            else:
+                row.append(0)
+        sent, *counts = row
         usage = usage_from_counts((*owner.key, self.request_ids[index], *counts))
         return build_record((usage, owner.resolution, moment_of(sent), None), tags)
 
@@ -799,30 +820,50 @@ class KeptRequests:
 ChunkList = tuple[list[bytes], list[int]]
 
 # A kept request's integers: its send time and five token counts.
-_ROW_INTEGERS = 1 + len(_TOKEN_GETTERS)
+_ROW_INTEGERS = 1 + _TOKEN_KINDS
 # Native `ssize_t` where it has 64 bits: it packs a multi-digit int, such as
 # a send time, in about half the instructions of `q` (callgrind, Python 3.11).
 _INTEGER_CODE = "n" if calcsize("n") == 8 else "q"
 _INTEGER = Struct(_INTEGER_CODE)
-_ROW_BYTES = _ROW_INTEGERS * _INTEGER.size
 # A chunk of fewer requests than a full fold is small, and every
 # `_MERGE_RUN` consecutive small chunks are merged. A request is then copied
 # about FOLD_SIZE / (2 * _MERGE_RUN) times when every fold contains one request.
-_SMALL_CHUNK = FOLD_SIZE * _ROW_BYTES
 _MERGE_RUN = 16
+
+
+def _columns_of(chunk: bytes) -> tuple[int, tuple[int, ...]]:
+    """Return the column mask of a chunk and its integers after the mask."""
+    values = unpack(f"{len(chunk) // _INTEGER.size}{_INTEGER_CODE}", chunk)
+    return values[0], values[1:]
 
 
 def _merged(parts: list[bytes]) -> bytes:
     """Return the chunk of the requests of `parts`, in order."""
-    columns: list[list[tuple[int, ...]]] = [[] for _ in range(_ROW_INTEGERS)]
+    columns: list[list[Sequence[int]]] = [[] for _ in range(_ROW_INTEGERS)]
+    merged_mask = 0
     total = 0
     for part in parts:
-        size = len(part) // _ROW_BYTES
-        values = unpack(f"{_ROW_INTEGERS * size}{_INTEGER_CODE}", part)
+        mask, values = _columns_of(part)
+        size = len(values) // mask.bit_count()
+        merged_mask |= mask
+        position = 0
         for column, column_parts in enumerate(columns):
-            column_parts.append(values[column * size : (column + 1) * size])
+            if mask >> column & 1:
+                column_parts.append(values[position : position + size])
+                position += size
+            else:
+                column_parts.append((0,) * size)
         total += size
-    return pack(f"{_ROW_INTEGERS * total}{_INTEGER_CODE}", *chain(*chain(*columns)))
+    kept = [
+        chain.from_iterable(column_parts)
+        for column, column_parts in enumerate(columns)
+        if merged_mask >> column & 1
+    ]
+    return pack(
+        f"{1 + len(kept) * total}{_INTEGER_CODE}",
+        merged_mask,
+        *chain.from_iterable(kept),
+    )
 
 
 def counts_fit(counts: UsageCounts) -> bool:

@@ -246,6 +246,58 @@ def test_small_folds_share_chunks(reading: ReadingPlugin) -> None:
     assert usage.total_cost == count * ONE_REQUEST
 
 
+def kept_row(number: int) -> tuple[int, ...]:
+    """Return request `number`'s send time and five token counts.
+
+    The bits of `number % 32` choose the token columns that are not 0.
+    """
+    bits = number % 32
+    cache_read = number + 1 if bits & 4 else 0
+    cache_write = number + 2 if bits & 8 else 0
+    inputs = cache_read + cache_write + (number + 3 if bits & 1 else 0)
+    outputs = number + 4 if bits & 2 else 0
+    reasoning = 1 if bits & 16 and outputs else 0
+    sent = 1_796_419_800_000_000_000 + number * 1000
+    return sent, inputs, outputs, cache_read, cache_write, reasoning
+
+
+def test_kept_chunks_leave_out_zero_columns() -> None:
+    # A chunk leaves out the token columns that are 0 for all its requests.
+    # Chunks of other columns, merged or not, keep every request's counts.
+    from llmfy_core.ledger import KeptRequests, Slot, moment_of
+    from llmfy_core.resolver import Resolution
+
+    key = ("openai", "gpt-4o-mini", None, None, None, None, False)
+    slot = Slot(key, Resolution(GPT_4O_MINI, "test", None), None)
+    kept = KeptRequests()
+    sizes = [1] * 20 + [7, 32, 1, 1, 41] + [1] * 17
+    number = 0
+    for size in sizes:
+        rows = [kept_row(number + offset) for offset in range(size)]
+        sents, *tokens = (list(column) for column in zip(*rows, strict=True))
+        sums = [sum(column) for column in tokens]
+        chunk = kept.pack(tokens, sums, sents)
+        # A mask, then the send times and each column whose sum is not 0.
+        columns = 1 + sum(1 for total in sums if total)
+        assert len(chunk) == 8 + 8 * columns * size
+        ids = [f"req-{number + offset}" for offset in range(size)]
+        kept.add_chunk([slot] * size, ids, chunk)
+        number += size
+
+    assert len(kept.chunks) < len(sizes)
+    chunks = kept.chunks_now()
+    for index in range(number):
+        record_read = kept.record_at(index, {}, chunks)
+        sent, inputs, outputs, cache_read, cache_write, reasoning = kept_row(index)
+        assert record_read.sent_at == moment_of(sent)
+        assert record_read.usage.input_tokens == inputs
+        assert record_read.usage.output_tokens == outputs
+        assert record_read.usage.cache_read_tokens == cache_read
+        assert record_read.usage.cache_write_tokens == cache_write
+        assert record_read.usage.reasoning_tokens == reasoning
+        assert record_read.usage.request_id == f"req-{index}"
+
+
 def test_records_read_while_chunks_merge(reading: ReadingPlugin) -> None:
     # One thread records and reads the totals after each request, so its
     # small chunks keep merging, while another builds records: each record
