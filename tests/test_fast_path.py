@@ -495,6 +495,32 @@ def test_invalid_send_time_after_slot_made(reading: ReadingPlugin, dated: bool) 
         assert each.fault.startswith(f"invalid send time {sent_at}")
 
 
+@pytest.mark.parametrize("sent_at", [1_796_419_800, -1, 10**30])
+def test_invalid_send_time_nested_once(
+    reading: ReadingPlugin, sent_at: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nested trackers record one request: an invalid int send time is
+    # reported once, and both trackers count it as sent at the same moment.
+    register_prices(dated=False)
+    with llmfy_usage_tracker() as outer, llmfy_usage_tracker() as inner:
+        for _ in range(3):
+            record_response(response(), CONTEXT, (outer, inner), 1_796_419_800 * 10**9)
+        caplog.clear()
+        record_response(response(), CONTEXT, (outer, inner), sent_at)
+
+    warnings = [
+        each for each in caplog.records if each.getMessage().startswith("invalid send")
+    ]
+    assert len(warnings) == 1
+    outer_last = outer.records[-1]
+    inner_last = inner.records[-1]
+    assert outer_last.fault is not None
+    assert outer_last.fault.startswith(f"invalid send time {sent_at}")
+    assert inner_last.fault == outer_last.fault
+    assert inner_last.sent_at == outer_last.sent_at
+    assert outer.total_cost == inner.total_cost == 4 * ONE_REQUEST
+
+
 def test_send_time_past_64_bits_on_last_day(reading: ReadingPlugin) -> None:
     # A dated slot of the last day of the 64-bit range ends with the range:
     # a later time of that day is kept whole, as a datetime.
