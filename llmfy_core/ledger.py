@@ -585,7 +585,8 @@ class Ledger:
         except (TypeError, ValueError):
             # Not a tuple of 13 fields.
             fits = False
-        if fits:
+        if fits and sent_fits(sent):
+            # A batch of one that fails its checks again would come back here.
             self._fold_batch([slot], [counts], [sent])
             return
         # Deferred import: recording imports this module.

@@ -298,6 +298,28 @@ def test_kept_chunks_leave_out_zero_columns() -> None:
         assert record_read.usage.request_id == f"req-{index}"
 
 
+def test_fold_keeps_send_time_past_64_bits() -> None:
+    # A queued request whose send time does not fit 64 bits fails the batch's
+    # packing, and is then kept whole instead of being tried again and again.
+    from llmfy_core.ledger import Ledger, Slot
+    from llmfy_core.resolver import Resolution
+
+    key = ("openai", "gpt-4o-mini", None, None, None, None, False)
+    slot = Slot(key, Resolution(GPT_4O_MINI, "test", None), None)
+    counts = (*key, None, 1370, 155, 1280, 0, 0)
+    ledger = Ledger(keep_requests=True)
+    ledger.queue.extend((slot, counts, 2**63 + 10**9))
+    with ledger.lock:
+        ledger.fold()
+
+    records = ledger.records({})
+    assert len(records) == 1
+    assert records[0].sent_at == dt.datetime(
+        2262, 4, 11, 23, 47, 17, 854775, tzinfo=dt.UTC
+    )
+    assert records[0].cost.total == ONE_REQUEST
+
+
 def test_records_read_while_chunks_merge(reading: ReadingPlugin) -> None:
     # One thread records and reads the totals after each request, so its
     # small chunks keep merging, while another builds records: each record
