@@ -18,10 +18,11 @@ other threads keep adding at the end. A request recorded by a finalizer that
 garbage collection runs inside the fold is queued behind the others, never
 deadlocked or lost.
 
-A kept request is stored compactly: six 64-bit integers (send time in
-nanoseconds and five token counts) in the bytes object of the batch it was
-folded with, plus references to its `Slot` and its request id. Its `Usage`
-and `RequestRecord` are built only when the records are read.
+A kept request is stored compactly: up to six 64-bit integers (send time in
+nanoseconds and the five token counts, less the counts that are 0 for its
+whole batch) in the bytes object of the batch it was folded with, plus
+references to its `Slot` and its request id. Its `Usage` and
+`RequestRecord` are built only when the records are read.
 """
 
 from __future__ import annotations
