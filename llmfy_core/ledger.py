@@ -587,7 +587,8 @@ class Ledger:
             # Not a tuple of 13 fields.
             fits = False
         if fits and sent_fits(sent):
-            # A batch of one that fails its checks again would come back here.
+            # A send time that the batch cannot pack would bring the request
+            # back here, so such a request takes the path below.
             self._fold_batch([slot], [counts], [sent])
             return
         # Deferred import: recording imports this module.
@@ -739,15 +740,14 @@ class KeptRequests:
                 f"expected {_TOKEN_KINDS} token columns, got {len(tokens)}"
             )
         mask = 1
-        integers = [mask, *sents]
+        integers = list(sents)
         for kind, column in enumerate(tokens):
             if sums[kind]:
                 mask |= 2 << kind
                 # Extending a list copies a tuple's references without
                 # iterating it, unlike `chain`.
                 integers += column
-        integers[0] = mask
-        return pack(f"{len(integers)}{_INTEGER_CODE}", *integers)
+        return pack(f"{1 + len(integers)}{_INTEGER_CODE}", mask, *integers)
 
     def add_chunk(
         self, slots: list[Slot], request_ids: Sequence[str | None], chunk: bytes
