@@ -21,6 +21,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import benchkit
@@ -98,8 +99,12 @@ def llmfy_candidates(case: str) -> list[Candidate]:
                         context.model,
                         context.region,
                     )
+                    headers = context.headers
                     yield lambda: record_response(
-                        response, CallContext(*fields), trackers, sent_at
+                        response,
+                        CallContext(*fields, headers=headers),
+                        trackers,
+                        sent_at,
                     )
                 else:
                     yield lambda: record_response(response, context, trackers, sent_at)
@@ -180,7 +185,11 @@ def llmfy_candidates(case: str) -> list[Candidate]:
 
 
 def llmfy_inputs(case: str) -> tuple[Any, Any]:
-    """Return the response object and the `CallContext` for `case`."""
+    """Return the response object and the `CallContext` for `case`.
+
+    The context carries the response headers that the instrumentation
+    passes: the request id for OpenAI, botocore's HTTP headers for Bedrock.
+    """
     from llmfy import CallContext
 
     if case == "openai":
@@ -188,12 +197,20 @@ def llmfy_inputs(case: str) -> tuple[Any, Any]:
 
         response = ChatCompletion.model_validate(benchkit.openai_chat_body())
         return response, CallContext(
-            "openai", "chat.completions", benchkit.OPENAI_MODEL
+            "openai",
+            "chat.completions",
+            benchkit.OPENAI_MODEL,
+            headers={"x-request-id": benchkit.OPENAI_REQUEST_ID},
         )
+    response = benchkit.bedrock_converse_response()
     context = CallContext(
-        "bedrock", "Converse", benchkit.BEDROCK_MODEL, benchkit.BEDROCK_REGION
+        "bedrock",
+        "Converse",
+        benchkit.BEDROCK_MODEL,
+        benchkit.BEDROCK_REGION,
+        headers=MappingProxyType(response["ResponseMetadata"]["HTTPHeaders"]),
     )
-    return benchkit.bedrock_converse_response(), context
+    return response, context
 
 
 # Alternatives

@@ -334,6 +334,8 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
     if "performanceConfig" in response:
         # Latency-optimized requests have their own price, on the full path.
         return None
+    # `in` and indexing reach a mappingproxy's dict through C slots, where
+    # `get` looks the method up on it first.
     headers = context.headers
     return (
         PROVIDER,
@@ -343,7 +345,7 @@ def read_response(response: Any, context: CallContext) -> UsageCounts | None:
         tier,
         operation,
         context.batch,
-        headers.get(REQUEST_ID_HEADER) if headers else None,
+        headers[REQUEST_ID_HEADER] if REQUEST_ID_HEADER in headers else None,  # noqa: SIM401
         input_tokens + cache_read + cache_write,
         output_tokens,
         cache_read,
