@@ -29,7 +29,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 OPENAI_MODEL = "gpt-4o-mini"
 OPENAI_SERVED_MODEL = "gpt-4o-mini-2024-07-18"
-# The `x-request-id` header of the recorded Chat Completion.
+# The `x-request-id` header that the benchmark's Chat Completion comes with.
 OPENAI_REQUEST_ID = "req_0123456789abcdef0123456789abcdef"
 OPENAI_INPUT_TOKENS = 1370
 OPENAI_CACHED_TOKENS = 1280
