@@ -329,6 +329,46 @@ def test_converse_stream_metadata(
     assert record.cost.total == Decimal("0.0000032")
 
 
+@cache_ttl
+def test_converse_stream_one_hour_cache_write(
+    bedrock_server: Any, make_client: Any, frames: Any
+) -> None:
+    # botocore parses a stream's metadata event with its own shape, not the
+    # Converse body's, so this checks that the 1-hour writes survive that parse.
+    client = make_client()
+    usage_body = {
+        "inputTokens": 3,
+        "outputTokens": 44,
+        "totalTokens": 3 + 9613 + 44,
+        "cacheReadInputTokens": 0,
+        "cacheWriteInputTokens": 9613,
+        "cacheDetails": [
+            {"ttl": "1h", "inputTokens": 9000},
+            {"ttl": "5m", "inputTokens": 613},
+        ],
+    }
+    bedrock_server.queue_stream(converse_stream_frames(frames, usage_body))
+
+    with llmfy_usage_tracker() as usage:
+        response = client.converse_stream(
+            modelId="us.anthropic.claude-opus-4-6-v1", messages=MESSAGES
+        )
+        events = list(response["stream"])
+
+    assert events[-1]["metadata"]["usage"]["cacheDetails"][0]["ttl"] == "1h"
+    record = usage.records[0]
+    assert record.usage.operation == "ConverseStream"
+    assert record.usage.input_tokens == 3 + 9613
+    assert record.usage.cache_write_tokens == 9613
+    assert record.usage.other_tokens["cache_write_1h"] == 9000
+    # us. profile of Opus 4.6 from us-east-1, regional rate: 5.5 in, 6.875
+    # cache write 5m, 11 cache write 1h, 27.5 out.
+    # 3*5.5 + 613*6.875 + 9000*11 + 44*27.5
+    # = 16.5 + 4214.375 + 99000 + 1210 = 104440.875 -> 0.104440875 USD
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.104440875")
+
+
 def test_converse_stream_billed_in_arn_region(
     bedrock_server: Any, make_client: Any, frames: Any
 ) -> None:
