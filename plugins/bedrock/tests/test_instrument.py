@@ -274,6 +274,48 @@ def test_converse_one_hour_cache_write(bedrock_server: Any, make_client: Any) ->
     assert record.cost.total == Decimal("0.00181")
 
 
+@cache_ttl
+def test_converse_long_context_counts_cache_tokens(
+    bedrock_server: Any, make_client: Any
+) -> None:
+    # Bedrock's inputTokens leaves out cache reads and writes, but the
+    # long-context tier is chosen by the whole input, cached tokens included.
+    # Both requests send 1,000 uncached input tokens, and only their cache
+    # reads differ.
+    client = make_client()
+    for cache_read in (150_000, 100_000):
+        usage_body = {
+            "inputTokens": 1000,
+            "outputTokens": 2000,
+            "totalTokens": 1000 + cache_read + 60_000 + 2000,
+            "cacheReadInputTokens": cache_read,
+            "cacheWriteInputTokens": 60_000,
+            "cacheDetails": [{"ttl": "1h", "inputTokens": 60_000}],
+        }
+        bedrock_server.queue_json(converse_body(usage_body))
+
+    with llmfy_usage_tracker() as usage:
+        client.converse(modelId=SONNET_45_US, messages=MESSAGES)
+        client.converse(modelId=SONNET_45_US, messages=MESSAGES)
+
+    above, below = usage.records
+    assert above.usage.input_tokens == 211_000
+    assert below.usage.input_tokens == 161_000
+    # 211,000 input tokens exceed 200,000, so the regional long-context rates
+    # apply to the whole request: 6.6 in, 0.66 cache read, 13.2 cache write
+    # (1 hour), 24.75 out.
+    # 1000*6.6 + 150000*0.66 + 60000*13.2 + 2000*24.75
+    # = 6600 + 99000 + 792000 + 49500 = 947100 -> 0.9471 USD
+    assert above.cost is not None
+    assert above.cost.total == Decimal("0.9471")
+    # 161,000 input tokens keep the regional base rates: 3.3 in, 0.33 cache
+    # read, 6.6 cache write (1 hour), 16.5 out.
+    # 1000*3.3 + 100000*0.33 + 60000*6.6 + 2000*16.5
+    # = 3300 + 33000 + 396000 + 33000 = 465300 -> 0.4653 USD
+    assert below.cost is not None
+    assert below.cost.total == Decimal("0.4653")
+
+
 def test_converse_guardrail_counts_model_tokens(
     bedrock_server: Any, make_client: Any
 ) -> None:
