@@ -12,10 +12,19 @@ import attrs
 
 from llmfy_core import Price, PriceKey
 
-# Prefixes of Bedrock cross-region inference profile ids, as listed by the
-# AWS CDK enum `CrossRegionInferenceProfileRegion` (US, US_GOV, EU, APAC, JP,
-# AU, GLOBAL).
-BEDROCK_PROFILE_PREFIXES = ("us.", "us-gov.", "eu.", "apac.", "jp.", "au.", "global.")
+# Prefixes of Bedrock cross-region inference profile ids. They are the ones
+# that llmfy-bedrock resolves (`llmfy_bedrock.resolve.PROFILE_PREFIXES`), so
+# that a price file entry prices every profile that the bundled table prices.
+BEDROCK_PROFILE_PREFIXES = (
+    "us.",
+    "us-gov.",
+    "eu.",
+    "apac.",
+    "jp.",
+    "au.",
+    "ca.",
+    "global.",
+)
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 

@@ -78,10 +78,46 @@ note = "batch inference"
             ],
         ),
         ("bedrock", "amazon.nova-lite-v1:0", ["amazon.nova-lite-v1:0"]),
+        (
+            "bedrock",
+            "ca.amazon.nova-lite-v1:0",
+            ["ca.amazon.nova-lite-v1:0", "amazon.nova-lite-v1:0"],
+        ),
     ],
 )
 def test_model_candidates(provider: str, model: str, expected: list[str]) -> None:
     assert list(model_candidates(provider, model)) == expected
+
+
+def test_candidates_strip_bedrock_prefixes() -> None:
+    # Every profile prefix that llmfy-bedrock resolves must reach the entry of
+    # the foundation model, or a price file entry misses those requests.
+    from llmfy_bedrock.resolve import PROFILE_PREFIXES
+
+    for prefix in sorted(PROFILE_PREFIXES):
+        candidates = list(
+            model_candidates("bedrock", f"{prefix}.amazon.nova-lite-v1:0")
+        )
+        assert "amazon.nova-lite-v1:0" in candidates, prefix
+
+
+def test_canada_profile_priced_by_file(write_file: WriteFile) -> None:
+    path = write_file(
+        "prices.toml",
+        '[[providers.bedrock.prices]]\nmodel = "amazon.nova-lite-v1:0"\n'
+        'region = "ca-central-1"\ninput = 1\noutput = 2\n',
+    )
+    llmfy_pricing_file.use_price_file(path)
+    usage = llmfy_usage_tracker()
+
+    record = usage.record(
+        "bedrock", "ca.amazon.nova-lite-v1:0", 1_000_000, 0, region="ca-central-1"
+    )
+
+    # 1,000,000 input tokens at 1 USD per million.
+    assert record.cost is not None
+    assert record.cost.total == Decimal("1")
+    assert record.price_origin == "pricing-file"
 
 
 def test_dated_snapshot_priced_by_base_entry(write_file: WriteFile) -> None:
