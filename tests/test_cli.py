@@ -583,9 +583,34 @@ def test_region_for_openai_warns(
 
     assert code == 0
     assert "--region us-est-1 does not change the price" in err
-    assert "lists openai prices by region" in err
+    assert "openai model 'gpt-4o-mini'" in err
+    assert "Check the region, or leave out --region." in err
     # gpt-4o-mini input: 0.15 USD per million tokens, for any region.
     assert "0.15" in out
+
+
+def test_region_warning_openai_regional(capsys: pytest.CaptureFixture[str]) -> None:
+    # The regional processing endpoint eu changes the price of gpt-5.4 only,
+    # so the warning for gpt-4o-mini must not tell the user to drop --region
+    # for every OpenAI model.
+    code, out, err = run(
+        capsys, "cost", "gpt-4o-mini", "--region", "eu", "--input", "1000000",
+        "--output", "0",
+    )  # fmt: skip
+
+    assert code == 0
+    assert "--region eu does not change the price" in err
+    assert "for openai models" not in err
+
+    code, out, err = run(
+        capsys, "cost", "gpt-5.4", "--region", "eu", "--input", "1000",
+        "--output", "0",
+    )  # fmt: skip
+
+    assert code == 0
+    assert "does not change the price" not in err
+    # gpt-5.4 input: 2.50 USD per million tokens, times 1.1 at the eu endpoint.
+    assert "0.00275" in out
 
 
 def test_region_for_bedrock_no_warning(capsys: pytest.CaptureFixture[str]) -> None:

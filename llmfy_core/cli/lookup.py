@@ -181,12 +181,12 @@ def _warn_if_region_unused(
     if _resolve(resolver, query, provider, None) != found:
         return
     logger.warning(
-        "No installed price source lists %s prices by region, so --region %s "
-        "does not change the price of %r. Leave out --region for %s models.",
-        provider,
+        "--region %s does not change the price of %s model %r, because no "
+        "installed price source has a rate for it in that region. Check the "
+        "region, or leave out --region.",
         query.region,
-        query.model,
         provider,
+        query.model,
     )
 
 
