@@ -981,6 +981,19 @@ def test_cost_text_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
     assert "64 reasoning tokens" in out
 
 
+def test_cost_text_long_context_threshold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(
+        capsys, "cost", "gpt-5.4", "--input", "300000", "--output", "0"
+    )  # fmt: skip
+
+    assert code == 0
+    assert "because it has more than 272,000 input tokens" in out
+    # 300,000 input tokens at the long-context rate of 5.00 USD per million.
+    assert "1.5" in out
+
+
 def test_cost_bedrock_region(capsys: pytest.CaptureFixture[str]) -> None:
     code, data = run_json(
         capsys, "cost", "amazon.nova-lite-v1:0", "--region", "us-east-1",

@@ -213,10 +213,17 @@ def _cost_text(usage: Usage, price: Price, origin: str | None) -> str:
             f"The output includes {usage.reasoning_tokens:,} reasoning tokens, "
             "charged at the output rate."
         )
-    if effective is not price:
+    # The tier whose price `for_input_tokens` chose names the threshold.
+    thresholds = [
+        tier.above_input_tokens
+        for tier in price.long_context
+        if tier.price is effective
+    ]
+    if thresholds:
+        threshold = thresholds[-1]
         lines.append(
-            "The long-context price applies to the whole request: it has more "
-            "input tokens than the threshold."
+            "The long-context price applies to the whole request, because it has "
+            f"more than {threshold:,} input tokens."
         )
     checked = f", checked {price.checked.isoformat()}" if price.checked else ""
     lines.append(f"Price from {origin or '-'}: {price.source or '-'}{checked}")
