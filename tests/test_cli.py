@@ -1596,6 +1596,27 @@ def test_report_saved_chat_stream_with_done_line(
     assert data["files"][0]["stream_chunks"] == 2
 
 
+def test_report_sse_lines_name_fix(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A stream saved from the wire keeps the `event:` and `data:` fields of
+    # its server-sent events. The error message gives the fix: keep only the
+    # JSON payloads.
+    path = tmp_path / "stream.sse"
+    usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    chunk = json.dumps(chat_chunk("chatcmpl-1", None, usage))
+    path.write_text(f"event: message\ndata: {chunk}\n\ndata: [DONE]\n\n")
+
+    code, _, err = run(capsys, "report", str(path))
+    _, data = run_json(capsys, "report", str(path))
+
+    assert code == 1
+    assert f"{path}:1: not valid JSON: the line is a field of a server-sent" in err
+    assert f"{path}:2: not valid JSON: the line is a field of a server-sent" in err
+    assert "sed -n 's/^data: //p'" in err
+    assert len(data["errors"]) == 3
+
+
 def test_report_done_json_string_unreadable(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -60,6 +60,10 @@ STREAM_END = StreamEnd()
 """The data of a record read from a `[DONE]` line."""
 _STREAM_END_LINE = b"[DONE]"
 
+# Field names of server-sent events (the `text/event-stream` format), in
+# which OpenAI sends a stream. A file saved from the wire has them.
+_SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:")
+
 
 @attrs.frozen(slots=True)
 class Record:
@@ -191,7 +195,7 @@ class InputFile:
                 data = json.loads(text)
             except (ValueError, RecursionError) as error:
                 if text[:1] not in (b"{", b"["):
-                    yield ReadFailure(self.path, number, _json_error(error))
+                    yield ReadFailure(self.path, number, _line_error(error, text))
                     break
                 # Perhaps a document spread over several lines: read it whole.
                 peeked = _peek_next_line(lines)
@@ -221,7 +225,7 @@ class InputFile:
             try:
                 data = json.loads(text)
             except (ValueError, RecursionError) as error:
-                yield ReadFailure(self.path, number, _json_error(error))
+                yield ReadFailure(self.path, number, _line_error(error, text))
                 continue
             yield from self._values(data, number)
 
@@ -360,6 +364,17 @@ def _continues_json_lines(first: bytes, peeked: list[tuple[int, bytes]]) -> bool
         return isinstance(json.loads(following), dict)
     except (ValueError, RecursionError):
         return False
+
+
+def _line_error(error: ValueError | RecursionError, text: bytes) -> str:
+    """Return why the line `text` is not a record, and how to save it as one."""
+    if text.startswith(_SSE_FIELDS):
+        return (
+            "not valid JSON: the line is a field of a server-sent event, as a "
+            "stream arrives over HTTP. Save only the JSON after each 'data: ' "
+            "prefix, one payload per line, such as with sed -n 's/^data: //p'"
+        )
+    return _json_error(error)
 
 
 def _json_error(error: ValueError | RecursionError) -> str:
