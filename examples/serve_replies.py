@@ -5,6 +5,8 @@ Run it, then point the SDKs at it through their environment variables:
     python examples/serve_replies.py --port 8000
     export OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=test
     export AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://127.0.0.1:8000
+    export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+    export AWS_DEFAULT_REGION=us-east-1
 
 Each request gets a reply of its own kind with the token counts of
 `DEFAULT_REPLIES`, such as 60 input and 3 output tokens for a Chat
@@ -39,6 +41,13 @@ from replay_server import FIXTURES, RecordedRequest, ReplayServer, Reply, load_f
 
 # How long the server runs unless stopped with Ctrl-C, in minutes.
 DEFAULT_MINUTES = 15.0
+
+# Dummy credentials and a Region for boto3. Without them it raises
+# NoRegionError, or looks for credentials elsewhere, such as the EC2
+# instance metadata service.
+AWS_TEST_SETTINGS = (
+    "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1"
+)
 
 # The reply to each kind of request when none is queued, by route and
 # operation: the last part of the request's path, with "-stream" added for
@@ -401,7 +410,8 @@ def main(arguments: list[str] | None = None) -> None:
             f"Serving on {server.url} (stops after {options.minutes:g} min, "
             "or on Ctrl-C)\n"
             f"  export OPENAI_BASE_URL={server.openai_base_url} OPENAI_API_KEY=test\n"
-            f"  export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={server.url}",
+            f"  export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={server.url}\n"
+            f"  export {AWS_TEST_SETTINGS}",
             flush=True,
         )
         with contextlib.suppress(KeyboardInterrupt):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -72,6 +74,60 @@ def test_serves_queued_then_default_replies(served: str) -> None:
     # 81 x 0.15 + 6 x 0.60 = 12.15 + 3.6 = 15.75; Nova Lite at 0.06 and 0.24:
     # 50 x 0.06 + 8 x 0.24 = 3 + 1.92 = 4.92. In all 20.67 per million.
     assert usage.total_cost == Decimal("0.00002067")
+
+
+def test_printed_exports_run_both_sdks(tmp_path: Path) -> None:
+    # The export lines that the script prints must be all a user needs to
+    # run the docs' OpenAI and Bedrock examples against it.
+    with subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--port", "0", "--minutes", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            # The script prints its lines at once and then serves, so the
+            # output is complete once no byte arrives for two seconds.
+            output = b""
+            while select.select([process.stdout], [], [], 2)[0]:
+                chunk = os.read(process.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                output += chunk
+            exported = [
+                setting
+                for line in output.decode().splitlines()
+                if line.strip().startswith("export ")
+                for setting in line.split()[1:]
+            ]
+            environment = dict(setting.split("=", 1) for setting in exported)
+            environment.update(
+                PATH="/usr/bin:/bin",
+                HOME=str(tmp_path),
+                AWS_CONFIG_FILE=str(tmp_path / "missing"),
+                AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "missing"),
+                AWS_EC2_METADATA_DISABLED="true",
+            )
+            program = (
+                "import boto3, openai\n"
+                "openai.OpenAI(max_retries=0).chat.completions.create(\n"
+                f"    model='gpt-4o-mini', messages={MESSAGES!r})\n"
+                "boto3.client('bedrock-runtime').converse(\n"
+                f"    modelId='amazon.nova-lite-v1:0', messages={BEDROCK_MESSAGES!r})\n"
+            )
+            result = subprocess.run(
+                [sys.executable, "-c", program],
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            process.terminate()
+
+    assert "OPENAI_BASE_URL" in environment
+    assert "AWS_ENDPOINT_URL_BEDROCK_RUNTIME" in environment
+    assert result.returncode == 0, result.stderr
 
 
 def test_default_stream_without_include_usage(served: str) -> None:
