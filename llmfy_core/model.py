@@ -246,7 +246,9 @@ class Price:
 
     `cache_read` and `cache_write` of `None` mean those tokens are charged at the
     `input` rate. `other` prices a token subset (see the module docstring) at its
-    own rate. `per_call` is USD per call of a built-in tool. `source` and
+    own rate. `per_call` is USD per call of a built-in tool. `long_context`
+    lists the tiers in ascending order of `above_input_tokens`, because
+    `for_input_tokens` takes the last one that a request exceeds. `source` and
     `checked` give where the price was published and when it was last compared
     with that page.
     """

@@ -6,9 +6,10 @@ The documented format maps a model id to its prices in USD per million tokens:
 
 Optional fields are `cache_read`, `cache_write`, `input_audio`,
 `output_audio`, `input_image`, `output_image`, `price_per_tokens` (the unit,
-default 1,000,000) and `tiers`, which maps a name of
-`llmfy_core.pricing.SERVICE_TIERS` (`flex`, `priority`, `scale`, `ultrafast`)
-or `batch` (the Batch API) to prices of the same shape.
+default 1,000,000), `long_context` (see `llmfy_core.long_context`) and
+`tiers`, which maps a name of `llmfy_core.pricing.SERVICE_TIERS` (`flex`,
+`priority`, `scale`, `ultrafast`) or `batch` (the Batch API) to prices of the
+same shape.
 An entry without a tier applies to every tier and to the Batch API. A string
 value maps a name to another model id, for Azure deployments:
 `{"prod-chat": "gpt-4o-mini"}`.
@@ -24,6 +25,7 @@ from typing import Any
 import attrs
 
 from llmfy_core import Price, PriceKey, PricingTableError, StaticPriceTable, Unpriced
+from llmfy_core.long_context import LONG_CONTEXT, parse_long_context
 from llmfy_core.model import MILLION
 from llmfy_core.pricing import (
     BATCH_TIER,
@@ -44,7 +46,8 @@ SOURCE = "openai_pricing override"
 EXPECTED_SHAPE = (
     '{"gpt-4o-mini": {"input": 0.15, "output": 0.60}} in USD per million tokens; '
     "optional cache_read, cache_write, input_audio, output_audio, input_image, "
-    "output_image, price_per_tokens and tiers "
+    "output_image, price_per_tokens, long_context "
+    '([{"above_input_tokens": 272000, "input": 5.00, "output": 22.50}]) and tiers '
     '({"flex": {...}, "priority": {...}, "batch": {...}}), '
     'or a model id string for an Azure deployment ({"prod-chat": "gpt-4o-mini"})'
 )
@@ -57,7 +60,14 @@ _SUBSET_FIELDS = {
     "input_image": "input_image",
     "output_image": "output_image",
 }
-_EXTRA_FIELDS = frozenset({"tiers", *_SUBSET_FIELDS})
+_EXTRA_FIELDS = frozenset({"tiers", LONG_CONTEXT, *_SUBSET_FIELDS})
+# The optional rates of a long-context tier, which are an entry's without its unit.
+_TIER_RATES = frozenset({"cache_read", "cache_write", *_SUBSET_FIELDS})
+LONG_CONTEXT_SHAPE = (
+    '"long_context": [{"above_input_tokens": 272000, "input": 5.00, '
+    '"output": 22.50}] in the entry, in the unit of its prices; optional '
+    f"{', '.join(sorted(_TIER_RATES))}"
+)
 
 # The form of an AWS Region code, such as us-east-1 or us-gov-west-1.
 _AWS_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d+")
@@ -255,7 +265,22 @@ def _parse_prices(model: str, entry: object, unit: int, prefix: str | None) -> P
                 price_per_tokens=price.price_per_tokens,
                 expected_shape=EXPECTED_SHAPE,
             )
-    return attrs.evolve(price, other=other, per_call=tool_prices())
+    price = attrs.evolve(price, other=other, per_call=tool_prices())
+    if LONG_CONTEXT not in entry:
+        return price
+    tiers = parse_long_context(
+        entry[LONG_CONTEXT],
+        provider=PROVIDER,
+        model=model,
+        region=None,
+        field=field_prefix + LONG_CONTEXT,
+        optional_rates=_TIER_RATES,
+        expected_shape=LONG_CONTEXT_SHAPE,
+        parse_rates=lambda rates, field: _parse_prices(
+            model, rates, price.price_per_tokens, field
+        ),
+    )
+    return attrs.evolve(price, long_context=tiers)
 
 
 def _check_alias(model: str, target: str, entries: Mapping[PriceKey, object]) -> None:

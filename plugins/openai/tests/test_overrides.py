@@ -454,3 +454,301 @@ def test_misspelt_model_key_warns():
     assert "'gpt-4o-mnii'" in messages[0]
     assert "Did you mean 'gpt-4o-mini'?" in messages[0]
     assert warned[0].filename == __file__
+
+
+# GPT-5.4 re-priced with long-context rates made up for these tests, in USD
+# per million tokens. The bundled rates are 2.50, 0.25 and 15.00.
+LONG_CONTEXT_TABLE = {
+    "gpt-5.4": {
+        "input": 2,
+        "cache_read": 0.2,
+        "output": 12,
+        "long_context": [
+            {"above_input_tokens": 272_000, "input": 4, "cache_read": 0.4, "output": 18}
+        ],
+    }
+}
+
+
+def test_long_context_rates_above_threshold():
+    with llmfy_usage_tracker(openai_pricing=LONG_CONTEXT_TABLE) as usage:
+        at_threshold = usage.record(
+            "openai", "gpt-5.4", 272_000, 1_000, cache_read_tokens=100_000
+        )
+        above = usage.record(
+            "openai", "gpt-5.4", 272_001, 1_000, cache_read_tokens=100_000
+        )
+
+    # Not above 272,000 input tokens, cached ones included: the entry's rates.
+    # 172,000 x 2 + 100,000 x 0.2 + 1,000 x 12 = 344,000 + 20,000 + 12,000
+    # = 376,000 millionths of a USD.
+    assert at_threshold.price_origin == "override"
+    assert at_threshold.cost is not None
+    assert at_threshold.cost.total == Decimal("0.376")
+    # Above it, the tier's rates for the whole request:
+    # 172,001 x 4 + 100,000 x 0.4 + 1,000 x 18 = 688,004 + 40,000 + 18,000
+    # = 746,004 millionths of a USD.
+    assert above.cost is not None
+    assert above.cost.total == Decimal("0.746004")
+
+
+def test_long_context_tiers_sorted_by_threshold():
+    # Rates in USD per 1,000 tokens, made up for this test.
+    table = {
+        "my-model": {
+            "input": 0.001,
+            "output": 0.002,
+            "price_per_tokens": 1000,
+            "long_context": [
+                {"above_input_tokens": 400_000, "input": 0.003, "output": 0.006},
+                {
+                    "above_input_tokens": 200_000,
+                    "input": 0.002,
+                    "output": 0.004,
+                    "cache_write": 0.0025,
+                    "input_audio": 0.008,
+                },
+            ],
+        }
+    }
+
+    price = parse_override_table(table).lookup("my-model", None, None, False)
+
+    assert isinstance(price, Price)
+    thresholds = [tier.above_input_tokens for tier in price.long_context]
+    assert thresholds == [200_000, 400_000]
+    lower = price.long_context[0].price
+    assert lower.input == Decimal("0.002")
+    assert lower.cache_write == Decimal("0.0025")
+    assert dict(lower.other) == {"input_audio": Decimal("0.008")}
+    assert lower.price_per_tokens == 1000
+    assert lower.per_call == price.per_call
+    assert lower.long_context == ()
+    with llmfy_usage_tracker(openai_pricing=table) as usage:
+        middle = usage.record("openai", "my-model", 300_000, 1_000)
+        top = usage.record("openai", "my-model", 500_000, 1_000)
+    # In thousandths of a USD: 300,000 x 0.002 + 1,000 x 0.004 = 600 + 4 = 604.
+    assert middle.cost.total == Decimal("0.604")
+    # 500,000 x 0.003 + 1,000 x 0.006 = 1,500 + 6 = 1,506.
+    assert top.cost.total == Decimal("1.506")
+
+
+def test_long_context_under_service_tiers():
+    table = {
+        "gpt-5.4": {
+            "input": 2,
+            "output": 12,
+            "long_context": [{"above_input_tokens": 272_000, "input": 4, "output": 18}],
+            "tiers": {
+                "priority": {
+                    "input": 4,
+                    "output": 24,
+                    "long_context": [
+                        {"above_input_tokens": 100_000, "input": 8, "output": 36}
+                    ],
+                },
+                "flex": {"input": 1, "output": 6},
+                "batch": {
+                    "input": 1,
+                    "output": 6,
+                    "long_context": [
+                        {"above_input_tokens": 272_000, "input": 2, "output": 9}
+                    ],
+                },
+            },
+        }
+    }
+
+    with llmfy_usage_tracker(openai_pricing=table) as usage:
+        priority_at = usage.record(
+            "openai", "gpt-5.4", 100_000, 1_000, service_tier="priority"
+        )
+        priority_above = usage.record(
+            "openai", "gpt-5.4", 100_001, 1_000, service_tier="priority"
+        )
+        flex_above = usage.record(
+            "openai", "gpt-5.4", 300_000, 1_000, service_tier="flex"
+        )
+        batch_above = usage.record("openai", "gpt-5.4", 300_000, 1_000, batch=True)
+        default_above = usage.record("openai", "gpt-5.4", 200_000, 1_000)
+
+    # In millionths of a USD. Priority, not above 100,000 input tokens:
+    # 100,000 x 4 + 1,000 x 24 = 424,000.
+    assert priority_at.cost.total == Decimal("0.424")
+    # Priority above it: 100,001 x 8 + 1,000 x 36 = 800,008 + 36,000 = 836,008.
+    assert priority_above.cost.total == Decimal("0.836008")
+    # A tier without long_context of its own has none, whatever the entry's:
+    # 300,000 x 1 + 1,000 x 6 = 306,000.
+    assert flex_above.cost.total == Decimal("0.306")
+    # Batch above 272,000: 300,000 x 2 + 1,000 x 9 = 609,000.
+    assert batch_above.cost.total == Decimal("0.609")
+    # The default tier below the entry's 272,000 is untouched by the
+    # priority tier's 100,000: 200,000 x 2 + 1,000 x 12 = 412,000.
+    assert default_above.cost.total == Decimal("0.412")
+
+
+def long_context(*tiers: object) -> dict[str, object]:
+    """Return an openai_pricing table whose gpt-5.4 has `long_context` = `tiers`."""
+    return {"gpt-5.4": {"input": 2, "output": 12, "long_context": list(tiers)}}
+
+
+def long_context_tier(**fields: object) -> dict[str, object]:
+    """Return a valid long-context tier with `fields` replaced."""
+    tier: dict[str, object] = {"above_input_tokens": 272_000, "input": 4, "output": 18}
+    tier.update(fields)
+    return tier
+
+
+BAD_LONG_CONTEXT = [
+    pytest.param(
+        {"gpt-5.4": {"input": 2, "output": 12, "long_context": long_context_tier()}},
+        [
+            "model 'gpt-5.4', field 'long_context'",
+            "expected a list of tiers, got dict",
+            "To give one tier, put its mapping in a list.",
+        ],
+        id="mapping-not-list",
+    ),
+    pytest.param(
+        {"gpt-5.4": {"input": 2, "output": 12, "long_context": 272_000}},
+        ["field 'long_context'", "expected a list of tiers, got int 272000"],
+        id="number-not-list",
+    ),
+    pytest.param(
+        long_context(4),
+        ["field 'long_context[0]'", "expected a mapping of `above_input_tokens`"],
+        id="tier-not-mapping",
+    ),
+    pytest.param(
+        long_context(long_context_tier(above_input_tokens=272_000.0)),
+        [
+            "field 'long_context[0].above_input_tokens'",
+            "272000.0 is not a whole number above 0",
+            "such as 200000",
+        ],
+        id="float-threshold",
+    ),
+    pytest.param(
+        long_context(long_context_tier(above_input_tokens="272000")),
+        [
+            "field 'long_context[0].above_input_tokens'",
+            "'272000' is not a whole number",
+        ],
+        id="text-threshold",
+    ),
+    pytest.param(
+        long_context(long_context_tier(above_input_tokens=True)),
+        ["field 'long_context[0].above_input_tokens'", "True is not a whole number"],
+        id="bool-threshold",
+    ),
+    pytest.param(
+        long_context(long_context_tier(above_input_tokens=0)),
+        ["field 'long_context[0].above_input_tokens'", "0 is not a whole number"],
+        id="zero-threshold",
+    ),
+    pytest.param(
+        long_context(long_context_tier(above_input_tokens=-1)),
+        ["field 'long_context[0].above_input_tokens'", "-1 is not a whole number"],
+        id="negative-threshold",
+    ),
+    pytest.param(
+        long_context({"input": 4, "output": 18}),
+        [
+            "field 'long_context[0].above_input_tokens'",
+            "every long-context tier needs `above_input_tokens`",
+        ],
+        id="missing-threshold",
+    ),
+    pytest.param(
+        long_context(
+            long_context_tier(above_input_tokens=128_000),
+            long_context_tier(),
+            long_context_tier(input=5),
+        ),
+        [
+            "field 'long_context[2].above_input_tokens'",
+            "long_context[1] and long_context[2] both apply above 272000 input tokens",
+            "Give each tier its own threshold",
+        ],
+        id="duplicate-threshold",
+    ),
+    pytest.param(
+        long_context({"above_input_tokens": 272_000, "output": 18}),
+        ["field 'long_context[0].input'", "every long-context tier needs"],
+        id="missing-input",
+    ),
+    pytest.param(
+        long_context({"above_input_tokens": 272_000, "input": 4}),
+        ["field 'long_context[0].output'", "every long-context tier needs"],
+        id="missing-output",
+    ),
+    pytest.param(
+        long_context(long_context_tier(cached=0.4)),
+        [
+            "field 'long_context[0].cached'",
+            "Unknown field in the long-context tier",
+            "above_input_tokens, cache_read, cache_write, input, input_audio",
+        ],
+        id="unknown-field",
+    ),
+    pytest.param(
+        long_context(long_context_tier(price_per_tokens=1000)),
+        [
+            "field 'long_context[0].price_per_tokens'",
+            "A tier's prices are in the unit of its entry.",
+        ],
+        id="unit-in-tier",
+    ),
+    pytest.param(
+        long_context(long_context_tier(tiers={"flex": {"input": 2, "output": 9}})),
+        ["field 'long_context[0].tiers'", "Unknown field in the long-context tier"],
+        id="tiers-in-tier",
+    ),
+    pytest.param(
+        long_context(long_context_tier(long_context=[])),
+        [
+            "field 'long_context[0].long_context'",
+            "cannot have long-context tiers of its own",
+        ],
+        id="nested-long-context",
+    ),
+    pytest.param(
+        long_context(long_context_tier(output=-18)),
+        ["field 'long_context[0].output'", "-18 is negative"],
+        id="negative-rate",
+    ),
+    pytest.param(
+        flex_prices(
+            {
+                "input": 1,
+                "output": 6,
+                "long_context": [long_context_tier(above_input_tokens=0)],
+            }
+        ),
+        [
+            "field 'tiers.flex.long_context[0].above_input_tokens'",
+            "0 is not a whole number",
+        ],
+        id="tier-zero-threshold",
+    ),
+    pytest.param(
+        flex_prices({"input": 1, "output": 6, "long_context": [{"input": 2}]}),
+        [
+            "field 'tiers.flex.long_context[0].above_input_tokens'",
+            "every long-context tier needs",
+        ],
+        id="tier-missing-threshold",
+    ),
+]
+
+
+@pytest.mark.parametrize(("table", "fragments"), BAD_LONG_CONTEXT)
+def test_bad_long_context_rejected(table, fragments):
+    with pytest.raises(PricingTableError) as caught:
+        llmfy_usage_tracker(openai_pricing=table)
+
+    message = str(caught.value)
+    assert "provider 'openai'" in message
+    assert "Expected shape" in message
+    for fragment in fragments:
+        assert fragment in message

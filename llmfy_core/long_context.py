@@ -1,0 +1,170 @@
+"""The `long_context` field of a user's price entry: validation and parsing.
+
+`openai_pricing=`, `bedrock_pricing=` and price files share one shape:
+
+    "long_context": [{"above_input_tokens": 272000, "input": 5.00, "output": 22.50}]
+
+Each tier has a threshold and rates in the unit and with the rate fields of
+the entry it belongs to. When a request's input tokens, cached ones included,
+exceed a tier's threshold, the tier's rates replace the entry's for the whole
+request (see `Price.for_input_tokens`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from decimal import Decimal
+from typing import Any
+
+from llmfy_core.errors import PricingTableError
+from llmfy_core.model import LongContextTier, Price
+from llmfy_core.pricing import describe_entry
+
+LONG_CONTEXT = "long_context"
+THRESHOLD = "above_input_tokens"
+REQUIRED_RATES = ("input", "output")
+
+RatesParser = Callable[[Mapping[str, Any], str], Price]
+"""Builds a tier's `Price` from its rate fields and the tier's field path."""
+
+ErrorFactory = Callable[[str, str], Exception]
+"""Returns the exception to raise for an error message about a field path."""
+
+
+def _pricing_table_error(field: str, message: str) -> Exception:
+    return PricingTableError(message)
+
+
+def parse_long_context(
+    value: object,
+    *,
+    provider: str,
+    model: str,
+    region: str | None,
+    field: str,
+    optional_rates: Collection[str],
+    expected_shape: str,
+    parse_rates: RatesParser,
+    fail: ErrorFactory = _pricing_table_error,
+) -> tuple[LongContextTier, ...]:
+    """Validate the `long_context` list of a price entry and return its tiers.
+
+    `value` is a list of mappings, each with `above_input_tokens` (a whole
+    number above 0, unique in the list), `input`, `output` and any of
+    `optional_rates`. None means no tiers. `field` is the list's path in
+    error messages, such as `tiers.flex.long_context`.
+
+    `parse_rates(rates, tier_field)` builds a tier's `Price` from its rate
+    fields, in the unit of the entry, and names its own faults under
+    `tier_field` (`long_context[0]`). The tiers are returned in ascending
+    order of threshold, the order that `Price.for_input_tokens` reads them in.
+
+    Faults of the list's shape raise `fail(field_path, message)`, by default
+    a `PricingTableError`, with a message that names the provider, model,
+    region and field and ends with `expected_shape`.
+    """
+    if value is None:
+        return ()
+    shape = f" Expected shape: {expected_shape}"
+
+    def where(at: str) -> str:
+        return describe_entry(provider, model, region, at)
+
+    if not isinstance(value, (list, tuple)):
+        hint = (
+            " To give one tier, put its mapping in a list."
+            if isinstance(value, Mapping)
+            else ""
+        )
+        raise fail(
+            field,
+            f"Invalid long-context tiers for {where(field)}: expected a list of "
+            f"tiers, got {type(value).__name__} {value!r}.{hint}{shape}",
+        )
+
+    tiers: dict[int, LongContextTier] = {}
+    first_index: dict[int, int] = {}
+    for index, tier in enumerate(value):
+        tier_field = f"{field}[{index}]"
+        _check_tier_fields(tier, tier_field, optional_rates, where, shape, fail)
+        assert isinstance(tier, Mapping)
+        threshold = _threshold(tier, tier_field, where, shape, fail)
+        if threshold in tiers:
+            at = f"{tier_field}.{THRESHOLD}"
+            raise fail(
+                at,
+                f"Duplicate long-context threshold for {where(at)}: "
+                f"{field}[{first_index[threshold]}] and {tier_field} both apply "
+                f"above {threshold} input tokens. Give each tier its own "
+                f"threshold, or merge the two tiers into one.{shape}",
+            )
+        rates = {key: rate for key, rate in tier.items() if key != THRESHOLD}
+        tiers[threshold] = LongContextTier(threshold, parse_rates(rates, tier_field))
+        first_index[threshold] = index
+    return tuple(tiers[threshold] for threshold in sorted(tiers))
+
+
+def _check_tier_fields(
+    tier: object,
+    tier_field: str,
+    optional_rates: Collection[str],
+    where: Callable[[str], str],
+    shape: str,
+    fail: ErrorFactory,
+) -> None:
+    """Raise unless `tier` is a mapping with a threshold and known rate fields."""
+    if not isinstance(tier, Mapping):
+        raise fail(
+            tier_field,
+            f"Invalid long-context tier for {where(tier_field)}: expected a mapping "
+            f"of `{THRESHOLD}` and prices, got {type(tier).__name__} {tier!r}."
+            f"{shape}",
+        )
+    if LONG_CONTEXT in tier:
+        at = f"{tier_field}.{LONG_CONTEXT}"
+        raise fail(
+            at,
+            f"Invalid nesting for {where(at)}: a long-context tier cannot have "
+            "long-context tiers of its own. List every tier in the entry's "
+            f"`{LONG_CONTEXT}`.{shape}",
+        )
+    allowed = {THRESHOLD, *REQUIRED_RATES, *optional_rates}
+    unknown = sorted(str(key) for key in tier if key not in allowed)
+    if unknown:
+        at = f"{tier_field}.{unknown[0]}"
+        raise fail(
+            at,
+            f"Unknown field in the long-context tier for {where(at)}. Allowed "
+            f"fields: {', '.join(sorted(allowed))}. A tier's prices are in the "
+            f"unit of its entry.{shape}",
+        )
+    for required in (THRESHOLD, *REQUIRED_RATES):
+        if required not in tier:
+            at = f"{tier_field}.{required}"
+            raise fail(
+                at,
+                f"Missing field for {where(at)}: every long-context tier needs "
+                f"`{THRESHOLD}`, `input` and `output`.{shape}",
+            )
+
+
+def _threshold(
+    tier: Mapping[str, Any],
+    tier_field: str,
+    where: Callable[[str], str],
+    shape: str,
+    fail: ErrorFactory,
+) -> int:
+    threshold = tier[THRESHOLD]
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        at = f"{tier_field}.{THRESHOLD}"
+        # A price file's decimal numbers are Decimals, so show 272000.0 as written.
+        shown = str(threshold) if isinstance(threshold, Decimal) else repr(threshold)
+        raise fail(
+            at,
+            f"Invalid long-context threshold for {where(at)}: {shown} is not "
+            "a whole number above 0. Give the number of input tokens, cached ones "
+            "included, above which the tier's prices apply to the whole request, "
+            f"such as 200000.{shape}",
+        )
+    return threshold
