@@ -10,7 +10,9 @@ AWS Regions, and each Region to its prices, in USD per 1,000 tokens unless
 
 `cache_read`, `cache_write` and `cache_write_1h` (cache writes kept for one
 hour) are optional. Cache tokens without a price are charged at the `input`
-rate, and 1-hour writes without one at the `cache_write` rate. An entry
+rate, and 1-hour writes without one at the `cache_write` rate. `long_context`
+(see `llmfy_core.long_context`) lists the rates of requests above an input
+token threshold, with the same rate fields and unit as the Region's. An entry
 applies to on-demand and batch requests of every service tier. Model ids
 resolve the way the bundled table resolves them, so an entry for a model id
 also prices its `us.`, `eu.`, `global.` (...) profiles and its ARNs in that
@@ -40,6 +42,7 @@ from llmfy_bedrock.resolve import parse_model_id
 from llmfy_core import Price, PricingTableError, PricingWarning
 from llmfy_core.errors import warn_in_setup
 from llmfy_core.logs import get_logger
+from llmfy_core.long_context import LONG_CONTEXT, parse_long_context
 from llmfy_core.pricing import (
     describe_entry,
     likely_typo,
@@ -66,9 +69,24 @@ SOURCE = "bedrock_pricing override"
 _REGION = re.compile(r"[a-z]{2,4}(-[a-z]+)*-\d+")
 ONE_HOUR_WRITE = "cache_write_1h"
 _PRICE_FIELDS = frozenset(
-    {"input", "output", "cache_read", "cache_write", ONE_HOUR_WRITE, "price_per_tokens"}
+    {
+        "input",
+        "output",
+        "cache_read",
+        "cache_write",
+        ONE_HOUR_WRITE,
+        "price_per_tokens",
+        LONG_CONTEXT,
+    }
 )
-_EXTRA_FIELDS = frozenset({"region", ONE_HOUR_WRITE})
+_EXTRA_FIELDS = frozenset({"region", ONE_HOUR_WRITE, LONG_CONTEXT})
+# The optional rates of a long-context tier, which are a Region's without its unit.
+_TIER_RATES = frozenset({"cache_read", "cache_write", ONE_HOUR_WRITE})
+LONG_CONTEXT_SHAPE = (
+    "'long_context': [{'above_input_tokens': 200000, 'input': 0.006, "
+    "'output': 0.0225}] in the Region's prices, in their unit; optional "
+    f"{', '.join(sorted(_TIER_RATES))}"
+)
 
 
 def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
@@ -95,27 +113,7 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
             if _region_advice(region) is not None:
                 unknown_regions.setdefault(region, []).append(model)
             _check_unit(model, region, entry)
-            price = price_from_mapping(
-                entry,
-                provider=PROVIDER,
-                model=model,
-                region=region,
-                default_unit=OVERRIDE_UNIT,
-                expected_shape=EXPECTED_SHAPE,
-                source=SOURCE,
-                allowed_extra=_EXTRA_FIELDS,
-            )
-            if ONE_HOUR_WRITE in entry:
-                rate = parse_price_value(
-                    entry[ONE_HOUR_WRITE],
-                    provider=PROVIDER,
-                    model=model,
-                    field=ONE_HOUR_WRITE,
-                    region=region,
-                    price_per_tokens=price.price_per_tokens,
-                    expected_shape=EXPECTED_SHAPE,
-                )
-                price = attrs.evolve(price, other={ONE_HOUR_WRITE: rate})
+            price = _region_price(model, region, entry)
             _check_region_name(model, region, entry.get("region"))
             for priced in (model, bundled_id):
                 if priced is None:
@@ -125,6 +123,58 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
                 entries[(priced, region, True)] = price
     _warn_unknown_regions(unknown_regions)
     return BedrockPriceTable(entries, complete=False)
+
+
+def _region_price(model: str, region: str, entry: Mapping[str, Any]) -> Price:
+    """Build the price of one Region's entry, with its long-context tiers."""
+    price = _rates_price(model, region, entry, OVERRIDE_UNIT, "")
+    if LONG_CONTEXT not in entry:
+        return price
+    tiers = parse_long_context(
+        entry[LONG_CONTEXT],
+        provider=PROVIDER,
+        model=model,
+        region=region,
+        field=LONG_CONTEXT,
+        optional_rates=_TIER_RATES,
+        expected_shape=LONG_CONTEXT_SHAPE,
+        parse_rates=lambda rates, field: _rates_price(
+            model, region, rates, price.price_per_tokens, f"{field}."
+        ),
+    )
+    return attrs.evolve(price, long_context=tiers)
+
+
+def _rates_price(
+    model: str, region: str, entry: Mapping[str, Any], unit: int, field_prefix: str
+) -> Price:
+    """Build a `Price` from the rate fields of a Region's entry or of one of its tiers.
+
+    `unit` applies unless `entry` has its own `price_per_tokens`.
+    """
+    price = price_from_mapping(
+        entry,
+        provider=PROVIDER,
+        model=model,
+        region=region,
+        default_unit=unit,
+        expected_shape=EXPECTED_SHAPE,
+        source=SOURCE,
+        allowed_extra=_EXTRA_FIELDS,
+        field_prefix=field_prefix,
+    )
+    if ONE_HOUR_WRITE not in entry:
+        return price
+    rate = parse_price_value(
+        entry[ONE_HOUR_WRITE],
+        provider=PROVIDER,
+        model=model,
+        field=field_prefix + ONE_HOUR_WRITE,
+        region=region,
+        price_per_tokens=price.price_per_tokens,
+        expected_shape=EXPECTED_SHAPE,
+    )
+    return attrs.evolve(price, other={ONE_HOUR_WRITE: rate})
 
 
 def _check_one_key(

@@ -458,3 +458,221 @@ def test_unknown_region_of_many_models_warns_once() -> None:
     assert "2 more models" in messages[0]
     for model in models:
         assert isinstance(parsed.lookup(model, "mars-1", None, False), Price)
+
+
+# Claude Sonnet 4.5 re-priced in us-east-1 with rates made up for these tests,
+# in USD per 1,000 tokens, and higher rates above 200,000 input tokens.
+LONG_CONTEXT_ENTRY = {
+    "input": 0.003,
+    "output": 0.015,
+    "cache_read": 0.0003,
+    "long_context": [
+        {
+            "above_input_tokens": 200_000,
+            "input": 0.006,
+            "output": 0.0225,
+            "cache_read": 0.0006,
+            "cache_write_1h": 0.012,
+        }
+    ],
+}
+
+
+def test_long_context_rates_above_threshold() -> None:
+    table = {SONNET_45: {"us-east-1": LONG_CONTEXT_ENTRY}}
+    profile = f"us.{SONNET_45}"
+
+    with llmfy_usage_tracker(bedrock_pricing=table) as usage:
+        at_threshold = usage.record(
+            "bedrock",
+            profile,
+            200_000,
+            1_000,
+            cache_read_tokens=50_000,
+            region="us-east-1",
+        )
+        above = usage.record(
+            "bedrock",
+            profile,
+            200_001,
+            1_000,
+            cache_read_tokens=50_000,
+            region="us-east-1",
+        )
+        one_hour_writes = usage.record(
+            "bedrock",
+            profile,
+            210_000,
+            1_000,
+            cache_write_tokens=10_000,
+            other_tokens={"cache_write_1h": 10_000},
+            region="us-east-1",
+        )
+
+    # Not above 200,000 input tokens, cached ones included: the Region's rates.
+    # Per 1,000 tokens: 150,000 x 0.003 + 50,000 x 0.0003 + 1,000 x 0.015
+    # = 450 + 15 + 15 = 480, so 0.48 USD.
+    assert at_threshold.price_origin == "override"
+    assert at_threshold.cost is not None
+    assert at_threshold.cost.total == Decimal("0.48")
+    # Above it, the tier's rates for the whole request: 150,001 x 0.006
+    # + 50,000 x 0.0006 + 1,000 x 0.0225 = 900.006 + 30 + 22.5 = 952.506.
+    assert above.cost is not None
+    assert above.cost.total == Decimal("0.952506")
+    # The tier's 1-hour write rate: 200,000 x 0.006 + 10,000 x 0.012
+    # + 1,000 x 0.0225 = 1,200 + 120 + 22.5 = 1,342.5.
+    assert one_hour_writes.cost is not None
+    assert one_hour_writes.cost.total == Decimal("1.3425")
+
+
+def test_long_context_in_region_unit() -> None:
+    entry = {
+        "input": 3,
+        "output": 15,
+        "price_per_tokens": 1_000_000,
+        "long_context": [
+            {"above_input_tokens": 500_000, "input": 9, "output": 30},
+            {"above_input_tokens": 200_000, "input": 6, "output": 22.5},
+        ],
+    }
+
+    price = parse_overrides({SONNET_45: {"eu-west-1": entry}}).lookup(
+        SONNET_45, "eu-west-1", None, False
+    )
+
+    assert isinstance(price, Price)
+    thresholds = [tier.above_input_tokens for tier in price.long_context]
+    assert thresholds == [200_000, 500_000]
+    assert price.long_context[0].price.input == Decimal("6")
+    assert price.long_context[0].price.price_per_tokens == 1_000_000
+    assert price.long_context[1].price.output == Decimal("30")
+    assert price.long_context[1].price.long_context == ()
+
+
+def long_context_table(value: object) -> dict[str, Any]:
+    """Return a bedrock_pricing table whose us-east-1 `long_context` is `value`."""
+    return {MODEL: {"us-east-1": {**GOOD_ENTRY, "long_context": value}}}
+
+
+def long_context_tier(**fields: object) -> dict[str, object]:
+    """Return a valid long-context tier with `fields` replaced."""
+    tier: dict[str, object] = {
+        "above_input_tokens": 200_000,
+        "input": 0.006,
+        "output": 0.03,
+    }
+    tier.update(fields)
+    return tier
+
+
+AT_TIER = f"model '{MODEL}', region 'us-east-1', field 'long_context[0]"
+
+BAD_LONG_CONTEXT: list[tuple[str, Any, list[str]]] = [
+    (
+        "mapping not list",
+        long_context_table(long_context_tier()),
+        [
+            f"model '{MODEL}', region 'us-east-1', field 'long_context'",
+            "expected a list of tiers, got dict",
+            "put its mapping in a list",
+        ],
+    ),
+    (
+        "text not list",
+        long_context_table("200000"),
+        ["field 'long_context'", "expected a list of tiers, got str '200000'"],
+    ),
+    (
+        "tier not mapping",
+        long_context_table([0.006]),
+        [f"{AT_TIER}'", "expected a mapping of `above_input_tokens`"],
+    ),
+    (
+        "float threshold",
+        long_context_table([long_context_tier(above_input_tokens=2e5)]),
+        [f"{AT_TIER}.above_input_tokens'", "200000.0 is not a whole number above 0"],
+    ),
+    (
+        "bool threshold",
+        long_context_table([long_context_tier(above_input_tokens=False)]),
+        [f"{AT_TIER}.above_input_tokens'", "False is not a whole number above 0"],
+    ),
+    (
+        "zero threshold",
+        long_context_table([long_context_tier(above_input_tokens=0)]),
+        [f"{AT_TIER}.above_input_tokens'", "0 is not a whole number above 0"],
+    ),
+    (
+        "negative threshold",
+        long_context_table([long_context_tier(above_input_tokens=-200_000)]),
+        [f"{AT_TIER}.above_input_tokens'", "-200000 is not a whole number above 0"],
+    ),
+    (
+        "duplicate thresholds",
+        long_context_table([long_context_tier(), long_context_tier(input=0.007)]),
+        [
+            "field 'long_context[1].above_input_tokens'",
+            "long_context[0] and long_context[1] both apply above 200000",
+        ],
+    ),
+    (
+        "missing threshold",
+        long_context_table([{"input": 0.006, "output": 0.03}]),
+        [f"{AT_TIER}.above_input_tokens'", "every long-context tier needs"],
+    ),
+    (
+        "missing input",
+        long_context_table([{"above_input_tokens": 200_000, "output": 0.03}]),
+        [f"{AT_TIER}.input'", "every long-context tier needs"],
+    ),
+    (
+        "missing output",
+        long_context_table([{"above_input_tokens": 200_000, "input": 0.006}]),
+        [f"{AT_TIER}.output'", "every long-context tier needs"],
+    ),
+    (
+        "unknown field",
+        long_context_table([long_context_tier(cached_input=0.0006)]),
+        [
+            f"{AT_TIER}.cached_input'",
+            "Unknown field in the long-context tier",
+            "cache_write_1h",
+        ],
+    ),
+    (
+        "region name in tier",
+        long_context_table([long_context_tier(region="US East (N. Virginia)")]),
+        [f"{AT_TIER}.region'", "Unknown field in the long-context tier"],
+    ),
+    (
+        "unit in tier",
+        long_context_table([long_context_tier(price_per_tokens=1_000_000)]),
+        [f"{AT_TIER}.price_per_tokens'", "in the unit of its entry"],
+    ),
+    (
+        "negative tier rate",
+        long_context_table([long_context_tier(cache_write_1h=-1)]),
+        [f"{AT_TIER}.cache_write_1h'", "negative"],
+    ),
+    (
+        "long context not nested",
+        {MODEL: {"long_context": [long_context_tier()], "us-east-1": GOOD_ENTRY}},
+        [MODEL, "'long_context' is given directly under the model"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [(table, expected) for _, table, expected in BAD_LONG_CONTEXT],
+    ids=[name for name, _, _ in BAD_LONG_CONTEXT],
+)
+def test_bad_long_context_raises(table: Any, expected: list[str]) -> None:
+    with pytest.raises(PricingTableError) as raised:
+        llmfy_usage_tracker(bedrock_pricing=table)
+
+    message = str(raised.value)
+    assert "provider 'bedrock'" in message
+    assert "Expected shape" in message
+    for part in expected:
+        assert part in message
