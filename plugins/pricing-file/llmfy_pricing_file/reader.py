@@ -18,6 +18,8 @@ distribution's README):
     region = "us-east-1"                # optional, as are service_tier, batch
     effective_from = 2025-01-01         # optional, inclusive (UTC day)
     effective_until = 2026-01-01        # optional, exclusive (UTC day)
+    # Optional: the prices of requests above 128,000 input tokens.
+    long_context = [{ above_input_tokens = 128000, input = 0.30, output = 1.20 }]
 
 Entries of one provider that share model, region, service tier and batch flag
 must not overlap in time, so that every request matches at most one of them.
@@ -40,6 +42,7 @@ import attrs
 from llmfy_core import Price, PriceKey, PricingTableError, PricingWarning
 from llmfy_core.errors import warn_in_setup
 from llmfy_core.logs import get_logger
+from llmfy_core.long_context import LONG_CONTEXT, parse_long_context
 from llmfy_core.plugins import ListedRegions, provider_model_ids, provider_regions
 from llmfy_core.pricing import (
     BATCH_TIER,
@@ -82,12 +85,19 @@ _ENTRY_KEYS = frozenset(
         "effective_from",
         "effective_until",
         "note",
+        LONG_CONTEXT,
         *PRICE_FIELDS,
     }
 )
 _PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TOML_LINE = re.compile(r"at line (\d+)")
+
+LONG_CONTEXT_SHAPE = (
+    "long_context = [{ above_input_tokens = 272000, input = 5.00, "
+    "output = 22.50 }] in the entry, in the unit of its prices; optional "
+    "cache_read, cache_write"
+)
 
 EXPECTED_SHAPE = (
     '[[providers.openai.prices]] model = "gpt-4o-mini", input = 0.15, '
@@ -458,12 +468,30 @@ class _DocumentReader:
             )
 
         unit = UNITS[self.unit(entry, path, provider_unit)]
-        price = self.price(provider, model, region, entry, path, unit, adjustment)
         effective_from, effective_until = self.days(entry, path, where)
+
+        def entry_price(rates: Mapping[str, Any], tier_field: str | None) -> Price:
+            price = self.price(
+                provider, model, region, rates, path, unit, adjustment, tier_field
+            )
+            return attrs.evolve(price, checked=effective_from)
+
+        price = entry_price(entry, None)
+        tiers = parse_long_context(
+            entry.get(LONG_CONTEXT),
+            provider=provider,
+            model=model,
+            region=region,
+            field=LONG_CONTEXT,
+            optional_rates=("cache_read", "cache_write"),
+            expected_shape=LONG_CONTEXT_SHAPE,
+            parse_rates=entry_price,
+            fail=lambda field, message: self.fail(f"{path}.{field}", message),
+        )
         return PriceEntry(
             provider=provider,
             key=PriceKey(model, region, service_tier, batch),
-            price=attrs.evolve(price, checked=effective_from),
+            price=attrs.evolve(price, long_context=tiers),
             effective_from=effective_from,
             effective_until=effective_until,
         )
@@ -579,15 +607,24 @@ class _DocumentReader:
         path: str,
         unit: int,
         adjustment: ProviderAdjustment,
+        tier_field: str | None = None,
     ) -> Price:
+        """Build the price of an entry, or of its long-context tier at `tier_field`.
+
+        `path` is the entry's key path, and `tier_field` (`long_context[0]`)
+        the path of the tier inside the entry.
+        """
         values: dict[str, Decimal | None] = {}
         for field in PRICE_FIELDS:
             value = entry.get(field)
+            # The field as errors name it: `input`, or `long_context[0].input`.
+            named = field if tier_field is None else f"{tier_field}.{field}"
+            key_path = f"{path}.{named}"
             if value is None:
                 if field in ("input", "output"):
-                    where = describe_entry(provider, model, region, field)
+                    where = describe_entry(provider, model, region, named)
                     raise self.fail(
-                        _join(path, field),
+                        key_path,
                         f"missing price for {where}: every entry needs `input` and "
                         f"`output`. Expected shape: {EXPECTED_SHAPE}",
                     )
@@ -599,24 +636,24 @@ class _DocumentReader:
                     provider=provider,
                     model=model,
                     region=region,
-                    field=field,
+                    field=named,
                     price_per_tokens=unit,
                 )
             except PricingTableError as error:
-                raise self.fail(_join(path, field), str(error)) from None
+                raise self.fail(key_path, str(error)) from None
             except ArithmeticError:
                 # decimal.Overflow: an exponent too large for Decimal arithmetic.
-                where = describe_entry(provider, model, region, field)
+                where = describe_entry(provider, model, region, named)
                 raise self.fail(
-                    _join(path, field),
+                    key_path,
                     f"invalid price for {where}: {_show(value)} is too large to be "
                     "a price.",
                 ) from None
             adjusted = _adjust(parsed, adjustment.factor)
             if adjusted is None or adjusted.adjusted() > MAX_PRICE_EXPONENT:
-                where = describe_entry(provider, model, region, field)
+                where = describe_entry(provider, model, region, named)
                 raise self.fail(
-                    _join(path, field),
+                    key_path,
                     f"invalid price for {where}: {_show(value)} times the "
                     f"provider's multiplier {adjustment.factor:g} is far too large "
                     f"for a price in USD per {unit:,} tokens. Check the multiplier.",

@@ -28,6 +28,25 @@ output = 0.40
 ENTRY = '[[providers.openai.prices]]\nmodel = "gpt-4o-mini"\n'
 
 
+LONG_CONTEXT_ENTRY = (
+    '[[providers.openai.prices]]\nmodel = "gpt-5.4"\ninput = 2.5\noutput = 15\n'
+)
+THRESHOLD_PATH = "providers.openai.prices[0].long_context[0].above_input_tokens"
+
+
+def long_context_file(*lines: str) -> str:
+    """Return a price file whose gpt-5.4 entry has one long-context tier.
+
+    The tier has `lines`, and `input` and `output` prices.
+    """
+    return (
+        LONG_CONTEXT_ENTRY
+        + "\n[[providers.openai.prices.long_context]]\n"
+        + "".join(f"{line}\n" for line in lines)
+        + "input = 5\noutput = 22.5\n"
+    )
+
+
 @attrs.frozen
 class BadFile:
     """One invalid price file and what its error must name."""
@@ -257,6 +276,113 @@ BAD_FILES = [
         "format_version = 2\n",
         ("unsupported format version 2",),
         key_path="format_version",
+    ),
+    BadFile(
+        "long-context-number",
+        LONG_CONTEXT_ENTRY + "long_context = 272000\n",
+        ("field 'long_context'", "expected a list of tiers, got int 272000"),
+        key_path="providers.openai.prices[0].long_context",
+    ),
+    BadFile(
+        "long-context-table",
+        LONG_CONTEXT_ENTRY
+        + "[providers.openai.prices.long_context]\n"
+        + "above_input_tokens = 272000\ninput = 5\noutput = 22.5\n",
+        ("expected a list of tiers, got dict", "put its mapping in a list"),
+        key_path="providers.openai.prices[0].long_context",
+    ),
+    BadFile(
+        "long-context-tier-number",
+        LONG_CONTEXT_ENTRY + "long_context = [5]\n",
+        ("field 'long_context[0]'", "expected a mapping of `above_input_tokens`"),
+        key_path="providers.openai.prices[0].long_context[0]",
+    ),
+    BadFile(
+        "long-context-float-threshold",
+        long_context_file("above_input_tokens = 272000.0"),
+        (
+            "model 'gpt-5.4', field 'long_context[0].above_input_tokens'",
+            "272000.0 is not a whole number above 0",
+        ),
+        key_path=THRESHOLD_PATH,
+    ),
+    BadFile(
+        "long-context-bool-threshold",
+        long_context_file("above_input_tokens = true"),
+        ("True is not a whole number above 0",),
+        key_path=THRESHOLD_PATH,
+    ),
+    BadFile(
+        "long-context-zero-threshold",
+        long_context_file("above_input_tokens = 0"),
+        ("0 is not a whole number above 0", "such as 200000"),
+        key_path=THRESHOLD_PATH,
+    ),
+    BadFile(
+        "long-context-negative-threshold",
+        long_context_file("above_input_tokens = -272000"),
+        ("-272000 is not a whole number above 0",),
+        key_path=THRESHOLD_PATH,
+    ),
+    BadFile(
+        "long-context-missing-threshold",
+        LONG_CONTEXT_ENTRY + "long_context = [{ input = 5, output = 22.5 }]\n",
+        ("every long-context tier needs `above_input_tokens`",),
+        key_path=THRESHOLD_PATH,
+    ),
+    BadFile(
+        "long-context-duplicate-threshold",
+        long_context_file("above_input_tokens = 272000")
+        + "\n[[providers.openai.prices.long_context]]\n"
+        + "above_input_tokens = 272000\ninput = 6\noutput = 24\n",
+        (
+            "long_context[0] and long_context[1] both apply above 272000 input tokens",
+            "Give each tier its own threshold",
+        ),
+        key_path="providers.openai.prices[0].long_context[1].above_input_tokens",
+    ),
+    BadFile(
+        "long-context-missing-input",
+        LONG_CONTEXT_ENTRY
+        + "long_context = [{ above_input_tokens = 272000, output = 22.5 }]\n",
+        ("field 'long_context[0].input'", "every long-context tier needs"),
+        key_path="providers.openai.prices[0].long_context[0].input",
+    ),
+    BadFile(
+        "long-context-missing-output",
+        LONG_CONTEXT_ENTRY
+        + "long_context = [{ above_input_tokens = 272000, input = 5 }]\n",
+        ("field 'long_context[0].output'", "every long-context tier needs"),
+        key_path="providers.openai.prices[0].long_context[0].output",
+    ),
+    BadFile(
+        "long-context-unknown-key",
+        long_context_file("above_input_tokens = 272000", "cached = 0.5"),
+        (
+            "Unknown field in the long-context tier",
+            "above_input_tokens, cache_read, cache_write, input, output",
+        ),
+        key_path="providers.openai.prices[0].long_context[0].cached",
+    ),
+    BadFile(
+        "long-context-unit",
+        long_context_file("above_input_tokens = 272000", 'unit = "usd_per_token"'),
+        ("A tier's prices are in the unit of its entry.",),
+        key_path="providers.openai.prices[0].long_context[0].unit",
+    ),
+    BadFile(
+        "long-context-negative-price",
+        long_context_file("above_input_tokens = 272000", "cache_read = -0.5"),
+        ("field 'long_context[0].cache_read'", "-0.5", "is negative"),
+        key_path="providers.openai.prices[0].long_context[0].cache_read",
+    ),
+    BadFile(
+        "long-context-json-threshold",
+        '{"providers": {"openai": {"prices": [{"model": "gpt-5.4", "input": 2.5, '
+        '"output": 15, "long_context": [{"above_input_tokens": "272000", '
+        '"input": 5, "output": 22.5}]}]}}}',
+        ("'272000' is not a whole number above 0",),
+        key_path=THRESHOLD_PATH,
     ),
     BadFile(
         "not-utf8",
