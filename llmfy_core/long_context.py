@@ -57,7 +57,7 @@ def parse_long_context(
     `parse_rates(rates, tier_field)` builds a tier's `Price` from its rate
     fields, in the unit of the entry, and names its own faults under
     `tier_field` (`long_context[0]`). The tiers are returned in ascending
-    order of threshold, the order that `Price.for_input_tokens` reads them in.
+    order of threshold.
 
     Faults of the list's shape raise `fail(field_path, message)`, by default
     a `PricingTableError`, with a message that names the provider, model,

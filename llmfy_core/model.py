@@ -247,10 +247,9 @@ class Price:
     `cache_read` and `cache_write` of `None` mean those tokens are charged at the
     `input` rate. `other` prices a token subset (see the module docstring) at its
     own rate. `per_call` is USD per call of a built-in tool. `long_context`
-    lists the tiers in ascending order of `above_input_tokens`, because
-    `for_input_tokens` takes the last one that a request exceeds. `source` and
-    `checked` give where the price was published and when it was last compared
-    with that page.
+    lists the long-context tiers in any order (see `for_input_tokens`).
+    `source` and `checked` give where the price was published and when it was
+    last compared with that page.
     """
 
     input: Decimal
@@ -269,13 +268,20 @@ class Price:
     checked: dt.date | None = None
 
     def for_input_tokens(self, input_tokens: int | None) -> Price:
-        """Return the price that applies to a request with that many input tokens."""
+        """Return the price that applies to a request with that many input tokens.
+
+        Of the tiers whose threshold the request exceeds, the one with the
+        highest threshold applies, and the first listed of equal thresholds.
+        """
         if not self.long_context or input_tokens is None:
             return self
         chosen = self
+        highest = -1
         for tier in self.long_context:
-            if input_tokens > tier.above_input_tokens:
+            threshold = tier.above_input_tokens
+            if highest < threshold < input_tokens:
                 chosen = tier.price
+                highest = threshold
         return chosen
 
 

@@ -140,6 +140,21 @@ def test_long_context_tier_reprices_whole_request() -> None:
     assert above.total == Decimal("1.222506")
 
 
+def test_long_context_tiers_in_any_order() -> None:
+    # A plugin may list its tiers in any order: the tier with the highest
+    # threshold below the request's input tokens applies.
+    tier_200k = LongContextTier(200_000, Price(input=Decimal("6"), output=Decimal(0)))
+    tier_1m = LongContextTier(1_000_000, Price(input=Decimal("9"), output=Decimal(0)))
+    base = Price(input=Decimal("3"), output=Decimal(0))
+
+    for tiers in ((tier_200k, tier_1m), (tier_1m, tier_200k)):
+        price = attrs.evolve(base, long_context=tiers)
+        assert price.for_input_tokens(200_000) is price
+        assert price.for_input_tokens(200_001) is tier_200k.price
+        assert price.for_input_tokens(1_000_000) is tier_200k.price
+        assert price.for_input_tokens(1_000_001) is tier_1m.price
+
+
 def test_price_problem_long_context_thresholds() -> None:
     tier_price = Price(input=Decimal("6"), output=Decimal("22.5"))
     base = Price(input=Decimal("3"), output=Decimal("15"))
