@@ -29,6 +29,7 @@ import llmfy_core
 from llmfy_core import (
     CallContext,
     CatalogEntry,
+    LongContextTier,
     Price,
     PriceKey,
     PriceRank,
@@ -992,6 +993,48 @@ def test_cost_text_long_context_threshold(
     assert "because it has more than 272,000 input tokens" in out
     # 300,000 input tokens at the long-context rate of 5.00 USD per million.
     assert "1.5" in out
+
+
+class SharedTierPrice:
+    """A pricing plugin whose two long-context tiers share one `Price` object."""
+
+    llmfy_price_rank = PriceRank.FALLBACK
+
+    long_price = Price(Decimal(4), Decimal(18), source="shared tier test price")
+    price = Price(
+        Decimal(2),
+        Decimal(12),
+        long_context=(
+            LongContextTier(1_000, long_price),
+            LongContextTier(5_000, long_price),
+        ),
+        source="shared tier test price",
+    )
+
+    @hookimpl
+    def price_catalog(self, provider: str | None) -> list[CatalogEntry]:
+        return [CatalogEntry("acme", PriceKey("acme-long"), self.price)]
+
+    @hookimpl
+    def price_lookup(self, provider: str, model: str) -> Price | None:
+        return self.price if (provider, model) == ("acme", "acme-long") else None
+
+
+def test_cost_text_names_exceeded_threshold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    llmfy_core.register_plugin(SharedTierPrice(), "shared-tier")
+
+    code, out, _ = run(
+        capsys, "cost", "acme-long", "--provider", "acme", "--input", "2000",
+        "--output", "0",
+    )  # fmt: skip
+
+    assert code == 0
+    # 2,000 input tokens at the tier's 4 USD per million.
+    assert "0.008" in out
+    assert "because it has more than 1,000 input tokens" in out
+    assert "5,000" not in out
 
 
 def test_cost_bedrock_region(capsys: pytest.CaptureFixture[str]) -> None:

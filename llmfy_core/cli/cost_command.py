@@ -213,11 +213,14 @@ def _cost_text(usage: Usage, price: Price, origin: str | None) -> str:
             f"The output includes {usage.reasoning_tokens:,} reasoning tokens, "
             "charged at the output rate."
         )
-    # The tier whose price `for_input_tokens` chose names the threshold.
+    # `for_input_tokens` chose the last tier whose threshold the request
+    # exceeds. Matching the chosen price by identity instead would name the
+    # wrong threshold when two tiers share one `Price` object.
+    input_tokens = usage.input_tokens or 0
     thresholds = [
         tier.above_input_tokens
         for tier in price.long_context
-        if tier.price is effective
+        if input_tokens > tier.above_input_tokens
     ]
     if thresholds:
         threshold = thresholds[-1]
