@@ -614,6 +614,29 @@ def test_region_warning_openai_regional(capsys: pytest.CaptureFixture[str]) -> N
     assert "0.00275" in out
 
 
+def test_region_warning_names_price_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The openai plugin has an eu rate for gpt-5.4, but the file's entry
+    # without a region wins in every region, so the warning names the file.
+    prices = tmp_path / "prices.toml"
+    prices.write_text(
+        '[[providers.openai.prices]]\nmodel = "gpt-5.4"\ninput = 2.0\noutput = 12.0\n'
+    )
+
+    code, out, err = run(
+        capsys, "cost", "gpt-5.4", "--region", "eu", "--prices", str(prices),
+        "--input", "1000", "--output", "0",
+    )  # fmt: skip
+
+    assert code == 0
+    assert "--region eu does not change the price" in err
+    assert "no installed price source" not in err
+    assert "the price from --prices has no rate of its own" in err
+    # 1,000 input tokens at the file's 2.00 USD per million.
+    assert "0.002" in out
+
+
 def test_region_for_bedrock_no_warning(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(
         capsys, "cost", "amazon.nova-lite-v1:0", "--region", "us-east-1",

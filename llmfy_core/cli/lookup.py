@@ -180,13 +180,16 @@ def _warn_if_region_unused(
         return
     if _resolve(resolver, query, provider, None) != found:
         return
+    # The price that applies may come from --prices, which wins over a plugin
+    # that has a rate for the region, so the message names where it is from.
     logger.warning(
-        "--region %s does not change the price of %s model %r, because no "
-        "installed price source has a rate for it in that region. Check the "
+        "--region %s does not change the price of %s model %r, because the "
+        "price from %s has no rate of its own for that region. Check the "
         "region, or leave out --region.",
         query.region,
         provider,
         query.model,
+        found.origin,
     )
 
 
