@@ -1043,21 +1043,47 @@ class SharedTierPrice:
         return self.price if (provider, model) == ("acme", "acme-long") else None
 
 
+class DescendingTierPrice(SharedTierPrice):
+    """A pricing plugin that lists its long-context tiers from the highest down."""
+
+    price = Price(
+        Decimal(2),
+        Decimal(12),
+        long_context=(
+            LongContextTier(5_000, Price(Decimal(8), Decimal(30))),
+            LongContextTier(1_000, Price(Decimal(4), Decimal(18))),
+        ),
+        source="descending tier test price",
+    )
+
+
+@pytest.mark.parametrize(
+    ("plugin", "input_tokens", "cost", "threshold"),
+    [
+        # 2,000 input tokens at the shared tier's 4 USD per million.
+        (SharedTierPrice, "2000", "0.008", "1,000"),
+        # 6,000 input tokens at the 5,000 tier's 8 USD per million.
+        (DescendingTierPrice, "6000", "0.048", "5,000"),
+    ],
+)
 def test_cost_text_names_exceeded_threshold(
     capsys: pytest.CaptureFixture[str],
+    plugin: type[SharedTierPrice],
+    input_tokens: str,
+    cost: str,
+    threshold: str,
 ) -> None:
-    llmfy_core.register_plugin(SharedTierPrice(), "shared-tier")
+    llmfy_core.register_plugin(plugin(), "tier-test")
 
     code, out, _ = run(
-        capsys, "cost", "acme-long", "--provider", "acme", "--input", "2000",
+        capsys, "cost", "acme-long", "--provider", "acme", "--input", input_tokens,
         "--output", "0",
     )  # fmt: skip
 
     assert code == 0
-    # 2,000 input tokens at the tier's 4 USD per million.
-    assert "0.008" in out
-    assert "because it has more than 1,000 input tokens" in out
-    assert "5,000" not in out
+    assert cost in out
+    assert f"because it has more than {threshold} input tokens" in out
+    assert out.count("because it has more than") == 1
 
 
 def test_cost_bedrock_region(capsys: pytest.CaptureFixture[str]) -> None:

@@ -213,9 +213,9 @@ def _cost_text(usage: Usage, price: Price, origin: str | None) -> str:
             f"The output includes {usage.reasoning_tokens:,} reasoning tokens, "
             "charged at the output rate."
         )
-    # `for_input_tokens` chose the last tier whose threshold the request
-    # exceeds. Matching the chosen price by identity instead would name the
-    # wrong threshold when two tiers share one `Price` object.
+    # `for_input_tokens` chose the tier of the highest threshold that the
+    # request exceeds. Matching the chosen price by identity instead would
+    # name the wrong threshold when two tiers share one `Price` object.
     input_tokens = usage.input_tokens or 0
     thresholds = [
         tier.above_input_tokens
@@ -223,7 +223,7 @@ def _cost_text(usage: Usage, price: Price, origin: str | None) -> str:
         if input_tokens > tier.above_input_tokens
     ]
     if thresholds:
-        threshold = thresholds[-1]
+        threshold = max(thresholds)
         lines.append(
             "The long-context price applies to the whole request, because it has "
             f"more than {threshold:,} input tokens."
