@@ -82,14 +82,14 @@ def parse_long_context(
             f"tiers, got {type(value).__name__} {value!r}.{hint}{shape}",
         )
 
-    tiers: dict[int, LongContextTier] = {}
+    tiers: list[LongContextTier] = []
+    # The index of the tier that gave each threshold, for duplicates.
     first_index: dict[int, int] = {}
-    for index, tier in enumerate(value):
+    for index, item in enumerate(value):
         tier_field = f"{field}[{index}]"
-        _check_tier_fields(tier, tier_field, optional_rates, where, shape, fail)
-        assert isinstance(tier, Mapping)
+        tier = _checked_tier(item, tier_field, optional_rates, where, shape, fail)
         threshold = _threshold(tier, tier_field, where, shape, fail)
-        if threshold in tiers:
+        if threshold in first_index:
             at = f"{tier_field}.{THRESHOLD}"
             raise fail(
                 at,
@@ -98,21 +98,21 @@ def parse_long_context(
                 f"above {threshold} input tokens. Give each tier its own "
                 f"threshold, or merge the two tiers into one.{shape}",
             )
-        rates = {key: rate for key, rate in tier.items() if key != THRESHOLD}
-        tiers[threshold] = LongContextTier(threshold, parse_rates(rates, tier_field))
         first_index[threshold] = index
-    return tuple(tiers[threshold] for threshold in sorted(tiers))
+        rates = {key: rate for key, rate in tier.items() if key != THRESHOLD}
+        tiers.append(LongContextTier(threshold, parse_rates(rates, tier_field)))
+    return tuple(sorted(tiers, key=lambda tier: tier.above_input_tokens))
 
 
-def _check_tier_fields(
+def _checked_tier(
     tier: object,
     tier_field: str,
     optional_rates: Collection[str],
     where: Callable[[str], str],
     shape: str,
     fail: ErrorFactory,
-) -> None:
-    """Raise unless `tier` is a mapping with a threshold and known rate fields."""
+) -> Mapping[str, Any]:
+    """Return `tier` if it is a mapping with a threshold and known rate fields."""
     if not isinstance(tier, Mapping):
         raise fail(
             tier_field,
@@ -146,6 +146,7 @@ def _check_tier_fields(
                 f"Missing field for {where(at)}: every long-context tier needs "
                 f"`{THRESHOLD}`, `input` and `output`.{shape}",
             )
+    return tier
 
 
 def _threshold(
@@ -159,10 +160,10 @@ def _threshold(
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
         at = f"{tier_field}.{THRESHOLD}"
         # A price file's decimal numbers are Decimals, so show 272000.0 as written.
-        shown = str(threshold) if isinstance(threshold, Decimal) else repr(threshold)
+        written = str(threshold) if isinstance(threshold, Decimal) else repr(threshold)
         raise fail(
             at,
-            f"Invalid long-context threshold for {where(at)}: {shown} is not "
+            f"Invalid long-context threshold for {where(at)}: {written} is not "
             "a whole number above 0. Give the number of input tokens, cached ones "
             "included, above which the tier's prices apply to the whole request, "
             f"such as 200000.{shape}",
