@@ -12,6 +12,7 @@ request (see `Price.for_input_tokens`).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,9 @@ from llmfy_core.pricing import describe_entry
 LONG_CONTEXT = "long_context"
 THRESHOLD = "above_input_tokens"
 REQUIRED_RATES = ("input", "output")
+# The largest threshold taken. No request has more input tokens, and Python
+# cannot turn an int of over 4,300 digits into text for a report.
+MAX_THRESHOLD = 2**63 - 1
 
 RatesParser = Callable[[Mapping[str, Any], str], Price]
 """Builds a tier's `Price` from its rate fields and the tier's field path."""
@@ -156,16 +160,47 @@ def _threshold(
     shape: str,
     fail: ErrorFactory,
 ) -> int:
-    threshold = tier[THRESHOLD]
-    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-        at = f"{tier_field}.{THRESHOLD}"
-        # A price file's decimal numbers are Decimals, so show 272000.0 as written.
-        written = str(threshold) if isinstance(threshold, Decimal) else repr(threshold)
-        raise fail(
-            at,
-            f"Invalid long-context threshold for {where(at)}: {written} is not "
-            "a whole number above 0. Give the number of input tokens, cached ones "
-            "included, above which the tier's prices apply to the whole request, "
-            f"such as 200000.{shape}",
+    """Return the tier's threshold as an int, or raise naming what is wrong.
+
+    Any integer type is taken (an `int`, or a NumPy integer, which has
+    `__index__`), but not a bool, and not a float or Decimal even when whole.
+    """
+    value = tier[THRESHOLD]
+    at = f"{tier_field}.{THRESHOLD}"
+    try:
+        threshold = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        threshold = None
+    if threshold is not None and 1 <= threshold <= MAX_THRESHOLD:
+        return threshold
+
+    whole = threshold if threshold is not None else _whole_value(value)
+    if whole is not None and whole > MAX_THRESHOLD:
+        # Not shown: its text may have more digits than Python converts.
+        problem = (
+            f"a number of {whole.bit_length()} bits is above {MAX_THRESHOLD}, "
+            "and no request has that many input tokens"
         )
-    return threshold
+    else:
+        # A price file's decimal numbers are Decimals, so show 272000.0 as written.
+        written = str(value) if isinstance(value, Decimal) else repr(value)
+        if threshold is None and whole is not None and whole > 0:
+            kind = type(value).__name__
+            problem = f"{written} ({kind}) is not an integer; write it as {whole}"
+        else:
+            problem = f"{written} is not a whole number above 0"
+    raise fail(
+        at,
+        f"Invalid long-context threshold for {where(at)}: {problem}. Give the "
+        "number of input tokens, cached ones included, above which the tier's "
+        f"prices apply to the whole request, such as 200000.{shape}",
+    )
+
+
+def _whole_value(value: object) -> int | None:
+    """Return a finite float or Decimal without a fraction as an int, else None."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Decimal) and value.is_finite() and value == int(value):
+        return int(value)
+    return None

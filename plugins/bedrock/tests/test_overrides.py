@@ -590,7 +590,12 @@ BAD_LONG_CONTEXT: list[tuple[str, Any, list[str]]] = [
     (
         "float threshold",
         long_context_table([long_context_tier(above_input_tokens=2e5)]),
-        [f"{AT_TIER}.above_input_tokens'", "200000.0 is not a whole number above 0"],
+        [f"{AT_TIER}.above_input_tokens'", "200000.0 (float) is not an integer"],
+    ),
+    (
+        "threshold above 64 bits",
+        long_context_table([long_context_tier(above_input_tokens=2**64)]),
+        [f"{AT_TIER}.above_input_tokens'", "a number of 65 bits is above"],
     ),
     (
         "bool threshold",

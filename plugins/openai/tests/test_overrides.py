@@ -533,6 +533,29 @@ def test_long_context_tiers_sorted_by_threshold():
     assert top.cost.total == Decimal("1.506")
 
 
+class IndexOnlyInt:
+    """An integer that is not an int, as NumPy's are: it has only `__index__`."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+
+def test_long_context_threshold_of_any_integer_type():
+    tier = long_context_tier(above_input_tokens=IndexOnlyInt(272_000))
+
+    with llmfy_usage_tracker(openai_pricing=long_context(tier)) as usage:
+        at_threshold = usage.record("openai", "gpt-5.4", 272_000, 1_000)
+        above = usage.record("openai", "gpt-5.4", 272_001, 1_000)
+
+    # 272,000 x 2 + 1,000 x 12 = 556,000 millionths of a USD.
+    assert at_threshold.cost.total == Decimal("0.556")
+    # 272,001 x 4 + 1,000 x 18 = 1,106,004 millionths of a USD.
+    assert above.cost.total == Decimal("1.106004")
+
+
 def test_long_context_under_service_tiers():
     table = {
         "gpt-5.4": {
@@ -623,10 +646,35 @@ BAD_LONG_CONTEXT = [
         long_context(long_context_tier(above_input_tokens=272_000.0)),
         [
             "field 'long_context[0].above_input_tokens'",
-            "272000.0 is not a whole number above 0",
+            "272000.0 (float) is not an integer; write it as 272000",
             "such as 200000",
         ],
         id="float-threshold",
+    ),
+    pytest.param(
+        long_context(long_context_tier(above_input_tokens=Decimal(272_000))),
+        ["272000 (Decimal) is not an integer; write it as 272000"],
+        id="decimal-threshold",
+    ),
+    pytest.param(
+        long_context(long_context_tier(above_input_tokens=272_000.5)),
+        ["272000.5 is not a whole number above 0"],
+        id="fraction-threshold",
+    ),
+    pytest.param(
+        long_context(long_context_tier(above_input_tokens=2**63)),
+        [
+            "field 'long_context[0].above_input_tokens'",
+            "a number of 64 bits is above 9223372036854775807",
+            "no request has that many input tokens",
+        ],
+        id="threshold-above-64-bits",
+    ),
+    pytest.param(
+        # Python refuses to turn an int of over 4,300 digits into text.
+        long_context(long_context_tier(above_input_tokens=10**5000)),
+        ["a number of 16610 bits is above 9223372036854775807"],
+        id="threshold-too-long-to-show",
     ),
     pytest.param(
         long_context(long_context_tier(above_input_tokens="272000")),

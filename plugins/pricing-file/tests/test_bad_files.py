@@ -302,8 +302,14 @@ BAD_FILES = [
         long_context_file("above_input_tokens = 272000.0"),
         (
             "model 'gpt-5.4', field 'long_context[0].above_input_tokens'",
-            "272000.0 is not a whole number above 0",
+            "272000.0 (Decimal) is not an integer; write it as 272000",
         ),
+        key_path=THRESHOLD_PATH,
+    ),
+    BadFile(
+        "long-context-huge-threshold",
+        long_context_file("above_input_tokens = 9223372036854775808"),
+        ("a number of 64 bits is above 9223372036854775807",),
         key_path=THRESHOLD_PATH,
     ),
     BadFile(
