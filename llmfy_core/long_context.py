@@ -17,9 +17,12 @@ from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
 from typing import Any
 
-from llmfy_core.errors import PricingTableError
-from llmfy_core.model import LongContextTier, Price
+from llmfy_core.errors import PricingTableError, PricingWarning, warn_in_setup
+from llmfy_core.logs import get_logger
+from llmfy_core.model import LongContextTier, Price, Unpriced
 from llmfy_core.pricing import describe_entry
+
+logger = get_logger("llmfy.pricing")
 
 LONG_CONTEXT = "long_context"
 THRESHOLD = "above_input_tokens"
@@ -106,6 +109,43 @@ def parse_long_context(
         rates = {key: rate for key, rate in tier.items() if key != THRESHOLD}
         tiers.append(LongContextTier(threshold, parse_rates(rates, tier_field)))
     return tuple(sorted(tiers, key=lambda tier: tier.above_input_tokens))
+
+
+def warn_if_tiers_dropped(
+    keyword: str,
+    entry: Mapping[str, Any],
+    bundled: Price | Unpriced | None,
+    *,
+    provider: str,
+    model: str,
+    region: str | None,
+) -> None:
+    """Warn when an entry without `long_context` replaces a price that has tiers.
+
+    `keyword` is the table's argument (`openai_pricing`), `entry` the user's
+    price entry and `bundled` the bundled price it replaces. The entry then
+    charges its flat rates above the bundled thresholds, where the bundled
+    price charges more. An entry with `long_context: []` keeps its flat rates
+    without a warning.
+    """
+    if LONG_CONTEXT in entry or not isinstance(bundled, Price):
+        return
+    if not bundled.long_context:
+        return
+
+    lowest = min(bundled.long_context, key=lambda tier: tier.above_input_tokens)
+    where = describe_entry(provider, model, region, None)
+    message = (
+        f"{keyword} prices {where} without `{LONG_CONTEXT}`, so a request of "
+        f"more than {lowest.above_input_tokens:,} input tokens, cached ones "
+        "included, is charged the entry's flat rates. The bundled price charges "
+        f"more above that: input {lowest.price.input} and output "
+        f"{lowest.price.output} USD per {lowest.price.price_per_tokens:,} tokens. "
+        f"Give the entry's own long-context rates in `{LONG_CONTEXT}`, or "
+        f"`{LONG_CONTEXT}: []` to keep the flat rates for every request."
+    )
+    logger.warning("%s", message)
+    warn_in_setup(PricingWarning(message))
 
 
 def _checked_tier(

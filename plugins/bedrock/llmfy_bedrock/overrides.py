@@ -42,7 +42,11 @@ from llmfy_bedrock.resolve import parse_model_id
 from llmfy_core import Price, PricingTableError, PricingWarning
 from llmfy_core.errors import warn_in_setup
 from llmfy_core.logs import get_logger
-from llmfy_core.long_context import LONG_CONTEXT, parse_long_context
+from llmfy_core.long_context import (
+    LONG_CONTEXT,
+    parse_long_context,
+    warn_if_tiers_dropped,
+)
 from llmfy_core.pricing import (
     describe_entry,
     likely_typo,
@@ -114,6 +118,14 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
                 unknown_regions.setdefault(region, []).append(model)
             _check_unit(model, region, entry)
             price = _region_price(model, region, entry)
+            warn_if_tiers_dropped(
+                "bedrock_pricing",
+                entry,
+                bundled_table().lookup(bundled_id or model, region, None, False),
+                provider=PROVIDER,
+                model=model,
+                region=region,
+            )
             _check_region_name(model, region, entry.get("region"))
             for priced in (model, bundled_id):
                 if priced is None:

@@ -186,6 +186,7 @@ SONNET_45_RATES = {
     "output": "0.0165",
     "cache_read": "0.00033",
     "cache_write": "0.004125",
+    "long_context": [],
 }
 
 
@@ -343,7 +344,8 @@ def test_sovereign_cloud_region_parses() -> None:
 
 # Claude Sonnet 4.5 at its global rates, in USD per 1,000 tokens, 10% under
 # the us-east-1 rate of the bundled table, so that the two costs differ.
-OVERRIDE_RATES = {"input": "0.003", "output": "0.015"}
+# Flat rates for Claude Sonnet 4.5 at every length, which `long_context: []` confirms.
+OVERRIDE_RATES = {"input": "0.003", "output": "0.015", "long_context": []}
 SPELLINGS = [
     # (entry key, requested model id)
     ("anthropic.claude-sonnet-4-5-20250929", f"us.{SONNET_45}"),
@@ -382,6 +384,29 @@ def test_other_spelling_of_model_priced(
     assert record.cost.total == Decimal("0.0105")
 
 
+def test_entry_without_long_context_warns() -> None:
+    rates = {"input": "0.003", "output": "0.015"}
+
+    with pytest.warns(PricingWarning) as warned:
+        parse_overrides({f"us.{SONNET_45}": {"us-east-1": rates}})
+
+    assert len(warned) == 1
+    message = str(warned[0].message)
+    assert f"model 'us.{SONNET_45}', region 'us-east-1' without" in message
+    assert "more than 200,000 input tokens" in message
+    assert "`long_context: []` to keep the flat rates" in message
+
+
+def test_entry_for_model_without_tiers_silent() -> None:
+    rates = {"input": "0.00006", "output": "0.00024"}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = parse_overrides({"amazon.nova-lite-v1:0": {"us-east-1": rates}})
+
+    assert len(table) == 2
+
+
 def test_two_spellings_same_region_raise() -> None:
     table = {
         "anthropic.claude-sonnet-4-5-20250929": {"us-east-1": OVERRIDE_RATES},
@@ -401,7 +426,9 @@ def test_two_spellings_other_regions_apply() -> None:
     table = parse_overrides(
         {
             "anthropic.claude-sonnet-4-5-20250929": {"us-east-1": OVERRIDE_RATES},
-            SONNET_45: {"us-west-2": {"input": "0.004", "output": "0.02"}},
+            SONNET_45: {
+                "us-west-2": {**OVERRIDE_RATES, "input": "0.004", "output": "0.02"}
+            },
         }
     )
 

@@ -25,7 +25,11 @@ from typing import Any
 import attrs
 
 from llmfy_core import Price, PriceKey, PricingTableError, StaticPriceTable, Unpriced
-from llmfy_core.long_context import LONG_CONTEXT, parse_long_context
+from llmfy_core.long_context import (
+    LONG_CONTEXT,
+    parse_long_context,
+    warn_if_tiers_dropped,
+)
 from llmfy_core.model import MILLION
 from llmfy_core.pricing import (
     BATCH_TIER,
@@ -169,6 +173,14 @@ def _parse_entry(model: str, entry: object) -> dict[PriceKey, Price]:
         )
     _check_not_regional(model, entry)
     base = _parse_prices(model, entry, MILLION, None)
+    warn_if_tiers_dropped(
+        "openai_pricing",
+        entry,
+        bundled_price_table().lookup(model, None, None, False),
+        provider=PROVIDER,
+        model=model,
+        region=None,
+    )
     parsed = {PriceKey(model): base, PriceKey(model, batch=True): base}
 
     tiers = entry.get("tiers")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from decimal import Decimal
 from typing import Any
 
@@ -531,6 +532,41 @@ def test_long_context_tiers_sorted_by_threshold():
     assert middle.cost.total == Decimal("0.604")
     # 500,000 x 0.003 + 1,000 x 0.006 = 1,500 + 6 = 1,506.
     assert top.cost.total == Decimal("1.506")
+
+
+def test_entry_without_long_context_warns():
+    with pytest.warns(PricingWarning) as warned:
+        llmfy_usage_tracker(openai_pricing={"gpt-5.4": {"input": 2, "output": 12}})
+
+    assert len(warned) == 1
+    message = str(warned[0].message)
+    assert "openai_pricing prices provider 'openai', model 'gpt-5.4'" in message
+    assert "more than 272,000 input tokens" in message
+    # The bundled GPT-5.4 rates above 272,000 input tokens.
+    assert "input 5.00 and output 22.50 USD per 1,000,000 tokens" in message
+    assert "`long_context: []` to keep the flat rates" in message
+
+
+def test_empty_long_context_keeps_flat_rates():
+    table = {"gpt-5.4": {"input": 2, "output": 12, "long_context": []}}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with llmfy_usage_tracker(openai_pricing=table) as usage:
+            record = usage.record("openai", "gpt-5.4", 300_000, 1_000)
+
+    # 300,000 x 2 + 1,000 x 12 = 612,000 millionths of a USD.
+    assert record.cost.total == Decimal("0.612")
+
+
+def test_entry_for_model_without_tiers_silent():
+    table = {"gpt-4o-mini": {"input": 0.1, "output": 0.5}}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tracker = llmfy_usage_tracker(openai_pricing=table)
+
+    assert tracker is not None
 
 
 class IndexOnlyInt:
