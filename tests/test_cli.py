@@ -1688,25 +1688,81 @@ def test_report_saved_chat_stream_with_done_line(
     assert data["files"][0]["stream_chunks"] == 2
 
 
-def test_report_sse_lines_name_fix(
+def test_report_reads_chat_stream_saved_from_wire(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    # A stream saved from the wire keeps the `event:` and `data:` fields of
-    # its server-sent events. The error message gives the fix: keep only the
-    # JSON payloads.
+    # A stream saved from the wire keeps the lines of its server-sent events:
+    # comments, `event:`, `id:` and `retry:` fields, and `data:` payloads with
+    # or without a space after the colon.
     path = tmp_path / "stream.sse"
     usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
-    chunk = json.dumps(chat_chunk("chatcmpl-1", None, usage))
-    path.write_text(f"event: message\ndata: {chunk}\n\ndata: [DONE]\n\n")
+    content = json.dumps(chat_chunk("chatcmpl-1", "This is a test."))
+    last = json.dumps(chat_chunk("chatcmpl-1", None, usage))
+    path.write_text(
+        ": keep-alive\n\n"
+        f"event: message\nid: 1\nretry: 3000\ndata: {content}\n\n"
+        f"data:{last}\n\n"
+        "data: [DONE]\n\n"
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert data["errors"] == []
+    assert code == 0
+    assert totals["requests"] == 1
+    assert totals["input_tokens"] == 12
+    assert totals["output_tokens"] == 5
+    # gpt-4-0613 at the gpt-4 price, 30 input and 60 output per million tokens:
+    # 12 * 30 + 5 * 60 = 360 + 300 = 660 millionths of a USD.
+    assert Decimal(totals["cost_usd"]) == Decimal("0.00066")
+    assert data["files"][0]["stream_chunks"] == 2
+
+
+def test_report_reads_responses_stream_saved_from_wire(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "events.sse"
+    response = in_progress_response()
+    done = {**response, "status": "completed", "usage": responses_usage(22, 6)}
+    events = [
+        {"type": "response.created", "response": response},
+        {"type": "response.completed", "response": done},
+    ]
+    path.write_text(
+        "".join(
+            f"event: {event['type']}\ndata: {json.dumps(event)}\n\n" for event in events
+        )
+    )
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert data["errors"] == []
+    assert code == 0
+    assert totals["requests"] == 1
+    assert totals["input_tokens"] == 22
+    assert totals["output_tokens"] == 6
+    # gpt-4o-mini, 0.15 input and 0.60 output per million tokens:
+    # 22 * 0.15 + 6 * 0.60 = 3.3 + 3.6 = 6.9 millionths of a USD.
+    assert Decimal(totals["cost_usd"]) == Decimal("0.0000069")
+
+
+def test_report_invalid_event_payload_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "stream.sse"
+    usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    last = json.dumps(chat_chunk("chatcmpl-1", None, usage))
+    path.write_text(f'data: {{"id": "chatcmpl-1",\n\ndata: {last}\n')
 
     code, _, err = run(capsys, "report", str(path))
     _, data = run_json(capsys, "report", str(path))
 
     assert code == 1
-    assert f"{path}:1: not valid JSON: the line is a field of a server-sent" in err
-    assert f"{path}:2: not valid JSON: the line is a field of a server-sent" in err
-    assert "sed -n 's/^data: //p'" in err
-    assert len(data["errors"]) == 3
+    assert f"{path}:1: not valid JSON: Expecting property name" in err
+    assert len(data["errors"]) == 1
+    assert data["totals"]["input_tokens"] == 12
 
 
 def test_report_done_json_string_unreadable(

@@ -16,6 +16,7 @@ import codecs
 import errno
 import gzip
 import io
+import itertools
 import json
 import os
 import sys
@@ -60,9 +61,11 @@ STREAM_END = StreamEnd()
 """The data of a record read from a `[DONE]` line."""
 _STREAM_END_LINE = b"[DONE]"
 
-# Field names of server-sent events (the `text/event-stream` format), in
-# which OpenAI sends a stream. A file saved from the wire has them.
-_SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:")
+# The lines of server-sent events (the `text/event-stream` format), in which
+# OpenAI sends a stream, as a file saved from the wire has them: fields, and
+# comments that start with a colon. Only `data:` carries a payload.
+_SSE_DATA = b"data:"
+_SSE_LINES = (_SSE_DATA, b"event:", b"id:", b"retry:", b":")
 
 
 @attrs.frozen(slots=True)
@@ -188,6 +191,11 @@ class InputFile:
             text = line.strip()
             if not text:
                 continue
+            if text.startswith(_SSE_LINES):
+                # A stream saved from the wire: one payload per `data:` line.
+                first = ((number, line),)
+                yield from self._read_more_lines(itertools.chain(first, lines))
+                return
             if text == _STREAM_END_LINE:
                 yield Record(self.path, number, STREAM_END)
                 break
@@ -195,7 +203,7 @@ class InputFile:
                 data = json.loads(text)
             except (ValueError, RecursionError) as error:
                 if text[:1] not in (b"{", b"["):
-                    yield ReadFailure(self.path, number, _line_error(error, text))
+                    yield ReadFailure(self.path, number, _json_error(error))
                     break
                 # Perhaps a document spread over several lines: read it whole.
                 peeked = _peek_next_line(lines)
@@ -216,7 +224,7 @@ class InputFile:
         self, lines: Iterator[tuple[int, bytes]]
     ) -> Iterator[Record | ReadFailure]:
         for number, line in lines:
-            text = line.strip()
+            text = _payload(line.strip())
             if not text:
                 continue
             if text == _STREAM_END_LINE:
@@ -225,7 +233,7 @@ class InputFile:
             try:
                 data = json.loads(text)
             except (ValueError, RecursionError) as error:
-                yield ReadFailure(self.path, number, _line_error(error, text))
+                yield ReadFailure(self.path, number, _json_error(error))
                 continue
             yield from self._values(data, number)
 
@@ -366,15 +374,17 @@ def _continues_json_lines(first: bytes, peeked: list[tuple[int, bytes]]) -> bool
         return False
 
 
-def _line_error(error: ValueError | RecursionError, text: bytes) -> str:
-    """Return why the line `text` is not a record, and how to save it as one."""
-    if text.startswith(_SSE_FIELDS):
-        return (
-            "not valid JSON: the line is a field of a server-sent event, as a "
-            "stream arrives over HTTP. Save only the JSON after each 'data: ' "
-            "prefix, one payload per line, such as with sed -n 's/^data: //p'"
-        )
-    return _json_error(error)
+def _payload(text: bytes) -> bytes:
+    """Return the JSON text of a stripped line: the payload of a server-sent event.
+
+    A `data:` line gives what follows the colon, and the event's other lines
+    give nothing. Any other line is its own text.
+    """
+    if not text.startswith(_SSE_LINES):
+        return text
+    if text.startswith(_SSE_DATA):
+        return text[len(_SSE_DATA) :].strip()
+    return b""
 
 
 def _json_error(error: ValueError | RecursionError) -> str:
