@@ -389,6 +389,33 @@ def test_prices_model_values_aligned(capsys: pytest.CaptureFixture[str]) -> None
     assert columns["source"] == columns["input"]
 
 
+def test_prices_model_marks_input_rate_fallback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # OpenAI bills no cache writes, so the bundled gpt-4o-mini price has no
+    # cache write rate, and such tokens would cost its input rate.
+    code, out, _ = run(capsys, "prices", "openai", "--model", "gpt-4o-mini")
+
+    assert code == 0
+    assert "cached input: 0.075 USD per 1,000,000 tokens\n" in out
+    assert "cache write:  0.15 USD per 1,000,000 tokens (the input rate)\n" in out
+
+
+def test_prices_model_long_context_rates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "prices", "openai", "--model", "gpt-5.4")
+
+    # GPT-5.4 above 272,000 input tokens: 5 input, 0.50 cached input and
+    # 22.50 output, in USD per million tokens.
+    assert code == 0
+    assert (
+        "Above 272,000 input tokens the whole request costs, in USD per "
+        "1,000,000 tokens: 5 input, 0.5 cached input, 5 cache write (the input "
+        "rate), 22.5 output." in out
+    )
+
+
 # llmfy prices and llmfy cost: arguments that do not select one price
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -159,21 +160,13 @@ def _price_lines(price: Price, origin: str | None) -> list[str]:
     """Return one `label: value` line per rate and fact, the values aligned.
 
     Rates are shown in USD per million tokens, whatever unit the price is in,
-    as in the listing.
+    as in the listing. A cache rate that the price lacks is shown as the
+    input rate, which then applies, marked `(the input rate)`.
     """
     unit = "USD per 1,000,000 tokens"
-    cache_read = price.input if price.cache_read is None else price.cache_read
-    cache_write = price.input if price.cache_write is None else price.cache_write
-    rates = [
-        ("input", price.input),
-        ("cached input", cache_read),
-        ("cache write", cache_write),
-        ("output", price.output),
-        *sorted(price.other.items()),
-    ]
     fields = [
-        (label, f"{money(per_million(rate, price.price_per_tokens))} {unit}")
-        for label, rate in rates
+        (label, f"{money(per_million(rate, price.price_per_tokens))} {unit}{note}")
+        for label, rate, note in _rates(price)
     ]
     for tool, rate in sorted(price.per_call.items()):
         fields.append((tool, f"{money(rate)} USD per call"))
@@ -186,14 +179,38 @@ def _price_lines(price: Price, origin: str | None) -> list[str]:
     width = max(len(label) for label, _ in fields) + 2
     lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
     for tier in price.long_context:
-        tier_input = per_million(tier.price.input, tier.price.price_per_tokens)
-        tier_output = per_million(tier.price.output, tier.price.price_per_tokens)
+        rates = ", ".join(
+            f"{money(per_million(rate, tier.price.price_per_tokens))} {label}{note}"
+            for label, rate, note in _rates(tier.price)
+        )
         lines.append(
             f"Above {tier.above_input_tokens:,} input tokens the whole request "
-            f"costs {money(tier_input)} input and {money(tier_output)} "
-            f"output, in {unit}."
+            f"costs, in {unit}: {rates}."
         )
     return lines
+
+
+def _rates(price: Price) -> list[tuple[str, Decimal, str]]:
+    """Return the label, rate and note of each per-token rate of `price`.
+
+    The note is empty for a rate the price gives.
+    """
+    at_input = " (the input rate)"
+    cache_read = (
+        (price.input, at_input) if price.cache_read is None else (price.cache_read, "")
+    )
+    cache_write = (
+        (price.input, at_input)
+        if price.cache_write is None
+        else (price.cache_write, "")
+    )
+    return [
+        ("input", price.input, ""),
+        ("cached input", *cache_read),
+        ("cache write", *cache_write),
+        ("output", price.output, ""),
+        *((field, rate, "") for field, rate in sorted(price.other.items())),
+    ]
 
 
 def _show_listing(args: argparse.Namespace, resolver: PriceResolver) -> int:
