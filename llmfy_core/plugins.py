@@ -231,8 +231,9 @@ class PluginRegistry:
 
         Raises `pluggy.PluginValidationError` or `ValueError` when the plugin
         implements an unknown hook, has a bad signature, reuses a name, is a
-        class whose hooks need an instance, or declares a `llmfy_price_rank`
-        that is not an int.
+        class whose hooks need an instance, defines a function named like a
+        hook without `@hookimpl`, or declares a `llmfy_price_rank` that is not
+        an int.
         """
         with self._lock:
             manager = self.manager
@@ -258,6 +259,7 @@ class PluginRegistry:
                         f"{', '.join(sorted(unknown))}; the known hooks are "
                         f"{', '.join(_spec_names())}",
                     )
+                _check_hooks_marked(plugin, name)
                 _check_price_rank(plugin, name)
             except Exception:
                 if manager.is_registered(plugin):
@@ -380,6 +382,39 @@ def _check_price_rank(plugin: object, name: str) -> None:
         f"plugin {name!r} declares llmfy_price_rank = {rank!r}, which is not an "
         "int. Use a PriceRank, such as PriceRank.ORGANIZATION to win over the "
         "bundled tables or PriceRank.FALLBACK to be asked after them."
+    )
+
+
+def _check_hooks_marked(plugin: object, name: str) -> None:
+    """Raise `ValueError` when a function named like a hook lacks `@hookimpl`.
+
+    pluggy registers only marked functions and skips the others without a
+    word, so a forgotten decorator would leave the hook uncalled.
+    """
+    marker = f"{hookspecs.PROJECT_NAME}_impl"
+    unmarked = []
+    for hook_name in _spec_names():
+        try:
+            attribute = inspect.getattr_static(plugin, hook_name)
+        except AttributeError:
+            continue
+        function = getattr(attribute, "__func__", attribute)
+        if not inspect.isroutine(function):
+            continue
+        if hasattr(attribute, marker) or hasattr(function, marker):
+            continue
+        unmarked.append(hook_name)
+    if not unmarked:
+        return
+    hooks, pronoun = (
+        (f"the hook {unmarked[0]}", "it")
+        if len(unmarked) == 1
+        else (f"the hooks {', '.join(unmarked)}", "them")
+    )
+    raise ValueError(
+        f"plugin {name!r} defines {hooks} without the @llmfy.hookimpl marker, "
+        f"so llmfy would never call {pronoun}. Put @hookimpl, imported from "
+        f"llmfy or llmfy_core, on the line above each def."
     )
 
 

@@ -19,6 +19,7 @@ from llmfy_core import (
     PluginLoadError,
     PluginWarning,
     Price,
+    PriceRank,
     RequestRecord,
     hookimpl,
     llmfy_usage_tracker,
@@ -77,6 +78,23 @@ class FlatPrices:
         return Price(Decimal("1"), Decimal("1"), source="flat prices")
 """
 
+UNMARKED_HOOK = """
+from decimal import Decimal
+
+from llmfy_core import Price, PriceRank, hookimpl
+
+llmfy_price_rank = PriceRank.ORGANIZATION
+
+
+def price_lookup(provider, model):
+    return Price(Decimal("0.10"), Decimal("0.40"), source="company price list")
+
+
+@hookimpl
+def price_catalog(provider):
+    return None
+"""
+
 BAD_SIGNATURE = """
 from llmfy_core import hookimpl
 
@@ -110,6 +128,12 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "llmfy-typo",
             {"typo_plugin.py": UNKNOWN_HOOK},
             {"typo": "typo_plugin"},
+        ),
+        "unmarked": install_distribution(
+            root / "unmarked",
+            "llmfy-unmarked",
+            {"unmarked_plugin.py": UNMARKED_HOOK},
+            {"unmarked": "unmarked_plugin"},
         ),
         "bad-signature": install_distribution(
             root / "signature",
@@ -146,6 +170,7 @@ def installed(sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterat
         "company_prices",
         "broken_plugin",
         "typo_plugin",
+        "unmarked_plugin",
         "signature_plugin",
         "flat_prices",
     ):
@@ -397,6 +422,37 @@ def test_class_registered_instead_of_instance(
 
     assert f"price_lookup takes `{parameter}`" in str(raised.value)
     assert "prices" not in llmfy_core.hook_order("price_lookup")
+
+
+def test_hook_without_marker_rejected(provider: ProviderPlugin) -> None:
+    class Prices:
+        llmfy_price_rank = PriceRank.ORGANIZATION
+
+        def price_lookup(self, provider: str, model: str) -> Price | None:
+            return Price(Decimal("1"), Decimal("1"), source="test prices")
+
+    with pytest.raises(ValueError, match="price_lookup") as raised:
+        llmfy_core.register_plugin(Prices(), "prices")
+
+    message = str(raised.value)
+    assert "plugin 'prices'" in message
+    assert "without the @llmfy.hookimpl marker" in message
+    assert "prices" not in llmfy_core.hook_order("price_lookup")
+
+
+def test_module_hook_without_marker_warns(installed: Any) -> None:
+    installed("unmarked")
+
+    with pytest.warns(PluginWarning) as warned:
+        registry = llmfy_core.load_plugins()
+
+    message = str(warned[0].message)
+    assert "'unmarked'" in message
+    assert "llmfy-unmarked" in message
+    assert "price_lookup" in message
+    assert "@llmfy.hookimpl" in message
+    assert "unmarked" not in registry.hook_order("price_lookup")
+    assert "unmarked" not in registry.hook_order("price_catalog")
 
 
 def test_class_of_static_hooks_registered(provider: ProviderPlugin) -> None:
