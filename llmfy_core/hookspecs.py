@@ -95,8 +95,9 @@ def price_lookup(
     `Price` wins, and the first final `Unpriced` stops the lookup. A `Price`
     that fails `llmfy_core.pricing.price_problem` (a rate that is not a
     finite `Decimal` of at least 0, a `price_per_tokens` below 1, a
-    `checked` that is not a date, or an invalid long-context tier) is logged
-    and skipped.
+    `checked` that is not a date, or an invalid long-context tier) is skipped
+    with a logged `PricingWarning`, and so is a result that is not a `Price`,
+    an `Unpriced` or None.
     """
 
 

@@ -14,6 +14,7 @@ one dictionary lookup.
 from __future__ import annotations
 
 import datetime as dt
+import reprlib
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -209,11 +210,14 @@ class PluginPrices:
                 except Exception as error:
                     fault = f"plugin {name} failed in price_lookup: {error!r}"
                     logger.warning(
-                        "plugin %s raised in price_lookup for %s model %s: %r",
+                        "Plugin %r raised %r in price_lookup for %s model %r%s. "
+                        "llmfy asked the next price source. Fix the plugin, or "
+                        "report it to the plugin's author.",
                         name,
+                        error,
                         usage.provider,
                         model,
-                        error,
+                        _raised_at(error),
                     )
                     break
                 if isinstance(found, Price):
@@ -236,14 +240,7 @@ class PluginPrices:
                         return Resolution(None, name, found.reason, fault)
                     reason = reason or found.reason
                 elif found is not None:
-                    logger.warning(
-                        "plugin %s returned %s from price_lookup for %s model %s; "
-                        "expected a Price, Unpriced or None",
-                        name,
-                        type(found).__name__,
-                        usage.provider,
-                        model,
-                    )
+                    _warn_wrong_type(name, usage, model, found)
         return Resolution(None, None, reason, fault)
 
 
@@ -386,6 +383,42 @@ def _first_price(
         if isinstance(found, Price) and price_problem(found) is None:
             return found
     return None
+
+
+def _raised_at(error: BaseException) -> str:
+    """Return where `error` was raised, as ` (at FILE:LINE)`, or "" when unknown."""
+    frames = error.__traceback__
+    if frames is None:
+        return ""
+    while frames.tb_next is not None:
+        frames = frames.tb_next
+    return f" (at {frames.tb_frame.f_code.co_filename}:{frames.tb_lineno})"
+
+
+def _short_repr(value: object) -> str:
+    """Return `value`'s repr cut short by `reprlib`, up to 80 characters an object."""
+    shortener = reprlib.Repr()
+    shortener.maxother = 80
+    return shortener.repr(value)
+
+
+def _warn_wrong_type(name: str, usage: Usage, model: str, found: object) -> None:
+    """Log and warn that plugin `name` returned `found`, a value of the wrong type.
+
+    The value is skipped like an invalid price. The resolution is cached, so
+    this runs once per cached lookup, not once per request.
+    """
+    type_name = type(found).__name__
+    article = "an" if type_name[:1].lower() in "aeiou" else "a"
+    message = (
+        f"Plugin {name!r} returned {article} {type_name} from price_lookup for "
+        f"{usage.provider} model {model!r}: {_short_repr(found)}. llmfy "
+        "skipped it and asked the next price source. Return a Price, an "
+        "Unpriced or None, such as Price(Decimal('0.15'), Decimal('0.60'), "
+        "source='...'), or report it to the plugin's author."
+    )
+    logger.warning("%s", message)
+    emit_warning(PricingWarning(message), stacklevel=3)
 
 
 def _invalid_plugin_price(name: str, usage: Usage, model: str, price: Price) -> bool:

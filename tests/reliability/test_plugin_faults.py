@@ -133,7 +133,65 @@ def test_plugin_returning_wrong_types_is_isolated(
     assert usage.request_count == 1
     assert usage.total_cost == ONE_REQUEST_COST
     assert usage.records[0].price_origin == "test-openai"
-    assert "returned dict from price_lookup" in caplog.text
+    assert "returned a dict from price_lookup" in caplog.text
+
+
+class DictPrices:
+    """A pricing plugin that returns its rates as a dict instead of a `Price`."""
+
+    llmfy_price_rank = PriceRank.ORGANIZATION
+
+    @hookimpl
+    def price_lookup(self, provider: str) -> object:
+        return {"input": Decimal("0.10"), "output": Decimal("0.40")}
+
+
+def test_price_of_wrong_type_warns_with_fix(
+    provider: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    llmfy_core.register_plugin(DictPrices(), "dict-prices")
+    caplog.set_level(logging.WARNING, logger="llmfy")
+
+    with llmfy_usage_tracker() as usage, pytest.warns(PricingWarning) as warned:
+        send()
+
+    assert usage.records[0].price_origin == "test-openai"
+    assert usage.total_cost == ONE_REQUEST_COST
+    message = str(warned[0].message)
+    assert "Plugin 'dict-prices' returned a dict from price_lookup" in message
+    assert "for openai model 'gpt-4o-mini'" in message
+    assert "'input': Decimal('0.10')" in message
+    assert "asked the next price source" in message
+    assert "Return a Price, an Unpriced or None" in message
+    assert "Plugin 'dict-prices' returned a dict" in caplog.text
+
+
+class RaisingPrices:
+    """A pricing plugin whose lookup fails on a missing key."""
+
+    llmfy_price_rank = PriceRank.ORGANIZATION
+
+    @hookimpl
+    def price_lookup(self, provider: str, model: str) -> Price:
+        return {}[(provider, model)]  # type: ignore[no-any-return]
+
+
+def test_raising_price_lookup_names_line(
+    provider: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    llmfy_core.register_plugin(RaisingPrices(), "raising-prices")
+    caplog.set_level(logging.WARNING, logger="llmfy")
+
+    with llmfy_usage_tracker() as usage:
+        send()
+
+    assert usage.records[0].price_origin == "test-openai"
+    assert usage.total_cost == ONE_REQUEST_COST
+    line = RaisingPrices.price_lookup.__code__.co_firstlineno + 2
+    assert "Plugin 'raising-prices' raised KeyError" in caplog.text
+    assert "in price_lookup for openai model 'gpt-4o-mini'" in caplog.text
+    assert f"test_plugin_faults.py:{line}" in caplog.text
+    assert "asked the next price source" in caplog.text
 
 
 class InvalidPrice:
