@@ -231,7 +231,9 @@ class PluginPrices:
                                 + (f" in {found.source}" if found.source else "")
                                 + ". Prices per 1,000 tokens read as per million, "
                                 "or the reverse, are off by this much. A price "
-                                "file sets its unit with `unit`."
+                                "file sets its unit with `unit`, and a plugin "
+                                "with Price(..., price_per_tokens=1000) for "
+                                "prices per 1,000 tokens."
                             )
                             _check_unit(usage, model, found, published, fix)
                     return Resolution(found, name, None, fault)

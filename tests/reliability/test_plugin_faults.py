@@ -166,6 +166,32 @@ def test_price_of_wrong_type_warns_with_fix(
     assert "Plugin 'dict-prices' returned a dict" in caplog.text
 
 
+class PerThousandPrices:
+    """A pricing plugin that gives per-1,000 rates in a per-million `Price`."""
+
+    llmfy_price_rank = PriceRank.ORGANIZATION
+
+    @hookimpl
+    def price_lookup(self, provider: str) -> Price | None:
+        if provider != "openai":
+            return None
+        return Price(Decimal("0.00015"), Decimal("0.0006"), source="contract")
+
+
+def test_plugin_price_in_wrong_unit_names_fix(provider: object) -> None:
+    llmfy_core.register_plugin(PerThousandPrices(), "per-thousand")
+
+    with llmfy_usage_tracker() as usage, pytest.warns(PricingWarning) as warned:
+        send()
+
+    assert usage.records[0].price_origin == "per-thousand"
+    message = str(warned[0].message)
+    assert "0.00015 USD per million tokens" in message
+    assert "0.001 times the published price of 0.15" in message
+    assert "Check the unit of plugin per-thousand's price in contract" in message
+    assert "price_per_tokens=1000" in message
+
+
 class RaisingPrices:
     """A pricing plugin whose lookup fails on a missing key."""
 
