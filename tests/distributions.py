@@ -20,9 +20,12 @@ def install_distribution(
     modules: Mapping[str, str],
     entry_points: Mapping[str, str],
     version: str = "1.0.0",
+    group: str = "llmfy",
 ) -> Path:
     """Build distribution `name` from `modules` (file name to source), install
-    it into `root / "site"`, and return that folder for `sys.path`."""
+    it into `root / "site"`, and return that folder for `sys.path`.
+
+    `entry_points` go into the entry-point group `group`."""
     source = root / "src" / name
     source.mkdir(parents=True)
     for filename, text in modules.items():
@@ -42,7 +45,7 @@ def install_distribution(
             name = "{name}"
             version = "{version}"
 
-            [project.entry-points.llmfy]
+            [project.entry-points."{group}"]
             {{entry_lines}}
 
             [tool.setuptools]

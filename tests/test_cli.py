@@ -282,6 +282,59 @@ def test_plugins_broken_plugin_exits_1(
     assert plugins["openai"]["error"] is None
 
 
+def install_misgrouped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group: str
+) -> None:
+    """Install a plugin whose entry point is in `group`, then load the plugins."""
+    site = install_distribution(
+        tmp_path,
+        "llmfy-misgrouped",
+        {"llmfy_misgrouped.py": "from llmfy_core import hookimpl\n"},
+        {"misgrouped": "llmfy_misgrouped"},
+        group=group,
+    )
+    monkeypatch.syspath_prepend(str(site))
+    llmfy_core.load_plugins()
+
+
+@pytest.mark.parametrize("group", ["llmfy.plugins", "llmfy_plugins"])
+def test_plugins_wrong_group_exits_1(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    group: str,
+) -> None:
+    install_misgrouped(tmp_path, monkeypatch, group)
+
+    code, out, _ = run(capsys, "plugins")
+
+    assert code == 1
+    assert f"in the entry-point group {group!r}" in out
+    assert "misgrouped (llmfy-misgrouped 1.0.0)" in out
+    assert "[project.entry-points.llmfy]" in out
+
+
+def test_plugins_json_lists_wrong_group(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    install_misgrouped(tmp_path, monkeypatch, "llmfy.plugins")
+
+    code, data = run_json(capsys, "plugins")
+
+    assert code == 1
+    assert data["other_groups"] == [
+        {
+            "name": "misgrouped",
+            "group": "llmfy.plugins",
+            "distribution": "llmfy-misgrouped",
+            "version": "1.0.0",
+        }
+    ]
+    assert "misgrouped" not in data["entry_points"]
+
+
 def test_plugins_autoload_disabled_names_variable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from typing import Any
 
 import attrs
@@ -30,6 +31,9 @@ from .output import (
     rank_name,
     render_table,
 )
+
+# Separators that entry-point group names use, such as `.` in `llmfy.plugins`.
+_GROUP_SEPARATORS = re.compile(r"[-_.\s]+")
 
 
 def add_parser(commands: Any) -> None:
@@ -58,10 +62,19 @@ def run(args: argparse.Namespace) -> int:
         return _show_hook_order(args.hook, args.json)
     infos = list_plugins()
     loading = LoadingState.read()
-    failed = any(info.error for info in infos) or bool(loading.unknown_allowed)
+    other_groups = entry_points_in_other_groups()
+    failed = (
+        any(info.error for info in infos)
+        or bool(loading.unknown_allowed)
+        or bool(other_groups)
+    )
     code = EXIT_PARTIAL if failed else EXIT_OK
     if args.json:
-        data = {"plugins": [plugin_dict(info) for info in infos], **loading.to_dict()}
+        data = {
+            "plugins": [plugin_dict(info) for info in infos],
+            **loading.to_dict(),
+            "other_groups": [attrs.asdict(entry) for entry in other_groups],
+        }
         print_json(data)
         return code
     if infos:
@@ -74,9 +87,60 @@ def run(args: argparse.Namespace) -> int:
         ]
     elif not infos and loading.autoload:
         notes.insert(0, "No llmfy plugin was loaded, so no LLM call is counted.")
+    notes.extend(other_group_note(entry) for entry in other_groups)
     for note in notes:
         print(note)
     return code
+
+
+@attrs.frozen(slots=True)
+class OtherGroupEntryPoint:
+    """An entry point in a group named like `llmfy`, which llmfy does not read."""
+
+    name: str
+    group: str
+    distribution: str | None
+    version: str | None
+
+
+def entry_points_in_other_groups() -> list[OtherGroupEntryPoint]:
+    """Return the entry points in groups such as `llmfy.plugins` or `llmfy_plugins`.
+
+    llmfy loads the group `llmfy` alone, so a plugin declared in such a group
+    is never loaded, and without this list nothing would report why.
+    """
+    # Imported here: only this command reads every distribution's groups.
+    from importlib import metadata
+
+    found = set()
+    for distribution in metadata.distributions():
+        for entry_point in distribution.entry_points:
+            group = entry_point.group
+            normalized = _GROUP_SEPARATORS.sub("", group.lower())
+            if group == ENTRY_POINT_GROUP or not normalized.startswith("llmfy"):
+                continue
+            found.add(
+                OtherGroupEntryPoint(
+                    name=entry_point.name,
+                    group=group,
+                    distribution=distribution.metadata["Name"],
+                    version=distribution.version,
+                )
+            )
+    return sorted(found, key=attrs.astuple)
+
+
+def other_group_note(entry: OtherGroupEntryPoint) -> str:
+    """Explain that `entry` is not loaded, and how to declare it."""
+    source = entry.distribution or "an unknown distribution"
+    if entry.distribution and entry.version:
+        source = f"{entry.distribution} {entry.version}"
+    return (
+        f"Not loaded, because it is in the entry-point group {entry.group!r} and "
+        f"llmfy reads the group {ENTRY_POINT_GROUP!r} only: {entry.name} "
+        f"({source}). Declare it under [project.entry-points.llmfy] in the "
+        "distribution's pyproject.toml and install the distribution again."
+    )
 
 
 @attrs.frozen(slots=True)
