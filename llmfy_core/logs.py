@@ -30,3 +30,17 @@ logging.getLogger("llmfy").addHandler(logging.NullHandler())
 def get_logger(name: str) -> SafeLogger:
     """Return a `SafeLogger` for `name`, which should start with `llmfy.`."""
     return SafeLogger(logging.getLogger(name), {})
+
+
+def raised_at(error: BaseException) -> str:
+    """Return where `error` was raised, as ` (at FILE:LINE)`, or "" when unknown.
+
+    It names the innermost frame, so that a plugin's author sees the line
+    that failed, which the exception's repr does not show.
+    """
+    frames = error.__traceback__
+    if frames is None:
+        return ""
+    while frames.tb_next is not None:
+        frames = frames.tb_next
+    return f" (at {frames.tb_frame.f_code.co_filename}:{frames.tb_lineno})"

@@ -28,7 +28,7 @@ from llmfy_core.ledger import (
     sent_fits,
 )
 from llmfy_core.locks import new_lock
-from llmfy_core.logs import get_logger
+from llmfy_core.logs import get_logger, raised_at
 from llmfy_core.model import (
     INPUT_TOKENS_INDEX,
     SUBSET_PARENTS,
@@ -522,8 +522,9 @@ def _record_fully(
     sent_at: SentAt | None,
 ) -> None:
     """Record `response` through `usage_extract` and the price lookup."""
+    first_error: Exception | None = None
     try:
-        found, fault, _ = _extract(response, context)
+        found, fault, first_error = _extract(response, context)
     except Exception as error:
         found, fault = None, f"usage extraction failed: {error!r}"
     if found is None:
@@ -537,8 +538,9 @@ def _record_fully(
             "with unknown usage" if found is None else "with the next plugin's usage"
         )
         logger.warning(
-            "%s; %s model %s counted %s",
+            "%s%s; %s model %s counted %s",
             fault,
+            "" if first_error is None else raised_at(first_error),
             context.provider,
             context.model,
             outcome,

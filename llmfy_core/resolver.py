@@ -23,7 +23,7 @@ import attrs
 
 from llmfy_core.errors import PricingWarning, emit_warning
 from llmfy_core.locks import new_lock
-from llmfy_core.logs import get_logger
+from llmfy_core.logs import get_logger, raised_at
 from llmfy_core.model import MILLION, Price, Unpriced, Usage
 from llmfy_core.plugins import CHANGES, get_registry, price_rank_of
 from llmfy_core.pricing import (
@@ -217,7 +217,7 @@ class PluginPrices:
                         error,
                         usage.provider,
                         model,
-                        _raised_at(error),
+                        raised_at(error),
                     )
                     break
                 if isinstance(found, Price):
@@ -385,16 +385,6 @@ def _first_price(
         if isinstance(found, Price) and price_problem(found) is None:
             return found
     return None
-
-
-def _raised_at(error: BaseException) -> str:
-    """Return where `error` was raised, as ` (at FILE:LINE)`, or "" when unknown."""
-    frames = error.__traceback__
-    if frames is None:
-        return ""
-    while frames.tb_next is not None:
-        frames = frames.tb_next
-    return f" (at {frames.tb_frame.f_code.co_filename}:{frames.tb_lineno})"
 
 
 def _short_repr(value: object) -> str:

@@ -313,6 +313,21 @@ class UnrelatedExtractor:
         raise Boom("acme extractor bug")
 
 
+def test_raising_extractor_names_line(
+    provider: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    llmfy_core.register_plugin(UnrelatedExtractor(), "acme")
+    caplog.set_level(logging.WARNING, logger="llmfy")
+
+    with llmfy_usage_tracker() as usage:
+        send()
+
+    assert usage.input_tokens == 60
+    line = UnrelatedExtractor.usage_extract.__code__.co_firstlineno + 2
+    assert "plugin acme failed in usage_extract: Boom" in caplog.text
+    assert f"test_plugin_faults.py:{line})" in caplog.text
+
+
 def test_raising_extractor_does_not_blank_other_providers(provider: object) -> None:
     llmfy_core.register_plugin(UnrelatedExtractor(), "acme")
 
