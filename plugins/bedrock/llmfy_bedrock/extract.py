@@ -608,10 +608,11 @@ def counts_from_stream_chunks(
     The `amazon-bedrock-invocationMetrics` of the last chunk is what Bedrock
     bills and wins over the usage events of the model itself (Anthropic's
     `message_start` and `message_delta`, Nova's `metadata`, Titan's and Llama's
-    counts), which are used only when no chunk carries the metrics. Titan and
-    Llama count the output so far in every chunk, so only their last chunk,
-    which names why the output stopped, gives the counts. Returns None when
-    neither gives the counts, such as for a stream stopped early.
+    counts). Those are used only when no chunk carries the metrics, or when
+    the metrics lack a valid input or output count. Titan and Llama count the
+    output so far in every chunk, so only their last chunk, which names why
+    the output stopped, gives the counts. Returns None when neither gives the
+    counts, such as for a stream stopped early.
     """
     metrics: Mapping[str, Any] | None = None
     model_counts: TokenCounts | None = None
@@ -659,12 +660,13 @@ def counts_from_stream_chunks(
     if metrics is None:
         return model_counts
     where = INVOCATION_METRICS
-    input_tokens = as_int(metrics.get("inputTokenCount"), f"{where}.inputTokenCount")
-    if input_tokens is None:
+    input_tokens = _required_int(metrics, "inputTokenCount", where)
+    output_tokens = _required_int(metrics, "outputTokenCount", where)
+    if input_tokens is None or output_tokens is None:
         return model_counts
     return TokenCounts(
         input_tokens,
-        as_int(metrics.get("outputTokenCount"), f"{where}.outputTokenCount") or 0,
+        output_tokens,
         as_int(
             metrics.get("cacheReadInputTokenCount"), f"{where}.cacheReadInputTokenCount"
         )

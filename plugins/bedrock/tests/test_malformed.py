@@ -512,9 +512,37 @@ def test_converse_stream_broken_frame(
     assert NOVA_MICRO in warned
 
 
+@pytest.mark.parametrize(
+    ("metrics", "problem"),
+    [
+        pytest.param(
+            {"inputTokenCount": "twenty", "outputTokenCount": 7},
+            "field amazon-bedrock-invocationMetrics.inputTokenCount is invalid "
+            "(a string of 6 characters)",
+            id="input-text",
+        ),
+        pytest.param(
+            {"inputTokenCount": 20},
+            "field amazon-bedrock-invocationMetrics.outputTokenCount is missing",
+            id="output-missing",
+        ),
+        pytest.param(
+            {"inputTokenCount": 20, "outputTokenCount": "seven"},
+            "field amazon-bedrock-invocationMetrics.outputTokenCount is invalid "
+            "(a string of 5 characters)",
+            id="output-text",
+        ),
+    ],
+)
 def test_invoke_stream_garbage_metrics(
-    bedrock_server: Any, make_client: Any, frames: Any, logs: pytest.LogCaptureFixture
+    bedrock_server: Any,
+    make_client: Any,
+    frames: Any,
+    logs: pytest.LogCaptureFixture,
+    metrics: dict[str, Any],
+    problem: str,
 ) -> None:
+    # The model's own message_start and message_delta give the counts instead.
     client = make_client()
     chunks = [
         {"type": "message_start", "message": {"usage": {"input_tokens": 20}}},
@@ -522,10 +550,7 @@ def test_invoke_stream_garbage_metrics(
         {
             "type": "message_delta",
             "usage": {"output_tokens": 7},
-            "amazon-bedrock-invocationMetrics": {
-                "inputTokenCount": "twenty",
-                "outputTokenCount": 7,
-            },
+            "amazon-bedrock-invocationMetrics": metrics,
         },
     ]
     for _ in range(2):
@@ -541,9 +566,16 @@ def test_invoke_stream_garbage_metrics(
 
     assert tracked == untracked
     assert usage.request_count == 1
-    assert usage.records[0].usage.input_tokens == 20
-    assert usage.records[0].usage.output_tokens == 7
-    assert "inputTokenCount is invalid (a string of 6 characters)" in warnings_of(logs)
+    record = usage.records[0]
+    assert record.usage.input_tokens == 20
+    assert record.usage.output_tokens == 7
+    # Claude 3 Haiku in us-east-1: 0.25 in, 1.25 out.
+    # 20 * 0.25 + 7 * 1.25 = 5 + 8.75 = 13.75 -> 0.00001375 USD
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.00001375")
+    warned = warnings_of(logs)
+    assert problem in warned
+    assert HAIKU_3 in warned
 
 
 def test_invoke_stream_chunk_not_json(
