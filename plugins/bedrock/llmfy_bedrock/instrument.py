@@ -233,7 +233,7 @@ def read_and_restore_body(response: dict[str, Any]) -> bytes | None:
     fails is replayed to the caller: the new body returns the bytes read
     before the failure, then raises the same error.
     """
-    from botocore.response import StreamingBody
+    from llmfy_bedrock.bodies import ReadBody
 
     body = response.get("body")
     if body is None or not hasattr(body, "read"):
@@ -245,10 +245,10 @@ def read_and_restore_body(response: dict[str, Any]) -> bytes | None:
         while piece := body.read(_READ_SIZE):
             pieces.append(piece)
     except Exception as error:  # the caller sees this error on read
-        response["body"] = StreamingBody(FailedRead(b"".join(pieces), error), None)
+        response["body"] = ReadBody(FailedRead(b"".join(pieces), error), None)
         return None
     data = b"".join(pieces)
-    response["body"] = StreamingBody(io.BytesIO(data), len(data))
+    response["body"] = ReadBody(io.BytesIO(data), len(data))
     return data
 
 

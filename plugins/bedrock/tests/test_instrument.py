@@ -636,6 +636,54 @@ def test_invoke_one_hour_cache_from_body(bedrock_server: Any, make_client: Any) 
 
 
 @pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(
+            {
+                "x-amzn-bedrock-input-token-count": "4",
+                "x-amzn-bedrock-output-token-count": "50",
+                "x-amzn-bedrock-cache-write-input-token-count": "100",
+            },
+            id="cache-write-header",
+        ),
+        pytest.param({}, id="no-headers"),
+    ],
+)
+def test_invoke_read_body_takes_socket_timeout(
+    bedrock_server: Any, make_client: Any, headers: dict[str, str]
+) -> None:
+    # llmfy reads these bodies itself. A caller that sets a read timeout on
+    # the body, as botocore's StreamingBody allows, must still get its bytes.
+    client = make_client()
+    body = {
+        "type": "message",
+        "content": [{"type": "text", "text": "Hi"}],
+        "usage": {
+            "input_tokens": 4,
+            "cache_creation_input_tokens": 100,
+            "output_tokens": 50,
+        },
+    }
+    bedrock_server.queue_json(body, headers)
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model(
+            modelId="anthropic.claude-3-5-haiku-20241022-v1:0", body=b"{}"
+        )
+        response["body"].set_socket_timeout(5)
+        data = response["body"].read()
+
+    assert data == json.dumps(body).encode()
+    record = usage.records[0]
+    assert record.usage.input_tokens == 4 + 100
+    assert record.usage.output_tokens == 50
+    # Claude 3.5 Haiku in us-east-1: 0.8 in, 1 cache write, 4 out.
+    # 4*0.8 + 100*1 + 50*4 = 3.2 + 100 + 200 = 303.2 -> 0.0003032
+    assert record.cost is not None
+    assert record.cost.total == Decimal("0.0003032")
+
+
+@pytest.mark.parametrize(
     ("model", "body"),
     [
         ("amazon.titan-image-generator-v2:0", {"images": ["aW1n"], "error": None}),
