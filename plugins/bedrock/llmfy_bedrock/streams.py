@@ -367,7 +367,8 @@ def _has_metrics(data: bytes) -> bool:
     The model's text may quote the key, and such a chunk does not end the usage.
     """
     try:
+        # json raises RecursionError, not ValueError, for a chunk nested too deep.
         chunk = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(chunk, Mapping) and INVOCATION_METRICS in chunk

@@ -456,6 +456,16 @@ def converse_stream(client: Any) -> Callable[[], Any]:
     return call
 
 
+def invoke_stream(client: Any) -> Callable[[], Any]:
+    def call() -> list[Any]:
+        response = client.invoke_model_with_response_stream(
+            modelId=HAIKU_3, body=b'{"messages": []}'
+        )
+        return [event["chunk"]["bytes"] for event in response["body"]]
+
+    return call
+
+
 def stream_frames(frames: Any, usage_body: Any) -> list[bytes]:
     return [
         frames.event("messageStart", {"role": "assistant"}),
@@ -556,13 +566,7 @@ def test_invoke_stream_garbage_metrics(
     for _ in range(2):
         bedrock_server.queue_stream([frames.chunk(chunk) for chunk in chunks])
 
-    def call() -> list[Any]:
-        response = client.invoke_model_with_response_stream(
-            modelId=HAIKU_3, body=b'{"messages": []}'
-        )
-        return [event["chunk"]["bytes"] for event in response["body"]]
-
-    untracked, tracked, usage = untracked_then_tracked(call)
+    untracked, tracked, usage = untracked_then_tracked(invoke_stream(client))
 
     assert tracked == untracked
     assert usage.request_count == 1
@@ -576,6 +580,33 @@ def test_invoke_stream_garbage_metrics(
     warned = warnings_of(logs)
     assert problem in warned
     assert HAIKU_3 in warned
+
+
+def test_invoke_stream_chunk_nested_too_deep(
+    bedrock_server: Any, make_client: Any, frames: Any, logs: pytest.LogCaptureFixture
+) -> None:
+    # Decoding this chunk raises RecursionError, not ValueError. botocore
+    # passes its bytes on undecoded, so the caller must get them as without
+    # llmfy, and the request is counted with unknown usage.
+    client = make_client()
+    nested = b"[" * 100_000 + b"]" * 100_000
+    deep = b'{"amazon-bedrock-invocationMetrics": {}, "x": %s}' % nested
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": 20}}}
+    sent = [
+        frames.chunk(start),
+        frames.event("chunk", {"bytes": base64.b64encode(deep).decode(), "p": "a"}),
+    ]
+    for _ in range(2):
+        bedrock_server.queue_stream(sent)
+
+    untracked, tracked, usage = untracked_then_tracked(invoke_stream(client))
+
+    assert untracked[0] == "returned"
+    assert tracked == untracked
+    assert tracked[1][1] == deep
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens is None
+    assert HAIKU_3 in warnings_of(logs)
 
 
 def test_invoke_stream_chunk_not_json(
@@ -593,13 +624,7 @@ def test_invoke_stream_chunk_not_json(
     for _ in range(2):
         bedrock_server.queue_stream(sent)
 
-    def call() -> list[Any]:
-        response = client.invoke_model_with_response_stream(
-            modelId=HAIKU_3, body=b'{"messages": []}'
-        )
-        return [event["chunk"]["bytes"] for event in response["body"]]
-
-    untracked, tracked, usage = untracked_then_tracked(call)
+    untracked, tracked, usage = untracked_then_tracked(invoke_stream(client))
 
     assert tracked == untracked
     assert usage.request_count == 1
