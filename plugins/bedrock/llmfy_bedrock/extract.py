@@ -608,11 +608,12 @@ def counts_from_stream_chunks(
     The `amazon-bedrock-invocationMetrics` of the last chunk is what Bedrock
     bills and wins over the usage events of the model itself (Anthropic's
     `message_start` and `message_delta`, Nova's `metadata`, Titan's and Llama's
-    counts). Those are used only when no chunk carries the metrics, or when
-    the metrics lack a valid input or output count. Titan and Llama count the
-    output so far in every chunk, so only their last chunk, which names why
-    the output stopped, gives the counts. Returns None when neither gives the
-    counts, such as for a stream stopped early.
+    counts). Those are used only when no chunk carries the metrics, when the
+    metrics lack a valid input or output count, or for a cache count that the
+    metrics lack. Titan and Llama count the output so far in every chunk, so
+    only their last chunk, which names why the output stopped, gives the
+    counts. Returns None when neither gives the counts, such as for a stream
+    stopped early.
     """
     metrics: Mapping[str, Any] | None = None
     model_counts: TokenCounts | None = None
@@ -664,19 +665,21 @@ def counts_from_stream_chunks(
     output_tokens = _required_int(metrics, "outputTokenCount", where)
     if input_tokens is None or output_tokens is None:
         return model_counts
+    cache_read = as_int(
+        metrics.get("cacheReadInputTokenCount"), f"{where}.cacheReadInputTokenCount"
+    )
+    cache_write = as_int(
+        metrics.get("cacheWriteInputTokenCount"), f"{where}.cacheWriteInputTokenCount"
+    )
+    # Metrics without a valid cache count leave it to the model's own usage,
+    # whose input count excludes the cache tokens too.
+    if model_counts is not None:
+        if cache_read is None:
+            cache_read = model_counts.cache_read
+        if cache_write is None:
+            cache_write = model_counts.cache_write
     return TokenCounts(
-        input_tokens,
-        output_tokens,
-        as_int(
-            metrics.get("cacheReadInputTokenCount"), f"{where}.cacheReadInputTokenCount"
-        )
-        or 0,
-        as_int(
-            metrics.get("cacheWriteInputTokenCount"),
-            f"{where}.cacheWriteInputTokenCount",
-        )
-        or 0,
-        cache_write_1h,
+        input_tokens, output_tokens, cache_read or 0, cache_write or 0, cache_write_1h
     )
 
 

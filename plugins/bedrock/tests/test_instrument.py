@@ -815,6 +815,94 @@ def test_invoke_stream_metrics_win(
     assert record.cost.total == Decimal("0.002526")
 
 
+ANTHROPIC_CACHED_STREAM = [
+    {
+        "type": "message_start",
+        "message": {
+            "usage": {
+                "input_tokens": 10,
+                "cache_read_input_tokens": 2000,
+                "cache_creation_input_tokens": 300,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": 100,
+                    "ephemeral_1h_input_tokens": 200,
+                },
+                "output_tokens": 1,
+            }
+        },
+    },
+    {"type": "message_delta", "usage": {"output_tokens": 50}},
+    {
+        "type": "message_stop",
+        "amazon-bedrock-invocationMetrics": {
+            "inputTokenCount": 10,
+            "outputTokenCount": 50,
+        },
+    },
+]
+NOVA_CACHED_STREAM = [
+    {"messageStart": {"role": "assistant"}},
+    {
+        "metadata": {
+            "usage": {
+                "inputTokens": 10,
+                "outputTokens": 50,
+                "cacheReadInputTokenCount": 2000,
+                "cacheWriteInputTokenCount": 300,
+            }
+        },
+        "amazon-bedrock-invocationMetrics": {
+            "inputTokenCount": 10,
+            "outputTokenCount": 50,
+        },
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "chunks", "cache_write_1h", "cost"),
+    [
+        # us. profile of Sonnet 4.5 from us-east-1, regional rate: 3.3 in, 0.33
+        # cache read, 4.125 cache write 5m, 6.6 cache write 1h, 16.5 out.
+        # 10*3.3 + 2000*0.33 + 100*4.125 + 200*6.6 + 50*16.5
+        # = 33 + 660 + 412.5 + 1320 + 825 = 3250.5 -> 0.0032505
+        (SONNET_45_US, ANTHROPIC_CACHED_STREAM, 200, "0.0032505"),
+        # Nova Micro in us-east-1: 0.035 in, 0.00875 cache read, 0.035 cache
+        # write, 0.14 out. 10*0.035 + 2000*0.00875 + 300*0.035 + 50*0.14
+        # = 0.35 + 17.5 + 10.5 + 7 = 35.35 -> 0.00003535
+        ("amazon.nova-micro-v1:0", NOVA_CACHED_STREAM, 0, "0.00003535"),
+    ],
+    ids=["anthropic", "nova"],
+)
+def test_invoke_stream_cache_counts_beside_metrics(
+    bedrock_server: Any,
+    make_client: Any,
+    frames: Any,
+    model: str,
+    chunks: list[dict[str, Any]],
+    cache_write_1h: int,
+    cost: str,
+) -> None:
+    # Metrics without cache counts must not drop the cache tokens that the
+    # model's own usage reports.
+    client = make_client()
+    bedrock_server.queue_stream([frames.chunk(chunk) for chunk in chunks])
+
+    with llmfy_usage_tracker() as usage:
+        response = client.invoke_model_with_response_stream(modelId=model, body=b"{}")
+        received = [json.loads(event["chunk"]["bytes"]) for event in response["body"]]
+
+    assert received == chunks
+    record = usage.records[0]
+    assert record.usage.input_tokens == 10 + 2000 + 300
+    assert record.usage.cache_read_tokens == 2000
+    assert record.usage.cache_write_tokens == 300
+    assert record.usage.other_tokens.get("cache_write_1h", 0) == cache_write_1h
+    assert record.usage.output_tokens == 50
+    assert record.cost is not None
+    assert record.cost.total == Decimal(cost)
+
+
 def test_invoke_stream_text_quoting_metrics_key(
     bedrock_server: Any, make_client: Any, frames: Any
 ) -> None:
