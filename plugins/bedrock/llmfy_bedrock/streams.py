@@ -362,13 +362,16 @@ def _restore(stream: Any, name: str, replacement: Any, original: Any) -> None:
 
 
 def _has_metrics(data: bytes) -> bool:
-    """Return whether a chunk has the invocation metrics as a top-level key.
+    """Return whether a chunk has the invocation metrics, an object, at its top level.
 
-    The model's text may quote the key, and such a chunk does not end the usage.
+    The model's text may quote the key, and a chunk may give it a null value.
+    Neither chunk ends the usage.
     """
     try:
         # json raises RecursionError, not ValueError, for a chunk nested too deep.
         chunk = json.loads(data)
     except (ValueError, RecursionError):
         return False
-    return isinstance(chunk, Mapping) and INVOCATION_METRICS in chunk
+    return isinstance(chunk, Mapping) and isinstance(
+        chunk.get(INVOCATION_METRICS), Mapping
+    )

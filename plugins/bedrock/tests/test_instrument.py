@@ -903,21 +903,42 @@ def test_invoke_stream_cache_counts_beside_metrics(
     assert record.cost.total == Decimal(cost)
 
 
-def test_invoke_stream_text_quoting_metrics_key(
-    bedrock_server: Any, make_client: Any, frames: Any
+QUOTED_METRICS = '{"amazon-bedrock-invocationMetrics": {"outputTokenCount": 1}}'
+
+
+@pytest.mark.parametrize(
+    "middle",
+    [
+        pytest.param(
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": QUOTED_METRICS},
+            },
+            id="text-quoting-key",
+        ),
+        pytest.param(
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": "Hi"},
+                "amazon-bedrock-invocationMetrics": None,
+            },
+            id="null-metrics",
+        ),
+    ],
+)
+def test_invoke_stream_chunk_without_metrics(
+    bedrock_server: Any, make_client: Any, frames: Any, middle: dict[str, Any]
 ) -> None:
+    # Neither chunk carries metrics, so the usage goes on to the last chunk.
     client = make_client()
-    quoted = '{"amazon-bedrock-invocationMetrics": {"outputTokenCount": 1}}'
     chunks = [
         {
             "type": "message_start",
             "message": {"usage": {"input_tokens": 500, "output_tokens": 1}},
         },
-        {
-            "type": "content_block_delta",
-            "index": 0,
-            "delta": {"type": "text_delta", "text": quoted},
-        },
+        middle,
         {"type": "message_delta", "usage": {"output_tokens": 300}},
         {
             "type": "message_stop",
