@@ -506,15 +506,25 @@ def _titan_counts(body: Mapping[str, Any]) -> TokenCounts | None:
     input_tokens = as_int(body.get("inputTextTokenCount"), "inputTextTokenCount")
     if input_tokens is None:
         return None
+    # An embeddings body has no results, and its output count is 0. A text
+    # result without a valid count makes the output count unknown.
     results = body.get("results")
-    output = 0
+    output: int | None = 0
     if isinstance(results, list):
         for result in results:
             if isinstance(result, Mapping):
-                count = as_int(result.get("tokenCount"), "results.tokenCount")
-                output += count or 0
+                count = _required_int(result, "tokenCount", "results[]")
+            else:
+                checks.note_invalid("results[]", result)
+                count = None
+            output = None if output is None or count is None else output + count
+    elif results is not None:
+        checks.note_invalid("results", results)
+        output = None
     field = "totalOutputTextTokenCount"
     output = as_int(body.get(field), field) or output
+    if output is None:
+        return None
     return TokenCounts(input_tokens, output)
 
 

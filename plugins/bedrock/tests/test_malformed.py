@@ -412,6 +412,16 @@ def test_invoke_body_cut_short_reads_the_same(
             id="titan-text",
         ),
         pytest.param(
+            {"inputTextTokenCount": 5, "results": [{"outputText": "Hi"}]},
+            "field results[].tokenCount is missing",
+            id="titan-output-missing",
+        ),
+        pytest.param(
+            {"inputTextTokenCount": 5, "results": "Hi"},
+            "field results is invalid (a string of 2 characters)",
+            id="titan-results-text",
+        ),
+        pytest.param(
             {
                 "generation": "Hi",
                 "prompt_token_count": 1.5,
