@@ -691,3 +691,60 @@ def test_embeddings_count_malformed(
     assert usage.request_count == 1
     assert usage.records[0].usage.input_tokens is None
     assert any("text-embedding-3-small" in text for text in warnings_of(logs))
+
+
+# Responses streams
+
+
+def stream_responses(client: openai.OpenAI) -> Callable[[], Any]:
+    def run() -> list[Any]:
+        stream = client.responses.create(model="gpt-5", input="Hi", stream=True)
+        return [(type(event), getattr(event, "type", None)) for event in stream]
+
+    return run
+
+
+def stream_responses_async(server: Any) -> Callable[[], Any]:
+    import asyncio
+
+    async def read() -> list[Any]:
+        async with openai.AsyncOpenAI(
+            base_url=server.base_url, api_key="test", max_retries=0
+        ) as client:
+            stream = await client.responses.create(
+                model="gpt-5", input="Hi", stream=True
+            )
+            return [
+                (type(event), getattr(event, "type", None)) async for event in stream
+            ]
+
+    return lambda: asyncio.run(read())
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    "event_type",
+    [["response.created"], {"name": "response.created"}],
+    ids=["list", "object"],
+)
+def test_responses_event_type_unhashable(
+    server: Any,
+    client: openai.OpenAI,
+    bodies: Any,
+    event_type: object,
+    is_async: bool,
+) -> None:
+    # The SDK passes an event whose `type` is not a string to the caller unchanged.
+    events = bodies.response_events(bodies.response())
+    events.insert(1, {"type": event_type, "sequence_number": 1})
+    server.add_sse(RESPONSES, events)
+    server.add_sse(RESPONSES, events)
+    run = stream_responses_async(server) if is_async else stream_responses(client)
+
+    untracked, tracked, usage = untracked_then_tracked(run)
+
+    assert untracked[0] == "returned"
+    assert tracked == untracked
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens == 100
+    assert usage.records[0].usage.output_tokens == 50
