@@ -72,7 +72,7 @@ _BETA_QUERY = "?beta=true"
 
 def running_id(response: Any) -> str | None:
     """Return the id of a response (SDK object or JSON dict) that is still running."""
-    if _field(response, "status") not in RUNNING_STATUSES:
+    if _status(response) not in RUNNING_STATUSES:
         return None
     response_id = _field(response, "id")
     return response_id if isinstance(response_id, str) and response_id else None
@@ -143,7 +143,7 @@ def polled_id(method: str, url: str) -> str | None:
 
 def resolve(response_id: str, response: Any) -> None:
     """Record the pending request `response_id` if `response` is in a final status."""
-    if _field(response, "status") not in FINAL_STATUSES:
+    if _status(response) not in FINAL_STATUSES:
         return
     with _lock:
         pending = PENDING.pop(response_id, None)
@@ -214,6 +214,16 @@ def _record_unfetched(pending: _Call, reason: str) -> None:
             reason,
             count,
         )
+
+
+def _status(response: Any) -> str | None:
+    """Return the `status` of a response, or None when it is not a string.
+
+    The SDK passes a malformed status through unchanged, and looking up a list
+    or an object in a set of statuses raises TypeError.
+    """
+    status = _field(response, "status")
+    return status if isinstance(status, str) else None
 
 
 def _field(response: Any, name: str) -> Any:

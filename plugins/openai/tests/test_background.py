@@ -731,3 +731,21 @@ def test_create_returning_after_trackers_ended(server, client, bodies):
     assert usage.request_count == 1
     assert usage.records[0].usage.input_tokens is None
     assert usage.records[0].fault is not None
+
+
+@pytest.mark.parametrize("status", [["queued"], {"state": "queued"}], ids=repr)
+def test_create_with_unhashable_status_counted(server, client, bodies, status):
+    # The SDK passes a malformed status through. Such a response is not known
+    # to be running, so the create is counted at once, with the usage it has.
+    body = running(bodies, "resp_odd")
+    body["status"] = status
+    server.add_json(RESPONSES, body)
+
+    with llmfy_usage_tracker() as usage:
+        response = create(client)
+        pending = usage.pending_requests
+
+    assert response.status == status
+    assert pending == 0
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens is None
