@@ -320,7 +320,7 @@ class _Call:
         try:
             latest = self.latest
             recorded = self._record_unknown(
-                getattr(latest, "model", None), getattr(latest, "service_tier", None)
+                _text_field(latest, "model"), _text_field(latest, "service_tier")
             )
             if (
                 recorded
@@ -439,6 +439,16 @@ class _Call:
             self.model,
             error,
         )
+
+
+def _text_field(chunk: Any, name: str) -> str | None:
+    """Return a field of a stream chunk or event if it is a non-empty string.
+
+    Returns None otherwise, as `llmfy_openai.extract` reads the `model` and
+    `service_tier` of a whole response.
+    """
+    value = getattr(chunk, name, None)
+    return value if isinstance(value, str) and value else None
 
 
 def _starts_object(content: bytes | None) -> bool:

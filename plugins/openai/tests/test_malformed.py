@@ -748,3 +748,44 @@ def test_responses_event_type_unhashable(
     assert usage.request_count == 1
     assert usage.records[0].usage.input_tokens == 100
     assert usage.records[0].usage.output_tokens == 50
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("model", 123),
+        ("model", ["gpt-4o-mini"]),
+        ("service_tier", 5),
+        ("service_tier", {"name": "default"}),
+    ],
+    ids=repr,
+)
+def test_stream_invalid_model_or_tier(
+    server: Any,
+    client: openai.OpenAI,
+    bodies: Any,
+    logs: pytest.LogCaptureFixture,
+    field: str,
+    value: object,
+) -> None:
+    # A stream without usage drops an invalid `model` or `service_tier`, as a
+    # whole response does, and the request is counted as usual.
+    chunks = [bodies.chunk("Par"), bodies.chunk(None, finish="stop")]
+    for chunk in chunks:
+        chunk[field] = value
+    server.add_sse(CHAT, [*chunks, "[DONE]"])
+    server.add_sse(CHAT, [*chunks, "[DONE]"])
+
+    untracked, tracked, usage = untracked_then_tracked(stream_chat(client))
+
+    assert tracked == untracked
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.fault is None
+    assert record.usage.operation == "chat.completions"
+    assert record.usage.input_tokens is None
+    served = None if field == "model" else "gpt-4o-mini-2024-07-18"
+    tier = None if field == "service_tier" else "default"
+    assert record.usage.served_model == served
+    assert record.usage.service_tier == tier
+    assert not any("price_lookup" in text for text in logs.messages)
