@@ -1162,5 +1162,16 @@ class _Checker:
         )
 
 
+def report_missing_usage(
+    context: CallContext, served: str | None, problem: str
+) -> None:
+    """Log that a response carried no usage, with the model and `problem`.
+
+    As for an invalid field, the first time for a model and problem is logged
+    at WARNING and the repeats at DEBUG.
+    """
+    _Checker(context, served).report("usage", problem, "all token counts are unknown")
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None

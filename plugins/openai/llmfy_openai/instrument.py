@@ -49,7 +49,11 @@ from llmfy_core.recording import (
 from llmfy_core.tracker import UNTRACKED, warn_untracked_thread
 from llmfy_openai import background
 from llmfy_openai.background import PENDING, STREAMING
-from llmfy_openai.extract import TOKEN_USAGE_OPERATIONS, reports_token_usage
+from llmfy_openai.extract import (
+    TOKEN_USAGE_OPERATIONS,
+    report_missing_usage,
+    reports_token_usage,
+)
 
 # A logger whose calls never raise, even when a handler of the application does.
 logger = get_logger("llmfy.openai")
@@ -106,6 +110,21 @@ _INCLUDE_USAGE_OPERATIONS = {
     "chat.completions": ("chat completion", "chat.completions.create()"),
     "completions": ("completion", "completions.create()"),
 }
+# The reasons logged for a stream that ran to its end without usage, by
+# operation. `_NO_USAGE_EVENT` is the reason for the other operations.
+_NO_USAGE_CHUNK = (
+    "is missing because the stream ended without the usage chunk that "
+    "stream_options include_usage requests"
+)
+_STREAM_WITHOUT_USAGE = {
+    "chat.completions": _NO_USAGE_CHUNK,
+    "completions": _NO_USAGE_CHUNK,
+    "responses": (
+        "is missing because the stream ended without its final event "
+        "(response.completed, response.incomplete or response.failed)"
+    ),
+}
+_NO_USAGE_EVENT = "is missing because the stream ended without an event that carries it"
 # For each tracker, the operations whose streams without usage it warned about.
 _warned_trackers: weakref.WeakKeyDictionary[UsageTracker, set[str]] = (
     weakref.WeakKeyDictionary()
@@ -306,8 +325,13 @@ class _Call:
         # The error's message names a position or a digit count, never the body.
         self.record_unreadable(f"could not be parsed: {type(error).__name__}: {error}")
 
-    def finish_stream(self) -> None:
-        """Record a stream once, from its usage chunk or with unknown usage."""
+    def finish_stream(self, ended: bool = False) -> None:
+        """Record a stream once, from its usage chunk or with unknown usage.
+
+        `ended` is True when the stream's events ran out, rather than the
+        stream being closed early or cut by an error. A missing usage is then
+        logged.
+        """
         if self.done:
             return
         if self.stream_id is not None:
@@ -319,15 +343,15 @@ class _Call:
             return
         try:
             latest = self.latest
-            recorded = self._record_unknown(
-                _text_field(latest, "model"), _text_field(latest, "service_tier")
-            )
-            if (
-                recorded
-                and self.operation in _INCLUDE_USAGE_OPERATIONS
-                and not self.include_usage
-            ):
+            served = _text_field(latest, "model")
+            tier = _text_field(latest, "service_tier")
+            if not self._record_unknown(served, tier):
+                return
+            if self.operation in _INCLUDE_USAGE_OPERATIONS and not self.include_usage:
                 self._warn_no_usage()
+            elif ended:
+                problem = _STREAM_WITHOUT_USAGE.get(self.operation, _NO_USAGE_EVENT)
+                report_missing_usage(self.context(tier), served, problem)
         except Exception as error:  # never reach the caller
             self._log_fault(error)
 
@@ -792,6 +816,7 @@ def _watch_chunks(chunks: Iterator[Any], call: _Call) -> Iterator[Any]:
             if getattr(chunk, "usage", None) is not None:
                 call.final = chunk
             yield chunk
+        call.finish_stream(ended=True)
     finally:
         _close_quietly(chunks)
         _finish_unless_freed(call)
@@ -820,6 +845,7 @@ def _watch_response_events(events: Iterator[Any], call: _Call) -> Iterator[Any]:
                         # it stops reading there.
                         call.finish_stream()
             yield event
+        call.finish_stream(ended=True)
     finally:
         _close_quietly(events)
         _finish_unless_freed(call)
@@ -834,6 +860,7 @@ async def _watch_chunks_async(
             if getattr(chunk, "usage", None) is not None:
                 call.final = chunk
             yield chunk
+        call.finish_stream(ended=True)
     finally:
         # The SDK's generator is left to asyncio, which closes it when it is
         # collected, as it does without llmfy. Closing it here as well raced
@@ -861,6 +888,7 @@ async def _watch_response_events_async(
                     if call.polled_id is not None:
                         call.finish_stream()
             yield event
+        call.finish_stream(ended=True)
     finally:
         # The SDK's generator is left to asyncio, as in `_watch_chunks_async`.
         _finish_unless_freed(call)

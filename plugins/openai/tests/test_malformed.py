@@ -789,3 +789,66 @@ def test_stream_invalid_model_or_tier(
     assert record.usage.served_model == served
     assert record.usage.service_tier == tier
     assert not any("price_lookup" in text for text in logs.messages)
+
+
+def test_stream_ended_without_usage_chunk(
+    server: Any, client: openai.OpenAI, bodies: Any, logs: pytest.LogCaptureFixture
+) -> None:
+    # The request sets include_usage, and the stream ends without the usage
+    # chunk, as through a proxy or an API version that drops it.
+    events = [bodies.chunk("Par"), bodies.chunk(None, finish="stop"), "[DONE]"]
+    server.add_sse(CHAT, events)
+    server.add_sse(CHAT, events)
+
+    untracked, tracked, usage = untracked_then_tracked(stream_chat(client))
+
+    assert tracked == untracked
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens is None
+    warned = [text for text in warnings_of(logs) if "gpt-4o-mini" in text]
+    assert any("ended without the usage chunk" in text for text in warned)
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_responses_stream_without_final_event(
+    server: Any,
+    client: openai.OpenAI,
+    bodies: Any,
+    logs: pytest.LogCaptureFixture,
+    is_async: bool,
+) -> None:
+    events = bodies.response_events(bodies.response())[:-1]
+    server.add_sse(RESPONSES, events)
+    server.add_sse(RESPONSES, events)
+    run = stream_responses_async(server) if is_async else stream_responses(client)
+
+    untracked, tracked, usage = untracked_then_tracked(run)
+
+    assert tracked == untracked
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens is None
+    warned = [text for text in warnings_of(logs) if "gpt-5" in text]
+    assert any("ended without its final event" in text for text in warned)
+
+
+def test_stream_closed_early_not_warned(
+    server: Any, client: openai.OpenAI, bodies: Any, logs: pytest.LogCaptureFixture
+) -> None:
+    # Closing a stream before its end is the caller's choice, so only the
+    # record shows the unknown usage.
+    events = [bodies.chunk("Par"), bodies.chunk(None, finish="stop"), "[DONE]"]
+    server.add_sse(CHAT, events)
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options=INCLUDE_USAGE,
+        )
+        with stream:
+            next(iter(stream))
+
+    assert usage.request_count == 1
+    assert usage.records[0].usage.input_tokens is None
+    assert warnings_of(logs) == []
