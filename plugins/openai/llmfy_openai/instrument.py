@@ -341,6 +341,14 @@ class _Call:
         if final is not None:
             self.record(final)
             return
+        if ended and self.operation in TOKEN_USAGE_OPERATIONS:
+            # Not counted, as a whole response without token usage is not,
+            # because it may be billed by duration or per image. OpenAI
+            # ignores `stream` for whisper-1 (openai 3.63, the docstring of
+            # `transcriptions.create`) and sends a JSON body, in which the SDK
+            # finds no event.
+            self._claim()
+            return
         try:
             latest = self.latest
             served = _text_field(latest, "model")

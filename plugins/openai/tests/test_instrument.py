@@ -1609,6 +1609,26 @@ def test_transcription_without_token_usage_ignored(
     assert [record.message for record in caplog.records] == []
 
 
+def test_whisper_transcription_stream_ignored(server, client, caplog):
+    # OpenAI ignores `stream` for whisper-1 and sends the JSON body, which
+    # contains no server-sent event, so the SDK's stream yields nothing.
+    body = {"text": "Hello.", "usage": {"type": "duration", "seconds": 3}}
+    server.add_json(TRANSCRIPTIONS, body)
+    caplog.set_level(logging.DEBUG, logger="llmfy")
+
+    with llmfy_usage_tracker() as usage:
+        stream = client.audio.transcriptions.create(
+            file=AUDIO_FILE, model="whisper-1", stream=True
+        )
+        events = list(stream)
+
+    assert events == []
+    assert usage.request_count == 0
+    assert usage.open_streams == 0
+    assert usage.cost_complete
+    assert [record.message for record in caplog.records] == []
+
+
 def image_completed_event(event_type: str, usage: dict[str, Any]) -> dict[str, Any]:
     """Return the last event of an image generation or edit stream."""
     return {
