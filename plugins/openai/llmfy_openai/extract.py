@@ -686,7 +686,7 @@ def _tools_of_object(response: Any, checker: _Checker) -> _ToolUse:
     Code Interpreter is billed per container, so distinct `container_id`s are
     counted. `_tool_use` adds what `tool_usage` reports.
     """
-    output = getattr(response, "output", None) or ()
+    output = _output_items(getattr(response, "output", None), checker)
     searches = file_searches = images = 0
     containers: set[object] = set()
     for item in output:
@@ -704,6 +704,21 @@ def _tools_of_object(response: Any, checker: _Checker) -> _ToolUse:
 
     counts = _ToolCounts(searches, file_searches, len(containers), images)
     return _tool_use(counts, getattr(response, "tool_usage", None), checker)
+
+
+def _output_items(output: object, checker: _Checker) -> Iterable[Any]:
+    """Return the output items of a Responses call, or () when `output` is not a list.
+
+    The SDK passes an `output` of another type through unchanged, and such a
+    value is logged unless it is None.
+    """
+    if output is None:
+        return ()
+    if not isinstance(output, (list, tuple)):
+        problem = describe_invalid(output)
+        checker.report("output", problem, "its built-in tool calls are not counted")
+        return ()
+    return output
 
 
 class _ToolCounts(NamedTuple):
@@ -1022,8 +1037,7 @@ def _decision_usage(response: Any, context: CallContext) -> Usage:
 
 
 def _tools_of_body(body: Mapping[str, Any], checker: _Checker) -> _ToolUse:
-    output = body.get("output")
-    items: Iterable[Any] = output if isinstance(output, list) else ()
+    items = _output_items(body.get("output"), checker)
     searches = file_searches = images = 0
     containers: set[object] = set()
     for item in items:

@@ -852,3 +852,35 @@ def test_stream_closed_early_not_warned(
     assert usage.request_count == 1
     assert usage.records[0].usage.input_tokens is None
     assert warnings_of(logs) == []
+
+
+@pytest.mark.parametrize("output", [1.5, 7, True, "message"], ids=repr)
+@pytest.mark.parametrize("raw", [False, True], ids=["object", "raw"])
+def test_responses_output_not_list(
+    server: Any,
+    client: openai.OpenAI,
+    bodies: Any,
+    logs: pytest.LogCaptureFixture,
+    output: object,
+    raw: bool,
+) -> None:
+    body = bodies.response(input_tokens=100, output_tokens=50)
+    body["output"] = output
+    server.add_json(RESPONSES, body)
+    server.add_json(RESPONSES, body)
+    responses = client.responses.with_raw_response if raw else client.responses
+
+    def create() -> Any:
+        return responses.create(model="gpt-5", input="What is 2+2?")
+
+    untracked, tracked, usage = untracked_then_tracked(create)
+
+    assert tracked[0] == untracked[0]
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.fault is None
+    assert record.usage.input_tokens == 100
+    assert record.usage.output_tokens == 50
+    assert dict(record.usage.tool_calls) == {}
+    warned = [text for text in warnings_of(logs) if "gpt-5" in text]
+    assert any("field output is invalid" in text for text in warned)
