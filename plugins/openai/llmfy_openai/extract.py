@@ -830,13 +830,16 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     compactions, Embeddings, Decisions and GPT Image bodies. Returns None for a
     body that matches none of these, and a `Usage` with unknown token counts
     for one of these without `usage`. A GPT Image body names no model, so
-    `context.model` names it.
+    `context.model` names it. A body whose `object` is missing or unknown is
+    read as the response of `context.operation`, when that is set.
     """
     if body.get("type") in _RESPONSE_EVENTS and isinstance(
         body.get("response"), Mapping
     ):
         body = body["response"]
     kind = body.get("object")
+    if context.operation and not (isinstance(kind, str) and kind in _KNOWN_OBJECTS):
+        kind = _OBJECT_OF_OPERATION.get(context.operation, kind)
     served = _text(body.get("model"))
     tier = _text(body.get("service_tier")) or context.service_tier
     usage = body.get("usage")
@@ -929,6 +932,17 @@ _BODY_OPERATIONS = {
     "chat.completion.chunk": "chat.completions",
     "text_completion": "completions",
     "list": "embeddings",
+}
+
+# The `object` values that `usage_from_body` reads.
+_KNOWN_OBJECTS = frozenset(_RESPONSES_OBJECTS) | frozenset(_BODY_OPERATIONS)
+# The `object` of the response of each operation that reports it.
+_OBJECT_OF_OPERATION = {
+    "chat.completions": "chat.completion",
+    "completions": "text_completion",
+    "embeddings": "list",
+    "responses": "response",
+    "responses.compact": "response.compaction",
 }
 
 

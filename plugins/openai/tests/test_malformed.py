@@ -884,3 +884,59 @@ def test_responses_output_not_list(
     assert dict(record.usage.tool_calls) == {}
     warned = [text for text in warnings_of(logs) if "gpt-5" in text]
     assert any("field output is invalid" in text for text in warned)
+
+
+def completion_body() -> dict[str, Any]:
+    return {
+        "id": "cmpl-test",
+        "object": "text_completion",
+        "created": 1_780_000_000,
+        "model": "gpt-3.5-turbo-instruct",
+        "choices": [
+            {"text": "Paris.", "index": 0, "logprobs": None, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 60, "completion_tokens": 3, "total_tokens": 63},
+    }
+
+
+@pytest.mark.parametrize("object_field", ["missing", None, "chat.completion.v2", 5])
+@pytest.mark.parametrize("operation", ["chat", "completions", "embeddings"])
+def test_raw_body_without_known_object(
+    server: Any,
+    client: openai.OpenAI,
+    bodies: Any,
+    object_field: object,
+    operation: str,
+) -> None:
+    # A parsed response is read by its SDK type, whatever its `object`, so a
+    # raw body is read by the operation of the request's path.
+    if operation == "chat":
+        body, path = bodies.chat(prompt=60, completion=3), CHAT
+    elif operation == "completions":
+        body, path = completion_body(), "/v1/completions"
+    else:
+        body, path = bodies.embeddings(prompt=60), EMBEDDINGS
+    if object_field == "missing":
+        del body["object"]
+    else:
+        body["object"] = object_field
+    server.add_json(path, body)
+    server.add_json(path, body)
+
+    with llmfy_usage_tracker() as usage:
+        for sdk in (client, client.with_raw_response):
+            if operation == "chat":
+                sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            elif operation == "completions":
+                sdk.completions.create(model="gpt-3.5-turbo-instruct", prompt="Hi")
+            else:
+                sdk.embeddings.create(
+                    model="text-embedding-3-small", input="Hi", encoding_format="float"
+                )
+
+    plain, raw = usage.records
+    assert raw.fault is None
+    assert raw.usage.operation == plain.usage.operation
+    assert raw.usage.input_tokens == 60
+    assert raw.usage.output_tokens == plain.usage.output_tokens
+    assert raw.cost == plain.cost
