@@ -833,8 +833,11 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     `context.model` names it. A body whose `object` is missing or unknown is
     read as the response of `context.operation`, when that is set.
     """
-    if body.get("type") in _RESPONSE_EVENTS and isinstance(
-        body.get("response"), Mapping
+    event_type = body.get("type")
+    if (
+        isinstance(event_type, str)
+        and event_type in _RESPONSE_EVENTS
+        and isinstance(body.get("response"), Mapping)
     ):
         body = body["response"]
     kind = body.get("object")
@@ -870,7 +873,9 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     if operation is None:
         if kind is None and _is_image_body(body):
             return _from_token_usage(body, _with_operation(context, IMAGES))
-        if kind is None and isinstance(body.get("answers"), list):
+        if context.operation == DECISIONS or (
+            kind is None and isinstance(body.get("answers"), list)
+        ):
             return _decision_usage(body, context)
         return None
     if operation == "embeddings":

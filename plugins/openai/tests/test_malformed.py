@@ -940,3 +940,43 @@ def test_raw_body_without_known_object(
     assert raw.usage.input_tokens == 60
     assert raw.usage.output_tokens == plain.usage.output_tokens
     assert raw.cost == plain.cost
+
+
+@pytest.mark.parametrize("event_type", [["chat"], {"name": "chat"}], ids=repr)
+def test_raw_body_with_unhashable_type(
+    server: Any, client: openai.OpenAI, bodies: Any, event_type: object
+) -> None:
+    # usage_from_body checks `type` to find a Responses stream event read as a body.
+    body = bodies.chat(prompt=60, completion=3)
+    body["type"] = event_type
+    server.add_json(CHAT, body)
+
+    with llmfy_usage_tracker() as usage:
+        client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+
+    record = usage.records[0]
+    assert record.fault is None
+    assert record.usage.input_tokens == 60
+    assert record.usage.output_tokens == 3
+
+
+@pytest.mark.parametrize("answers", [None, 5, "yes", {}], ids=repr)
+def test_raw_decision_with_invalid_answers(
+    server: Any, client: openai.OpenAI, bodies: Any, answers: object
+) -> None:
+    body = bodies.decision(input_tokens=900, output_tokens=12)
+    body["answers"] = answers
+    server.add_json("/v1/decisions", body)
+
+    with llmfy_usage_tracker() as usage:
+        client.decisions.with_raw_response.create(
+            model="gpt-6-luna", input="I want my money back.", questions=[]
+        )
+
+    record = usage.records[0]
+    assert record.fault is None
+    assert record.usage.operation == "decisions"
+    assert record.usage.input_tokens == 900
+    assert record.usage.output_tokens == 0
