@@ -223,9 +223,13 @@ def read_chat_object(response: Any, context: CallContext) -> UsageCounts | None:
     ):
         return None
     if type(served) is not str or not served:
+        if served is not None and not isinstance(served, str):
+            return None  # the checked path logs it
         # A str subclass is kept, as the checked path keeps it.
         served = _text(served)
     if type(tier) is not str or not tier:
+        if tier is not None and not isinstance(tier, str):
+            return None
         tier = _text(tier) or context.service_tier
     if served and SEARCH_MODEL_MARK in served:
         # A search model's request carries a billed search call.
@@ -365,8 +369,12 @@ def _read_responses_counts(response: Any, context: CallContext) -> UsageCounts |
     ):
         return None
     if type(served) is not str or not served:
+        if served is not None and not isinstance(served, str):
+            return None  # the checked path logs it
         served = _text(served)
     if type(tier) is not str or not tier:
+        if tier is not None and not isinstance(tier, str):
+            return None
         tier = _text(tier) or context.service_tier
     return (
         PROVIDER,
@@ -465,13 +473,19 @@ def read_embeddings_object(response: Any, context: CallContext) -> UsageCounts |
         return None
     if getattr(usage, "prompt_tokens_details", None) is not None:
         return None
-    served = _embeddings_model(_text(served))
+    text = _text(served)
+    tier = getattr(response, "service_tier", None)
+    if text is None and served is not None and not isinstance(served, str):
+        return None  # the checked path logs it
+    if tier is not None and not isinstance(tier, str):
+        return None
+    served = _embeddings_model(text)
     return (
         PROVIDER,
         context.model or served or "unknown",
         served,
         context.region,
-        _text(getattr(response, "service_tier", None)) or context.service_tier,
+        _text(tier) or context.service_tier,
         context.operation or "embeddings",
         context.batch,
         context.headers.get("x-request-id"),
@@ -508,8 +522,8 @@ def _from_chat_object(response: Any, context: CallContext) -> Usage:
     if counts is not None:
         return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
-    served = _text(getattr(response, "model", None))
-    tier = _text(getattr(response, "service_tier", None)) or context.service_tier
+    served = _checked_text(getattr(response, "model", None), "model", context)
+    tier = _checked_tier(getattr(response, "service_tier", None), context)
     checker = _Checker(context, served)
     if usage is None and getattr(response, "object", None) == "chat.completion.chunk":
         # Only the usage chunk of a stream carries usage; the others are normal.
@@ -547,8 +561,8 @@ def _from_responses_object(response: Any, context: CallContext) -> Usage:
     if counts is not None:
         return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
-    served = _text(getattr(response, "model", None))
-    tier = _text(getattr(response, "service_tier", None)) or context.service_tier
+    served = _checked_text(getattr(response, "model", None), "model", context)
+    tier = _checked_tier(getattr(response, "service_tier", None), context)
     checker = _Checker(context, served)
     tools = _tools_of_object(response, checker)
     if not checker.usage_present(usage):
@@ -572,8 +586,9 @@ def _from_embeddings_object(response: Any, context: CallContext) -> Usage:
     if counts is not None:
         return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
-    served = _embeddings_model(_text(getattr(response, "model", None)))
-    tier = _text(getattr(response, "service_tier", None)) or context.service_tier
+    served = _checked_text(getattr(response, "model", None), "model", context)
+    served = _embeddings_model(served)
+    tier = _checked_tier(getattr(response, "service_tier", None), context)
     checker = _Checker(context, served)
     if not checker.usage_present(usage):
         return _unknown(context, served, tier)
@@ -639,8 +654,8 @@ def _from_token_usage(response: Any, context: CallContext) -> Usage:
     # NOTE: an images response for output_format "svg" also has `svg_usage`,
     # tokens of another model that writes the SVG. They are not counted.
     usage = _field(response, "usage")
-    served = _text(_field(response, "model"))
-    tier = _text(_field(response, "service_tier")) or context.service_tier
+    served = _checked_text(_field(response, "model"), "model", context)
+    tier = _checked_tier(_field(response, "service_tier"), context)
     checker = _Checker(context, served)
     if not checker.usage_present(usage):
         return _unknown(context, served, tier)
@@ -843,8 +858,8 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     kind = body.get("object")
     if context.operation and not (isinstance(kind, str) and kind in _KNOWN_OBJECTS):
         kind = _OBJECT_OF_OPERATION.get(context.operation, kind)
-    served = _text(body.get("model"))
-    tier = _text(body.get("service_tier")) or context.service_tier
+    served = _checked_text(body.get("model"), "model", context)
+    tier = _checked_tier(body.get("service_tier"), context)
     usage = body.get("usage")
 
     responses_operation = (
@@ -1036,7 +1051,7 @@ def _decision_usage(response: Any, context: CallContext) -> Usage:
     # input tokens on gpt-6-luna, its input rate, and no output, cache read or
     # cache write charge.
     usage = _field(response, "usage")
-    served = _text(_field(response, "model"))
+    served = _checked_text(_field(response, "model"), "model", context)
     checker = _Checker(_with_operation(context, DECISIONS), served)
     if not checker.usage_present(usage):
         return _unknown(checker.context, served, context.service_tier)
@@ -1204,6 +1219,21 @@ def report_missing_usage(
     at WARNING and the repeats at DEBUG.
     """
     _Checker(context, served).report("usage", problem, "all token counts are unknown")
+
+
+def _checked_text(value: object, path: str, context: CallContext) -> str | None:
+    """Return a non-empty string, else None, and log a value that is not a string.
+
+    None is not logged, because it is how a response leaves the field out.
+    """
+    if value is not None and not isinstance(value, str):
+        _Checker(context, None).report(path, describe_invalid(value), "ignored")
+    return _text(value)
+
+
+def _checked_tier(value: object, context: CallContext) -> str | None:
+    """Return the service tier a response names, else the one of `context`."""
+    return _checked_text(value, "service_tier", context) or context.service_tier
 
 
 def _text(value: object) -> str | None:

@@ -980,3 +980,49 @@ def test_raw_decision_with_invalid_answers(
     assert record.usage.operation == "decisions"
     assert record.usage.input_tokens == 900
     assert record.usage.output_tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("model", 123), ("model", ["gpt-4o-mini"]), ("service_tier", 5)],
+    ids=repr,
+)
+@pytest.mark.parametrize("operation", ["chat", "responses", "embeddings"])
+@pytest.mark.parametrize("raw", [False, True], ids=["object", "raw"])
+def test_invalid_model_or_tier_logged(
+    server: Any,
+    client: openai.OpenAI,
+    bodies: Any,
+    logs: pytest.LogCaptureFixture,
+    field: str,
+    value: object,
+    operation: str,
+    raw: bool,
+) -> None:
+    if operation == "chat":
+        body, path = bodies.chat(prompt=60, completion=3), CHAT
+    elif operation == "responses":
+        body, path = bodies.response(input_tokens=60, output_tokens=3), RESPONSES
+    else:
+        body, path = bodies.embeddings(prompt=60), EMBEDDINGS
+    body[field] = value
+    server.add_json(path, body)
+    sdk = client.with_raw_response if raw else client
+
+    with llmfy_usage_tracker() as usage:
+        if operation == "chat":
+            sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        elif operation == "responses":
+            sdk.responses.create(model="gpt-4o-mini", input="Hi")
+        else:
+            sdk.embeddings.create(
+                model="text-embedding-3-small", input="Hi", encoding_format="float"
+            )
+
+    record = usage.records[0]
+    assert record.fault is None
+    assert record.usage.input_tokens == 60
+    assert record.usage.served_model != value
+    assert record.usage.service_tier != value
+    warned = warnings_of(logs)
+    assert any(f"field {field} is invalid" in text for text in warned)
