@@ -339,6 +339,15 @@ class _Call:
             return
         final = self.final
         if final is not None:
+            if not (hasattr(final, "usage") or isinstance(final, Mapping)):
+                # The `response` of a final Responses event, which the SDK
+                # passes through unchanged when it is a string, a number or a list.
+                kind = type(final).__name__
+                self.record_unreadable(
+                    f"has a final stream event with a response of type {kind}, "
+                    "not an object"
+                )
+                return
             self.record(final)
             return
         if ended and self.operation in TOKEN_USAGE_OPERATIONS:

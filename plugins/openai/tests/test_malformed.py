@@ -1026,3 +1026,28 @@ def test_invalid_model_or_tier_logged(
     assert record.usage.service_tier != value
     warned = warnings_of(logs)
     assert any(f"field {field} is invalid" in text for text in warned)
+
+
+@pytest.mark.parametrize("final_response", ["done", 7, [1, 2]], ids=repr)
+def test_responses_final_event_not_object(
+    server: Any,
+    client: openai.OpenAI,
+    bodies: Any,
+    logs: pytest.LogCaptureFixture,
+    final_response: object,
+) -> None:
+    events = bodies.response_events(bodies.response())
+    events[-1]["response"] = final_response
+    server.add_sse(RESPONSES, events)
+    server.add_sse(RESPONSES, events)
+
+    untracked, tracked, usage = untracked_then_tracked(stream_responses(client))
+
+    assert tracked == untracked
+    assert usage.request_count == 1
+    record = usage.records[0]
+    assert record.fault is None
+    assert record.usage.input_tokens is None
+    kind = type(final_response).__name__
+    warned = [text for text in warnings_of(logs) if "gpt-5" in text]
+    assert any(f"response of type {kind}" in text for text in warned)
