@@ -522,7 +522,7 @@ def _from_chat_object(response: Any, context: CallContext) -> Usage:
     if counts is not None:
         return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
-    served = _checked_text(getattr(response, "model", None), "model", context)
+    served = checked_text(getattr(response, "model", None), "model", context)
     tier = _checked_tier(getattr(response, "service_tier", None), context)
     checker = _Checker(context, served)
     if usage is None and getattr(response, "object", None) == "chat.completion.chunk":
@@ -561,7 +561,7 @@ def _from_responses_object(response: Any, context: CallContext) -> Usage:
     if counts is not None:
         return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
-    served = _checked_text(getattr(response, "model", None), "model", context)
+    served = checked_text(getattr(response, "model", None), "model", context)
     tier = _checked_tier(getattr(response, "service_tier", None), context)
     checker = _Checker(context, served)
     tools = _tools_of_object(response, checker)
@@ -586,7 +586,7 @@ def _from_embeddings_object(response: Any, context: CallContext) -> Usage:
     if counts is not None:
         return usage_from_counts(counts)
     usage = getattr(response, "usage", None)
-    served = _checked_text(getattr(response, "model", None), "model", context)
+    served = checked_text(getattr(response, "model", None), "model", context)
     served = _embeddings_model(served)
     tier = _checked_tier(getattr(response, "service_tier", None), context)
     checker = _Checker(context, served)
@@ -654,7 +654,7 @@ def _from_token_usage(response: Any, context: CallContext) -> Usage:
     # NOTE: an images response for output_format "svg" also has `svg_usage`,
     # tokens of another model that writes the SVG. They are not counted.
     usage = _field(response, "usage")
-    served = _checked_text(_field(response, "model"), "model", context)
+    served = checked_text(_field(response, "model"), "model", context)
     tier = _checked_tier(_field(response, "service_tier"), context)
     checker = _Checker(context, served)
     if not checker.usage_present(usage):
@@ -858,7 +858,7 @@ def usage_from_body(body: Mapping[str, Any], context: CallContext) -> Usage | No
     kind = body.get("object")
     if context.operation and not (isinstance(kind, str) and kind in _KNOWN_OBJECTS):
         kind = _OBJECT_OF_OPERATION.get(context.operation, kind)
-    served = _checked_text(body.get("model"), "model", context)
+    served = checked_text(body.get("model"), "model", context)
     tier = _checked_tier(body.get("service_tier"), context)
     usage = body.get("usage")
 
@@ -1051,7 +1051,7 @@ def _decision_usage(response: Any, context: CallContext) -> Usage:
     # input tokens on gpt-6-luna, its input rate, and no output, cache read or
     # cache write charge.
     usage = _field(response, "usage")
-    served = _checked_text(_field(response, "model"), "model", context)
+    served = checked_text(_field(response, "model"), "model", context)
     checker = _Checker(_with_operation(context, DECISIONS), served)
     if not checker.usage_present(usage):
         return _unknown(checker.context, served, context.service_tier)
@@ -1221,7 +1221,7 @@ def report_missing_usage(
     _Checker(context, served).report("usage", problem, "all token counts are unknown")
 
 
-def _checked_text(value: object, path: str, context: CallContext) -> str | None:
+def checked_text(value: object, path: str, context: CallContext) -> str | None:
     """Return a non-empty string, else None, and log a value that is not a string.
 
     None is not logged, because it is how a response leaves the field out.
@@ -1233,7 +1233,7 @@ def _checked_text(value: object, path: str, context: CallContext) -> str | None:
 
 def _checked_tier(value: object, context: CallContext) -> str | None:
     """Return the service tier a response names, else the one of `context`."""
-    return _checked_text(value, "service_tier", context) or context.service_tier
+    return checked_text(value, "service_tier", context) or context.service_tier
 
 
 def _text(value: object) -> str | None:

@@ -51,6 +51,7 @@ from llmfy_openai import background
 from llmfy_openai.background import PENDING, STREAMING
 from llmfy_openai.extract import (
     TOKEN_USAGE_OPERATIONS,
+    checked_text,
     report_missing_usage,
     reports_token_usage,
 )
@@ -360,8 +361,10 @@ class _Call:
             return
         try:
             latest = self.latest
-            served = _text_field(latest, "model")
-            tier = _text_field(latest, "service_tier")
+            context = self.context()
+            served = checked_text(getattr(latest, "model", None), "model", context)
+            tier = getattr(latest, "service_tier", None)
+            tier = checked_text(tier, "service_tier", context)
             if not self._record_unknown(served, tier):
                 return
             if self.operation in _INCLUDE_USAGE_OPERATIONS and not self.include_usage:
@@ -480,16 +483,6 @@ class _Call:
             self.model,
             error,
         )
-
-
-def _text_field(chunk: Any, name: str) -> str | None:
-    """Return a field of a stream chunk or event if it is a non-empty string.
-
-    Returns None otherwise, as `llmfy_openai.extract` reads the `model` and
-    `service_tier` of a whole response.
-    """
-    value = getattr(chunk, name, None)
-    return value if isinstance(value, str) and value else None
 
 
 def _starts_object(content: bytes | None) -> bool:

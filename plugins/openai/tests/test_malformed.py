@@ -768,8 +768,8 @@ def test_stream_invalid_model_or_tier(
     field: str,
     value: object,
 ) -> None:
-    # A stream without usage drops an invalid `model` or `service_tier`, as a
-    # whole response does, and the request is counted as usual.
+    # A stream without usage drops and logs an invalid `model` or
+    # `service_tier`, as a whole response does, and the request is counted.
     chunks = [bodies.chunk("Par"), bodies.chunk(None, finish="stop")]
     for chunk in chunks:
         chunk[field] = value
@@ -789,6 +789,7 @@ def test_stream_invalid_model_or_tier(
     assert record.usage.served_model == served
     assert record.usage.service_tier == tier
     assert not any("price_lookup" in text for text in logs.messages)
+    assert any(f"field {field} is invalid" in text for text in warnings_of(logs))
 
 
 def test_stream_ended_without_usage_chunk(
