@@ -28,12 +28,15 @@ import functools
 import importlib.abc
 import importlib.machinery
 import json
+import re
 import sys
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any, TypeGuard
+
+import attrs
 
 from llmfy_core import CallContext, UsageTracker, UsageWarning, active_trackers
 from llmfy_core.deferred import run_later, start_worker
@@ -52,6 +55,7 @@ from llmfy_openai.background import PENDING, STREAMING
 from llmfy_openai.extract import (
     TOKEN_USAGE_OPERATIONS,
     checked_text,
+    extract_usage,
     report_missing_usage,
     reports_token_usage,
 )
@@ -168,6 +172,7 @@ class _Call:
         "operation",
         "pending_id",
         "polled_id",
+        "provider",
         "region",
         "request_id",
         "response_headers",
@@ -190,8 +195,13 @@ class _Call:
         self.operation = operation
         self.model = model
         self.include_usage = include_usage
+        # The provider that serves and bills the request: "openai", or another
+        # one whose endpoint the client sends OpenAI requests to, such as
+        # "bedrock" (see `_endpoint`).
+        self.provider = PROVIDER
         # The regional processing endpoint the request was sent to, such as
-        # `eu` for eu.api.openai.com, or None.
+        # `eu` for eu.api.openai.com, the AWS Region of a Bedrock endpoint,
+        # or None.
         self.region: str | None = None
         self.request_id: str | None = None
         # A stream's HTTP headers, read for the request id only when it is
@@ -217,7 +227,7 @@ class _Call:
         self._read_request_id()
         headers = {"x-request-id": self.request_id} if self.request_id else {}
         return CallContext(
-            provider=PROVIDER,
+            provider=self.provider,
             operation=self.operation,
             model=self.model,
             region=self.region,
@@ -239,9 +249,28 @@ class _Call:
                 response
             ):
                 return
-            record_response(response, self.context(), self.trackers, self.sent_at)
+            self._record_response(response)
         except Exception as error:  # never reach the caller
             self._log_fault(error)
+
+    def _record_response(self, response: Any) -> None:
+        """Record a complete response that this call has claimed.
+
+        A response from another provider's endpoint has OpenAI's shape, so
+        this plugin reads it, and the tracker prices it as that provider's.
+        """
+        context = self.context()
+        if self.provider == PROVIDER:
+            record_response(response, context, self.trackers, self.sent_at)
+            return
+        usage = extract_usage(response, attrs.evolve(context, provider=PROVIDER))
+        fault = None
+        if usage is None:
+            usage = unknown_usage(context, request_id=self.request_id)
+            fault = f"no usage in the {type(response).__name__} response"
+        else:
+            usage = attrs.evolve(usage, provider=self.provider, region=self.region)
+        record_usage(usage, self.trackers, self.sent_at, fault)
 
     def _record_background(self, response: Any) -> None:
         """Keep a background response pending, or record the one a poll returned."""
@@ -257,7 +286,7 @@ class _Call:
             if response_id is not None:
                 background.add(self.pending_copy(response_id))
                 return
-            record_response(response, self.context(), self.trackers, self.sent_at)
+            self._record_response(response)
         except Exception as error:  # never reach the caller
             self._log_fault(error)
 
@@ -270,6 +299,7 @@ class _Call:
         self._read_request_id()
         pending = _Call(self.trackers, self.operation, self.model, self.include_usage)
         pending.sent_at = self.sent_at
+        pending.provider = self.provider
         pending.region = self.region
         pending.request_id = self.request_id
         pending.pending_id = response_id
@@ -516,41 +546,73 @@ def _start_call(
             background_request = body.get("background") is True
         call = _Call(trackers, operation, model, include_usage)
         call.background = background_request and operation == "responses"
-        call.region = _processing_region(getattr(client, "_base_url", None))
+        call.provider, call.region = _endpoint(client)
         return call
     except Exception as error:  # never reach the caller
         logger.warning("llmfy failed to read an %s request: %r", PROVIDER, error)
         return None
 
 
-def _processing_region(base_url: Any) -> str | None:
-    """Return the region of a regional processing endpoint, such as `eu`, or None.
+def _endpoint(client: Any) -> tuple[str, str | None]:
+    """Return the provider that `client` sends its requests to, and its region.
+
+    The openai SDK also calls Amazon Bedrock's OpenAI-compatible endpoints, as
+    `BedrockOpenAI` and as `OpenAI(provider=bedrock(...))` (openai 3.63), whose
+    requests Bedrock bills at its own prices per model and AWS Region. Those
+    clients keep the provider's name and Region in `_provider_runtime`, and a
+    plain client names the endpoint in its base URL. Any other client sends
+    to OpenAI: its region is that of a regional processing endpoint, or None.
+    """
+    runtime = getattr(client, "_provider_runtime", None)
+    if runtime is not None:
+        name = getattr(runtime, "name", None)
+        if isinstance(name, str) and name and name != PROVIDER:
+            region = getattr(runtime, "region", None)
+            return name, region if isinstance(region, str) and region else None
+    return _base_url_endpoint(getattr(client, "_base_url", None))
+
+
+def _base_url_endpoint(base_url: Any) -> tuple[str, str | None]:
+    """Return the provider and region that a base URL names.
 
     OpenAI serves the projects and requests that keep their data in a region
     from a host named after it, such as eu.api.openai.com, and charges some
-    models more there. Any other host, api.openai.com and Azure's included,
-    gives None. Each base URL's region is kept, because reading the host took
-    about 1.3 us a call (timeit, Python 3.11).
+    models more there. A Bedrock host, such as
+    bedrock-runtime.us-east-1.amazonaws.com, names its AWS Region. Any other
+    host, api.openai.com and Azure's included, gives OpenAI and no region.
+    Each base URL's answer is kept, because reading the host took about 1.3 us
+    a call (timeit, Python 3.11).
     """
-    cached = _regions.get(id(base_url))
+    cached = _endpoints.get(id(base_url))
     if cached is not None and cached[0] is base_url:
         return cached[1]
     host = getattr(base_url, "host", None)
-    region = None
-    if isinstance(host, str) and host.lower().endswith(_REGIONAL_HOST_SUFFIX):
-        label = host[: -len(_REGIONAL_HOST_SUFFIX)].lower()
-        region = label if label and "." not in label else None
-    if len(_regions) >= _REGIONS_SIZE:
-        _regions.clear()
-    _regions[id(base_url)] = (base_url, region)
-    return region
+    endpoint: tuple[str, str | None] = (PROVIDER, None)
+    if isinstance(host, str):
+        host = host.lower()
+        bedrock = _BEDROCK_HOST.fullmatch(host)
+        if bedrock is not None:
+            endpoint = (BEDROCK, bedrock.group(1))
+        elif host.endswith(_REGIONAL_HOST_SUFFIX):
+            label = host[: -len(_REGIONAL_HOST_SUFFIX)]
+            endpoint = (PROVIDER, label if label and "." not in label else None)
+    if len(_endpoints) >= _ENDPOINTS_SIZE:
+        _endpoints.clear()
+    _endpoints[id(base_url)] = (base_url, endpoint)
+    return endpoint
 
 
 # The end of the host name of OpenAI's regional processing endpoints.
 _REGIONAL_HOST_SUFFIX = ".api.openai.com"
-# id(base URL) -> (base URL, region); the URL is kept so that its id stays valid.
-_regions: dict[int, tuple[Any, str | None]] = {}
-_REGIONS_SIZE = 1024
+# Amazon Bedrock's OpenAI-compatible endpoints, with the AWS Region.
+BEDROCK = "bedrock"
+_BEDROCK_HOST = re.compile(
+    r"bedrock-(?:runtime|runtime-fips|mantle)\.([a-z]{2}(?:-[a-z]+)+-\d+)\..+"
+)
+# id(base URL) -> (base URL, (provider, region)); the URL is kept so that its
+# id stays valid.
+_endpoints: dict[int, tuple[Any, tuple[str, str | None]]] = {}
+_ENDPOINTS_SIZE = 1024
 
 
 def _request_body(options: Any) -> Mapping[str, Any] | None:
