@@ -176,3 +176,63 @@ def test_regional_background_response(server, eu_client, bodies):
     # millionths of a USD.
     assert record.cost is not None
     assert record.cost.total == Decimal("0.0044")
+
+
+def test_tracker_adds_no_base_url_read(server, client, bodies, monkeypatch):
+    # openai 3.63 made `_base_url` a property that runs `base_url`, whose
+    # getter imports a module on every call (about 1.3 us, timeit, Python
+    # 3.11), so llmfy reads the stored URL rather than the property.
+    from openai.lib import _client_auth
+
+    reads = []
+    original = _client_auth.syncbase_url
+
+    def counting_base_url(sdk: openai.OpenAI) -> httpx2.URL:
+        reads.append(sdk)
+        return original(sdk)
+
+    monkeypatch.setattr(_client_auth, "syncbase_url", counting_base_url)
+    server.add_json(RESPONSES, bodies.response(model="gpt-4o-mini"))
+    server.add_json(RESPONSES, bodies.response(model="gpt-4o-mini"))
+
+    client.responses.create(model="gpt-4o-mini", input="Hello")
+    untracked_reads = len(reads)
+    reads.clear()
+    with llmfy_usage_tracker() as usage:
+        client.responses.create(model="gpt-4o-mini", input="Hello")
+
+    assert len(usage.records) == 1
+    assert len(reads) == untracked_reads
+
+
+def test_base_url_setter_changes_region(server, eu_client, bodies):
+    server.add_json(RESPONSES, bodies.response(model="gpt-5.4-2026-03-05"))
+    server.add_json(RESPONSES, bodies.response(model="gpt-5.4-2026-03-05"))
+
+    with llmfy_usage_tracker() as usage:
+        eu_client.responses.create(model="gpt-5.4", input="Hello")
+        eu_client.base_url = "https://api.openai.com/v1"
+        eu_client.responses.create(model="gpt-5.4", input="Hello")
+
+    assert [record.usage.region for record in usage.records] == ["eu", None]
+
+
+def test_module_client_region_follows_setting(server, bodies, monkeypatch):
+    # The module-level client returns `openai.base_url` from its `base_url`
+    # property, so the region comes from that setting, not from the URL the
+    # client was built with.
+    http_client = openai.DefaultHttpxClient(transport=LoopbackTransport(server.port))
+    monkeypatch.setattr(openai, "_client", None)
+    monkeypatch.setattr(openai, "api_key", "test")
+    monkeypatch.setattr(openai, "max_retries", 0)
+    monkeypatch.setattr(openai, "http_client", http_client)
+    monkeypatch.setattr(openai, "base_url", "https://api.openai.com/v1/")
+    server.add_json(RESPONSES, bodies.response(model="gpt-5.4-2026-03-05"))
+    server.add_json(RESPONSES, bodies.response(model="gpt-5.4-2026-03-05"))
+
+    with http_client, llmfy_usage_tracker() as usage:
+        openai.responses.create(model="gpt-5.4", input="Hello")
+        monkeypatch.setattr(openai, "base_url", "https://eu.api.openai.com/v1/")
+        openai.responses.create(model="gpt-5.4", input="Hello")
+
+    assert [record.usage.region for record in usage.records] == [None, "eu"]
