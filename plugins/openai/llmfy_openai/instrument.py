@@ -568,8 +568,7 @@ def _endpoint(client: Any) -> tuple[str, str | None]:
     if runtime is not None:
         name = getattr(runtime, "name", None)
         if isinstance(name, str) and name and name != PROVIDER:
-            region = getattr(runtime, "region", None)
-            return name, region if isinstance(region, str) and region else None
+            return name, _provider_region(client, runtime, name)
     return _base_url_endpoint(_client_base_url(client))
 
 
@@ -605,6 +604,26 @@ def _keeps_sdk_base_url(kind: type) -> bool:
 _SDK_BASE_URL_MODULES = frozenset({"openai._client", "openai._base_client"})
 # Client class -> whether `_client_base_url` may read its stored URL.
 _STORES_BASE_URL: dict[type, bool] = {}
+
+
+def _provider_region(client: Any, runtime: Any, name: str) -> str | None:
+    """Return the region of a client whose provider runtime is not OpenAI's.
+
+    `BedrockOpenAI.aws_region` comes first, because the SDK refreshes the
+    runtime from it only when it prepares the request, after llmfy reads it
+    (openai 3.63). A runtime without a region, as `bedrock(api_key=...,
+    base_url=...)` makes, falls back to the Region its Bedrock host names.
+    """
+    for region in (
+        getattr(client, "aws_region", None),
+        getattr(runtime, "region", None),
+    ):
+        if isinstance(region, str) and region:
+            return region
+    if name != BEDROCK:
+        return None
+    provider, region = _base_url_endpoint(_client_base_url(client))
+    return region if provider == BEDROCK else None
 
 
 def _base_url_endpoint(base_url: Any) -> tuple[str, str | None]:

@@ -130,6 +130,62 @@ def test_bedrock_host_in_base_url(server, bodies, host, region):
     assert record.cost is not None
 
 
+def test_bedrock_provider_region_from_host(server, bodies):
+    # With a bearer credential and a base URL, the SDK leaves the runtime's
+    # Region unset, but the host still names it.
+    server.add_json(
+        f"/openai{CHAT}", bodies.chat(model=GPT_OSS, prompt=1000, completion=200)
+    )
+    http_client = openai.DefaultHttpxClient(transport=LoopbackTransport(server.port))
+    provider = bedrock(
+        api_key="test",
+        base_url="https://bedrock-runtime.us-east-1.amazonaws.com/openai/v1",
+    )
+    client = openai.OpenAI(provider=provider, max_retries=0, http_client=http_client)
+
+    with client, llmfy_usage_tracker(bedrock_pricing=PRICES) as usage:
+        client.chat.completions.create(model=GPT_OSS, messages=MESSAGES)
+
+    record = usage.records[0]
+    assert record.usage.provider == "bedrock"
+    assert record.usage.region == "us-east-1"
+    assert record.price_origin == "override"
+    # 1,000 x 0.0002 + 200 x 0.0008 = 0.36 thousandths of a USD.
+    assert record.cost.total == Decimal("0.00036")
+
+
+def test_bedrock_client_region_from_environment(server, bodies, monkeypatch):
+    # BedrockOpenAI takes AWS_REGION as its `aws_region`, though its runtime
+    # has no Region when a bearer credential and a base URL are given.
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    server.add_json(CHAT, bodies.chat(model=GPT_OSS, prompt=500, completion=50))
+    client = openai.BedrockOpenAI(
+        api_key="test", base_url=server.base_url, max_retries=0
+    )
+
+    with client, llmfy_usage_tracker(bedrock_pricing=PRICES) as usage:
+        client.chat.completions.create(model=GPT_OSS, messages=MESSAGES)
+
+    record = usage.records[0]
+    assert record.usage.region == "eu-west-1"
+    assert record.price_origin == "override"
+    # 500 x 0.0002 + 50 x 0.0008 = 0.14 thousandths of a USD.
+    assert record.cost.total == Decimal("0.00014")
+
+
+def test_bedrock_client_region_set_later(server, bodies):
+    server.add_json(CHAT, bodies.chat(model=GPT_OSS, prompt=1000, completion=200))
+    client = openai.BedrockOpenAI(
+        aws_region="us-west-2", api_key="test", base_url=server.base_url, max_retries=0
+    )
+    client.aws_region = "us-east-1"
+
+    with client, llmfy_usage_tracker(bedrock_pricing=PRICES) as usage:
+        client.chat.completions.create(model=GPT_OSS, messages=MESSAGES)
+
+    assert usage.records[0].usage.region == "us-east-1"
+
+
 def test_bedrock_model_without_price_unpriced(server, bodies):
     # A model id that no price source lists.
     model = "example.unlisted-model-v1:0"
