@@ -658,10 +658,11 @@ def _base_url_endpoint(base_url: Any) -> tuple[str, str | None]:
 
 # The end of the host name of OpenAI's regional processing endpoints.
 _REGIONAL_HOST_SUFFIX = ".api.openai.com"
-# Amazon Bedrock's OpenAI-compatible endpoints, with the AWS Region.
+# Amazon Bedrock's OpenAI-compatible endpoints, with the AWS Region, whose
+# first part has two to four letters, as in `eusc-de-east-1`.
 BEDROCK = "bedrock"
 _BEDROCK_HOST = re.compile(
-    r"bedrock-(?:runtime|runtime-fips|mantle)\.([a-z]{2}(?:-[a-z]+)+-\d+)\..+"
+    r"bedrock-(?:runtime|runtime-fips|mantle)\.([a-z]{2,4}(?:-[a-z]+)+-\d+)\..+"
 )
 # id(base URL) -> (base URL, (provider, region)); the URL is kept so that its
 # id stays valid.

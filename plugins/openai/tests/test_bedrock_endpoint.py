@@ -104,6 +104,8 @@ def test_async_bedrock_client_priced_as_bedrock(server, bodies):
     [
         ("bedrock-runtime.us-east-1.amazonaws.com", "us-east-1"),
         ("bedrock-mantle.us-west-2.api.aws", "us-west-2"),
+        # The European Sovereign Cloud's Regions start with four letters.
+        ("bedrock-runtime.eusc-de-east-1.amazonaws.eu", "eusc-de-east-1"),
     ],
 )
 def test_bedrock_host_in_base_url(server, bodies, host, region):
