@@ -259,7 +259,10 @@ class PluginRegistry:
                         f"{', '.join(sorted(unknown))}; the known hooks are "
                         f"{', '.join(_spec_names())}",
                     )
-                _check_hooks_marked(plugin, name)
+                implemented = {
+                    caller.name for caller in manager.get_hookcallers(plugin) or ()
+                }
+                _check_hooks_marked(plugin, name, implemented)
                 _check_price_rank(plugin, name)
             except Exception:
                 if manager.is_registered(plugin):
@@ -385,15 +388,21 @@ def _check_price_rank(plugin: object, name: str) -> None:
     )
 
 
-def _check_hooks_marked(plugin: object, name: str) -> None:
+def _check_hooks_marked(
+    plugin: object, name: str, implemented: Collection[str]
+) -> None:
     """Raise `ValueError` when a function named like a hook lacks `@hookimpl`.
 
     pluggy registers only marked functions and skips the others without a
-    word, so a forgotten decorator would leave the hook uncalled.
+    word, so a forgotten decorator would leave the hook uncalled. A hook in
+    `implemented` is skipped, because the plugin implements it under another
+    name with `specname=` and its function of the hook's name is a helper.
     """
     marker = f"{hookspecs.PROJECT_NAME}_impl"
     unmarked = []
     for hook_name in _spec_names():
+        if hook_name in implemented:
+            continue
         try:
             attribute = inspect.getattr_static(plugin, hook_name)
         except AttributeError:

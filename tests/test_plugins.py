@@ -440,6 +440,24 @@ def test_hook_without_marker_rejected(provider: ProviderPlugin) -> None:
     assert "prices" not in llmfy_core.hook_order("price_lookup")
 
 
+def test_hook_by_specname_beside_helper(provider: ProviderPlugin) -> None:
+    class Prices:
+        llmfy_price_rank = PriceRank.ORGANIZATION
+
+        def price_lookup(self, provider: str, model: str) -> Price | None:
+            # A helper of the hook below, which pluggy does not register.
+            return Price(Decimal("1"), Decimal("1"), source="test prices")
+
+        @hookimpl(specname="price_lookup")
+        def lookup(self, provider: str, model: str) -> Price | None:
+            return self.price_lookup(provider, model)
+
+    name = llmfy_core.register_plugin(Prices(), "prices")
+
+    assert name in llmfy_core.hook_order("price_lookup")
+    llmfy_core.unregister_plugin(name)
+
+
 def test_module_hook_without_marker_warns(installed: Any) -> None:
     installed("unmarked")
 
