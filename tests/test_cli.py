@@ -1828,6 +1828,27 @@ def test_report_reads_responses_stream_saved_from_wire(
     assert Decimal(totals["cost_usd"]) == Decimal("0.0000069")
 
 
+def test_report_reads_event_data_split_over_lines(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A server-sent event may spread its payload over several `data:` lines,
+    # which the client joins with newlines.
+    path = tmp_path / "stream.sse"
+    usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    last = json.dumps(chat_chunk("chatcmpl-1", None, usage), indent=2)
+    data_lines = "".join(f"data: {line}\r\n" for line in last.splitlines())
+    path.write_text(f"event: message\r\n{data_lines}\r\ndata: [DONE]\r\n\r\n")
+
+    code, data = run_json(capsys, "report", str(path))
+
+    totals = data["totals"]
+    assert data["errors"] == []
+    assert code == 0
+    assert totals["requests"] == 1
+    assert totals["input_tokens"] == 12
+    assert totals["output_tokens"] == 5
+
+
 def test_report_invalid_event_payload_named(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

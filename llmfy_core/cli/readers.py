@@ -223,12 +223,49 @@ class InputFile:
     def _read_more_lines(
         self, lines: Iterator[tuple[int, bytes]]
     ) -> Iterator[Record | ReadFailure]:
+        # The payloads of consecutive `data:` lines that are not JSON alone,
+        # with their line numbers. A server-sent event joins its `data:`
+        # lines with newlines, so they may be one JSON document.
+        split: list[tuple[int, bytes]] = []
         for number, line in lines:
-            text = _payload(line.strip())
+            stripped = line.strip()
+            text = _payload(stripped)
+            is_data = stripped.startswith(_SSE_DATA)
+            if split:
+                if is_data and text != _STREAM_END_LINE and not _is_json(text):
+                    split.append((number, text))
+                    joined = b"\n".join(payload for _, payload in split)
+                    try:
+                        data = json.loads(joined)
+                    except (ValueError, RecursionError):
+                        continue
+                    yield from self._values(data, split[0][0])
+                    split = []
+                    continue
+                yield from self._read_payloads(split)
+                split = []
             if not text:
                 continue
             if text == _STREAM_END_LINE:
                 yield Record(self.path, number, STREAM_END)
+                continue
+            try:
+                data = json.loads(text)
+            except (ValueError, RecursionError) as error:
+                if is_data:
+                    split.append((number, text))
+                    continue
+                yield ReadFailure(self.path, number, _json_error(error))
+                continue
+            yield from self._values(data, number)
+        yield from self._read_payloads(split)
+
+    def _read_payloads(
+        self, payloads: list[tuple[int, bytes]]
+    ) -> Iterator[Record | ReadFailure]:
+        """Read each `data:` payload alone, because joined they were not JSON."""
+        for number, text in payloads:
+            if not text:
                 continue
             try:
                 data = json.loads(text)
@@ -385,6 +422,15 @@ def _payload(text: bytes) -> bytes:
     if text.startswith(_SSE_DATA):
         return text[len(_SSE_DATA) :].strip()
     return b""
+
+
+def _is_json(text: bytes) -> bool:
+    """Return whether `text` is a JSON document by itself."""
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _json_error(error: ValueError | RecursionError) -> str:
