@@ -114,6 +114,7 @@ def parse_long_context(
 def warn_if_tiers_dropped(
     keyword: str,
     entry: Mapping[str, Any],
+    price: Price,
     bundled: Price | Unpriced | None,
     *,
     provider: str,
@@ -123,14 +124,17 @@ def warn_if_tiers_dropped(
     """Warn when an entry without `long_context` replaces a price that has tiers.
 
     `keyword` is the table's argument (`openai_pricing`), `entry` the user's
-    price entry and `bundled` the bundled price it replaces. The entry then
-    charges its flat rates above the bundled thresholds, where the bundled
-    price charges more. An entry with `long_context: []` keeps its flat rates
-    without a warning.
+    price entry, `price` its parsed price and `bundled` the bundled price it
+    replaces. The entry then charges its flat rates above the bundled
+    thresholds, where the bundled price charges more. An entry with
+    `long_context: []`, or whose input and output rates reach those of every
+    bundled tier, keeps its flat rates without a warning.
     """
     if LONG_CONTEXT in entry or not isinstance(bundled, Price):
         return
     if not bundled.long_context:
+        return
+    if all(_charges_at_least(price, tier.price) for tier in bundled.long_context):
         return
 
     lowest = min(bundled.long_context, key=lambda tier: tier.above_input_tokens)
@@ -146,6 +150,16 @@ def warn_if_tiers_dropped(
     )
     logger.warning("%s", message)
     warn_in_setup(PricingWarning(message))
+
+
+def _charges_at_least(price: Price, other: Price) -> bool:
+    """Return whether `price` charges at least `other` per input and output token."""
+    # Cross-multiplied, so that prices in different units compare exactly.
+    unit, other_unit = price.price_per_tokens, other.price_per_tokens
+    return (
+        price.input * other_unit >= other.input * unit
+        and price.output * other_unit >= other.output * unit
+    )
 
 
 def _checked_tier(

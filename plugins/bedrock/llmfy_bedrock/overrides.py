@@ -121,6 +121,7 @@ def parse_overrides(table: Mapping[str, Any]) -> BedrockPriceTable:
             warn_if_tiers_dropped(
                 "bedrock_pricing",
                 entry,
+                price,
                 bundled_table().lookup(bundled_id or model, region, None, False),
                 provider=PROVIDER,
                 model=model,

@@ -176,6 +176,7 @@ def _parse_entry(model: str, entry: object) -> dict[PriceKey, Price]:
     warn_if_tiers_dropped(
         "openai_pricing",
         entry,
+        base,
         bundled_price_table().lookup(model, None, None, False),
         provider=PROVIDER,
         model=model,

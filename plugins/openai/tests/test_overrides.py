@@ -559,6 +559,27 @@ def test_empty_long_context_keeps_flat_rates():
     assert record.cost.total == Decimal("0.612")
 
 
+def test_entry_above_long_context_rates_silent():
+    # Rates at or above the bundled GPT-5.4 rates above 272,000 input tokens
+    # (5.00 input and 22.50 output) lose nothing that the bundled price charges.
+    table = {"gpt-5.4": {"input": 10, "output": 22.5}}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with llmfy_usage_tracker(openai_pricing=table) as usage:
+            record = usage.record("openai", "gpt-5.4", 300_000, 1_000)
+
+    # 300,000 x 10 + 1,000 x 22.5 = 3,022,500 millionths of a USD.
+    assert record.cost.total == Decimal("3.0225")
+
+
+def test_entry_below_long_context_output_warns():
+    table = {"gpt-5.4": {"input": 10, "output": 20}}
+
+    with pytest.warns(PricingWarning, match="more than 272,000 input tokens"):
+        llmfy_usage_tracker(openai_pricing=table)
+
+
 def test_entry_for_model_without_tiers_silent():
     table = {"gpt-4o-mini": {"input": 0.1, "output": 0.5}}
 
