@@ -35,8 +35,8 @@ def get_logger(name: str) -> SafeLogger:
 def raised_at(error: BaseException) -> str:
     """Return where `error` was raised, as ` (at FILE:LINE)`, or "" when unknown.
 
-    It names the innermost frame, so that a plugin's author sees the line
-    that failed, which the exception's repr does not show.
+    It names the innermost frame: the line that failed in a plugin, which the
+    exception's repr leaves out.
     """
     frames = error.__traceback__
     if frames is None:

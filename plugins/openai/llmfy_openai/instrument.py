@@ -634,8 +634,8 @@ def _base_url_endpoint(base_url: Any) -> tuple[str, str | None]:
     models more there. A Bedrock host, such as
     bedrock-runtime.us-east-1.amazonaws.com, names its AWS Region. Any other
     host, api.openai.com and Azure's included, gives OpenAI and no region.
-    Each base URL's answer is kept, because reading the host took about 1.3 us
-    a call (timeit, Python 3.11).
+    The result is cached per base URL, because reading the host took about
+    1.3 us a call (timeit, Python 3.11).
     """
     cached = _endpoints.get(id(base_url))
     if cached is not None and cached[0] is base_url:
