@@ -761,6 +761,12 @@ FIVE_MINUTES = {"ttl": "5m", "inputTokens": 236}
         (0, False),
         ([{"ttl": "60m", "inputTokens": 236}], False),
         ([{"inputTokens": 236}], False),
+        ([{"ttl": None, "inputTokens": 236}], False),
+        ([["ttl"]], False),
+        ("5", False),
+        ({"ttl": "5m"}, False),
+        # Read as a list: the checked path counts a tuple the same.
+        ((FIVE_MINUTES,), True),
     ],
 )
 def test_converse_reader_cache_details(details: Any, fast: bool) -> None:
