@@ -100,6 +100,10 @@ _readers_by_type: dict[type, KnownReader] = {}
 _extract_stamp = -1
 _recorded_stamp = -1
 _recorded_impls: list[Any] = []
+# Whether the fast path reads through `_read_after_checks`, which it does when
+# a plugin implements `request_recorded` or versions its prices. It is set
+# with `_extract_stamp`.
+_checked_reads = False
 
 
 def ensure_instrumented() -> None:
@@ -226,15 +230,22 @@ def _extract(
     first plugin asked returns the usage, its reader for the type of
     response, if it offers one, records the later ones.
     """
-    global _extract_stamp, _implementations, _readers, _readers_by_type
+    global _checked_reads, _extract_stamp, _implementations, _readers, _readers_by_type
     get_registry()  # loads the plugins on first use, which changes the stamp
     stamp = CHANGES.count
     if stamp != _extract_stamp:
         _implementations = {}
         _readers = {}
         _readers_by_type = {}
-        # The fast path reads `_recorded_impls` while this stamp holds.
-        _recorded_hooks()
+        # Every change of plugins bumps the stamp, so `_checked_reads` stays
+        # right until the stamp changes. Reloading the plugins' prices sets
+        # `versioned`. When the reload fails, the price lookup reports it.
+        try:
+            PLUGIN_PRICES.current_generation()
+            versioned = PLUGIN_PRICES.versioned
+        except Exception:
+            versioned = True
+        _checked_reads = bool(_recorded_hooks()) or versioned
         _extract_stamp = stamp
     # Kept in locals: a change of plugins meanwhile replaces the globals, and
     # what this call learns then goes to the discarded dicts.
@@ -377,7 +388,7 @@ def record_response(
             known = _readers.get((context.provider, type(response)))
         if known is not None:
             try:
-                if _recorded_impls or PLUGIN_PRICES.versioned:
+                if _checked_reads:
                     counts = _read_after_checks(known[1], response, context)
                 else:
                     counts = known[1](response, context)
@@ -411,7 +422,8 @@ def record_response(
                             slot is not None
                             and table_stamp == stamp
                             and counts[INPUT_TOKENS_INDEX] <= slot.input_limit
-                            and slot.sent_from <= sent < slot.sent_until
+                            and slot.sent_from <= sent
+                            and sent < slot.sent_until
                         ):
                             queue = ledger.queue
                             queue.extend((slot, counts, sent))

@@ -805,6 +805,39 @@ def test_new_price_plugin_applies_at_once(reading: ReadingPlugin) -> None:
     assert usage.total_cost == 5 * ONE_REQUEST + 5 * Decimal("0.00168")
 
 
+def test_versioned_prices_checked_after_new_plugin(reading: ReadingPlugin) -> None:
+    # A plugin that versions its prices, registered once the reader is in
+    # use, has its version checked by the reader's path too.
+    class Versioned:
+        llmfy_price_rank = PriceRank.ORGANIZATION
+
+        def __init__(self) -> None:
+            self.version = 1
+            self.price = Price(Decimal(1), Decimal(2))
+
+        def llmfy_price_version(self) -> int:
+            return self.version
+
+        @hookimpl
+        def price_lookup(self, provider: str, model: str) -> Price | None:
+            return self.price if model == "gpt-4o-mini" else None
+
+    versioned = Versioned()
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 5)
+        llmfy_core.register_plugin(versioned, "versioned-prices")
+        record((usage,), 5)
+        versioned.price = Price(Decimal(2), Decimal(4))
+        versioned.version = 2
+        record((usage,), 5)
+
+    # Without a cache-read rate, cached tokens cost the input rate:
+    # 1370 x 1 + 155 x 2 = 1680, then 1370 x 2 + 155 x 4 = 3360 per million.
+    assert usage.total_cost == (
+        5 * ONE_REQUEST + 5 * Decimal("0.00168") + 5 * Decimal("0.00336")
+    )
+
+
 def test_invalidated_prices_looked_up_again(reading: ReadingPlugin) -> None:
     with llmfy_usage_tracker() as usage:
         record((usage,), 5)
