@@ -36,6 +36,7 @@ from llmfy_core import (
     Usage,
     discovery,
     hookimpl,
+    llmfy_usage_tracker,
 )
 from llmfy_core.cli import main
 from llmfy_core.cli.progress import Progress
@@ -2439,6 +2440,23 @@ def test_report_unknown_record(
     assert code == 1
     assert [error["line"] for error in data["errors"]] == [1, 2, 2]
     assert "--provider" in data["errors"][0]["message"]
+
+
+def test_report_usage_report_named_as_such(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with llmfy_usage_tracker() as usage:
+        usage.record("openai", "gpt-4o-mini", 60, 3)
+    path = tmp_path / "usage.json"
+    path.write_text(json.dumps(usage.to_dict(), indent=1))
+
+    code, data = run_json(capsys, "report", str(path))
+
+    message = data["errors"][0]["message"]
+    assert code == 1
+    assert "'llmfy.usage/1'" in message
+    assert "usage.to_dict()" in message
+    assert "--provider" not in message
 
 
 def test_report_misspelt_model_suggests_close_ids(

@@ -99,6 +99,7 @@ class UsageReader:
                 return self._read_batch_line(data)
             if self._streams.hold(record):
                 return StreamChunk()
+            _reject_llmfy_report(data)
             return self._read_body(data)
         except RecordError:
             raise
@@ -300,6 +301,24 @@ def _plugin(provider: str, what: str) -> Any:
             f"reading {what} needs the llmfy-{provider} plugin; install it from a "
             f"checkout of llmfy with `pip install ./plugins/{provider}`"
         ) from None
+
+
+def _reject_llmfy_report(data: Mapping[str, Any]) -> None:
+    """Raise `RecordError` for a report that llmfy wrote, which names no request.
+
+    `usage.to_dict()` writes `llmfy.usage/1` and `llmfy report --json` writes
+    `llmfy.report/1`. Without this check such a file gets the generic advice
+    to pass `--provider`, which cannot help.
+    """
+    schema = data.get("schema")
+    if not (isinstance(schema, str) and schema.startswith("llmfy.")):
+        return
+    raise RecordError(
+        f"a report that llmfy wrote (schema {schema!r}), as usage.to_dict() or "
+        "llmfy report --json save it, not a provider response. Its totals are "
+        "already under `totals` and `by_model`. Give llmfy report the saved "
+        "response bodies, OpenAI Batch output files or Bedrock invocation logs"
+    )
 
 
 def _is_moderation(body: Mapping[str, Any]) -> bool:
