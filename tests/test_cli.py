@@ -42,6 +42,7 @@ from llmfy_core.cli import main
 from llmfy_core.cli.progress import Progress
 
 from .distributions import install_distribution
+from .reliability.servers import event_frame
 
 REAL_DATA = os.environ.get("LLMFY_REAL_DATA")
 NEEDS_REAL_DATA = pytest.mark.skipif(
@@ -2457,6 +2458,26 @@ def test_report_usage_report_named_as_such(
     assert "'llmfy.usage/1'" in message
     assert "usage.to_dict()" in message
     assert "--provider" not in message
+
+
+def test_report_bedrock_event_stream_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A ConverseStream response body as Bedrock sends it, saved unparsed.
+    path = tmp_path / "converse-stream.bin"
+    usage = {"inputTokens": 52, "outputTokens": 9, "totalTokens": 61}
+    path.write_bytes(
+        event_frame("messageStart", {"role": "assistant"})
+        + event_frame("metadata", {"usage": usage, "metrics": {"latencyMs": 90}})
+    )
+
+    code, data = run_json(capsys, "report", str(path), "--region", "us-east-1")
+
+    message = data["errors"][0]["message"]
+    assert code == 1
+    assert "AWS event stream" in message
+    assert "not valid JSON" not in message
+    assert "invocation logs" in message
 
 
 def test_report_misspelt_model_suggests_close_ids(

@@ -12,6 +12,7 @@ payloads of a saved Chat Completions stream.
 
 from __future__ import annotations
 
+import binascii
 import codecs
 import errno
 import gzip
@@ -39,6 +40,16 @@ UNICODE_BOMS = (
     (codecs.BOM_UTF32_BE, "utf-32"),
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+# An AWS event-stream message starts with a prelude of its total length and
+# its headers' length (4 bytes each, big-endian) and the CRC-32 of those 8 bytes.
+EVENT_STREAM_PRELUDE_SIZE = 12
+EVENT_STREAM_MESSAGE = (
+    "a binary AWS event stream, as Bedrock ConverseStream and "
+    "InvokeModelWithResponseStream send it, which llmfy report does not read. "
+    "Count such streams with llmfy_usage_tracker() while they run, or report "
+    "their requests from Bedrock model invocation logs"
 )
 
 STDIN_PATH = "-"
@@ -153,7 +164,10 @@ class InputFile:
             stream, start = _peek_at_least(raw, len(GZIP_MAGIC))
             if start == GZIP_MAGIC:
                 stream = gzip.GzipFile(fileobj=stream, mode="rb")
-            stream, start = _peek_at_least(stream, 4)
+            stream, start = _peek_at_least(stream, EVENT_STREAM_PRELUDE_SIZE)
+            if _is_event_stream(start):
+                yield ReadFailure(self.path, None, EVENT_STREAM_MESSAGE)
+                return
             encoding = _unicode_encoding(start)
             if encoding is None:
                 yield from self._read_lines(stream)
@@ -374,6 +388,14 @@ def _peek_at_least(
         return stream, start[:size]
     prefix = stream.read(size)
     return io.BufferedReader(_PrefixedStream(prefix, stream)), prefix
+
+
+def _is_event_stream(start: bytes) -> bool:
+    """Return whether `start` is the prelude of an AWS event-stream message."""
+    if len(start) < EVENT_STREAM_PRELUDE_SIZE:
+        return False
+    checksum = int.from_bytes(start[8:12], "big")
+    return binascii.crc32(start[:8]) == checksum
 
 
 def _unicode_encoding(start: bytes) -> str | None:
