@@ -140,8 +140,10 @@ class BedrockPriceTable:
             if found is not None:
                 return found
         found = self._price_on((key, region, batch), requested_at)
-        if found is not None or not self._complete:
+        if found is not None:
             return found
+        if not self._complete:
+            return self._override_missing_region(key, region, batch)
         return Unpriced(self._missing_reason(model, key, region, batch), final=True)
 
     def _price_on(
@@ -177,6 +179,25 @@ class BedrockPriceTable:
             region
             for model, region, is_batch in self._entries
             if model == key and region is not None and is_batch == batch
+        )
+
+    def _override_missing_region(
+        self, key: str, region: str | None, batch: bool
+    ) -> Unpriced | None:
+        """Return why a user's table does not price `key` in `region`, or None.
+
+        The reason is not final, so the other price sources are still asked,
+        and it is used only when none of them has a price or a reason.
+        """
+        regions = self.regions_of(key, batch)
+        if region is None or not regions:
+            return None
+        mode = "batch " if batch else ""
+        return Unpriced(
+            f"The tracker's bedrock_pricing= table has {mode}prices for model "
+            f"{key!r} in {', '.join(regions)} only, not in region {region!r}. "
+            "Add that Region to the model's entry.",
+            final=False,
         )
 
     def _missing_reason(

@@ -12,7 +12,13 @@ import pytest
 from llmfy_bedrock import overrides
 from llmfy_bedrock.overrides import parse_overrides
 
-from llmfy_core import Price, PricingTableError, PricingWarning, llmfy_usage_tracker
+from llmfy_core import (
+    Price,
+    PricingTableError,
+    PricingWarning,
+    Unpriced,
+    llmfy_usage_tracker,
+)
 
 MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 GOOD_ENTRY = {"region": "US East (N. Virginia)", "input": 0.003, "output": 0.015}
@@ -44,7 +50,11 @@ def test_cache_prices_parse() -> None:
 def test_override_leaves_other_regions_alone() -> None:
     table = parse_overrides({MODEL: {"us-east-1": GOOD_ENTRY}})
 
-    assert table.lookup(MODEL, "eu-central-1", None, False) is None
+    other_region = table.lookup(MODEL, "eu-central-1", None, False)
+
+    # Not final, so the bundled table still prices the model there.
+    assert isinstance(other_region, Unpriced)
+    assert not other_region.final
     assert table.lookup("amazon.nova-micro-v1:0", "us-east-1", None, False) is None
 
 
@@ -300,6 +310,24 @@ def test_unknown_region_warns_and_applies() -> None:
     # it after the installed botocore: 1,000 tokens at 0.003 and 0.015 per 1,000.
     assert record.cost is not None
     assert record.cost.total == Decimal("0.003") + Decimal("0.015")
+
+
+def test_own_model_in_other_region_reason() -> None:
+    # A model that only the tracker's table prices, sent to a Region the
+    # table leaves out.
+    model = "acme.custom-v1:0"
+    table = {model: {"us-east-1": GOOD_ENTRY}}
+
+    with pytest.warns(PricingWarning):
+        with llmfy_usage_tracker(bedrock_pricing=table) as usage:
+            record = usage.record("bedrock", model, 1000, 1000, region="us-west-2")
+
+    reason = record.unpriced_reason
+    assert record.cost is None
+    assert reason is not None
+    assert "bedrock_pricing=" in reason
+    assert "'us-west-2'" in reason
+    assert "us-east-1" in reason
 
 
 def test_real_region_not_bundled_quiet() -> None:
