@@ -328,7 +328,9 @@ def compute_cost(usage: Usage, price: Price) -> Cost:
     Every token is charged once: a token in a priced subset (`input_audio`,
     `cache_write_1h`, ...) at the subset's rate, a cached input token at the
     cache-read rate, a cache write token at the cache-write rate, and every
-    other input or output token at the input or output rate. A long-context
+    other input or output token at the input or output rate. Subset tokens
+    that must also be cached, because the subsets and the cache counts add up
+    to more than the input count, take the cache rate only. A long-context
     tier reprices the whole request. Tool calls are charged per call; tools
     the price does not list are named in `Cost.parts` under `unpriced:<tool>`
     with a zero amount, so that callers can tell the total is a lower bound.
@@ -411,6 +413,20 @@ def _compute_cost_in_full(usage: Usage, price: Price) -> Cost:
 
     plain_input = input_tokens - cache_read - cache_write
     plain_output = output_tokens
+    # Input tokens counted in a priced subset as well as cached or written to
+    # the cache. They cost the cache rate only, as OpenAI prices cached audio
+    # of its realtime models at the cached text rate (2.50 and 0.30 USD per
+    # million for gpt-4o-realtime-preview and gpt-4o-mini-realtime-preview).
+    overlap = 0
+    if usage.input_tokens is not None:
+        priced = sum(
+            tokens
+            for kind, tokens in other.items()
+            if kind in INPUT_SUBSET_KINDS
+            and kind != "cache_write_1h"
+            and kind in price.other
+        )
+        overlap = max(cache_read + cache_write + priced - input_tokens, 0)
     estimated = []
     for kind, tokens in other.items():
         if not tokens:
@@ -421,13 +437,17 @@ def _compute_cost_in_full(usage: Usage, price: Price) -> Cost:
             if kind in INPUT_SUBSET_KINDS or kind in OUTPUT_SUBSET_KINDS:
                 estimated.append(kind)
             continue
-        parts[kind] = ctx.multiply(rate, tokens)
         if kind == "cache_write_1h":
             cache_write -= tokens
         elif kind in INPUT_SUBSET_KINDS:
             plain_input -= tokens
+            cached = min(overlap, tokens)
+            overlap -= cached
+            tokens -= cached
         elif kind in OUTPUT_SUBSET_KINDS:
             plain_output -= tokens
+        if tokens:
+            parts[kind] = ctx.multiply(rate, tokens)
 
     _add_part(parts, "input", price.input, max(plain_input, 0))
     cache_read_rate = price.input if price.cache_read is None else price.cache_read

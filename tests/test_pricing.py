@@ -101,6 +101,51 @@ def test_subset_kind_priced_at_its_own_rate() -> None:
     assert cost.total == Decimal("0.0044")
 
 
+def test_cached_audio_tokens_charged_once() -> None:
+    # 64 prompt tokens, 44 of them audio and 32 cached: at least 12 cached
+    # tokens are audio tokens, which must not cost the audio rate as well.
+    price = Price(
+        input=Decimal("2.5"),
+        output=Decimal("10"),
+        cache_read=Decimal("1.25"),
+        other={"input_audio": Decimal("40")},
+    )
+
+    cost = compute_cost(
+        usage(
+            input_tokens=64,
+            output_tokens=10,
+            cache_read_tokens=32,
+            other_tokens={"input_audio": 44},  # type: ignore[arg-type]
+        ),
+        price,
+    )
+
+    # 32 cached * 1.25 + 32 uncached audio * 40 + 10 out * 10
+    # = 40 + 1280 + 100 = 1420 per million
+    assert cost.total == Decimal("0.00142")
+    assert cost.parts["input_audio"] == Decimal("0.00128")
+    assert "input" not in cost.parts
+
+
+def test_subset_overlap_needs_known_input() -> None:
+    price = Price(
+        input=Decimal("2.5"), output=Decimal("10"), other={"input_audio": Decimal("40")}
+    )
+
+    cost = compute_cost(
+        usage(
+            input_tokens=None,
+            output_tokens=10,
+            other_tokens={"input_audio": 44},  # type: ignore[arg-type]
+        ),
+        price,
+    )
+
+    # 44 audio * 40 + 10 out * 10 = 1760 + 100 = 1860 per million
+    assert cost.total == Decimal("0.00186")
+
+
 def test_one_hour_cache_writes_priced_apart() -> None:
     price = Price(
         input=Decimal("3"),
