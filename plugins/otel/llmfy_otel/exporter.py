@@ -414,8 +414,9 @@ class Exporter:
                 # usage of the last request recorded under it.
                 totals = SpanTotals()
             totals.add(record)
-            attributes = totals.attributes()
-        span.set_attributes(attributes)
+            # Set under the lock: a thread that added its request earlier must
+            # not overwrite the totals that a later one already set.
+            span.set_attributes(totals.attributes())
 
 
 EXPORTER = Exporter()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from decimal import Decimal
 
 import pytest
@@ -17,6 +19,10 @@ from llmfy_core import PricingWarning, llmfy_usage_tracker
 pytestmark = pytest.mark.usefixtures("acme_prices")
 
 SpanFixture = tuple[TracerProvider, InMemorySpanExporter]
+
+# How long the first request's thread waits, inside `set_attributes`, for the
+# second request to be recorded under the same span.
+OVERTAKE_WAIT_SECONDS = 0.5
 
 
 def test_span_gets_request_usage(span_exporter: SpanFixture) -> None:
@@ -176,3 +182,55 @@ def test_span_attributes_hold_no_content(span_exporter: SpanFixture) -> None:
         names.SPAN_REQUESTS,
     }
     assert span.events == ()
+
+
+def test_overtaken_request_keeps_latest_totals(span_exporter: SpanFixture) -> None:
+    provider, exporter = span_exporter
+    tracer = provider.get_tracer("test")
+    first_setting = threading.Event()
+    second_recorded = threading.Event()
+    calls = 0
+
+    with llmfy_usage_tracker() as usage, tracer.start_as_current_span("batch") as span:
+        set_attributes = span.set_attributes
+
+        def pause_first_set_attributes(attributes: dict[str, object]) -> None:
+            # The first request's totals reach the span only after the second
+            # request has been recorded, unless the second waits for them.
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                first_setting.set()
+                second_recorded.wait(timeout=OVERTAKE_WAIT_SECONDS)
+            set_attributes(attributes)  # type: ignore[arg-type]
+
+        span.set_attributes = pause_first_set_attributes  # type: ignore[method-assign]
+
+        def record_small() -> None:
+            usage.record("acme", "acme-small", 100, 10)
+
+        def record_second() -> None:
+            record_small()
+            second_recorded.set()
+
+        first = threading.Thread(
+            target=contextvars.copy_context().run, args=(record_small,)
+        )
+        first.start()
+        assert first_setting.wait(timeout=10)
+        second = threading.Thread(
+            target=contextvars.copy_context().run, args=(record_second,)
+        )
+        second.start()
+        first.join(timeout=10)
+        second.join(timeout=10)
+
+    (finished,) = exporter.get_finished_spans()
+    attributes = dict(finished.attributes or {})
+    assert usage.request_count == 2
+    assert attributes[names.SPAN_REQUESTS] == 2
+    assert attributes[names.USAGE_INPUT_TOKENS] == 200
+    assert attributes[names.USAGE_OUTPUT_TOKENS] == 20
+    # 2 x (100 input x 1 / 1e6 + 10 output x 4 / 1e6) = 2 x 0.00014 = 0.00028
+    assert usage.total_cost == Decimal("0.00028")
+    assert attributes[names.SPAN_COST] == float(Decimal("0.00028"))
