@@ -22,6 +22,8 @@ from decimal import Decimal
 from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
+import attrs
+
 from llmfy_core.errors import (
     PricingTableError,
     PricingWarning,
@@ -875,13 +877,19 @@ class UsageTracker:
             batch=batch,
             request_id=request_id,
         )
-        from llmfy_core.recording import notify_recorded
+        from llmfy_core.recording import merged_tags, notify_recorded
 
         sent = dt.datetime.now(_UTC) if sent_at is None else as_utc(sent_at)
         record = self.add_usage(usage, sent)
-        for outer in self._enclosing_trackers():
+        enclosing = self._enclosing_trackers()
+        for outer in enclosing:
             outer.add_fast(usage, sent)
-        notify_recorded(record)
+        if enclosing:
+            # Exporters get the tags of every tracker that counted the
+            # request, as for an instrumented request. An inner tag wins.
+            notify_recorded(attrs.evolve(record, tags=merged_tags((*enclosing, self))))
+        else:
+            notify_recorded(record)
         return record
 
     def _enclosing_trackers(self) -> tuple[UsageTracker, ...]:

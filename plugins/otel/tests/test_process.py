@@ -133,6 +133,34 @@ def test_enable_tags_reach_metrics(metric_reader: InMemoryMetricReader) -> None:
     assert total(requests, **{"llmfy.tag.service": "api"}) == 1
 
 
+def test_manual_record_merges_enclosing_tags(
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    llmfy_otel.enable(tags={"service": "api", "team": "core"})
+
+    with llmfy_usage_tracker(tags={"team": "search"}) as usage:
+        usage.record("acme", "acme-small", 200, 50)
+
+    requests = metrics_by_name(metric_reader)[names.REQUESTS]
+    (point,) = requests.data.data_points
+    assert point.attributes is not None
+    assert point.attributes["llmfy.tag.service"] == "api"
+    assert point.attributes["llmfy.tag.team"] == "search"
+
+
+def test_manual_and_instrumented_tags_agree(
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    with llmfy_usage_tracker(tags={"service": "api", "team": "core"}):
+        with llmfy_usage_tracker(tags={"team": "search"}) as usage:
+            send_request()
+            usage.record("acme", "acme-small", 200, 50)
+
+    requests = metrics_by_name(metric_reader)[names.REQUESTS]
+    merged = {"llmfy.tag.service": "api", "llmfy.tag.team": "search"}
+    assert total(requests, **merged) == 2
+
+
 @pytest.mark.parametrize("value", ["1", "true", "Yes", " on "])
 def test_environment_enables_on_first_record(
     monkeypatch: pytest.MonkeyPatch, metric_reader: InMemoryMetricReader, value: str
