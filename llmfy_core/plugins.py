@@ -367,7 +367,9 @@ class PluginRegistry:
             (manager.get_name(impl.plugin) or impl.plugin_name, impl)
             for impl in manager.hook.price_lookup.get_hookimpls()
         ]
-        return sorted(named, key=lambda pair: (-price_rank_of(pair[1].plugin), pair[0]))
+        return sorted(
+            named, key=lambda pair: (-price_rank_of(pair[1].plugin, pair[0]), pair[0])
+        )
 
 
 def _check_price_rank(plugin: object, name: str) -> None:
@@ -521,9 +523,22 @@ def _spec_arguments_hint(plugin: object) -> str:
     return " ".join(hints)
 
 
-def price_rank_of(plugin: object) -> int:
-    """Return the price rank a plugin declares with `llmfy_price_rank`."""
-    rank = getattr(plugin, "llmfy_price_rank", PriceRank.PROVIDER)
+def price_rank_of(plugin: object, name: str | None = None) -> int:
+    """Return the price rank a plugin declares with `llmfy_price_rank`.
+
+    A rank that raises when read counts as PROVIDER, like an invalid one, and
+    is logged with `name`, the plugin's registered name, when it is given.
+    """
+    try:
+        rank = getattr(plugin, "llmfy_price_rank", PriceRank.PROVIDER)
+    except Exception as error:
+        logger.warning(
+            "reading llmfy_price_rank of plugin %s raised %r; llmfy takes it "
+            "as PriceRank.PROVIDER",
+            name or type(plugin).__name__,
+            error,
+        )
+        return int(PriceRank.PROVIDER)
     if isinstance(rank, bool) or not isinstance(rank, int):
         return int(PriceRank.PROVIDER)
     return int(rank)

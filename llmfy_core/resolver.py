@@ -147,20 +147,15 @@ class PluginPrices:
     def _reload(self, registry: Any, stamp: tuple[int, int]) -> None:
         with self._lock:
             self._lookups = registry.ranked_price_lookups()
-            plugins = [impl.plugin for _, impl in self._lookups]
-            self.dated = any(getattr(p, "llmfy_price_dated", False) for p in plugins)
-            self._versions = [
-                plugin.llmfy_price_version
-                for plugin in plugins
-                if callable(getattr(plugin, "llmfy_price_version", None))
+            dated = [
+                _plugin_attribute(name, impl.plugin, "llmfy_price_dated")
+                for name, impl in self._lookups
             ]
+            self.dated = any(dated)
+            self._versions = _plugin_callables(self._lookups, "llmfy_price_version")
             self._seen_versions = [None] * len(self._versions)
             self.versioned = bool(self._versions)
-            self._mappings = [
-                plugin.llmfy_mapped_model
-                for plugin in plugins
-                if callable(getattr(plugin, "llmfy_mapped_model", None))
-            ]
+            self._mappings = _plugin_callables(self._lookups, "llmfy_mapped_model")
             # The change of plugins that calls for this reload bumped CHANGES
             # already, so the recording path's caches need no second bump.
             self._drop_cache(bump=False)
@@ -223,7 +218,7 @@ class PluginPrices:
                 if isinstance(found, Price):
                     if _invalid_plugin_price(name, usage, model, found):
                         continue
-                    if price_rank_of(impl.plugin) > PriceRank.PROVIDER:
+                    if price_rank_of(impl.plugin, name) > PriceRank.PROVIDER:
                         published = _first_price(lookups[position + 1 :], arguments)
                         if published is not None:
                             fix = (
@@ -244,6 +239,31 @@ class PluginPrices:
                 elif found is not None:
                     _warn_wrong_type(name, usage, model, found)
         return Resolution(None, None, reason, fault)
+
+
+def _plugin_attribute(name: str, plugin: object, attribute: str) -> Any:
+    """Return a price plugin's optional attribute, or None when it is unset.
+
+    An attribute that raises is logged and taken as unset. Raising here would
+    make every price lookup load the plugins again and raise again, and the
+    requests would go uncounted.
+    """
+    try:
+        return getattr(plugin, attribute, None)
+    except Exception as error:
+        logger.warning(
+            "reading %s of plugin %s raised %r; llmfy takes it as unset",
+            attribute,
+            name,
+            error,
+        )
+        return None
+
+
+def _plugin_callables(lookups: list[tuple[str, Any]], attribute: str) -> list[Any]:
+    """Return the price plugins' callable `attribute`s, in price-lookup order."""
+    found = (_plugin_attribute(name, impl.plugin, attribute) for name, impl in lookups)
+    return [each for each in found if callable(each)]
 
 
 PLUGIN_PRICES = PluginPrices()

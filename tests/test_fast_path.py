@@ -838,6 +838,54 @@ def test_versioned_prices_checked_after_new_plugin(reading: ReadingPlugin) -> No
     )
 
 
+@pytest.mark.parametrize(
+    ("attribute", "cost"),
+    [
+        # The plugin's price has no cache-read rate, so cached tokens cost
+        # its input rate: 1370 x 1 + 155 x 2 = 1680 per million.
+        ("llmfy_price_dated", Decimal("0.00168")),
+        ("llmfy_price_version", Decimal("0.00168")),
+        ("llmfy_mapped_model", Decimal("0.00168")),
+        # Taken at the PROVIDER rank, where "test-openai" comes first by name.
+        ("llmfy_price_rank", ONE_REQUEST),
+    ],
+)
+def test_raising_price_plugin_attribute_keeps_requests(
+    reading: ReadingPlugin,
+    attribute: str,
+    cost: Decimal,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Loading the plugins' prices reads these attributes. One that raises,
+    # such as a property backed by an unreachable price source, is taken as
+    # unset, so that the requests are still counted and priced.
+    class Unreadable:
+        def __init__(self) -> None:
+            self.failing = False
+
+        def __getattr__(self, name: str) -> Any:
+            if name == attribute and self.failing:
+                raise RuntimeError("price source unreachable")
+            if name == "llmfy_price_rank":
+                return PriceRank.ORGANIZATION
+            raise AttributeError(name)
+
+        @hookimpl
+        def price_lookup(self, provider: str, model: str) -> Price | None:
+            return Price(Decimal(1), Decimal(2)) if model == "gpt-4o-mini" else None
+
+    unreadable = Unreadable()
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 5)
+        llmfy_core.register_plugin(unreadable, "unreadable-prices")
+        unreadable.failing = True
+        record((usage,), 5)
+
+    assert usage.request_count == 10
+    assert usage.total_cost == 5 * ONE_REQUEST + 5 * cost
+    assert f"{attribute} of plugin unreadable-prices" in caplog.text
+
+
 def test_invalidated_prices_looked_up_again(reading: ReadingPlugin) -> None:
     with llmfy_usage_tracker() as usage:
         record((usage,), 5)
