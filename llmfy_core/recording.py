@@ -858,7 +858,9 @@ def _recorded_hooks() -> list[Any]:
         _recorded_impls = list(
             reversed(registry.manager.hook.request_recorded.get_hookimpls())
         )
-        _recorded_stamp = CHANGES.count
+        # The stamp read before the list: a plugin registered meanwhile bumps
+        # CHANGES past it, so the next call lists the implementations again.
+        _recorded_stamp = stamp
     return _recorded_impls
 
 

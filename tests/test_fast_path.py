@@ -31,10 +31,12 @@ from llmfy_core import (
     hookimpl,
     invalidate_price_cache,
     llmfy_usage_tracker,
+    recording,
 )
 from llmfy_core.ledger import FOLD_SIZE, nanos_of
 from llmfy_core.model import UsageCounts
 from llmfy_core.model import counts_of_usage as usage_counts
+from llmfy_core.plugins import get_registry
 from llmfy_core.recording import record_response, record_usage, usage_reader
 from tests.conftest import GPT_4O_MINI, ProviderPlugin
 
@@ -992,6 +994,61 @@ def test_request_recorded_sees_every_request(reading: ReadingPlugin) -> None:
     assert len(seen) == 6
     assert all(each.cost is not None for each in seen)
     assert usage.request_count == 6
+
+
+class Forwarding:
+    """An object whose attribute reads go to `target`, except those given here."""
+
+    def __init__(self, target: Any, **own: Any) -> None:
+        self.target = target
+        self.__dict__.update(own)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+
+def test_exporter_registered_during_refresh_sees_requests(
+    reading: ReadingPlugin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another thread registers an exporter right after the recording path
+    # lists the request_recorded implementations. The list it took is stale,
+    # and the next request must list them again.
+    seen: list[RequestRecord] = []
+
+    class Exporter:
+        @hookimpl
+        def request_recorded(self, record: RequestRecord) -> None:
+            seen.append(record)
+
+    registry = get_registry()
+    manager = registry.manager
+    list_exporters = manager.hook.request_recorded.get_hookimpls
+    registered: list[bool] = []
+
+    def list_then_register() -> Any:
+        found = list_exporters()
+        if not registered:
+            registered.append(True)
+            exporter = Exporter()
+            thread = threading.Thread(
+                target=llmfy_core.register_plugin, args=(exporter, "exporter")
+            )
+            thread.start()
+            thread.join()
+        return found
+
+    recorded = Forwarding(
+        manager.hook.request_recorded, get_hookimpls=list_then_register
+    )
+    hooks = Forwarding(manager.hook, request_recorded=recorded)
+    seen_registry = Forwarding(registry, manager=Forwarding(manager, hook=hooks))
+    monkeypatch.setattr(recording, "get_registry", lambda: seen_registry)
+    with llmfy_usage_tracker() as usage:
+        record((usage,), 6)
+
+    assert registered
+    assert usage.request_count == 6
+    assert len(seen) == 6
 
 
 def test_unpriced_model_warns_once(reading: ReadingPlugin) -> None:
