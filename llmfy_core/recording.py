@@ -239,7 +239,7 @@ def _extract(
         _readers_by_type = {}
         # Every change of plugins bumps the stamp, so `_checked_reads` stays
         # right until the stamp changes. Reloading the plugins' prices sets
-        # `versioned`. When the reload fails, the price lookup reports it.
+        # `versioned`, and a reload that raises leaves every read checked.
         try:
             PLUGIN_PRICES.current_generation()
             versioned = PLUGIN_PRICES.versioned
