@@ -523,22 +523,32 @@ def _spec_arguments_hint(plugin: object) -> str:
     return " ".join(hints)
 
 
-def price_rank_of(plugin: object, name: str | None = None) -> int:
-    """Return the price rank a plugin declares with `llmfy_price_rank`.
+def plugin_attribute(plugin: object, attribute: str, name: str | None = None) -> Any:
+    """Return a plugin's optional attribute, or None when it is unset.
 
-    A rank that raises when read counts as PROVIDER, like an invalid one, and
-    is logged with `name`, the plugin's registered name, when it is given.
+    An attribute that raises when read is logged with `name`, the plugin's
+    registered name, when it is given, and taken as unset. Raising instead
+    would make every price lookup load the plugins again and raise again, and
+    the requests would go uncounted.
     """
     try:
-        rank = getattr(plugin, "llmfy_price_rank", PriceRank.PROVIDER)
+        return getattr(plugin, attribute, None)
     except Exception as error:
         logger.warning(
-            "reading llmfy_price_rank of plugin %s raised %r; llmfy takes it "
-            "as PriceRank.PROVIDER",
+            "reading %s of plugin %s raised %r; llmfy takes it as unset",
+            attribute,
             name or type(plugin).__name__,
             error,
         )
-        return int(PriceRank.PROVIDER)
+        return None
+
+
+def price_rank_of(plugin: object, name: str | None = None) -> int:
+    """Return the price rank a plugin declares with `llmfy_price_rank`.
+
+    A rank that is unset, invalid or raises when read counts as PROVIDER.
+    """
+    rank = plugin_attribute(plugin, "llmfy_price_rank", name)
     if isinstance(rank, bool) or not isinstance(rank, int):
         return int(PriceRank.PROVIDER)
     return int(rank)

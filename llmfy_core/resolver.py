@@ -25,7 +25,12 @@ from llmfy_core.errors import PricingWarning, emit_warning
 from llmfy_core.locks import new_lock
 from llmfy_core.logs import get_logger, raised_at
 from llmfy_core.model import MILLION, Price, Unpriced, Usage
-from llmfy_core.plugins import CHANGES, get_registry, price_rank_of
+from llmfy_core.plugins import (
+    CHANGES,
+    get_registry,
+    plugin_attribute,
+    price_rank_of,
+)
 from llmfy_core.pricing import (
     INVALID_PRICE_FIX,
     PriceTable,
@@ -148,7 +153,7 @@ class PluginPrices:
         with self._lock:
             self._lookups = registry.ranked_price_lookups()
             dated = [
-                _plugin_attribute(name, impl.plugin, "llmfy_price_dated")
+                plugin_attribute(impl.plugin, "llmfy_price_dated", name)
                 for name, impl in self._lookups
             ]
             self.dated = any(dated)
@@ -241,28 +246,9 @@ class PluginPrices:
         return Resolution(None, None, reason, fault)
 
 
-def _plugin_attribute(name: str, plugin: object, attribute: str) -> Any:
-    """Return a price plugin's optional attribute, or None when it is unset.
-
-    An attribute that raises is logged and taken as unset. Raising here would
-    make every price lookup load the plugins again and raise again, and the
-    requests would go uncounted.
-    """
-    try:
-        return getattr(plugin, attribute, None)
-    except Exception as error:
-        logger.warning(
-            "reading %s of plugin %s raised %r; llmfy takes it as unset",
-            attribute,
-            name,
-            error,
-        )
-        return None
-
-
 def _plugin_callables(lookups: list[tuple[str, Any]], attribute: str) -> list[Any]:
     """Return the price plugins' callable `attribute`s, in price-lookup order."""
-    found = (_plugin_attribute(name, impl.plugin, attribute) for name, impl in lookups)
+    found = (plugin_attribute(impl.plugin, attribute, name) for name, impl in lookups)
     return [each for each in found if callable(each)]
 
 
